@@ -1,0 +1,43 @@
+import type { VerifiedEvent } from '../../shared/event.js';
+import type { Filter } from '../../shared/filter.js';
+
+/** A stored event: its raw JSON (sent as is) and its relay-local sequence number. */
+export interface StoredEvent {
+  seq: number;
+  raw: string;
+}
+
+/** What happened to one write. */
+export type WriteResult =
+  | { status: 'stored'; seq: number; raw: string }
+  | { status: 'duplicate' }
+  | { status: 'rejected'; reason: string };
+
+/** A page of events in ascending sequence order (the sequence extension). */
+export interface SeqPage {
+  events: StoredEvent[];
+  /** Highest sequence number examined: resume after it. */
+  cursor: number;
+  /** True when more matching events exist past `cursor` (within the requested bound). */
+  more: boolean;
+}
+
+/** Storage behind the relay; SQLite is the first backend. */
+export interface EventStore {
+  /** Queues a verified event; resolves after the transaction holding it has committed. */
+  write(event: VerifiedEvent): Promise<WriteResult>;
+  /** Stored events matching any filter, newest first, each filter's limit applied. */
+  query(filters: readonly Filter[]): StoredEvent[];
+  /** Events with seq in (after, until] matching any filter, ascending, at most `limit`. */
+  querySeq(filters: readonly Filter[], after: number, until: number | undefined, limit: number): SeqPage;
+  /** NIP-45 count of stored events matching any filter. */
+  count(filters: readonly Filter[]): number;
+  /** True when an event with this id is stored or was deleted (so it need not be verified again). */
+  isKnown(id: string): 'stored' | 'deleted' | undefined;
+  /** Highest sequence number committed so far. */
+  lastSeq(): number;
+  /** Deletes expired events; returns how many. */
+  sweepExpired(now: number): number;
+  /** Flushes queued writes and closes. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,53 @@
+import type { NostrEvent } from '../event.js';
+
+/** Roost extension metadata attached to EVENT and EOSE in sequence mode. */
+export interface SeqInfo {
+  seq: number;
+}
+
+/** `["EVENT", subId, event]`, built from the stored raw JSON so it is never re-serialised. */
+export function makeEventFrame(subIdJson: string, rawEvent: string, seq?: number): string {
+  return seq === undefined
+    ? `["EVENT",${subIdJson},${rawEvent}]`
+    : `["EVENT",${subIdJson},${rawEvent},{"seq":${seq}}]`;
+}
+
+/** `["OK", id, accepted, reason]` */
+export function makeOkFrame(eventId: string, accepted: boolean, reason: string): string {
+  return JSON.stringify(['OK', eventId, accepted, reason]);
+}
+
+/** `["EOSE", subId]`, or in sequence mode `["EOSE", subId, {"cursor": n, "more": bool}]`. */
+export function makeEoseFrame(subId: string, cursor?: { cursor: number; more: boolean }): string {
+  return cursor ? JSON.stringify(['EOSE', subId, cursor]) : JSON.stringify(['EOSE', subId]);
+}
+
+/** `["CLOSED", subId, reason]` */
+export function makeClosedFrame(subId: string, reason: string): string {
+  return JSON.stringify(['CLOSED', subId, reason]);
+}
+
+/** `["NOTICE", message]` */
+export function makeNoticeFrame(message: string): string {
+  return JSON.stringify(['NOTICE', message]);
+}
+
+/** `["AUTH", challenge]` (NIP-42) */
+export function makeAuthFrame(challenge: string): string {
+  return JSON.stringify(['AUTH', challenge]);
+}
+
+/** `["COUNT", subId, {"count": n}]` (NIP-45) */
+export function makeCountFrame(subId: string, count: number): string {
+  return JSON.stringify(['COUNT', subId, { count }]);
+}
+
+/** A relay → client message as parsed by a client. */
+export type RelayMessage =
+  | { type: 'EVENT'; subId: string; event: NostrEvent; seq?: number }
+  | { type: 'OK'; eventId: string; accepted: boolean; reason: string }
+  | { type: 'EOSE'; subId: string; cursor?: number; more?: boolean }
+  | { type: 'CLOSED'; subId: string; reason: string }
+  | { type: 'NOTICE'; message: string }
+  | { type: 'AUTH'; challenge: string }
+  | { type: 'COUNT'; subId: string; count: number };
