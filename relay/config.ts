@@ -28,12 +28,12 @@ export const configSchema = z.object({
   maxFilterValues: int(1).default(1000).describe('Values in one filter field (ids, authors, kinds, each #tag).'),
   maxLimit: int(1).default(500).describe('Largest `limit` honoured per filter; larger values are clamped.'),
   defaultLimit: int(1).default(500).describe('`limit` applied to a filter that gives none.'),
-  maxSubidLength: int(1, 64).default(64).describe('Longest subscription id.'),
   maxEventTags: int(1).default(2000).describe('Most tags in one event.'),
   maxContentLength: int(1).default(65536).describe('Longest event content, in characters.'),
   createdAtPastLimit: int(0).default(94608000).describe('Oldest accepted created_at, in seconds before now (0: no limit).'),
   createdAtFutureLimit: int(0).default(900).describe('Newest accepted created_at, in seconds after now.'),
   authRequired: bool.default(false).describe('Require NIP-42 AUTH before any REQ, COUNT or EVENT.'),
+  maxOutboundBytes: int(65536).default(8388608).describe('Unsent bytes a connection may queue before it is cut off as a slow client.'),
 
   // --- storage ---
   commitWindowMs: int(0, 1000).default(2).describe('Group-commit window: writes arriving within it share one transaction.'),

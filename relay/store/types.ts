@@ -1,5 +1,11 @@
 import type { VerifiedEvent } from '../../shared/event.js';
 import type { Filter } from '../../shared/filter.js';
+import type { Viewer } from './sql-filter.js';
+
+/** Who reads, for private inboxes. */
+export interface ReadOptions {
+  viewer?: Viewer;
+}
 
 /** A stored event: its raw JSON (sent as is) and its relay-local sequence number. */
 export interface StoredEvent {
@@ -26,14 +32,16 @@ export interface SeqPage {
 export interface EventStore {
   /** Queues a verified event; resolves after the transaction holding it has committed. */
   write(event: VerifiedEvent): Promise<WriteResult>;
-  /** Stored events matching any filter, newest first, each filter's limit applied. */
-  query(filters: readonly Filter[]): StoredEvent[];
+  /** Stored events matching any filter, newest first; `limits[i]` caps filter i. */
+  query(filters: readonly Filter[], opts?: ReadOptions & { limits?: readonly number[] }): StoredEvent[];
   /** Events with seq in (after, until] matching any filter, ascending, at most `limit`. */
-  querySeq(filters: readonly Filter[], after: number, until: number | undefined, limit: number): SeqPage;
+  querySeq(filters: readonly Filter[], after: number, until: number | undefined, limit: number, opts?: ReadOptions): SeqPage;
   /** NIP-45 count of stored events matching any filter. */
-  count(filters: readonly Filter[]): number;
-  /** True when an event with this id is stored or was deleted (so it need not be verified again). */
-  isKnown(id: string): 'stored' | 'deleted' | undefined;
+  count(filters: readonly Filter[], opts?: ReadOptions): number;
+  /** Whether the id is stored, or was deleted by `pubkey` (so it need not be verified again). */
+  isKnown(id: string, pubkey?: string): 'stored' | 'deleted' | undefined;
+  /** Sets the listener called synchronously, in sequence order, right after each event commits. */
+  setOnStored(fn: (event: VerifiedEvent, seq: number, raw: string) => void): void;
   /** Highest sequence number committed so far. */
   lastSeq(): number;
   /** Deletes expired events; returns how many. */

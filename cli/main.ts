@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+import { describeConfig } from '../relay/config.js';
+
+const HELP = `roost — store-and-forward Nostr relay and agent client
+
+Usage:
+  roost relay [--flag value ...]   start the relay (flags: roost relay --help)
+  roost help                       this text
+`;
+
+/** Prints the relay's settings: flag, environment variable, default, description. */
+function relayHelp(): string {
+  const rows = describeConfig().map((c) => `  ${c.flag.padEnd(26)} ${c.env.padEnd(30)} default ${JSON.stringify(c.default)}\n      ${c.description}`);
+  return `roost relay — start the relay\n\nEvery setting can be given as a flag or an environment variable:\n${rows.join('\n')}\n`;
+}
+
+/** Entry point of the `roost` command. */
+export async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'relay': {
+      if (rest.includes('--help') || rest.includes('-h')) {
+        process.stdout.write(relayHelp());
+        return;
+      }
+      const { runRelay } = await import('../relay/main.js');
+      await runRelay(rest);
+      return;
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(HELP);
+      return;
+    default:
+      process.stderr.write(`roost: unknown command ${JSON.stringify(command)}\n\n${HELP}`);
+      process.exitCode = 2;
+  }
+}
+
+void main(process.argv.slice(2));

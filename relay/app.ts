@@ -1,0 +1,255 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import websocket from '@fastify/websocket';
+import { pino, type Logger } from 'pino';
+import type { WebSocket } from 'ws';
+import { Kind } from '../shared/kinds.js';
+import { makeAuthFrame, makeNoticeFrame } from '../shared/messages/relay.js';
+import type { RelayConfig } from './config.js';
+import { Connection } from './connection.js';
+import { createStats, type RelayContext } from './context.js';
+import { dispatch } from './dispatch.js';
+import { closeSubscription } from './handlers/req.js';
+import { buildRelayInfo, setCorsHeaders, type InfoContributor } from './plugins/nip11.js';
+import {
+  rejectAuthEventsAsEvents,
+  rejectCreatedAtOutOfRange,
+  rejectExpired,
+  rejectLongContent,
+  rejectProtectedUnlessAuthor,
+  rejectTooManyFilters,
+  rejectTooManyFilterValues,
+  rejectTooManyTags,
+  rejectUnauthenticatedEvents,
+  rejectUnauthenticatedFilters,
+} from './policies/limits.js';
+import { rejectPrivateInboxReads } from './policies/private-inbox.js';
+import type { RejectEvent, RejectFilter } from './policies/types.js';
+import { SqliteStore } from './store/sqlite.js';
+import type { EventStore } from './store/types.js';
+import { createFanOut } from './subscriptions/fan-out.js';
+import { SubscriptionIndex } from './subscriptions/index.js';
+import { createWasmVerifier, type Verifier } from './verifier.js';
+import { makeReason } from '../shared/reason.js';
+
+/** I/O edges a relay is built with; each has a production default. */
+export interface RelayDeps {
+  log?: Logger;
+  store?: EventStore;
+  verifier?: Verifier;
+  /** Seconds since the epoch. */
+  now?: () => number;
+  /** Random bytes (challenges, connection ids). */
+  random?: (n: number) => Buffer;
+}
+
+/** A built relay: the fastify app (not listening) and its pipeline context. */
+export interface Relay {
+  app: FastifyInstance;
+  ctx: RelayContext;
+  /** Subsystems add NIP-11 fields here. */
+  infoContributors: InfoContributor[];
+  /** Stops accepting, closes connections, flushes pending writes, closes the database. */
+  close(): Promise<void>;
+}
+
+/** Kinds whose events form private inboxes (NIP-04 DMs, NIP-59 gift wraps). */
+export const PRIVATE_KINDS: readonly number[] = [Kind.EncryptedDirectMessage, Kind.GiftWrap];
+
+/** The default policy list; a new rule is one more entry. */
+export function defaultPolicies(config: RelayConfig, privateKinds: ReadonlySet<number>): { rejectEvent: RejectEvent[]; rejectFilter: RejectFilter[] } {
+  const rejectEvent: RejectEvent[] = [];
+  const rejectFilter: RejectFilter[] = [];
+  if (config.authRequired) {
+    rejectEvent.push(rejectUnauthenticatedEvents());
+    rejectFilter.push(rejectUnauthenticatedFilters());
+  }
+  rejectEvent.push(
+    rejectAuthEventsAsEvents(),
+    rejectTooManyTags(config.maxEventTags),
+    rejectLongContent(config.maxContentLength),
+    rejectCreatedAtOutOfRange(config.createdAtPastLimit, config.createdAtFutureLimit),
+    rejectExpired(),
+    rejectProtectedUnlessAuthor(),
+  );
+  rejectFilter.push(
+    rejectTooManyFilters(config.maxFilters),
+    rejectTooManyFilterValues(config.maxFilterValues),
+    rejectPrivateInboxReads(privateKinds),
+  );
+  return { rejectEvent, rejectFilter };
+}
+
+function packageVersion(): string {
+  try {
+    const url = new URL('../../package.json', import.meta.url);
+    const alt = new URL('../package.json', import.meta.url);
+    for (const u of [url, alt]) {
+      try {
+        return (JSON.parse(readFileSync(u, 'utf8')) as { version: string }).version;
+      } catch {
+        // try the next location (source tree vs dist/)
+      }
+    }
+  } catch {
+    // fall through
+  }
+  return '0.0.0';
+}
+
+/** Builds the relay without listening, so every test can build a fresh one. */
+export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Promise<Relay> {
+  const log = deps.log ?? pino({ level: config.logLevel });
+  const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
+  const random = deps.random ?? ((n: number) => randomBytes(n));
+  const store = deps.store ?? new SqliteStore({
+    path: config.db,
+    syncMode: config.syncMode,
+    commitWindowMs: config.commitWindowMs,
+    commitMaxBatch: config.commitMaxBatch,
+    now,
+  });
+  const verifier = deps.verifier ?? createWasmVerifier();
+  const privateKinds = new Set(PRIVATE_KINDS);
+  const stats = createStats();
+  const index = new SubscriptionIndex<import('./connection.js').Subscription>();
+  const fanOut = createFanOut(index, privateKinds, stats);
+  const policies = defaultPolicies(config, privateKinds);
+  const ctx: RelayContext = {
+    config,
+    log,
+    store,
+    verifier,
+    index,
+    connections: new Set(),
+    privateKinds,
+    hooks: { ...policies, onEventSaved: [], kindHandlers: new Map() },
+    stats,
+    now,
+    fanOut,
+  };
+  store.setOnStored((event, seq, raw) => {
+    stats.eventsStored++;
+    fanOut(event, raw, seq);
+    for (const hook of ctx.hooks.onEventSaved) {
+      try {
+        hook(event, seq);
+      } catch (err) {
+        log.error({ err, eventId: event.id }, 'onEventSaved hook failed');
+      }
+    }
+  });
+
+  const version = packageVersion();
+  const infoContributors: InfoContributor[] = [];
+  const app = Fastify({
+    loggerInstance: log,
+    logController: new LogController({ disableRequestLogging: true }),
+    trustProxy: true,
+  }) as unknown as FastifyInstance;
+  await app.register(websocket, {
+    options: { maxPayload: Math.min(config.maxMessageLength * 4, 64 * 1024 * 1024) },
+  });
+
+  const sweep = setInterval(() => {
+    try {
+      const n = store.sweepExpired(now());
+      if (n > 0) log.info({ removed: n }, 'expired events swept');
+    } catch (err) {
+      log.error({ err }, 'expiry sweep failed');
+    }
+  }, config.expirySweepSeconds * 1000);
+  sweep.unref();
+
+  const alive = new WeakMap<Connection, boolean>();
+  const sockets = new Map<Connection, WebSocket>();
+  const heartbeat = setInterval(() => {
+    for (const [conn, ws] of sockets) {
+      if (alive.get(conn) === false) {
+        ws.terminate();
+        continue;
+      }
+      alive.set(conn, false);
+      ws.ping();
+    }
+  }, 30_000);
+  heartbeat.unref();
+
+  app.route({
+    method: 'GET',
+    url: '/',
+    handler: async (req, reply) => {
+      if ((req.headers.accept ?? '').includes('application/nostr+json')) {
+        setCorsHeaders(reply);
+        reply.type('application/nostr+json');
+        return buildRelayInfo(config, version, infoContributors);
+      }
+      reply.type('text/plain; charset=utf-8');
+      return `${config.name}: a Nostr relay for agents. Connect with a WebSocket client, or ask for NIP-11 with Accept: application/nostr+json.\n`;
+    },
+    wsHandler: (socket, req) => {
+      const id = random(8).toString('hex');
+      const host = req.headers['x-forwarded-host'] ?? req.headers.host ?? 'localhost';
+      const relayUrl = config.publicUrl || `ws://${String(host)}${req.url}`;
+      const conn = new Connection(id, req.ip, socket, random(16).toString('hex'), relayUrl, log.child({ conn: id }), {
+        maxBufferedBytes: config.maxOutboundBytes,
+        onOverflow: () => stats.slowClientsCut++,
+      });
+      stats.connectionsOpened++;
+      ctx.connections.add(conn);
+      sockets.set(conn, socket);
+      alive.set(conn, true);
+      socket.on('pong', () => alive.set(conn, true));
+      socket.on('message', (data, isBinary) => {
+        const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+        if (buf.length > config.maxMessageLength) {
+          conn.send(makeNoticeFrame(makeReason('invalid', `message larger than ${config.maxMessageLength} bytes`)));
+          return;
+        }
+        if (isBinary) {
+          conn.send(makeNoticeFrame(makeReason('invalid', 'binary frames are not supported')));
+          return;
+        }
+        dispatch(ctx, conn, buf.toString('utf8'));
+      });
+      socket.on('close', () => {
+        for (const sub of [...conn.subs.values()]) closeSubscription(ctx, sub);
+        ctx.connections.delete(conn);
+        sockets.delete(conn);
+      });
+      socket.on('error', (err) => conn.log.debug({ err }, 'socket error'));
+      conn.send(makeAuthFrame(conn.challenge));
+    },
+  });
+  app.options('/', async (_req, reply) => {
+    setCorsHeaders(reply);
+    return reply.code(204).send();
+  });
+  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/ready', async (_req, reply) => {
+    try {
+      store.lastSeq();
+      return { status: 'ready' };
+    } catch {
+      return reply.code(503).send({ status: 'not ready' });
+    }
+  });
+
+  let closed = false;
+  return {
+    app,
+    ctx,
+    infoContributors,
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(sweep);
+      clearInterval(heartbeat);
+      for (const ws of sockets.values()) ws.close(1001, 'relay shutting down');
+      await app.close();
+      await store.close();
+      await verifier.close();
+    },
+  };
+}

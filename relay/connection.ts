@@ -1,0 +1,86 @@
+import type { Logger } from 'pino';
+import type { Filter } from '../shared/filter.js';
+
+/** The socket surface a connection needs (ws.WebSocket satisfies it). */
+export interface SocketLike {
+  readonly bufferedAmount: number;
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  terminate(): void;
+}
+
+/** A live or loading subscription of one connection. */
+export interface Subscription {
+  readonly conn: Connection;
+  readonly subId: string;
+  /** JSON-encoded subscription id, spliced into EVENT frames. */
+  readonly subIdJson: string;
+  readonly filters: readonly Filter[];
+  /** Sequence mode (the Roost extension): EVENT frames carry the seq. */
+  readonly seqMode: boolean;
+  /** Events with seq at most this were answered from storage; live delivery starts after it. */
+  liveFrom: number;
+  /** Set when the subscription was closed or replaced (a streaming backfill stops). */
+  closed: boolean;
+}
+
+const OPEN = 1;
+
+/** One WebSocket client: its subscriptions, its NIP-42 identities, and a guarded send. */
+export class Connection {
+  readonly subs = new Map<string, Subscription>();
+  readonly authed = new Set<string>();
+  /** Bytes sent since the connection opened. */
+  bytesOut = 0;
+  #socket: SocketLike;
+  #maxBuffered: number;
+  #onOverflow: (conn: Connection) => void;
+
+  constructor(
+    readonly id: string,
+    readonly ip: string,
+    socket: SocketLike,
+    readonly challenge: string,
+    /** URL the client connected to, for NIP-42 relay tag checks. */
+    readonly relayUrl: string,
+    readonly log: Logger,
+    opts: { maxBufferedBytes: number; onOverflow: (conn: Connection) => void },
+  ) {
+    this.#socket = socket;
+    this.#maxBuffered = opts.maxBufferedBytes;
+    this.#onOverflow = opts.onOverflow;
+  }
+
+  /** True while the socket can take frames. */
+  get isOpen(): boolean {
+    return this.#socket.readyState === OPEN;
+  }
+
+  /** Bytes queued in the socket and not yet written to the network. */
+  get bufferedAmount(): number {
+    return this.#socket.bufferedAmount;
+  }
+
+  /**
+   * Sends one frame. A client that stops reading is cut off once its unsent bytes pass the cap,
+   * so it cannot grow the relay's memory.
+   */
+  send(frame: string): boolean {
+    if (this.#socket.readyState !== OPEN) return false;
+    if (this.#socket.bufferedAmount > this.#maxBuffered) {
+      this.log.warn({ buffered: this.#socket.bufferedAmount }, 'slow client cut off at the outbound cap');
+      this.#onOverflow(this);
+      this.#socket.terminate();
+      return false;
+    }
+    this.bytesOut += frame.length;
+    this.#socket.send(frame);
+    return true;
+  }
+
+  /** Closes the socket. */
+  close(code = 1000, reason = ''): void {
+    this.#socket.close(code, reason);
+  }
+}

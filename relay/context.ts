@@ -1,0 +1,76 @@
+import type { Logger } from 'pino';
+import type { NostrEvent, VerifiedEvent } from '../shared/event.js';
+import type { RelayConfig } from './config.js';
+import type { Connection, Subscription } from './connection.js';
+import type { RejectEvent, RejectFilter } from './policies/types.js';
+import type { EventStore } from './store/types.js';
+import type { SubscriptionIndex } from './subscriptions/index.js';
+import type { Verifier } from './verifier.js';
+
+/** Handles a verified event of one kind in place of storing it (e.g. wake registration). */
+export type KindHandler = (event: VerifiedEvent, conn: Connection) => Promise<{ accepted: boolean; reason: string }>;
+
+/** Runs after an event is stored and fanned out; must be cheap and synchronous. */
+export type OnEventSaved = (event: VerifiedEvent, seq: number) => void;
+
+/** Counters the metrics and dashboard read. */
+export interface RelayStats {
+  eventsReceived: number;
+  eventsStored: number;
+  eventsEphemeral: number;
+  eventsDuplicate: number;
+  eventsRejected: number;
+  rejections: Map<string, number>;
+  reqs: number;
+  counts: number;
+  deliveries: number;
+  connectionsOpened: number;
+  slowClientsCut: number;
+  errors: number;
+}
+
+/** Everything the per-message pipeline needs; built once by buildRelay. */
+export interface RelayContext {
+  readonly config: RelayConfig;
+  readonly log: Logger;
+  readonly store: EventStore;
+  readonly verifier: Verifier;
+  readonly index: SubscriptionIndex<Subscription>;
+  readonly connections: Set<Connection>;
+  readonly privateKinds: ReadonlySet<number>;
+  readonly hooks: {
+    rejectEvent: RejectEvent[];
+    rejectFilter: RejectFilter[];
+    onEventSaved: OnEventSaved[];
+    kindHandlers: Map<number, KindHandler>;
+  };
+  readonly stats: RelayStats;
+  /** Seconds since the epoch. */
+  now(): number;
+  /** Delivers an event (stored with seq, or ephemeral) to matching live subscriptions. */
+  fanOut(event: NostrEvent, raw: string, seq: number | undefined): void;
+}
+
+/** Fresh zeroed counters. */
+export function createStats(): RelayStats {
+  return {
+    eventsReceived: 0,
+    eventsStored: 0,
+    eventsEphemeral: 0,
+    eventsDuplicate: 0,
+    eventsRejected: 0,
+    rejections: new Map(),
+    reqs: 0,
+    counts: 0,
+    deliveries: 0,
+    connectionsOpened: 0,
+    slowClientsCut: 0,
+    errors: 0,
+  };
+}
+
+/** Counts a refusal under its NIP-01 prefix. */
+export function countRejection(stats: RelayStats, reason: string): void {
+  const prefix = reason.slice(0, Math.max(0, reason.indexOf(':'))) || 'other';
+  stats.rejections.set(prefix, (stats.rejections.get(prefix) ?? 0) + 1);
+}

@@ -1,0 +1,56 @@
+import { parseClientMessage } from '../shared/messages/client.js';
+import { makeClosedFrame, makeNoticeFrame, makeOkFrame } from '../shared/messages/relay.js';
+import { makeReason } from '../shared/reason.js';
+import type { Connection } from './connection.js';
+import { countRejection, type RelayContext } from './context.js';
+import { handleAuth } from './handlers/auth.js';
+import { handleCount } from './handlers/count.js';
+import { handleEvent } from './handlers/event.js';
+import { handleClose, handleReq } from './handlers/req.js';
+
+/**
+ * Routes one inbound frame: validated once here, at the edge; handlers take typed values.
+ * Bad input gets an OK/CLOSED/NOTICE with a NIP-01 reason; unexpected failures are logged with
+ * their stack and answered `error: internal error`; the connection stays usable either way.
+ */
+export function dispatch(ctx: RelayContext, conn: Connection, text: string): void {
+  const parsed = parseClientMessage(text);
+  if (!parsed.ok) {
+    const e = parsed.error;
+    countRejection(ctx.stats, e.reason);
+    if (e.reply === 'OK') conn.send(makeOkFrame(e.eventId, false, e.reason));
+    else if (e.reply === 'CLOSED' || e.reply === 'COUNT_CLOSED') conn.send(makeClosedFrame(e.subId, e.reason));
+    else conn.send(makeNoticeFrame(e.reason));
+    return;
+  }
+  const m = parsed.message;
+  const fail = (err: unknown) => {
+    ctx.stats.errors++;
+    conn.log.error({ err, type: m.type }, 'handler failed');
+    const reason = makeReason('error', 'internal error');
+    if (m.type === 'EVENT' || m.type === 'AUTH') conn.send(makeOkFrame(m.event.id, false, reason));
+    else if (m.type === 'REQ' || m.type === 'COUNT') conn.send(makeClosedFrame(m.subId, reason));
+    else conn.send(makeNoticeFrame(reason));
+  };
+  try {
+    switch (m.type) {
+      case 'EVENT':
+        handleEvent(ctx, conn, m.event).catch(fail);
+        return;
+      case 'REQ':
+        handleReq(ctx, conn, m.subId, m.filters);
+        return;
+      case 'CLOSE':
+        handleClose(ctx, conn, m.subId);
+        return;
+      case 'AUTH':
+        handleAuth(ctx, conn, m.event).catch(fail);
+        return;
+      case 'COUNT':
+        handleCount(ctx, conn, m.subId, m.filters);
+        return;
+    }
+  } catch (err) {
+    fail(err);
+  }
+}

@@ -1,0 +1,64 @@
+import type { NostrEvent } from '../../shared/event.js';
+import { isEphemeralKind } from '../../shared/kinds.js';
+import { makeOkFrame } from '../../shared/messages/relay.js';
+import { makeReason } from '../../shared/reason.js';
+import type { Connection } from '../connection.js';
+import { countRejection, type RelayContext } from '../context.js';
+import { firstRejection } from '../policies/types.js';
+
+/**
+ * EVENT: policies, duplicate check, signature, then either a kind handler, live-only delivery
+ * (ephemeral) or a group-committed write. `OK true` is sent only after the commit.
+ */
+export async function handleEvent(ctx: RelayContext, conn: Connection, event: NostrEvent): Promise<void> {
+  ctx.stats.eventsReceived++;
+  const refuse = (reason: string) => {
+    ctx.stats.eventsRejected++;
+    countRejection(ctx.stats, reason);
+    conn.send(makeOkFrame(event.id, false, reason));
+  };
+  const policyCtx = { authed: conn.authed, ip: conn.ip, now: ctx.now() };
+  const rejected = firstRejection(ctx.hooks.rejectEvent, event, policyCtx);
+  if (rejected) return refuse(rejected);
+
+  const known = ctx.store.isKnown(event.id, event.pubkey);
+  if (known === 'stored') {
+    ctx.stats.eventsDuplicate++;
+    conn.send(makeOkFrame(event.id, true, makeReason('duplicate', 'already have this event')));
+    return;
+  }
+  if (known === 'deleted') return refuse(makeReason('blocked', 'this event was deleted by its author'));
+
+  const checked = await ctx.verifier.verify(event);
+  if (!checked.ok) return refuse(checked.reason);
+  const verified = checked.event;
+
+  const special = ctx.hooks.kindHandlers.get(event.kind);
+  if (special) {
+    const r = await special(verified, conn);
+    if (!r.accepted) return refuse(r.reason);
+    conn.send(makeOkFrame(event.id, true, r.reason));
+    return;
+  }
+
+  if (isEphemeralKind(event.kind)) {
+    ctx.stats.eventsEphemeral++;
+    ctx.fanOut(verified, JSON.stringify(verified), undefined);
+    conn.send(makeOkFrame(event.id, true, ''));
+    return;
+  }
+
+  const result = await ctx.store.write(verified);
+  switch (result.status) {
+    case 'stored':
+      conn.send(makeOkFrame(event.id, true, ''));
+      return;
+    case 'duplicate':
+      ctx.stats.eventsDuplicate++;
+      conn.send(makeOkFrame(event.id, true, makeReason('duplicate', 'already have this event')));
+      return;
+    case 'rejected':
+      if (result.reason.startsWith('error:')) ctx.log.error({ eventId: event.id, reason: result.reason }, 'write failed');
+      return refuse(result.reason);
+  }
+}

@@ -1,0 +1,142 @@
+import type { Filter } from '../../shared/filter.js';
+import { makeAuthFrame, makeClosedFrame, makeEoseFrame, makeEventFrame } from '../../shared/messages/relay.js';
+import { makeReason } from '../../shared/reason.js';
+import type { Connection, Subscription } from '../connection.js';
+import { countRejection, type RelayContext } from '../context.js';
+import { firstRejection } from '../policies/types.js';
+import type { Viewer } from '../store/sql-filter.js';
+
+/** Backfill chunk size when streaming a sequence range. */
+const SEQ_CHUNK = 500;
+
+/** The viewer for store reads: who this connection is, for private inboxes. */
+export function viewerOf(ctx: RelayContext, conn: Connection): Viewer {
+  return { pubkeys: [...conn.authed], privateKinds: [...ctx.privateKinds] };
+}
+
+/**
+ * Checks a REQ or COUNT against the filter policies; on refusal answers CLOSED (with an AUTH
+ * challenge first when authentication would help) and returns false.
+ */
+export function admitFilters(ctx: RelayContext, conn: Connection, subId: string, filters: readonly Filter[]): boolean {
+  const reason = firstRejection(ctx.hooks.rejectFilter, filters, { authed: conn.authed, ip: conn.ip, now: ctx.now() });
+  if (reason === undefined) return true;
+  countRejection(ctx.stats, reason);
+  if (reason.startsWith('auth-required:')) conn.send(makeAuthFrame(conn.challenge));
+  conn.send(makeClosedFrame(subId, reason));
+  return false;
+}
+
+/** Extracts the common sequence range of a REQ, or a reason when filters disagree. */
+function seqRange(filters: readonly Filter[]): { after: number; until: number | undefined; limit: number | undefined } | string | undefined {
+  const first = filters[0]!;
+  const inSeqMode = filters.some((f) => f.seq_after !== undefined || f.seq_until !== undefined);
+  if (!inSeqMode) return undefined;
+  for (const f of filters) {
+    if (f.seq_after !== first.seq_after || f.seq_until !== first.seq_until || f.limit !== first.limit) {
+      return makeReason('invalid', 'every filter of a sequence REQ must carry the same seq_after, seq_until and limit');
+    }
+  }
+  if (first.seq_after === undefined) return makeReason('invalid', 'seq_until needs seq_after');
+  return { after: first.seq_after, until: first.seq_until, limit: first.limit };
+}
+
+/**
+ * REQ: answers from storage, then goes live with no gap and no duplicate. Because the store is
+ * synchronous and commits on this thread, a query and the registration that follows it in the
+ * same tick see exactly the committed sequence prefix; live delivery continues after it.
+ */
+export function handleReq(ctx: RelayContext, conn: Connection, subId: string, filters: Filter[]): void {
+  ctx.stats.reqs++;
+  const existing = conn.subs.get(subId);
+  if (existing) closeSubscription(ctx, existing);
+  else if (conn.subs.size >= ctx.config.maxSubscriptions) {
+    const reason = makeReason('blocked', `too many open subscriptions (max ${ctx.config.maxSubscriptions})`);
+    countRejection(ctx.stats, reason);
+    conn.send(makeClosedFrame(subId, reason));
+    return;
+  }
+  if (!admitFilters(ctx, conn, subId, filters)) return;
+  const range = seqRange(filters);
+  if (typeof range === 'string') {
+    countRejection(ctx.stats, range);
+    conn.send(makeClosedFrame(subId, range));
+    return;
+  }
+
+  const sub: Subscription = {
+    conn,
+    subId,
+    subIdJson: JSON.stringify(subId),
+    filters,
+    seqMode: range !== undefined,
+    liveFrom: Number.MAX_SAFE_INTEGER,
+    closed: false,
+  };
+  conn.subs.set(subId, sub);
+  const viewer = viewerOf(ctx, conn);
+
+  if (range === undefined) {
+    const limits = filters.map((f) => Math.min(f.limit ?? ctx.config.defaultLimit, ctx.config.maxLimit));
+    const rows = ctx.store.query(filters, { viewer, limits });
+    goLive(ctx, sub, ctx.store.lastSeq());
+    for (const r of rows) conn.send(makeEventFrame(sub.subIdJson, r.raw));
+    conn.send(makeEoseFrame(subId));
+    return;
+  }
+
+  if (range.limit !== undefined || range.until !== undefined) {
+    // Page mode: one bounded page; live only when it reached the end of an open range.
+    const limit = Math.min(range.limit ?? ctx.config.maxLimit, ctx.config.maxLimit);
+    const page = ctx.store.querySeq(filters, range.after, range.until, limit, { viewer });
+    if (!page.more && range.until === undefined) goLive(ctx, sub, page.cursor);
+    for (const r of page.events) conn.send(makeEventFrame(sub.subIdJson, r.raw, r.seq));
+    conn.send(makeEoseFrame(subId, { cursor: page.cursor, more: page.more }));
+    return;
+  }
+
+  streamBackfill(ctx, sub, range.after, viewer);
+}
+
+/** Tail mode: streams the whole backlog in chunks, yielding between them, then goes live. */
+function streamBackfill(ctx: RelayContext, sub: Subscription, after: number, viewer: Viewer): void {
+  const conn = sub.conn;
+  let cursor = after;
+  const step = () => {
+    if (sub.closed || !conn.isOpen) return;
+    // Let a slow reader drain before reading more from disk.
+    if (conn.bufferedAmount > ctx.config.maxOutboundBytes / 2) {
+      setTimeout(step, 5);
+      return;
+    }
+    const page = ctx.store.querySeq(sub.filters, cursor, undefined, SEQ_CHUNK, { viewer });
+    for (const r of page.events) conn.send(makeEventFrame(sub.subIdJson, r.raw, r.seq));
+    cursor = page.cursor;
+    if (page.more) {
+      setImmediate(step);
+      return;
+    }
+    goLive(ctx, sub, cursor);
+    conn.send(makeEoseFrame(sub.subId, { cursor, more: false }));
+  };
+  step();
+}
+
+function goLive(ctx: RelayContext, sub: Subscription, from: number): void {
+  if (sub.closed) return;
+  sub.liveFrom = from;
+  ctx.index.add(sub);
+}
+
+/** Removes a subscription from its connection and the live index. */
+export function closeSubscription(ctx: RelayContext, sub: Subscription): void {
+  sub.closed = true;
+  ctx.index.remove(sub);
+  if (sub.conn.subs.get(sub.subId) === sub) sub.conn.subs.delete(sub.subId);
+}
+
+/** CLOSE: ends a subscription; unknown ids are ignored (NIP-01). */
+export function handleClose(ctx: RelayContext, conn: Connection, subId: string): void {
+  const sub = conn.subs.get(subId);
+  if (sub) closeSubscription(ctx, sub);
+}

@@ -1,0 +1,348 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import type { Database, Statement } from 'better-sqlite3';
+import type { VerifiedEvent } from '../../shared/event.js';
+import { getDTag, getExpiration, getTagValues } from '../../shared/event.js';
+import type { Filter } from '../../shared/filter.js';
+import { Kind, isAddressableKind, isReplaceableKind } from '../../shared/kinds.js';
+import { makeReason } from '../../shared/reason.js';
+import { RoostError } from '../config.js';
+import { migrate } from './migrate.js';
+import { buildFilterQuery, type SqlFilterOptions } from './sql-filter.js';
+import type { EventStore, ReadOptions, SeqPage, StoredEvent, WriteResult } from './types.js';
+
+/** Settings of the SQLite store. */
+export interface SqliteStoreOptions {
+  path: string;
+  syncMode?: 'full' | 'normal';
+  commitWindowMs?: number;
+  commitMaxBatch?: number;
+  /** Seconds since the epoch (injected for tests). */
+  now?: () => number;
+  /** Called synchronously, in sequence order, for each event right after its transaction commits. */
+  onStored?: (event: VerifiedEvent, seq: number, raw: string) => void;
+}
+
+interface PendingWrite {
+  event: VerifiedEvent;
+  resolve: (r: WriteResult) => void;
+}
+
+interface Row {
+  seq: number;
+  raw: string;
+  created_at: number;
+  id: string;
+}
+
+
+/** Opens (creating if needed) the database file, applies migrations, and sets WAL mode. */
+export function openDatabase(path: string, syncMode: 'full' | 'normal' = 'full'): Database {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  let db: Database;
+  try {
+    db = new BetterSqlite3(path);
+    db.pragma('journal_mode = WAL');
+  } catch (err) {
+    throw new RoostError('ROOST_ERR_DB_OPEN', `cannot open database ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  db.pragma(`synchronous = ${syncMode === 'full' ? 'FULL' : 'NORMAL'}`);
+  db.pragma('busy_timeout = 5000');
+  db.pragma('cache_size = -65536');
+  db.pragma('temp_store = MEMORY');
+  const check = db.pragma('quick_check', { simple: true });
+  if (check !== 'ok') {
+    db.close();
+    throw new RoostError('ROOST_ERR_DB_CORRUPT', `database ${path} failed its integrity check: ${String(check)}`);
+  }
+  migrate(db);
+  return db;
+}
+
+/** The SQLite event store: group-committed writes, indexed reads, raw JSON kept for sending. */
+export class SqliteStore implements EventStore {
+  readonly db: Database;
+  #now: () => number;
+  #queue: PendingWrite[] = [];
+  #timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  #windowMs: number;
+  #maxBatch: number;
+  #lastSeq: number;
+  #closed = false;
+  #onStored: SqliteStoreOptions['onStored'];
+  #stmtCache = new Map<string, Statement>();
+  #s: ReturnType<SqliteStore['prepareWrites']>;
+
+  constructor(opts: SqliteStoreOptions) {
+    this.db = openDatabase(opts.path, opts.syncMode);
+    this.#now = opts.now ?? (() => Math.floor(Date.now() / 1000));
+    this.#windowMs = opts.commitWindowMs ?? 2;
+    this.#maxBatch = opts.commitMaxBatch ?? 1000;
+    this.#onStored = opts.onStored;
+    this.#s = this.prepareWrites();
+    const row = this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'events'").get() as { seq: number } | undefined;
+    this.#lastSeq = row?.seq ?? 0;
+  }
+
+  /** Sets the post-commit listener (the relay's fan-out). */
+  setOnStored(fn: SqliteStoreOptions['onStored']): void {
+    this.#onStored = fn;
+  }
+
+  private prepareWrites() {
+    const db = this.db;
+    return {
+      known: db.prepare('SELECT 1 FROM events WHERE id = ?').pluck(),
+      deleted: db.prepare('SELECT pubkey FROM deleted_ids WHERE id = ?').pluck(),
+      insert: db.prepare(
+        'INSERT INTO events (id, pubkey, created_at, kind, d_tag, expires_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      insertTag: db.prepare('INSERT INTO tags (seq, name, value, created_at) VALUES (?, ?, ?, ?)'),
+      newestReplaceable: db.prepare(
+        'SELECT seq, created_at, id FROM events WHERE pubkey = ? AND kind = ? ORDER BY created_at DESC, id ASC LIMIT 1',
+      ),
+      newestAddressable: db.prepare(
+        'SELECT seq, created_at, id FROM events WHERE kind = ? AND pubkey = ? AND d_tag = ? ORDER BY created_at DESC, id ASC LIMIT 1',
+      ),
+      replaceableSeqs: db.prepare('SELECT seq FROM events WHERE pubkey = ? AND kind = ?').pluck(),
+      addressableSeqs: db.prepare('SELECT seq FROM events WHERE kind = ? AND pubkey = ? AND d_tag = ?').pluck(),
+      addressDeletedUntil: db
+        .prepare('SELECT until FROM deleted_addresses WHERE kind = ? AND pubkey = ? AND d_tag = ?')
+        .pluck(),
+      deleteBySeq: db.prepare('DELETE FROM events WHERE seq = ?'),
+      deleteTagsBySeq: db.prepare('DELETE FROM tags WHERE seq = ?'),
+      seqOfOwnId: db.prepare('SELECT seq, kind FROM events WHERE id = ? AND pubkey = ?'),
+      recordDeletedId: db.prepare('INSERT OR IGNORE INTO deleted_ids (id, pubkey) VALUES (?, ?)'),
+      addressSeqsUpTo: db
+        .prepare('SELECT seq FROM events WHERE kind = ? AND pubkey = ? AND d_tag = ? AND created_at <= ?')
+        .pluck(),
+      replaceableSeqsUpTo: db.prepare('SELECT seq FROM events WHERE kind = ? AND pubkey = ? AND created_at <= ?').pluck(),
+      recordDeletedAddress: db.prepare(
+        `INSERT INTO deleted_addresses (kind, pubkey, d_tag, until) VALUES (?, ?, ?, ?)
+         ON CONFLICT (kind, pubkey, d_tag) DO UPDATE SET until = max(until, excluded.until)`,
+      ),
+      expiredSeqs: db.prepare('SELECT seq FROM events WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT 5000').pluck(),
+    };
+  }
+
+  /** Queues a verified event; resolves after its transaction has committed (group commit). */
+  write(event: VerifiedEvent): Promise<WriteResult> {
+    if (this.#closed) return Promise.resolve({ status: 'rejected', reason: makeReason('error', 'relay is shutting down') });
+    return new Promise((resolve) => {
+      this.#queue.push({ event, resolve });
+      if (this.#queue.length >= this.#maxBatch) this.#flushSoon(true);
+      else this.#flushSoon(false);
+    });
+  }
+
+  #flushSoon(now: boolean): void {
+    if (this.#timer !== undefined && !now) return;
+    if (this.#timer !== undefined) this.#clearTimer();
+    if (now || this.#windowMs === 0) this.#timer = setImmediate(() => this.flush());
+    else this.#timer = setTimeout(() => this.flush(), this.#windowMs);
+  }
+
+  #clearTimer(): void {
+    const t = this.#timer;
+    if (t === undefined) return;
+    if (typeof (t as NodeJS.Timeout).refresh === 'function') clearTimeout(t as NodeJS.Timeout);
+    else clearImmediate(t as NodeJS.Immediate);
+    this.#timer = undefined;
+  }
+
+  /** Commits every queued write in one transaction, then notifies and resolves in order. */
+  flush(): void {
+    this.#clearTimer();
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, this.#maxBatch);
+      const results: WriteResult[] = [];
+      try {
+        this.db.transaction(() => {
+          for (const w of batch) results.push(this.#writeOne(w.event));
+        })();
+      } catch (err) {
+        const reason = makeReason('error', `storage failure: ${(err as { code?: string }).code ?? (err as Error).message}`);
+        for (const w of batch) w.resolve({ status: 'rejected', reason });
+        continue;
+      }
+      for (let i = 0; i < batch.length; i++) {
+        const r = results[i]!;
+        if (r.status === 'stored') {
+          if (r.seq > this.#lastSeq) this.#lastSeq = r.seq;
+          this.#onStored?.(batch[i]!.event, r.seq, r.raw);
+        }
+      }
+      for (let i = 0; i < batch.length; i++) batch[i]!.resolve(results[i]!);
+    }
+  }
+
+  #removeSeq(seq: number): void {
+    this.#s.deleteTagsBySeq.run(seq);
+    this.#s.deleteBySeq.run(seq);
+  }
+
+  #writeOne(ev: VerifiedEvent): WriteResult {
+    const s = this.#s;
+    if (s.known.get(ev.id)) return { status: 'duplicate' };
+    const deletedBy = s.deleted.get(ev.id) as string | undefined;
+    if (deletedBy !== undefined && deletedBy === ev.pubkey) {
+      return { status: 'rejected', reason: makeReason('blocked', 'this event was deleted by its author') };
+    }
+    let dTag: string | null = null;
+    if (isReplaceableKind(ev.kind)) {
+      const newest = s.newestReplaceable.get(ev.pubkey, ev.kind) as Row | undefined;
+      if (newest && !isNewer(ev, newest)) {
+        return { status: 'rejected', reason: makeReason('duplicate', 'a newer version of this replaceable event is stored') };
+      }
+      for (const seq of s.replaceableSeqs.all(ev.pubkey, ev.kind) as number[]) this.#removeSeq(seq);
+    } else if (isAddressableKind(ev.kind)) {
+      dTag = getDTag(ev);
+      const until = s.addressDeletedUntil.get(ev.kind, ev.pubkey, dTag) as number | undefined;
+      if (until !== undefined && ev.created_at <= until) {
+        return { status: 'rejected', reason: makeReason('blocked', 'this address was deleted by its author') };
+      }
+      const newest = s.newestAddressable.get(ev.kind, ev.pubkey, dTag) as Row | undefined;
+      if (newest && !isNewer(ev, newest)) {
+        return { status: 'rejected', reason: makeReason('duplicate', 'a newer version of this addressable event is stored') };
+      }
+      for (const seq of s.addressableSeqs.all(ev.kind, ev.pubkey, dTag) as number[]) this.#removeSeq(seq);
+    }
+    if (ev.kind === Kind.Deletion) this.#applyDeletion(ev);
+    const raw = JSON.stringify(ev);
+    const info = s.insert.run(ev.id, ev.pubkey, ev.created_at, ev.kind, dTag, getExpiration(ev) ?? null, raw);
+    const seq = Number(info.lastInsertRowid);
+    for (const t of ev.tags) {
+      const name = t[0];
+      if (name !== undefined && name.length === 1 && t[1] !== undefined) s.insertTag.run(seq, name, t[1], ev.created_at);
+    }
+    return { status: 'stored', seq, raw };
+  }
+
+  /** NIP-09: removes the author's own events named by `e` and `a` tags, and remembers them. */
+  #applyDeletion(ev: VerifiedEvent): void {
+    const s = this.#s;
+    for (const id of getTagValues(ev, 'e')) {
+      if (!/^[0-9a-f]{64}$/.test(id)) continue;
+      const own = s.seqOfOwnId.get(id, ev.pubkey) as { seq: number; kind: number } | undefined;
+      if (own && own.kind === Kind.Deletion) continue;
+      if (own) this.#removeSeq(own.seq);
+      s.recordDeletedId.run(id, ev.pubkey);
+    }
+    for (const addr of getTagValues(ev, 'a')) {
+      const m = /^(\d+):([0-9a-f]{64}):(.*)$/s.exec(addr);
+      if (!m || m[2] !== ev.pubkey) continue;
+      const kind = Number(m[1]);
+      if (isAddressableKind(kind)) {
+        for (const seq of s.addressSeqsUpTo.all(kind, ev.pubkey, m[3]!, ev.created_at) as number[]) this.#removeSeq(seq);
+        s.recordDeletedAddress.run(kind, ev.pubkey, m[3]!, ev.created_at);
+      } else if (isReplaceableKind(kind)) {
+        for (const seq of s.replaceableSeqsUpTo.all(kind, ev.pubkey, ev.created_at) as number[]) this.#removeSeq(seq);
+      }
+    }
+  }
+
+  #stmt(sql: string): Statement {
+    let st = this.#stmtCache.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      if (this.#stmtCache.size > 500) this.#stmtCache.clear();
+      this.#stmtCache.set(sql, st);
+    }
+    return st;
+  }
+
+  #run(f: Filter, opts: SqlFilterOptions): Row[] {
+    const q = buildFilterQuery(f, opts);
+    return this.#stmt(q.sql).all(...q.params) as Row[];
+  }
+
+  /** Stored events matching any filter, newest first; `limits[i]` caps filter i. */
+  query(filters: readonly Filter[], opts: ReadOptions & { limits?: readonly number[] } = {}): StoredEvent[] {
+    const now = this.#now();
+    if (filters.length === 1) {
+      const limit = opts.limits?.[0] ?? filters[0]!.limit ?? 500;
+      if (limit === 0) return [];
+      return this.#run(filters[0]!, { now, viewer: opts.viewer, order: { by: 'created', limit } });
+    }
+    const bySeq = new Map<number, Row>();
+    filters.forEach((f, i) => {
+      const limit = opts.limits?.[i] ?? f.limit ?? 500;
+      if (limit === 0) return;
+      for (const r of this.#run(f, { now, viewer: opts.viewer, order: { by: 'created', limit } })) bySeq.set(r.seq, r);
+    });
+    return [...bySeq.values()].sort((a, b) => b.created_at - a.created_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /** Events with seq in (after, until] matching any filter, ascending by seq, at most `limit`. */
+  querySeq(filters: readonly Filter[], after: number, until: number | undefined, limit: number, opts: ReadOptions = {}): SeqPage {
+    const now = this.#now();
+    const take = limit + 1;
+    const bySeq = new Map<number, Row>();
+    for (const f of filters) {
+      for (const r of this.#run(f, { now, viewer: opts.viewer, order: { by: 'seq', after, until, limit: take } })) {
+        bySeq.set(r.seq, r);
+      }
+    }
+    const rows = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
+    const more = rows.length > limit;
+    const events = rows.slice(0, limit).map((r) => ({ seq: r.seq, raw: r.raw }));
+    const last = events.length > 0 ? events[events.length - 1]!.seq : after;
+    // Caught up: the cursor is the newest committed (or bound) seq, so an idle mailbox advances.
+    const cursor = more ? last : Math.max(last, Math.min(until ?? this.#lastSeq, this.#lastSeq));
+    return { events, cursor, more };
+  }
+
+  /** NIP-45 count over the union of the filters. */
+  count(filters: readonly Filter[], opts: ReadOptions = {}): number {
+    const now = this.#now();
+    if (filters.length === 1) {
+      const q = buildFilterQuery(filters[0]!, { now, viewer: opts.viewer, order: { by: 'created', limit: 0 }, count: true });
+      return (this.#stmt(q.sql).get(...q.params) as { n: number }).n;
+    }
+    const seqs = new Set<number>();
+    for (const f of filters) {
+      const q = buildFilterQuery(f, { now, viewer: opts.viewer, order: { by: 'created', limit: -1 } });
+      for (const r of this.#stmt(q.sql).all(...q.params) as Row[]) seqs.add(r.seq);
+    }
+    return seqs.size;
+  }
+
+  /** Whether the id is stored, or was deleted by the given author. */
+  isKnown(id: string, pubkey?: string): 'stored' | 'deleted' | undefined {
+    if (this.#s.known.get(id)) return 'stored';
+    const by = this.#s.deleted.get(id) as string | undefined;
+    if (by !== undefined && (pubkey === undefined || by === pubkey)) return 'deleted';
+    return undefined;
+  }
+
+  /** Highest committed sequence number. */
+  lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  /** Deletes events whose NIP-40 expiration has passed. */
+  sweepExpired(now = this.#now()): number {
+    let total = 0;
+    for (;;) {
+      const seqs = this.#s.expiredSeqs.all(now) as number[];
+      if (seqs.length === 0) return total;
+      this.db.transaction(() => {
+        for (const seq of seqs) this.#removeSeq(seq);
+      })();
+      total += seqs.length;
+    }
+  }
+
+  /** Commits what is queued and closes the database. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.flush();
+    this.db.close();
+  }
+}
+
+function isNewer(ev: { created_at: number; id: string }, stored: { created_at: number; id: string }): boolean {
+  return ev.created_at > stored.created_at || (ev.created_at === stored.created_at && ev.id < stored.id);
+}
