@@ -29,12 +29,14 @@ export const filterSchema = z
     seq_after: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
     seq_until: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
   })
-  .catchall(z.array(z.string()))
+  .catchall(z.unknown())
   .superRefine((f, ctx) => {
-    for (const key of Object.keys(f)) {
+    for (const [key, value] of Object.entries(f)) {
       if (filterKnownKeys.has(key)) continue;
       if (!/^#[a-zA-Z]$/.test(key)) {
         ctx.addIssue({ code: 'custom', message: `unsupported filter field ${JSON.stringify(key.slice(0, 40))}` });
+      } else if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
+        ctx.addIssue({ code: 'custom', path: [key], message: 'tag filter values must be an array of strings' });
       }
     }
   });

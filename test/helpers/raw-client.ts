@@ -1,0 +1,86 @@
+import WebSocket from 'ws';
+import { waitFor } from './wait.js';
+
+/** A bare WebSocket client that records every frame, for wire-level assertions. */
+export class RawClient {
+  readonly frames: unknown[][] = [];
+  readonly raw: string[] = [];
+  closed = false;
+  closeCode: number | undefined;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data) => {
+      const text = data.toString();
+      this.raw.push(text);
+      this.frames.push(JSON.parse(text) as unknown[]);
+    });
+    ws.on('close', (code) => {
+      this.closed = true;
+      this.closeCode = code;
+    });
+  }
+
+  /** Opens a connection and waits until it is open. */
+  static async connect(url: string, opts?: WebSocket.ClientOptions): Promise<RawClient> {
+    const ws = new WebSocket(url, opts);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    return new RawClient(ws);
+  }
+
+  /** Sends a JSON frame (or a raw string as is). */
+  send(frame: unknown): void {
+    this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+  }
+
+  /** Frames of one type (e.g. 'EVENT'), optionally for one subscription or event id. */
+  of(type: string, key?: string): unknown[][] {
+    return this.frames.filter((f) => f[0] === type && (key === undefined || f[1] === key));
+  }
+
+  /** Waits for a frame matching the predicate and returns it. */
+  async next(pred: (f: unknown[]) => boolean, what = 'frame', timeoutMs = 10_000): Promise<unknown[]> {
+    let found: unknown[] | undefined;
+    await waitFor(() => (found = this.frames.find(pred)) !== undefined, what, timeoutMs);
+    return found!;
+  }
+
+  /** Waits for the OK of an event id. */
+  ok(id: string): Promise<unknown[]> {
+    return this.next((f) => f[0] === 'OK' && f[1] === id, `OK ${id.slice(0, 8)}`);
+  }
+
+  /** Waits for EOSE of a subscription. */
+  eose(subId: string): Promise<unknown[]> {
+    return this.next((f) => f[0] === 'EOSE' && f[1] === subId, `EOSE ${subId}`);
+  }
+
+  /** Waits for CLOSED of a subscription. */
+  closedOf(subId: string): Promise<unknown[]> {
+    return this.next((f) => f[0] === 'CLOSED' && f[1] === subId, `CLOSED ${subId}`);
+  }
+
+  /** Publishes and waits for the OK. */
+  async publish(ev: { id: string }): Promise<unknown[]> {
+    this.send(['EVENT', ev]);
+    return this.ok(ev.id);
+  }
+
+  /** Sends a REQ and waits for EOSE; returns the events received before it. */
+  async req(subId: string, ...filters: object[]): Promise<Array<{ id: string; [k: string]: unknown }>> {
+    const start = this.frames.length;
+    this.send(['REQ', subId, ...filters]);
+    await this.next((f) => (f[0] === 'EOSE' || f[0] === 'CLOSED') && f[1] === subId && this.frames.indexOf(f) >= start, `EOSE ${subId}`);
+    return this.frames
+      .slice(start)
+      .filter((f) => f[0] === 'EVENT' && f[1] === subId)
+      .map((f) => f[2] as { id: string });
+  }
+
+  /** Closes the socket. */
+  close(): void {
+    this.ws.close();
+  }
+}
