@@ -27,10 +27,12 @@ CREATE TABLE tags (
 CREATE INDEX tags_lookup ON tags (name, value, created_at DESC);
 CREATE INDEX tags_seq    ON tags (seq);
 
--- NIP-09: ids deleted by their author stay refused on resubmission.
+-- NIP-09: ids deleted by their author stay refused on resubmission. Keyed by (id, pubkey): a
+-- stranger's request naming an id must not shadow the real author's.
 CREATE TABLE deleted_ids (
-  id     TEXT PRIMARY KEY,
-  pubkey TEXT NOT NULL
+  id     TEXT NOT NULL,
+  pubkey TEXT NOT NULL,
+  PRIMARY KEY (id, pubkey)
 ) WITHOUT ROWID;
 
 -- NIP-09 deletion of an address: versions up to `until` are gone and refused.

@@ -94,7 +94,7 @@ export class SqliteStore implements EventStore {
     const db = this.db;
     return {
       known: db.prepare('SELECT 1 FROM events WHERE id = ?').pluck(),
-      deleted: db.prepare('SELECT pubkey FROM deleted_ids WHERE id = ?').pluck(),
+      deleted: db.prepare('SELECT 1 FROM deleted_ids WHERE id = ? AND pubkey = ?').pluck(),
       insert: db.prepare(
         'INSERT INTO events (id, pubkey, created_at, kind, d_tag, expires_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
@@ -185,8 +185,7 @@ export class SqliteStore implements EventStore {
   #writeOne(ev: VerifiedEvent): WriteResult {
     const s = this.#s;
     if (s.known.get(ev.id)) return { status: 'duplicate' };
-    const deletedBy = s.deleted.get(ev.id) as string | undefined;
-    if (deletedBy !== undefined && deletedBy === ev.pubkey) {
+    if (s.deleted.get(ev.id, ev.pubkey)) {
       return { status: 'rejected', reason: makeReason('blocked', 'this event was deleted by its author') };
     }
     let dTag: string | null = null;
@@ -311,8 +310,7 @@ export class SqliteStore implements EventStore {
   /** Whether the id is stored, or was deleted by the given author. */
   isKnown(id: string, pubkey?: string): 'stored' | 'deleted' | undefined {
     if (this.#s.known.get(id)) return 'stored';
-    const by = this.#s.deleted.get(id) as string | undefined;
-    if (by !== undefined && (pubkey === undefined || by === pubkey)) return 'deleted';
+    if (pubkey !== undefined && this.#s.deleted.get(id, pubkey)) return 'deleted';
     return undefined;
   }
 

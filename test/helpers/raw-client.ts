@@ -8,6 +8,8 @@ export class RawClient {
   closed = false;
   closeCode: number | undefined;
 
+  // Listeners are attached before 'open': a frame sent by the relay on connect (the NIP-42
+  // challenge) can arrive in the same chunk as the upgrade response.
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (data) => {
       const text = data.toString();
@@ -23,11 +25,12 @@ export class RawClient {
   /** Opens a connection and waits until it is open. */
   static async connect(url: string, opts?: WebSocket.ClientOptions): Promise<RawClient> {
     const ws = new WebSocket(url, opts);
+    const client = new RawClient(ws);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', reject);
     });
-    return new RawClient(ws);
+    return client;
   }
 
   /** Sends a JSON frame (or a raw string as is). */

@@ -116,6 +116,12 @@ const cases: Case[] = [
     stored: [1, 2],
   },
   {
+    name: "a stranger's earlier request for the same id does not shadow the author's deletion",
+    writes: [ev(1, {}), ev(2, { kind: 5, pubkey: B, tags: [['e', id(1)]] }), ev(3, { kind: 5, tags: [['e', id(1)]] }), ev(1, {})],
+    outcomes: ['stored', 'stored', 'stored', 'rejected:blocked'],
+    stored: [2, 3],
+  },
+  {
     name: 'deleting a deletion has no effect',
     writes: [ev(1, {}), ev(2, { kind: 5, tags: [['e', id(1)]] }), ev(3, { kind: 5, tags: [['e', id(2)]] })],
     outcomes: ['stored', 'stored', 'stored'],
