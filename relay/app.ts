@@ -114,8 +114,9 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const privateKinds = new Set(PRIVATE_KINDS);
   const stats = createStats();
   const index = new SubscriptionIndex<import('./connection.js').Subscription>();
-  const fanOut = createFanOut(index, privateKinds, stats);
   const policies = defaultPolicies(config, privateKinds);
+  const hooks: RelayContext['hooks'] = { ...policies, onEventSaved: [], kindHandlers: new Map(), onDelivered: [], onAuth: [] };
+  const fanOut = createFanOut(index, privateKinds, stats, hooks.onDelivered);
   const ctx: RelayContext = {
     config,
     log,
@@ -124,7 +125,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     index,
     connections: new Set(),
     privateKinds,
-    hooks: { ...policies, onEventSaved: [], kindHandlers: new Map() },
+    hooks,
     stats,
     now,
     fanOut,

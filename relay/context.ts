@@ -13,6 +13,15 @@ export type KindHandler = (event: VerifiedEvent, conn: Connection) => Promise<{ 
 /** Runs after an event is stored and fanned out; must be cheap and synchronous. */
 export type OnEventSaved = (event: VerifiedEvent, seq: number) => void;
 
+/**
+ * Runs for each stored event sent to a connection, from storage or live, after the send; must be
+ * cheap, synchronous and must not throw (it runs inside the store's commit notification).
+ */
+export type OnDelivered = (conn: Connection, seq: number, raw: string) => void;
+
+/** Runs after a connection has authenticated as `pubkey` (NIP-42). */
+export type OnAuth = (conn: Connection, pubkey: string) => void;
+
 /** Counters the metrics and dashboard read. */
 export interface RelayStats {
   eventsReceived: number;
@@ -43,6 +52,8 @@ export interface RelayContext {
     rejectFilter: RejectFilter[];
     onEventSaved: OnEventSaved[];
     kindHandlers: Map<number, KindHandler>;
+    onDelivered: OnDelivered[];
+    onAuth: OnAuth[];
   };
   readonly stats: RelayStats;
   /** Seconds since the epoch. */

@@ -47,5 +47,6 @@ export async function handleAuth(ctx: RelayContext, conn: Connection, event: Nos
   }
   conn.authed.add(event.pubkey);
   conn.log.debug({ pubkey: event.pubkey }, 'authenticated');
+  for (const hook of ctx.hooks.onAuth) hook(conn, event.pubkey);
   conn.send(makeOkFrame(event.id, true, ''));
 }

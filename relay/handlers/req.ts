@@ -5,6 +5,7 @@ import type { Connection, Subscription } from '../connection.js';
 import { countRejection, type RelayContext } from '../context.js';
 import { firstRejection } from '../policies/types.js';
 import type { Viewer } from '../store/sql-filter.js';
+import type { StoredEvent } from '../store/types.js';
 
 /** Backfill chunk size when streaming a sequence range. */
 const SEQ_CHUNK = 500;
@@ -57,7 +58,15 @@ export function handleReq(ctx: RelayContext, conn: Connection, subId: string, fi
     return;
   }
   if (!admitFilters(ctx, conn, subId, filters)) return;
-  const range = seqRange(filters);
+  let range = seqRange(filters);
+  if (range !== undefined && typeof range !== 'string' && range.after > ctx.store.lastSeq()) {
+    // Sequence numbers only grow, so a cursor past the newest one was issued by another database
+    // (replaced, or restored from an older backup): resuming from it would skip events silently.
+    range = makeReason(
+      'invalid',
+      `seq_after ${range.after} is ahead of this relay's newest sequence number ${ctx.store.lastSeq()}; its history was reset, resume from 0`,
+    );
+  }
   if (typeof range === 'string') {
     countRejection(ctx.stats, range);
     conn.send(makeClosedFrame(subId, range));
@@ -80,7 +89,7 @@ export function handleReq(ctx: RelayContext, conn: Connection, subId: string, fi
     const limits = filters.map((f) => Math.min(f.limit ?? ctx.config.defaultLimit, ctx.config.maxLimit));
     const rows = ctx.store.query(filters, { viewer, limits });
     goLive(ctx, sub, ctx.store.lastSeq());
-    for (const r of rows) conn.send(makeEventFrame(sub.subIdJson, r.raw));
+    for (const r of rows) deliver(ctx, sub, r);
     conn.send(makeEoseFrame(subId));
     return;
   }
@@ -89,28 +98,43 @@ export function handleReq(ctx: RelayContext, conn: Connection, subId: string, fi
     // Page mode: one bounded page; live only when it reached the end of an open range.
     const limit = Math.min(range.limit ?? ctx.config.maxLimit, ctx.config.maxLimit);
     const page = ctx.store.querySeq(filters, range.after, range.until, limit, { viewer });
-    if (!page.more && range.until === undefined) goLive(ctx, sub, page.cursor);
-    for (const r of page.events) conn.send(makeEventFrame(sub.subIdJson, r.raw, r.seq));
+    const live = !page.more && range.until === undefined;
+    if (live) goLive(ctx, sub, page.cursor);
+    for (const r of page.events) deliver(ctx, sub, r);
     conn.send(makeEoseFrame(subId, { cursor: page.cursor, more: page.more }));
+    // A page that does not go live is complete: it holds no subscription slot (a CLOSE is harmless).
+    if (!live) closeSubscription(ctx, sub);
     return;
   }
 
   streamBackfill(ctx, sub, range.after, viewer);
 }
 
-/** Tail mode: streams the whole backlog in chunks, yielding between them, then goes live. */
+/**
+ * Tail mode: streams the whole backlog in keyset pages, yielding between them and pausing while
+ * the client drains (mid-page too, so large events never trip the slow-client cap), then goes live
+ * in the same tick as the query that found nothing more, so no event falls between backfill and live.
+ */
 function streamBackfill(ctx: RelayContext, sub: Subscription, after: number, viewer: Viewer): void {
   const conn = sub.conn;
+  const highWater = ctx.config.maxOutboundBytes / 2;
   let cursor = after;
   const step = () => {
     if (sub.closed || !conn.isOpen) return;
-    // Let a slow reader drain before reading more from disk.
-    if (conn.bufferedAmount > ctx.config.maxOutboundBytes / 2) {
+    if (conn.bufferedAmount > highWater) {
       setTimeout(step, 5);
       return;
     }
     const page = ctx.store.querySeq(sub.filters, cursor, undefined, SEQ_CHUNK, { viewer });
-    for (const r of page.events) conn.send(makeEventFrame(sub.subIdJson, r.raw, r.seq));
+    for (const r of page.events) {
+      if (conn.bufferedAmount > highWater) {
+        // Resume after the last event sent; the next query starts from there.
+        setTimeout(step, 5);
+        return;
+      }
+      if (!deliver(ctx, sub, r)) return;
+      cursor = r.seq;
+    }
     cursor = page.cursor;
     if (page.more) {
       setImmediate(step);
@@ -120,6 +144,13 @@ function streamBackfill(ctx: RelayContext, sub: Subscription, after: number, vie
     conn.send(makeEoseFrame(sub.subId, { cursor, more: false }));
   };
   step();
+}
+
+/** Sends one stored event (with its seq in sequence mode) and tells the delivery hooks. */
+function deliver(ctx: RelayContext, sub: Subscription, r: StoredEvent): boolean {
+  if (!sub.conn.send(makeEventFrame(sub.subIdJson, r.raw, sub.seqMode ? r.seq : undefined))) return false;
+  for (const hook of ctx.hooks.onDelivered) hook(sub.conn, r.seq, r.raw);
+  return true;
 }
 
 function goLive(ctx: RelayContext, sub: Subscription, from: number): void {
