@@ -32,6 +32,7 @@ import { createFanOut } from './subscriptions/fan-out.js';
 import { SubscriptionIndex } from './subscriptions/index.js';
 import { createWasmVerifier, type Verifier } from './verifier.js';
 import { makeReason } from '../shared/reason.js';
+import { configuredPrivateKinds, installMailbox, type Mailbox } from './mailbox/index.js';
 
 /** I/O edges a relay is built with; each has a production default. */
 export interface RelayDeps {
@@ -50,6 +51,8 @@ export interface Relay {
   ctx: RelayContext;
   /** Subsystems add NIP-11 fields here. */
   infoContributors: InfoContributor[];
+  /** Delivery accounting, quota and retention; absent when the store is not SQLite. */
+  mailbox: Mailbox | undefined;
   /** Stops accepting, closes connections, flushes pending writes, closes the database. */
   close(): Promise<void>;
 }
@@ -111,7 +114,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     now,
   });
   const verifier = deps.verifier ?? createWasmVerifier();
-  const privateKinds = new Set(PRIVATE_KINDS);
+  const privateKinds = new Set([...PRIVATE_KINDS, ...configuredPrivateKinds(config)]);
   const stats = createStats();
   const index = new SubscriptionIndex<import('./connection.js').Subscription>();
   const policies = defaultPolicies(config, privateKinds);
@@ -144,6 +147,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
 
   const version = packageVersion();
   const infoContributors: InfoContributor[] = [];
+  const mailbox = store instanceof SqliteStore ? installMailbox(ctx, store.db, infoContributors) : undefined;
   const app = Fastify({
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
@@ -242,6 +246,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     app,
     ctx,
     infoContributors,
+    mailbox,
     async close() {
       if (closed) return;
       closed = true;
@@ -249,6 +254,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       clearInterval(heartbeat);
       for (const ws of sockets.values()) ws.close(1001, 'relay shutting down');
       await app.close();
+      mailbox?.close();
       await store.close();
       await verifier.close();
     },

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseKindList, parseRetention } from './mailbox/retention-rules.js';
 
 /**
  * Every relay setting, declared once with its default and description. Only this module reads
@@ -42,6 +43,30 @@ export const configSchema = z.object({
   expirySweepSeconds: int(1).default(60).describe('How often expired events (NIP-40) are deleted from disk.'),
 
   // --- mailbox (issue 3) ---
+  mailboxPrivateKinds: z
+    .string()
+    .default('')
+    .superRefine((v, c) => {
+      const r = parseKindList(v);
+      if (!r.ok) c.addIssue({ code: 'custom', message: r.error });
+    })
+    .describe('Kinds served only to their author or a p-tagged recipient, besides 4 and 1059 (comma-separated, e.g. Roost mailbox kinds).'),
+  mailboxQuota: int(0)
+    .default(10000)
+    .describe('Most undelivered events addressed (p tag) to one recipient; further regular events to it get OK false rate-limited (0: no quota).'),
+  mailboxFlushMs: int(10, 60000).default(1000).describe('How often per-agent delivery accounting is written to disk, coalesced.'),
+  retention: z
+    .string()
+    .default('')
+    .superRefine((v, c) => {
+      const r = parseRetention(v);
+      if (!r.ok) c.addIssue({ code: 'custom', message: r.error });
+    })
+    .describe('Retention by kind and age (created_at), first matching rule wins: comma-separated KINDS:AGE, KINDS being *, a kind or a range a-b joined with +, AGE in seconds or with a unit s, m, h, d, w or y (365d). Empty keeps everything. Advertised in NIP-11.'),
+  retentionKeepUndelivered: bool
+    .default(true)
+    .describe('Retention never removes an event still undelivered to a p-tagged agent that has authenticated here (the quota bounds those instead).'),
+  retentionSweepSeconds: int(1).default(300).describe('How often the retention rules are applied.'),
 
   // --- push wake (issue 10) ---
 

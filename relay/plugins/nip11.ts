@@ -32,8 +32,18 @@ export function buildRelayInfo(config: RelayConfig, version: string, contributor
       created_at_upper_limit: config.createdAtFutureLimit,
     },
   };
-  for (const c of contributors) Object.assign(info, c());
+  // Objects under the same key (e.g. `roost`) from several subsystems are merged, not replaced.
+  for (const c of contributors) {
+    for (const [key, value] of Object.entries(c())) {
+      const prev = info[key];
+      info[key] = isPlainObject(prev) && isPlainObject(value) ? { ...prev, ...value } : value;
+    }
+  }
   return info;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** NIP-11 requires CORS on the information document. */

@@ -1,0 +1,116 @@
+import type { Database } from 'better-sqlite3';
+import type { RelayConfig } from '../config.js';
+import type { RelayContext } from '../context.js';
+import type { InfoContributor } from '../plugins/nip11.js';
+import { rejectFullMailbox } from '../policies/mailbox-quota.js';
+import { DeliveryLedger, type MailboxBacklog, type MailboxStatus } from './ledger.js';
+import { MailboxQuota } from './quota.js';
+import { describeRetention, parseKindList, parseRetention, type RetentionRule } from './retention-rules.js';
+import { sweepRetention } from './retention.js';
+
+export type { MailboxBacklog, MailboxStatus } from './ledger.js';
+
+/** The agent mailbox (issue 3): delivery accounting, per-recipient quota, retention. */
+export interface Mailbox {
+  /** Where one agent's mailbox stands: `{ deliveredSeq, undelivered }`. */
+  status(pubkey: string): MailboxStatus;
+  /** The relay-wide undelivered backlog. */
+  backlog(): MailboxBacklog;
+  /** Applies the retention rules now; returns how many events were removed. */
+  sweepRetention(now?: number): number;
+  /** Writes pending delivery accounting to disk. */
+  flush(): void;
+  /** Stops the timers and flushes. */
+  close(): void;
+}
+
+/** Kinds the settings add to the private-inbox kinds. */
+export function configuredPrivateKinds(config: RelayConfig): number[] {
+  const r = parseKindList(config.mailboxPrivateKinds);
+  return r.ok ? r.kinds : [];
+}
+
+function retentionRules(config: RelayConfig): RetentionRule[] {
+  const r = parseRetention(config.retention);
+  return r.ok ? r.rules : [];
+}
+
+/**
+ * Wires the mailbox into a built relay: a delivery hook and an AUTH hook feed the ledger, a
+ * post-save hook and an appended policy enforce the quota, timers flush the ledger and sweep
+ * retention, and NIP-11 advertises the sequence extension, private kinds, quota and retention.
+ */
+export function installMailbox(ctx: RelayContext, db: Database, infoContributors: InfoContributor[]): Mailbox {
+  const { config, log } = ctx;
+  const ledger = new DeliveryLedger(db, () => ctx.now());
+  const rules = retentionRules(config);
+  const keepUndelivered = config.retentionKeepUndelivered;
+
+  ctx.hooks.onAuth.push(function registerAgent(_conn, pubkey) {
+    ledger.register(pubkey);
+  });
+  ctx.hooks.onDelivered.push(function accountDelivery(conn, seq, raw) {
+    if (conn.authed.size > 0) ledger.noteDelivered(conn.authed, seq, raw);
+  });
+
+  if (config.mailboxQuota > 0) {
+    const quota = new MailboxQuota(ledger, config.mailboxQuota, () => ctx.now());
+    const isStored = (id: string) => ctx.store.isKnown(id) === 'stored';
+    ctx.hooks.rejectEvent.push(rejectFullMailbox(quota, isStored));
+    ctx.hooks.onEventSaved.push(function raiseQuotaBounds(event) {
+      quota.onStored(event);
+    });
+  }
+
+  infoContributors.push(() => ({
+    roost: {
+      seq: true,
+      seq_page_limit: config.maxLimit,
+      private_kinds: [...ctx.privateKinds].sort((a, b) => a - b),
+      mailbox_quota: config.mailboxQuota > 0 ? config.mailboxQuota : null,
+    },
+    ...(rules.length > 0 ? { retention: describeRetention(rules) } : {}),
+  }));
+
+  const flush = () => {
+    try {
+      ledger.flush();
+    } catch (err) {
+      log.error({ err }, 'mailbox ledger flush failed');
+    }
+  };
+  const sweep = (now = ctx.now()) => {
+    ledger.flush();
+    const removed = sweepRetention(db, rules, now, { keepUndelivered });
+    if (removed > 0) log.info({ removed }, 'retention sweep removed events');
+    return removed;
+  };
+  const flushTimer = setInterval(flush, config.mailboxFlushMs);
+  flushTimer.unref();
+  const sweepTimer =
+    rules.length > 0
+      ? setInterval(() => {
+          try {
+            sweep();
+          } catch (err) {
+            log.error({ err }, 'retention sweep failed');
+          }
+        }, config.retentionSweepSeconds * 1000)
+      : undefined;
+  sweepTimer?.unref();
+
+  let closed = false;
+  return {
+    status: (pubkey) => ledger.status(pubkey),
+    backlog: () => ledger.backlog(),
+    sweepRetention: (now) => (rules.length > 0 ? sweep(now) : 0),
+    flush,
+    close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(flushTimer);
+      if (sweepTimer) clearInterval(sweepTimer);
+      flush();
+    },
+  };
+}

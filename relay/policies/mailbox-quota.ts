@@ -1,0 +1,26 @@
+import { npubEncode } from 'nostr-tools/nip19';
+import { isRegularKind } from '../../shared/kinds.js';
+import { makeReason } from '../../shared/reason.js';
+import type { MailboxQuota } from '../mailbox/quota.js';
+import type { RejectEvent } from './types.js';
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/**
+ * Refuses a regular event addressed (`p` tag) to a recipient whose undelivered mailbox is full, so
+ * the sender learns it instead of anything being dropped later. Replaceable, addressable and
+ * ephemeral kinds are state, not mail, and pass. An event already stored passes too, so a
+ * resubmission still gets its `duplicate:` answer.
+ */
+export function rejectFullMailbox(quota: MailboxQuota, isStored: (id: string) => boolean): RejectEvent {
+  return function rejectFullMailbox(ev) {
+    if (!isRegularKind(ev.kind)) return undefined;
+    for (const t of ev.tags) {
+      if (t[0] !== 'p' || t[1] === undefined || !HEX64.test(t[1])) continue;
+      if (!quota.isFull(t[1])) continue;
+      if (isStored(ev.id)) return undefined;
+      return makeReason('rate-limited', `mailbox of ${npubEncode(t[1])} is full (${quota.limit} undelivered events)`);
+    }
+    return undefined;
+  };
+}
