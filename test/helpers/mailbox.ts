@@ -50,14 +50,14 @@ export async function authenticate(c: RawClient, key: Key, url: string): Promise
   if (ok[2] !== true) throw new Error(`AUTH refused: ${String(ok[3])}`);
 }
 
-/** Sequence-mode EVENT frames of a subscription, received after frame index `from`. */
+/** EVENT frames of a subscription received after frame index `from` (seq -1 on plain frames). */
 export function seqEvents(c: RawClient, subId: string, from = 0): SeqEvent[] {
   return c.frames
     .slice(from)
     .filter((f) => f[0] === 'EVENT' && f[1] === subId)
     .map((f) => {
       const ev = f[2] as { id: string; content: string; kind: number };
-      return { id: ev.id, content: ev.content, kind: ev.kind, seq: (f[3] as { seq: number }).seq };
+      return { id: ev.id, content: ev.content, kind: ev.kind, seq: (f[3] as { seq: number } | undefined)?.seq ?? -1 };
     });
 }
 
