@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as secp from 'tiny-secp256k1';
 import { serializeEvent, type NostrEvent } from '../../shared/event.js';
-import { nowSeconds, signEvent, type Key } from './events.js';
+import { nowSeconds, type Key } from './events.js';
 import type { RawClient } from './raw-client.js';
 import { waitFor } from './wait.js';
 
@@ -44,7 +44,7 @@ export interface SeqEvent {
 /** Answers the relay's NIP-42 challenge as `key` and waits for OK true. */
 export async function authenticate(c: RawClient, key: Key, url: string): Promise<void> {
   const challenge = (await c.next((f) => f[0] === 'AUTH', 'AUTH challenge'))[1] as string;
-  const ev = signEvent(key, { kind: 22242, tags: [['relay', url], ['challenge', challenge]] });
+  const ev = signFast(key, { kind: 22242, tags: [['relay', url], ['challenge', challenge]] });
   c.send(['AUTH', ev]);
   const ok = await c.ok(ev.id);
   if (ok[2] !== true) throw new Error(`AUTH refused: ${String(ok[3])}`);
