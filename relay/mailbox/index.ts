@@ -1,4 +1,5 @@
 import type { Database } from 'better-sqlite3';
+import { isRegularKind } from '../../shared/kinds.js';
 import type { RelayConfig } from '../config.js';
 import type { RelayContext } from '../context.js';
 import type { InfoContributor } from '../plugins/nip11.js';
@@ -57,8 +58,9 @@ export function installMailbox(ctx: RelayContext, db: Database, infoContributors
     const quota = new MailboxQuota(ledger, config.mailboxQuota, () => ctx.now());
     const isStored = (id: string) => ctx.store.isKnown(id) === 'stored';
     ctx.hooks.rejectEvent.push(rejectFullMailbox(quota, isStored));
+    // Regular kinds were counted when the policy admitted them; state kinds skip the policy.
     ctx.hooks.onEventSaved.push(function raiseQuotaBounds(event) {
-      quota.onStored(event);
+      if (!isRegularKind(event.kind)) quota.raise(event);
     });
   }
 

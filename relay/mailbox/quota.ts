@@ -17,8 +17,9 @@ interface Bound {
 
 /**
  * Per-recipient mailbox quota. Keeps an upper bound of each recipient's undelivered count: exact
- * when counted, raised by one for every stored event addressed to it, never lowered by deliveries,
- * deletions or sweeps. Only a bound at the limit costs an exact count (an index range over the
+ * when counted, raised by one for every event addressed to it as it is admitted (so a burst still
+ * in flight counts), never lowered by deliveries, refusals further down the pipeline, deletions or
+ * sweeps. Only a bound at the limit costs an exact count (an index range over the
  * undelivered part of the mailbox), and a mailbox found full is counted again only once its agent
  * has been delivered something or a few seconds have passed.
  */
@@ -47,8 +48,8 @@ export class MailboxQuota {
     return n >= this.limit;
   }
 
-  /** Raises the bound of every recipient the stored event is addressed to. */
-  onStored(event: NostrEvent): void {
+  /** Raises the bound of every recipient the event is addressed to (admitted or stored). */
+  raise(event: NostrEvent): void {
     let seen: Set<string> | undefined;
     for (const t of event.tags) {
       if (t[0] !== 'p' || t[1] === undefined) continue;

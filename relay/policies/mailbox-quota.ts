@@ -10,7 +10,8 @@ const HEX64 = /^[0-9a-f]{64}$/;
  * Refuses a regular event addressed (`p` tag) to a recipient whose undelivered mailbox is full, so
  * the sender learns it instead of anything being dropped later. Replaceable, addressable and
  * ephemeral kinds are state, not mail, and pass. An event already stored passes too, so a
- * resubmission still gets its `duplicate:` answer.
+ * resubmission still gets its `duplicate:` answer. An admitted event counts against its
+ * recipients' mailboxes at once, so a burst cannot overshoot while it is being verified and stored.
  */
 export function rejectFullMailbox(quota: MailboxQuota, isStored: (id: string) => boolean): RejectEvent {
   return function rejectFullMailbox(ev) {
@@ -21,6 +22,7 @@ export function rejectFullMailbox(quota: MailboxQuota, isStored: (id: string) =>
       if (isStored(ev.id)) return undefined;
       return makeReason('rate-limited', `mailbox of ${npubEncode(t[1])} is full (${quota.limit} undelivered events)`);
     }
+    quota.raise(ev);
     return undefined;
   };
 }
