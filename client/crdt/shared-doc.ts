@@ -288,10 +288,12 @@ export class SharedDoc {
     return this.#rootNames(PREFIX.status);
   }
 
-  /** The typed state as plain JSON with sorted keys: equal on every replica that has seen the same updates. */
+  /** The typed state as plain JSON with sorted keys, empty views left out: equal on replicas that saw the same updates. */
   toJSON(): Record<string, Json> {
+    // a root type exists wherever it was merely looked at; only content counts
+    const isEmpty = (j: Json) => j === null || (typeof j === 'object' && Object.keys(j).length === 0);
     const group = <T extends { toJSON(): Json }>(prefix: string, get: (name: string) => T): Record<string, Json> =>
-      Object.fromEntries(this.#rootNames(prefix).map((n) => [n, get(n).toJSON()]));
+      Object.fromEntries(this.#rootNames(prefix).map((n) => [n, get(n).toJSON()] as const).filter(([, j]) => !isEmpty(j)));
     return sortJson({
       status: group(PREFIX.status, (n) => this.status(n)),
       maps: group(PREFIX.map, (n) => this.map(n)),
