@@ -285,7 +285,7 @@ export class SharedDoc {
 
   /** Pubkeys that have a status in this document, sorted. */
   statusAuthors(): string[] {
-    return this.#rootNames(PREFIX.status);
+    return this.#rootNames(PREFIX.status).filter((pubkey) => this.status(pubkey).size > 0);
   }
 
   /** The typed state as plain JSON with sorted keys, empty views left out: equal on replicas that saw the same updates. */
