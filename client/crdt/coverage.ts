@@ -11,3 +11,19 @@ export function createCoverageCheck(snapshotUpdate: Uint8Array): (delta: Uint8Ar
   const snap = Y.createSnapshot(ds, sv);
   return (delta) => Y.snapshotContainsUpdate(snap, delta);
 }
+
+/**
+ * True when a snapshot's claimed state vector (its `sv` tag) is exactly what its update holds. A relay
+ * that expires deltas on the claim alone trusts the signer; a member can check the claim before relying on it.
+ */
+export function isSnapshotConsistent(snapshotUpdate: Uint8Array, claimed: ReadonlyMap<number, number>): boolean {
+  let real: Map<number, number>;
+  try {
+    real = Y.decodeStateVector(Y.encodeStateVectorFromUpdate(snapshotUpdate));
+  } catch {
+    return false;
+  }
+  if (real.size !== claimed.size) return false;
+  for (const [client, clock] of real) if (claimed.get(client) !== clock) return false;
+  return true;
+}

@@ -2,7 +2,7 @@
 export { AddWinsSet } from './add-wins-set.js';
 export { Awareness, createAwareness, type AwarenessChange, type AwarenessOptions } from './awareness.js';
 export { Counter, CounterMap } from './counter.js';
-export { createCoverageCheck } from './coverage.js';
+export { createCoverageCheck, isSnapshotConsistent } from './coverage.js';
 export { CrdtError, type CrdtErrorCode } from './errors.js';
 export { isJson, type Json } from './json.js';
 export { LwwMap } from './lww-map.js';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
+import { createCoverageCheck, isSnapshotConsistent } from '../../../client/crdt/coverage.js';
 import { CrdtError } from '../../../client/crdt/errors.js';
 import { makeMembership } from '../../../client/crdt/membership.js';
 import { createSharedDoc, type SharedDoc } from '../../../client/crdt/shared-doc.js';
@@ -247,5 +248,21 @@ describe('catch-up, snapshots and persistence', () => {
     const a = doc(OWNER);
     a.ydoc.getArray('lww:tasks');
     expect(codeOf(() => a.map('tasks'))).toBe('ROOST_ERR_CRDT_TYPE_CLASH');
+  });
+
+  it('checks a snapshot claim against its content and tells which deltas it makes redundant', () => {
+    const a = doc(OWNER, { clientId: 3 });
+    const deltas: Uint8Array[] = [];
+    a.connect({ publish: (u) => deltas.push(u) });
+    a.set('peers').add('p');
+    a.map('m').set('k', 1);
+    const snap = a.snapshot();
+    a.set('peers').remove('p');
+    expect(isSnapshotConsistent(snap.update, snap.stateVector)).toBe(true);
+    expect(isSnapshotConsistent(snap.update, new Map([[3, 99]]))).toBe(false);
+    expect(isSnapshotConsistent(snap.update, new Map())).toBe(false);
+    expect(isSnapshotConsistent(new Uint8Array([9, 9, 9]), new Map())).toBe(false);
+    const covers = createCoverageCheck(snap.update);
+    expect(deltas.map(covers)).toEqual([true, true, false]);
   });
 });
