@@ -14,6 +14,7 @@ export {
   createSharedDoc,
   defaultPolicies,
   isRemoteOrigin,
+  onlySnapshotsFrom,
   rejectNonMembers,
   type DocSnapshot,
   type SharedDocOptions,

@@ -16,6 +16,14 @@ export type UpdatePolicy = (update: Uint8Array, meta: RemoteUpdateMeta, doc: Sha
 export const rejectNonMembers: UpdatePolicy = (_update, meta, doc) =>
   doc.isMember(meta.author) ? undefined : `blocked: ${meta.author} is not a member`;
 
+/**
+ * Rejects snapshots unless `isTrusted(author)` (e.g. only the owner): a snapshot carries everyone's structs
+ * on its signer's word, so a newcomer may want to take it only from someone it trusts more than any member.
+ */
+export function onlySnapshotsFrom(isTrusted: (author: string) => boolean): UpdatePolicy {
+  return (_update, meta) => (meta.kind !== 'snapshot' || isTrusted(meta.author) ? undefined : `restricted: snapshot from untrusted ${meta.author}`);
+}
+
 /** The policies a document runs when none are given. */
 export const defaultPolicies: readonly UpdatePolicy[] = Object.freeze([rejectNonMembers]);
 

@@ -3,7 +3,7 @@ import * as Y from 'yjs';
 import { createCoverageCheck, isSnapshotConsistent } from '../../../client/crdt/coverage.js';
 import { CrdtError } from '../../../client/crdt/errors.js';
 import { makeMembership } from '../../../client/crdt/membership.js';
-import { createSharedDoc, type SharedDoc } from '../../../client/crdt/shared-doc.js';
+import { createSharedDoc, defaultPolicies, onlySnapshotsFrom, type SharedDoc } from '../../../client/crdt/shared-doc.js';
 import type { DocTransport, LocalUpdateMeta, RemoteUpdateMeta, UpdateReceiver } from '../../../client/crdt/transport.js';
 import { pk } from './sim.js';
 
@@ -174,6 +174,18 @@ describe('membership', () => {
     expect(codeOf(() => alice.status().set('mood', 'ok'))).toBeUndefined();
     expect(alice.statusAuthors()).toEqual([ALICE]);
     expect(alice.toJSON()['status']).toEqual({ [ALICE]: { mood: 'ok' } });
+  });
+
+  it('policies compose: first rejection wins, e.g. snapshots only from the owner', () => {
+    const reasons: string[] = [];
+    const a = doc(ALICE, { policies: [...defaultPolicies, onlySnapshotsFrom((p) => p === OWNER)], onReject: (r) => reasons.push(r) });
+    const src = doc(OWNER);
+    src.map('m').set('k', 1);
+    expect(a.receive(src.encodeState(), { author: ALICE, kind: 'snapshot' })).toBe(false);
+    expect(a.receive(src.encodeState(), { author: MALLORY, kind: 'snapshot' })).toBe(false);
+    expect(a.receive(src.encodeState(), { author: ALICE, kind: 'sync' })).toBe(true);
+    expect(a.receive(src.encodeState(), { author: OWNER, kind: 'snapshot' })).toBe(true);
+    expect(reasons).toEqual([`restricted: snapshot from untrusted ${ALICE}`, `blocked: ${MALLORY} is not a member`]);
   });
 
   it('an empty policy list opens the document to everyone', () => {
