@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
@@ -114,7 +115,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const privateKinds = new Set(PRIVATE_KINDS);
   const stats = createStats();
   const index = new SubscriptionIndex<import('./connection.js').Subscription>();
-  const fanOut = createFanOut(index, privateKinds, stats);
+  const fanOut = createFanOut(index, privateKinds, stats, config.maxOutboundBytes);
   const policies = defaultPolicies(config, privateKinds);
   const ctx: RelayContext = {
     config,
@@ -149,7 +150,8 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     trustProxy: true,
   }) as unknown as FastifyInstance;
   await app.register(websocket, {
-    options: { maxPayload: Math.min(config.maxMessageLength * 4, 64 * 1024 * 1024) },
+    // UTF-8 is checked per frame below so a bad frame gets a NOTICE instead of a closed connection.
+    options: { maxPayload: Math.min(config.maxMessageLength * 4, 64 * 1024 * 1024), skipUTF8Validation: true },
   });
 
   const sweep = setInterval(() => {
@@ -209,6 +211,10 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
         }
         if (isBinary) {
           conn.send(makeNoticeFrame(makeReason('invalid', 'binary frames are not supported')));
+          return;
+        }
+        if (!isUtf8(buf)) {
+          conn.send(makeNoticeFrame(makeReason('invalid', 'frame is not valid UTF-8')));
           return;
         }
         dispatch(ctx, conn, buf.toString('utf8'));

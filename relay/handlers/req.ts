@@ -9,6 +9,9 @@ import type { Viewer } from '../store/sql-filter.js';
 /** Backfill chunk size when streaming a sequence range. */
 const SEQ_CHUNK = 500;
 
+/** A reader that drains nothing of a paused answer for this long is cut off. */
+const STALL_LIMIT_MS = 30_000;
+
 /** The viewer for store reads: who this connection is, for private inboxes. */
 export function viewerOf(ctx: RelayContext, conn: Connection): Viewer {
   return { pubkeys: [...conn.authed], privateKinds: [...ctx.privateKinds] };
@@ -80,8 +83,7 @@ export function handleReq(ctx: RelayContext, conn: Connection, subId: string, fi
     const limits = filters.map((f) => Math.min(f.limit ?? ctx.config.defaultLimit, ctx.config.maxLimit));
     const rows = ctx.store.query(filters, { viewer, limits });
     goLive(ctx, sub, ctx.store.lastSeq());
-    for (const r of rows) conn.send(makeEventFrame(sub.subIdJson, r.raw));
-    conn.send(makeEoseFrame(subId));
+    sendStored(sub, rows.map((r) => makeEventFrame(sub.subIdJson, r.raw)), makeEoseFrame(subId));
     return;
   }
 
@@ -90,27 +92,61 @@ export function handleReq(ctx: RelayContext, conn: Connection, subId: string, fi
     const limit = Math.min(range.limit ?? ctx.config.maxLimit, ctx.config.maxLimit);
     const page = ctx.store.querySeq(filters, range.after, range.until, limit, { viewer });
     if (!page.more && range.until === undefined) goLive(ctx, sub, page.cursor);
-    for (const r of page.events) conn.send(makeEventFrame(sub.subIdJson, r.raw, r.seq));
-    conn.send(makeEoseFrame(subId, { cursor: page.cursor, more: page.more }));
+    const frames = page.events.map((r) => makeEventFrame(sub.subIdJson, r.raw, r.seq));
+    sendStored(sub, frames, makeEoseFrame(subId, { cursor: page.cursor, more: page.more }));
     return;
   }
 
   streamBackfill(ctx, sub, range.after, viewer);
 }
 
+/**
+ * Writes a stored answer, pausing while the socket is congested so a large answer to a reader on
+ * a slow link is paced rather than cut off. Live frames for the subscription are held meanwhile
+ * and follow EOSE in order.
+ */
+function sendStored(sub: Subscription, frames: string[], eose: string): void {
+  const conn = sub.conn;
+  let i = 0;
+  let stalledSince = 0;
+  const step = () => {
+    if (sub.closed || !conn.isOpen) return;
+    while (i < frames.length) {
+      if (conn.isCongested()) {
+        sub.held ??= { frames: [], bytes: 0 };
+        stalledSince ||= Date.now();
+        if (Date.now() - stalledSince > STALL_LIMIT_MS) return conn.cutOff('stopped reading a stored answer');
+        setTimeout(step, 5);
+        return;
+      }
+      stalledSince = 0;
+      conn.send(frames[i++]!);
+    }
+    conn.send(eose);
+    const held = sub.held;
+    sub.held = undefined;
+    if (held) for (const f of held.frames) conn.send(f);
+  };
+  step();
+}
+
 /** Tail mode: streams the whole backlog in chunks, yielding between them, then goes live. */
 function streamBackfill(ctx: RelayContext, sub: Subscription, after: number, viewer: Viewer): void {
   const conn = sub.conn;
   let cursor = after;
+  let stalledSince = 0;
   const step = () => {
     if (sub.closed || !conn.isOpen) return;
     // Let a slow reader drain before reading more from disk.
-    if (conn.bufferedAmount > ctx.config.maxOutboundBytes / 2) {
+    if (conn.isCongested()) {
+      stalledSince ||= Date.now();
+      if (Date.now() - stalledSince > STALL_LIMIT_MS) return conn.cutOff('stopped reading a backfill');
       setTimeout(step, 5);
       return;
     }
+    stalledSince = 0;
     const page = ctx.store.querySeq(sub.filters, cursor, undefined, SEQ_CHUNK, { viewer });
-    for (const r of page.events) conn.send(makeEventFrame(sub.subIdJson, r.raw, r.seq));
+    for (const r of page.events) if (!conn.send(makeEventFrame(sub.subIdJson, r.raw, r.seq))) return;
     cursor = page.cursor;
     if (page.more) {
       setImmediate(step);

@@ -10,13 +10,28 @@ import type { SubscriptionIndex } from './index.js';
  * guarded by each subscription's sequence watermark so a stored event already answered from
  * storage is never sent twice.
  */
-export function createFanOut(index: SubscriptionIndex<Subscription>, privateKinds: ReadonlySet<number>, stats: RelayStats) {
+export function createFanOut(
+  index: SubscriptionIndex<Subscription>,
+  privateKinds: ReadonlySet<number>,
+  stats: RelayStats,
+  maxHeldBytes: number,
+) {
   return function fanOut(event: NostrEvent, raw: string, seq: number | undefined): void {
     const isPrivate = privateKinds.has(event.kind);
     index.match(event, (sub) => {
       if (seq !== undefined && seq <= sub.liveFrom) return;
       if (isPrivate && !canRead(event, sub.conn.authed, privateKinds)) return;
-      if (sub.conn.send(makeEventFrame(sub.subIdJson, raw, sub.seqMode ? seq : undefined))) stats.deliveries++;
+      const frame = makeEventFrame(sub.subIdJson, raw, sub.seqMode ? seq : undefined);
+      if (sub.held) holdFrame(sub, frame, maxHeldBytes);
+      else if (sub.conn.send(frame)) stats.deliveries++;
     });
   };
+}
+
+/** Queues a live frame behind stored results still being written; a reader too slow to drain is cut off. */
+function holdFrame(sub: Subscription, frame: string, maxHeldBytes: number): void {
+  const held = sub.held!;
+  held.frames.push(frame);
+  held.bytes += frame.length;
+  if (held.bytes > maxHeldBytes) sub.conn.cutOff('live events piled up behind a slow stored answer');
 }
