@@ -103,7 +103,8 @@ export function createApnsSender(options: ApnsSenderOptions): WakeSender {
     async close() {
       const all = [...providers.values()];
       providers.clear();
-      await Promise.all(all.map((p) => new Promise<void>((resolve) => void p.shutdown(resolve))));
+      // node-apn never calls back when its session already died of an error: do not wait forever.
+      await Promise.all(all.map((p) => Promise.race([new Promise<void>((resolve) => void p.shutdown(resolve)), delay(1000)])));
     },
   };
 }
@@ -119,4 +120,8 @@ function checkSigningKey(options: ApnsSenderOptions): void {
     throw new RoostError('ROOST_ERR_PUSH_CONFIG', 'the APNs signing key is not a PEM private key', { cause: err });
   }
   if (curve !== 'prime256v1') throw new RoostError('ROOST_ERR_PUSH_CONFIG', 'the APNs signing key must be an EC P-256 (.p8) key');
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

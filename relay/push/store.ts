@@ -48,9 +48,9 @@ export class PushStore {
   constructor(db: Database.Database) {
     this.#db = db;
     this.#s = {
-      queueWake: db.prepare<[string, number, number, number], { due_at: number }>(
+      queueWake: db.prepare<[{ owner: string; seq: number; now: number; interval: number }], { due_at: number }>(
         `INSERT INTO push_wakes (owner, seq, queued_at, due_at)
-         SELECT owner, ?2, ?3, max(?3, coalesce(last_wake_at + ?4, 0)) FROM push_owners WHERE owner = ?1
+         SELECT owner, @seq, @now, max(@now, coalesce(last_wake_at + @interval, 0)) FROM push_owners WHERE owner = @owner
          ON CONFLICT (owner) DO NOTHING
          RETURNING due_at`,
       ),
@@ -80,9 +80,9 @@ export class PushStore {
       setWindow: db.prepare<[number, number, number, string]>(
         'UPDATE push_owners SET last_wake_at = ?, window_start = ?, window_count = ? WHERE owner = ?',
       ),
-      releaseWake: db.prepare<[string, number, number, number]>(
+      releaseWake: db.prepare<[{ owner: string; seq: number; queuedAt: number; now: number }]>(
         `INSERT INTO push_deliveries (owner, platform, token, seq, queued_at, attempts, due_at)
-         SELECT owner, platform, token, ?2, ?3, 0, ?4 FROM push_channels WHERE owner = ?1
+         SELECT owner, platform, token, @seq, @queuedAt, 0, @now FROM push_channels WHERE owner = @owner
          ON CONFLICT (owner, platform, token) DO UPDATE SET seq = min(seq, excluded.seq), queued_at = max(queued_at, excluded.queued_at)`,
       ),
       dueDeliveries: db.prepare<[number, number], DeliveryRow>(
@@ -107,7 +107,7 @@ export class PushStore {
 
   /** Queues a wake unless one is pending or the agent has no registration; returns its due time when queued. */
   queueWake(owner: string, seq: number, now: number, minIntervalMs: number): number | undefined {
-    return this.#s.queueWake.get(owner, seq, now, minIntervalMs)?.due_at;
+    return this.#s.queueWake.get({ owner, seq, now, interval: minIntervalMs })?.due_at;
   }
 
   /** created_at of the registration in force for `owner`, if any. */
@@ -167,7 +167,7 @@ export class PushStore {
   /** Turns a pending wake into one delivery per channel and records it in the rate window, atomically. */
   releaseWake(wake: PendingWake, now: number, window: OwnerWindow): void {
     this.#db.transaction(() => {
-      this.#s.releaseWake.run(wake.owner, wake.seq, wake.queuedAt, now);
+      this.#s.releaseWake.run({ owner: wake.owner, seq: wake.seq, queuedAt: wake.queuedAt, now });
       this.#s.deleteWake.run(wake.owner);
       this.#s.setWindow.run(now, window.windowStart, window.windowCount, wake.owner);
     })();
