@@ -48,7 +48,7 @@ export const configSchema = z.object({
   pushApnsKeyId: z.string().default('').describe('Key ID of the APNs signing key.'),
   pushApnsTeamId: z.string().default('').describe('Apple developer team ID that owns the APNs signing key.'),
   pushApnsHost: z.string().default('').describe("APNs host; empty picks Apple's sandbox or production host per registration (set it to test against a local server)."),
-  pushApnsPort: int(1, 65535).default(443).describe('APNs port.'),
+  pushApnsPort: int(1, 65535).default(443).describe('Port of the APNs host (Apple uses 443).'),
   pushApnsCaFile: z.string().default('').describe('PEM file of CA certificates trusted for APNs instead of the system ones (local test servers).'),
   pushFcmServiceAccountFile: z.string().default('').describe('Firebase service-account JSON file (its token_uri is honoured); with no access token either, FCM wake is off.'),
   pushFcmAccessToken: z.string().default('').describe('Fixed OAuth access token for FCM, used instead of a service account (local test servers).'),
