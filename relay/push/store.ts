@@ -59,7 +59,9 @@ export class PushStore {
         `INSERT INTO push_owners (owner, event_created) VALUES (?, ?)
          ON CONFLICT (owner) DO UPDATE SET event_created = excluded.event_created`,
       ),
-      channelsOf: db.prepare<[string], { platform: WakePlatform; token: string }>('SELECT platform, token FROM push_channels WHERE owner = ?'),
+      channelsOf: db.prepare<[string], { platform: WakePlatform; token: string; topic: string; environment: string; mode: string; registered_at: number }>(
+        'SELECT platform, token, topic, environment, mode, registered_at FROM push_channels WHERE owner = ?',
+      ),
       deleteChannel: db.prepare<[string, string, string]>('DELETE FROM push_channels WHERE owner = ? AND platform = ? AND token = ?'),
       upsertChannel: db.prepare<[string, string, string, string, string, string, number]>(
         `INSERT INTO push_channels (owner, platform, token, topic, environment, mode, registered_at) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -105,6 +107,16 @@ export class PushStore {
     };
   }
 
+  /** Runs `fn` in one transaction (a savepoint inside an open one): one commit for many writes. */
+  batch<T>(fn: () => T): T {
+    return this.#db.transaction(fn)();
+  }
+
+  /** True while a transaction is open on the handle (the relay's group commit, for instance). */
+  get inTransaction(): boolean {
+    return this.#db.inTransaction;
+  }
+
   /** Queues a wake unless one is pending or the agent has no registration; returns its due time when queued. */
   queueWake(owner: string, seq: number, now: number, minIntervalMs: number): number | undefined {
     return this.#s.queueWake.get({ owner, seq, now, interval: minIntervalMs })?.due_at;
@@ -113,6 +125,17 @@ export class PushStore {
   /** created_at of the registration in force for `owner`, if any. */
   getRegistrationTime(owner: string): number | undefined {
     return this.#s.owner.get(owner)?.event_created;
+  }
+
+  /** True when `owner` has exactly these channels, all registered since `since`: re-registering them needs no write. */
+  hasSameChannels(owner: string, targets: readonly WakeTarget[], since: number): boolean {
+    const rows = this.#s.channelsOf.all(owner);
+    if (rows.length !== targets.length) return false;
+    const byKey = new Map(rows.map((r) => [`${r.platform}\u0000${r.token}`, r]));
+    return targets.every((t) => {
+      const r = byKey.get(`${t.platform}\u0000${t.token}`);
+      return r !== undefined && r.topic === t.topic && r.environment === t.environment && r.mode === t.mode && r.registered_at >= since;
+    });
   }
 
   /** Replaces `owner`'s channels with `targets`, in one transaction; returns how many channels it now has. */

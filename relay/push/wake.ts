@@ -6,7 +6,7 @@ import { makeReason } from '../../shared/reason.js';
 import type { RelayConfig } from '../config.js';
 import type { RelayIdentity } from '../identity.js';
 import { getRetryDelay, TokenBucket } from './backoff.js';
-import { getUnconfiguredPlatform, getWakeTargets, parseWakeRegistration, type WakeRegistrationResult } from './registration.js';
+import { ConversationKeyCache, getUnconfiguredPlatform, getWakeTargets, parseWakeRegistration, type WakeRegistrationResult } from './registration.js';
 import { createWakeSenders, describeWake, getConfiguredPlatforms, type PushConfig, type WakeDescription } from './senders.js';
 import { PushStore, type DueDelivery } from './store.js';
 import { systemClock, type PushClock, type SendOutcome, type WakeHint, type WakePlatform, type WakeSenders } from './types.js';
@@ -75,6 +75,8 @@ export interface PushWake {
 const HOUR_MS = 3_600_000;
 const MAX_TIMER_MS = 60_000;
 const RELEASE_BATCH = 256;
+/** An unchanged registration younger than this is not rewritten. */
+const REGISTRATION_REFRESH_MS = 3_600_000;
 
 /** Builds push wake over the relay's database; call `start()` once the relay listens. */
 export function createPushWake(deps: PushWakeDeps): PushWake {
@@ -84,6 +86,7 @@ export function createPushWake(deps: PushWakeDeps): PushWake {
 class PushWakeService implements PushWake {
   readonly #store: PushStore;
   readonly #identity: PushWakeDeps['identity'];
+  readonly #keys: ConversationKeyCache;
   readonly #config: PushWakeConfig;
   readonly #log: Logger;
   readonly #isOnline: (pubkey: string) => boolean;
@@ -97,6 +100,10 @@ class PushWakeService implements PushWake {
   /** Agents with at least one channel: most recipients are skipped without touching SQLite. */
   readonly #registered: Set<string>;
   readonly #inFlight = new Map<string, Promise<void>>();
+  /** Wakes noted outside a transaction, and finished pushes: written together in one commit. */
+  #deferredWakes: Array<{ owner: string; seq: number; now: number }> = [];
+  #settled: Array<{ d: DueDelivery; attempt: number; outcome: SendOutcome }> = [];
+  #flushScheduled = false;
   readonly #counters = { queued: 0, sent: 0, retried: 0, failed: 0, pruned: 0, cancelled: 0, rateLimited: 0 };
   #started = false;
   #closed = false;
@@ -106,6 +113,7 @@ class PushWakeService implements PushWake {
   constructor(deps: PushWakeDeps) {
     this.#store = new PushStore(deps.db);
     this.#identity = deps.identity;
+    this.#keys = new ConversationKeyCache(deps.identity.secretKey);
     this.#config = deps.config;
     this.#log = deps.log.child({ module: 'push' });
     this.#isOnline = deps.isOnline;
@@ -122,7 +130,7 @@ class PushWakeService implements PushWake {
 
   handleWakeRegistration(event: NostrEvent): WakeRegistrationResult {
     try {
-      const parsed = parseWakeRegistration(event, this.#identity.secretKey);
+      const parsed = parseWakeRegistration(event, this.#keys);
       if (!parsed.ok) {
         this.#log.info({ event: event.id, agent: event.pubkey, reason: parsed.reason }, 'wake registration refused');
         return parsed;
@@ -134,7 +142,11 @@ class PushWakeService implements PushWake {
       if (inForce !== undefined && event.created_at < inForce) {
         return { ok: false, reason: makeReason('invalid', 'a newer wake registration is already in force') };
       }
-      const n = this.#store.replaceChannels(event.pubkey, event.created_at, targets, this.#clock.now());
+      const now = this.#clock.now();
+      // Agents re-register on every connect: an unchanged, recent registration costs one read, no commit.
+      // Skipping the write is safe for the replay guard: any event it lets through carries this same set.
+      if (this.#store.hasSameChannels(event.pubkey, targets, now - REGISTRATION_REFRESH_MS)) return { ok: true };
+      const n = this.#store.replaceChannels(event.pubkey, event.created_at, targets, now);
       if (n > 0) this.#registered.add(event.pubkey);
       else this.#registered.delete(event.pubkey);
       this.#log.info({ event: event.id, agent: event.pubkey, channels: n, platforms: [...new Set(targets.map((t) => t.platform))] }, 'wake registration');
@@ -157,11 +169,12 @@ class PushWakeService implements PushWake {
         (done ??= new Set()).add(pk);
         if (this.#isOnline(pk)) continue;
         now ??= this.#clock.now();
-        const due = this.#store.queueWake(pk, seq, now, this.#config.pushMinIntervalSeconds * 1000);
-        if (due !== undefined) {
-          this.#counters.queued++;
-          this.#log.debug({ agent: pk, seq, due }, 'wake queued');
-          this.#arm(due);
+        if (this.#store.inTransaction) this.#queueWake(pk, seq, now);
+        else {
+          // Outside a transaction each write would be its own commit (an fsync with synchronous=FULL):
+          // note it and commit all notes of this tick together.
+          this.#deferredWakes.push({ owner: pk, seq, now });
+          this.#scheduleFlush();
         }
       }
     } catch (err) {
@@ -172,6 +185,7 @@ class PushWakeService implements PushWake {
   start(): void {
     if (this.#started || this.#closed) return;
     this.#started = true;
+    this.#flush();
     const pending = this.#store.countPending();
     if (pending.wakes + pending.deliveries > 0) this.#log.info(pending, 'resuming queued wakes');
     this.#pump();
@@ -186,6 +200,7 @@ class PushWakeService implements PushWake {
   }
 
   stats(): PushStats {
+    this.#flush();
     const p = this.#store.countPending();
     return { ...this.#counters, pendingWakes: p.wakes, pendingDeliveries: p.deliveries, inFlight: this.#inFlight.size };
   }
@@ -196,37 +211,75 @@ class PushWakeService implements PushWake {
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    this.#flush();
     this.#closed = true;
     this.#cancelTimer?.();
     this.#cancelTimer = undefined;
     await Promise.all(this.#inFlight.values());
+    this.#flush();
     if (this.#ownsSenders) await Promise.all([this.#senders.apns?.close(), this.#senders.fcm?.close()]);
   }
 
-  /** Releases due wakes, starts due pushes up to the caps, then sets the timer for the next due one. */
+  #queueWake(owner: string, seq: number, now: number): void {
+    const due = this.#store.queueWake(owner, seq, now, this.#config.pushMinIntervalSeconds * 1000);
+    if (due === undefined) return;
+    this.#counters.queued++;
+    this.#log.debug({ agent: owner, seq, due }, 'wake queued');
+    this.#arm(due);
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      if (this.#started) this.#pump();
+      else this.#flush();
+    });
+  }
+
+  /** Commits the noted wakes and the results of finished pushes, in one transaction. */
+  #flush(): void {
+    if (this.#deferredWakes.length === 0 && this.#settled.length === 0) return;
+    const wakes = this.#deferredWakes;
+    const settled = this.#settled;
+    this.#deferredWakes = [];
+    this.#settled = [];
+    try {
+      this.#store.batch(() => {
+        for (const w of wakes) this.#queueWake(w.owner, w.seq, w.now);
+        const now = this.#clock.now();
+        for (const s of settled) this.#settle(s.d, s.attempt, s.outcome, now);
+      });
+    } catch (err) {
+      this.#log.error({ err, wakes: wakes.length, results: settled.length }, 'recording push state failed');
+    }
+  }
+
+  /** Commits what is pending, releases due wakes, starts due pushes up to the caps, and sets the timer. */
   #pump(): void {
+    this.#flush();
     if (this.#closed) return;
     let blockedUntil: number | undefined;
     try {
       const now = this.#clock.now();
       this.#releaseDueWakes(now);
-      while (this.#inFlight.size < this.#config.pushMaxInFlight) {
+      const toStart: DueDelivery[] = [];
+      this.#store.batch(() => {
         const room = this.#config.pushMaxInFlight - this.#inFlight.size;
-        const due = this.#store.listDueDeliveries(now, room + this.#inFlight.size);
-        let started = 0;
-        for (const d of due) {
-          if (this.#inFlight.size >= this.#config.pushMaxInFlight) break;
-          if (this.#inFlight.has(keyOf(d))) continue;
-          if (!this.#isSendable(d, now)) continue;
+        if (room <= 0) return;
+        for (const d of this.#store.listDueDeliveries(now, room + this.#inFlight.size)) {
+          if (toStart.length >= room) break;
+          if (this.#inFlight.has(keyOf(d)) || !this.#isSendable(d, now)) continue;
           if (!this.#bucket.take(now)) {
             blockedUntil = now + this.#bucket.waitMs(now);
             break;
           }
-          this.#startSend(d, now);
-          started++;
+          this.#store.scheduleDelivery(d, now + this.#leaseMs, d.attempts + 1);
+          toStart.push(d);
         }
-        if (blockedUntil !== undefined || started === 0 || due.length < room) break;
-      }
+      });
+      for (const d of toStart) this.#startSend(d, now);
     } catch (err) {
       this.#log.error({ err }, 'push queue pass failed');
     }
@@ -235,28 +288,31 @@ class PushWakeService implements PushWake {
 
   #releaseDueWakes(now: number): void {
     for (;;) {
-      const wakes = this.#store.listDueWakes(now, RELEASE_BATCH);
-      for (const w of wakes) {
-        if (this.#isOnline(w.owner)) {
-          this.#store.deleteWake(w.owner);
-          this.#counters.cancelled++;
-          continue;
+      const count = this.#store.batch(() => {
+        const wakes = this.#store.listDueWakes(now, RELEASE_BATCH);
+        for (const w of wakes) {
+          if (this.#isOnline(w.owner)) {
+            this.#store.deleteWake(w.owner);
+            this.#counters.cancelled++;
+            continue;
+          }
+          const win = this.#store.getWindow(w.owner) ?? { lastWakeAt: null, windowStart: 0, windowCount: 0 };
+          let { windowStart, windowCount } = win;
+          if (now - windowStart >= HOUR_MS) {
+            windowStart = now;
+            windowCount = 0;
+          }
+          if (windowCount >= this.#config.pushAgentWakesPerHour) {
+            this.#store.postponeWake(w.owner, windowStart + HOUR_MS);
+            this.#counters.rateLimited++;
+            this.#log.info({ agent: w.owner, until: windowStart + HOUR_MS }, 'wake held by the per-agent cap');
+            continue;
+          }
+          this.#store.releaseWake(w, now, { lastWakeAt: now, windowStart, windowCount: windowCount + 1 });
         }
-        const win = this.#store.getWindow(w.owner) ?? { lastWakeAt: null, windowStart: 0, windowCount: 0 };
-        let { windowStart, windowCount } = win;
-        if (now - windowStart >= HOUR_MS) {
-          windowStart = now;
-          windowCount = 0;
-        }
-        if (windowCount >= this.#config.pushAgentWakesPerHour) {
-          this.#store.postponeWake(w.owner, windowStart + HOUR_MS);
-          this.#counters.rateLimited++;
-          this.#log.info({ agent: w.owner, until: windowStart + HOUR_MS }, 'wake held by the per-agent cap');
-          continue;
-        }
-        this.#store.releaseWake(w, now, { lastWakeAt: now, windowStart, windowCount: windowCount + 1 });
-      }
-      if (wakes.length < RELEASE_BATCH) return;
+        return wakes.length;
+      });
+      if (count < RELEASE_BATCH) return;
     }
   }
 
@@ -277,7 +333,6 @@ class PushWakeService implements PushWake {
 
   #startSend(d: DueDelivery, now: number): void {
     const attempt = d.attempts + 1;
-    this.#store.scheduleDelivery(d, now + this.#leaseMs, attempt);
     const sender = this.#senders[d.platform]!;
     const expiresAtMs = d.queuedAt + this.#config.pushWakeTtlSeconds * 1000;
     const hint: WakeHint = {
@@ -293,19 +348,13 @@ class PushWakeService implements PushWake {
       .catch((): SendOutcome => ({ kind: 'retry', code: 'sender:exception' }))
       .then((outcome) => {
         this.#inFlight.delete(key);
-        if (this.#closed) return;
-        try {
-          this.#settle(d, attempt, outcome);
-        } catch (err) {
-          this.#log.error({ err }, 'recording a push result failed');
-        }
-        this.#pump();
+        this.#settled.push({ d, attempt, outcome });
+        this.#scheduleFlush();
       });
     this.#inFlight.set(key, p);
   }
 
-  #settle(d: DueDelivery, attempt: number, outcome: SendOutcome): void {
-    const now = this.#clock.now();
+  #settle(d: DueDelivery, attempt: number, outcome: SendOutcome, now: number): void {
     const base = { agent: d.owner, platform: d.platform, attempt };
     switch (outcome.kind) {
       case 'sent':
@@ -325,6 +374,7 @@ class PushWakeService implements PushWake {
         this.#store.scheduleDelivery(d, now + delay, attempt);
         this.#counters.retried++;
         this.#log.info({ ...base, code: outcome.code, delayMs: delay, retryAfterMs: outcome.retryAfterMs }, 'wake will be retried');
+        this.#arm(now + delay);
         return;
       }
       case 'prune': {

@@ -5,7 +5,7 @@ import * as nip44 from 'nostr-tools/nip44';
 import { afterAll, afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { loadConfig } from '../../../relay/config.js';
 import { loadOrCreateRelayIdentity, type RelayIdentity } from '../../../relay/identity.js';
-import { parseWakeRegistration, wakeRegistrationSchema } from '../../../relay/push/registration.js';
+import { ConversationKeyCache, getConversationKey, parseWakeRegistration, wakeRegistrationSchema } from '../../../relay/push/registration.js';
 import type { SendOutcome, WakeSender, WakeTarget } from '../../../relay/push/types.js';
 import { createPushWake, type PushWake } from '../../../relay/push/wake.js';
 import { getReasonPrefix } from '../../../shared/reason.js';
@@ -87,10 +87,16 @@ describe('wake registration (kind 29059)', () => {
     expect(tokensOf(agent.pubkey)).toEqual([t1, t2].sort());
     expect(await wakeAgent(agent.pubkey)).toEqual([t1, t2].sort());
 
+    const writes = () => (db.prepare('SELECT total_changes() AS n').get() as { n: number }).n;
+    const before = writes();
     for (let i = 1; i <= 3; i++) {
       expect(wake.handleWakeRegistration(makeRegistrationEvent(agent, identity.pubkey, { channels: [apnsChannel(t1), fcmChannel(t2)] }, t + i))).toEqual({ ok: true });
     }
     expect(tokensOf(agent.pubkey)).toEqual([t1, t2].sort());
+    expect(writes()).toBe(before); // unchanged and recent: no commit
+    clock.advance(3_600_000);
+    expect(wake.handleWakeRegistration(makeRegistrationEvent(agent, identity.pubkey, { channels: [apnsChannel(t1), fcmChannel(t2)] }, t + 4))).toEqual({ ok: true });
+    expect(writes()).toBeGreaterThan(before); // an hour later the registration time is refreshed
 
     expect(wake.handleWakeRegistration(makeRegistrationEvent(agent, identity.pubkey, { channels: [fcmChannel(t2)] }, t + 10))).toEqual({ ok: true });
     expect(tokensOf(agent.pubkey)).toEqual([t2]);
@@ -196,5 +202,25 @@ describe('wake registration (kind 29059)', () => {
     const r = parseWakeRegistration({ kind: 29059, pubkey: agent.pubkey, content: nip44.v2.encrypt(JSON.stringify(payload), key) }, identity.secretKey);
     expect(r).toEqual({ ok: true, registration: wakeRegistrationSchema.parse(payload) });
     expect(r.ok && r.registration).not.toHaveProperty('future');
+  });
+});
+
+describe('NIP-44 conversation key', () => {
+  test('matches nostr-tools for random keypairs, directly and through the cache', () => {
+    const relay = makeAgent();
+    const cache = new ConversationKeyCache(relay.secretKey, 8);
+    for (let i = 0; i < 40; i++) {
+      const agent = makeAgent();
+      const expected = Buffer.from(nip44.v2.utils.getConversationKey(relay.secretKey, agent.pubkey));
+      expect(Buffer.from(getConversationKey(relay.secretKey, agent.pubkey))).toEqual(expected);
+      expect(Buffer.from(cache.get(agent.pubkey))).toEqual(expected);
+      expect(Buffer.from(cache.get(agent.pubkey))).toEqual(expected);
+    }
+  });
+
+  test('refuses a pubkey that is not on the curve', () => {
+    const relay = makeAgent();
+    expect(() => getConversationKey(relay.secretKey, 'ff'.repeat(32))).toThrow();
+    expect(() => getConversationKey(relay.secretKey, 'abc')).toThrow();
   });
 });
