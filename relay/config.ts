@@ -62,7 +62,7 @@ export const configSchema = z.object({
   pushMaxAttempts: int(1).default(8).describe('Attempts per device before a wake is given up (429, 5xx and network errors are retried).'),
   pushRetryBaseMs: int(1).default(1000).describe('First retry delay; doubles with each attempt, with full jitter, and never undercuts a Retry-After.'),
   pushRetryMaxMs: int(1).default(300000).describe('Longest backoff delay between two attempts.'),
-  pushRequestTimeoutMs: int(100).default(10000).describe('Time allowed for one push request.'),
+  pushRequestTimeoutMs: int(100).default(10000).describe("Time allowed for one APNs request (firebase-admin's FCM requests time out after 15 s)."),
   pushWakeTtlSeconds: int(1).default(3600).describe('A wake not delivered within this time is dropped; also sent as the APNs expiration and FCM TTL.'),
   pushAlertTitle: z.string().default('Roost').describe('Title of the generic visible notification for agents that registered the alert wake mode.'),
   pushAlertBody: z.string().default('New activity').describe('Body of that notification; it never carries event content.'),

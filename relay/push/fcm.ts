@@ -89,7 +89,8 @@ export function classifyFcmFailure(err: unknown, response: ResponseSeen, now: nu
   const message = String((err as { message?: unknown })?.message ?? '');
   const status = response.status;
   const label = `fcm:${status ?? '-'}:${code}`;
-  if (status === 429 || (status !== undefined && status >= 500)) {
+  // 401: the access token was refused; firebase-admin fetches a new one when it nears expiry, so try again later.
+  if (status === 429 || status === 401 || (status !== undefined && status >= 500)) {
     const retryAfterMs = parseRetryAfter(response.retryAfter, now);
     return retryAfterMs === undefined ? { kind: 'retry', code: label, status } : { kind: 'retry', code: label, status, retryAfterMs };
   }

@@ -145,7 +145,11 @@ describe('FCM wake through firebase-admin against a local HTTP server', () => {
     expect(channelCount()).toBe(1);
   });
 
-  for (const reply of [fcmError(500, 'INTERNAL', 'Internal error.', 'INTERNAL'), fcmError(503, 'UNAVAILABLE', 'The service is unavailable.', 'UNAVAILABLE')]) {
+  for (const reply of [
+    fcmError(500, 'INTERNAL', 'Internal error.', 'INTERNAL'),
+    fcmError(503, 'UNAVAILABLE', 'The service is unavailable.', 'UNAVAILABLE'),
+    fcmError(401, 'UNAUTHENTICATED', 'Request had invalid authentication credentials.'),
+  ]) {
     test(`${reply.status} is retried by the relay only (firebase-admin's own retry is off)`, async () => {
       const agent = makeAgent();
       register(agent, makeFcmToken());

@@ -179,8 +179,8 @@ describe('wake policy', () => {
   test('a wake queued before a restart (after OK, before sending) is sent by the next process', async () => {
     const first = openRelay();
     const agent = register(first);
-    first.wake.onEventStored(makeAddressedEvent(makeAgent(), [agent.pubkey]), 77);
-    await first.wake.close(); // never sent
+    // The wake is queued in the transaction that stores the event; then the process dies: no close().
+    first.db.transaction(() => first.wake.onEventStored(makeAddressedEvent(makeAgent(), [agent.pubkey]), 77))();
     first.db.close();
     opened.splice(opened.indexOf(opened.find((o) => o.wake === first.wake)!), 1);
 
@@ -191,6 +191,7 @@ describe('wake policy', () => {
     await second.wake.runDue();
     expect(fake.requests).toHaveLength(1);
     expect(fake.requests[0]!.message.data?.seq).toBe('77');
+    await first.wake.close();
   });
 
   test('a push claimed by a process that died mid-send is sent again after its lease', async () => {
