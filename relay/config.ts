@@ -53,7 +53,7 @@ export const configSchema = z.object({
   pushFcmServiceAccountFile: z.string().default('').describe('Firebase service-account JSON file (its token_uri is honoured); with no access token either, FCM wake is off.'),
   pushFcmAccessToken: z.string().default('').describe('Fixed OAuth access token for FCM, used instead of a service account (local test servers).'),
   pushFcmProjectId: z.string().default('').describe('Firebase project ID; empty takes project_id from the service-account file.'),
-  pushFcmEndpoint: z.string().default('').describe('FCM base URL, http(s)://host[:port][/prefix]; empty means https://fcm.googleapis.com.'),
+  pushFcmEndpoint: z.string().default('').describe('FCM origin to send to, http(s)://host[:port] (no path); empty means https://fcm.googleapis.com.'),
   pushFcmCaFile: z.string().default('').describe('PEM file of CA certificates trusted for the FCM endpoint and token_uri instead of the system ones.'),
   pushMinIntervalSeconds: int(0).default(30).describe('Least time between two wakes of one agent.'),
   pushAgentWakesPerHour: int(1).default(60).describe('Most wakes one agent receives per hour.'),

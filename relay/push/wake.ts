@@ -56,15 +56,17 @@ export interface PushWake {
   /** Applies a verified kind-29059 event; answer the client's EVENT with OK accordingly. Never throws. */
   handleWakeRegistration(event: NostrEvent): WakeRegistrationResult;
   /**
-   * Queues a wake for every `p`-tagged agent that has a device and is offline: one prepared upsert
-   * each, synchronous, never throws. Call it inside the transaction that stores the event so the
-   * wake commits with it.
+   * Queues a wake for every `p`-tagged agent that has a device and is offline; synchronous, never
+   * throws. Inside the transaction that stores the event it is one prepared upsert per woken agent
+   * and commits with the event (best: a crash after OK cannot lose the wake). Outside a transaction
+   * it only notes the wake in memory and commits this tick's notes together on the next one.
    */
   onEventStored(event: NostrEvent, seq: number): void;
   /** Starts the timers that send queued wakes, including those left on disk by an earlier run. */
   start(): void;
   /** Sends everything due now; resolves when nothing is due and nothing is in flight (tests, shutdown). */
   runDue(): Promise<void>;
+  /** Counters and queue sizes (commits wakes noted this tick first, so the numbers are exact). */
   stats(): PushStats;
   /** For the NIP-11 document. */
   describeWake(): WakeDescription;
@@ -233,6 +235,7 @@ class PushWakeService implements PushWake {
     this.#flushScheduled = true;
     setImmediate(() => {
       this.#flushScheduled = false;
+      if (this.#closed) return; // close() flushes on its own, before the database goes away
       if (this.#started) this.#pump();
       else this.#flush();
     });
@@ -266,17 +269,26 @@ class PushWakeService implements PushWake {
       this.#releaseDueWakes(now);
       const toStart: DueDelivery[] = [];
       this.#store.batch(() => {
-        const room = this.#config.pushMaxInFlight - this.#inFlight.size;
-        if (room <= 0) return;
-        for (const d of this.#store.listDueDeliveries(now, room + this.#inFlight.size)) {
-          if (toStart.length >= room) break;
-          if (this.#inFlight.has(keyOf(d)) || !this.#isSendable(d, now)) continue;
-          if (!this.#bucket.take(now)) {
-            blockedUntil = now + this.#bucket.waitMs(now);
-            break;
+        // Claimed pushes get a future due_at and dropped ones are deleted, so each listing shows new rows.
+        for (;;) {
+          const room = this.#config.pushMaxInFlight - this.#inFlight.size - toStart.length;
+          if (room <= 0 || blockedUntil !== undefined) return;
+          const limit = room + this.#inFlight.size;
+          const due = this.#store.listDueDeliveries(now, limit);
+          let progressed = false;
+          for (const d of due) {
+            if (this.#inFlight.has(keyOf(d))) continue;
+            progressed = true;
+            if (!this.#isSendable(d, now)) continue;
+            if (!this.#bucket.take(now)) {
+              blockedUntil = now + this.#bucket.waitMs(now);
+              break;
+            }
+            this.#store.scheduleDelivery(d, now + this.#leaseMs, d.attempts + 1);
+            toStart.push(d);
+            if (this.#inFlight.size + toStart.length >= this.#config.pushMaxInFlight) break;
           }
-          this.#store.scheduleDelivery(d, now + this.#leaseMs, d.attempts + 1);
-          toStart.push(d);
+          if (!progressed || due.length < limit) return;
         }
       });
       for (const d of toStart) this.#startSend(d, now);

@@ -176,6 +176,35 @@ describe('wake policy', () => {
     }
   });
 
+  test('pushes that can no longer be sent are skipped without holding back the ones behind them', async () => {
+    const relay = openRelay({ config: makeConfig({ pushMaxInFlight: '1', pushGlobalSendsPerSecond: '1' }) });
+    const agents = Array.from({ length: 4 }, () => makeAgent());
+    const tokenOf = new Map<string, string>();
+    for (const a of agents) {
+      const token = makeFcmToken();
+      tokenOf.set(a.pubkey, token);
+      register(relay, a, [token]);
+      relay.wake.onEventStored(makeAddressedEvent(makeAgent(), [a.pubkey]), 1);
+    }
+    await relay.wake.runDue();
+    expect(fake.requests).toHaveLength(1); // the global cap holds the other three
+    const waiting = agents.filter((a) => tokenOf.get(a.pubkey) !== fake.requests[0]!.message.token);
+    const kept = waiting.pop()!;
+    // The other two move to new devices: their pending pushes now point at removed channels.
+    for (const [i, a] of waiting.entries()) {
+      const ev = makeRegistrationEvent(a, relay.identity.pubkey, { channels: [{ platform: 'fcm', token: makeFcmToken(), mode: 'background' }] }, Math.floor(Date.now() / 1000) + 10 + i);
+      expect(relay.wake.handleWakeRegistration(ev)).toEqual({ ok: true });
+    }
+    relay.clock.advance(1000);
+    await relay.wake.runDue();
+    expect(fake.requests).toHaveLength(2);
+    expect(fake.requests[1]!.message.token).toBe(tokenOf.get(kept.pubkey));
+    relay.clock.advance(1000);
+    await relay.wake.runDue();
+    expect(fake.requests).toHaveLength(2);
+    expect(relay.wake.stats()).toMatchObject({ sent: 2, cancelled: 2, pendingDeliveries: 0 });
+  });
+
   test('a wake queued before a restart (after OK, before sending) is sent by the next process', async () => {
     const first = openRelay();
     const agent = register(first);
