@@ -145,6 +145,32 @@ describe('FCM wake through firebase-admin against a local HTTP server', () => {
     expect(channelCount()).toBe(1);
   });
 
+  test('under concurrency each send gets its own status and Retry-After', async () => {
+    const agents = Array.from({ length: 8 }, () => makeAgent());
+    const limited = new Set<string>();
+    agents.forEach((a, i) => {
+      const token = makeFcmToken();
+      if (i % 2 === 0) limited.add(token);
+      register(a, token);
+    });
+    fake.reply((req, i) =>
+      limited.has(req.message.token!) && i < 8
+        ? { ...fcmError(429, 'RESOURCE_EXHAUSTED', 'Quota exceeded.', 'QUOTA_EXCEEDED'), headers: { 'retry-after': '60' }, delayMs: 5 * (i % 3) }
+        : { status: 200, body: { name: 'm' }, delayMs: 5 * (i % 3) },
+    );
+    for (const a of agents) wake.onEventStored(makeAddressedEvent(makeAgent(), [a.pubkey]), 1);
+    await wake.runDue();
+    expect(fake.requests).toHaveLength(8);
+    expect(wake.stats()).toMatchObject({ sent: 4, retried: 4 });
+    clock.advance(59_999);
+    await wake.runDue();
+    expect(fake.requests).toHaveLength(8);
+    clock.advance(1);
+    await wake.runDue();
+    expect(fake.requests.slice(8).map((r) => r.message.token).sort()).toEqual([...limited].sort());
+    expect(wake.stats()).toMatchObject({ sent: 8, retried: 4 });
+  });
+
   for (const reply of [
     fcmError(500, 'INTERNAL', 'Internal error.', 'INTERNAL'),
     fcmError(503, 'UNAVAILABLE', 'The service is unavailable.', 'UNAVAILABLE'),
