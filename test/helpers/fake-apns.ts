@@ -98,7 +98,7 @@ export interface FakeApns {
 }
 
 /** Starts a fake APNs that checks the provider token like Apple does (ES256, kid, iss). */
-export async function startFakeApns(options: { tls: { key: string; cert: string }; publicKey: KeyObject; keyId: string; teamId: string }): Promise<FakeApns> {
+export async function startFakeApns(options: { tls: { key: string; cert: string }; publicKey: KeyObject; keyId: string; teamId: string; port?: number }): Promise<FakeApns> {
   const requests: ApnsRequest[] = [];
   let replier: (req: ApnsRequest, index: number) => ApnsReply = () => ({ status: 200 });
   const sessions = new Set<http2.ServerHttp2Session>();
@@ -138,7 +138,7 @@ export async function startFakeApns(options: { tls: { key: string; cert: string 
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;
   return {
     port,
