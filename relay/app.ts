@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
@@ -33,6 +34,8 @@ import { SubscriptionIndex } from './subscriptions/index.js';
 import { createWasmVerifier, type Verifier } from './verifier.js';
 import { makeReason } from '../shared/reason.js';
 import { configuredPrivateKinds, installMailbox, type Mailbox } from './mailbox/index.js';
+import { loadOrCreateRelayIdentity } from './identity.js';
+import { createPushWake, type PushWake, type PushWakeDeps } from './push/index.js';
 
 /** I/O edges a relay is built with; each has a production default. */
 export interface RelayDeps {
@@ -43,6 +46,8 @@ export interface RelayDeps {
   now?: () => number;
   /** Random bytes (challenges, connection ids). */
   random?: (n: number) => Buffer;
+  /** Push wake senders, clock and randomness (tests point them at fake servers). */
+  push?: Pick<PushWakeDeps, 'senders' | 'clock' | 'random'>;
 }
 
 /** A built relay: the fastify app (not listening) and its pipeline context. */
@@ -101,6 +106,30 @@ function packageVersion(): string {
   return '0.0.0';
 }
 
+/**
+ * Push wake: the relay's identity (NIP-11 pubkey), kind 29059 registrations, and a wake queued in
+ * the same transaction as each stored event addressed to an agent that is not connected.
+ */
+function wirePushWake(ctx: RelayContext, store: SqliteStore, info: InfoContributor[], deps: RelayDeps['push'] = {}): PushWake {
+  const identity = loadOrCreateRelayIdentity(ctx.config.db);
+  const push = createPushWake({
+    db: store.db,
+    identity,
+    config: ctx.config,
+    log: ctx.log,
+    isOnline: (pubkey) => ctx.online.has(pubkey),
+    ...deps,
+  });
+  ctx.hooks.kindHandlers.set(Kind.WakeRegistration, async (event) => {
+    const r = push.handleWakeRegistration(event);
+    return r.ok ? { accepted: true, reason: '' } : { accepted: false, reason: r.reason };
+  });
+  store.addInTransaction((event, seq) => push.onEventStored(event, seq));
+  info.push(() => ({ pubkey: identity.pubkey, self: identity.pubkey, wake: push.describeWake() }));
+  push.start();
+  return push;
+}
+
 /** Builds the relay without listening, so every test can build a fresh one. */
 export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Promise<Relay> {
   const log = deps.log ?? pino({ level: config.logLevel });
@@ -119,7 +148,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const index = new SubscriptionIndex<import('./connection.js').Subscription>();
   const policies = defaultPolicies(config, privateKinds);
   const hooks: RelayContext['hooks'] = { ...policies, onEventSaved: [], kindHandlers: new Map(), onDelivered: [], onAuth: [] };
-  const fanOut = createFanOut(index, privateKinds, stats, hooks.onDelivered);
+  const fanOut = createFanOut(index, privateKinds, stats, config.maxOutboundBytes, hooks.onDelivered);
   const ctx: RelayContext = {
     config,
     log,
@@ -127,6 +156,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     verifier,
     index,
     connections: new Set(),
+    online: new Map(),
     privateKinds,
     hooks,
     stats,
@@ -147,6 +177,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
 
   const version = packageVersion();
   const infoContributors: InfoContributor[] = [];
+  const push = store instanceof SqliteStore ? wirePushWake(ctx, store, infoContributors, deps.push) : undefined;
   const mailbox = store instanceof SqliteStore ? installMailbox(ctx, store.db, infoContributors) : undefined;
   const app = Fastify({
     loggerInstance: log,
@@ -154,7 +185,8 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     trustProxy: true,
   }) as unknown as FastifyInstance;
   await app.register(websocket, {
-    options: { maxPayload: Math.min(config.maxMessageLength * 4, 64 * 1024 * 1024) },
+    // UTF-8 is checked per frame below so a bad frame gets a NOTICE instead of a closed connection.
+    options: { maxPayload: Math.min(config.maxMessageLength * 4, 64 * 1024 * 1024), skipUTF8Validation: true },
   });
 
   const sweep = setInterval(() => {
@@ -216,10 +248,19 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
           conn.send(makeNoticeFrame(makeReason('invalid', 'binary frames are not supported')));
           return;
         }
+        if (!isUtf8(buf)) {
+          conn.send(makeNoticeFrame(makeReason('invalid', 'frame is not valid UTF-8')));
+          return;
+        }
         dispatch(ctx, conn, buf.toString('utf8'));
       });
       socket.on('close', () => {
         for (const sub of [...conn.subs.values()]) closeSubscription(ctx, sub);
+        for (const pk of conn.authed) {
+          const n = (ctx.online.get(pk) ?? 1) - 1;
+          if (n <= 0) ctx.online.delete(pk);
+          else ctx.online.set(pk, n);
+        }
         ctx.connections.delete(conn);
         sockets.delete(conn);
       });
@@ -254,6 +295,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       clearInterval(heartbeat);
       for (const ws of sockets.values()) ws.close(1001, 'relay shutting down');
       await app.close();
+      await push?.close();
       mailbox?.close();
       await store.close();
       await verifier.close();

@@ -69,6 +69,28 @@ export const configSchema = z.object({
   retentionSweepSeconds: int(1).default(300).describe('How often the retention rules are applied.'),
 
   // --- push wake (issue 10) ---
+  pushApnsKeyFile: z.string().default('').describe('APNs token-auth signing key (.p8 file); empty leaves APNs wake off.'),
+  pushApnsKeyId: z.string().default('').describe('Key ID of the APNs signing key.'),
+  pushApnsTeamId: z.string().default('').describe('Apple developer team ID that owns the APNs signing key.'),
+  pushApnsHost: z.string().default('').describe("APNs host; empty picks Apple's sandbox or production host per registration (set it to test against a local server)."),
+  pushApnsPort: int(1, 65535).default(443).describe('Port of the APNs host (Apple uses 443).'),
+  pushApnsCaFile: z.string().default('').describe('PEM file of CA certificates trusted for APNs instead of the system ones (local test servers).'),
+  pushFcmServiceAccountFile: z.string().default('').describe('Firebase service-account JSON file (its token_uri is honoured); with no access token either, FCM wake is off.'),
+  pushFcmAccessToken: z.string().default('').describe('Fixed OAuth access token for FCM, used instead of a service account (local test servers).'),
+  pushFcmProjectId: z.string().default('').describe('Firebase project ID; empty takes project_id from the service-account file.'),
+  pushFcmEndpoint: z.string().default('').describe('FCM origin to send to, http(s)://host[:port] (no path); empty means https://fcm.googleapis.com.'),
+  pushFcmCaFile: z.string().default('').describe('PEM file of CA certificates trusted for the FCM endpoint and token_uri instead of the system ones.'),
+  pushMinIntervalSeconds: int(0).default(30).describe('Least time between two wakes of one agent.'),
+  pushAgentWakesPerHour: int(1).default(60).describe('Most wakes one agent receives per hour.'),
+  pushGlobalSendsPerSecond: int(1).default(100).describe('Most push requests per second, all agents together.'),
+  pushMaxInFlight: int(1).default(32).describe('Most push requests awaiting an answer at once.'),
+  pushMaxAttempts: int(1).default(8).describe('Attempts per device before a wake is given up (429, 5xx and network errors are retried).'),
+  pushRetryBaseMs: int(1).default(1000).describe('First retry delay; doubles with each attempt, with full jitter, and never undercuts a Retry-After.'),
+  pushRetryMaxMs: int(1).default(300000).describe('Longest backoff delay between two attempts.'),
+  pushRequestTimeoutMs: int(100).default(10000).describe("Time allowed for one APNs request (firebase-admin's FCM requests time out after 15 s)."),
+  pushWakeTtlSeconds: int(1).default(3600).describe('A wake not delivered within this time is dropped; also sent as the APNs expiration and FCM TTL.'),
+  pushAlertTitle: z.string().default('Roost').describe('Title of the generic visible notification for agents that registered the alert wake mode.'),
+  pushAlertBody: z.string().default('New activity').describe('Body of that notification; it never carries event content.'),
 
   // --- operator (issue 7) ---
 });

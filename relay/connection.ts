@@ -23,6 +23,11 @@ export interface Subscription {
   liveFrom: number;
   /** Set when the subscription was closed or replaced (a streaming backfill stops). */
   closed: boolean;
+  /**
+   * While stored results are still being written to a slow socket, live frames wait here and
+   * follow EOSE in order; undefined once the subscription is fully live.
+   */
+  held?: { frames: string[]; bytes: number };
 }
 
 const OPEN = 1;
@@ -69,14 +74,24 @@ export class Connection {
   send(frame: string): boolean {
     if (this.#socket.readyState !== OPEN) return false;
     if (this.#socket.bufferedAmount > this.#maxBuffered) {
-      this.log.warn({ buffered: this.#socket.bufferedAmount }, 'slow client cut off at the outbound cap');
-      this.#onOverflow(this);
-      this.#socket.terminate();
+      this.cutOff('outbound buffer full');
       return false;
     }
     this.bytesOut += frame.length;
     this.#socket.send(frame);
     return true;
+  }
+
+  /** True when the socket has more unsent bytes than the given share of the cap: time to pause a stream. */
+  isCongested(share = 0.5): boolean {
+    return this.#socket.bufferedAmount > this.#maxBuffered * share;
+  }
+
+  /** Cuts the connection off as a slow client (its unsent data would exceed the cap). */
+  cutOff(why: string): void {
+    this.log.warn({ buffered: this.#socket.bufferedAmount, why }, 'slow client cut off at the outbound cap');
+    this.#onOverflow(this);
+    this.#socket.terminate();
   }
 
   /** Closes the socket. */

@@ -46,6 +46,8 @@ export interface RelayContext {
   readonly verifier: Verifier;
   readonly index: SubscriptionIndex<Subscription>;
   readonly connections: Set<Connection>;
+  /** Authenticated live connections per pubkey (presence, wake decisions). */
+  readonly online: Map<string, number>;
   readonly privateKinds: ReadonlySet<number>;
   readonly hooks: {
     rejectEvent: RejectEvent[];

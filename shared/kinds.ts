@@ -8,6 +8,8 @@ export const Kind = {
   PrivateDirectMessage: 14,
   GiftWrap: 1059,
   ClientAuth: 22242,
+  /** Roost push-wake registration, NIP-44 encrypted to the relay (ephemeral; intercepted, never stored). */
+  WakeRegistration: 29059,
 } as const;
 
 /** NIP-01 replaceable: only the latest per (pubkey, kind) is kept. */

@@ -45,7 +45,10 @@ export async function handleAuth(ctx: RelayContext, conn: Connection, event: Nos
     conn.send(makeOkFrame(event.id, false, checked.reason));
     return;
   }
-  conn.authed.add(event.pubkey);
+  if (!conn.authed.has(event.pubkey)) {
+    conn.authed.add(event.pubkey);
+    ctx.online.set(event.pubkey, (ctx.online.get(event.pubkey) ?? 0) + 1);
+  }
   conn.log.debug({ pubkey: event.pubkey }, 'authenticated');
   for (const hook of ctx.hooks.onAuth) hook(conn, event.pubkey);
   conn.send(makeOkFrame(event.id, true, ''));

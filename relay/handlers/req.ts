@@ -10,6 +10,9 @@ import type { StoredEvent } from '../store/types.js';
 /** Backfill chunk size when streaming a sequence range. */
 const SEQ_CHUNK = 500;
 
+/** A reader that drains nothing of a paused answer for this long is cut off. */
+const STALL_LIMIT_MS = 30_000;
+
 /** The viewer for store reads: who this connection is, for private inboxes. */
 export function viewerOf(ctx: RelayContext, conn: Connection): Viewer {
   return { pubkeys: [...conn.authed], privateKinds: [...ctx.privateKinds] };
@@ -89,8 +92,7 @@ export function handleReq(ctx: RelayContext, conn: Connection, subId: string, fi
     const limits = filters.map((f) => Math.min(f.limit ?? ctx.config.defaultLimit, ctx.config.maxLimit));
     const rows = ctx.store.query(filters, { viewer, limits });
     goLive(ctx, sub, ctx.store.lastSeq());
-    for (const r of rows) deliver(ctx, sub, r);
-    conn.send(makeEoseFrame(subId));
+    sendStored(ctx, sub, rows, makeEoseFrame(subId));
     return;
   }
 
@@ -100,10 +102,10 @@ export function handleReq(ctx: RelayContext, conn: Connection, subId: string, fi
     const page = ctx.store.querySeq(filters, range.after, range.until, limit, { viewer });
     const live = !page.more && range.until === undefined;
     if (live) goLive(ctx, sub, page.cursor);
-    for (const r of page.events) deliver(ctx, sub, r);
-    conn.send(makeEoseFrame(subId, { cursor: page.cursor, more: page.more }));
-    // A page that does not go live is complete: it holds no subscription slot (a CLOSE is harmless).
-    if (!live) closeSubscription(ctx, sub);
+    sendStored(ctx, sub, page.events, makeEoseFrame(subId, { cursor: page.cursor, more: page.more }), () => {
+      // A page that does not go live is complete: it holds no subscription slot (a CLOSE is harmless).
+      if (!live) closeSubscription(ctx, sub);
+    });
     return;
   }
 
@@ -111,23 +113,58 @@ export function handleReq(ctx: RelayContext, conn: Connection, subId: string, fi
 }
 
 /**
+ * Writes a stored answer, pausing while the socket is congested so a large answer to a reader on
+ * a slow link is paced rather than cut off. Live frames for the subscription are held meanwhile
+ * and follow EOSE in order. `done` runs once EOSE has been written.
+ */
+function sendStored(ctx: RelayContext, sub: Subscription, rows: readonly StoredEvent[], eose: string, done?: () => void): void {
+  const conn = sub.conn;
+  let i = 0;
+  let stalledSince = 0;
+  const step = () => {
+    if (sub.closed || !conn.isOpen) return;
+    while (i < rows.length) {
+      if (conn.isCongested()) {
+        sub.held ??= { frames: [], bytes: 0 };
+        stalledSince ||= Date.now();
+        if (Date.now() - stalledSince > STALL_LIMIT_MS) return conn.cutOff('stopped reading a stored answer');
+        setTimeout(step, 5);
+        return;
+      }
+      stalledSince = 0;
+      deliver(ctx, sub, rows[i++]!);
+    }
+    conn.send(eose);
+    const held = sub.held;
+    sub.held = undefined;
+    if (held) for (const f of held.frames) conn.send(f);
+    done?.();
+  };
+  step();
+}
+
+/**
  * Tail mode: streams the whole backlog in keyset pages, yielding between them and pausing while
- * the client drains (mid-page too, so large events never trip the slow-client cap), then goes live
- * in the same tick as the query that found nothing more, so no event falls between backfill and live.
+ * the client drains (mid-page too, so large events never pile up past the cap), then goes live in
+ * the same tick as the query that found nothing more, so no event falls between backfill and live.
  */
 function streamBackfill(ctx: RelayContext, sub: Subscription, after: number, viewer: Viewer): void {
   const conn = sub.conn;
-  const highWater = ctx.config.maxOutboundBytes / 2;
   let cursor = after;
+  let stalledSince = 0;
   const step = () => {
     if (sub.closed || !conn.isOpen) return;
-    if (conn.bufferedAmount > highWater) {
+    // Let a slow reader drain before reading more from disk.
+    if (conn.isCongested()) {
+      stalledSince ||= Date.now();
+      if (Date.now() - stalledSince > STALL_LIMIT_MS) return conn.cutOff('stopped reading a backfill');
       setTimeout(step, 5);
       return;
     }
+    stalledSince = 0;
     const page = ctx.store.querySeq(sub.filters, cursor, undefined, SEQ_CHUNK, { viewer });
     for (const r of page.events) {
-      if (conn.bufferedAmount > highWater) {
+      if (conn.isCongested()) {
         // Resume after the last event sent; the next query starts from there.
         setTimeout(step, 5);
         return;

@@ -71,6 +71,7 @@ export class SqliteStore implements EventStore {
   #lastSeq: number;
   #closed = false;
   #onStored: SqliteStoreOptions['onStored'];
+  #inTransaction: Array<(event: VerifiedEvent, seq: number) => void> = [];
   #stmtCache = new Map<string, Statement>();
   #s: ReturnType<SqliteStore['prepareWrites']>;
 
@@ -83,6 +84,14 @@ export class SqliteStore implements EventStore {
     this.#s = this.prepareWrites();
     const row = this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'events'").get() as { seq: number } | undefined;
     this.#lastSeq = row?.seq ?? 0;
+  }
+
+  /**
+   * Adds work that must commit atomically with each stored event (e.g. queueing a wake). It runs
+   * inside the write transaction, so it must be quick and must not throw.
+   */
+  addInTransaction(fn: (event: VerifiedEvent, seq: number) => void): void {
+    this.#inTransaction.push(fn);
   }
 
   /** Sets the post-commit listener (the relay's fan-out). */
@@ -215,6 +224,7 @@ export class SqliteStore implements EventStore {
       const name = t[0];
       if (name !== undefined && name.length === 1 && t[1] !== undefined) s.insertTag.run(seq, name, t[1], ev.created_at);
     }
+    for (const fn of this.#inTransaction) fn(ev, seq);
     return { status: 'stored', seq, raw };
   }
 

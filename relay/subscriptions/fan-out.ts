@@ -14,6 +14,7 @@ export function createFanOut(
   index: SubscriptionIndex<Subscription>,
   privateKinds: ReadonlySet<number>,
   stats: RelayStats,
+  maxHeldBytes: number,
   onDelivered: readonly OnDelivered[] = [],
 ) {
   return function fanOut(event: NostrEvent, raw: string, seq: number | undefined): void {
@@ -21,9 +22,20 @@ export function createFanOut(
     index.match(event, (sub) => {
       if (seq !== undefined && seq <= sub.liveFrom) return;
       if (isPrivate && !canRead(event, sub.conn.authed, privateKinds)) return;
-      if (!sub.conn.send(makeEventFrame(sub.subIdJson, raw, sub.seqMode ? seq : undefined))) return;
-      stats.deliveries++;
+      const frame = makeEventFrame(sub.subIdJson, raw, sub.seqMode ? seq : undefined);
+      if (sub.held) holdFrame(sub, frame, maxHeldBytes);
+      else if (sub.conn.send(frame)) stats.deliveries++;
+      else return;
+      // Held frames count as delivered: they follow EOSE unless the reader is cut off.
       if (seq !== undefined) for (const hook of onDelivered) hook(sub.conn, seq, raw);
     });
   };
+}
+
+/** Queues a live frame behind stored results still being written; a reader too slow to drain is cut off. */
+function holdFrame(sub: Subscription, frame: string, maxHeldBytes: number): void {
+  const held = sub.held!;
+  held.frames.push(frame);
+  held.bytes += frame.length;
+  if (held.bytes > maxHeldBytes) sub.conn.cutOff('live events piled up behind a slow stored answer');
 }

@@ -1,0 +1,252 @@
+/**
+ * How a shared document travels in Nostr events. Pure: builds unsigned templates and reads verified events;
+ * no Yjs, no signing, no sockets, so the relay could import it (e.g. for a compaction policy).
+ *
+ * - update (regular, kind 4337): one delta. content = base64 of the Yjs v1 update; tags
+ *   `["a", <doc address>]`, `["clock", <client>, <from>, <to>]` (the structs the delta created).
+ * - snapshot (addressable, kind 34338): the full state, split into parts when long. content = base64 part;
+ *   tags `["d", "<address>#<i>"]`, `["a", <address>]`, `["part", <i>, <n>, <snapshot id>]`, and on every part
+ *   `["sv", "<client>:<clock>,..."]`, the state vector the snapshot covers.
+ * - membership (addressable, kind 34337, signed by the owner): `["d", <name>]`, one `["p", <member>]` each.
+ *   The document address is the NIP-01 address of this record: `34337:<owner pubkey>:<name>`.
+ * - awareness (ephemeral, kind 24337): `["a", <address>]`, content JSON `{"clock":n,"state":{...}|null}`.
+ */
+import { z } from 'zod';
+import { getDTag, getTagValue, getTagValues, type EventTemplate, type NostrEvent } from '../../shared/event.js';
+import type { Filter } from '../../shared/filter.js';
+import { decodeBase64, encodeBase64 } from './base64.js';
+import type { Json } from './json.js';
+import { makeMembership, type MembershipRecord } from './membership.js';
+import type { ClockRange } from './transport.js';
+
+/** Event kinds of shared documents (a proposal for docs/protocol.md; regular/ephemeral/addressable per NIP-01). */
+export const DocKind = {
+  Update: 4337,
+  Awareness: 24337,
+  Membership: 34337,
+  Snapshot: 34338,
+} as const;
+
+/** Longest base64 content of one snapshot part; below the relay's default maxContentLength (65536). */
+export const DEFAULT_SNAPSHOT_PART_CHARS = 60_000;
+
+type Incoming = Pick<NostrEvent, 'kind' | 'tags' | 'content' | 'pubkey' | 'created_at'>;
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const UINT = /^(0|[1-9]\d{0,15})$/;
+
+function uint(text: string | undefined): number | undefined {
+  if (text === undefined || !UINT.test(text)) return undefined;
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/** The address of document `name` owned by `owner`: `34337:<owner>:<name>` (NIP-01 `a` tag form). */
+export function makeDocAddress(owner: string, name: string): string {
+  return `${DocKind.Membership}:${owner}:${name}`;
+}
+
+/** Owner and name of a document address; undefined when it is not one. */
+export function parseDocAddress(address: string): { owner: string; name: string } | undefined {
+  const m = /^(\d+):([0-9a-f]{64}):(.*)$/s.exec(address);
+  if (!m || Number(m[1]) !== DocKind.Membership) return undefined;
+  return { owner: m[2]!, name: m[3]! };
+}
+
+/** `client:clock,...` sorted by client: the text form of a state vector carried in a tag. */
+export function formatStateVector(sv: ReadonlyMap<number, number>): string {
+  return [...sv.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([c, k]) => `${c}:${k}`)
+    .join(',');
+}
+
+/** Parses {@link formatStateVector} output; undefined when malformed. */
+export function parseStateVector(text: string): Map<number, number> | undefined {
+  const sv = new Map<number, number>();
+  if (text === '') return sv;
+  for (const pair of text.split(',')) {
+    const [c, k, extra] = pair.split(':');
+    const client = uint(c);
+    const clock = uint(k);
+    if (client === undefined || clock === undefined || extra !== undefined) return undefined;
+    sv.set(client, clock);
+  }
+  return sv;
+}
+
+/** True when a snapshot with state vector `sv` holds every struct of a delta with clock `range`. */
+export function isRangeCovered(range: ClockRange, sv: ReadonlyMap<number, number>): boolean {
+  return (sv.get(range.client) ?? 0) >= range.to;
+}
+
+/** Template of a delta event for the document at `address`. */
+export function makeUpdateEvent(address: string, update: Uint8Array, clock: ClockRange | undefined, createdAt: number): EventTemplate {
+  const tags = [['a', address]];
+  if (clock) tags.push(['clock', String(clock.client), String(clock.from), String(clock.to)]);
+  return { kind: DocKind.Update, created_at: createdAt, tags, content: encodeBase64(update) };
+}
+
+/** A delta read from a (verified) event. */
+export interface UpdateEnvelope {
+  address: string;
+  author: string;
+  update: Uint8Array;
+  clock?: ClockRange;
+}
+
+/** Reads a delta event; undefined when it is not a well-formed one. */
+export function parseUpdateEvent(ev: Incoming): UpdateEnvelope | undefined {
+  if (ev.kind !== DocKind.Update) return undefined;
+  const address = getTagValue(ev, 'a');
+  if (address === undefined || !parseDocAddress(address)) return undefined;
+  const update = decodeBase64(ev.content);
+  if (!update || update.length === 0) return undefined;
+  const env: UpdateEnvelope = { address, author: ev.pubkey, update };
+  const t = ev.tags.find((t) => t[0] === 'clock');
+  if (t) {
+    const [client, from, to] = [uint(t[1]), uint(t[2]), uint(t[3])];
+    if (client === undefined || from === undefined || to === undefined || to <= from) return undefined;
+    env.clock = { client, from, to };
+  }
+  return env;
+}
+
+function fnv1a(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0).toString(16).padStart(8, '0');
+}
+
+/** Templates of the parts of a snapshot (one part unless the base64 is longer than `partChars`). */
+export function makeSnapshotEvents(
+  address: string,
+  snapshot: { update: Uint8Array; stateVector: ReadonlyMap<number, number> },
+  createdAt: number,
+  partChars = DEFAULT_SNAPSHOT_PART_CHARS,
+): EventTemplate[] {
+  const size = Math.max(4, partChars - (partChars % 4));
+  const b64 = encodeBase64(snapshot.update);
+  const n = Math.max(1, Math.ceil(b64.length / size));
+  const id = `${createdAt}-${b64.length}-${fnv1a(b64)}`;
+  const sv = formatStateVector(snapshot.stateVector);
+  const out: EventTemplate[] = [];
+  for (let i = 0; i < n; i++) {
+    out.push({
+      kind: DocKind.Snapshot,
+      created_at: createdAt,
+      tags: [
+        ['d', `${address}#${i}`],
+        ['a', address],
+        ['part', String(i), String(n), id],
+        ['sv', sv],
+      ],
+      content: b64.slice(i * size, (i + 1) * size),
+    });
+  }
+  return out;
+}
+
+/** A snapshot put back together from its parts. */
+export interface SnapshotEnvelope {
+  address: string;
+  author: string;
+  createdAt: number;
+  update: Uint8Array;
+  stateVector: Map<number, number>;
+}
+
+/**
+ * The newest complete snapshot of `address` among `events` (parts of several authors and generations may
+ * be mixed; incomplete or inconsistent groups are skipped). Undefined when there is none.
+ */
+export function assembleSnapshot(address: string, events: Iterable<Incoming>): SnapshotEnvelope | undefined {
+  const groups = new Map<string, { ev: Incoming; parts: Map<number, string>; n: number; sv: string }>();
+  for (const ev of events) {
+    if (ev.kind !== DocKind.Snapshot || getTagValue(ev, 'a') !== address) continue;
+    const t = ev.tags.find((t) => t[0] === 'part');
+    const i = uint(t?.[1]);
+    const n = uint(t?.[2]);
+    const id = t?.[3];
+    const sv = getTagValue(ev, 'sv');
+    if (i === undefined || n === undefined || id === undefined || sv === undefined || i >= n) continue;
+    if (getDTag(ev) !== `${address}#${i}`) continue;
+    const key = `${ev.pubkey}\u0000${id}`;
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = { ev, parts: new Map(), n, sv }));
+    if (g.n !== n || g.sv !== sv) continue;
+    g.parts.set(i, ev.content);
+  }
+  const complete = [...groups.values()]
+    .filter((g) => g.parts.size === g.n)
+    .sort((a, b) => b.ev.created_at - a.ev.created_at);
+  for (const g of complete) {
+    const update = decodeBase64(Array.from({ length: g.n }, (_, i) => g.parts.get(i)!).join(''));
+    const stateVector = parseStateVector(g.sv);
+    if (update && stateVector) return { address, author: g.ev.pubkey, createdAt: g.ev.created_at, update, stateVector };
+  }
+  return undefined;
+}
+
+/** Template of the owner's membership record of document `name` (its address is makeDocAddress(owner, name)). */
+export function makeMembershipEvent(name: string, members: Iterable<string>, createdAt: number): EventTemplate {
+  const tags = [['d', name]];
+  for (const m of new Set(members)) tags.push(['p', m]);
+  return { kind: DocKind.Membership, created_at: createdAt, tags, content: '' };
+}
+
+/** Reads a membership event into a record whose version is its created_at; undefined when malformed. */
+export function parseMembershipEvent(ev: Incoming): { address: string; record: MembershipRecord } | undefined {
+  if (ev.kind !== DocKind.Membership || !HEX64.test(ev.pubkey)) return undefined;
+  const members = getTagValues(ev, 'p');
+  if (!members.every((m) => HEX64.test(m))) return undefined;
+  return { address: makeDocAddress(ev.pubkey, getDTag(ev)), record: makeMembership(ev.pubkey, members, ev.created_at) };
+}
+
+const jsonSchema: z.ZodType<Json> = z.lazy(() =>
+  z.union([z.null(), z.boolean(), z.number().finite(), z.string(), z.array(jsonSchema), z.record(z.string(), jsonSchema)]),
+);
+
+const awarenessSchema = z.object({ clock: z.number().int().nonnegative(), state: z.union([z.null(), z.record(z.string(), jsonSchema)]) });
+
+/** One replica's presence as carried on the wire (see awareness.ts). */
+export type AwarenessMessage = z.infer<typeof awarenessSchema>;
+
+/** Template of an ephemeral awareness event for `address`. */
+export function makeAwarenessEvent(address: string, message: AwarenessMessage, createdAt: number): EventTemplate {
+  return { kind: DocKind.Awareness, created_at: createdAt, tags: [['a', address]], content: JSON.stringify(message) };
+}
+
+/** Reads an awareness event; undefined when malformed. */
+export function parseAwarenessEvent(ev: Incoming): { address: string; author: string; message: AwarenessMessage } | undefined {
+  if (ev.kind !== DocKind.Awareness) return undefined;
+  const address = getTagValue(ev, 'a');
+  if (address === undefined || !parseDocAddress(address)) return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(ev.content);
+  } catch {
+    return undefined;
+  }
+  const parsed = awarenessSchema.safeParse(raw);
+  return parsed.success ? { address, author: ev.pubkey, message: parsed.data } : undefined;
+}
+
+/**
+ * Filters a replica subscribes with for `address`: the owner's membership record, every snapshot part, and
+ * deltas (from `since`, e.g. the loaded snapshot's created_at minus clock skew) plus live awareness.
+ */
+export function makeDocFilters(address: string, opts: { since?: number } = {}): Filter[] {
+  const doc = parseDocAddress(address);
+  if (!doc) return [];
+  const deltas: Filter = { kinds: [DocKind.Update, DocKind.Awareness], '#a': [address] };
+  if (opts.since !== undefined) deltas.since = opts.since;
+  return [
+    { kinds: [DocKind.Membership], authors: [doc.owner], '#d': [doc.name] },
+    { kinds: [DocKind.Snapshot], '#a': [address] },
+    deltas,
+  ];
+}

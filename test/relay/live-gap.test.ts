@@ -1,0 +1,67 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { NostrEvent } from '../../shared/event.js';
+import { makeKey, nowSeconds, signEvent } from '../helpers/events.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { startRelay, type TestRelay } from '../helpers/relay.js';
+import { waitFor } from '../helpers/wait.js';
+
+// History then live, with no gap and no duplicate: subscriptions open at random moments while
+// publishers write at full speed; each must end up with every matching event exactly once.
+describe('stored → live hand-over', () => {
+  let t: TestRelay;
+  beforeAll(async () => (t = await startRelay({ maxLimit: 5000, defaultLimit: 5000, maxSubscriptions: 1000 })));
+  afterAll(async () => t.close());
+
+  it('delivers every event exactly once to subscriptions opened during a write flood', async () => {
+    const author = makeKey();
+    const TOTAL = 600;
+    const base = nowSeconds() - TOTAL;
+    const events = Array.from({ length: TOTAL }, (_, i) => signEvent(author, { content: `m${i}`, created_at: base + i }));
+    const pubs = await Promise.all([1, 2, 3].map(() => RawClient.connect(t.url)));
+    const sub = await RawClient.connect(t.url);
+    const publishing = (async () => {
+      // Three publishers, each keeping 16 events in flight.
+      await Promise.all(
+        pubs.map(async (p, pi) => {
+          const mine = events.filter((_, i) => i % 3 === pi);
+          for (let i = 0; i < mine.length; i += 16) {
+            const batch = mine.slice(i, i + 16);
+            for (const e of batch) p.send(['EVENT', e]);
+            await Promise.all(batch.map((e) => p.ok(e.id)));
+          }
+        }),
+      );
+    })();
+    const subIds: string[] = [];
+    let n = 0;
+    let done = false;
+    void publishing.then(() => (done = true));
+    while (!done) {
+      const id = `s${n++}`;
+      subIds.push(id);
+      sub.send(['REQ', id, { authors: [author.pk] }]);
+      const seqId = `q${n}`;
+      subIds.push(seqId);
+      sub.send(['REQ', seqId, { authors: [author.pk], seq_after: 0 }]);
+      await new Promise((r) => setTimeout(r, 15));
+    }
+    await publishing;
+    expect(subIds.length).toBeGreaterThan(6);
+    for (const id of subIds) {
+      await waitFor(() => sub.of('EVENT', id).length >= TOTAL, `${id} complete`, 15_000);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    for (const id of subIds) {
+      const frames = sub.of('EVENT', id);
+      const ids = frames.map((f) => (f[2] as NostrEvent).id);
+      expect(new Set(ids).size, `${id} has no duplicates`).toBe(ids.length);
+      expect(ids.length, `${id} has every event`).toBe(TOTAL);
+      if (id.startsWith('q')) {
+        const seqs = frames.map((f) => (f[3] as { seq: number }).seq);
+        expect(seqs, `${id} in sequence order`).toEqual([...seqs].sort((a, b) => a - b));
+      }
+    }
+    for (const p of pubs) p.close();
+    sub.close();
+  });
+});
