@@ -232,6 +232,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       const conn = new Connection(id, req.ip, socket, random(16).toString('hex'), relayUrl, log.child({ conn: id }), {
         maxBufferedBytes: config.maxOutboundBytes,
         onOverflow: () => stats.slowClientsCut++,
+        transport: req.raw.socket,
       });
       stats.connectionsOpened++;
       ctx.connections.add(conn);

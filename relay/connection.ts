@@ -30,6 +30,12 @@ export interface Subscription {
   held?: { frames: string[]; bytes: number };
 }
 
+/** The byte stream under the WebSocket (a net.Socket), for batching writes. */
+export interface Corkable {
+  cork(): void;
+  uncork(): void;
+}
+
 const OPEN = 1;
 
 /** One WebSocket client: its subscriptions, its NIP-42 identities, and a guarded send. */
@@ -41,6 +47,7 @@ export class Connection {
   #socket: SocketLike;
   #maxBuffered: number;
   #onOverflow: (conn: Connection) => void;
+  #transport: Corkable | undefined;
 
   constructor(
     readonly id: string,
@@ -50,9 +57,10 @@ export class Connection {
     /** URL the client connected to, for NIP-42 relay tag checks. */
     readonly relayUrl: string,
     readonly log: Logger,
-    opts: { maxBufferedBytes: number; onOverflow: (conn: Connection) => void },
+    opts: { maxBufferedBytes: number; onOverflow: (conn: Connection) => void; transport?: Corkable },
   ) {
     this.#socket = socket;
+    this.#transport = opts.transport;
     this.#maxBuffered = opts.maxBufferedBytes;
     this.#onOverflow = opts.onOverflow;
   }
@@ -92,6 +100,20 @@ export class Connection {
     this.log.warn({ buffered: this.#socket.bufferedAmount, why }, 'slow client cut off at the outbound cap');
     this.#onOverflow(this);
     this.#socket.terminate();
+  }
+
+  /**
+   * Runs `send`s in one batch: the underlying stream is corked meanwhile, so a page of frames
+   * leaves in one write instead of one system call per frame.
+   */
+  batch(fn: () => void): void {
+    const t = this.#transport;
+    t?.cork();
+    try {
+      fn();
+    } finally {
+      t?.uncork();
+    }
   }
 
   /** Closes the socket. */

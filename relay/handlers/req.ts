@@ -123,16 +123,23 @@ function sendStored(ctx: RelayContext, sub: Subscription, rows: readonly StoredE
   let stalledSince = 0;
   const step = () => {
     if (sub.closed || !conn.isOpen) return;
-    while (i < rows.length) {
-      if (conn.isCongested()) {
-        sub.held ??= { frames: [], bytes: 0 };
-        stalledSince ||= Date.now();
-        if (Date.now() - stalledSince > STALL_LIMIT_MS) return conn.cutOff('stopped reading a stored answer');
-        setTimeout(step, 5);
-        return;
+    let paused = false;
+    conn.batch(() => {
+      while (i < rows.length) {
+        if (conn.isCongested()) {
+          paused = true;
+          return;
+        }
+        stalledSince = 0;
+        deliver(ctx, sub, rows[i++]!);
       }
-      stalledSince = 0;
-      deliver(ctx, sub, rows[i++]!);
+    });
+    if (paused) {
+      sub.held ??= { frames: [], bytes: 0 };
+      stalledSince ||= Date.now();
+      if (Date.now() - stalledSince > STALL_LIMIT_MS) return conn.cutOff('stopped reading a stored answer');
+      setTimeout(step, 5);
+      return;
     }
     conn.send(eose);
     const held = sub.held;
@@ -163,14 +170,18 @@ function streamBackfill(ctx: RelayContext, sub: Subscription, after: number, vie
     }
     stalledSince = 0;
     const page = ctx.store.querySeq(sub.filters, cursor, undefined, SEQ_CHUNK, { viewer });
-    for (const r of page.events) {
-      if (conn.isCongested()) {
-        // Resume after the last event sent; the next query starts from there.
-        setTimeout(step, 5);
-        return;
+    let sent = 0;
+    conn.batch(() => {
+      for (const r of page.events) {
+        if (conn.isCongested() || !deliver(ctx, sub, r)) return;
+        cursor = r.seq;
+        sent++;
       }
-      if (!deliver(ctx, sub, r)) return;
-      cursor = r.seq;
+    });
+    if (sent < page.events.length) {
+      // Paused mid-page (or the socket went away): resume after the last event sent.
+      if (conn.isOpen) setTimeout(step, 5);
+      return;
     }
     cursor = page.cursor;
     if (page.more) {

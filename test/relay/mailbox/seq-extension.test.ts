@@ -1,10 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { Relay, useWebSocketImplementation } from 'nostr-tools/relay';
 import type { NostrEvent } from '../../../shared/event.js';
 import { makeKey, type Key } from '../../helpers/events.js';
 import { publishAll, seqEvents, seqReq, signFast } from '../../helpers/mailbox.js';
 import { RawClient } from '../../helpers/raw-client.js';
 import { startRelay, type TestRelay } from '../../helpers/relay.js';
 import { waitFor } from '../../helpers/wait.js';
+
+useWebSocketImplementation(WebSocket);
 
 // The sequence extension on the wire (docs/protocol.md, "Sequence extension"), through a bare
 // WebSocket client against a real relay on a real SQLite file.
@@ -106,6 +110,26 @@ describe('sequence extension', () => {
     await waitFor(() => seqEvents(c, 'tail', start).length === 1235, 'live after tail');
     expect(seqEvents(c, 'tail', start).at(-1)!.id).toBe(live.id);
     c.send(['CLOSE', 'tail']);
+  });
+
+  it('a standard client sending seq_after gets the backlog in seq order, then live events', async () => {
+    const relay = await Relay.connect(t.url);
+    const got: string[] = [];
+    let eose = false;
+    const sub = relay.subscribe([{ '#p': [inbox.pk], seq_after: seqs[29]! } as never], {
+      onevent: (e) => got.push(e.id),
+      oneose: () => (eose = true),
+    });
+    await waitFor(() => eose, 'EOSE');
+    const raw = await seqReq(c, 'compare', { '#p': [inbox.pk], seq_after: seqs[29]! });
+    c.send(['CLOSE', 'compare']);
+    expect(raw.events.slice(0, 5).map((e) => e.id)).toEqual(mail.slice(30).map((m) => m.id));
+    expect(got).toEqual(raw.events.map((e) => e.id));
+    const live = signFast(sender, { content: 'live for nostr-tools', tags: [['p', inbox.pk]] });
+    await relay.publish(live);
+    await waitFor(() => got.includes(live.id), 'live event');
+    sub.close();
+    relay.close();
   });
 
   it('refuses a cursor ahead of the newest seq, mismatched ranges, and COUNT with a range', async () => {
