@@ -83,25 +83,38 @@ export function installMailbox(ctx: RelayContext, db: Database, infoContributors
   };
   const sweep = (now = ctx.now()) => {
     ledger.flush();
-    const removed = sweepRetention(db, rules, now, { keepUndelivered });
+    const { removed } = sweepRetention(db, rules, now, { keepUndelivered });
     if (removed > 0) log.info({ removed }, 'retention sweep removed events');
     return removed;
   };
+  // On the timer, one batch per turn of the event loop, so a large sweep never stalls delivery.
+  let sweeping = false;
+  let closed = false;
+  const sweepInSteps = () => {
+    if (sweeping) return;
+    sweeping = true;
+    ledger.flush();
+    const now = ctx.now();
+    let total = 0;
+    const step = () => {
+      try {
+        if (closed) return void (sweeping = false);
+        const r = sweepRetention(db, rules, now, { keepUndelivered }, 1);
+        total += r.removed;
+        if (!r.done) return void setImmediate(step);
+        if (total > 0) log.info({ removed: total }, 'retention sweep removed events');
+      } catch (err) {
+        log.error({ err }, 'retention sweep failed');
+      }
+      sweeping = false;
+    };
+    step();
+  };
   const flushTimer = setInterval(flush, config.mailboxFlushMs);
   flushTimer.unref();
-  const sweepTimer =
-    rules.length > 0
-      ? setInterval(() => {
-          try {
-            sweep();
-          } catch (err) {
-            log.error({ err }, 'retention sweep failed');
-          }
-        }, config.retentionSweepSeconds * 1000)
-      : undefined;
+  const sweepTimer = rules.length > 0 ? setInterval(sweepInSteps, config.retentionSweepSeconds * 1000) : undefined;
   sweepTimer?.unref();
 
-  let closed = false;
   return {
     status: (pubkey) => ledger.status(pubkey),
     backlog: () => ledger.backlog(),

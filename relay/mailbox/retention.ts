@@ -42,26 +42,38 @@ export function buildRetentionQueries(rules: readonly RetentionRule[], opts: Ret
   return out;
 }
 
-/** Deletes events past their kind's retention age (by created_at); returns how many. */
-export function sweepRetention(db: Database, rules: readonly RetentionRule[], now: number, opts: RetentionOptions): number {
+/**
+ * Deletes events past their kind's retention age (by created_at), at most `maxBatches` batches of
+ * SWEEP_BATCH (each its own transaction); returns how many were removed and whether nothing is left.
+ */
+export function sweepRetention(
+  db: Database,
+  rules: readonly RetentionRule[],
+  now: number,
+  opts: RetentionOptions,
+  maxBatches = Number.POSITIVE_INFINITY,
+): { removed: number; done: boolean } {
   const delTags = db.prepare('DELETE FROM tags WHERE seq = ?');
   const delEvent = db.prepare('DELETE FROM events WHERE seq = ?');
-  let total = 0;
+  let removed = 0;
+  let batches = 0;
   for (const q of buildRetentionQueries(rules, opts)) {
     const select = db.prepare(q.sql).pluck();
     const cutoff = now - q.seconds;
     for (;;) {
+      if (batches >= maxBatches) return { removed, done: false };
       const seqs = select.all(...q.params, cutoff) as number[];
       if (seqs.length === 0) break;
+      batches++;
       db.transaction(() => {
         for (const seq of seqs) {
           delTags.run(seq);
           delEvent.run(seq);
         }
       })();
-      total += seqs.length;
+      removed += seqs.length;
       if (seqs.length < SWEEP_BATCH) break;
     }
   }
-  return total;
+  return { removed, done: true };
 }
