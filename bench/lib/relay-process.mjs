@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sleep } from './stats.mjs';
 
@@ -62,17 +62,28 @@ export const SPAWNABLE = {
   },
 };
 
-/** Label of a target spec (`roost`, `nostr-relay` or a ws:// URL) for tables. */
+/**
+ * What a spec names: `{ name, kind, root, label }` for a spawnable relay (`roost`, `roost:<checkout dir>`,
+ * `nostr-relay`), or null for a ws:// URL.
+ */
+export function resolveSpec(spec) {
+  if (/^wss?:\/\//.test(spec)) return null;
+  const m = /^([a-z-]+)(?::(.+))?$/.exec(spec);
+  const kind = m && SPAWNABLE[m[1]];
+  if (!kind) throw new Error(`unknown relay ${JSON.stringify(spec)}: use roost, roost:<checkout dir>, nostr-relay or a ws:// URL`);
+  const root = m[2] ? resolve(m[2]) : ROOT;
+  return { name: m[1], kind, root, label: m[2] ? `${kind.label}@${basename(root)}` : kind.label };
+}
+
+/** Label of a target spec for tables. */
 export function targetLabel(spec) {
-  return SPAWNABLE[spec]?.label ?? spec;
+  return resolveSpec(spec)?.label ?? spec;
 }
 
 /** Throws with a helpful message when a spec can neither be spawned nor reached by URL. */
 export function checkTarget(spec) {
-  if (/^wss?:\/\//.test(spec)) return;
-  const kind = SPAWNABLE[spec];
-  if (!kind) throw new Error(`unknown relay ${JSON.stringify(spec)}: use roost, nostr-relay or a ws:// URL`);
-  if (!existsSync(join(ROOT, kind.script))) throw new Error(kind.missing);
+  const r = resolveSpec(spec);
+  if (r && !existsSync(join(r.root, r.kind.script))) throw new Error(r.kind.missing);
 }
 
 async function freePort() {
@@ -125,14 +136,14 @@ export async function startRelay(spec, { dbFrom, env: extraEnv = {}, startTimeou
     return { spec, label: spec, url: spec, pid: null, external: true, stop: async () => {} };
   }
   checkTarget(spec);
-  const kind = SPAWNABLE[spec];
+  const { kind, root, label } = resolveSpec(spec);
   const dir = mkdtempSync(join(tmpdir(), 'roost-bench-'));
   tempDirs.add(dir);
   if (dbFrom) for (const f of readdirSync(dbFrom)) if (f.startsWith('relay.db')) copyFileSync(join(dbFrom, f), join(dir, f));
   const port = await freePort();
   const logFile = join(dir, 'relay.log');
   const env = { ...process.env, ...kind.env(port, join(dir, 'relay.db')), ...extraEnv };
-  const child = spawn(process.execPath, [join(ROOT, kind.script)], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [join(root, kind.script)], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   const log = createWriteStream(logFile, { flags: 'a' });
   child.stdout.pipe(log);
@@ -149,7 +160,7 @@ export async function startRelay(spec, { dbFrom, env: extraEnv = {}, startTimeou
     } catch {
       /* no log */
     }
-    throw new Error(`${kind.label}: ${err.message}\n${tail}`);
+    throw new Error(`${label}: ${err.message}\n${tail}`);
   }
   const stop = async ({ keep = false } = {}) => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -165,7 +176,7 @@ export async function startRelay(spec, { dbFrom, env: extraEnv = {}, startTimeou
     }
     return dir;
   };
-  return { spec, label: kind.label, url: `ws://127.0.0.1:${port}`, pid: child.pid, external: false, dir, stop };
+  return { spec, label, url: `ws://127.0.0.1:${port}`, pid: child.pid, external: false, dir, stop };
 }
 
 /** Forgets a kept folder (the caller now owns it). */

@@ -3,18 +3,18 @@
 // loading is never measured. A relay given by URL is loaded through the socket on every run.
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { runIngest } from '../workloads/ingest.mjs';
 import { CACHE_DIR } from './corpus.mjs';
-import { releaseDir, ROOT, SPAWNABLE, startRelay } from './relay-process.mjs';
+import { releaseDir, resolveSpec, startRelay } from './relay-process.mjs';
 
-function hashTree(hash, path) {
-  if (!existsSync(path)) return hash.update(`missing:${relative(ROOT, path)}`);
-  const st = statSync(path);
-  if (st.isDirectory()) {
-    for (const name of readdirSync(path).sort()) hashTree(hash, join(path, name));
+function hashTree(hash, root, path) {
+  const full = join(root, path);
+  if (!existsSync(full)) return hash.update(`missing:${path}`);
+  if (statSync(full).isDirectory()) {
+    for (const name of readdirSync(full).sort()) hashTree(hash, root, join(path, name));
   } else {
-    hash.update(relative(ROOT, path)).update(readFileSync(path));
+    hash.update(path).update(readFileSync(full));
   }
   return hash;
 }
@@ -32,21 +32,22 @@ async function publishAll(url, events, log) {
  * (`{ snapshot: 'reused' | 'built' | 'none', rejected, duplicates }`).
  */
 export async function startSeeded(spec, corpus, { log = () => {}, snapshots = true } = {}) {
-  const kind = SPAWNABLE[spec];
-  if (!kind) {
+  const spawnable = resolveSpec(spec);
+  if (!spawnable) {
     const relay = await startRelay(spec);
     const r = await publishAll(relay.url, corpus.events, log);
     if (r.duplicates) log(`  note: ${relay.label} already held ${r.duplicates} of these events (restart it empty for clean figures)`);
     return { ...relay, seeded: { snapshot: 'none', ...r } };
   }
+  const { name, kind, root, label } = spawnable;
   const code = createHash('sha256');
-  for (const f of kind.codeFiles) hashTree(code, join(ROOT, f));
-  const key = `${spec}-${corpus.key}-${code.digest('hex').slice(0, 12)}`;
+  for (const f of kind.codeFiles) hashTree(code, root, f);
+  const key = `${name}-${corpus.key}-${code.digest('hex').slice(0, 12)}`;
   const dir = join(CACHE_DIR, 'snapshots', key);
   if (snapshots && existsSync(join(dir, 'complete'))) {
     return { ...(await startRelay(spec, { dbFrom: dir })), seeded: { snapshot: 'reused', rejected: 0, duplicates: 0 } };
   }
-  log(`  building ${kind.label} pre-loaded database (${corpus.events.length} events; once per corpus and store code)…`);
+  log(`  building ${label} pre-loaded database (${corpus.events.length} events; once per corpus and store code)…`);
   const t0 = performance.now();
   let result = { rejected: 0, duplicates: 0 };
   let builder;
@@ -60,7 +61,7 @@ export async function startSeeded(spec, corpus, { log = () => {}, snapshots = tr
   releaseDir(built);
   if (result.rejected) {
     rmSync(built, { recursive: true, force: true });
-    throw new Error(`${kind.label} rejected ${result.rejected} pre-load events: ${JSON.stringify(result.reasons)}`);
+    throw new Error(`${label} rejected ${result.rejected} pre-load events: ${JSON.stringify(result.reasons)}`);
   }
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });

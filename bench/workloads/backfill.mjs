@@ -6,20 +6,19 @@
 // mailbox event its own created_at, so paging is exact).
 import { closeAll, connect, createdAtOf, encode, frameKind, K, sendText } from '../lib/client.mjs';
 
-function session(url, timeoutMs) {
+function session(url) {
   const state = { onEvent: null, onEnd: null };
   const ready = connect(url, (buf) => {
     const kind = frameKind(buf);
     if (kind === K.EVENT) state.onEvent?.(buf);
     else if (kind === K.EOSE || kind === K.CLOSED || kind === K.NOTICE) state.onEnd?.(kind, buf);
   });
-  const deadline = performance.now() + timeoutMs;
-  return { state, ready, deadline };
+  return { state, ready };
 }
 
 /** True when the relay answers a `seq_after` REQ with a cursor-bearing EOSE (the sequence extension). */
 export async function probeSeqExtension(url, agent) {
-  const s = session(url, 5000);
+  const s = session(url);
   const ws = await s.ready;
   try {
     const answer = await new Promise((resolve) => {
@@ -41,7 +40,7 @@ export async function probeSeqExtension(url, agent) {
  * `{ events, pages, seconds, rate, complete, timedOut, error? }`.
  */
 export async function runBackfillSeq(url, agent, { timeoutMs = 120_000, maxPages = 10_000 } = {}) {
-  const s = session(url, timeoutMs);
+  const s = session(url);
   const ws = await s.ready;
   let events = 0;
   let pages = 0;
@@ -76,7 +75,7 @@ export async function runBackfillSeq(url, agent, { timeoutMs = 120_000, maxPages
  * `{ events, pages, seconds, rate, complete, timedOut, error? }`.
  */
 export async function runBackfillPaged(url, agent, { pageSize = 500, timeoutMs = 120_000, maxPages = 10_000 } = {}) {
-  const s = session(url, timeoutMs);
+  const s = session(url);
   const ws = await s.ready;
   let events = 0;
   let pages = 0;
