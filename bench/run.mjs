@@ -18,10 +18,10 @@ import { runWakeQueue } from './workloads/wake-queue.mjs';
 /** Workload sizes: the full run (under 5 minutes on 2 cores once caches exist) and the CI smoke run. */
 const SIZES = {
   full: {
-    publishers: 8, window: 64, ingestEvents: 60_000, ingestRounds: 3, ingestDurationMs: 4000,
+    publishers: 8, window: 64, ingestEvents: 60_000, ingestRounds: 3, ingestDurationMs: 3000,
     mailbox: 100_000, authors: 500, perAuthor: 20, targets: 500, addrPerAuthor: 4,
-    queryConnections: 8, queryRuns: 3, queryDurationMs: 3000, queryPoolPerRun: 40_000,
-    backfillRuns: 3, backfillBudgetMs: 30_000, pageSize: 500,
+    queryConnections: 8, queryRuns: 3, queryDurationMs: 2500, queryPoolPerRun: 40_000,
+    backfillRuns: 3, backfillBudgetMs: 20_000, backfillTimeoutMs: 25_000, pageSize: 500,
     subscribers: 500, fanoutPublishers: 2, fanoutWindow: 8, fanoutEvents: 1500, fanoutRounds: 3, fanoutDurationMs: 3000,
     idleConnections: 2000,
   },
@@ -29,7 +29,7 @@ const SIZES = {
     publishers: 8, window: 8, ingestEvents: 800, ingestRounds: 2, ingestDurationMs: 1000,
     mailbox: 2000, authors: 20, perAuthor: 5, targets: 20, addrPerAuthor: 2,
     queryConnections: 4, queryRuns: 1, queryDurationMs: 500, queryPoolPerRun: 2000,
-    backfillRuns: 1, backfillBudgetMs: 10_000, pageSize: 200,
+    backfillRuns: 1, backfillBudgetMs: 10_000, backfillTimeoutMs: 10_000, pageSize: 200,
     subscribers: 40, fanoutPublishers: 2, fanoutWindow: 4, fanoutEvents: 100, fanoutRounds: 1, fanoutDurationMs: 1000,
     idleConnections: 100,
   },
@@ -147,28 +147,29 @@ async function benchStore(spec, data, size, opts, notes) {
       const agent = data.store.agent;
       const expected = size.mailbox;
       const check = (mode, run) => {
-        if (run.events !== expected || !run.complete) notes.push(`${relay.label} backfill (${mode}): ${run.events}/${expected} events${run.complete ? '' : ', incomplete'}${run.error ? `: ${run.error}` : ''}`);
+        if (run.timedOut) notes.push(`${relay.label} backfill (${mode}) stopped after ${size.backfillTimeoutMs / 1000} s with ${run.events}/${expected} events read: its rate is over that part`);
+        else if (run.events !== expected || !run.complete) notes.push(`${relay.label} backfill (${mode}): ${run.events}/${expected} events${run.complete ? '' : ', incomplete'}${run.error ? `: ${run.error}` : ''}`);
       };
       const seq = await probeSeqExtension(relay.url, agent);
       res.backfill = { seqExtension: seq };
       if (seq) {
         const runs = await repeat(size.backfillRuns, size.backfillBudgetMs, async (r) => {
           await sleep(1100);
-          const run = await runBackfillSeq(relay.url, agent);
+          const run = await runBackfillSeq(relay.url, agent, { timeoutMs: size.backfillTimeoutMs });
           log(`  backfill seq ${r + 1}/${size.backfillRuns}: ${run.events} events in ${run.pages} page(s), ${run.rate.toFixed(0)} events/s`);
           check('seq', run);
           return run;
         });
-        res.backfill.seq = { runs, ...summarise(runs, ['rate']) };
+        res.backfill.seq = { runs, partial: runs.some((x) => x.timedOut), ...summarise(runs, ['rate']) };
       }
       const runs = await repeat(size.backfillRuns, size.backfillBudgetMs, async (r) => {
         await sleep(1100); // longer than any result-cache lifetime we know of (the peer's is 1 s)
-        const run = await runBackfillPaged(relay.url, agent, { pageSize: size.pageSize });
+        const run = await runBackfillPaged(relay.url, agent, { pageSize: size.pageSize, timeoutMs: size.backfillTimeoutMs });
         log(`  backfill paged ${r + 1}/${size.backfillRuns}: ${run.events} events in ${run.pages} pages, ${run.rate.toFixed(0)} events/s`);
         check('paged', run);
         return run;
       });
-      res.backfill.paged = { runs, ...summarise(runs, ['rate']) };
+      res.backfill.paged = { runs, partial: runs.some((x) => x.timedOut), ...summarise(runs, ['rate']) };
     }
   } finally {
     await relay.stop();
@@ -250,8 +251,9 @@ function rows(a, b) {
   }
   if (a.backfill || b.backfill) {
     const best = (r) => (r.backfill?.seq ? r.backfill.seq.rate : r.backfill?.paged?.rate);
-    add('backfill events/s (seq ext., else paged)', 'higher', fmtRate, best, (r) => (r.backfill?.seq ? 'seq' : 'paged'));
-    add('backfill events/s (#p + until paging)', 'higher', fmtRate, (r) => r.backfill?.paged?.rate);
+    const partial = (b) => (b?.partial ? ', partial' : '');
+    add('backfill events/s (seq ext., else paged)', 'higher', fmtRate, best, (r) => (r.backfill?.seq ? `seq${partial(r.backfill.seq)}` : `paged${partial(r.backfill?.paged)}`));
+    add('backfill events/s (#p + until paging)', 'higher', fmtRate, (r) => r.backfill?.paged?.rate, (r) => `paged${partial(r.backfill?.paged)}`);
   }
   if (a.fanout || b.fanout) {
     add('fan-out deliveries/s', 'higher', fmtRate, (r) => r.fanout?.rate);
