@@ -4,6 +4,7 @@
 // ws:// URL), and prints one table: figure, subject, peer, ratio. See docs/performance.md.
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { startCpuMeter } from './lib/machine.mjs';
 import { loadFanoutCorpus, loadIngestCorpus, loadStoreCorpus } from './lib/corpus.mjs';
 import { checkTarget, startRelay, targetLabel } from './lib/relay-process.mjs';
 import { startSeeded } from './lib/seed.mjs';
@@ -299,8 +300,12 @@ async function main() {
   const specs = [opts.subject, opts.peer];
   for (const [i, spec] of specs.entries()) {
     const key = i === 0 ? 'subject' : 'peer';
+    const meter = startCpuMeter();
     results[key] = { spec, label: targetLabel(spec), ...(await benchRelay(spec, data, size, opts, notes)) };
-    log(`[${results[key].label}] done in ${results[key].seconds.toFixed(0)} s`);
+    results[key].cpu = meter.stop();
+    const foreign = results[key].cpu?.foreignShare;
+    log(`[${results[key].label}] done in ${results[key].seconds.toFixed(0)} s${foreign === undefined ? '' : `; other processes used ${(foreign * 100).toFixed(0)}% of the machine meanwhile`}`);
+    if (foreign > 0.1) notes.push(`other processes used ${(foreign * 100).toFixed(0)}% of the CPU while ${results[key].label} was measured: its figures are unreliable; re-run on a quiet machine`);
   }
   const names = specs[0] === specs[1] ? [`${targetLabel(specs[0])} #1`, `${targetLabel(specs[1])} #2`] : specs.map(targetLabel);
   const table = rows(results.subject, results.peer);
