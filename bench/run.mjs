@@ -301,11 +301,14 @@ async function main() {
   for (const [i, spec] of specs.entries()) {
     const key = i === 0 ? 'subject' : 'peer';
     const meter = startCpuMeter();
+    const self0 = process.cpuUsage();
     results[key] = { spec, label: targetLabel(spec), ...(await benchRelay(spec, data, size, opts, notes)) };
-    results[key].cpu = meter.stop();
-    const foreign = results[key].cpu?.foreignShare;
-    log(`[${results[key].label}] done in ${results[key].seconds.toFixed(0)} s${foreign === undefined ? '' : `; other processes used ${(foreign * 100).toFixed(0)}% of the machine meanwhile`}`);
-    if (foreign > 0.1) notes.push(`other processes used ${(foreign * 100).toFixed(0)}% of the CPU while ${results[key].label} was measured: its figures are unreliable; re-run on a quiet machine`);
+    const self = process.cpuUsage(self0);
+    results[key].cpu = { ...meter.stop(), harnessCores: (self.user + self.system) / 1e6 / results[key].seconds };
+    const foreign = results[key].cpu.foreignShare;
+    const external = /^wss?:/.test(spec) ? ' (the external relay included)' : '';
+    log(`[${results[key].label}] done in ${results[key].seconds.toFixed(0)} s; load generator used ${results[key].cpu.harnessCores.toFixed(2)} of a core on average${foreign === undefined ? '' : `, other processes${external} ${(foreign * 100).toFixed(0)}% of the machine`}`);
+    if (foreign > 0.1 && !external) notes.push(`other processes used ${(foreign * 100).toFixed(0)}% of the CPU while ${results[key].label} was measured: its figures are unreliable; re-run on a quiet machine`);
   }
   const names = specs[0] === specs[1] ? [`${targetLabel(specs[0])} #1`, `${targetLabel(specs[1])} #2`] : specs.map(targetLabel);
   const table = rows(results.subject, results.peer);

@@ -19,6 +19,16 @@ function hashTree(hash, root, path) {
   return hash;
 }
 
+/** Keeps the `keep` newest complete snapshots of a relay kind; each can be hundreds of MB. */
+function pruneSnapshots(name, keep) {
+  const root = join(CACHE_DIR, 'snapshots');
+  const mine = readdirSync(root)
+    .filter((d) => d.startsWith(`${name}-`))
+    .map((d) => ({ d, t: existsSync(join(root, d, 'complete')) ? statSync(join(root, d, 'complete')).mtimeMs : 0 }))
+    .sort((a, b) => b.t - a.t);
+  for (const { d } of mine.slice(keep)) rmSync(join(root, d), { recursive: true, force: true });
+}
+
 async function publishAll(url, events, log) {
   const r = await runIngest(url, events, { connections: 8, window: 64, timeoutMs: 600_000 });
   const duplicates = Object.entries(r.reasons).filter(([k]) => k.startsWith('duplicate')).reduce((n, [, v]) => n + v, 0);
@@ -68,6 +78,7 @@ export async function startSeeded(spec, corpus, { log = () => {}, snapshots = tr
   for (const f of readdirSync(built)) if (f.startsWith('relay.db')) cpSync(join(built, f), join(dir, f));
   rmSync(built, { recursive: true, force: true });
   writeFileSync(join(dir, 'complete'), `${new Date().toISOString()}\n`);
+  pruneSnapshots(name, 2);
   log(`  built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   const relay = await startRelay(spec, { dbFrom: dir });
   if (!snapshots) rmSync(dir, { recursive: true, force: true });
