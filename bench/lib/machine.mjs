@@ -10,7 +10,9 @@ function read() {
     const self = readFileSync('/proc/self/stat', 'utf8');
     const f = self.slice(self.lastIndexOf(')') + 2).split(' ').map(Number);
     const own = f[11] + f[12] + f[13] + f[14]; // includes children that have exited and been reaped
-    return { busy: user + nice + system + irq + softirq + steal, total: user + nice + system + idle + iowait + irq + softirq + steal, own };
+    // Interrupt time is left out of `busy`: loopback traffic is processed in softirq context and
+    // cannot be attributed to a process. Steal (another guest on the host) counts as foreign load.
+    return { busy: user + nice + system + steal, total: user + nice + system + idle + iowait + irq + softirq + steal, own };
   } catch {
     return null;
   }
