@@ -19,7 +19,7 @@ import { runWakeQueue } from './workloads/wake-queue.mjs';
 /** Workload sizes: the full run (under 5 minutes on 2 cores once caches exist) and the CI smoke run. */
 const SIZES = {
   full: {
-    publishers: 8, window: 64, ingestEvents: 60_000, ingestRounds: 3, ingestDurationMs: 3000,
+    publishers: 8, window: 64, ingestEvents: 96_000, ingestRounds: 3, ingestDurationMs: 3000,
     mailbox: 100_000, authors: 500, perAuthor: 20, targets: 500, addrPerAuthor: 4,
     queryConnections: 8, queryRuns: 3, queryDurationMs: 2500, queryPoolPerRun: 40_000,
     backfillRuns: 3, backfillBudgetMs: 20_000, backfillTimeoutMs: 25_000, pageSize: 500,
@@ -83,128 +83,131 @@ function parseArgs(argv) {
 
 const log = (msg) => process.stderr.write(`${msg}\n`);
 
-/**
- * Runs `fn(r)` up to `n` times; after the first run, stops early when another run of the same length
- * would overrun `budgetMs` (a slow relay gets fewer repeats, never none).
- */
-async function repeat(n, budgetMs, fn) {
-  const runs = [];
-  const start = performance.now();
-  let last = 0;
-  for (let r = 0; r < n; r++) {
-    if (r > 0 && performance.now() - start + last > budgetMs) break;
-    const t = performance.now();
-    runs.push(await fn(r));
-    last = performance.now() - t;
-  }
-  return runs;
-}
-
 function summarise(runs, keys) {
-  const out = {};
+  const out = { runs };
   for (const k of keys) out[k] = median(runs.map((r) => r[k]));
   return out;
 }
 
-async function benchStore(spec, data, size, opts, notes) {
-  const res = {};
+// Both relays are up at once and their runs alternate (subject, peer, subject, peer, …), so load that
+// comes and goes on the machine falls on both alike; a relay waiting for its turn is idle.
+
+async function benchStore(targets, data, size, opts, notes) {
   const want = (w) => opts.only.includes(w);
-  if (!want('ingest') && !want('query') && !want('backfill')) return res;
-  log(`[${targetLabel(spec)}] pre-loaded relay`);
-  const relay = await startSeeded(spec, data.store, { log, snapshots: opts.snapshots });
+  if (!want('ingest') && !want('query') && !want('backfill')) return;
+  const relays = [];
   try {
+    for (const t of targets) {
+      log(`[${t.label}] pre-loaded relay`);
+      relays.push(await startSeeded(t.spec, data.store, { log, snapshots: opts.snapshots }));
+    }
     if (want('ingest')) {
-      const runs = [];
-      const per = Math.floor(data.ingest.events.length / size.ingestRounds);
+      const runs = relays.map(() => []);
+      const per = Math.floor(data.ingest.events.length / (size.ingestRounds * relays.length));
       for (let r = 0; r < size.ingestRounds; r++) {
-        const slice = data.ingest.events.slice(r * per, (r + 1) * per);
-        const run = await runIngest(relay.url, slice, { connections: size.publishers, window: size.window, durationMs: size.ingestDurationMs, timeoutMs: 60_000 });
-        log(`  ingest ${r + 1}/${size.ingestRounds}: ${run.rate.toFixed(0)} events/s, OK p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms (${run.accepted}/${run.sent} accepted)`);
-        if (run.rejected) notes.push(`${relay.label} ingest round ${r + 1}: ${run.rejected} rejected ${JSON.stringify(run.reasons)}`);
-        if (run.timedOut) notes.push(`${relay.label} ingest round ${r + 1} timed out (${run.answered}/${run.sent} answered)`);
-        if (run.sent === slice.length && size === SIZES.full) notes.push(`${relay.label} ingest round ${r + 1} used its whole slice before ${size.ingestDurationMs} ms: raise ingestEvents`);
-        runs.push(run);
+        for (const [i, relay] of relays.entries()) {
+          const first = (r * relays.length + i) * per;
+          const slice = data.ingest.events.slice(first, first + per);
+          const run = await runIngest(relay.url, slice, { connections: size.publishers, window: size.window, durationMs: size.ingestDurationMs, timeoutMs: 60_000 });
+          log(`  [${relay.label}] ingest ${r + 1}/${size.ingestRounds}: ${run.rate.toFixed(0)} events/s, OK p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms (${run.accepted}/${run.sent} accepted)`);
+          if (run.rejected) notes.push(`${relay.label} ingest round ${r + 1}: ${run.rejected} rejected ${JSON.stringify(run.reasons)}`);
+          if (run.timedOut) notes.push(`${relay.label} ingest round ${r + 1} timed out (${run.answered}/${run.sent} answered)`);
+          if (run.sent === slice.length && size === SIZES.full) notes.push(`${relay.label} ingest round ${r + 1} used its whole slice before ${size.ingestDurationMs} ms: raise ingestEvents`);
+          runs[i].push(run);
+        }
       }
-      res.ingest = { runs, ...summarise(runs, ['rate', 'p50', 'p99']) };
+      relays.forEach((_, i) => (targets[i].result.ingest = summarise(runs[i], ['rate', 'p50', 'p99'])));
     }
     if (want('query')) {
-      res.query = {};
+      for (const t of targets) t.result.query = {};
       for (const [name, shape] of Object.entries(QUERY_SHAPES)) {
-        const runs = [];
+        const runs = relays.map(() => []);
+        const expected = shape.expected(data.store);
         for (let r = 0; r < size.queryRuns; r++) {
-          await sleep(1100); // longer than any result-cache lifetime we know of (the peer's is 1 s)
           const filters = buildFilters(shape, data.store, size.queryPoolPerRun, 100 + r);
-          const run = await runQuery(relay.url, filters, { connections: size.queryConnections, durationMs: size.queryDurationMs });
-          log(`  query ${shape.title} ${r + 1}/${size.queryRuns}: ${run.rate.toFixed(0)} q/s, p50 ${run.p50.toFixed(2)} ms, p99 ${run.p99.toFixed(2)} ms, ${run.eventsPerQuery.toFixed(1)} events/query`);
-          const expected = shape.expected(data.store);
-          if (Math.abs(run.eventsPerQuery - expected) > 1e-9) notes.push(`${relay.label} query ${shape.title}: ${run.eventsPerQuery.toFixed(2)} events per answer, expected ${expected}`);
-          if (run.closed) notes.push(`${relay.label} query ${shape.title}: ${run.closed} REQs answered CLOSED`);
-          runs.push(run);
+          for (const [i, relay] of relays.entries()) {
+            await sleep(1100); // longer than any result-cache lifetime we know of (the peer's is 1 s)
+            const run = await runQuery(relay.url, filters, { connections: size.queryConnections, durationMs: size.queryDurationMs });
+            log(`  [${relay.label}] query ${shape.title} ${r + 1}/${size.queryRuns}: ${run.rate.toFixed(0)} q/s, p50 ${run.p50.toFixed(2)} ms, p99 ${run.p99.toFixed(2)} ms, ${run.eventsPerQuery.toFixed(1)} events/query`);
+            if (Math.abs(run.eventsPerQuery - expected) > 1e-9) notes.push(`${relay.label} query ${shape.title}: ${run.eventsPerQuery.toFixed(2)} events per answer, expected ${expected}`);
+            if (run.closed) notes.push(`${relay.label} query ${shape.title}: ${run.closed} REQs answered CLOSED`);
+            runs[i].push(run);
+          }
         }
-        res.query[name] = { runs, ...summarise(runs, ['rate', 'p50', 'p99', 'eventsPerQuery']) };
+        relays.forEach((_, i) => (targets[i].result.query[name] = summarise(runs[i], ['rate', 'p50', 'p99', 'eventsPerQuery'])));
       }
     }
-    if (want('backfill')) {
-      const agent = data.store.agent;
-      const expected = size.mailbox;
-      const check = (mode, run) => {
-        if (run.timedOut) notes.push(`${relay.label} backfill (${mode}) stopped after ${size.backfillTimeoutMs / 1000} s with ${run.events}/${expected} events read: its rate is over that part`);
-        else if (run.events !== expected || !run.complete) notes.push(`${relay.label} backfill (${mode}): ${run.events}/${expected} events${run.complete ? '' : ', incomplete'}${run.error ? `: ${run.error}` : ''}`);
-      };
-      const seq = await probeSeqExtension(relay.url, agent);
-      res.backfill = { seqExtension: seq };
-      if (seq) {
-        const runs = await repeat(size.backfillRuns, size.backfillBudgetMs, async (r) => {
-          await sleep(1100);
-          const run = await runBackfillSeq(relay.url, agent, { timeoutMs: size.backfillTimeoutMs });
-          log(`  backfill seq ${r + 1}/${size.backfillRuns}: ${run.events} events in ${run.pages} page(s), ${run.rate.toFixed(0)} events/s`);
-          check('seq', run);
-          return run;
-        });
-        res.backfill.seq = { runs, partial: runs.some((x) => x.timedOut), ...summarise(runs, ['rate']) };
-      }
-      const runs = await repeat(size.backfillRuns, size.backfillBudgetMs, async (r) => {
-        await sleep(1100); // longer than any result-cache lifetime we know of (the peer's is 1 s)
-        const run = await runBackfillPaged(relay.url, agent, { pageSize: size.pageSize, timeoutMs: size.backfillTimeoutMs });
-        log(`  backfill paged ${r + 1}/${size.backfillRuns}: ${run.events} events in ${run.pages} pages, ${run.rate.toFixed(0)} events/s`);
-        check('paged', run);
-        return run;
-      });
-      res.backfill.paged = { runs, partial: runs.some((x) => x.timedOut), ...summarise(runs, ['rate']) };
-    }
+    if (want('backfill')) await benchBackfill(targets, relays, data, size, notes);
   } finally {
-    await relay.stop();
+    for (const relay of relays) await relay.stop();
   }
-  return res;
 }
 
-async function benchFanout(spec, data, size, notes) {
-  const relay = await startRelay(spec);
-  log(`[${relay.label}] fan-out: ${size.subscribers} subscribers`);
-  let subs;
+async function benchBackfill(targets, relays, data, size, notes) {
+  const agent = data.store.agent;
+  const expected = size.mailbox;
+  const modes = [];
+  for (const [i, relay] of relays.entries()) {
+    const seq = await probeSeqExtension(relay.url, agent);
+    targets[i].result.backfill = { seqExtension: seq };
+    if (seq) modes.push({ i, relay, mode: 'seq', runs: [], spent: 0, last: 0 });
+  }
+  relays.forEach((relay, i) => modes.push({ i, relay, mode: 'paged', runs: [], spent: 0, last: 0 }));
+  for (let r = 0; r < size.backfillRuns; r++) {
+    for (const m of modes) {
+      // A slow relay gets fewer repeats (never none): skip when another run would overrun the budget.
+      if (r > 0 && m.spent + m.last > size.backfillBudgetMs) continue;
+      await sleep(1100);
+      const t0 = performance.now();
+      const run =
+        m.mode === 'seq'
+          ? await runBackfillSeq(m.relay.url, agent, { timeoutMs: size.backfillTimeoutMs })
+          : await runBackfillPaged(m.relay.url, agent, { pageSize: size.pageSize, timeoutMs: size.backfillTimeoutMs });
+      m.last = performance.now() - t0;
+      m.spent += m.last;
+      log(`  [${m.relay.label}] backfill ${m.mode} ${r + 1}/${size.backfillRuns}: ${run.events} events in ${run.pages} page(s), ${run.rate.toFixed(0)} events/s`);
+      if (run.timedOut) notes.push(`${m.relay.label} backfill (${m.mode}) stopped after ${size.backfillTimeoutMs / 1000} s with ${run.events}/${expected} events read: its rate is over that part`);
+      else if (run.events !== expected || !run.complete) notes.push(`${m.relay.label} backfill (${m.mode}): ${run.events}/${expected} events${run.complete ? '' : ', incomplete'}${run.error ? `: ${run.error}` : ''}`);
+      m.runs.push(run);
+    }
+  }
+  for (const m of modes) targets[m.i].result.backfill[m.mode] = { partial: m.runs.some((x) => x.timedOut), ...summarise(m.runs, ['rate']) };
+}
+
+async function benchFanout(targets, data, size, notes) {
+  const relays = [];
+  const subs = [];
   try {
-    subs = await openSubscribers(relay.url, data.fanout.targets, size.subscribers);
-    const runs = [];
-    const per = Math.floor(data.fanout.events.length / size.fanoutRounds);
-    for (let r = 0; r < size.fanoutRounds; r++) {
-      const slice = data.fanout.events.slice(r * per, (r + 1) * per);
-      const run = await runFanoutRound(relay.url, subs, slice, { publishers: size.fanoutPublishers, window: size.fanoutWindow, durationMs: size.fanoutDurationMs });
-      log(`  fan-out ${r + 1}/${size.fanoutRounds}: ${run.rate.toFixed(0)} deliveries/s, p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms (${run.published} events, ${run.deliveries}/${run.expected} deliveries)`);
-      if (run.missing || run.deliveries !== run.expected) notes.push(`${relay.label} fan-out round ${r + 1}: ${run.deliveries}/${run.expected} deliveries (${run.missing} given up after 5 s)`);
-      if (run.rejected) notes.push(`${relay.label} fan-out round ${r + 1}: ${run.rejected} events rejected`);
-      if (run.unmatched) notes.push(`${relay.label} fan-out round ${r + 1}: ${run.unmatched} deliveries to #p subscriptions the event does not match (not counted)`);
-      runs.push(run);
-      await sleep(200);
+    for (const t of targets) {
+      const relay = await startRelay(t.spec);
+      relays.push(relay);
+      log(`[${relay.label}] fan-out: ${size.subscribers} subscribers`);
+      subs.push(await openSubscribers(relay.url, data.fanout.targets, size.subscribers));
     }
-    return { subscribers: size.subscribers, runs, ...summarise(runs, ['rate', 'p50', 'p99']) };
+    const runs = relays.map(() => []);
+    const per = Math.floor(data.fanout.events.length / (size.fanoutRounds * relays.length));
+    for (let r = 0; r < size.fanoutRounds; r++) {
+      for (const [i, relay] of relays.entries()) {
+        const first = (r * relays.length + i) * per;
+        const slice = data.fanout.events.slice(first, first + per);
+        const run = await runFanoutRound(relay.url, subs[i], slice, { publishers: size.fanoutPublishers, window: size.fanoutWindow, durationMs: size.fanoutDurationMs });
+        log(`  [${relay.label}] fan-out ${r + 1}/${size.fanoutRounds}: ${run.rate.toFixed(0)} deliveries/s, p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms (${run.published} events, ${run.deliveries}/${run.expected} deliveries)`);
+        if (run.missing || run.deliveries !== run.expected) notes.push(`${relay.label} fan-out round ${r + 1}: ${run.deliveries}/${run.expected} deliveries (${run.missing} given up after 5 s)`);
+        if (run.rejected) notes.push(`${relay.label} fan-out round ${r + 1}: ${run.rejected} events rejected`);
+        if (run.unmatched) notes.push(`${relay.label} fan-out round ${r + 1}: ${run.unmatched} deliveries to #p subscriptions the event does not match (not counted)`);
+        runs[i].push(run);
+        await sleep(200);
+      }
+    }
+    relays.forEach((_, i) => (targets[i].result.fanout = { subscribers: size.subscribers, ...summarise(runs[i], ['rate', 'p50', 'p99']) }));
   } finally {
-    await subs?.close();
-    await relay.stop();
+    for (const s of subs) await s.close();
+    for (const relay of relays) await relay.stop();
   }
 }
 
-async function benchIdle(spec, size) {
-  const relay = await startRelay(spec);
+async function benchIdle(target, size) {
+  const relay = await startRelay(target.spec);
   try {
     if (relay.pid === null) return { perConnectionKiB: NaN, note: 'external relay: memory n/a' };
     log(`[${relay.label}] idle: ${size.idleConnections} connections`);
@@ -214,16 +217,6 @@ async function benchIdle(spec, size) {
   } finally {
     await relay.stop();
   }
-}
-
-async function benchRelay(spec, data, size, opts, notes) {
-  const started = performance.now();
-  const res = await benchStore(spec, data, size, opts, notes);
-  if (opts.only.includes('fanout')) res.fanout = await benchFanout(spec, data, size, notes);
-  if (opts.only.includes('idle')) res.idle = await benchIdle(spec, size);
-  if (opts.only.includes('wake')) res.wake = await runWakeQueue({ size, spec, startRelay, log });
-  res.seconds = (performance.now() - started) / 1000;
-  return res;
 }
 
 // ---- report ----
@@ -296,20 +289,24 @@ async function main() {
   }
   if (opts.only.includes('fanout')) data.fanout = loadFanoutCorpus(size, log);
   const notes = [];
-  const results = {};
   const specs = [opts.subject, opts.peer];
-  for (const [i, spec] of specs.entries()) {
-    const key = i === 0 ? 'subject' : 'peer';
-    const meter = startCpuMeter();
-    const self0 = process.cpuUsage();
-    results[key] = { spec, label: targetLabel(spec), ...(await benchRelay(spec, data, size, opts, notes)) };
-    const self = process.cpuUsage(self0);
-    results[key].cpu = { ...meter.stop(), harnessCores: (self.user + self.system) / 1e6 / results[key].seconds };
-    const foreign = results[key].cpu.foreignShare;
-    const external = /^wss?:/.test(spec) ? ' (the external relay included)' : '';
-    log(`[${results[key].label}] done in ${results[key].seconds.toFixed(0)} s; load generator used ${results[key].cpu.harnessCores.toFixed(2)} of a core on average${foreign === undefined ? '' : `, other processes${external} ${(foreign * 100).toFixed(0)}% of the machine`}`);
-    if (foreign > 0.1 && !external) notes.push(`other processes used ${(foreign * 100).toFixed(0)}% of the CPU while ${results[key].label} was measured: its figures are unreliable; re-run on a quiet machine`);
+  const targets = specs.map((spec) => ({ spec, label: targetLabel(spec), result: { spec, label: targetLabel(spec) } }));
+  const meter = startCpuMeter();
+  const self0 = process.cpuUsage();
+  const tRun = performance.now();
+  await benchStore(targets, data, size, opts, notes);
+  if (opts.only.includes('fanout')) await benchFanout(targets, data, size, notes);
+  for (const t of targets) {
+    if (opts.only.includes('idle')) t.result.idle = await benchIdle(t, size);
+    if (opts.only.includes('wake')) t.result.wake = await runWakeQueue({ size, spec: t.spec, startRelay, log });
   }
+  const wall = (performance.now() - tRun) / 1000;
+  const self = process.cpuUsage(self0);
+  const cpu = { ...meter.stop(), harnessCores: (self.user + self.system) / 1e6 / wall };
+  const external = specs.some((s) => /^wss?:/.test(s));
+  log(`load generator used ${cpu.harnessCores.toFixed(2)} of a core on average${cpu.foreignShare === undefined ? '' : `; other processes${external ? ' (the external relay included)' : ''} ${(cpu.foreignShare * 100).toFixed(0)}% of the machine`}`);
+  if (cpu.foreignShare > 0.1 && !external) notes.push(`other processes used ${(cpu.foreignShare * 100).toFixed(0)}% of the CPU during the run (runs alternate between the relays, so both saw it, but the figures are noisier): re-run on a quiet machine for publishable numbers`);
+  const results = { subject: targets[0].result, peer: targets[1].result };
   const names = specs[0] === specs[1] ? [`${targetLabel(specs[0])} #1`, `${targetLabel(specs[1])} #2`] : specs.map(targetLabel);
   const table = rows(results.subject, results.peer);
   console.log(`\nRoost bench (${opts.smoke ? 'smoke' : 'full'}) — ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}\n`);
@@ -330,6 +327,7 @@ async function main() {
       relays: { subject: { spec: opts.subject, label: names[0] }, peer: { spec: opts.peer, label: names[1] } },
       table: table.map(({ figure, better, subject, peer, ratio, labels }) => ({ figure, better, subject: num(subject), peer: num(peer), ratio: num(ratio), ...(labels ? { methods: labels } : {}) })),
       results,
+      cpu,
       reference: REFERENCE,
       notes,
       seconds,
