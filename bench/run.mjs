@@ -89,8 +89,15 @@ function summarise(runs, keys) {
   return out;
 }
 
-// Both relays are up at once and their runs alternate (subject, peer, subject, peer, …), so load that
-// comes and goes on the machine falls on both alike; a relay waiting for its turn is idle.
+// Both relays are up at once and their runs alternate in ABBA order (subject, peer, peer, subject, …),
+// so load that comes and goes on the machine falls on both alike and neither always goes first; a
+// relay waiting for its turn is idle.
+
+/** The relays' [index, relay] pairs in the order of round `r` (reversed on odd rounds). */
+function turns(relays, r) {
+  const order = [...relays.entries()];
+  return r % 2 ? order.reverse() : order;
+}
 
 async function benchStore(targets, data, size, opts, notes) {
   const want = (w) => opts.only.includes(w);
@@ -105,7 +112,8 @@ async function benchStore(targets, data, size, opts, notes) {
       const runs = relays.map(() => []);
       const per = Math.floor(data.ingest.events.length / (size.ingestRounds * relays.length));
       for (let r = 0; r < size.ingestRounds; r++) {
-        for (const [i, relay] of relays.entries()) {
+        for (const [i, relay] of turns(relays, r)) {
+          await sleep(500); // let the other relay's after-work (GC, checkpoints) settle
           const first = (r * relays.length + i) * per;
           const slice = data.ingest.events.slice(first, first + per);
           const run = await runIngest(relay.url, slice, { connections: size.publishers, window: size.window, durationMs: size.ingestDurationMs, timeoutMs: 60_000 });
@@ -125,7 +133,7 @@ async function benchStore(targets, data, size, opts, notes) {
         const expected = shape.expected(data.store);
         for (let r = 0; r < size.queryRuns; r++) {
           const filters = buildFilters(shape, data.store, size.queryPoolPerRun, 100 + r);
-          for (const [i, relay] of relays.entries()) {
+          for (const [i, relay] of turns(relays, r)) {
             await sleep(1100); // longer than any result-cache lifetime we know of (the peer's is 1 s)
             const run = await runQuery(relay.url, filters, { connections: size.queryConnections, durationMs: size.queryDurationMs });
             log(`  [${relay.label}] query ${shape.title} ${r + 1}/${size.queryRuns}: ${run.rate.toFixed(0)} q/s, p50 ${run.p50.toFixed(2)} ms, p99 ${run.p99.toFixed(2)} ms, ${run.eventsPerQuery.toFixed(1)} events/query`);
@@ -154,7 +162,7 @@ async function benchBackfill(targets, relays, data, size, notes) {
   }
   relays.forEach((relay, i) => modes.push({ i, relay, mode: 'paged', runs: [], spent: 0, last: 0 }));
   for (let r = 0; r < size.backfillRuns; r++) {
-    for (const m of modes) {
+    for (const m of r % 2 ? [...modes].reverse() : modes) {
       // A slow relay gets fewer repeats (never none): skip when another run would overrun the budget.
       if (r > 0 && m.spent + m.last > size.backfillBudgetMs) continue;
       await sleep(1100);
@@ -187,7 +195,8 @@ async function benchFanout(targets, data, size, notes) {
     const runs = relays.map(() => []);
     const per = Math.floor(data.fanout.events.length / (size.fanoutRounds * relays.length));
     for (let r = 0; r < size.fanoutRounds; r++) {
-      for (const [i, relay] of relays.entries()) {
+      for (const [i, relay] of turns(relays, r)) {
+        await sleep(500);
         const first = (r * relays.length + i) * per;
         const slice = data.fanout.events.slice(first, first + per);
         const run = await runFanoutRound(relay.url, subs[i], slice, { publishers: size.fanoutPublishers, window: size.fanoutWindow, durationMs: size.fanoutDurationMs });
@@ -196,7 +205,6 @@ async function benchFanout(targets, data, size, notes) {
         if (run.rejected) notes.push(`${relay.label} fan-out round ${r + 1}: ${run.rejected} events rejected`);
         if (run.unmatched) notes.push(`${relay.label} fan-out round ${r + 1}: ${run.unmatched} deliveries to #p subscriptions the event does not match (not counted)`);
         runs[i].push(run);
-        await sleep(200);
       }
     }
     relays.forEach((_, i) => (targets[i].result.fanout = { subscribers: size.subscribers, ...summarise(runs[i], ['rate', 'p50', 'p99']) }));
