@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { startCpuMeter } from './lib/machine.mjs';
 import { loadFanoutCorpus, loadIngestCorpus, loadStoreCorpus } from './lib/corpus.mjs';
-import { checkTarget, startRelay, targetLabel } from './lib/relay-process.mjs';
+import { checkTarget, startRelay, targetLabel, UsageError } from './lib/relay-process.mjs';
 import { startSeeded } from './lib/seed.mjs';
 import { median, sleep } from './lib/stats.mjs';
 import { probeSeqExtension, runBackfillPaged, runBackfillSeq } from './workloads/backfill.mjs';
@@ -62,7 +62,7 @@ function parseArgs(argv) {
     const a = argv[i];
     const value = () => {
       const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
+      if (v === undefined) throw new UsageError(`${a} needs a value`);
       return v;
     };
     if (a === '--smoke') o.smoke = true;
@@ -72,11 +72,11 @@ function parseArgs(argv) {
     else if (a === '--no-snapshot') o.snapshots = false;
     else if (a === '--only') {
       o.only = value().split(',');
-      for (const w of o.only) if (!WORKLOADS.includes(w)) throw new Error(`unknown workload ${w}`);
+      for (const w of o.only) if (!WORKLOADS.includes(w)) throw new UsageError(`unknown workload ${w}`);
     } else if (a === '--help' || a === '-h') {
       console.log(HELP);
       process.exit(0);
-    } else throw new Error(`unknown argument ${a}\n${HELP}`);
+    } else throw new UsageError(`unknown argument ${a}\n${HELP}`);
   }
   return o;
 }
@@ -352,7 +352,7 @@ function num(v) {
 main().then(
   () => process.exit(0),
   (err) => {
-    log(`bench failed: ${err.stack ?? err}`);
+    log(`bench failed: ${err instanceof UsageError ? err.message : (err.stack ?? err)}`);
     process.exit(1);
   },
 );

@@ -11,6 +11,9 @@ import { sleep } from './stats.mjs';
 /** Repository root. */
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const children = new Set();
+
+/** An error in how the harness was asked to run (bad flag, relay not built): printed without a stack. */
+export class UsageError extends Error {}
 const tempDirs = new Set();
 
 function killAll() {
@@ -70,7 +73,7 @@ export function resolveSpec(spec) {
   if (/^wss?:\/\//.test(spec)) return null;
   const m = /^([a-z-]+)(?::(.+))?$/.exec(spec);
   const kind = m && SPAWNABLE[m[1]];
-  if (!kind) throw new Error(`unknown relay ${JSON.stringify(spec)}: use roost, roost:<checkout dir>, nostr-relay or a ws:// URL`);
+  if (!kind) throw new UsageError(`unknown relay ${JSON.stringify(spec)}: use roost, roost:<checkout dir>, nostr-relay or a ws:// URL`);
   const root = m[2] ? resolve(m[2]) : ROOT;
   return { name: m[1], kind, root, label: m[2] ? `${kind.label}@${basename(root)}` : kind.label };
 }
@@ -83,7 +86,7 @@ export function targetLabel(spec) {
 /** Throws with a helpful message when a spec can neither be spawned nor reached by URL. */
 export function checkTarget(spec) {
   const r = resolveSpec(spec);
-  if (r && !existsSync(join(r.root, r.kind.script))) throw new Error(r.kind.missing);
+  if (r && !existsSync(join(r.root, r.kind.script))) throw new UsageError(r.kind.missing);
 }
 
 async function freePort() {
