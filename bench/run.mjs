@@ -48,8 +48,9 @@ const WORKLOADS = ['ingest', 'query', 'backfill', 'fanout', 'idle', 'wake'];
 
 const HELP = `usage: node bench/run.mjs [options]
   --smoke             tiny versions of every workload (CI): figures printed, nothing asserted
-  --subject SPEC      relay under test: roost (default), nostr-relay, or ws://host:port
-  --peer SPEC         comparison relay: nostr-relay (default), roost, or ws://host:port
+  --subject SPEC      relay under test: roost (default; dist/relay/main.js), roost:<checkout dir>,
+                      nostr-relay, or ws://host:port
+  --peer SPEC         comparison relay: nostr-relay (default), or any SPEC as above
                       (a URL is used as is: its memory cannot be measured, and it keeps what it stores)
   --only LIST         comma-separated subset of: ${WORKLOADS.join(',')}
   --json FILE         also write every figure, run and note as JSON
