@@ -1,0 +1,359 @@
+#!/usr/bin/env node
+// `npm run bench` — neutral NIP-01 load generator and comparison harness. Runs the same workloads
+// against the relay under test (Roost by default) and a peer (@nostr-relay/core by default, or any
+// ws:// URL), and prints one table: figure, subject, peer, ratio. See docs/performance.md.
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { startCpuMeter } from './lib/machine.mjs';
+import { loadFanoutCorpus, loadIngestCorpus, loadStoreCorpus } from './lib/corpus.mjs';
+import { checkTarget, startRelay, targetLabel, UsageError } from './lib/relay-process.mjs';
+import { startSeeded } from './lib/seed.mjs';
+import { median, sleep } from './lib/stats.mjs';
+import { probeSeqExtension, runBackfillPaged, runBackfillSeq } from './workloads/backfill.mjs';
+import { openSubscribers, runFanoutRound } from './workloads/fanout.mjs';
+import { runIdle } from './workloads/idle.mjs';
+import { runIngest } from './workloads/ingest.mjs';
+import { buildFilters, QUERY_SHAPES, runQuery } from './workloads/query.mjs';
+import { runWakeQueue } from './workloads/wake-queue.mjs';
+
+/** Workload sizes: the full run (under 5 minutes on 2 cores once caches exist) and the CI smoke run. */
+const SIZES = {
+  full: {
+    publishers: 8, window: 64, ingestEvents: 96_000, ingestRounds: 3, ingestDurationMs: 3000,
+    mailbox: 100_000, authors: 500, perAuthor: 20, targets: 500, addrPerAuthor: 4,
+    queryConnections: 8, queryRuns: 3, queryDurationMs: 2500, queryPoolPerRun: 40_000,
+    backfillRuns: 3, backfillBudgetMs: 20_000, backfillTimeoutMs: 25_000, pageSize: 500,
+    subscribers: 500, fanoutPublishers: 2, fanoutWindow: 8, fanoutEvents: 1500, fanoutRounds: 3, fanoutDurationMs: 3000,
+    idleConnections: 2000,
+  },
+  smoke: {
+    publishers: 8, window: 8, ingestEvents: 800, ingestRounds: 2, ingestDurationMs: 1000,
+    mailbox: 2000, authors: 20, perAuthor: 5, targets: 20, addrPerAuthor: 2,
+    queryConnections: 4, queryRuns: 1, queryDurationMs: 500, queryPoolPerRun: 2000,
+    backfillRuns: 1, backfillBudgetMs: 10_000, backfillTimeoutMs: 10_000, pageSize: 200,
+    subscribers: 40, fanoutPublishers: 2, fanoutWindow: 4, fanoutEvents: 100, fanoutRounds: 1, fanoutDurationMs: 1000,
+    idleConnections: 100,
+  },
+};
+
+/** Figures measured by strfry 1.1.1 on this 2-core machine with the full workloads (for context). */
+const REFERENCE = {
+  relay: 'strfry 1.1.1',
+  'ingest events/s': 4400, 'ingest OK p50 ms': 110,
+  'query q/s': 1500, 'query p50 ms': 1.9, 'query p99 ms': 9.6,
+  'fan-out deliveries/s': 110_000, 'idle KiB/connection': 77,
+};
+
+const WORKLOADS = ['ingest', 'query', 'backfill', 'fanout', 'idle', 'wake'];
+
+const HELP = `usage: node bench/run.mjs [options]
+  --smoke             tiny versions of every workload (CI): figures printed, nothing asserted
+  --subject SPEC      relay under test: roost (default; dist/relay/main.js), roost:<checkout dir>,
+                      nostr-relay, or ws://host:port
+  --peer SPEC         comparison relay: nostr-relay (default), or any SPEC as above
+                      (a URL is used as is: its memory cannot be measured, and it keeps what it stores)
+  --only LIST         comma-separated subset of: ${WORKLOADS.join(',')}
+  --json FILE         also write every figure, run and note as JSON
+  --no-snapshot       pre-load databases through the socket every run instead of reusing snapshots
+  --help`;
+
+function parseArgs(argv) {
+  const o = { smoke: false, subject: 'roost', peer: 'nostr-relay', only: WORKLOADS, json: null, snapshots: true };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--smoke') o.smoke = true;
+    else if (a === '--subject') o.subject = value();
+    else if (a === '--peer') o.peer = value();
+    else if (a === '--json') o.json = value();
+    else if (a === '--no-snapshot') o.snapshots = false;
+    else if (a === '--only') {
+      o.only = value().split(',');
+      for (const w of o.only) if (!WORKLOADS.includes(w)) throw new UsageError(`unknown workload ${w}`);
+    } else if (a === '--help' || a === '-h') {
+      console.log(HELP);
+      process.exit(0);
+    } else throw new UsageError(`unknown argument ${a}\n${HELP}`);
+  }
+  return o;
+}
+
+const log = (msg) => process.stderr.write(`${msg}\n`);
+
+function summarise(runs, keys) {
+  const out = { runs };
+  for (const k of keys) out[k] = median(runs.map((r) => r[k]));
+  return out;
+}
+
+// Both relays are up at once and their runs alternate in ABBA order (subject, peer, peer, subject, …),
+// so load that comes and goes on the machine falls on both alike and neither always goes first; a
+// relay waiting for its turn is idle.
+
+/** The relays' [index, relay] pairs in the order of round `r` (reversed on odd rounds). */
+function turns(relays, r) {
+  const order = [...relays.entries()];
+  return r % 2 ? order.reverse() : order;
+}
+
+async function benchStore(targets, data, size, opts, notes) {
+  const want = (w) => opts.only.includes(w);
+  if (!want('ingest') && !want('query') && !want('backfill')) return;
+  const relays = [];
+  try {
+    for (const t of targets) {
+      log(`[${t.label}] pre-loaded relay`);
+      relays.push(await startSeeded(t.spec, data.store, { log, snapshots: opts.snapshots }));
+    }
+    if (want('ingest')) {
+      const runs = relays.map(() => []);
+      const per = Math.floor(data.ingest.events.length / (size.ingestRounds * relays.length));
+      for (let r = 0; r < size.ingestRounds; r++) {
+        for (const [i, relay] of turns(relays, r)) {
+          await sleep(500); // let the other relay's after-work (GC, checkpoints) settle
+          const first = (r * relays.length + i) * per;
+          const slice = data.ingest.events.slice(first, first + per);
+          const run = await runIngest(relay.url, slice, { connections: size.publishers, window: size.window, durationMs: size.ingestDurationMs, timeoutMs: 60_000 });
+          log(`  [${relay.label}] ingest ${r + 1}/${size.ingestRounds}: ${run.rate.toFixed(0)} events/s, OK p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms (${run.accepted}/${run.sent} accepted)`);
+          if (run.rejected) notes.push(`${relay.label} ingest round ${r + 1}: ${run.rejected} rejected ${JSON.stringify(run.reasons)}`);
+          if (run.timedOut) notes.push(`${relay.label} ingest round ${r + 1} timed out (${run.answered}/${run.sent} answered)`);
+          if (run.sent === slice.length && size === SIZES.full) notes.push(`${relay.label} ingest round ${r + 1} used its whole slice before ${size.ingestDurationMs} ms: raise ingestEvents`);
+          runs[i].push(run);
+        }
+      }
+      relays.forEach((_, i) => (targets[i].result.ingest = summarise(runs[i], ['rate', 'p50', 'p99'])));
+    }
+    if (want('query')) {
+      for (const t of targets) t.result.query = {};
+      for (const [name, shape] of Object.entries(QUERY_SHAPES)) {
+        const runs = relays.map(() => []);
+        const expected = shape.expected(data.store);
+        for (let r = 0; r < size.queryRuns; r++) {
+          const filters = buildFilters(shape, data.store, size.queryPoolPerRun, 100 + r);
+          for (const [i, relay] of turns(relays, r)) {
+            await sleep(1100); // longer than any result-cache lifetime we know of (the peer's is 1 s)
+            const run = await runQuery(relay.url, filters, { connections: size.queryConnections, durationMs: size.queryDurationMs });
+            log(`  [${relay.label}] query ${shape.title} ${r + 1}/${size.queryRuns}: ${run.rate.toFixed(0)} q/s, p50 ${run.p50.toFixed(2)} ms, p99 ${run.p99.toFixed(2)} ms, ${run.eventsPerQuery.toFixed(1)} events/query`);
+            if (Math.abs(run.eventsPerQuery - expected) > 1e-9) notes.push(`${relay.label} query ${shape.title}: ${run.eventsPerQuery.toFixed(2)} events per answer, expected ${expected}`);
+            if (run.closed) notes.push(`${relay.label} query ${shape.title}: ${run.closed} REQs answered CLOSED`);
+            runs[i].push(run);
+          }
+        }
+        relays.forEach((_, i) => (targets[i].result.query[name] = summarise(runs[i], ['rate', 'p50', 'p99', 'eventsPerQuery'])));
+      }
+    }
+    if (want('backfill')) await benchBackfill(targets, relays, data, size, notes);
+  } finally {
+    for (const relay of relays) await relay.stop();
+  }
+}
+
+async function benchBackfill(targets, relays, data, size, notes) {
+  const agent = data.store.agent;
+  const expected = size.mailbox;
+  const modes = [];
+  for (const [i, relay] of relays.entries()) {
+    const seq = await probeSeqExtension(relay.url, agent);
+    targets[i].result.backfill = { seqExtension: seq };
+    if (seq) modes.push({ i, relay, mode: 'seq', runs: [], spent: 0, last: 0 });
+  }
+  relays.forEach((relay, i) => modes.push({ i, relay, mode: 'paged', runs: [], spent: 0, last: 0 }));
+  for (let r = 0; r < size.backfillRuns; r++) {
+    for (const m of r % 2 ? [...modes].reverse() : modes) {
+      // A slow relay gets fewer repeats (never none): skip when another run would overrun the budget.
+      if (r > 0 && m.spent + m.last > size.backfillBudgetMs) continue;
+      await sleep(1100);
+      const t0 = performance.now();
+      const run =
+        m.mode === 'seq'
+          ? await runBackfillSeq(m.relay.url, agent, { timeoutMs: size.backfillTimeoutMs })
+          : await runBackfillPaged(m.relay.url, agent, { pageSize: size.pageSize, timeoutMs: size.backfillTimeoutMs });
+      m.last = performance.now() - t0;
+      m.spent += m.last;
+      log(`  [${m.relay.label}] backfill ${m.mode} ${r + 1}/${size.backfillRuns}: ${run.events} events in ${run.pages} page(s), ${run.rate.toFixed(0)} events/s`);
+      if (run.timedOut) notes.push(`${m.relay.label} backfill (${m.mode}) stopped after ${size.backfillTimeoutMs / 1000} s with ${run.events}/${expected} events read: its rate is over that part`);
+      else if (run.events !== expected || !run.complete) notes.push(`${m.relay.label} backfill (${m.mode}): ${run.events}/${expected} events${run.complete ? '' : ', incomplete'}${run.error ? `: ${run.error}` : ''}`);
+      m.runs.push(run);
+    }
+  }
+  for (const m of modes) targets[m.i].result.backfill[m.mode] = { partial: m.runs.some((x) => x.timedOut), ...summarise(m.runs, ['rate']) };
+}
+
+async function benchFanout(targets, data, size, notes) {
+  const relays = [];
+  const subs = [];
+  try {
+    for (const t of targets) {
+      const relay = await startRelay(t.spec);
+      relays.push(relay);
+      log(`[${relay.label}] fan-out: ${size.subscribers} subscribers`);
+      subs.push(await openSubscribers(relay.url, data.fanout.targets, size.subscribers));
+    }
+    const runs = relays.map(() => []);
+    const per = Math.floor(data.fanout.events.length / (size.fanoutRounds * relays.length));
+    for (let r = 0; r < size.fanoutRounds; r++) {
+      for (const [i, relay] of turns(relays, r)) {
+        await sleep(500);
+        const first = (r * relays.length + i) * per;
+        const slice = data.fanout.events.slice(first, first + per);
+        const run = await runFanoutRound(relay.url, subs[i], slice, { publishers: size.fanoutPublishers, window: size.fanoutWindow, durationMs: size.fanoutDurationMs });
+        log(`  [${relay.label}] fan-out ${r + 1}/${size.fanoutRounds}: ${run.rate.toFixed(0)} deliveries/s, p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms (${run.published} events, ${run.deliveries}/${run.expected} deliveries)`);
+        if (run.missing || run.deliveries !== run.expected) notes.push(`${relay.label} fan-out round ${r + 1}: ${run.deliveries}/${run.expected} deliveries (${run.missing} given up after 5 s)`);
+        if (run.rejected) notes.push(`${relay.label} fan-out round ${r + 1}: ${run.rejected} events rejected`);
+        if (run.unmatched) notes.push(`${relay.label} fan-out round ${r + 1}: ${run.unmatched} deliveries to #p subscriptions the event does not match (not counted)`);
+        runs[i].push(run);
+      }
+    }
+    relays.forEach((_, i) => (targets[i].result.fanout = { subscribers: size.subscribers, ...summarise(runs[i], ['rate', 'p50', 'p99']) }));
+  } finally {
+    for (const s of subs) await s.close();
+    for (const relay of relays) await relay.stop();
+  }
+}
+
+async function benchIdle(target, size) {
+  const relay = await startRelay(target.spec);
+  try {
+    if (relay.pid === null) return { perConnectionKiB: NaN, note: 'external relay: memory n/a' };
+    log(`[${relay.label}] idle: ${size.idleConnections} connections`);
+    const r = await runIdle(relay.url, relay.pid, { count: size.idleConnections });
+    log(`  RSS ${r.rssBeforeKiB} → ${r.rssAfterKiB} KiB: ${r.perConnectionKiB.toFixed(1)} KiB per connection (${r.subscribed} subscribed)`);
+    return r;
+  } finally {
+    await relay.stop();
+  }
+}
+
+// ---- report ----
+
+const fmtRate = (v) => (!Number.isFinite(v) ? 'n/a' : v >= 10_000 ? `${(v / 1000).toFixed(0)}k` : v >= 1000 ? `${(v / 1000).toFixed(1)}k` : v.toFixed(0));
+const fmtMs = (v) => (!Number.isFinite(v) ? 'n/a' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+const fmtKiB = (v) => (!Number.isFinite(v) ? 'n/a' : v.toFixed(1));
+
+function rows(a, b) {
+  const out = [];
+  const add = (figure, better, fmt, get, labels) => {
+    const va = get(a);
+    const vb = get(b);
+    out.push({ figure, better, subject: va, peer: vb, ratio: Number.isFinite(va) && Number.isFinite(vb) && vb !== 0 ? va / vb : NaN, fmt, labels: labels ? [labels(a), labels(b)] : null });
+  };
+  if (a.ingest || b.ingest) {
+    add('ingest events/s', 'higher', fmtRate, (r) => r.ingest?.rate);
+    add('ingest OK p50 ms', 'lower', fmtMs, (r) => r.ingest?.p50);
+    add('ingest OK p99 ms', 'lower', fmtMs, (r) => r.ingest?.p99);
+  }
+  for (const [name, shape] of Object.entries(QUERY_SHAPES)) {
+    if (!a.query?.[name] && !b.query?.[name]) continue;
+    add(`query ${shape.title} q/s`, 'higher', fmtRate, (r) => r.query?.[name]?.rate);
+    add(`query ${shape.title} p50 ms`, 'lower', fmtMs, (r) => r.query?.[name]?.p50);
+    add(`query ${shape.title} p99 ms`, 'lower', fmtMs, (r) => r.query?.[name]?.p99);
+  }
+  if (a.backfill || b.backfill) {
+    const best = (r) => (r.backfill?.seq ? r.backfill.seq.rate : r.backfill?.paged?.rate);
+    const partial = (b) => (b?.partial ? ', partial' : '');
+    add('backfill events/s (seq ext., else paged)', 'higher', fmtRate, best, (r) => (r.backfill?.seq ? `seq${partial(r.backfill.seq)}` : `paged${partial(r.backfill?.paged)}`));
+    add('backfill events/s (#p + until paging)', 'higher', fmtRate, (r) => r.backfill?.paged?.rate, (r) => `paged${partial(r.backfill?.paged)}`);
+  }
+  if (a.fanout || b.fanout) {
+    add('fan-out deliveries/s', 'higher', fmtRate, (r) => r.fanout?.rate);
+    add('fan-out delivery p50 ms', 'lower', fmtMs, (r) => r.fanout?.p50);
+    add('fan-out delivery p99 ms', 'lower', fmtMs, (r) => r.fanout?.p99);
+  }
+  if (a.idle || b.idle) add('idle KiB/connection', 'lower', fmtKiB, (r) => r.idle?.perConnectionKiB);
+  const wakeKeys = new Set([...Object.keys(a.wake?.figures ?? {}), ...Object.keys(b.wake?.figures ?? {})]);
+  for (const k of wakeKeys) add(k, k.includes(' ms') ? 'lower' : 'higher', k.includes(' ms') ? fmtMs : fmtRate, (r) => r.wake?.figures?.[k]);
+  return out;
+}
+
+function printTable(table, names) {
+  const head = ['figure', names[0], names[1], `ratio`];
+  const body = table.map((r) => [
+    `${r.figure} ${r.better === 'higher' ? '↑' : '↓'}`,
+    r.fmt(r.subject) + (r.labels && Number.isFinite(r.subject) ? ` (${r.labels[0]})` : ''),
+    r.fmt(r.peer) + (r.labels && Number.isFinite(r.peer) ? ` (${r.labels[1]})` : ''),
+    Number.isFinite(r.ratio) ? `${r.ratio.toFixed(2)}×` : '—',
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  console.log(line(head));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const b of body) console.log(line(b));
+  console.log(`ratio = ${names[0]} / ${names[1]}; ↑ higher is better, ↓ lower is better; medians of repeated runs.`);
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const size = SIZES[opts.smoke ? 'smoke' : 'full'];
+  checkTarget(opts.subject);
+  checkTarget(opts.peer);
+  const t0 = performance.now();
+  const data = {};
+  if (['ingest', 'query', 'backfill'].some((w) => opts.only.includes(w))) {
+    data.store = loadStoreCorpus(size, log);
+    data.ingest = loadIngestCorpus(size, log);
+  }
+  if (opts.only.includes('fanout')) data.fanout = loadFanoutCorpus(size, log);
+  const notes = [];
+  const specs = [opts.subject, opts.peer];
+  const targets = specs.map((spec) => ({ spec, label: targetLabel(spec), result: { spec, label: targetLabel(spec) } }));
+  const meter = startCpuMeter();
+  const self0 = process.cpuUsage();
+  const tRun = performance.now();
+  await benchStore(targets, data, size, opts, notes);
+  if (opts.only.includes('fanout')) await benchFanout(targets, data, size, notes);
+  for (const t of targets) {
+    if (opts.only.includes('idle')) t.result.idle = await benchIdle(t, size);
+    if (opts.only.includes('wake')) t.result.wake = await runWakeQueue({ size, spec: t.spec, startRelay, log });
+  }
+  const wall = (performance.now() - tRun) / 1000;
+  const self = process.cpuUsage(self0);
+  const cpu = { ...meter.stop(), harnessCores: (self.user + self.system) / 1e6 / wall };
+  const external = specs.some((s) => /^wss?:/.test(s));
+  log(`load generator used ${cpu.harnessCores.toFixed(2)} of a core on average${cpu.foreignShare === undefined ? '' : `; other processes${external ? ' (the external relay included)' : ''} ${(cpu.foreignShare * 100).toFixed(0)}% of the machine`}`);
+  if (cpu.foreignShare > 0.1 && !external) notes.push(`other processes used ${(cpu.foreignShare * 100).toFixed(0)}% of the CPU during the run (runs alternate between the relays, so both saw it, but the figures are noisier): re-run on a quiet machine for publishable numbers`);
+  const results = { subject: targets[0].result, peer: targets[1].result };
+  const names = specs[0] === specs[1] ? [`${targetLabel(specs[0])} #1`, `${targetLabel(specs[1])} #2`] : specs.map(targetLabel);
+  const table = rows(results.subject, results.peer);
+  console.log(`\nRoost bench (${opts.smoke ? 'smoke' : 'full'}) — ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}\n`);
+  printTable(table, names);
+  if (results.subject.wake === null || results.peer.wake === null) console.log('wake-queue: hook not implemented yet (bench/workloads/wake-queue.mjs)');
+  if (notes.length) {
+    console.log('\nnotes:');
+    for (const n of notes) console.log(`  - ${n}`);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  console.log(`\ntotal ${seconds.toFixed(0)} s`);
+  if (opts.json) {
+    const json = {
+      mode: opts.smoke ? 'smoke' : 'full',
+      date: new Date().toISOString(),
+      machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+      sizes: size,
+      relays: { subject: { spec: opts.subject, label: names[0] }, peer: { spec: opts.peer, label: names[1] } },
+      table: table.map(({ figure, better, subject, peer, ratio, labels }) => ({ figure, better, subject: num(subject), peer: num(peer), ratio: num(ratio), ...(labels ? { methods: labels } : {}) })),
+      results,
+      cpu,
+      reference: REFERENCE,
+      notes,
+      seconds,
+    };
+    writeFileSync(opts.json, JSON.stringify(json, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n');
+    log(`wrote ${opts.json}`);
+  }
+}
+
+function num(v) {
+  return Number.isFinite(v) ? v : null;
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    log(`bench failed: ${err instanceof UsageError ? err.message : (err.stack ?? err)}`);
+    process.exit(1);
+  },
+);
