@@ -24,3 +24,16 @@ export const systemTimers: Timers = {
 export function sleep(timers: Timers, ms: number): Promise<void> {
   return new Promise((resolve) => timers.setTimeout(resolve, ms));
 }
+
+/** Races a promise against a timer that is always cleared; the timeout rejects with `onTimeout()`. */
+export async function withTimeout<T>(p: Promise<T>, ms: number, timers: Timers, onTimeout: () => Error): Promise<T> {
+  let handle: unknown;
+  const timeout = new Promise<never>((_, reject) => {
+    handle = timers.setTimeout(() => reject(onTimeout()), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    timers.clearTimeout(handle);
+  }
+}
