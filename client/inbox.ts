@@ -66,7 +66,8 @@ export class Inbox extends Emitter<InboxEvents> {
   readonly #subs = new Map<string, { close(): void }>();
   readonly #retries = new Map<string, number>();
   #flushTimer: unknown;
-  #draining: Promise<void> | undefined;
+  #draining: Promise<void> = Promise.resolve();
+  #running = false;
   #closed = false;
 
   constructor(store: AgentStore, me: string, handler: InboxHandler, opts: InboxOptions) {
@@ -103,7 +104,7 @@ export class Inbox extends Emitter<InboxEvents> {
 
   /** Resolves when everything queued so far has been handled. */
   async idle(): Promise<void> {
-    while (this.#draining) await this.#draining;
+    while (this.#running) await this.#draining;
   }
 
   /** Stops reading; waits for the handler in progress, then writes pending cursor moves. */
@@ -120,21 +121,29 @@ export class Inbox extends Emitter<InboxEvents> {
   #push(item: Item): void {
     if (this.#closed) return;
     this.#queue.push(item);
-    if (!this.#draining) this.#draining = this.#drain().finally(() => (this.#draining = undefined));
+    // The flag, not the promise, says whether the loop runs: it is cleared in the same synchronous
+    // step in which the loop finds the queue empty (several frames can arrive in one task).
+    if (!this.#running) {
+      this.#running = true;
+      this.#draining = this.#drain();
+    }
   }
 
   async #drain(): Promise<void> {
-    for (let item = this.#queue.shift(); item; item = this.#queue.shift()) {
-      try {
-        if ('eose' in item) {
-          this.#retries.delete(item.relay);
-          this.emit('caughtUp', item.relay, this.cursor(item.relay));
+    try {
+      for (let item = this.#queue.shift(); item; item = this.#queue.shift()) {
+        try {
+          if ('eose' in item) {
+            this.#retries.delete(item.relay);
+            this.emit('caughtUp', item.relay, this.cursor(item.relay));
+          } else await this.#process(item.relay, item.event, item.seq);
+        } catch (err) {
+          // Storage failed: leave the cursor where it is; the event comes again after a reconnect.
+          this.#opts.log.error({ err: String(err), relay: item.relay }, 'inbox storage failed');
         }
-        else await this.#process(item.relay, item.event, item.seq);
-      } catch (err) {
-        // Storage failed: leave the cursor where it is; the event comes again after a reconnect.
-        this.#opts.log.error({ err: String(err), relay: item.relay }, 'inbox storage failed');
       }
+    } finally {
+      this.#running = false;
     }
   }
 

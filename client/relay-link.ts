@@ -319,7 +319,11 @@ export class RelayLink extends Emitter<LinkEvents> {
         this.#opts.log.debug({ relay: this.url }, 'malformed frame ignored');
         return;
       }
-      this.#handle(msg);
+      try {
+        this.#handle(msg);
+      } catch (err) {
+        this.#opts.log.error({ relay: this.url, err: String(err), stack: (err as Error).stack }, 'frame handler failed');
+      }
     };
     socket.onclose = (ev: { code?: number; reason?: string }) => {
       if (this.#socket !== socket) return;
