@@ -109,9 +109,13 @@ export function getNpub(pubkey: string): string {
   return nip19.npubEncode(pubkey);
 }
 
-/** Checks an event's id and Schnorr signature. */
+/**
+ * Checks an event's id and Schnorr signature, always afresh: nostr-tools caches a verdict in a
+ * symbol property that an object spread would copy, so only the seven NIP-01 fields are passed on.
+ */
 export function verifyEvent(event: NostrEvent): boolean {
-  return verifySignature({ ...event });
+  const { id, pubkey, created_at, kind, tags, content, sig } = event;
+  return verifySignature({ id, pubkey, created_at, kind, tags, content, sig });
 }
 
 /** A small key-value storage: `localStorage` fits, and so does any async wrapper (IndexedDB, files). */
