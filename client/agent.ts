@@ -182,7 +182,11 @@ export class Agent extends Emitter<AgentEvents> {
         this.emit('ready', link.url, authed);
         void this.#onLinkReady(link);
       });
-      link.on('disconnected', (reason) => this.emit('disconnected', link.url, reason));
+      link.on('disconnected', (reason) => {
+        // NIP-11 is read again on the next connect: the relay may have been replaced meanwhile.
+        this.#info.delete(link.url);
+        this.emit('disconnected', link.url, reason);
+      });
     }
     this.#outbox = new Outbox(this.#store, this.#links, { timers: this.#timers, random: this.#random, log: this.#log, ...opts.outbox });
     this.#outbox.on('refused', (s) => this.emit('refused', s));
