@@ -264,6 +264,14 @@ export class Agent extends Emitter<AgentEvents> {
     await this.#inbox?.idle();
   }
 
+  /**
+   * Stops handing over inbox messages: the message being handled is still committed, the next one
+   * is left for a later run. Safe to call from inside the handler (do not await it there).
+   */
+  async stopInbox(): Promise<void> {
+    await this.#inbox?.close();
+  }
+
   /** The inbox cursor for one relay. */
   inboxCursor(relay: string): number {
     return this.#inbox?.cursor(normalizeRelayUrl(relay)) ?? 0;
@@ -339,6 +347,48 @@ export class Agent extends Emitter<AgentEvents> {
     const tags = [['e', msg.id, '', 'reply']];
     if (msg.requestId) tags.push([RESPONSE_TAG, msg.requestId]);
     return this.send(msg.from, content, { ...opts, tags });
+  }
+
+  /**
+   * A live subscription on every relay (plain NIP-01, no cursor): each event handed over once even
+   * when several relays carry it. Re-sent after reconnects. For durable reading use the inbox.
+   */
+  subscribe(filters: Filter[], onEvent: (event: NostrEvent, relay: string) => void, opts: { onEose?: (relay: string) => void } = {}): { close(): void } {
+    const subId = `sub:${(this.#random() * 2 ** 48).toString(36)}`;
+    const seen = new Set<string>();
+    const handles = [...this.#links.values()].map((link) =>
+      link.subscribe(subId, {
+        filters: () => filters,
+        onEvent: (ev) => {
+          if (seen.has(ev.id)) return;
+          seen.add(ev.id);
+          if (seen.size > 10_000) seen.delete(seen.values().next().value!);
+          onEvent(ev, link.url);
+        },
+        onEose: () => opts.onEose?.(link.url),
+        onClosed: (reason) => this.emit('error', new ClientError('ROOST_ERR_REFUSED', `${link.url} closed a subscription: ${reason}`, { reason, relay: link.url })),
+      }),
+    );
+    return { close: () => handles.forEach((h) => h.close()) };
+  }
+
+  /** Opens a gift wrap addressed to this agent (for events from {@link subscribe}); throws ROOST_ERR_DECRYPT. */
+  openDirectMessage(wrap: NostrEvent, delivery: { relay: string; seq?: number }): DirectMessage {
+    const rumor = unwrapDirectMessage(this.identity, wrap);
+    return {
+      type: 'dm',
+      id: rumor.id,
+      from: rumor.pubkey,
+      content: rumor.content,
+      tags: rumor.tags,
+      createdAt: rumor.created_at,
+      kind: rumor.kind,
+      wrapId: wrap.id,
+      relay: delivery.relay,
+      seq: delivery.seq,
+      requestId: getTagValue(rumor, REQUEST_TAG),
+      inReplyTo: getTagValue(rumor, RESPONSE_TAG),
+    };
   }
 
   /** Publishes (replaces) this agent's card; `relays` defaults to the agent's relays. */
@@ -499,28 +549,14 @@ export class Agent extends Emitter<AgentEvents> {
       await this.#deliver({ type: 'event', event, relay: delivery.relay, seq: delivery.seq });
       return;
     }
-    let rumor;
+    let msg: DirectMessage;
     try {
-      rumor = unwrapDirectMessage(this.identity, event);
+      msg = this.openDirectMessage(event, delivery);
     } catch (err) {
       this.#log.warn({ eventId: event.id, relay: delivery.relay }, 'gift wrap could not be opened; skipped');
       this.emit('error', err as Error);
       return;
     }
-    const msg: DirectMessage = {
-      type: 'dm',
-      id: rumor.id,
-      from: rumor.pubkey,
-      content: rumor.content,
-      tags: rumor.tags,
-      createdAt: rumor.created_at,
-      kind: rumor.kind,
-      wrapId: event.id,
-      relay: delivery.relay,
-      seq: delivery.seq,
-      requestId: getTagValue(rumor, REQUEST_TAG),
-      inReplyTo: getTagValue(rumor, RESPONSE_TAG),
-    };
     if (msg.inReplyTo !== undefined) {
       const pending = this.#pending.get(msg.inReplyTo);
       if (pending) {

@@ -69,6 +69,7 @@ export class Inbox extends Emitter<InboxEvents> {
   #draining: Promise<void> = Promise.resolve();
   #running = false;
   #closed = false;
+  #closing: Promise<void> | undefined;
 
   constructor(store: AgentStore, me: string, handler: InboxHandler, opts: InboxOptions) {
     super();
@@ -108,7 +109,12 @@ export class Inbox extends Emitter<InboxEvents> {
   }
 
   /** Stops reading; waits for the handler in progress, then writes pending cursor moves. */
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
     for (const s of this.#subs.values()) s.close();
     this.#subs.clear();
@@ -148,6 +154,7 @@ export class Inbox extends Emitter<InboxEvents> {
   }
 
   async #process(relay: string, event: NostrEvent, seq: number | undefined): Promise<void> {
+    if (this.#closed) return;
     if (seq !== undefined && seq <= this.cursor(relay)) return;
     if (await this.#store.hasSeen(event.id)) {
       if (seq !== undefined) this.#advanceLazily(relay, seq);
