@@ -85,7 +85,7 @@ export class Outbox extends Emitter<OutboxEvents> {
       if (known.length < e.relays.length) {
         this.#opts.log.warn({ eventId: e.event.id, relays: e.relays.filter((r) => !this.#links.has(r)) }, 'outbox entry names relays this agent no longer uses; kept for them');
       }
-      this.#enqueue(e.event, known);
+      if (known.length > 0) this.#enqueue(e.event, known);
     }
     for (const url of this.#links.keys()) this.#pump(url);
     return entries.length;

@@ -267,8 +267,9 @@ describe('presence and discovery', () => {
     // The relay's presence endpoint answers for carded agents only; carol is connected but has no card.
     const res = await fetch(`${r.httpUrl}/presence?p=${alice.agent.pubkey},${carol.agent.pubkey},${bob.agent.pubkey}`);
     expect(await res.json()).toEqual({ online: { [alice.agent.pubkey]: true, [bob.agent.pubkey]: false } });
-    const bad = await fetch(`${r.httpUrl}/presence?p=nothex`);
-    expect(bad.status).toBe(400);
+    for (const q of ['p=nothex', '', `p=${Array.from({ length: 101 }, () => Identity.generate().pubkey).join(',')}`]) {
+      expect((await fetch(`${r.httpUrl}/presence?${q}`)).status).toBe(400);
+    }
     // The card itself is a normal addressable event anyone can read.
     const card = r.relay.ctx.store.query([{ kinds: [AGENT_CARD_KIND], authors: [alice.agent.pubkey] }]);
     expect(card).toHaveLength(1);
