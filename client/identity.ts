@@ -1,7 +1,8 @@
 import { bytesToHex, hexToBytes } from 'nostr-tools/utils';
 import * as nip19 from 'nostr-tools/nip19';
-import { finalizeEvent, generateSecretKey, getPublicKey, verifyEvent as verifySignature } from 'nostr-tools/pure';
+import { generateSecretKey } from 'nostr-tools/pure';
 import type { EventTemplate, NostrEvent } from '../shared/event.js';
+import { getDefaultCrypto, type NostrCrypto } from './crypto.js';
 import { ClientError } from './errors.js';
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -12,21 +13,24 @@ const HEX64 = /^[0-9a-f]{64}$/;
  */
 export class Identity {
   readonly pubkey: string;
+  /** The secp256k1 backend this identity signs and derives keys with. */
+  readonly crypto: NostrCrypto;
   readonly #secretKey: Uint8Array;
 
-  private constructor(secretKey: Uint8Array) {
+  private constructor(secretKey: Uint8Array, crypto: NostrCrypto) {
     this.#secretKey = secretKey;
-    this.pubkey = getPublicKey(secretKey);
+    this.crypto = crypto;
+    this.pubkey = crypto.getPublicKey(secretKey);
   }
 
   /** A fresh random keypair. */
-  static generate(): Identity {
-    return new Identity(generateSecretKey());
+  static generate(crypto: NostrCrypto = getDefaultCrypto()): Identity {
+    return new Identity(generateSecretKey(), crypto);
   }
 
   /** The identity of a secret key given as 64 hex characters, an `nsec1…` string or 32 bytes. */
-  static fromSecretKey(key: string | Uint8Array): Identity {
-    return new Identity(parseSecretKey(key));
+  static fromSecretKey(key: string | Uint8Array, crypto: NostrCrypto = getDefaultCrypto()): Identity {
+    return new Identity(parseSecretKey(key, crypto), crypto);
   }
 
   /** The public key as NIP-19 `npub1…`. */
@@ -51,7 +55,12 @@ export class Identity {
 
   /** Signs a template as this identity (NIP-01 id and Schnorr signature). */
   sign(template: EventTemplate): NostrEvent {
-    return finalizeEvent({ ...template, tags: template.tags.map((t) => [...t]) }, this.#secretKey) as NostrEvent;
+    return this.crypto.finalize({ ...template, tags: template.tags.map((t) => [...t]) }, this.#secretKey);
+  }
+
+  /** The NIP-44 v2 conversation key shared with `pubkey` (the secret key never leaves). */
+  conversationKey(pubkey: string): Uint8Array {
+    return this.crypto.conversationKey(this.#secretKey, pubkey);
   }
 
   /** Only the public half is ever serialised. */
@@ -66,7 +75,7 @@ export class Identity {
 }
 
 /** 32 secret-key bytes from hex, `nsec1…` or bytes; throws ROOST_ERR_BAD_KEY. */
-export function parseSecretKey(key: string | Uint8Array): Uint8Array {
+export function parseSecretKey(key: string | Uint8Array, crypto: NostrCrypto = getDefaultCrypto()): Uint8Array {
   let bytes: Uint8Array | undefined;
   if (key instanceof Uint8Array) bytes = key.length === 32 ? key.slice() : undefined;
   else {
@@ -83,7 +92,7 @@ export function parseSecretKey(key: string | Uint8Array): Uint8Array {
   }
   if (!bytes) throw new ClientError('ROOST_ERR_BAD_KEY', 'a secret key must be 64 hex characters or nsec1…');
   try {
-    getPublicKey(bytes);
+    crypto.getPublicKey(bytes);
   } catch (err) {
     throw new ClientError('ROOST_ERR_BAD_KEY', 'not a valid secp256k1 secret key', {}, { cause: err });
   }
@@ -109,13 +118,9 @@ export function getNpub(pubkey: string): string {
   return nip19.npubEncode(pubkey);
 }
 
-/**
- * Checks an event's id and Schnorr signature, always afresh: nostr-tools caches a verdict in a
- * symbol property that an object spread would copy, so only the seven NIP-01 fields are passed on.
- */
+/** Checks an event's id and Schnorr signature afresh, with the default backend. */
 export function verifyEvent(event: NostrEvent): boolean {
-  const { id, pubkey, created_at, kind, tags, content, sig } = event;
-  return verifySignature({ id, pubkey, created_at, kind, tags, content, sig });
+  return getDefaultCrypto().verify(event);
 }
 
 /** A small key-value storage: `localStorage` fits, and so does any async wrapper (IndexedDB, files). */

@@ -4,6 +4,7 @@
  */
 export { Agent, createAgent, type AgentEvents, type AgentOptions, type DirectMessage, type InboxEvent, type InboxMessage, type MessageHandler, type PublishOptions, type RequestHandler } from './agent.js';
 export { getBackoffDelay, systemTimers, type Timers } from './backoff.js';
+export { getDefaultCrypto, nobleCrypto, setDefaultCrypto, type NostrCrypto } from './crypto.js';
 export { REQUEST_TAG, RESPONSE_TAG, unwrapDirectMessage, wrapDirectMessage, type Rumor } from './dm.js';
 export { Emitter, silentLogger, type ClientLogger } from './emitter.js';
 export { ClientError, isTransientReason, type ClientErrorCode } from './errors.js';

@@ -49,16 +49,10 @@ export function checkWakeChannels(channels: readonly WakeChannel[]): WakeChannel
 
 /** The signed kind-29059 event registering `channels`, NIP-44 v2 encrypted to the relay's pubkey. */
 export function makeWakeRegistration(identity: Identity, relayPubkey: string, channels: readonly WakeChannel[], createdAt: number): NostrEvent {
-  const sk = identity.exportSecretKey();
-  try {
-    const key = nip44.v2.utils.getConversationKey(sk, relayPubkey);
-    return identity.sign({
-      kind: WAKE_REGISTRATION_KIND,
-      created_at: createdAt,
-      tags: [],
-      content: nip44.v2.encrypt(JSON.stringify({ channels: checkWakeChannels(channels) }), key),
-    });
-  } finally {
-    sk.fill(0);
-  }
+  return identity.sign({
+    kind: WAKE_REGISTRATION_KIND,
+    created_at: createdAt,
+    tags: [],
+    content: nip44.v2.encrypt(JSON.stringify({ channels: checkWakeChannels(channels) }), identity.conversationKey(relayPubkey)),
+  });
 }

@@ -15,6 +15,10 @@ import {
   parseSecretKey,
   saveKeyFile,
   verifyEvent,
+  nobleCrypto,
+  unwrapDirectMessage,
+  wasmCrypto,
+  wrapDirectMessage,
   type AgentStore,
   type KeyValueStorage,
 } from '../../client/node/index.js';
@@ -90,6 +94,33 @@ describe('identity', () => {
     const b = await loadOrCreateIdentity(storage);
     expect(b.pubkey).toBe(a.pubkey);
     expect(storage.map.get('roost:identity')).toBe(a.exportSecretKeyHex());
+  });
+});
+
+describe('crypto backends', () => {
+  const backends = [nobleCrypto, wasmCrypto];
+  it('agree on keys, signatures and NIP-44 conversation keys, and open each other\'s gift wraps', () => {
+    for (const a of backends) {
+      for (const b of backends) {
+        const sender = Identity.generate(a);
+        const recipient = Identity.generate(b);
+        expect(Identity.fromSecretKey(sender.exportSecretKey(), b).pubkey, `${a.name}/${b.name} pubkey`).toBe(sender.pubkey);
+        const ev = sender.sign({ kind: 1, content: 'x', tags: [], created_at: 1 });
+        expect(b.verify(ev)).toBe(true);
+        expect(b.verify({ ...ev, content: 'y' })).toBe(false);
+        expect(b.verify({ ...ev, sig: ev.sig.replace(/^./, (c) => (c === '0' ? '1' : '0')) })).toBe(false);
+        expect(Buffer.from(sender.conversationKey(recipient.pubkey)).toString('hex')).toBe(
+          Buffer.from(recipient.conversationKey(sender.pubkey)).toString('hex'),
+        );
+        const { wrap, rumor } = wrapDirectMessage(sender, recipient.pubkey, `from ${a.name} to ${b.name}`, { tags: [['t', 'x']] });
+        expect(b.verify(wrap)).toBe(true);
+        const opened = unwrapDirectMessage(recipient, wrap);
+        expect(opened).toEqual(rumor);
+        expect(opened.pubkey).toBe(sender.pubkey);
+        expect(wrap.pubkey).not.toBe(sender.pubkey);
+        expect(() => unwrapDirectMessage(Identity.generate(a), wrap)).toThrow(expect.objectContaining({ code: 'ROOST_ERR_DECRYPT' }));
+      }
+    }
   });
 });
 
