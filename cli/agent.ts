@@ -12,7 +12,6 @@ import {
   saveKeyFile,
   type Agent,
   type AgentInfo,
-  type DirectMessage,
   type InboxMessage,
 } from '../client/node/index.js';
 import type { NostrEvent } from '../shared/event.js';

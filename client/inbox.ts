@@ -66,6 +66,7 @@ export class Inbox extends Emitter<InboxEvents> {
   readonly #subs = new Map<string, { close(): void }>();
   readonly #retries = new Map<string, number>();
   #flushTimer: unknown;
+  readonly #resubscribeTimers = new Set<unknown>();
   #draining: Promise<void> = Promise.resolve();
   #running = false;
   #closed = false;
@@ -116,6 +117,8 @@ export class Inbox extends Emitter<InboxEvents> {
 
   async #close(): Promise<void> {
     this.#closed = true;
+    for (const t of this.#resubscribeTimers) this.#opts.timers.clearTimeout(t);
+    this.#resubscribeTimers.clear();
     for (const s of this.#subs.values()) s.close();
     this.#subs.clear();
     this.#queue.length = 0;
@@ -227,8 +230,10 @@ export class Inbox extends Emitter<InboxEvents> {
     this.#retries.set(relay, attempt + 1);
     const delay = getBackoffDelay(attempt, 1000, 60_000, this.#opts.random) + 250;
     this.#opts.log.warn({ relay, reason, delay }, 'inbox subscription closed by the relay; retrying');
-    this.#opts.timers.setTimeout(() => {
+    const timer = this.#opts.timers.setTimeout(() => {
+      this.#resubscribeTimers.delete(timer);
       if (!this.#closed) link.resubscribe(INBOX_SUB_ID);
     }, delay);
+    this.#resubscribeTimers.add(timer);
   }
 }
