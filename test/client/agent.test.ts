@@ -99,6 +99,40 @@ describe('direct messages', () => {
   });
 });
 
+describe('inbox cursor', () => {
+  it('advances only after the handler has returned; a throwing handler is tried again', async () => {
+    const r = await relay();
+    const alice = await agentIn(home(), [r.url]);
+    const bob = await agentIn(home(), [r.url]);
+    await Promise.all([alice.agent.whenConnected(), bob.agent.whenConnected()]);
+    let release!: () => void;
+    const gate = new Promise<void>((res) => (release = res));
+    const handled: string[] = [];
+    let throws = 1;
+    bob.agent.onMessage(async (m) => {
+      if (m.type !== 'dm') return;
+      if (m.content === 'slow') await gate;
+      if (m.content === 'flaky' && throws-- > 0) throw new Error('not yet');
+      handled.push(m.content);
+    });
+    await alice.agent.send(bob.agent.pubkey, 'first');
+    await waitFor(() => handled.includes('first'), 'first handled');
+    const afterFirst = bob.agent.inboxCursor(r.url);
+    expect(afterFirst).toBeGreaterThan(0);
+    await alice.agent.send(bob.agent.pubkey, 'slow');
+    await alice.agent.send(bob.agent.pubkey, 'flaky');
+    await new Promise((res) => setTimeout(res, 200));
+    // The slow handler has not returned: the cursor has not moved, and nothing after it ran.
+    expect(bob.agent.inboxCursor(r.url)).toBe(afterFirst);
+    expect(handled).toEqual(['first']);
+    release();
+    await waitFor(() => handled.length === 3, 'the rest handled');
+    expect(handled).toEqual(['first', 'slow', 'flaky']);
+    await bob.agent.inboxIdle();
+    expect(bob.agent.inboxCursor(r.url)).toBeGreaterThan(afterFirst);
+  });
+});
+
 describe('several relays', () => {
   it('two relays carrying the same events deliver each once, in order', async () => {
     const a = await relay();
