@@ -191,6 +191,34 @@ describe('several relays', () => {
   });
 });
 
+describe('relay history reset', () => {
+  it('a relay that refuses our cursor as ahead of its history is read again from 0', async () => {
+    const first = await relay();
+    const port = first.port;
+    const alice = await agentIn(home(), [first.url]);
+    const bob = await agentIn(home(), [first.url]);
+    await Promise.all([alice.agent.whenConnected(), bob.agent.whenConnected()]);
+    for (const t of ['old-1', 'old-2', 'old-3']) await alice.agent.send(bob.agent.pubkey, t);
+    await waitFor(() => dmTexts(bob.got).length === 3, 'old messages');
+    await bob.agent.inboxIdle();
+    expect(bob.agent.inboxCursor(first.url)).toBeGreaterThan(1);
+
+    // The relay comes back on the same port with an empty database (restored from nothing). It
+    // refuses a cursor past its newest sequence number, as Roost's sequence extension does.
+    await first.close();
+    const fresh = await relay({ port });
+    fresh.relay.ctx.hooks.rejectFilter.unshift((filters) => {
+      const after = filters[0]?.seq_after;
+      const newest = fresh.relay.ctx.store.lastSeq();
+      return after !== undefined && after > newest ? `invalid: seq_after ${after} is ahead of this relay's newest sequence number ${newest}` : undefined;
+    });
+    await waitFor(() => alice.agent.connectedRelays.length === 1, 'alice reconnects');
+    await alice.agent.send(bob.agent.pubkey, 'new-1');
+    await waitFor(() => dmTexts(bob.got).length === 4, 'message on the reset relay');
+    expect(dmTexts(bob.got)).toEqual(['old-1', 'old-2', 'old-3', 'new-1']);
+  });
+});
+
 describe('privacy', () => {
   it('a direct message is unreadable to a third agent and to anyone reading the database', async () => {
     const dir = home();
