@@ -66,6 +66,7 @@ export class Inbox extends Emitter<InboxEvents> {
   readonly #subs = new Map<string, { close(): void }>();
   readonly #retries = new Map<string, number>();
   #flushTimer: unknown;
+  #sincePrune = 0;
   readonly #resubscribeTimers = new Set<unknown>();
   #draining: Promise<void> = Promise.resolve();
   #running = false;
@@ -165,6 +166,11 @@ export class Inbox extends Emitter<InboxEvents> {
     }
     await this.#runHandler(event, { relay, seq });
     await this.#store.markDelivered(event.id, this.#opts.now(), seq === undefined ? undefined : relay, seq);
+    // A long-running agent keeps its seen-id window bounded without waiting for a restart.
+    if (++this.#sincePrune >= 1000) {
+      this.#sincePrune = 0;
+      await this.prune();
+    }
     if (seq !== undefined) {
       this.#cursors.set(relay, seq);
       this.#dirty.delete(relay);
