@@ -5,6 +5,8 @@ const HELP = `roost — store-and-forward Nostr relay and agent client
 
 Usage:
   roost relay [--flag value ...]   start the relay (flags: roost relay --help)
+  roost agent <command> [...]      agent client: keygen, whoami, send, inbox, tail, discover, card
+                                   (roost agent --help)
   roost help                       this text
 `;
 
@@ -25,6 +27,11 @@ export async function main(argv: string[]): Promise<void> {
       }
       const { runRelay } = await import('../relay/main.js');
       await runRelay(rest);
+      return;
+    }
+    case 'agent': {
+      const { main: agentMain } = await import('./agent.js');
+      await agentMain(rest);
       return;
     }
     case undefined:

@@ -13,6 +13,7 @@ import { createStats, type RelayContext } from './context.js';
 import { dispatch } from './dispatch.js';
 import { closeSubscription } from './handlers/req.js';
 import { buildRelayInfo, setCorsHeaders, type InfoContributor } from './plugins/nip11.js';
+import { registerPresence } from './plugins/presence.js';
 import {
   rejectAuthEventsAsEvents,
   rejectCreatedAtOutOfRange,
@@ -282,6 +283,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       return reply.code(503).send({ status: 'not ready' });
     }
   });
+  registerPresence(app, ctx, infoContributors);
 
   let closed = false;
   return {

@@ -23,7 +23,7 @@ export async function startRelay(overrides: ConfigInput = {}, deps: RelayDeps = 
   const dbPath = (overrides.db as string | undefined) ?? join(folder, 'roost.db');
   const config = loadConfig({ port: 0, host: '127.0.0.1', logLevel: 'silent', commitWindowMs: 1, ...overrides, db: dbPath });
   const relay = await buildRelay(config, { log: pino({ level: process.env.ROOST_TEST_LOG ?? 'silent' }), ...deps });
-  const address = await relay.app.listen({ port: 0, host: '127.0.0.1' });
+  const address = await relay.app.listen({ port: config.port, host: '127.0.0.1' });
   const port = Number(new URL(address).port);
   return {
     url: `ws://127.0.0.1:${port}`,

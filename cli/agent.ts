@@ -1,0 +1,306 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import {
+  ClientError,
+  Identity,
+  createNodeAgent,
+  defaultAgentHome,
+  getNpub,
+  loadKeyFile,
+  parsePubkey,
+  saveKeyFile,
+  type Agent,
+  type AgentInfo,
+  type InboxMessage,
+} from '../client/node/index.js';
+import type { NostrEvent } from '../shared/event.js';
+import type { Filter } from '../shared/filter.js';
+import { Kind } from '../shared/kinds.js';
+
+/** Where the CLI writes, and the environment it reads (injected so tests run it in-process). */
+export interface CliIo {
+  stdout: { write(s: string): unknown };
+  stderr: { write(s: string): unknown };
+  env: Record<string, string | undefined>;
+  /** Resolves when the user interrupts (Ctrl-C); `tail` and `inbox --follow` stop then. */
+  interrupted?: Promise<void>;
+}
+
+const HELP = `roost agent — a thin Nostr agent from the command line
+
+Usage:
+  roost agent keygen [--force]                 create this agent's key (mode 0600) and print its npub
+  roost agent whoami                           print npub, hex pubkey, key file and relays
+  roost agent send <to> <message...>           send an end-to-end encrypted direct message
+        [--request] [--timeout SEC]            ... and wait for the answer (request/response)
+  roost agent inbox [--follow] [--limit N]     print everything addressed to me since the stored
+        [--timeout SEC]                        cursor, once, then advance the cursor
+  roost agent tail [--kind K]... [--author PK]... [--limit N]
+                                               stream live events (default: addressed to me); no cursor
+  roost agent discover [--capability C]...     find agents offering every capability, with presence
+  roost agent card --name N [--description D] [--capability C]... [--version V]
+                                               publish this agent's card (what discover finds)
+
+Options:
+  --home DIR     agent home: agent.key and agent.db (default $ROOST_AGENT_HOME or ~/.roost)
+  --relay URL    relay to use; repeat for several (default $ROOST_RELAYS, comma-separated)
+  --json         machine-readable output: one JSON object per line
+  -h, --help     this text
+
+<to> and --author take an npub1… or 64 hex characters. Exit status: 0 ok, 1 failed, 2 usage.
+`;
+
+const OPTIONS = {
+  home: { type: 'string' },
+  relay: { type: 'string', multiple: true },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  force: { type: 'boolean' },
+  request: { type: 'boolean' },
+  timeout: { type: 'string' },
+  follow: { type: 'boolean' },
+  limit: { type: 'string' },
+  kind: { type: 'string', multiple: true },
+  author: { type: 'string', multiple: true },
+  capability: { type: 'string', multiple: true },
+  name: { type: 'string' },
+  description: { type: 'string' },
+  version: { type: 'string' },
+} satisfies ParseArgsConfig['options'];
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+
+class UsageError extends Error {}
+
+function num(v: string | undefined, what: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`${what} must be a non-negative number`);
+  return n;
+}
+
+const short = (pk: string) => {
+  const n = getNpub(pk);
+  return `${n.slice(0, 12)}…${n.slice(-6)}`;
+};
+
+const when = (sec: number | undefined, nowSec: number) => {
+  if (sec === undefined) return 'never';
+  const d = nowSec - sec;
+  if (d < 60) return 'just now';
+  if (d < 3600) return `${Math.floor(d / 60)} min ago`;
+  if (d < 86400) return `${Math.floor(d / 3600)} h ago`;
+  return new Date(sec * 1000).toISOString().slice(0, 16).replace('T', ' ');
+};
+
+/** Runs `roost agent …`; returns the exit status. */
+export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    io.stderr.write(`roost agent: ${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const [command, ...args] = positionals;
+  if (values.help || command === undefined || command === 'help') {
+    io.stdout.write(HELP);
+    return 0;
+  }
+  const out = (human: string, json: unknown) => io.stdout.write(values.json ? JSON.stringify(json) + '\n' : human + '\n');
+  const home = values.home ?? io.env.ROOST_AGENT_HOME ?? defaultAgentHome();
+  const keyFile = join(home, 'agent.key');
+  const relays = values.relay ?? (io.env.ROOST_RELAYS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  let agent: Agent | undefined;
+  try {
+    const needAgent = (opts: { inbox?: boolean } = {}) => {
+      if (!existsSync(keyFile)) throw new UsageError(`no key in ${home}: run \`roost agent keygen\` first (or pass --home)`);
+      if (relays.length === 0) throw new UsageError('no relay: pass --relay URL or set ROOST_RELAYS');
+      agent = createNodeAgent({ home, relays, identity: loadKeyFile(keyFile), inbox: opts.inbox ?? false, heartbeatSeconds: 0 });
+      return agent;
+    };
+    switch (command) {
+      case 'keygen': {
+        if (existsSync(keyFile) && !values.force) throw new UsageError(`${keyFile} already exists (use --force to replace it, losing that identity)`);
+        const id = Identity.generate();
+        saveKeyFile(keyFile, id, { overwrite: values.force === true });
+        out(`created ${keyFile}\n${id.npub}`, { npub: id.npub, pubkey: id.pubkey, keyFile });
+        return 0;
+      }
+      case 'whoami': {
+        if (!existsSync(keyFile)) throw new UsageError(`no key in ${home}: run \`roost agent keygen\` first`);
+        const id = loadKeyFile(keyFile);
+        out(`${id.npub}\npubkey  ${id.pubkey}\nkey     ${keyFile}\nrelays  ${relays.join(' ') || '(none)'}`, { npub: id.npub, pubkey: id.pubkey, keyFile, relays });
+        return 0;
+      }
+      case 'send':
+        return await send(needAgent({ inbox: values.request === true }), args, values, out);
+      case 'inbox':
+        return await inbox(needAgent({ inbox: true }), values, io, out);
+      case 'tail':
+        return await tail(needAgent(), values, io, out);
+      case 'discover':
+        return await discover(needAgent(), values, out);
+      case 'card': {
+        if (!values.name) throw new UsageError('card needs --name');
+        const a = needAgent();
+        await a.start();
+        const r = await a.publishCard(
+          { name: values.name, description: values.description ?? '', capabilities: values.capability ?? [], version: values.version ?? '' },
+          { timeoutMs: num(values.timeout, '--timeout', 10) * 1000 },
+        );
+        out(`published card ${r.id.slice(0, 12)}… for ${a.npub}`, { id: r.id, relays: r.relays });
+        return 0;
+      }
+      default:
+        throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr.write(`roost agent: ${err.message}\n`);
+      return 2;
+    }
+    const code = err instanceof ClientError ? err.code : 'error';
+    if (values.json) io.stdout.write(JSON.stringify({ error: code, message: (err as Error).message }) + '\n');
+    io.stderr.write(`roost agent: ${(err as Error).message} (${code})\n`);
+    return 1;
+  } finally {
+    await (agent as Agent | undefined)?.close();
+  }
+}
+
+type Out = (human: string, json: unknown) => void;
+
+async function send(agent: Agent, args: string[], values: Values, out: Out): Promise<number> {
+  const [to, ...words] = args;
+  if (!to || words.length === 0) throw new UsageError('send needs <to> and a message');
+  const recipient = parsePubkey(to);
+  const text = words.join(' ');
+  const timeoutMs = num(values.timeout, '--timeout', 30) * 1000;
+  await agent.start();
+  if (values.request) {
+    const res = await agent.request(recipient, text, { timeoutMs });
+    out(`${short(res.from)}: ${res.content}`, messageJson(res));
+    return 0;
+  }
+  const { id, wrapId, result } = await agent.send(recipient, text, { timeoutMs });
+  out(`sent ${id.slice(0, 12)}… to ${short(recipient)} (${result.relays.map((r) => r.relay).join(', ')})`, { id, wrapId, to: recipient, relays: result.relays });
+  return 0;
+}
+
+function messageJson(m: InboxMessage) {
+  if (m.type === 'dm') {
+    const { type, id, from, content, tags, createdAt, kind, wrapId, relay, seq, requestId, inReplyTo } = m;
+    return { type, id, from, npub: getNpub(from), content, tags, createdAt, kind, wrapId, relay, seq, requestId, inReplyTo };
+  }
+  return { type: m.type, event: m.event, relay: m.relay, seq: m.seq };
+}
+
+function describeMessage(m: InboxMessage): string {
+  if (m.type === 'dm') return `${new Date(m.createdAt * 1000).toISOString()} dm from ${short(m.from)}${m.requestId ? ' (request)' : ''}: ${m.content}`;
+  const e = m.event;
+  return `${new Date(e.created_at * 1000).toISOString()} kind ${e.kind} from ${short(e.pubkey)}: ${e.content.slice(0, 200)}`;
+}
+
+async function inbox(agent: Agent, values: Values, io: CliIo, out: Out): Promise<number> {
+  const limit = num(values.limit, '--limit', Infinity);
+  let count = 0;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  agent.onMessage((m) => {
+    count++;
+    out(describeMessage(m), messageJson(m));
+    if (count >= limit) {
+      // Stop before the next message: the cursor stays right after this one.
+      void agent.stopInbox();
+      resolveDone();
+    }
+  });
+  const caught = new Set<string>();
+  agent.on('caughtUp', (relay) => {
+    caught.add(relay);
+    if (!values.follow && caught.size === agent.relays.length) resolveDone();
+  });
+  await agent.start();
+  const timeoutMs = num(values.timeout, '--timeout', 10) * 1000;
+  const timer = values.follow ? undefined : setTimeout(resolveDone, timeoutMs);
+  await Promise.race([done, io.interrupted ?? new Promise(() => undefined)]);
+  clearTimeout(timer);
+  await agent.inboxIdle();
+  const missing = agent.relays.filter((r) => !caught.has(r));
+  if (!values.follow && count < limit && missing.length > 0) {
+    io.stderr.write(`roost agent: not caught up with ${missing.join(', ')} within ${timeoutMs / 1000} s\n`);
+    return 1;
+  }
+  if (!values.json && count === 0) io.stderr.write('no new messages\n');
+  return 0;
+}
+
+async function tail(agent: Agent, values: Values, io: CliIo, out: Out): Promise<number> {
+  const limit = num(values.limit, '--limit', Infinity);
+  const kinds = values.kind?.map((k) => num(k, '--kind', 0));
+  const authors = values.author?.map(parsePubkey);
+  const filter: Filter = { since: Math.floor(Date.now() / 1000) - 5 };
+  if (kinds) filter.kinds = kinds;
+  if (authors) filter.authors = authors;
+  if (!kinds && !authors) filter['#p'] = [agent.pubkey];
+  let count = 0;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  await agent.start();
+  const show = (ev: NostrEvent, relay: string) => {
+    let m: InboxMessage = { type: 'event', event: ev, relay, seq: undefined };
+    if (ev.kind === Kind.GiftWrap) {
+      try {
+        m = agent.openDirectMessage(ev, { relay });
+      } catch {
+        // not for us: shown as the bare event
+      }
+    }
+    count++;
+    out(describeMessage(m), messageJson(m));
+    if (count >= limit) resolveDone();
+  };
+  // Gift wraps carry a blurred created_at, so they are tailed without `since`, from now on.
+  const filters = [filter];
+  if (!kinds && !authors) filters.push({ kinds: [Kind.GiftWrap], '#p': [agent.pubkey], limit: 0 });
+  let eose = 0;
+  const sub = agent.subscribe(filters, show, {
+    onEose: () => {
+      if (++eose === agent.relays.length && !values.json) io.stderr.write(`tailing ${agent.relays.join(', ')} (Ctrl-C to stop)\n`);
+    },
+  });
+  await Promise.race([done, io.interrupted ?? new Promise(() => undefined)]);
+  sub.close();
+  return 0;
+}
+
+async function discover(agent: Agent, values: Values, out: Out): Promise<number> {
+  await agent.start();
+  await agent.whenConnected(5000, 1);
+  const found: AgentInfo[] = await agent.discover({ capabilities: values.capability ?? [] });
+  const nowSec = Math.floor(Date.now() / 1000);
+  if (values.json) {
+    for (const a of found) out('', a);
+    return 0;
+  }
+  if (found.length === 0) {
+    out('no agents found', {});
+    return 0;
+  }
+  for (const a of found) {
+    out(
+      `${a.presence.padEnd(7)} ${a.name || '(no name)'}  ${short(a.pubkey)}  [${a.capabilities.join(', ')}]  v${a.version || '?'}  seen ${when(a.lastSeen, nowSec)}${a.wakeable ? '  wakeable' : ''}`,
+      a,
+    );
+  }
+  return 0;
+}
+
+/** Entry for `roost agent` from cli/main.ts. */
+export async function main(argv: string[]): Promise<void> {
+  const interrupted = new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+  process.exitCode = await runAgentCli(argv, { stdout: process.stdout, stderr: process.stderr, env: process.env, interrupted });
+}

@@ -1,0 +1,49 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { createAgent, type Agent, type AgentOptions } from '../agent.js';
+import { setDefaultCrypto } from '../crypto.js';
+import type { WebSocketConstructor } from '../relay-link.js';
+import { loadOrCreateKeyFile } from './key-file.js';
+import { SqliteAgentStore } from './sqlite-store.js';
+import { wasmCrypto } from './wasm-crypto.js';
+
+/**
+ * Node entry of the agent client: everything from client/index.ts plus the `ws` WebSocket, key
+ * files (mode 0600) and the SQLite store. Kept apart so the browser bundle never pulls node:fs.
+ */
+export * from '../index.js';
+export { loadKeyFile, loadOrCreateKeyFile, saveKeyFile } from './key-file.js';
+export { SqliteAgentStore, type SqliteAgentStoreOptions } from './sqlite-store.js';
+export { wasmCrypto } from './wasm-crypto.js';
+
+// In Node, identities sign and verify with WebAssembly (tiny-secp256k1): 10-30x faster than pure JS.
+setDefaultCrypto(wasmCrypto);
+
+/** The `ws` package as the client's WebSocket. */
+export const NodeWebSocket = WebSocket as unknown as WebSocketConstructor;
+
+/** Default agent home: $ROOST_AGENT_HOME is read by the CLI only; library callers pass `home`. */
+export function defaultAgentHome(): string {
+  return join(homedir(), '.roost');
+}
+
+/** Options of {@link createNodeAgent}: an agent home folder instead of identity and store. */
+export interface NodeAgentOptions extends Omit<AgentOptions, 'identity' | 'store' | 'WebSocket'> {
+  /** Folder holding `agent.key` (mode 0600) and `agent.db`; default ~/.roost. */
+  home?: string;
+  /** Key file path (default `<home>/agent.key`); created when missing. */
+  keyFile?: string;
+  /** Database path (default `<home>/agent.db`). */
+  dbFile?: string;
+  WebSocket?: AgentOptions['WebSocket'];
+  identity?: AgentOptions['identity'];
+}
+
+/** An agent with a key file and a SQLite store in its home folder, over `ws` (not started). */
+export function createNodeAgent(opts: NodeAgentOptions): Agent {
+  const home = opts.home ?? defaultAgentHome();
+  const identity = opts.identity ?? loadOrCreateKeyFile(opts.keyFile ?? join(home, 'agent.key')).identity;
+  const store = new SqliteAgentStore(opts.dbFile ?? join(home, 'agent.db'));
+  return createAgent({ ...opts, identity, store, WebSocket: opts.WebSocket ?? NodeWebSocket });
+}

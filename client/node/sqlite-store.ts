@@ -1,0 +1,128 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import BetterSqlite3, { type Database } from 'better-sqlite3';
+import type { NostrEvent } from '../../shared/event.js';
+import { ClientError } from '../errors.js';
+import type { AgentStore, OutboxEntry } from '../store.js';
+
+/** The agent database's schema, versioned with `user_version` (forward-only, like migrations/). */
+const SCHEMA: readonly string[] = [
+  `CREATE TABLE outbox (
+     ord INTEGER PRIMARY KEY AUTOINCREMENT,
+     id TEXT NOT NULL UNIQUE,
+     event TEXT NOT NULL
+   );
+   CREATE TABLE outbox_relay (
+     id TEXT NOT NULL,
+     relay TEXT NOT NULL,
+     PRIMARY KEY (id, relay)
+   ) WITHOUT ROWID;
+   CREATE TABLE cursor (relay TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+   CREATE TABLE seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
+   CREATE INDEX seen_at ON seen (at);`,
+];
+
+/** Options of the SQLite agent store. */
+export interface SqliteAgentStoreOptions {
+  /** `full` (default) fsyncs every commit: a cursor or outbox entry survives power loss. */
+  synchronous?: 'full' | 'normal';
+}
+
+/**
+ * The Node agent store: one SQLite file (WAL) holding the outbox, cursors and seen ids. An outbox
+ * entry is committed before its event is first sent, so a killed agent resends it on restart.
+ */
+export class SqliteAgentStore implements AgentStore {
+  readonly #db: Database;
+  readonly #q;
+
+  constructor(path: string, opts: SqliteAgentStoreOptions = {}) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    try {
+      this.#db = new BetterSqlite3(path);
+      this.#db.pragma('journal_mode = WAL');
+    } catch (err) {
+      throw new ClientError('ROOST_ERR_BAD_INPUT', `cannot open agent database ${path}: ${(err as Error).message}`, {}, { cause: err });
+    }
+    this.#db.pragma(`synchronous = ${opts.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+    this.#db.pragma('busy_timeout = 5000');
+    const version = this.#db.pragma('user_version', { simple: true }) as number;
+    for (let v = version; v < SCHEMA.length; v++) {
+      this.#db.transaction(() => {
+        this.#db.exec(SCHEMA[v]!);
+        this.#db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+    const db = this.#db;
+    this.#q = {
+      addEvent: db.prepare('INSERT OR IGNORE INTO outbox (id, event) VALUES (?, ?)'),
+      addRelay: db.prepare('INSERT OR IGNORE INTO outbox_relay (id, relay) VALUES (?, ?)'),
+      list: db.prepare(
+        `SELECT o.event AS event, json_group_array(r.relay) AS relays
+           FROM outbox o JOIN outbox_relay r ON r.id = o.id GROUP BY o.ord ORDER BY o.ord`,
+      ),
+      settle: db.prepare('DELETE FROM outbox_relay WHERE id = ? AND relay = ?'),
+      left: db.prepare('SELECT 1 FROM outbox_relay WHERE id = ? LIMIT 1'),
+      drop: db.prepare('DELETE FROM outbox WHERE id = ?'),
+      getCursor: db.prepare('SELECT seq FROM cursor WHERE relay = ?'),
+      setCursor: db.prepare('INSERT INTO cursor (relay, seq) VALUES (?, ?) ON CONFLICT (relay) DO UPDATE SET seq = excluded.seq'),
+      hasSeen: db.prepare('SELECT 1 FROM seen WHERE id = ?'),
+      markSeen: db.prepare('INSERT INTO seen (id, at) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at'),
+      pruneOld: db.prepare('DELETE FROM seen WHERE at < ?'),
+      pruneExcess: db.prepare('DELETE FROM seen WHERE id IN (SELECT id FROM seen ORDER BY at DESC LIMIT -1 OFFSET ?)'),
+    };
+  }
+
+  async outboxAdd(event: NostrEvent, relays: readonly string[]): Promise<void> {
+    this.#db.transaction(() => {
+      this.#q.addEvent.run(event.id, JSON.stringify(event));
+      for (const r of relays) this.#q.addRelay.run(event.id, r);
+    })();
+  }
+
+  async outboxList(): Promise<OutboxEntry[]> {
+    return (this.#q.list.all() as Array<{ event: string; relays: string }>).map((row) => ({
+      event: JSON.parse(row.event) as NostrEvent,
+      relays: JSON.parse(row.relays) as string[],
+    }));
+  }
+
+  async outboxSettle(eventId: string, relay: string): Promise<void> {
+    this.#db.transaction(() => {
+      this.#q.settle.run(eventId, relay);
+      if (!this.#q.left.get(eventId)) this.#q.drop.run(eventId);
+    })();
+  }
+
+  async getCursor(relay: string): Promise<number> {
+    return (this.#q.getCursor.get(relay) as { seq: number } | undefined)?.seq ?? 0;
+  }
+
+  async setCursors(cursors: ReadonlyMap<string, number>): Promise<void> {
+    this.#db.transaction(() => {
+      for (const [relay, seq] of cursors) this.#q.setCursor.run(relay, seq);
+    })();
+  }
+
+  async hasSeen(id: string): Promise<boolean> {
+    return this.#q.hasSeen.get(id) !== undefined;
+  }
+
+  async markDelivered(id: string, atMs: number, relay?: string, seq?: number): Promise<void> {
+    this.#db.transaction(() => {
+      this.#q.markSeen.run(id, atMs);
+      if (relay !== undefined && seq !== undefined) this.#q.setCursor.run(relay, seq);
+    })();
+  }
+
+  async pruneSeen(beforeMs: number, keep: number): Promise<void> {
+    this.#db.transaction(() => {
+      this.#q.pruneOld.run(beforeMs);
+      this.#q.pruneExcess.run(keep);
+    })();
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+}

@@ -1,0 +1,126 @@
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { getBackoffDelay, Identity, NodeWebSocket, RelayLink } from '../../client/node/index.js';
+import { startRelay } from '../helpers/relay.js';
+import { signEvent, makeKey } from '../helpers/events.js';
+import { waitFor } from '../helpers/wait.js';
+import { tempDir } from './helpers.js';
+
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/**
+ * A TCP proxy on 127.0.0.1 that can freeze: it keeps every socket open but stops forwarding, as a
+ * dead NAT mapping or a suspended laptop would. Nothing is closed, so only pings can notice.
+ */
+async function startFreezableProxy(targetPort: number) {
+  let frozen = false;
+  const sockets = new Set<Socket>();
+  let connections = 0;
+  const server: Server = createServer((client) => {
+    connections++;
+    const upstream = connect(targetPort, '127.0.0.1');
+    sockets.add(client).add(upstream);
+    client.on('data', (d) => !frozen && upstream.write(d));
+    upstream.on('data', (d) => !frozen && client.write(d));
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('close', end).on('error', end);
+    upstream.on('close', end).on('error', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `ws://127.0.0.1:${port}`,
+    freeze: (v: boolean) => (frozen = v),
+    connections: () => connections,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe('relay link', () => {
+  it('backoff: exponential ceiling with full jitter, capped', () => {
+    const rows: Array<[attempt: number, random: number, expected: number]> = [
+      [0, 0.999, 499],
+      [1, 0.5, 500],
+      [3, 1 - 1e-9, 3999],
+      [10, 0.5, 15_000],
+      [40, 0.25, 7500],
+      [5, 0, 0],
+    ];
+    for (const [attempt, r, expected] of rows) expect(getBackoffDelay(attempt, 500, 30_000, () => r)).toBe(expected);
+  });
+
+  it('answers NIP-42 AUTH before going ready, and re-sends standing subscriptions after a reconnect', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    let relay = await startRelay({ db: `${dir}/roost.db` }, {}, dir);
+    const port = relay.port;
+    const me = Identity.generate();
+    const link = new RelayLink(relay.url, { WebSocket: NodeWebSocket, identity: me, reconnectBaseMs: 20, reconnectMaxMs: 100 });
+    cleanups.push(() => link.close());
+    const seen: string[] = [];
+    link.subscribe('mine', { filters: () => [{ '#t': ['roost-link'] }], onEvent: (ev) => seen.push(ev.content) });
+    link.start();
+    expect(await link.whenReady(5000)).toBe(true);
+    expect(link.authed).toBe(true);
+    const author = makeKey();
+    const ok = await link.publish(signEvent(author, { tags: [['t', 'roost-link']], content: 'one' }));
+    expect(ok.accepted).toBe(true);
+    await waitFor(() => seen.includes('one'), 'live event');
+
+    await relay.close({ keep: true });
+    await waitFor(() => !link.isReady, 'link notices the relay went away');
+    relay = await startRelay({ port, db: `${dir}/roost.db` }, {}, dir);
+    cleanups.push(() => relay.close());
+    expect(await link.whenReady(5000)).toBe(true);
+    await link.publish(signEvent(author, { tags: [['t', 'roost-link']], content: 'two' }));
+    await waitFor(() => seen.includes('two'), 'event after reconnect');
+  });
+
+  it('detects a dead connection with application-level pings and reconnects', async () => {
+    const relay = await startRelay();
+    cleanups.push(() => relay.close());
+    const proxy = await startFreezableProxy(relay.port);
+    cleanups.push(() => proxy.close());
+    const drops: string[] = [];
+    const link = new RelayLink(proxy.url, {
+      WebSocket: NodeWebSocket,
+      identity: Identity.generate(),
+      pingIntervalMs: 150,
+      pingTimeoutMs: 200,
+      reconnectBaseMs: 20,
+      reconnectMaxMs: 100,
+      authWaitMs: 200,
+    });
+    cleanups.push(() => link.close());
+    link.on('disconnected', (reason) => drops.push(reason));
+    link.start();
+    expect(await link.whenReady(5000)).toBe(true);
+    // Idle but healthy: pings are answered, the link stays up.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(drops).toEqual([]);
+    expect(link.isReady).toBe(true);
+
+    proxy.freeze(true);
+    await waitFor(() => drops.includes('ping timeout'), 'ping timeout', 3000);
+    proxy.freeze(false);
+    expect(await link.whenReady(5000)).toBe(true);
+    expect(proxy.connections()).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a publish on a link that is not connected fails with ROOST_ERR_DISCONNECTED', async () => {
+    const link = new RelayLink('ws://127.0.0.1:9', { WebSocket: NodeWebSocket, reconnectBaseMs: 1000 });
+    cleanups.push(() => link.close());
+    const err = await link.publish(signEvent(makeKey())).catch((e) => e);
+    expect(err.code).toBe('ROOST_ERR_DISCONNECTED');
+  });
+});
