@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const strict = process.argv.includes('--strict');
-const APT_HINT = 'apt-get install -y libsecp256k1-dev   (Debian 12+ / Ubuntu 24.04+; needs the schnorrsig module)';
+const APT_HINT = 'apt-get install -y libsecp256k1-dev   (Debian 12 bookworm and later ship the schnorrsig module)';
 
 function skip(why) {
   console.log(`roost: native signature verifier not built: ${why}`);
