@@ -63,27 +63,41 @@ const fmt = (n) => Math.round(n).toLocaleString('en-US');
 /**
  * Measures several subjects round-robin (A B C A B C ...) so load from other processes on a shared
  * machine hits them alike. Each subject's `once()` returns the items it did; per subject we keep the
- * median items/s, process CPU µs per item (all threads) and main-thread busy µs per item (event-loop
- * utilisation, which excludes the time spent awaiting workers).
+ * median items/s, process CPU µs per item (all threads) and main-thread CPU µs per item. CPU time,
+ * unlike wall time, barely moves when other processes compete for the cores, so the 2-core capacity
+ * estimate min(1e6 / main, cores * 1e6 / cpu) is the steadier figure on a shared machine.
  */
 async function interleaved(subjects) {
   for (const s of subjects) await s.once(); // warm-up: JIT, worker start, page faults
   const stats = subjects.map(() => ({ rates: [], cpu: [], main: [] }));
   for (let r = 0; r < RUNS; r++) {
     for (let k = 0; k < subjects.length; k++) {
-      const elu0 = performance.eventLoopUtilization();
+      const main0 = mainThreadCpuUs();
       const cpu0 = process.cpuUsage();
       const t0 = performance.now();
       const done = await subjects[k].once();
       const ms = performance.now() - t0;
       const cpu = process.cpuUsage(cpu0);
-      const elu = performance.eventLoopUtilization(elu0);
       stats[k].rates.push((done * 1000) / ms);
       stats[k].cpu.push((cpu.user + cpu.system) / done);
-      stats[k].main.push((elu.active * 1000) / done);
+      stats[k].main.push((mainThreadCpuUs() - main0) / done);
     }
   }
-  return stats.map((st) => ({ median: median(st.rates), min: Math.min(...st.rates), max: Math.max(...st.rates), cpuUs: median(st.cpu), mainUs: median(st.main) }));
+  return stats.map((st) => {
+    const cpuUs = median(st.cpu);
+    const mainUs = median(st.main);
+    const capacity = Math.min(1e6 / mainUs, (availableParallelism() * 1e6) / cpuUs);
+    return { median: median(st.rates), min: Math.min(...st.rates), max: Math.max(...st.rates), cpuUs, mainUs, capacity };
+  });
+}
+
+// The main thread's own CPU time in µs: /proc/self/task/<pid>/schedstat (Linux, ns resolution), else
+// event-loop active time, which also counts time the thread was runnable but preempted.
+const schedstat = `/proc/self/task/${process.pid}/schedstat`;
+const hasSchedstat = existsSync(schedstat);
+function mainThreadCpuUs() {
+  if (hasSchedstat) return Number(readFileSync(schedstat, 'utf8').split(' ')[0]) / 1000;
+  return performance.eventLoopUtilization().active * 1000;
 }
 
 const load = () => `load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`;
@@ -92,7 +106,7 @@ const events = loadEvents();
 const results = [];
 function report(group, name, r) {
   results.push({ group, name, ...r });
-  const cpu = `cpu ${r.cpuUs.toFixed(1).padStart(6)} µs/ev, main thread ${r.mainUs.toFixed(1).padStart(6)} µs/ev`;
+  const cpu = `cpu ${r.cpuUs.toFixed(1).padStart(6)} µs, main ${r.mainUs.toFixed(1).padStart(6)} µs, capacity ${fmt(r.capacity).padStart(7)} /s`;
   console.log(`${group.padEnd(9)} ${name.padEnd(30)} ${fmt(r.median).padStart(8)} /s  (min ${fmt(r.min).padStart(7)}, max ${fmt(r.max).padStart(7)})  ${cpu}`);
 }
 
