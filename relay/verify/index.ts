@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import type { NostrEvent, VerifiedEvent } from '../../shared/event.js';
 import { RoostError } from '../config.js';
 import { packEvent, VERIFY_REASONS } from './event-record.js';
@@ -26,7 +27,7 @@ export type VerifyResult = { ok: true; event: VerifiedEvent } | { ok: false; rea
 export interface VerifierOptions {
   /** 'auto' tries native, then wasm, then js; naming one fails with ROOST_ERR_VERIFY_UNAVAILABLE if it cannot load. */
   backend?: 'auto' | CoreName;
-  /** Worker threads running the backend; 0 verifies on the calling thread. Default {@link DEFAULT_WORKERS}. */
+  /** Worker threads running the backend; 0 verifies on the calling thread. Default {@link getDefaultWorkers}. */
   workers?: number;
   /** Most events in one message to a worker. */
   maxBatch?: number;
@@ -37,10 +38,14 @@ export interface VerifierOptions {
 }
 
 /**
- * Chosen by bench/verify.mjs on a 2-core machine: see the report in the commit introducing it.
- * 0 means verification runs on the main thread with the best single-thread backend.
+ * Worker threads used when `workers` is not given: one per core beyond the main thread's, none on a
+ * single core. Chosen with bench/verify.mjs on 2 cores: a worker takes the Schnorr work (about 40 µs of
+ * CPU per event with libsecp256k1) off the main thread, which keeps about 8 µs per event for the id hash
+ * and messaging, leaving it free for JSON, SQLite and WebSocket work; one worker and two measured alike.
  */
-export const DEFAULT_WORKERS = 0;
+export function getDefaultWorkers(cores = availableParallelism()): number {
+  return cores <= 1 ? 0 : cores - 1;
+}
 
 /** Default records per worker message. */
 export const DEFAULT_MAX_BATCH = 64;
@@ -73,7 +78,7 @@ export async function loadSchnorrCore(options: Pick<VerifierOptions, 'backend' |
 
 /** Builds a verifier; with workers > 0 it starts the pool and resolves once every worker is ready. */
 export async function createVerifier(options: VerifierOptions = {}): Promise<Verifier> {
-  const workers = options.workers ?? DEFAULT_WORKERS;
+  const workers = options.workers ?? getDefaultWorkers();
   const maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
   if (!Number.isInteger(workers) || workers < 0) throw new RoostError('ROOST_ERR_CONFIG', `verifier workers must be a non-negative integer, got ${workers}`);
   if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new RoostError('ROOST_ERR_CONFIG', `verifier maxBatch must be a positive integer, got ${maxBatch}`);

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serializeEvent, type NostrEvent } from '../../../shared/event.js';
 import { RoostError } from '../../../relay/config.js';
 import { VERIFY_REASONS } from '../../../relay/verify/event-record.js';
-import { createVerifier, loadSchnorrCore, RECORD_SIZE, type CoreName, type SchnorrCore, type Verifier } from '../../../relay/verify/index.js';
+import { createVerifier, getDefaultWorkers, loadSchnorrCore, RECORD_SIZE, type CoreName, type SchnorrCore, type Verifier } from '../../../relay/verify/index.js';
 import { loadJsCore } from '../../../relay/verify/js.js';
 import { findNativeAddon, loadNativeCore } from '../../../relay/verify/native.js';
 import { assertCoreWorks, makeKatRecords } from '../../../relay/verify/schnorr-core.js';
@@ -207,6 +207,16 @@ describe('auto backend selection', () => {
     await expect(createVerifier({ backend: 'native', loaders: { native: missing('native') } })).rejects.toMatchObject({
       code: 'ROOST_ERR_VERIFY_UNAVAILABLE',
     });
+  });
+
+  it('defaults to one worker per core beyond the main thread', async () => {
+    expect([1, 2, 4].map((c) => getDefaultWorkers(c))).toEqual([0, 1, 3]);
+    const v = await createVerifier();
+    const want = getDefaultWorkers();
+    const best = nativeBuilt ? 'native' : 'wasm';
+    expect(v.backend).toBe(want === 0 ? best : `${best}×${want} worker${want === 1 ? '' : 's'}`);
+    expect((await v.verify(base)).ok).toBe(true);
+    await v.close();
   });
 
   it('rejects bad options with ROOST_ERR_CONFIG', async () => {
