@@ -76,7 +76,10 @@ export async function loadSchnorrCore(options: Pick<VerifierOptions, 'backend' |
   throw new RoostError('ROOST_ERR_VERIFY_UNAVAILABLE', `no signature verifier could be loaded (${failures.join('; ')})`);
 }
 
-/** Builds a verifier; with workers > 0 it starts the pool and resolves once every worker is ready. */
+/**
+ * Builds a verifier; with workers > 0 it starts the pool and resolves once every worker is ready. If
+ * the workers cannot start, it warns and verifies on the calling thread: slower, never wrong.
+ */
 export async function createVerifier(options: VerifierOptions = {}): Promise<Verifier> {
   const workers = options.workers ?? getDefaultWorkers();
   const maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
@@ -84,7 +87,13 @@ export async function createVerifier(options: VerifierOptions = {}): Promise<Ver
   if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new RoostError('ROOST_ERR_CONFIG', `verifier maxBatch must be a positive integer, got ${maxBatch}`);
   const core = await loadSchnorrCore(options);
   if (workers === 0) return new InlineVerifier(core);
-  const pool = await SchnorrWorkerPool.start({ core, size: workers, kat: makeKatRecords() });
+  let pool: SchnorrWorkerPool;
+  try {
+    pool = await SchnorrWorkerPool.start({ core, size: workers, kat: makeKatRecords() });
+  } catch (err) {
+    options.logger?.warn({ backend: core.name, workers, err: (err as Error).message }, 'verifier workers failed to start, verifying on the main thread');
+    return new InlineVerifier(core);
+  }
   return new PooledVerifier(pool, `${core.name}×${workers} worker${workers === 1 ? '' : 's'}`, maxBatch);
 }
 

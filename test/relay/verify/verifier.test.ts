@@ -198,6 +198,18 @@ describe('auto backend selection', () => {
     await v.close();
   });
 
+  it('verifies on the calling thread when the workers cannot start', async () => {
+    const wasm = await loadWasmCore();
+    const unloadable = async (): Promise<SchnorrCore> => ({ ...wasm, name: 'native', source: '/nonexistent/roost_schnorr.node' });
+    const warnings: object[] = [];
+    const v = await createVerifier({ workers: 2, loaders: { native: unloadable }, logger: { warn: (o) => warnings.push(o) } });
+    expect(v.backend).toBe('native');
+    expect(warnings).toEqual([expect.objectContaining({ backend: 'native', workers: 2 })]);
+    expect((await v.verify(base)).ok).toBe(true);
+    expect(await v.verify({ ...base, sig: flipHex(base.sig, 3) })).toEqual({ ok: false, reason: VERIFY_REASONS.badSig });
+    await v.close();
+  });
+
   it('fails with a code when nothing loads', async () => {
     const p = createVerifier({ loaders: { native: missing('native'), wasm: missing('wasm'), js: missing('js') } });
     await expect(p).rejects.toMatchObject({ code: 'ROOST_ERR_VERIFY_UNAVAILABLE' });
