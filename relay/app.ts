@@ -32,7 +32,7 @@ import { SqliteStore } from './store/sqlite.js';
 import type { EventStore } from './store/types.js';
 import { createFanOut } from './subscriptions/fan-out.js';
 import { SubscriptionIndex } from './subscriptions/index.js';
-import { createWasmVerifier, type Verifier } from './verifier.js';
+import { createVerifier, type Verifier } from './verify/index.js';
 import { makeReason } from '../shared/reason.js';
 import { configuredPrivateKinds, installMailbox, type Mailbox } from './mailbox/index.js';
 import { loadOrCreateRelayIdentity } from './identity.js';
@@ -143,7 +143,13 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     commitMaxBatch: config.commitMaxBatch,
     now,
   });
-  const verifier = deps.verifier ?? createWasmVerifier();
+  const verifier =
+    deps.verifier ??
+    (await createVerifier({
+      backend: config.verifyBackend,
+      ...(config.verifyWorkers >= 0 ? { workers: config.verifyWorkers } : {}),
+      logger: log,
+    }));
   const privateKinds = new Set([...PRIVATE_KINDS, ...configuredPrivateKinds(config)]);
   const stats = createStats();
   const index = new SubscriptionIndex<import('./connection.js').Subscription>();

@@ -36,6 +36,10 @@ export const configSchema = z.object({
   authRequired: bool.default(false).describe('Require NIP-42 AUTH before any REQ, COUNT or EVENT.'),
   maxOutboundBytes: int(65536).default(8388608).describe('Unsent bytes a connection may queue before it is cut off as a slow client.'),
 
+  // --- signature verification ---
+  verifyBackend: z.enum(['auto', 'native', 'wasm', 'js']).default('auto').describe('Schnorr backend: auto tries native libsecp256k1, then wasm, then pure JS.'),
+  verifyWorkers: int(-1, 64).default(-1).describe('Verifier worker threads; -1 means one less than the CPU cores, 0 verifies on the main thread.'),
+
   // --- storage ---
   commitWindowMs: int(0, 1000).default(2).describe('Group-commit window: writes arriving within it share one transaction.'),
   commitMaxBatch: int(1).default(1000).describe('Most events in one group commit.'),

@@ -5,7 +5,7 @@ import type { Connection, Subscription } from './connection.js';
 import type { RejectEvent, RejectFilter } from './policies/types.js';
 import type { EventStore } from './store/types.js';
 import type { SubscriptionIndex } from './subscriptions/index.js';
-import type { Verifier } from './verifier.js';
+import type { Verifier } from './verify/index.js';
 
 /** Handles a verified event of one kind in place of storing it (e.g. wake registration). */
 export type KindHandler = (event: VerifiedEvent, conn: Connection) => Promise<{ accepted: boolean; reason: string }>;
