@@ -8,9 +8,10 @@ import { Kind } from '../shared/kinds.js';
 import { makeAuthFrame, makeNoticeFrame } from '../shared/messages/relay.js';
 import type { RelayConfig } from './config.js';
 import { Connection } from './connection.js';
-import { createStats, type RelayContext } from './context.js';
+import { createStats, observeLatency, recordError, type RelayContext } from './context.js';
 import { dispatch } from './dispatch.js';
 import { closeSubscription } from './handlers/req.js';
+import { getTrustProxy, installOperator, type Operator } from './operator/index.js';
 import { buildRelayInfo, setCorsHeaders, type InfoContributor } from './plugins/nip11.js';
 import {
   rejectAuthEventsAsEvents,
@@ -42,6 +43,8 @@ export interface RelayDeps {
   now?: () => number;
   /** Random bytes (challenges, connection ids). */
   random?: (n: number) => Buffer;
+  /** Milliseconds since the epoch (rate limits, dashboard sampling). */
+  nowMs?: () => number;
 }
 
 /** A built relay: the fastify app (not listening) and its pipeline context. */
@@ -50,6 +53,8 @@ export interface Relay {
   ctx: RelayContext;
   /** Subsystems add NIP-11 fields here. */
   infoContributors: InfoContributor[];
+  /** Moderation, rate limits, metrics, health and the dashboard; subsystems add dashboard figures to `operator.sources`. */
+  operator: Operator;
   /** Stops accepting, closes connections, flushes pending writes, closes the database. */
   close(): Promise<void>;
 }
@@ -136,6 +141,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       try {
         hook(event, seq);
       } catch (err) {
+        recordError(stats, 'onEventSaved hook', err);
         log.error({ err, eventId: event.id }, 'onEventSaved hook failed');
       }
     }
@@ -146,17 +152,20 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const app = Fastify({
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
-    trustProxy: true,
+    trustProxy: getTrustProxy(config.trustProxy),
   }) as unknown as FastifyInstance;
   await app.register(websocket, {
     options: { maxPayload: Math.min(config.maxMessageLength * 4, 64 * 1024 * 1024) },
   });
+  // Before the routes, so its connection gate hooks the WebSocket route.
+  const operator = installOperator({ app, ctx, infoContributors, version, log, nowMs: deps.nowMs ?? Date.now });
 
   const sweep = setInterval(() => {
     try {
       const n = store.sweepExpired(now());
       if (n > 0) log.info({ removed: n }, 'expired events swept');
     } catch (err) {
+      recordError(stats, 'expiry sweep', err);
       log.error({ err }, 'expiry sweep failed');
     }
   }, config.expirySweepSeconds * 1000);
@@ -195,6 +204,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       const conn = new Connection(id, req.ip, socket, random(16).toString('hex'), relayUrl, log.child({ conn: id }), {
         maxBufferedBytes: config.maxOutboundBytes,
         onOverflow: () => stats.slowClientsCut++,
+        onEose: (seconds) => observeLatency(stats, 'eose', seconds),
       });
       stats.connectionsOpened++;
       ctx.connections.add(conn);
@@ -226,28 +236,22 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     setCorsHeaders(reply);
     return reply.code(204).send();
   });
-  app.get('/health', async () => ({ status: 'ok' }));
-  app.get('/ready', async (_req, reply) => {
-    try {
-      store.lastSeq();
-      return { status: 'ready' };
-    } catch {
-      return reply.code(503).send({ status: 'not ready' });
-    }
-  });
 
   let closed = false;
   return {
     app,
     ctx,
     infoContributors,
+    operator,
     async close() {
       if (closed) return;
       closed = true;
+      operator.beginClose();
       clearInterval(sweep);
       clearInterval(heartbeat);
       for (const ws of sockets.values()) ws.close(1001, 'relay shutting down');
       await app.close();
+      operator.close();
       await store.close();
       await verifier.close();
     },

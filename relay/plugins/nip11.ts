@@ -32,7 +32,13 @@ export function buildRelayInfo(config: RelayConfig, version: string, contributor
       created_at_upper_limit: config.createdAtFutureLimit,
     },
   };
-  for (const c of contributors) Object.assign(info, c());
+  for (const c of contributors) {
+    // `limitation` fields merge, and `supported_nips` add up; other fields replace.
+    const { limitation, supported_nips, ...rest } = c() as { limitation?: object; supported_nips?: number[] };
+    Object.assign(info, rest);
+    if (limitation) Object.assign(info.limitation as object, limitation);
+    if (supported_nips) info.supported_nips = [...new Set([...(info.supported_nips as number[]), ...supported_nips])].sort((a, b) => a - b);
+  }
   return info;
 }
 
