@@ -5,6 +5,8 @@ const HELP = `roost — store-and-forward Nostr relay and agent client
 
 Usage:
   roost relay [--flag value ...]   start the relay (flags: roost relay --help)
+  roost admin METHOD [PARAMS...]   manage a running relay over NIP-86 (roost admin help)
+  roost db export|import|stats|backup   data tools (roost db help)
   roost help                       this text
 `;
 
@@ -25,6 +27,18 @@ export async function main(argv: string[]): Promise<void> {
       }
       const { runRelay } = await import('../relay/main.js');
       await runRelay(rest);
+      return;
+    }
+    case 'admin': {
+      const { runAdmin } = await import('./admin.js');
+      const { processIo } = await import('./args.js');
+      process.exitCode = await runAdmin(rest, processIo());
+      return;
+    }
+    case 'db': {
+      const { runDb } = await import('./db.js');
+      const { processIo } = await import('./args.js');
+      process.exitCode = await runDb(rest, processIo());
       return;
     }
     case undefined:

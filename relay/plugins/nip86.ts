@@ -42,9 +42,11 @@ export function registerNip86(app: FastifyInstance, opts: Nip86Options): void {
     const bad = checkHttpAuthEvent(ev, { method: 'POST', matchUrl: (u) => sameRelayUrl(u, expected), payload, now });
     if (bad) return { code: 401, error: `unauthorized: ${bad}` };
     if (!opts.verify(ev)) return { code: 401, error: 'unauthorized: bad signature on the authorization event' };
-    for (const [id, until] of used) if (until < now) used.delete(id);
-    if (used.has(ev.id)) return { code: 401, error: 'unauthorized: this authorization event was already used' };
-    used.set(ev.id, ev.created_at + HTTP_AUTH_WINDOW_SECONDS);
+    // Keyed by signature, not id: two identical calls within a second share an id, while a
+    // replayed header repeats the signature, which only the key holder could vary.
+    for (const [sig, until] of used) if (until < now) used.delete(sig);
+    if (used.has(ev.sig)) return { code: 401, error: 'unauthorized: this authorization event was already used' };
+    used.set(ev.sig, ev.created_at + HTTP_AUTH_WINDOW_SECONDS);
     if (!opts.admins.has(ev.pubkey)) return { code: 403, error: 'forbidden: this pubkey may not manage the relay' };
     return { pubkey: ev.pubkey };
   };
