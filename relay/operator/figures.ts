@@ -89,15 +89,21 @@ export interface RatePoint {
   delivered: number;
 }
 
-/** Reads the database's size and event count; the count is cached for `countTtlMs`. */
+/**
+ * Reads the database's size and event count. Counting is a scan: while it is cheap (under a
+ * millisecond) it is fresh on every read; once it is not, it is refreshed every `countTtlMs`.
+ */
 export function createStorageProbe(db: Database, path: string, nowMs: () => number, countTtlMs = 5000): () => StorageFigures {
   const countStmt = db.prepare('SELECT COUNT(*) FROM events').pluck();
   let events = 0;
   let countedAt = -Infinity;
+  let countMs = 0;
   return () => {
     const now = nowMs();
-    if (now - countedAt >= countTtlMs) {
+    if (countMs < 1 || now - countedAt >= countTtlMs) {
+      const t0 = performance.now();
       events = countStmt.get() as number;
+      countMs = performance.now() - t0;
       countedAt = now;
     }
     const pages = db.pragma('page_count', { simple: true }) as number;

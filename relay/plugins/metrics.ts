@@ -34,12 +34,9 @@ const WAKE_COUNTERS = new Set(['queued', 'sent', 'failed', 'pruned', 'retried', 
 export function createMetricsRegistry(opts: MetricsOptions): RelayMetrics {
   const registry = new Registry();
   if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry });
-  let cached: { at: number; f: Figures } | undefined;
-  const figures = () => {
-    const now = Date.now();
-    if (!cached || now - cached.at > 250) cached = { at: now, f: opts.sampler.snapshot() };
-    return cached.f;
-  };
+  // One snapshot per scrape, shared by every collector of that scrape.
+  let current: Figures | undefined;
+  const figures = () => (current ??= opts.sampler.snapshot());
   const registers = [registry];
 
   new Gauge({ name: 'roost_info', help: 'Relay build information.', labelNames: ['version'], registers }).set({ version: opts.version }, 1);
@@ -148,8 +145,13 @@ export function createMetricsRegistry(opts: MetricsOptions): RelayMetrics {
   return {
     registry,
     async render() {
-      syncSections();
-      return registry.metrics();
+      current = undefined;
+      try {
+        syncSections();
+        return await registry.metrics();
+      } finally {
+        current = undefined;
+      }
     },
   };
 }
