@@ -139,7 +139,7 @@ function render(f) {
   setText('write-policy', `writes: ${f.relay.writePolicy}`);
   setText('uptime', fmtDuration(f.relay.uptimeSeconds));
   setText('connections', fmtCount(f.connections));
-  setText('subscriptions', fmtCount(f.subscriptions));
+  setText('subscriptions', `${fmtCount(f.subscriptions)} subscription${f.subscriptions === 1 ? '' : 's'}`);
   setText('agents', fmtCount(f.agentsOnline));
   setText('eps', fmtRate(f.rates.received));
   setText('sps', fmtRate(f.rates.stored));
@@ -213,7 +213,7 @@ function drawChart() {
     const line = (key) => pts.map((p) => `${x(p.at).toFixed(1)},${y(p[key]).toFixed(1)}`).join(' ');
     const area = `${x(pts[0].at).toFixed(1)},${y(0)} ${line('received')} ${x(pts[pts.length - 1].at).toFixed(1)},${y(0)}`;
     nodes.push(svg('polygon', { class: 'area', points: area }));
-    for (const key of ['delivered', 'stored', 'received']) nodes.push(svg('polyline', { class: `series ${key}`, points: line(key), 'data-points': pts.length }));
+    for (const key of ['received', 'stored', 'delivered']) nodes.push(svg('polyline', { class: `series ${key}`, points: line(key), 'data-points': pts.length }));
   }
   chart.replaceChildren(...nodes);
 }
