@@ -94,10 +94,24 @@ build_stage() {
         echo "smoke: RUN failed: $cmd" >&2
         exit 1
       fi
-      tail -n 3 "$tmp/run.log" | sed "s/^/  [$stage] /"
+      grep -v 'npm warn' "$tmp/run.log" | tail -n 3 | sed "s/^/  [$stage] /"
+      step "[$stage] done at $(($(date +%s) - t0)) s"
     fi
   done
 }
+
+# better-sqlite3's install script downloads a prebuilt binary from GitHub, as it would in Docker;
+# where GitHub is out of reach it compiles SQLite (over two minutes). Unless SMOKE_COMPILE=1, the
+# binary this checkout already built is offered as that download (prebuild-install's local
+# prebuilds folder), so the step runs as in Docker, only without the network.
+if [ "${SMOKE_COMPILE:-}" != 1 ] && [ -f "$repo/node_modules/better-sqlite3/build/Release/better_sqlite3.node" ]; then
+  mkdir -p "$tmp/prebuilds/build/Release"
+  cp "$repo/node_modules/better-sqlite3/build/Release/better_sqlite3.node" "$tmp/prebuilds/build/Release/"
+  name=$(node -e "const v = require('$repo/node_modules/better-sqlite3/package.json').version; console.log('better-sqlite3-v' + v + '-node-v' + process.versions.modules + '-' + process.platform + '-' + process.arch + '.tar.gz')")
+  tar -C "$tmp/prebuilds" -czf "$tmp/prebuilds/$name" build
+  export npm_config_better_sqlite3_local_prebuilds="$tmp/prebuilds"
+  step "offering this checkout's better-sqlite3 binary as the prebuilt download ($name); SMOKE_COMPILE=1 compiles instead"
+fi
 
 build_stage build
 build_stage runtime
