@@ -94,7 +94,7 @@ build_stage() {
         echo "smoke: RUN failed: $cmd" >&2
         exit 1
       fi
-      grep -v 'npm warn' "$tmp/run.log" | tail -n 3 | sed "s/^/  [$stage] /"
+      { grep -v 'npm warn' "$tmp/run.log" || true; } | tail -n 3 | sed "s/^/  [$stage] /"
       step "[$stage] done at $(($(date +%s) - t0)) s"
     fi
   done
