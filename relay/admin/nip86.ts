@@ -19,7 +19,7 @@ export interface ManagementDeps {
 
 const hex64 = z.string().transform((s) => s.toLowerCase()).pipe(z.string().regex(/^[0-9a-f]{64}$/, 'must be 32 bytes of hex'));
 const reason = z.string().max(500).optional().default('');
-const keyAndReason = z.tuple([hex64]).rest(z.unknown()).transform((p) => [p[0], reason.parse(p[1])] as const);
+const hexAndReason = z.tuple([hex64]).rest(z.unknown()).transform((p) => [p[0], reason.parse(p[1])] as const);
 const none = z.tuple([]);
 const text = (max: number) => z.tuple([z.string().max(max)]);
 const kind = z.tuple([z.coerce.number().int().min(0).max(65535)]);
@@ -38,17 +38,17 @@ function method<P extends readonly unknown[]>(params: z.ZodType<P, unknown>, run
 /** Every supported NIP-86 method: its parameter schema and what it does. */
 const METHODS: Record<string, Method<readonly unknown[]>> = {
   supportedmethods: method(none, () => Object.keys(METHODS)),
-  banpubkey: method(keyAndReason, (d, [pk, r]) => (d.admin.banPubkey(pk, r), true)),
-  unbanpubkey: method(keyAndReason, (d, [pk]) => (d.admin.unbanPubkey(pk), true)),
+  banpubkey: method(hexAndReason, (d, [pk, r]) => (d.admin.banPubkey(pk, r), true)),
+  unbanpubkey: method(hexAndReason, (d, [pk]) => (d.admin.unbanPubkey(pk), true)),
   listbannedpubkeys: method(none, (d) => d.admin.listBannedPubkeys()),
-  allowpubkey: method(keyAndReason, (d, [pk, r]) => (d.admin.allowPubkey(pk, r), true)),
-  unallowpubkey: method(keyAndReason, (d, [pk]) => (d.admin.unallowPubkey(pk), true)),
+  allowpubkey: method(hexAndReason, (d, [pk, r]) => (d.admin.allowPubkey(pk, r), true)),
+  unallowpubkey: method(hexAndReason, (d, [pk]) => (d.admin.unallowPubkey(pk), true)),
   listallowedpubkeys: method(none, (d) => d.admin.listAllowedPubkeys()),
   listeventsneedingmoderation: method(none, () => []),
-  allowevent: method(keyAndReason, (d, [id, r]) => (d.admin.allowEvent(id, r), true)),
-  unallowevent: method(keyAndReason, (d, [id]) => (d.admin.unallowEvent(id), true)),
-  banevent: method(keyAndReason, (d, [id, r]) => (d.admin.banEvent(id, r), true)),
-  unbanevent: method(keyAndReason, (d, [id]) => (d.admin.unbanEvent(id), true)),
+  allowevent: method(hexAndReason, (d, [id, r]) => (d.admin.allowEvent(id, r), true)),
+  unallowevent: method(hexAndReason, (d, [id]) => (d.admin.unallowEvent(id), true)),
+  banevent: method(hexAndReason, (d, [id, r]) => (d.admin.banEvent(id, r), true)),
+  unbanevent: method(hexAndReason, (d, [id]) => (d.admin.unbanEvent(id), true)),
   listbannedevents: method(none, (d) => d.admin.listBannedEvents()),
   listallowedevents: method(none, (d) => d.admin.listAllowedEvents()),
   changerelayname: method(text(100), (d, [v]) => (d.admin.setSetting('name', v), true)),
@@ -63,7 +63,7 @@ const METHODS: Record<string, Method<readonly unknown[]>> = {
     d.disconnectIp(addr);
     return true;
   }),
-  unblockip: method(z.tuple([ip]).rest(z.unknown()), (d, [addr]) => (d.admin.unblockIp(addr as string), true)),
+  unblockip: method(ipAndReason, (d, [addr]) => (d.admin.unblockIp(addr), true)),
   listblockedips: method(none, (d) => d.admin.listBlockedIps()),
 } as Record<string, Method<readonly unknown[]>>;
 
