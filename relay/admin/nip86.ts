@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { normalizeIp } from '../policies/rate-limit.js';
 import type { AdminStore } from './store.js';
 
 /** A NIP-86 request body. */
@@ -23,7 +24,12 @@ const hexAndReason = z.tuple([hex64]).rest(z.unknown()).transform((p) => [p[0], 
 const none = z.tuple([]);
 const text = (max: number) => z.tuple([z.string().max(max)]);
 const kind = z.tuple([z.coerce.number().int().min(0).max(65535)]);
-const ip = z.string().min(2).max(64).regex(/^[0-9a-fA-F.:]+$/, 'must be an IP address');
+const ip = z
+  .string()
+  .min(2)
+  .max(64)
+  .regex(/^[0-9a-fA-F.:]+$/, 'must be an IP address')
+  .transform((a) => normalizeIp(a.toLowerCase()));
 const ipAndReason = z.tuple([ip]).rest(z.unknown()).transform((p) => [p[0], reason.parse(p[1])] as const);
 
 interface Method<P extends readonly unknown[]> {

@@ -11,7 +11,7 @@ import { createMetricsRegistry, registerMetrics, type RelayMetrics } from '../pl
 import type { InfoContributor } from '../plugins/nip11.js';
 import { registerNip86 } from '../plugins/nip86.js';
 import { rejectBannedEvents, rejectBannedPubkeys, rejectByWritePolicy, rejectDisallowedKinds } from '../policies/moderation.js';
-import { RateLimiter, rejectEventRate, rejectFilterRate, type RateLimits } from '../policies/rate-limit.js';
+import { RateLimiter, normalizeIp, rejectEventRate, rejectFilterRate, type RateLimits } from '../policies/rate-limit.js';
 import { SqliteStore, openDatabase } from '../store/sqlite.js';
 import { verifyEventSync } from '../verifier.js';
 import { FigureSampler, createStorageProbe, type DashboardSource } from './figures.js';
@@ -122,11 +122,12 @@ export function installOperator(deps: OperatorDeps): Operator {
   // The connection gate runs before the WebSocket upgrade: a refused client gets a plain HTTP answer.
   app.addHook('onRequest', async (req, reply) => {
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return;
-    if (admin.isBlockedIp(req.ip)) {
+    const ip = normalizeIp(req.ip);
+    if (admin.isBlockedIp(ip)) {
       countRejection(ctx.stats, 'blocked:');
       return reply.code(403).send('blocked: your address is blocked\n');
     }
-    const refused = limiter?.admitConnection(req.ip);
+    const refused = limiter?.admitConnection(ip);
     if (refused) {
       countRejection(ctx.stats, refused);
       return reply.code(429).header('retry-after', '60').send(`${refused}\n`);
@@ -189,7 +190,7 @@ export function installOperator(deps: OperatorDeps): Operator {
     disconnectIp(ip) {
       let n = 0;
       for (const conn of ctx.connections) {
-        if (conn.ip !== ip) continue;
+        if (normalizeIp(conn.ip) !== ip) continue;
         conn.close(1008, 'blocked');
         n++;
       }

@@ -18,6 +18,7 @@ export interface DashboardOptions {
 }
 
 const COOKIE = 'roost_dashboard';
+const MAX_UNSENT_BYTES = 1 << 20;
 const ASSETS: Record<string, string> = {
   'dashboard.js': 'text/javascript; charset=utf-8',
   'dashboard.css': 'text/css; charset=utf-8',
@@ -112,6 +113,11 @@ export function registerDashboard(app: FastifyInstance, opts: DashboardOptions):
     res.write(`retry: 2000\nevent: hello\ndata: ${JSON.stringify({ figures: opts.sampler.latest(), history: opts.sampler.history() })}\n\n`);
     streams.add(res);
     const unsubscribe = opts.sampler.subscribe((figures, point) => {
+      // A viewer that stopped reading is let go rather than buffered for.
+      if (res.writableLength > MAX_UNSENT_BYTES) {
+        res.destroy();
+        return;
+      }
       res.write(`data: ${JSON.stringify({ figures, point })}\n\n`);
     });
     const done = () => {

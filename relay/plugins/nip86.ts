@@ -68,7 +68,13 @@ export function registerNip86(app: FastifyInstance, opts: Nip86Options): void {
     }
     const parsed = managementRequestSchema.safeParse(json);
     if (!parsed.success) return refuse(reply, 400, 'invalid: body must be {"method": string, "params": array}');
-    const res = callManagementMethod(opts, who.pubkey, parsed.data.method, parsed.data.params);
+    let res;
+    try {
+      res = callManagementMethod(opts, who.pubkey, parsed.data.method, parsed.data.params);
+    } catch (err) {
+      req.log.error({ err, method: parsed.data.method }, 'management call failed');
+      return refuse(reply, 500, 'error: internal error');
+    }
     req.log.info({ admin: who.pubkey, method: parsed.data.method, ok: res.error === undefined }, 'management call');
     reply.type('application/json');
     return res.error === undefined ? { result: res.result } : { result: null, error: res.error };

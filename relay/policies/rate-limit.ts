@@ -3,6 +3,11 @@ import type { RejectEvent, RejectFilter } from './types.js';
 
 const MINUTE_MS = 60_000;
 
+/** An IPv4 client seen through a dual-stack socket (`::ffff:1.2.3.4`) as plain IPv4, so lists and limits key it once. */
+export function normalizeIp(ip: string): string {
+  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+}
+
 interface Bucket {
   tokens: number;
   at: number;
@@ -155,13 +160,13 @@ export class RateLimiter {
 /** Refuses EVENTs over the per-IP or per-author rate (`rate-limited:`). */
 export function rejectEventRate(limiter: RateLimiter): RejectEvent {
   return function rejectEventRate(ev, ctx) {
-    return limiter.admitEvent(ctx.ip, ev.pubkey);
+    return limiter.admitEvent(normalizeIp(ctx.ip), ev.pubkey);
   };
 }
 
 /** Refuses REQs and COUNTs over the per-IP or per-authenticated-pubkey rate (`rate-limited:`). */
 export function rejectFilterRate(limiter: RateLimiter): RejectFilter {
   return function rejectFilterRate(_filters, ctx) {
-    return limiter.admitReq(ctx.ip, ctx.authed);
+    return limiter.admitReq(normalizeIp(ctx.ip), ctx.authed);
   };
 }

@@ -114,6 +114,7 @@ describe('dashboard in a real browser', () => {
     const res = await page.goto(`${t.httpUrl}/dashboard`);
     expect(res?.status()).toBe(401);
     expect(await page.isVisible('input[name=token]')).toBe(true);
+    await page.screenshot({ path: join(ROOT, 'test-results', 'dashboard-login.png') });
     const wrong = await page.goto(`${t.httpUrl}/dashboard?token=nope`);
     expect(wrong?.status()).toBe(401);
     expect((await fetch(`${t.httpUrl}/dashboard/stream`)).status).toBe(401);

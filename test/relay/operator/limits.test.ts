@@ -2,7 +2,7 @@ import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { finalizeEvent } from 'nostr-tools/pure';
 import type { NostrEvent } from '../../../shared/event.js';
-import { RateLimiter, TokenBuckets } from '../../../relay/policies/rate-limit.js';
+import { RateLimiter, TokenBuckets, normalizeIp } from '../../../relay/policies/rate-limit.js';
 import { makeKey, nowSeconds, signEvent, type Key } from '../../helpers/events.js';
 import { RawClient } from '../../helpers/raw-client.js';
 import { startRelay, type TestRelay } from '../../helpers/relay.js';
@@ -41,6 +41,10 @@ describe('token buckets (injected clock)', () => {
     expect(b.take('d')).toBe(true);
     expect(b.size).toBeLessThanOrEqual(3);
     expect(b.take('busy')).toBe(false);
+  });
+
+  it('keys an IPv4 client the same through a dual-stack socket', () => {
+    expect(['::ffff:203.0.113.7', '203.0.113.7', '2001:db8::1'].map(normalizeIp)).toEqual(['203.0.113.7', '203.0.113.7', '2001:db8::1']);
   });
 
   it('a rate of 0 is off', () => {
