@@ -7,6 +7,8 @@ Usage:
   roost relay [--flag value ...]   start the relay (flags: roost relay --help)
   roost agent <command> [...]      agent client: keygen, whoami, send, inbox, tail, discover, card
                                    (roost agent --help)
+  roost admin METHOD [PARAMS...]   manage a running relay over NIP-86 (roost admin help)
+  roost db export|import|stats|backup   data tools (roost db help)
   roost help                       this text
 `;
 
@@ -32,6 +34,18 @@ export async function main(argv: string[]): Promise<void> {
     case 'agent': {
       const { main: agentMain } = await import('./agent.js');
       await agentMain(rest);
+      return;
+    }
+    case 'admin': {
+      const { runAdmin } = await import('./admin.js');
+      const { processIo } = await import('./args.js');
+      process.exitCode = await runAdmin(rest, processIo());
+      return;
+    }
+    case 'db': {
+      const { runDb } = await import('./db.js');
+      const { processIo } = await import('./args.js');
+      process.exitCode = await runDb(rest, processIo());
       return;
     }
     case undefined:

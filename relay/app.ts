@@ -9,9 +9,10 @@ import { Kind } from '../shared/kinds.js';
 import { makeAuthFrame, makeNoticeFrame } from '../shared/messages/relay.js';
 import type { RelayConfig } from './config.js';
 import { Connection } from './connection.js';
-import { createStats, type RelayContext } from './context.js';
+import { createStats, observeLatency, recordError, type RelayContext } from './context.js';
 import { dispatch } from './dispatch.js';
 import { closeSubscription } from './handlers/req.js';
+import { getTrustProxy, installOperator, type Operator } from './operator/index.js';
 import { buildRelayInfo, setCorsHeaders, type InfoContributor } from './plugins/nip11.js';
 import { registerPresence } from './plugins/presence.js';
 import {
@@ -49,6 +50,8 @@ export interface RelayDeps {
   random?: (n: number) => Buffer;
   /** Push wake senders, clock and randomness (tests point them at fake servers). */
   push?: Pick<PushWakeDeps, 'senders' | 'clock' | 'random'>;
+  /** Milliseconds since the epoch (rate limits, dashboard sampling). */
+  nowMs?: () => number;
 }
 
 /** A built relay: the fastify app (not listening) and its pipeline context. */
@@ -59,6 +62,8 @@ export interface Relay {
   infoContributors: InfoContributor[];
   /** Delivery accounting, quota and retention; absent when the store is not SQLite. */
   mailbox: Mailbox | undefined;
+  /** Moderation, rate limits, metrics, health and the dashboard; subsystems add dashboard figures to `operator.sources`. */
+  operator: Operator;
   /** Stops accepting, closes connections, flushes pending writes, closes the database. */
   close(): Promise<void>;
 }
@@ -177,6 +182,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       try {
         hook(event, seq);
       } catch (err) {
+        recordError(stats, 'onEventSaved hook', err);
         log.error({ err, eventId: event.id }, 'onEventSaved hook failed');
       }
     }
@@ -189,18 +195,21 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const app = Fastify({
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
-    trustProxy: true,
+    trustProxy: getTrustProxy(config.trustProxy),
   }) as unknown as FastifyInstance;
   await app.register(websocket, {
     // UTF-8 is checked per frame below so a bad frame gets a NOTICE instead of a closed connection.
     options: { maxPayload: Math.min(config.maxMessageLength * 4, 64 * 1024 * 1024), skipUTF8Validation: true },
   });
+  // Before the routes, so its connection gate hooks the WebSocket route.
+  const operator = installOperator({ app, ctx, infoContributors, version, log, nowMs: deps.nowMs ?? Date.now });
 
   const sweep = setInterval(() => {
     try {
       const n = store.sweepExpired(now());
       if (n > 0) log.info({ removed: n }, 'expired events swept');
     } catch (err) {
+      recordError(stats, 'expiry sweep', err);
       log.error({ err }, 'expiry sweep failed');
     }
   }, config.expirySweepSeconds * 1000);
@@ -240,6 +249,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
         maxBufferedBytes: config.maxOutboundBytes,
         onOverflow: () => stats.slowClientsCut++,
         transport: req.raw.socket,
+        onEose: (seconds) => observeLatency(stats, 'eose', seconds),
       });
       stats.connectionsOpened++;
       ctx.connections.add(conn);
@@ -280,16 +290,9 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     setCorsHeaders(reply);
     return reply.code(204).send();
   });
-  app.get('/health', async () => ({ status: 'ok' }));
-  app.get('/ready', async (_req, reply) => {
-    try {
-      store.lastSeq();
-      return { status: 'ready' };
-    } catch {
-      return reply.code(503).send({ status: 'not ready' });
-    }
-  });
   registerPresence(app, ctx, infoContributors);
+  if (push) operator.sources.wake = () => push.stats();
+  if (mailbox) operator.sources.mailbox = () => mailbox.backlog();
 
   let closed = false;
   return {
@@ -297,15 +300,18 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     ctx,
     infoContributors,
     mailbox,
+    operator,
     async close() {
       if (closed) return;
       closed = true;
+      operator.beginClose();
       clearInterval(sweep);
       clearInterval(heartbeat);
       for (const ws of sockets.values()) ws.close(1001, 'relay shutting down');
       await app.close();
       await push?.close();
       mailbox?.close();
+      operator.close();
       await store.close();
       await verifier.close();
     },

@@ -97,6 +97,22 @@ export const configSchema = z.object({
   pushAlertBody: z.string().default('New activity').describe('Body of that notification; it never carries event content.'),
 
   // --- operator (issue 7) ---
+  adminPubkeys: z
+    .string()
+    .default('')
+    .refine((v) => v.split(',').every((k) => k.trim() === '' || /^([0-9a-f]{64}|npub1[02-9ac-hj-np-z]{58})$/.test(k.trim())), 'each admin key must be 64 hex characters or an npub')
+    .describe('Comma-separated admin pubkeys (hex or npub) allowed to call the NIP-86 management API.'),
+  adminToken: z.string().default('').describe('Secret token for /dashboard (cookie, ?token= or Bearer); empty serves the dashboard to anyone who can reach it.'),
+  metricsToken: z.string().default('').describe('Bearer token required by /metrics; empty leaves it open.'),
+  dashboard: bool.default(true).describe('Serve the live operator dashboard at /dashboard.'),
+  writePolicy: z.enum(['open', 'allow-list', 'authenticated']).default('open').describe('Who may publish: anyone, only pubkeys on the NIP-86 allow list (and admins), or only NIP-42 authenticated connections.'),
+  trustProxy: z.string().default('loopback,linklocal,uniquelocal').describe("Proxies whose X-Forwarded-For is believed for client IPs: 'true', 'false', a hop count, or comma-separated addresses, CIDRs and the names loopback/linklocal/uniquelocal."),
+  rateLimit: bool.default(true).describe('Master switch of the per-IP and per-pubkey rate limits below (each also off when 0).'),
+  rateConnectionsPerIp: int(0).default(60).describe('New WebSocket connections per IP per minute (token bucket holding one minute).'),
+  rateEventsPerIp: int(0).default(3000).describe('EVENT messages per IP per minute.'),
+  rateEventsPerPubkey: int(0).default(1200).describe('Stored events per author pubkey per minute (charged after the signature is checked).'),
+  rateReqsPerIp: int(0).default(3000).describe('REQ and COUNT messages per IP per minute.'),
+  rateReqsPerPubkey: int(0).default(1200).describe('REQ and COUNT messages per authenticated pubkey per minute.'),
 });
 
 /** The validated, frozen relay configuration. */

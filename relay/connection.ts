@@ -48,6 +48,10 @@ export class Connection {
   #maxBuffered: number;
   #onOverflow: (conn: Connection) => void;
   #transport: Corkable | undefined;
+  #onEose: ((seconds: number) => void) | undefined;
+  #clock: () => number;
+  /** REQs waiting for their EOSE: subscription id → arrival time (ms). */
+  #reqStarted = new Map<string, number>();
 
   constructor(
     readonly id: string,
@@ -57,12 +61,40 @@ export class Connection {
     /** URL the client connected to, for NIP-42 relay tag checks. */
     readonly relayUrl: string,
     readonly log: Logger,
-    opts: { maxBufferedBytes: number; onOverflow: (conn: Connection) => void; transport?: Corkable },
+    opts: {
+      maxBufferedBytes: number;
+      onOverflow: (conn: Connection) => void;
+      transport?: Corkable;
+      /** Told the time from a REQ to its EOSE, in seconds. */
+      onEose?: (seconds: number) => void;
+      /** Milliseconds, for latency only. */
+      clock?: () => number;
+    },
   ) {
     this.#socket = socket;
     this.#transport = opts.transport;
     this.#maxBuffered = opts.maxBufferedBytes;
     this.#onOverflow = opts.onOverflow;
+    this.#onEose = opts.onEose;
+    this.#clock = opts.clock ?? (() => performance.now());
+  }
+
+  /** Notes that a REQ arrived, so the time to its EOSE (or CLOSED) can be measured where it is sent. */
+  noteReq(subId: string): void {
+    if (!this.#onEose) return;
+    // Bounded: a subscription closed before its EOSE leaves an entry behind.
+    if (this.#reqStarted.size >= 256) this.#reqStarted.delete(this.#reqStarted.keys().next().value!);
+    this.#reqStarted.set(subId, this.#clock());
+  }
+
+  #settleReq(frame: string): void {
+    const eose = frame.startsWith('["EOSE",');
+    if (!eose && !frame.startsWith('["CLOSED",')) return;
+    const subId = (JSON.parse(frame) as unknown[])[1] as string;
+    const start = this.#reqStarted.get(subId);
+    if (start === undefined) return;
+    this.#reqStarted.delete(subId);
+    if (eose) this.#onEose?.((this.#clock() - start) / 1000);
   }
 
   /** True while the socket can take frames. */
@@ -87,6 +119,7 @@ export class Connection {
     }
     this.bytesOut += frame.length;
     this.#socket.send(frame);
+    if (this.#reqStarted.size > 0) this.#settleReq(frame);
     return true;
   }
 

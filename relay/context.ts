@@ -36,7 +36,26 @@ export interface RelayStats {
   connectionsOpened: number;
   slowClientsCut: number;
   errors: number;
+  /** The latest internal failures, oldest first (at most {@link RECENT_ERRORS_KEPT}). */
+  recentErrors: RecentError[];
+  /** Latency observers in seconds; the metrics plugin adds its histograms here. */
+  onLatency: Array<(kind: LatencyKind, seconds: number) => void>;
 }
+
+/** One recent internal failure, for the dashboard: where, when, and the error's code and message (never content). */
+export interface RecentError {
+  /** Milliseconds since the epoch. */
+  at: number;
+  source: string;
+  code?: string;
+  message: string;
+}
+
+/** `ok`: EVENT received → OK sent; `eose`: REQ received → EOSE sent. */
+export type LatencyKind = 'ok' | 'eose';
+
+/** How many recent errors the stats keep. */
+export const RECENT_ERRORS_KEPT = 20;
 
 /** Everything the per-message pipeline needs; built once by buildRelay. */
 export interface RelayContext {
@@ -79,7 +98,24 @@ export function createStats(): RelayStats {
     connectionsOpened: 0,
     slowClientsCut: 0,
     errors: 0,
+    recentErrors: [],
+    onLatency: [],
   };
+}
+
+/** Counts an internal failure and keeps it among the recent errors. */
+export function recordError(stats: RelayStats, source: string, err: unknown, at = Date.now()): void {
+  stats.errors++;
+  const e = err as { code?: unknown; message?: unknown } | undefined;
+  const code = typeof e?.code === 'string' ? e.code : undefined;
+  const message = String(typeof e?.message === 'string' ? e.message : err).slice(0, 300);
+  stats.recentErrors.push({ at, source, ...(code ? { code } : {}), message });
+  if (stats.recentErrors.length > RECENT_ERRORS_KEPT) stats.recentErrors.shift();
+}
+
+/** Reports one latency to the observers. */
+export function observeLatency(stats: RelayStats, kind: LatencyKind, seconds: number): void {
+  for (const fn of stats.onLatency) fn(kind, seconds);
 }
 
 /** Counts a refusal under its NIP-01 prefix. */

@@ -2,7 +2,7 @@ import { parseClientMessage } from '../shared/messages/client.js';
 import { makeClosedFrame, makeNoticeFrame, makeOkFrame } from '../shared/messages/relay.js';
 import { makeReason } from '../shared/reason.js';
 import type { Connection } from './connection.js';
-import { countRejection, type RelayContext } from './context.js';
+import { countRejection, observeLatency, recordError, type RelayContext } from './context.js';
 import { handleAuth } from './handlers/auth.js';
 import { handleCount } from './handlers/count.js';
 import { handleEvent } from './handlers/event.js';
@@ -25,7 +25,7 @@ export function dispatch(ctx: RelayContext, conn: Connection, text: string): voi
   }
   const m = parsed.message;
   const fail = (err: unknown) => {
-    ctx.stats.errors++;
+    recordError(ctx.stats, `handler ${m.type}`, err);
     conn.log.error({ err, type: m.type }, 'handler failed');
     const reason = makeReason('error', 'internal error');
     if (m.type === 'EVENT' || m.type === 'AUTH') conn.send(makeOkFrame(m.event.id, false, reason));
@@ -34,10 +34,13 @@ export function dispatch(ctx: RelayContext, conn: Connection, text: string): voi
   };
   try {
     switch (m.type) {
-      case 'EVENT':
-        handleEvent(ctx, conn, m.event).catch(fail);
+      case 'EVENT': {
+        const start = performance.now();
+        handleEvent(ctx, conn, m.event).then(() => observeLatency(ctx.stats, 'ok', (performance.now() - start) / 1000), fail);
         return;
+      }
       case 'REQ':
+        conn.noteReq(m.subId);
         handleReq(ctx, conn, m.subId, m.filters);
         return;
       case 'CLOSE':

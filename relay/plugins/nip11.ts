@@ -32,11 +32,13 @@ export function buildRelayInfo(config: RelayConfig, version: string, contributor
       created_at_upper_limit: config.createdAtFutureLimit,
     },
   };
-  // Objects under the same key (e.g. `roost`) from several subsystems are merged, not replaced.
+  // `supported_nips` add up; objects under the same key (`limitation`, `roost`) merge; other fields replace.
   for (const c of contributors) {
     for (const [key, value] of Object.entries(c())) {
       const prev = info[key];
-      info[key] = isPlainObject(prev) && isPlainObject(value) ? { ...prev, ...value } : value;
+      if (key === 'supported_nips' && Array.isArray(prev) && Array.isArray(value)) {
+        info[key] = [...new Set([...(prev as number[]), ...(value as number[])])].sort((x, y) => x - y);
+      } else info[key] = isPlainObject(prev) && isPlainObject(value) ? { ...prev, ...value } : value;
     }
   }
   return info;

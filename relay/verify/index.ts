@@ -1,3 +1,4 @@
+import * as secp from 'tiny-secp256k1';
 import { availableParallelism } from 'node:os';
 import type { NostrEvent, VerifiedEvent } from '../../shared/event.js';
 import { RoostError } from '../config.js';
@@ -99,6 +100,18 @@ export async function createVerifier(options: VerifierOptions = {}): Promise<Ver
 
 // The one place a VerifiedEvent is made: a fresh object with exactly the NIP-01 fields, so nothing the
 // sender attached travels on to storage.
+/**
+ * Synchronous check on the calling thread with the wasm core (tiny-secp256k1 loads synchronously):
+ * for rare, off-hot-path checks such as bulk import tools and NIP-98 admin requests.
+ */
+export function verifyEventSync(ev: NostrEvent): VerifyResult {
+  const record = Buffer.alloc(RECORD_SIZE);
+  const problem = packEvent(ev, record, 0);
+  if (problem !== undefined) return { ok: false, reason: problem };
+  const good = secp.verifySchnorr(record.subarray(0, 32), record.subarray(32, 64), record.subarray(64, 128));
+  return good ? makeVerified(ev) : BAD_SIG;
+}
+
 function makeVerified(ev: NostrEvent): VerifyResult {
   const event = { id: ev.id, pubkey: ev.pubkey, created_at: ev.created_at, kind: ev.kind, tags: ev.tags, content: ev.content, sig: ev.sig };
   return { ok: true, event: event as VerifiedEvent };

@@ -1,0 +1,222 @@
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { decode as decodeNip19 } from 'nostr-tools/nip19';
+import { makeReason } from '../../shared/reason.js';
+import { RoostError, type RelayConfig } from '../config.js';
+import { countRejection, type RelayContext } from '../context.js';
+import { AdminStore } from '../admin/store.js';
+import { registerDashboard } from '../plugins/dashboard.js';
+import { createSqliteReadiness, registerHealth, type ReadinessCheck } from '../plugins/health.js';
+import { createMetricsRegistry, registerMetrics, type RelayMetrics } from '../plugins/metrics.js';
+import type { InfoContributor } from '../plugins/nip11.js';
+import { registerNip86 } from '../plugins/nip86.js';
+import { rejectBannedEvents, rejectBannedPubkeys, rejectByWritePolicy, rejectDisallowedKinds } from '../policies/moderation.js';
+import { RateLimiter, normalizeIp, rejectEventRate, rejectFilterRate, type RateLimits } from '../policies/rate-limit.js';
+import { SqliteStore, openDatabase } from '../store/sqlite.js';
+import { verifyEventSync } from '../verify/index.js';
+import { FigureSampler, createStorageProbe, type DashboardSource } from './figures.js';
+
+export type { DashboardSource, MailboxFigures, WakeFigures, Figures } from './figures.js';
+
+/** What the operator layer is installed into. */
+export interface OperatorDeps {
+  app: FastifyInstance;
+  ctx: RelayContext;
+  infoContributors: InfoContributor[];
+  version: string;
+  log: Logger;
+  /** Milliseconds since the epoch (rate limits, sampling). */
+  nowMs: () => number;
+  /** Prometheus process metrics (default on). */
+  processMetrics?: boolean;
+}
+
+/** The operator layer of a relay: moderation, limits, metrics, health and the dashboard. */
+export interface Operator {
+  /** Subsystems register their dashboard and metrics figures here (mailbox, wake). */
+  readonly sources: DashboardSource;
+  readonly admin: AdminStore;
+  readonly limiter: RateLimiter | undefined;
+  readonly sampler: FigureSampler;
+  readonly metrics: RelayMetrics;
+  readonly admins: ReadonlySet<string>;
+  readonly ready: ReadinessCheck;
+  /** Marks the relay as shutting down (/ready answers 503) and ends the dashboard streams. */
+  beginClose(): void;
+  /** Stops the sampler. */
+  close(): void;
+}
+
+/** Admin pubkeys from the configuration (hex or npub), as hex. */
+export function parseAdminPubkeys(list: string): Set<string> {
+  const out = new Set<string>();
+  for (const item of list.split(',').map((s) => s.trim()).filter(Boolean)) {
+    if (/^[0-9a-f]{64}$/.test(item)) {
+      out.add(item);
+      continue;
+    }
+    try {
+      const d = decodeNip19(item);
+      if (d.type !== 'npub') throw new Error(d.type);
+      out.add(d.data);
+    } catch {
+      throw new RoostError('ROOST_ERR_CONFIG', `invalid configuration: adminPubkeys: ${item.slice(0, 12)}… is not a valid npub`);
+    }
+  }
+  return out;
+}
+
+/** The fastify `trustProxy` option from its configuration string. */
+export function getTrustProxy(value: string): boolean | string | ((address: string, hop: number) => boolean) {
+  const v = value.trim();
+  if (v === 'true') return true;
+  if (v === 'false' || v === '') return false;
+  if (/^\d+$/.test(v)) {
+    const hops = Number(v);
+    return (_address, hop) => hop < hops;
+  }
+  return v;
+}
+
+/** The rate limits in force (all off when the master switch is). */
+export function getRateLimits(config: RelayConfig): RateLimits | undefined {
+  if (!config.rateLimit) return undefined;
+  const limits = {
+    connectionsPerIp: config.rateConnectionsPerIp,
+    eventsPerIp: config.rateEventsPerIp,
+    eventsPerPubkey: config.rateEventsPerPubkey,
+    reqsPerIp: config.rateReqsPerIp,
+    reqsPerPubkey: config.rateReqsPerPubkey,
+  };
+  return Object.values(limits).some((n) => n > 0) ? limits : undefined;
+}
+
+/**
+ * Installs the operator layer into a built relay: moderation and write-policy hooks plus rate limits
+ * (prepended to the policy lists, so they run first), the connection gate, the NIP-86 endpoint,
+ * NIP-11 fields, /metrics, /health, /ready and /dashboard.
+ */
+export function installOperator(deps: OperatorDeps): Operator {
+  const { app, ctx, log } = deps;
+  const config = ctx.config;
+  const admins = parseAdminPubkeys(config.adminPubkeys);
+  const sqlite = ctx.store instanceof SqliteStore ? ctx.store : undefined;
+  const db = sqlite?.db ?? openDatabase(':memory:');
+  const admin = new AdminStore(db, () => ctx.now());
+  const limits = getRateLimits(config);
+  const limiter = limits ? new RateLimiter(limits, deps.nowMs) : undefined;
+
+  const writePolicy = rejectByWritePolicy(config.writePolicy, admin, admins);
+  ctx.hooks.rejectEvent.unshift(
+    ...(limiter ? [rejectEventRate(limiter)] : []),
+    rejectBannedEvents(admin),
+    rejectBannedPubkeys(admin),
+    ...(writePolicy ? [writePolicy] : []),
+    rejectDisallowedKinds(admin),
+  );
+  if (limiter) {
+    ctx.hooks.rejectFilter.unshift(rejectFilterRate(limiter));
+    ctx.hooks.onEventSaved.push((ev) => limiter.chargeAuthor(ev.pubkey));
+  }
+
+  // The connection gate runs before the WebSocket upgrade: a refused client gets a plain HTTP answer.
+  app.addHook('onRequest', async (req, reply) => {
+    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return;
+    const ip = normalizeIp(req.ip);
+    if (admin.isBlockedIp(ip)) {
+      countRejection(ctx.stats, 'blocked:');
+      return reply.code(403).send('blocked: your address is blocked\n');
+    }
+    const refused = limiter?.admitConnection(ip);
+    if (refused) {
+      countRejection(ctx.stats, refused);
+      return reply.code(429).header('retry-after', '60').send(`${refused}\n`);
+    }
+  });
+
+  deps.infoContributors.push(() => {
+    const s = admin.settings();
+    return {
+      ...(s.name ? { name: s.name } : {}),
+      ...(s.description ? { description: s.description } : {}),
+      ...(s.icon ? { icon: s.icon } : {}),
+      supported_nips: [86],
+      limitation: {
+        restricted_writes: config.writePolicy !== 'open',
+        max_outbound_bytes: config.maxOutboundBytes,
+      },
+      ...(limits
+        ? {
+            rate_limits: {
+              window_seconds: 60,
+              connections_per_ip: limits.connectionsPerIp,
+              events_per_ip: limits.eventsPerIp,
+              events_per_pubkey: limits.eventsPerPubkey,
+              reqs_per_ip: limits.reqsPerIp,
+              reqs_per_pubkey: limits.reqsPerPubkey,
+            },
+          }
+        : {}),
+    };
+  });
+
+  const sources: DashboardSource = {};
+  const sampler = new FigureSampler({
+    stats: ctx.stats,
+    connections: ctx.connections,
+    storage: sqlite ? createStorageProbe(db, config.db, deps.nowMs) : undefined,
+    sources,
+    moderation: () => admin.counts(),
+    relay: () => ({ name: admin.settings().name ?? config.name, version: deps.version, writePolicy: config.writePolicy }),
+    nowMs: deps.nowMs,
+  });
+  sampler.start();
+  ctx.stats.onLatency.push((kind, seconds) => (kind === 'ok' ? sampler.ok : sampler.eose).observe(seconds));
+  const metrics = createMetricsRegistry({ sampler, stats: ctx.stats, version: deps.version, token: config.metricsToken, processMetrics: deps.processMetrics });
+  registerMetrics(app, metrics, config.metricsToken);
+
+  let closing = false;
+  const ready: ReadinessCheck = sqlite
+    ? createSqliteReadiness(db, () => closing)
+    : () => (closing ? { ready: false, reason: 'shutting down' } : { ready: true, schema: 0 });
+  registerHealth(app, ready);
+
+  registerNip86(app, {
+    admin,
+    admins,
+    publicUrl: config.publicUrl,
+    now: () => ctx.now(),
+    verify: (ev) => verifyEventSync(ev).ok,
+    disconnectIp(ip) {
+      let n = 0;
+      for (const conn of ctx.connections) {
+        if (normalizeIp(conn.ip) !== ip) continue;
+        conn.close(1008, 'blocked');
+        n++;
+      }
+      return n;
+    },
+  });
+  if (admins.size === 0) log.info('no admin pubkeys configured: the NIP-86 management API refuses every call');
+
+  const dashboard = config.dashboard ? registerDashboard(app, { sampler, token: config.adminToken }) : undefined;
+  if (dashboard && !config.adminToken) log.warn('dashboard is served without a token: set ROOST_ADMIN_TOKEN before exposing this relay');
+
+  return {
+    sources,
+    admin,
+    limiter,
+    sampler,
+    metrics,
+    admins,
+    ready,
+    beginClose() {
+      closing = true;
+      dashboard?.closeStreams();
+    },
+    close() {
+      sampler.stop();
+      if (!sqlite && db.open) db.close();
+    },
+  };
+}

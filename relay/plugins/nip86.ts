@@ -1,0 +1,82 @@
+import { createHash } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { NostrEvent } from '../../shared/event.js';
+import { HTTP_AUTH_WINDOW_SECONDS, checkHttpAuthEvent, getAuthorizationEvent } from '../../shared/nip98.js';
+import { callManagementMethod, managementRequestSchema, type ManagementDeps } from '../admin/nip86.js';
+import { sameRelayUrl } from '../handlers/auth.js';
+
+/** The NIP-86 content type. */
+export const NIP86_CONTENT_TYPE = 'application/nostr+json+rpc';
+
+/** What the management endpoint needs. */
+export interface Nip86Options extends ManagementDeps {
+  /** Pubkeys allowed to manage the relay. */
+  admins: ReadonlySet<string>;
+  /** Public URL of the relay ('' accepts the Host header the client used). */
+  publicUrl: string;
+  /** Seconds since the epoch. */
+  now: () => number;
+  /** Checks an event's id and signature. */
+  verify: (event: NostrEvent) => boolean;
+}
+
+/** Refusals of the endpoint, in NIP-86 response shape. */
+function refuse(reply: FastifyReply, code: number, error: string) {
+  return reply.code(code).type('application/json').send({ result: null, error });
+}
+
+/**
+ * NIP-86 relay management: `POST /` with Content-Type application/nostr+json+rpc, authorised by a
+ * NIP-98 event (payload tag required, each event usable once) signed by a configured admin.
+ */
+export function registerNip86(app: FastifyInstance, opts: Nip86Options): void {
+  const used = new Map<string, number>();
+  app.addContentTypeParser(NIP86_CONTENT_TYPE, { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, body, done) => done(null, body));
+
+  const authorise = (req: FastifyRequest, body: string): { pubkey: string } | { code: number; error: string } => {
+    const ev = getAuthorizationEvent(req.headers.authorization);
+    if (!ev) return { code: 401, error: 'unauthorized: a NIP-98 Authorization header is required' };
+    const now = opts.now();
+    const expected = opts.publicUrl || `http://${req.headers.host ?? 'localhost'}${req.url}`;
+    const payload = createHash('sha256').update(body).digest('hex');
+    const bad = checkHttpAuthEvent(ev, { method: 'POST', matchUrl: (u) => sameRelayUrl(u, expected), payload, now });
+    if (bad) return { code: 401, error: `unauthorized: ${bad}` };
+    if (!opts.verify(ev)) return { code: 401, error: 'unauthorized: bad signature on the authorization event' };
+    // Keyed by signature, not id: two identical calls within a second share an id, while a
+    // replayed header repeats the signature, which only the key holder could vary.
+    for (const [sig, until] of used) if (until < now) used.delete(sig);
+    if (used.has(ev.sig)) return { code: 401, error: 'unauthorized: this authorization event was already used' };
+    used.set(ev.sig, ev.created_at + HTTP_AUTH_WINDOW_SECONDS);
+    if (!opts.admins.has(ev.pubkey)) return { code: 403, error: 'forbidden: this pubkey may not manage the relay' };
+    return { pubkey: ev.pubkey };
+  };
+
+  app.post('/', async (req, reply) => {
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== NIP86_CONTENT_TYPE) return refuse(reply, 415, `POST / takes ${NIP86_CONTENT_TYPE} (NIP-86)`);
+    const body = typeof req.body === 'string' ? req.body : '';
+    const who = authorise(req, body);
+    if ('error' in who) {
+      req.log.warn({ code: who.code }, 'management call refused');
+      return refuse(reply, who.code, who.error);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(body);
+    } catch {
+      return refuse(reply, 400, 'invalid: body is not JSON');
+    }
+    const parsed = managementRequestSchema.safeParse(json);
+    if (!parsed.success) return refuse(reply, 400, 'invalid: body must be {"method": string, "params": array}');
+    let res;
+    try {
+      res = callManagementMethod(opts, who.pubkey, parsed.data.method, parsed.data.params);
+    } catch (err) {
+      req.log.error({ err, method: parsed.data.method }, 'management call failed');
+      return refuse(reply, 500, 'error: internal error');
+    }
+    req.log.info({ admin: who.pubkey, method: parsed.data.method, ok: res.error === undefined }, 'management call');
+    reply.type('application/json');
+    return res.error === undefined ? { result: res.result } : { result: null, error: res.error };
+  });
+}
