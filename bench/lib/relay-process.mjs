@@ -45,7 +45,8 @@ export const SPAWNABLE = {
   roost: {
     label: 'Roost',
     script: 'dist/relay/main.js',
-    env: (port, db) => ({ PORT: String(port), HOST: '127.0.0.1', ROOST_DB: db, ROOST_LOG_LEVEL: 'warn' }),
+    // Rate limits off: the load generator is one IP sending far more than a client would.
+    env: (port, db) => ({ PORT: String(port), HOST: '127.0.0.1', ROOST_DB: db, ROOST_LOG_LEVEL: 'warn', ROOST_RATE_LIMIT: 'false' }),
     // A pre-loaded snapshot stays valid while the schema and the store code are unchanged.
     codeFiles: ['migrations', 'dist/relay/store'],
     // HOOK: a faster pre-load route (env for the child, like the peer's) may be added here; without

@@ -21,7 +21,9 @@ export interface TestRelay {
 export async function startRelay(overrides: ConfigInput = {}, deps: RelayDeps = {}, dir?: string): Promise<TestRelay> {
   const folder = dir ?? mkdtempSync(join(tmpdir(), 'roost-test-'));
   const dbPath = (overrides.db as string | undefined) ?? join(folder, 'roost.db');
-  const config = loadConfig({ port: 0, host: '127.0.0.1', logLevel: 'silent', commitWindowMs: 1, ...overrides, db: dbPath });
+  // Rate limits are off unless a test turns them on: every test client shares 127.0.0.1, and the
+  // limits have tests of their own (test/relay/operator/limits.test.ts).
+  const config = loadConfig({ port: 0, host: '127.0.0.1', logLevel: 'silent', commitWindowMs: 1, rateLimit: false, ...overrides, db: dbPath });
   const relay = await buildRelay(config, { log: pino({ level: process.env.ROOST_TEST_LOG ?? 'silent' }), ...deps });
   const address = await relay.app.listen({ port: config.port, host: '127.0.0.1' });
   const port = Number(new URL(address).port);

@@ -92,7 +92,7 @@ describe('rate limits on the wire', () => {
 
   it('limits EVENTs per IP with OK false rate-limited:, refilling with the clock', async () => {
     let ms = 1_000_000;
-    t = await startRelay({ rateEventsPerIp: 3, rateEventsPerPubkey: 0 }, { nowMs: () => ms });
+    t = await startRelay({ rateLimit: true, rateEventsPerIp: 3, rateEventsPerPubkey: 0 }, { nowMs: () => ms });
     const c = await RawClient.connect(t.url);
     const k = makeKey();
     for (let i = 0; i < 3; i++) expect((await c.publish(signEvent(k, { content: `ok${i}` })))[2]).toBe(true);
@@ -107,7 +107,7 @@ describe('rate limits on the wire', () => {
   });
 
   it('limits events per author, charged only for verified events so forgeries cannot drain a victim', async () => {
-    t = await startRelay({ rateEventsPerIp: 0, rateEventsPerPubkey: 2 });
+    t = await startRelay({ rateLimit: true, rateEventsPerIp: 0, rateEventsPerPubkey: 2 });
     const c = await RawClient.connect(t.url);
     const victim = makeKey();
     for (let i = 0; i < 5; i++) {
@@ -123,7 +123,7 @@ describe('rate limits on the wire', () => {
   });
 
   it('limits REQs and COUNTs per IP with CLOSED rate-limited:', async () => {
-    t = await startRelay({ rateReqsPerIp: 3, rateReqsPerPubkey: 0 });
+    t = await startRelay({ rateLimit: true, rateReqsPerIp: 3, rateReqsPerPubkey: 0 });
     const c = await RawClient.connect(t.url);
     await c.req('a', { kinds: [1] });
     await c.req('b', { kinds: [1] });
@@ -137,7 +137,7 @@ describe('rate limits on the wire', () => {
   });
 
   it('limits REQs per authenticated pubkey; unauthenticated readers are not charged to it', async () => {
-    t = await startRelay({ rateReqsPerIp: 0, rateReqsPerPubkey: 2 });
+    t = await startRelay({ rateLimit: true, rateReqsPerIp: 0, rateReqsPerPubkey: 2 });
     const k = makeKey();
     const c = await RawClient.connect(t.url);
     await authenticate(c, k, t.url);
@@ -156,7 +156,7 @@ describe('rate limits on the wire', () => {
   });
 
   it('limits new connections per IP before the upgrade (HTTP 429 with the reason)', async () => {
-    t = await startRelay({ rateConnectionsPerIp: 2 });
+    t = await startRelay({ rateLimit: true, rateConnectionsPerIp: 2 });
     const a = await RawClient.connect(t.url);
     const b = await RawClient.connect(t.url);
     await expect(RawClient.connect(t.url)).rejects.toThrow(/429/);
@@ -171,7 +171,7 @@ describe('rate limits on the wire', () => {
   });
 
   it('advertises the limits in NIP-11 from the same configuration that enforces them', async () => {
-    t = await startRelay({ rateEventsPerIp: 7, rateReqsPerPubkey: 9, maxOutboundBytes: 100_000, maxSubscriptions: 4, maxFilters: 3 });
+    t = await startRelay({ rateLimit: true, rateEventsPerIp: 7, rateReqsPerPubkey: 9, maxOutboundBytes: 100_000, maxSubscriptions: 4, maxFilters: 3 });
     const info = (await (await fetch(t.httpUrl, { headers: { accept: 'application/nostr+json' } })).json()) as Record<string, any>;
     expect(info.rate_limits).toMatchObject({ window_seconds: 60, events_per_ip: 7, reqs_per_pubkey: 9, connections_per_ip: 60 });
     expect(info.limitation).toMatchObject({ max_subscriptions: 4, max_filters: 3, max_outbound_bytes: 100_000, restricted_writes: false });

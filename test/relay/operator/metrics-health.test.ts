@@ -36,8 +36,8 @@ describe('/metrics', () => {
     expect(before.status).toBe(200);
     expect(before.type).toMatch(/^text\/plain; version=0\.0\.4/);
     expect(before.metrics.get('roost_events_stored_total')).toBe(0);
-    expect(before.metrics.get('roost_section_enabled{section="wake"}')).toBe(0);
-    expect(before.metrics.get('roost_section_enabled{section="mailbox"}')).toBe(0);
+    expect(before.metrics.get('roost_section_enabled{section="wake"}')).toBe(1);
+    expect(before.metrics.get('roost_section_enabled{section="mailbox"}')).toBe(1);
     expect([...before.metrics.keys()].some((k) => k.startsWith('process_cpu'))).toBe(true);
 
     const c = await RawClient.connect(t.url);
