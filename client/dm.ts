@@ -14,14 +14,7 @@ import type { Identity } from './identity.js';
  */
 
 /** An unsigned inner event: its author is proven by the seal's signature. */
-export interface Rumor {
-  id: string;
-  pubkey: string;
-  created_at: number;
-  kind: number;
-  tags: string[][];
-  content: string;
-}
+export type Rumor = Omit<NostrEvent, 'sig'>;
 
 /** Tag naming a request's correlation id. */
 export const REQUEST_TAG = 'roost-req';

@@ -1,1 +1,0 @@
-cmd_Release/obj.target/roost_schnorr.node := g++ -o Release/obj.target/roost_schnorr.node -shared -pthread -rdynamic -m64  -Wl,-soname=roost_schnorr.node -Wl,--start-group Release/obj.target/roost_schnorr/schnorr.o -Wl,--end-group -lsecp256k1

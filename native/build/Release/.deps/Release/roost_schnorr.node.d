@@ -1,1 +1,0 @@
-cmd_Release/roost_schnorr.node := ln -f "Release/obj.target/roost_schnorr.node" "Release/roost_schnorr.node" 2>/dev/null || (rm -rf "Release/roost_schnorr.node" && cp -af "Release/obj.target/roost_schnorr.node" "Release/roost_schnorr.node")
