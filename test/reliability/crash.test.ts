@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
@@ -27,6 +27,7 @@ describe('crash durability', () => {
     const author = makeKey();
     const acked = new Set<string>();
     let sent = 0;
+    let peakRssKiB = 0;
     for (let cycle = 0; cycle < CYCLES; cycle++) {
       const relay = await spawnRelay({ ROOST_DB: db, ROOST_LOG_LEVEL: 'info', ROOST_MAX_LIMIT: '1000000' });
       const clients = await Promise.all(Array.from({ length: PUBLISHERS }, () => RawClient.connect(relay.url)));
@@ -52,6 +53,7 @@ describe('crash durability', () => {
       };
       const pumps = clients.map(pump);
       await new Promise((r) => setTimeout(r, rng.int(150, 700)));
+      peakRssKiB = Math.max(peakRssKiB, readPeakRssKiB(relay.child.pid!));
       relay.child.kill('SIGKILL');
       killed = true;
       await relay.exited;
@@ -67,10 +69,18 @@ describe('crash durability', () => {
     const c = await RawClient.connect(relay.url);
     const stored = new Set((await c.req('all', { authors: [author.pk], limit: 1_000_000 })).map((e) => e.id));
     const lost = [...acked].filter((id) => !stored.has(id));
-    console.log(`crash: ${CYCLES} cycles, ${sent} events sent, ${acked.size} acknowledged, ${stored.size} stored, ${lost.length} lost`);
+    console.log(
+      `crash: ${CYCLES} cycles, ${sent} events sent, ${acked.size} acknowledged, ${stored.size} stored, ${lost.length} lost, relay peak RSS ${(peakRssKiB / 1024).toFixed(0)} MiB`,
+    );
     expect(lost).toEqual([]);
     c.close();
     relay.child.kill('SIGTERM');
     expect(await relay.exited).toBe(0);
   }, SOAK ? 600_000 : 90_000);
 });
+
+/** The process's peak resident set (VmHWM), in KiB. */
+function readPeakRssKiB(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : 0;
+}
