@@ -52,6 +52,9 @@ export const SPAWNABLE = {
     // HOOK: a faster pre-load route (env for the child, like the peer's) may be added here; without
     // one, the harness pre-loads through the socket like any client.
     preloadEnv: null,
+    // Settings for the relay that builds the pre-loaded database: the corpus mailbox holds 100,000
+    // undelivered events for one agent, ten times the default mailbox quota.
+    seedEnv: { ROOST_MAILBOX_QUOTA: '0' },
     missing: 'Roost is not built (dist/relay/main.js): run `npm run build`, or compare two peers with --subject nostr-relay',
   },
   'nostr-relay': {

@@ -64,7 +64,7 @@ export async function startSeeded(spec, corpus, { log = () => {}, snapshots = tr
   if (kind.preloadEnv) {
     builder = await startRelay(spec, { env: kind.preloadEnv(corpus.file), startTimeoutMs: 600_000 });
   } else {
-    builder = await startRelay(spec);
+    builder = await startRelay(spec, { env: kind.seedEnv ?? {} });
     result = await publishAll(builder.url, corpus.events, log);
   }
   const built = await builder.stop({ keep: true });
