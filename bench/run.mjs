@@ -4,9 +4,9 @@
 // ws:// URL), and prints one table: figure, subject, peer, ratio. See docs/performance.md.
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { startCpuMeter } from './lib/machine.mjs';
+import { startCpuMeter, startRunMeter } from './lib/machine.mjs';
 import { loadFanoutCorpus, loadIngestCorpus, loadStoreCorpus } from './lib/corpus.mjs';
-import { checkTarget, startRelay, targetLabel, UsageError } from './lib/relay-process.mjs';
+import { checkTarget, readCpuMs, startRelay, targetLabel, UsageError } from './lib/relay-process.mjs';
 import { startSeeded } from './lib/seed.mjs';
 import { median, sleep } from './lib/stats.mjs';
 import { probeSeqExtension, runBackfillPaged, runBackfillSeq } from './workloads/backfill.mjs';
@@ -84,6 +84,32 @@ function parseArgs(argv) {
 
 const log = (msg) => process.stderr.write(`${msg}\n`);
 
+/**
+ * Runs `fn` and adds `cpuUs`: the relay process's CPU time (every thread) during the run, in µs per
+ * `units(result)` (NaN for a relay given by URL), and `load`: the share of the machine other processes
+ * used meanwhile. CPU per unit is less sensitive to other load than wall-clock rates.
+ */
+async function withCpu(relay, fn, units) {
+  const meter = startRunMeter(livePids);
+  const before = relay.pid === null ? null : readCpuMs(relay.pid);
+  const run = await fn();
+  const after = relay.pid === null ? null : readCpuMs(relay.pid);
+  const n = units(run);
+  run.cpuUs = before === null || after === null || !n ? NaN : ((after - before) * 1000) / n;
+  run.load = meter.stop();
+  return run;
+}
+
+/** Pids of the relays running now (their CPU is not background load). */
+let livePids = [];
+/** Background load of every run, by workload. */
+const loads = new Map();
+const noteLoad = (workload, run) => {
+  if (!loads.has(workload)) loads.set(workload, []);
+  loads.get(workload).push(run.load);
+};
+const fmtLoad = (run) => (Number.isFinite(run.load) ? `, load ${(run.load * 100).toFixed(0)}%` : '');
+
 function summarise(runs, keys) {
   const out = { runs };
   for (const k of keys) out[k] = median(runs.map((r) => r[k]));
@@ -109,6 +135,7 @@ async function benchStore(targets, data, size, opts, notes) {
       log(`[${t.label}] pre-loaded relay`);
       relays.push(await startSeeded(t.spec, data.store, { log, snapshots: opts.snapshots }));
     }
+    livePids = relays.map((r) => r.pid).filter((pid) => pid !== null);
     if (want('ingest')) {
       const runs = relays.map(() => []);
       const per = Math.floor(data.ingest.events.length / (size.ingestRounds * relays.length));
@@ -117,15 +144,16 @@ async function benchStore(targets, data, size, opts, notes) {
           await sleep(500); // let the other relay's after-work (GC, checkpoints) settle
           const first = (r * relays.length + i) * per;
           const slice = data.ingest.events.slice(first, first + per);
-          const run = await runIngest(relay.url, slice, { connections: size.publishers, window: size.window, durationMs: size.ingestDurationMs, timeoutMs: 60_000 });
-          log(`  [${relay.label}] ingest ${r + 1}/${size.ingestRounds}: ${run.rate.toFixed(0)} events/s, OK p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms (${run.accepted}/${run.sent} accepted)`);
+          const run = await withCpu(relay, () => runIngest(relay.url, slice, { connections: size.publishers, window: size.window, durationMs: size.ingestDurationMs, timeoutMs: 60_000 }), (x) => x.accepted);
+          log(`  [${relay.label}] ingest ${r + 1}/${size.ingestRounds}: ${run.rate.toFixed(0)} events/s, OK p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms (${run.accepted}/${run.sent} accepted), relay CPU ${run.cpuUs.toFixed(0)} µs/event${fmtLoad(run)}`);
+          noteLoad('ingest', run);
           if (run.rejected) notes.push(`${relay.label} ingest round ${r + 1}: ${run.rejected} rejected ${JSON.stringify(run.reasons)}`);
           if (run.timedOut) notes.push(`${relay.label} ingest round ${r + 1} timed out (${run.answered}/${run.sent} answered)`);
           if (run.sent === slice.length && size === SIZES.full) notes.push(`${relay.label} ingest round ${r + 1} used its whole slice before ${size.ingestDurationMs} ms: raise ingestEvents`);
           runs[i].push(run);
         }
       }
-      relays.forEach((_, i) => (targets[i].result.ingest = summarise(runs[i], ['rate', 'p50', 'p99'])));
+      relays.forEach((_, i) => (targets[i].result.ingest = summarise(runs[i], ['rate', 'p50', 'p99', 'cpuUs'])));
     }
     if (want('query')) {
       for (const t of targets) t.result.query = {};
@@ -136,14 +164,15 @@ async function benchStore(targets, data, size, opts, notes) {
           const filters = buildFilters(shape, data.store, size.queryPoolPerRun, 100 + r);
           for (const [i, relay] of turns(relays, r)) {
             await sleep(1100); // longer than any result-cache lifetime we know of (the peer's is 1 s)
-            const run = await runQuery(relay.url, filters, { connections: size.queryConnections, durationMs: size.queryDurationMs });
-            log(`  [${relay.label}] query ${shape.title} ${r + 1}/${size.queryRuns}: ${run.rate.toFixed(0)} q/s, p50 ${run.p50.toFixed(2)} ms, p99 ${run.p99.toFixed(2)} ms, ${run.eventsPerQuery.toFixed(1)} events/query`);
+            const run = await withCpu(relay, () => runQuery(relay.url, filters, { connections: size.queryConnections, durationMs: size.queryDurationMs }), (x) => x.queries);
+            log(`  [${relay.label}] query ${shape.title} ${r + 1}/${size.queryRuns}: ${run.rate.toFixed(0)} q/s, p50 ${run.p50.toFixed(2)} ms, p99 ${run.p99.toFixed(2)} ms, ${run.eventsPerQuery.toFixed(1)} events/query, relay CPU ${run.cpuUs.toFixed(0)} µs/query${fmtLoad(run)}`);
+            noteLoad('query', run);
             if (Math.abs(run.eventsPerQuery - expected) > 1e-9) notes.push(`${relay.label} query ${shape.title}: ${run.eventsPerQuery.toFixed(2)} events per answer, expected ${expected}`);
             if (run.closed) notes.push(`${relay.label} query ${shape.title}: ${run.closed} REQs answered CLOSED`);
             runs[i].push(run);
           }
         }
-        relays.forEach((_, i) => (targets[i].result.query[name] = summarise(runs[i], ['rate', 'p50', 'p99', 'eventsPerQuery'])));
+        relays.forEach((_, i) => (targets[i].result.query[name] = summarise(runs[i], ['rate', 'p50', 'p99', 'eventsPerQuery', 'cpuUs'])));
       }
     }
     if (want('backfill')) await benchBackfill(targets, relays, data, size, notes);
@@ -193,6 +222,7 @@ async function benchFanout(targets, data, size, notes) {
       log(`[${relay.label}] fan-out: ${size.subscribers} subscribers`);
       subs.push(await openSubscribers(relay.url, data.fanout.targets, size.subscribers));
     }
+    livePids = relays.map((r) => r.pid).filter((pid) => pid !== null);
     const runs = relays.map(() => []);
     const per = Math.floor(data.fanout.events.length / (size.fanoutRounds * relays.length));
     for (let r = 0; r < size.fanoutRounds; r++) {
@@ -200,15 +230,16 @@ async function benchFanout(targets, data, size, notes) {
         await sleep(500);
         const first = (r * relays.length + i) * per;
         const slice = data.fanout.events.slice(first, first + per);
-        const run = await runFanoutRound(relay.url, subs[i], slice, { publishers: size.fanoutPublishers, window: size.fanoutWindow, durationMs: size.fanoutDurationMs });
-        log(`  [${relay.label}] fan-out ${r + 1}/${size.fanoutRounds}: ${run.rate.toFixed(0)} deliveries/s, p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms (${run.published} events, ${run.deliveries}/${run.expected} deliveries)`);
+        const run = await withCpu(relay, () => runFanoutRound(relay.url, subs[i], slice, { publishers: size.fanoutPublishers, window: size.fanoutWindow, durationMs: size.fanoutDurationMs }), (x) => x.deliveries);
+        log(`  [${relay.label}] fan-out ${r + 1}/${size.fanoutRounds}: ${run.rate.toFixed(0)} deliveries/s, p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms (${run.published} events, ${run.deliveries}/${run.expected} deliveries), relay CPU ${run.cpuUs.toFixed(1)} µs/delivery${fmtLoad(run)}`);
+        noteLoad('fan-out', run);
         if (run.missing || run.deliveries !== run.expected) notes.push(`${relay.label} fan-out round ${r + 1}: ${run.deliveries}/${run.expected} deliveries (${run.missing} given up after 5 s)`);
         if (run.rejected) notes.push(`${relay.label} fan-out round ${r + 1}: ${run.rejected} events rejected`);
         if (run.unmatched) notes.push(`${relay.label} fan-out round ${r + 1}: ${run.unmatched} deliveries to #p subscriptions the event does not match (not counted)`);
         runs[i].push(run);
       }
     }
-    relays.forEach((_, i) => (targets[i].result.fanout = { subscribers: size.subscribers, ...summarise(runs[i], ['rate', 'p50', 'p99']) }));
+    relays.forEach((_, i) => (targets[i].result.fanout = { subscribers: size.subscribers, ...summarise(runs[i], ['rate', 'p50', 'p99', 'cpuUs']) }));
   } finally {
     for (const s of subs) await s.close();
     for (const relay of relays) await relay.stop();
@@ -245,12 +276,14 @@ function rows(a, b) {
     add('ingest events/s', 'higher', fmtRate, (r) => r.ingest?.rate);
     add('ingest OK p50 ms', 'lower', fmtMs, (r) => r.ingest?.p50);
     add('ingest OK p99 ms', 'lower', fmtMs, (r) => r.ingest?.p99);
+    add('ingest relay CPU µs/event', 'lower', fmtRate, (r) => r.ingest?.cpuUs);
   }
   for (const [name, shape] of Object.entries(QUERY_SHAPES)) {
     if (!a.query?.[name] && !b.query?.[name]) continue;
     add(`query ${shape.title} q/s`, 'higher', fmtRate, (r) => r.query?.[name]?.rate);
     add(`query ${shape.title} p50 ms`, 'lower', fmtMs, (r) => r.query?.[name]?.p50);
     add(`query ${shape.title} p99 ms`, 'lower', fmtMs, (r) => r.query?.[name]?.p99);
+    add(`query ${shape.title} relay CPU µs/query`, 'lower', fmtRate, (r) => r.query?.[name]?.cpuUs);
   }
   if (a.backfill || b.backfill) {
     const best = (r) => (r.backfill?.seq ? r.backfill.seq.rate : r.backfill?.paged?.rate);
@@ -262,6 +295,7 @@ function rows(a, b) {
     add('fan-out deliveries/s', 'higher', fmtRate, (r) => r.fanout?.rate);
     add('fan-out delivery p50 ms', 'lower', fmtMs, (r) => r.fanout?.p50);
     add('fan-out delivery p99 ms', 'lower', fmtMs, (r) => r.fanout?.p99);
+    add('fan-out relay CPU µs/delivery', 'lower', fmtMs, (r) => r.fanout?.cpuUs);
   }
   if (a.idle || b.idle) add('idle KiB/connection', 'lower', fmtKiB, (r) => r.idle?.perConnectionKiB);
   const wakeKeys = new Set([...Object.keys(a.wake?.figures ?? {}), ...Object.keys(b.wake?.figures ?? {})]);
@@ -320,6 +354,13 @@ async function main() {
   const table = rows(results.subject, results.peer);
   console.log(`\nRoost bench (${opts.smoke ? 'smoke' : 'full'}) — ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}\n`);
   printTable(table, names);
+  if (loads.size > 0) {
+    const parts = [...loads].map(([w, l]) => {
+      const v = l.filter(Number.isFinite);
+      return v.length ? `${w} ${(median(v) * 100).toFixed(0)}% (max ${(Math.max(...v) * 100).toFixed(0)}%)` : `${w} n/a`;
+    });
+    console.log(`background load (other processes, share of all cores) during the runs, median: ${parts.join(', ')}`);
+  }
   if (results.subject.wake === null || results.peer.wake === null) console.log('wake-queue: hook not implemented yet (bench/workloads/wake-queue.mjs)');
   if (notes.length) {
     console.log('\nnotes:');
@@ -337,6 +378,7 @@ async function main() {
       table: table.map(({ figure, better, subject, peer, ratio, labels }) => ({ figure, better, subject: num(subject), peer: num(peer), ratio: num(ratio), ...(labels ? { methods: labels } : {}) })),
       results,
       cpu,
+      backgroundLoad: Object.fromEntries([...loads].map(([w, l]) => [w, l.map(num)])),
       reference: REFERENCE,
       notes,
       seconds,

@@ -31,3 +31,30 @@ export function startCpuMeter() {
     },
   };
 }
+
+function ticksOf(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+    return f[11] + f[12];
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * A meter for one run: `stop()` returns the share of the machine (all cores) used by processes
+ * other than this one and the live processes `pids` (the relays), or NaN where /proc is missing.
+ */
+export function startRunMeter(pids) {
+  const a = read();
+  const p0 = pids.map(ticksOf);
+  return {
+    stop() {
+      const b = read();
+      if (!a || !b || b.total === a.total) return NaN;
+      const mine = b.own - a.own + pids.reduce((n, pid, i) => n + ticksOf(pid) - p0[i], 0);
+      return Math.max(0, (b.busy - a.busy - mine) / (b.total - a.total));
+    },
+  };
+}

@@ -1,6 +1,6 @@
 // Relays under test: spawned as child processes on 127.0.0.1 (fresh temp database each time), or an
 // external ws:// URL that the harness can only talk to. Every child is killed when the harness exits.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -134,11 +134,12 @@ export function readRssKiB(pid) {
 
 /**
  * Starts a relay. Spawnable kinds get a fresh process and temp folder; `dbFrom` (a folder holding a
- * database snapshot `relay.db*`) is copied in first, `env` adds variables. A URL is returned as is
+ * database snapshot `relay.db*`) is copied in first, `env` adds variables, `nodeArgs` go before the script
+ * (e.g. `--cpu-prof`). A URL is returned as is
  * (`pid` null: its memory cannot be read). `stop({ keep })` ends the child (SIGTERM, then SIGKILL
  * after 5 s) and removes its folder unless `keep`.
  */
-export async function startRelay(spec, { dbFrom, env: extraEnv = {}, startTimeoutMs = 20_000 } = {}) {
+export async function startRelay(spec, { dbFrom, env: extraEnv = {}, nodeArgs = [], startTimeoutMs = 20_000 } = {}) {
   if (/^wss?:\/\//.test(spec)) {
     return { spec, label: spec, url: spec, pid: null, external: true, stop: async () => {} };
   }
@@ -150,7 +151,7 @@ export async function startRelay(spec, { dbFrom, env: extraEnv = {}, startTimeou
   const port = await freePort();
   const logFile = join(dir, 'relay.log');
   const env = { ...process.env, ...kind.env(port, join(dir, 'relay.db')), ...extraEnv };
-  const child = spawn(process.execPath, [join(root, kind.script)], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs, join(root, kind.script)], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   const log = createWriteStream(logFile, { flags: 'a' });
   child.stdout.pipe(log);
@@ -189,4 +190,21 @@ export async function startRelay(spec, { dbFrom, env: extraEnv = {}, startTimeou
 /** Forgets a kept folder (the caller now owns it). */
 export function releaseDir(dir) {
   tempDirs.delete(dir);
+}
+
+let ticksPerSecond;
+
+/**
+ * CPU time (user + system, every thread) a process has used so far, in milliseconds, from
+ * /proc/<pid>/stat; null when unavailable. Resolution is one clock tick (10 ms on Linux).
+ */
+export function readCpuMs(pid) {
+  try {
+    ticksPerSecond ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / ticksPerSecond;
+  } catch {
+    return null;
+  }
 }

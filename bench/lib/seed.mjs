@@ -38,10 +38,10 @@ async function publishAll(url, events, log) {
 }
 
 /**
- * Starts `spec` holding the store corpus. Resolves with the relay handle plus `seeded` notes
+ * Starts `spec` holding the store corpus (`relayOptions` go to startRelay, e.g. `nodeArgs`). Resolves with the relay handle plus `seeded` notes
  * (`{ snapshot: 'reused' | 'built' | 'none', rejected, duplicates }`).
  */
-export async function startSeeded(spec, corpus, { log = () => {}, snapshots = true } = {}) {
+export async function startSeeded(spec, corpus, { log = () => {}, snapshots = true, relayOptions = {} } = {}) {
   const spawnable = resolveSpec(spec);
   if (!spawnable) {
     const relay = await startRelay(spec);
@@ -55,7 +55,7 @@ export async function startSeeded(spec, corpus, { log = () => {}, snapshots = tr
   const key = `${name}-${corpus.key}-${code.digest('hex').slice(0, 12)}`;
   const dir = join(CACHE_DIR, 'snapshots', key);
   if (snapshots && existsSync(join(dir, 'complete'))) {
-    return { ...(await startRelay(spec, { dbFrom: dir })), seeded: { snapshot: 'reused', rejected: 0, duplicates: 0 } };
+    return { ...(await startRelay(spec, { ...relayOptions, dbFrom: dir })), seeded: { snapshot: 'reused', rejected: 0, duplicates: 0 } };
   }
   log(`  building ${label} pre-loaded database (${corpus.events.length} events; once per corpus and store code)…`);
   const t0 = performance.now();
@@ -80,7 +80,7 @@ export async function startSeeded(spec, corpus, { log = () => {}, snapshots = tr
   writeFileSync(join(dir, 'complete'), `${new Date().toISOString()}\n`);
   pruneSnapshots(name, 2);
   log(`  built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  const relay = await startRelay(spec, { dbFrom: dir });
+  const relay = await startRelay(spec, { ...relayOptions, dbFrom: dir });
   if (!snapshots) rmSync(dir, { recursive: true, force: true });
   return { ...relay, seeded: { snapshot: snapshots ? 'built' : 'none', ...result } };
 }

@@ -8,6 +8,7 @@ import type { Filter } from '../../shared/filter.js';
 import { Kind, isAddressableKind, isReplaceableKind } from '../../shared/kinds.js';
 import { makeReason } from '../../shared/reason.js';
 import { RoostError } from '../config.js';
+import { Checkpointer } from './checkpointer.js';
 import { migrate } from './migrate.js';
 import { buildFilterQuery, type SqlFilterOptions } from './sql-filter.js';
 import type { EventStore, ReadOptions, SeqPage, StoredEvent, WriteResult } from './types.js';
@@ -22,7 +23,21 @@ export interface SqliteStoreOptions {
   now?: () => number;
   /** Called synchronously, in sequence order, for each event right after its transaction commits. */
   onStored?: (event: VerifiedEvent, seq: number, raw: string) => void;
+  /**
+   * Checkpoint the WAL from a worker thread (default true for a file): commits then only append to
+   * the WAL. False leaves it to SQLite's automatic checkpoint, which runs inside a commit.
+   */
+  checkpointWorker?: boolean;
 }
+
+/** Events committed since the last checkpoint that make the next one due at once. */
+const CHECKPOINT_EVENTS = 2000;
+/** How often a checkpoint is asked for while events are committed. */
+const CHECKPOINT_INTERVAL_MS = 1000;
+/** How often one is asked for regardless (other modules write on the same connection). */
+const CHECKPOINT_IDLE_MS = 10_000;
+/** The WAL file is cut back to this size when it restarts after a checkpoint. */
+const WAL_SIZE_LIMIT = 64 * 1024 * 1024;
 
 interface PendingWrite {
   event: VerifiedEvent;
@@ -74,9 +89,15 @@ export class SqliteStore implements EventStore {
   #inTransaction: Array<(event: VerifiedEvent, seq: number) => void> = [];
   #stmtCache = new Map<string, Statement>();
   #s: ReturnType<SqliteStore['prepareWrites']>;
+  #checkpointer: Checkpointer | undefined;
+  #checkpointTimer: NodeJS.Timeout | undefined;
+  #sinceCheckpoint = 0;
+  /** Commits wait while a checkpoint copies the end of the WAL. */
+  #held = false;
 
   constructor(opts: SqliteStoreOptions) {
     this.db = openDatabase(opts.path, opts.syncMode);
+    if (opts.path !== ':memory:' && opts.checkpointWorker !== false) this.#startCheckpointer(opts);
     this.#now = opts.now ?? (() => Math.floor(Date.now() / 1000));
     this.#windowMs = opts.commitWindowMs ?? 2;
     this.#maxBatch = opts.commitMaxBatch ?? 1000;
@@ -84,6 +105,42 @@ export class SqliteStore implements EventStore {
     this.#s = this.prepareWrites();
     const row = this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'events'").get() as { seq: number } | undefined;
     this.#lastSeq = row?.seq ?? 0;
+  }
+
+  #startCheckpointer(opts: SqliteStoreOptions): void {
+    this.db.pragma('wal_autocheckpoint = 0');
+    this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
+    this.#checkpointer = new Checkpointer({
+      path: opts.path,
+      synchronous: opts.syncMode === 'normal' ? 'NORMAL' : 'FULL',
+      onHold: () => (this.#held = true),
+      onFinished: () => {
+        this.#held = false;
+        if (this.#queue.length > 0) this.#flushSoon(true);
+      },
+    });
+    let ticks = 0;
+    this.#checkpointTimer = setInterval(() => {
+      // Writes made on this connection by other modules (ledger, push, admin) are covered by the idle round.
+      if (this.#sinceCheckpoint > 0 || ++ticks * CHECKPOINT_INTERVAL_MS >= CHECKPOINT_IDLE_MS) {
+        ticks = 0;
+        this.#checkpoint();
+      }
+    }, CHECKPOINT_INTERVAL_MS);
+    this.#checkpointTimer.unref();
+  }
+
+  #checkpoint(): void {
+    const c = this.#checkpointer;
+    if (c === undefined) return;
+    this.#sinceCheckpoint = 0;
+    if (!c.failed) return c.request();
+    // The worker is gone: checkpoint here, as SQLite would have done automatically.
+    try {
+      this.db.pragma('wal_checkpoint(PASSIVE)');
+    } catch {
+      // busy: the next interval tries again
+    }
   }
 
   /**
@@ -148,8 +205,8 @@ export class SqliteStore implements EventStore {
   #flushSoon(now: boolean): void {
     if (this.#timer !== undefined && !now) return;
     if (this.#timer !== undefined) this.#clearTimer();
-    if (now || this.#windowMs === 0) this.#timer = setImmediate(() => this.flush());
-    else this.#timer = setTimeout(() => this.flush(), this.#windowMs);
+    if (now || this.#windowMs === 0) this.#timer = setImmediate(() => this.#flushUnlessHeld());
+    else this.#timer = setTimeout(() => this.#flushUnlessHeld(), this.#windowMs);
   }
 
   #clearTimer(): void {
@@ -158,6 +215,11 @@ export class SqliteStore implements EventStore {
     if (typeof (t as NodeJS.Timeout).refresh === 'function') clearTimeout(t as NodeJS.Timeout);
     else clearImmediate(t as NodeJS.Immediate);
     this.#timer = undefined;
+  }
+
+  #flushUnlessHeld(): void {
+    this.#timer = undefined;
+    if (!this.#held) this.flush();
   }
 
   /** Commits every queued write in one transaction, then notifies and resolves in order. */
@@ -183,6 +245,8 @@ export class SqliteStore implements EventStore {
         }
       }
       for (let i = 0; i < batch.length; i++) batch[i]!.resolve(results[i]!);
+      this.#sinceCheckpoint += batch.length;
+      if (this.#sinceCheckpoint >= CHECKPOINT_EVENTS) this.#checkpoint();
     }
   }
 
@@ -347,6 +411,9 @@ export class SqliteStore implements EventStore {
     if (this.#closed) return;
     this.#closed = true;
     this.flush();
+    clearInterval(this.#checkpointTimer);
+    // The worker's connection closes first, so closing this last one checkpoints and removes the WAL.
+    await this.#checkpointer?.close();
     this.db.close();
   }
 }
