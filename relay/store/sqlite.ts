@@ -94,6 +94,8 @@ export class SqliteStore implements EventStore {
   #sinceCheckpoint = 0;
   /** Commits wait while a checkpoint copies the end of the WAL. */
   #held = false;
+  /** False while no deletion was ever recorded (the common case): the per-event lookup is skipped. */
+  #hasDeletedIds: boolean;
 
   constructor(opts: SqliteStoreOptions) {
     this.db = openDatabase(opts.path, opts.syncMode);
@@ -103,6 +105,7 @@ export class SqliteStore implements EventStore {
     this.#maxBatch = opts.commitMaxBatch ?? 1000;
     this.#onStored = opts.onStored;
     this.#s = this.prepareWrites();
+    this.#hasDeletedIds = this.db.prepare('SELECT EXISTS (SELECT 1 FROM deleted_ids)').pluck().get() === 1;
     const row = this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'events'").get() as { seq: number } | undefined;
     this.#lastSeq = row?.seq ?? 0;
   }
@@ -258,7 +261,7 @@ export class SqliteStore implements EventStore {
   #writeOne(ev: VerifiedEvent): WriteResult {
     const s = this.#s;
     if (s.known.get(ev.id)) return { status: 'duplicate' };
-    if (s.deleted.get(ev.id, ev.pubkey)) {
+    if (this.#hasDeletedIds && s.deleted.get(ev.id, ev.pubkey)) {
       return { status: 'rejected', reason: makeReason('blocked', 'this event was deleted by its author') };
     }
     let dTag: string | null = null;
@@ -301,6 +304,7 @@ export class SqliteStore implements EventStore {
       if (own && own.kind === Kind.Deletion) continue;
       if (own) this.#removeSeq(own.seq);
       s.recordDeletedId.run(id, ev.pubkey);
+      this.#hasDeletedIds = true;
     }
     for (const addr of getTagValues(ev, 'a')) {
       const m = /^(\d+):([0-9a-f]{64}):(.*)$/s.exec(addr);
@@ -384,7 +388,7 @@ export class SqliteStore implements EventStore {
   /** Whether the id is stored, or was deleted by the given author. */
   isKnown(id: string, pubkey?: string): 'stored' | 'deleted' | undefined {
     if (this.#s.known.get(id)) return 'stored';
-    if (pubkey !== undefined && this.#s.deleted.get(id, pubkey)) return 'deleted';
+    if (pubkey !== undefined && this.#hasDeletedIds && this.#s.deleted.get(id, pubkey)) return 'deleted';
     return undefined;
   }
 
