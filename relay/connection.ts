@@ -5,7 +5,8 @@ import type { Filter } from '../shared/filter.js';
 export interface SocketLike {
   readonly bufferedAmount: number;
   readonly readyState: number;
-  send(data: string): void;
+  /** Sends a text frame (`binary: false`); a Buffer holds the frame's UTF-8 bytes. */
+  send(data: string | Buffer, options: { binary: boolean }): void;
   close(code?: number, reason?: string): void;
   terminate(): void;
 }
@@ -27,7 +28,7 @@ export interface Subscription {
    * While stored results are still being written to a slow socket, live frames wait here and
    * follow EOSE in order; undefined once the subscription is fully live.
    */
-  held?: { frames: string[]; bytes: number };
+  held?: { frames: Array<string | Buffer>; bytes: number };
 }
 
 /** The byte stream under the WebSocket (a net.Socket), for batching writes. */
@@ -37,6 +38,17 @@ export interface Corkable {
 }
 
 const OPEN = 1;
+const TEXT = Object.freeze({ binary: false });
+
+/** Connections whose stream was corked by a send in the current turn; uncorked together after it. */
+const corked: Connection[] = [];
+let uncorkQueued = false;
+
+function uncorkAll(): void {
+  uncorkQueued = false;
+  const list = corked.splice(0);
+  for (const conn of list) conn.uncorkTurn();
+}
 
 /** One WebSocket client: its subscriptions, its NIP-42 identities, and a guarded send. */
 export class Connection {
@@ -50,6 +62,7 @@ export class Connection {
   #transport: Corkable | undefined;
   #onEose: ((seconds: number) => void) | undefined;
   #clock: () => number;
+  #corkedThisTurn = false;
   /** REQs waiting for their EOSE: subscription id → arrival time (ms). */
   #reqStarted = new Map<string, number>();
 
@@ -108,18 +121,30 @@ export class Connection {
   }
 
   /**
-   * Sends one frame. A client that stops reading is cut off once its unsent bytes pass the cap,
-   * so it cannot grow the relay's memory.
+   * Sends one text frame (a string, or its UTF-8 bytes when one encoding serves many sockets). A
+   * client that stops reading is cut off once its unsent bytes pass the cap, so it cannot grow the
+   * relay's memory.
    */
-  send(frame: string): boolean {
+  send(frame: string | Buffer): boolean {
     if (this.#socket.readyState !== OPEN) return false;
     if (this.#socket.bufferedAmount > this.#maxBuffered) {
       this.cutOff('outbound buffer full');
       return false;
     }
     this.bytesOut += frame.length;
-    this.#socket.send(frame);
-    if (this.#reqStarted.size > 0) this.#settleReq(frame);
+    // Every frame sent to this socket in one turn of the event loop (a group commit's fan-out, a
+    // burst of OKs) leaves in one write instead of one system call per frame.
+    if (!this.#corkedThisTurn && this.#transport !== undefined) {
+      this.#transport.cork();
+      this.#corkedThisTurn = true;
+      corked.push(this);
+      if (!uncorkQueued) {
+        uncorkQueued = true;
+        queueMicrotask(uncorkAll);
+      }
+    }
+    this.#socket.send(frame, TEXT);
+    if (this.#reqStarted.size > 0 && typeof frame === 'string') this.#settleReq(frame);
     return true;
   }
 
@@ -133,6 +158,13 @@ export class Connection {
     this.log.warn({ buffered: this.#socket.bufferedAmount, why }, 'slow client cut off at the outbound cap');
     this.#onOverflow(this);
     this.#socket.terminate();
+  }
+
+  /** Ends the current turn's cork (called once per turn, after the turn's sends). */
+  uncorkTurn(): void {
+    if (!this.#corkedThisTurn) return;
+    this.#corkedThisTurn = false;
+    this.#transport?.uncork();
   }
 
   /**

@@ -17,12 +17,24 @@ export function createFanOut(
   maxHeldBytes: number,
   onDelivered: readonly OnDelivered[] = [],
 ) {
+  // Subscriptions sharing an id get the same frame: it is encoded once per event, not per socket.
+  const frames = new Map<string, Buffer>();
+  const frameFor = (sub: Subscription, raw: string, seq: number | undefined): Buffer => {
+    const key = sub.seqMode && seq !== undefined ? sub.subIdJson + ' seq' : sub.subIdJson;
+    let frame = frames.get(key);
+    if (frame === undefined) {
+      frame = Buffer.from(makeEventFrame(sub.subIdJson, raw, sub.seqMode ? seq : undefined));
+      frames.set(key, frame);
+    }
+    return frame;
+  };
   return function fanOut(event: NostrEvent, raw: string, seq: number | undefined): void {
     const isPrivate = privateKinds.has(event.kind);
+    frames.clear();
     index.match(event, (sub) => {
       if (seq !== undefined && seq <= sub.liveFrom) return;
       if (isPrivate && !canRead(event, sub.conn.authed, privateKinds)) return;
-      const frame = makeEventFrame(sub.subIdJson, raw, sub.seqMode ? seq : undefined);
+      const frame = frameFor(sub, raw, seq);
       if (sub.held) holdFrame(sub, frame, maxHeldBytes);
       else if (sub.conn.send(frame)) stats.deliveries++;
       else return;
@@ -33,7 +45,7 @@ export function createFanOut(
 }
 
 /** Queues a live frame behind stored results still being written; a reader too slow to drain is cut off. */
-function holdFrame(sub: Subscription, frame: string, maxHeldBytes: number): void {
+function holdFrame(sub: Subscription, frame: Buffer, maxHeldBytes: number): void {
   const held = sub.held!;
   held.frames.push(frame);
   held.bytes += frame.length;
