@@ -41,7 +41,7 @@ export const configSchema = z.object({
   verifyWorkers: int(-1, 64).default(-1).describe('Verifier worker threads; -1 means one less than the CPU cores, 0 verifies on the main thread.'),
 
   // --- storage ---
-  commitWindowMs: int(0, 1000).default(2).describe('Group-commit window: writes arriving within it share one transaction.'),
+  commitWindowMs: int(0, 1000).default(2).describe('Group-commit window: writes arriving within it share one transaction (only under load: a write after a small or older commit is committed at once).'),
   commitMaxBatch: int(1).default(1000).describe('Most events in one group commit.'),
   syncMode: z.enum(['full', 'normal']).default('full').describe('SQLite synchronous mode; full fsyncs each commit so OK true survives power loss.'),
   expirySweepSeconds: int(1).default(60).describe('How often expired events (NIP-40) are deleted from disk.'),

@@ -30,6 +30,8 @@ export interface SqliteStoreOptions {
   checkpointWorker?: boolean;
 }
 
+/** A commit at least this large means writes are arriving fast enough for the window to group them. */
+const GROUP_MIN_BATCH = 32;
 /** Events committed since the last checkpoint that make the next one due at once. */
 const CHECKPOINT_EVENTS = 2000;
 /** How often a checkpoint is asked for while events are committed. */
@@ -81,6 +83,11 @@ export class SqliteStore implements EventStore {
   #now: () => number;
   #queue: PendingWrite[] = [];
   #timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  /** When the last commit ended (performance.now()). */
+  #lastCommitEnd = -Infinity;
+  /** Writes in the last commit. */
+  #lastBatch = 0;
+  #timerIsImmediate = false;
   #windowMs: number;
   #maxBatch: number;
   #lastSeq: number;
@@ -200,15 +207,18 @@ export class SqliteStore implements EventStore {
     if (this.#closed) return Promise.resolve({ status: 'rejected', reason: makeReason('error', 'relay is shutting down') });
     return new Promise((resolve) => {
       this.#queue.push({ event, resolve });
-      if (this.#queue.length >= this.#maxBatch) this.#flushSoon(true);
-      else this.#flushSoon(false);
+      // The window only groups writes under load (the last commit was large and recent); otherwise a
+      // write is committed at once, so a lone event does not wait for company that is not coming.
+      const busy = this.#lastBatch >= GROUP_MIN_BATCH && performance.now() - this.#lastCommitEnd < this.#windowMs;
+      this.#flushSoon(this.#queue.length >= this.#maxBatch || !busy);
     });
   }
 
   #flushSoon(now: boolean): void {
-    if (this.#timer !== undefined && !now) return;
+    if (this.#timer !== undefined && (!now || this.#timerIsImmediate)) return;
     if (this.#timer !== undefined) this.#clearTimer();
-    if (now || this.#windowMs === 0) this.#timer = setImmediate(() => this.#flushUnlessHeld());
+    this.#timerIsImmediate = now || this.#windowMs === 0;
+    if (this.#timerIsImmediate) this.#timer = setImmediate(() => this.#flushUnlessHeld());
     else this.#timer = setTimeout(() => this.#flushUnlessHeld(), this.#windowMs);
   }
 
@@ -230,6 +240,7 @@ export class SqliteStore implements EventStore {
     this.#clearTimer();
     while (this.#queue.length > 0) {
       const batch = this.#queue.splice(0, this.#maxBatch);
+      this.#lastBatch = batch.length;
       const results: WriteResult[] = [];
       try {
         this.db.transaction(() => {
@@ -251,6 +262,7 @@ export class SqliteStore implements EventStore {
       this.#sinceCheckpoint += batch.length;
       if (this.#sinceCheckpoint >= CHECKPOINT_EVENTS) this.#checkpoint();
     }
+    this.#lastCommitEnd = performance.now();
   }
 
   #removeSeq(seq: number): void {
