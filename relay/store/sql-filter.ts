@@ -9,10 +9,20 @@ export interface Viewer {
   privateKinds: readonly number[];
 }
 
-/** A compiled query: SQL text (stable for equal shapes, so it can be cached) and its parameters. */
+/**
+ * A compiled query: SQL text (stable for equal shapes and limits, so it can be cached) and its
+ * parameters. Limits are written into the text: SQLite plans with a bound LIMIT's value and
+ * re-prepares the statement each time that value changes.
+ */
 export interface SqlQuery {
   sql: string;
   params: Array<string | number>;
+  /**
+   * Set when an event may fill more than one of the LIMIT rows (it repeats the driving tag): the
+   * caller folds repeats, and if that leaves fewer rows than the limit while the limit was reached,
+   * must ask again without `tagDriver`.
+   */
+  mayRepeat?: boolean;
 }
 
 /** How a filter is turned into SQL. */
@@ -24,6 +34,8 @@ export interface SqlFilterOptions {
   order: { by: 'created'; limit: number } | { by: 'seq'; after: number; until?: number; limit: number };
   /** Select only COUNT(*) instead of rows. */
   count?: boolean;
+  /** False: never drive a newest-first query by a tag index walk (see {@link SqlQuery.mayRepeat}). */
+  tagDriver?: boolean;
 }
 
 function placeholders(n: number): string {
@@ -32,6 +44,14 @@ function placeholders(n: number): string {
 
 /** Tag filters with at most this many values are paged in sequence order by one index range per value. */
 const SEQ_DRIVER_MAX_VALUES = 16;
+/** Tag filters with at most this many values drive a newest-first query by one index walk per value. */
+const CREATED_DRIVER_MAX_VALUES = 16;
+
+/** A LIMIT clause with its value written out (a non-negative integer, or -1 for none). */
+function limitClause(n: number): string {
+  if (!Number.isSafeInteger(n) || n < -1) throw new RangeError(`bad limit ${n}`);
+  return `LIMIT ${n}`;
+}
 
 /** How a tag condition is written: as an IN list (materialised once) or a per-row EXISTS probe. */
 type TagStyle = 'in' | 'exists';
@@ -104,17 +124,17 @@ function conditions(f: Filter, opts: SqlFilterOptions, tagStyle: TagStyle, skipT
 }
 
 /**
- * The tag filter that drives a sequence-ordered query: the one with the fewest values, if it has
- * at most SEQ_DRIVER_MAX_VALUES. Each of its values is one range of the (name, value, seq) index.
+ * The tag filter with the fewest values, if it has at most `max`: each of its values is one index
+ * range. None when the filter names ids (the primary key is better) or has an empty tag list.
  */
-function seqDriverTag(f: Filter): [string, string[]] | undefined {
+function driverTag(f: Filter, max: number): [string, string[]] | undefined {
   if (f.ids) return undefined;
   let best: [string, string[]] | undefined;
   for (const tf of getTagFilters(f)) {
     if (tf[1].length === 0) return undefined;
     if (!best || tf[1].length < best[1].length) best = tf;
   }
-  return best && best[1].length <= SEQ_DRIVER_MAX_VALUES ? best : undefined;
+  return best && best[1].length <= max ? best : undefined;
 }
 
 /**
@@ -128,23 +148,58 @@ function buildSeqByTag(f: Filter, opts: SqlFilterOptions & { order: { by: 'seq' 
   const order = opts.order;
   const range = order.until !== undefined ? 'd.seq > ? AND d.seq <= ?' : 'd.seq > ?';
   const bounds = order.until !== undefined ? [order.after, order.until] : [order.after];
+  const limit = limitClause(order.limit);
   const branch =
     `SELECT e.seq, e.raw, e.created_at, e.id FROM tags d CROSS JOIN events e ON e.seq = d.seq ` +
-    `WHERE d.name = ? AND d.value = ? AND ${range} AND ${rest.sql} GROUP BY d.seq ORDER BY d.seq LIMIT ?`;
-  if (values.length === 1) return { sql: branch, params: [name, values[0]!, ...bounds, ...rest.params, order.limit] };
+    `WHERE d.name = ? AND d.value = ? AND ${range} AND ${rest.sql} GROUP BY d.seq ORDER BY d.seq ${limit}`;
+  if (values.length === 1) return { sql: branch, params: [name, values[0]!, ...bounds, ...rest.params] };
   const params: Array<string | number> = [];
-  for (const v of values) params.push(name, v, ...bounds, ...rest.params, order.limit);
-  params.push(order.limit);
-  const sql = values.map(() => `SELECT * FROM (${branch})`).join(' UNION ') + ' ORDER BY 1 LIMIT ?';
+  for (const v of values) params.push(name, v, ...bounds, ...rest.params);
+  const sql = values.map(() => `SELECT * FROM (${branch})`).join(' UNION ') + ` ORDER BY 1 ${limit}`;
   return { sql, params };
+}
+
+/**
+ * Newest first, driven by a tag index walk: (name, value, created_at) is read from the newest entry
+ * (or from `until`) down, each event joined and checked, and the walk stops at the limit, so a page
+ * of a large mailbox costs the page, not the mailbox. Several values are one walk each, merged.
+ * Used when the filter names no authors (their index is the better driver).
+ */
+function buildCreatedByTag(f: Filter, opts: SqlFilterOptions & { order: { by: 'created' } }, driver: [string, string[]]): SqlQuery {
+  const [name, values] = driver;
+  const rest = conditions(f, opts, 'exists', name);
+  const range: string[] = [];
+  const bounds: number[] = [];
+  if (f.since !== undefined) {
+    range.push('d.created_at >= ?');
+    bounds.push(f.since);
+  }
+  if (f.until !== undefined) {
+    range.push('d.created_at <= ?');
+    bounds.push(f.until);
+  }
+  const limit = limitClause(opts.order.limit);
+  const branch =
+    `SELECT e.seq, e.raw, e.created_at, e.id FROM tags d CROSS JOIN events e ON e.seq = d.seq ` +
+    `WHERE d.name = ? AND d.value = ? AND ${[...range, rest.sql].join(' AND ')} ORDER BY d.created_at DESC, e.id ASC ${limit}`;
+  if (values.length === 1) return { sql: branch, params: [name, values[0]!, ...bounds, ...rest.params], mayRepeat: true };
+  const params: Array<string | number> = [];
+  for (const v of values) params.push(name, v, ...bounds, ...rest.params);
+  // UNION ALL keeps an event found by two values twice, so the caller sees that it took two rows.
+  const sql = values.map(() => `SELECT * FROM (${branch})`).join(' UNION ALL ') + ` ORDER BY 3 DESC, 4 ASC ${limit}`;
+  return { sql, params, mayRepeat: true };
 }
 
 /** Compiles one filter to SQL over the events/tags tables. Pure; fuzzed against matchFilter. */
 export function buildFilterQuery(f: Filter, opts: SqlFilterOptions): SqlQuery {
   const order = opts.order;
   if (order.by === 'seq' && !opts.count) {
-    const driver = seqDriverTag(f);
+    const driver = driverTag(f, SEQ_DRIVER_MAX_VALUES);
     if (driver) return buildSeqByTag(f, { ...opts, order }, driver);
+  }
+  if (order.by === 'created' && !opts.count && opts.tagDriver !== false && !f.authors && order.limit !== 0) {
+    const driver = driverTag(f, CREATED_DRIVER_MAX_VALUES);
+    if (driver) return buildCreatedByTag(f, { ...opts, order }, driver);
   }
   // In sequence order without a driver, rows are walked by primary key from the cursor, and tag
   // conditions are probed per row rather than materialised.
@@ -161,8 +216,6 @@ export function buildFilterQuery(f: Filter, opts: SqlFilterOptions): SqlQuery {
   }
   const all = where.join(' AND ');
   if (opts.count) return { sql: `SELECT COUNT(*) AS n FROM events e WHERE ${all}`, params };
-  const tail =
-    order.by === 'seq' ? 'ORDER BY e.seq ASC LIMIT ?' : 'ORDER BY e.created_at DESC, e.id ASC LIMIT ?';
-  params.push(order.limit);
-  return { sql: `SELECT e.seq, e.raw, e.created_at, e.id FROM events e WHERE ${all} ${tail}`, params };
+  const tail = order.by === 'seq' ? 'ORDER BY e.seq ASC' : 'ORDER BY e.created_at DESC, e.id ASC';
+  return { sql: `SELECT e.seq, e.raw, e.created_at, e.id FROM events e WHERE ${all} ${tail} ${limitClause(order.limit)}`, params };
 }

@@ -299,9 +299,18 @@ export class SqliteStore implements EventStore {
     const raw = JSON.stringify(ev);
     const info = s.insert.run(ev.id, ev.pubkey, ev.created_at, ev.kind, dTag, getExpiration(ev) ?? null, raw);
     const seq = Number(info.lastInsertRowid);
+    // One row per distinct (name, value): a repeated tag would take two rows of a LIMIT.
+    let indexed: Set<string> | undefined;
     for (const t of ev.tags) {
       const name = t[0];
-      if (name !== undefined && name.length === 1 && t[1] !== undefined) s.insertTag.run(seq, name, t[1], ev.created_at);
+      const value = t[1];
+      if (name === undefined || name.length !== 1 || value === undefined) continue;
+      if (ev.tags.length > 1) {
+        const key = name + value;
+        if (indexed?.has(key)) continue;
+        (indexed ??= new Set()).add(key);
+      }
+      s.insertTag.run(seq, name, value, ev.created_at);
     }
     for (const fn of this.#inTransaction) fn(ev, seq);
     return { status: 'stored', seq, raw };
@@ -341,9 +350,25 @@ export class SqliteStore implements EventStore {
     return st;
   }
 
+  /**
+   * Runs one filter. The LIMIT written into the SQL is rounded up to a power of two, so few distinct
+   * statements serve every limit, and the rows past the limit are dropped here.
+   */
   #run(f: Filter, opts: SqlFilterOptions): Row[] {
-    const q = buildFilterQuery(f, opts);
-    return this.#stmt(q.sql).all(...q.params) as Row[];
+    const want = opts.order.limit;
+    const fetch = roundLimit(want);
+    const q = buildFilterQuery(f, { ...opts, order: { ...opts.order, limit: fetch } });
+    let rows = this.#stmt(q.sql).all(...q.params) as Row[];
+    if (q.mayRepeat && rows.length > 1) {
+      const seen = new Set<number>();
+      const unique = rows.filter((r) => !seen.has(r.seq) && seen.add(r.seq));
+      // An event repeating the driving tag took more than one row: ask the general plan instead.
+      if (unique.length < rows.length && rows.length >= fetch && fetch >= 0 && unique.length < want) {
+        return this.#run(f, { ...opts, tagDriver: false });
+      }
+      rows = unique;
+    }
+    return want >= 0 && rows.length > want ? rows.slice(0, want) : rows;
   }
 
   /** Stored events matching any filter, newest first; `limits[i]` caps filter i. */
@@ -432,6 +457,11 @@ export class SqliteStore implements EventStore {
     await this.#checkpointer?.close();
     this.db.close();
   }
+}
+
+/** A limit rounded up to a power of two (-1, 0 and 1 unchanged). */
+function roundLimit(n: number): number {
+  return n <= 1 ? n : 2 ** Math.ceil(Math.log2(n));
 }
 
 function isNewer(ev: { created_at: number; id: string }, stored: { created_at: number; id: string }): boolean {
