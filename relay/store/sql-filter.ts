@@ -202,8 +202,11 @@ export function buildFilterQuery(f: Filter, opts: SqlFilterOptions): SqlQuery {
     if (driver) return buildCreatedByTag(f, { ...opts, order }, driver);
   }
   // In sequence order without a driver, rows are walked by primary key from the cursor, and tag
-  // conditions are probed per row rather than materialised.
-  const cond = conditions(f, opts, order.by === 'seq' ? 'exists' : 'in');
+  // conditions are probed per row rather than materialised. Newest first, ids and authors drive and
+  // tags are probed too (materialising a tag's rows costs more than the whole small answer); with
+  // neither, the tags' rows are the driver.
+  const probe = order.by === 'seq' || (!opts.count && (f.ids !== undefined || f.authors !== undefined));
+  const cond = conditions(f, opts, probe ? 'exists' : 'in');
   const where = [cond.sql];
   const params = cond.params;
   if (order.by === 'seq') {
