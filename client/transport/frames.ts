@@ -2,7 +2,8 @@ import { z } from 'zod';
 
 /**
  * Frames on a direct link's data channel (JSON text). `hello` and `proof` make the
- * challenge–response; `msg` carries application messages numbered per link, `ack` acknowledges
+ * challenge–response, `ready` says the sender accepted the peer's proof (a link carries messages
+ * only once each side has verified the other and heard the other's `ready`); `msg` carries application messages numbered per link, `ack` acknowledges
  * cumulatively; `ping`/`pong` keep the link proven alive.
  */
 
@@ -16,6 +17,7 @@ const seq = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 export const linkFrameSchema = z.discriminatedUnion('t', [
   z.object({ t: z.literal('hello'), nonce: hex64 }),
   z.object({ t: z.literal('proof'), event: z.record(z.string(), z.unknown()) }),
+  z.object({ t: z.literal('ready') }),
   z.object({ t: z.literal('msg'), seq, id: z.string().min(1).max(128), data: z.string() }),
   z.object({ t: z.literal('ack'), seq }),
   z.object({ t: z.literal('ping') }),

@@ -44,7 +44,8 @@ const candidateSchema = z.object({
   sdpMid: z.string().max(64).nullable(),
   sdpMLineIndex: z.number().int().min(0).max(64).nullable(),
 });
-const byeSchema = z.object({ v: z.literal(1), type: z.literal('bye'), session, reason: z.string().max(200) });
+/** `code` is the sender's DirectErrorCode: ROOST_ERR_DIRECT_FAILED during setup invites a fresh attempt. */
+const byeSchema = z.object({ v: z.literal(1), type: z.literal('bye'), session, reason: z.string().max(200), code: z.string().max(64).optional() });
 
 /** Every signalling payload, validated once at the edge. */
 export const signalPayloadSchema = z.discriminatedUnion('type', [offerSchema, answerSchema, candidateSchema, byeSchema]);

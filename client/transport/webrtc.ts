@@ -117,6 +117,12 @@ const HEX64 = /^[0-9a-f]{64}$/;
 const HIGH_WATER = 1 << 20;
 const LOW_WATER = 256 << 10;
 const MAX_EARLY_CANDIDATES = 256;
+/**
+ * Attempts per connect() when setup fails for a local reason: libdatachannel now and then refuses
+ * a well-formed description when both peers share one busy machine ("remote candidate without ICE
+ * transport"); a fresh peer connection succeeds.
+ */
+const SETUP_ATTEMPTS = 3;
 
 /**
  * Direct links to other agents over WebRTC data channels, signalled through the relay, with the
@@ -197,7 +203,7 @@ export class DirectTransport {
         this.#settleWaiters(peer, new DirectError('ROOST_ERR_DIRECT_REFUSED', 'too many direct links', { peer }));
         return wait;
       }
-      const link = this.#newLink(peer, this.#randomHex(16), true);
+      const link = this.#newLink(peer, this.#randomHex(16), true, 1);
       void link.startAsInitiator();
     }
     return wait;
@@ -304,6 +310,11 @@ export class DirectTransport {
         (err: unknown) => item.reject(err instanceof Error ? err : new Error(String(err))),
       );
     }
+    if (current && this.#shouldRetry(link, code)) {
+      this.#o.log.info({ peer: link.peer.slice(0, 16), attempt: link.attempt + 1 }, 'retrying direct link setup');
+      void this.#newLink(link.peer, this.#randomHex(16), true, link.attempt + 1).startAsInitiator();
+      return;
+    }
     if (current) {
       this.#settleWaiters(link.peer, new DirectError(code, `direct link to ${link.peer.slice(0, 12)} closed: ${reason}`, { peer: link.peer, session: link.session }));
       this.#o.onLinkChange(link.peer, 'closed', reason);
@@ -331,7 +342,7 @@ export class DirectTransport {
           return;
         }
         case 'bye':
-          if (link?.session === payload.session) link.close(`peer: ${payload.reason}`, 'ROOST_ERR_DIRECT_REFUSED', false);
+          if (link?.session === payload.session) link.onBye(payload.reason, payload.code);
           return;
       }
     } catch (err) {
@@ -342,7 +353,7 @@ export class DirectTransport {
   #onOffer(from: string, offer: Extract<SignalPayload, { type: 'offer' }>): void {
     const existing = this.#links.get(from);
     if (existing?.session === offer.session) return;
-    const bye = (reason: string) => void this.signal(from, { v: 1, type: 'bye', session: offer.session, reason }).catch(() => undefined);
+    const bye = (reason: string) => void this.signal(from, { v: 1, type: 'bye', session: offer.session, reason, code: 'ROOST_ERR_DIRECT_REFUSED' }).catch(() => undefined);
     if (!this.#o.accept(from)) {
       bye('refused');
       return;
@@ -372,10 +383,14 @@ export class DirectTransport {
     if (list.length < MAX_EARLY_CANDIDATES) list.push(c);
   }
 
-  #newLink(peer: string, session: string, initiator: boolean): DirectLink {
-    const link = new DirectLink(this, peer, session, initiator);
+  #newLink(peer: string, session: string, initiator: boolean, attempt = 1): DirectLink {
+    const link = new DirectLink(this, peer, session, initiator, attempt);
     this.#links.set(peer, link);
     return link;
+  }
+
+  #shouldRetry(link: DirectLink, code: DirectErrorCode): boolean {
+    return !this.#closed && link.initiator && link.setupFailed && code === 'ROOST_ERR_DIRECT_FAILED' && link.attempt < SETUP_ATTEMPTS && this.#waiters.has(link.peer);
   }
 
   #settleWaiters(peer: string, err: Error): void {
@@ -415,6 +430,8 @@ export function createDirectTransport(opts: DirectTransportOptions): DirectTrans
  */
 class DirectLink {
   state: DirectLinkState = 'connecting';
+  /** The link failed before its data channel opened, for a reason other than identity or refusal (worth a fresh attempt). */
+  setupFailed = false;
   readonly #t: DirectTransport;
   readonly #o: Settings;
   #pc: RtcPeerConnectionLike | undefined;
@@ -423,6 +440,7 @@ class DirectLink {
   #remoteFp: string | undefined;
   readonly #nonce: string;
   #proofSent = false;
+  #peerProven = false;
   #haveRemote = false;
   #remoteCandidates: RtcIceCandidateInit[] = [];
   /** Local candidates found before our description was sent. */
@@ -443,6 +461,7 @@ class DirectLink {
     readonly peer: string,
     readonly session: string,
     readonly initiator: boolean,
+    readonly attempt: number,
   ) {
     this.#t = transport;
     this.#o = transport.settings;
@@ -507,6 +526,12 @@ class DirectLink {
     this.#pc.addIceCandidate(c).catch((err: unknown) => this.#o.log.debug({ session: this.session, err: String(err) }, 'remote candidate refused'));
   }
 
+  /** The peer gave up on this session; a failure of its RTC library during setup is worth a retry. */
+  onBye(reason: string, code: string | undefined): void {
+    if (this.state === 'closed') return;
+    this.close(`peer: ${reason}`, code === 'ROOST_ERR_DIRECT_FAILED' ? 'ROOST_ERR_DIRECT_FAILED' : 'ROOST_ERR_DIRECT_REFUSED', false);
+  }
+
   send(msg: PeerMessage): Promise<DeliveryPath> {
     return new Promise<DeliveryPath>((resolve, reject) => {
       const seq = this.#window.push({ msg, resolve, reject });
@@ -517,6 +542,7 @@ class DirectLink {
   /** Closes the link; `tellPeer` sends a `bye` through signalling (best effort). */
   close(reason: string, code: DirectErrorCode, tellPeer: boolean): void {
     if (this.state === 'closed') return;
+    this.setupFailed = this.state === 'connecting' && code === 'ROOST_ERR_DIRECT_FAILED';
     this.state = 'closed';
     this.#o.timers.clearTimeout(this.#connectTimer);
     if (this.#pingTimer !== undefined) this.#o.timers.clearTimeout(this.#pingTimer);
@@ -536,7 +562,7 @@ class DirectLink {
       // already gone
     }
     this.#outQueue.length = 0;
-    if (tellPeer) void this.#t.signal(this.peer, { v: 1, type: 'bye', session: this.session, reason: reason.slice(0, 200) }).catch(() => undefined);
+    if (tellPeer) void this.#t.signal(this.peer, { v: 1, type: 'bye', session: this.session, reason: reason.slice(0, 200), code }).catch(() => undefined);
     this.#t.onClosed(this, reason, code, this.#window.drain());
   }
 
@@ -640,6 +666,9 @@ class DirectLink {
         return this.#onHello(frame.nonce);
       case 'proof':
         return this.#onProof(frame.event);
+      case 'ready':
+        if (!this.#peerProven || this.state !== 'verifying') return this.close('ready before proof', 'ROOST_ERR_DIRECT_IDENTITY', true);
+        return this.#becomeVerified();
       case 'msg':
         return this.#onMsg(frame.seq, { id: frame.id, data: frame.data });
       case 'ack': {
@@ -671,7 +700,7 @@ class DirectLink {
 
   #onProof(event: unknown): void {
     const ctx = this.#proofContext();
-    if (this.state !== 'verifying' || !ctx) return this.close('unexpected proof', 'ROOST_ERR_DIRECT_IDENTITY', true);
+    if (this.state !== 'verifying' || this.#peerProven || !ctx) return this.close('unexpected proof', 'ROOST_ERR_DIRECT_IDENTITY', true);
     // The certificate DTLS checked is the one in the remote description: it must still be the signed one.
     const remoteSdp = this.#pc?.remoteDescription?.sdp;
     if (!remoteSdp || getSdpFingerprint(remoteSdp) !== ctx.remoteFingerprint) {
@@ -679,6 +708,12 @@ class DirectLink {
     }
     const why = checkProof(event, { me: this.#t.pubkey, peer: this.peer, challenge: this.#nonce, ctx, nowSeconds: Math.floor(this.#o.now() / 1000) });
     if (why) return this.close(`peer failed the challenge: ${why}`, 'ROOST_ERR_DIRECT_IDENTITY', true);
+    this.#peerProven = true;
+    this.#sendFrame({ t: 'ready' });
+  }
+
+  /** Both proofs checked, each side by the other: messages may flow. */
+  #becomeVerified(): void {
     this.state = 'verified';
     this.#o.timers.clearTimeout(this.#connectTimer);
     this.#schedulePing();
