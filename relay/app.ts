@@ -12,6 +12,7 @@ import { Connection } from './connection.js';
 import { createStats, type RelayContext } from './context.js';
 import { dispatch } from './dispatch.js';
 import { closeSubscription } from './handlers/req.js';
+import { iceServersInfo } from './plugins/ice-servers.js';
 import { buildRelayInfo, setCorsHeaders, type InfoContributor } from './plugins/nip11.js';
 import {
   rejectAuthEventsAsEvents,
@@ -143,7 +144,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   });
 
   const version = packageVersion();
-  const infoContributors: InfoContributor[] = [];
+  const infoContributors: InfoContributor[] = [iceServersInfo(config)];
   const app = Fastify({
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { iceServersSchema, parseIceServersSetting } from '../shared/ice-servers.js';
 
 /**
  * Every relay setting, declared once with its default and description. Only this module reads
@@ -46,6 +47,13 @@ export const configSchema = z.object({
   // --- push wake (issue 10) ---
 
   // --- operator (issue 7) ---
+  iceServers: z
+    .union([z.string().transform(parseIceServersSetting), z.array(z.unknown())])
+    .pipe(iceServersSchema)
+    .default([])
+    .describe(
+      'STUN/TURN servers advertised in NIP-11 `ice_servers` for agents\' direct links: a JSON array of {urls, username, credential}, or comma-separated stun:/turn: URLs. Anyone can read them: use short-lived TURN credentials.',
+    ),
 });
 
 /** The validated, frozen relay configuration. */

@@ -1,20 +1,7 @@
-import { z } from 'zod';
+import { ICE_SERVERS_FIELD, iceServersSchema } from '../../shared/ice-servers.js';
 import type { RtcIceServer } from './rtc.js';
 
-/** The NIP-11 field under which a relay advertises STUN/TURN servers for direct links. */
-export const ICE_SERVERS_FIELD = 'ice_servers';
-
-const iceUrl = z.string().regex(/^(stuns?|turns?):[^\s]+$/).max(512);
-
-/** One ICE server as advertised or configured (the W3C `RTCIceServer` shape). */
-export const iceServerSchema = z.object({
-  urls: z.union([iceUrl, z.array(iceUrl).min(1).max(16)]),
-  username: z.string().max(512).optional(),
-  credential: z.string().max(512).optional(),
-});
-
-/** A list of ICE servers. */
-export const iceServersSchema = z.array(iceServerSchema).max(16);
+export { ICE_SERVERS_FIELD };
 
 /** The ICE servers a relay's NIP-11 document advertises; [] when absent or malformed. */
 export function getIceServers(info: unknown): RtcIceServer[] {
