@@ -13,6 +13,7 @@ import { createStats, observeLatency, recordError, type RelayContext } from './c
 import { dispatch } from './dispatch.js';
 import { closeSubscription } from './handlers/req.js';
 import { getTrustProxy, installOperator, type Operator } from './operator/index.js';
+import { iceServersInfo } from './plugins/ice-servers.js';
 import { buildRelayInfo, setCorsHeaders, type InfoContributor } from './plugins/nip11.js';
 import { registerPresence } from './plugins/presence.js';
 import {
@@ -189,7 +190,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   });
 
   const version = packageVersion();
-  const infoContributors: InfoContributor[] = [];
+  const infoContributors: InfoContributor[] = [iceServersInfo(config)];
   const push = store instanceof SqliteStore ? wirePushWake(ctx, store, infoContributors, deps.push) : undefined;
   const mailbox = store instanceof SqliteStore ? installMailbox(ctx, store.db, infoContributors) : undefined;
   const app = Fastify({

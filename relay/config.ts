@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseKindList, parseRetention } from './mailbox/retention-rules.js';
+import { iceServersSchema, parseIceServersSetting } from '../shared/ice-servers.js';
 
 /**
  * Every relay setting, declared once with its default and description. Only this module reads
@@ -113,6 +114,13 @@ export const configSchema = z.object({
   rateEventsPerPubkey: int(0).default(1200).describe('Stored events per author pubkey per minute (charged after the signature is checked).'),
   rateReqsPerIp: int(0).default(3000).describe('REQ and COUNT messages per IP per minute.'),
   rateReqsPerPubkey: int(0).default(1200).describe('REQ and COUNT messages per authenticated pubkey per minute.'),
+  iceServers: z
+    .union([z.string().transform(parseIceServersSetting), z.array(z.unknown())])
+    .pipe(iceServersSchema)
+    .default([])
+    .describe(
+      'STUN/TURN servers advertised in NIP-11 `ice_servers` for agents\' direct links: a JSON array of {urls, username, credential}, or comma-separated stun:/turn: URLs. Anyone can read them: use short-lived TURN credentials.',
+    ),
 });
 
 /** The validated, frozen relay configuration. */
