@@ -1,0 +1,186 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { Identity, type Agent, type AgentDoc } from '../../client/node/index.js';
+import { makeDocAddress, makeUpdateEvent } from '../../client/crdt/wire.js';
+import { createSharedDoc } from '../../client/crdt/shared-doc.js';
+import { SqliteAgentStore } from '../../client/node/sqlite-store.js';
+import type { SqliteStore } from '../../relay/store/sqlite.js';
+import { startCuttableProxy } from '../helpers/cuttable-proxy.js';
+import { createRng } from '../helpers/prng.js';
+import { startRelay, type TestRelay } from '../helpers/relay.js';
+import { waitFor } from '../helpers/wait.js';
+import { FAST_LINK, tempDir } from './helpers.js';
+import { createNodeAgent } from '../../client/node/index.js';
+import { join } from 'node:path';
+
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** An agent living in `home` (key file + SQLite store), started; restarting = a new one on the same home. */
+async function startAgent(home: string, relay: string): Promise<Agent> {
+  const agent = createNodeAgent({ home, relays: [relay], heartbeatSeconds: 0, inbox: false, link: FAST_LINK, outbox: { retryBaseMs: 50, retryMaxMs: 400 } });
+  await agent.start();
+  return agent;
+}
+
+/** One random edit through the typed API (what agents share: status, a task board, a peer set, trust). */
+function randomEdit(doc: AgentDoc, rng: ReturnType<typeof createRng>, tag: string): void {
+  const k = rng.int(0, 9);
+  const r = rng.next();
+  if (r < 0.3) doc.status().set(rng.pick(['mood', 'energy', 'focus']), `${tag}-${k}`);
+  else if (r < 0.55) doc.map('tasks').set(`task-${k}`, { state: rng.pick(['todo', 'doing', 'done']), by: tag });
+  else if (r < 0.62) doc.map('tasks').delete(`task-${k}`);
+  else if (r < 0.8) (rng.chance(0.6) ? doc.set('peers').add(`peer-${k}`) : doc.set('peers').remove(`peer-${k}`));
+  else doc.counters('trust').increment(`peer-${k}`, rng.int(1, 3));
+}
+
+const json = (d: AgentDoc) => JSON.stringify(d.toJSON());
+
+/** A logger that keeps every line (tests read them back as objects). */
+function capturingLog() {
+  const lines: Array<Record<string, unknown> & { msg?: string }> = [];
+  const at = (level: string) => (obj: object, msg?: string) => void lines.push({ level, ...obj, msg });
+  return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+describe('shared documents over the relay (real relay, real agents, SQLite homes)', () => {
+  it('converges while agents edit offline, restart on the same home, and a newcomer joins after a snapshot', async () => {
+    const relay = await startRelay({ crdtCompactionGraceSeconds: 0 });
+    cleanups.push(() => relay.close());
+    const proxyA = await startCuttableProxy(relay.port);
+    cleanups.push(() => proxyA.close());
+    const homes = Object.fromEntries(['o', 'a', 'b', 'c'].map((n) => [n, tempDir(`roost-doc-${n}-`)]));
+    for (const h of Object.values(homes)) cleanups.push(h.cleanup);
+    const rng = createRng(5);
+
+    // O owns the board and connects directly; A reads the same relay through a proxy that can cut it
+    // off; B restarts; C joins late.
+    let o = await startAgent(homes.o!.dir, relay.url);
+    let a = await startAgent(homes.a!.dir, proxyA.url);
+    let b = await startAgent(homes.b!.dir, relay.url);
+    const agents = () => [o, a, b];
+    cleanups.push(() => Promise.all(agents().map((x) => x.close())));
+    const owner = o.pubkey;
+    let od = await o.doc('board', { members: [a.pubkey, b.pubkey], enforce: true });
+    let ad = await a.doc('board', { owner });
+    let bd = await b.doc('board', { owner: o.npub });
+    expect(od.address).toBe(makeDocAddress(owner, 'board'));
+    expect(await Promise.all([od, ad, bd].map((d) => d.whenSynced()))).toEqual([true, true, true]);
+    expect(ad.canWrite && bd.canWrite && ad.enforced).toBe(true);
+
+    // Phase 1: everyone online.
+    for (let i = 0; i < 30; i++) randomEdit(rng.pick([od, ad, bd]), rng, `p1-${i}`);
+    await waitFor(() => json(od) === json(ad) && json(ad) === json(bd), 'phase 1 convergence');
+
+    // Phase 2: A goes offline and keeps editing; B restarts (new agent object, same home) mid-way.
+    proxyA.cut();
+    await waitFor(() => a.connectedRelays.length === 0, 'A offline');
+    ad.status().set('offline-note', 'written while cut off');
+    for (let i = 0; i < 20; i++) randomEdit(rng.pick([od, ad, bd]), rng, `p2-${i}`);
+    await b.close();
+    b = await startAgent(homes.b!.dir, relay.url);
+    bd = await b.doc('board', { owner });
+    expect(bd.cursor(relay.url)).toBeGreaterThan(0);
+    expect(bd.status().size).toBeGreaterThan(0);
+    for (let i = 0; i < 20; i++) randomEdit(rng.pick([od, ad, bd]), rng, `p2b-${i}`);
+
+    // Phase 3: A restarts while still offline: its state and its unsent deltas come back from its home.
+    const offlineJson = json(ad);
+    await a.close();
+    a = await startAgent(homes.a!.dir, proxyA.url);
+    expect(a.outboxSize).toBeGreaterThan(0);
+    ad = await a.doc('board', { owner });
+    expect(json(ad)).toBe(offlineJson);
+    ad.map('tasks').set('offline-after-restart', { state: 'todo', by: 'a' });
+    for (let i = 0; i < 10; i++) randomEdit(ad, rng, `p3-${i}`);
+
+    // Phase 4: the owner compacts: a snapshot, after which the relay expires the deltas it covers.
+    await waitFor(() => json(od) === json(bd), 'O and B agree');
+    await od.flush();
+    await od.publishSnapshot();
+    await relay.relay.sharedDocs.idle();
+    expect(relay.relay.sharedDocs.stats().deltasExpired).toBeGreaterThan(0);
+
+    // Phase 5: A comes back; the deltas it missed are partly gone, the snapshot covers them.
+    proxyA.restore();
+    await waitFor(() => a.outboxSize === 0, 'A outbox drained', 15_000);
+    await waitFor(() => json(od) === json(ad) && json(ad) === json(bd), 'phase 5 convergence', 15_000);
+    expect(od.status(a.pubkey).get('offline-note')).toBe('written while cut off');
+    expect(bd.map('tasks').get('offline-after-restart')).toEqual({ state: 'todo', by: 'a' });
+
+    // Phase 6: O adds C; C joins from the snapshot plus the deltas after it, and writes.
+    const cId = Identity.generate();
+    od.setMembers([a.pubkey, b.pubkey, cId.pubkey]);
+    const cLog = capturingLog();
+    const c = createNodeAgent({ home: homes.c!.dir, identity: cId, relays: [relay.url], heartbeatSeconds: 0, inbox: false, link: FAST_LINK, log: cLog });
+    cleanups.push(() => c.close());
+    await c.start();
+    const cd = await c.doc('board', { owner });
+    expect(await cd.whenSynced()).toBe(true);
+    await waitFor(() => cd.canWrite, 'C sees its membership');
+    // It loaded the owner's snapshot and resumed the relay after it, without reading the covered deltas.
+    expect(cLog.lines.find((l) => l.msg === 'resuming after a snapshot')).toMatchObject({ author: owner, relay: relay.url });
+    cd.status().set('joined', true);
+    await waitFor(() => [od, ad, bd].every((d) => json(d) === json(cd)), 'final convergence', 15_000);
+    for (const d of [od, ad, bd, cd]) expect(d.hasPending()).toBe(false);
+    expect(Buffer.from(od.stateVector()).equals(Buffer.from(cd.stateVector()))).toBe(true);
+
+    // Every agent restarts once more: what each saved is what it had.
+    const before = json(od);
+    for (const [name, x] of [['o', o], ['a', a], ['b', b]] as const) {
+      await x.close();
+      const again = await startAgent(homes[name]!.dir, name === 'a' ? proxyA.url : relay.url);
+      const d = await again.doc('board', { owner });
+      expect(json(d)).toBe(before);
+      if (name === 'o') (o = again), (od = d);
+      else if (name === 'a') a = again;
+      else b = again;
+    }
+  }, 45_000);
+
+  it("relay-enforced: a stranger's delta is refused by the relay and its replica is read-only", async () => {
+    const relay = await startRelay();
+    cleanups.push(() => relay.close());
+    const homes = [tempDir(), tempDir(), tempDir()];
+    for (const h of homes) cleanups.push(h.cleanup);
+    const o = await startAgent(homes[0]!.dir, relay.url);
+    const m = await startAgent(homes[1]!.dir, relay.url);
+    const s = await startAgent(homes[2]!.dir, relay.url);
+    cleanups.push(() => Promise.all([o, m, s].map((x) => x.close())));
+    const od = await o.doc('ops', { members: [m.pubkey], enforce: true });
+    const md = await m.doc('ops', { owner: o.pubkey });
+    const sd = await s.doc('ops', { owner: o.pubkey });
+    await Promise.all([od.whenSynced(), md.whenSynced(), sd.whenSynced()]);
+    await waitFor(() => md.canWrite, 'member sees the record');
+    expect(sd.canWrite).toBe(false);
+    expect(() => sd.map('x').set('k', 1)).toThrow(expect.objectContaining({ code: 'ROOST_ERR_CRDT_READ_ONLY' }));
+
+    // The stranger crafts a real delta and publishes it through its agent: the relay refuses it.
+    const raw = createSharedDoc({ docId: od.address, self: s.pubkey, membership: { owner: s.pubkey } });
+    let template!: ReturnType<typeof makeUpdateEvent>;
+    raw.connect({ publish: (u, meta) => (template = makeUpdateEvent(od.address, u, meta.clock, Math.floor(Date.now() / 1000))) });
+    raw.map('x').set('k', 'forged');
+    const refused = await s.publish(template).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'ROOST_ERR_REFUSED', prefix: 'restricted' });
+
+    md.map('x').set('k', 'member');
+    await waitFor(() => od.map('x').get('k') === 'member' && sd.map('x').get('k') === 'member', 'member write reaches all');
+    const stored = (relay.relay.ctx.store as SqliteStore).db.prepare('SELECT count(*) FROM events WHERE kind = 4337 AND pubkey = ?').pluck().get(s.pubkey);
+    expect(stored).toBe(0);
+  });
+
+  it('keeps state, cursors and membership in the SQLite home across store reopenings', async () => {
+    const home = tempDir();
+    cleanups.push(home.cleanup);
+    const file = join(home.dir, 'agent.db');
+    const store = new SqliteAgentStore(file);
+    const state = Uint8Array.from([1, 2, 3, 250]);
+    await store.putDoc('34337:x:y', { state, cursors: { 'ws://r': 7 }, membership: { members: ['m'], version: 9, enforced: true }, backfill: {} });
+    await store.close();
+    const again = new SqliteAgentStore(file);
+    expect(await again.getDoc('34337:x:y')).toEqual({ state, cursors: { 'ws://r': 7 }, membership: { members: ['m'], version: 9, enforced: true }, backfill: {} });
+    expect(await again.getDoc('34337:x:z')).toBeUndefined();
+    await again.close();
+  });
+});
