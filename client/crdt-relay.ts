@@ -220,8 +220,10 @@ export class AgentDoc extends SharedDoc {
     const createdAt = Math.max(this.#nowSeconds(), current.version + 1);
     const event = this.#host.sign(makeMembershipEvent(this.name, list, createdAt, { enforce }));
     const parsed = parseMembershipEvent(event)!;
+    const before = this.#writers();
     this.applyMembership(parsed.record, this.self);
     this.#enforced = enforce;
+    this.#backfillAdded(before);
     this.#track(this.#host.enqueue(event).then(({ acked }) => void acked.catch(() => undefined)));
     this.#scheduleSave();
   }
@@ -434,24 +436,31 @@ export class AgentDoc extends SharedDoc {
   #onMembership(ev: NostrEvent): void {
     const parsed = parseMembershipEvent(ev);
     if (!parsed || parsed.address !== this.address) return;
-    const before = new Set([this.membership.owner, ...this.membership.members]);
+    const before = this.#writers();
     if (!this.applyMembership(parsed.record, ev.pubkey)) return;
     this.#enforced = parsed.enforced;
-    const added = parsed.record.members.filter((m) => !before.has(m));
-    if (added.length > 0) {
-      // Deltas of new members that a relay sent before the record arrived were refused: fetch them again.
-      for (const [url, rs] of this.#relays) {
-        if (rs.cursor === 0) continue;
-        const set = this.#backfill.get(url) ?? new Set<string>();
-        for (const m of added) set.add(m);
-        this.#backfill.set(url, set);
-        if (rs.synced) {
-          const generation = rs.generation;
-          void this.#runBackfill(rs, () => !this.#closed && rs.generation === generation && rs.link.isReady).catch(() => undefined);
-        }
+    this.#backfillAdded(before);
+    this.#scheduleSave();
+  }
+
+  #writers(): Set<string> {
+    return new Set([this.membership.owner, ...this.membership.members]);
+  }
+
+  /** Deltas of new members that a relay sent before the record arrived were refused: fetch them again. */
+  #backfillAdded(before: ReadonlySet<string>): void {
+    const added = this.membership.members.filter((m) => !before.has(m));
+    if (added.length === 0) return;
+    for (const [url, rs] of this.#relays) {
+      if (rs.cursor === 0) continue;
+      const set = this.#backfill.get(url) ?? new Set<string>();
+      for (const m of added) set.add(m);
+      this.#backfill.set(url, set);
+      if (rs.synced) {
+        const generation = rs.generation;
+        void this.#runBackfill(rs, () => !this.#closed && rs.generation === generation && rs.link.isReady).catch(() => undefined);
       }
     }
-    this.#scheduleSave();
   }
 
   async #runBackfill(rs: RelayState, current: () => boolean): Promise<void> {

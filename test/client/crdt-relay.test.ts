@@ -1,16 +1,16 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { Identity, type Agent, type AgentDoc } from '../../client/node/index.js';
+import { join } from 'node:path';
+import { Identity, createNodeAgent, type Agent, type AgentDoc } from '../../client/node/index.js';
 import { makeDocAddress, makeUpdateEvent } from '../../client/crdt/wire.js';
 import { createSharedDoc } from '../../client/crdt/shared-doc.js';
 import { SqliteAgentStore } from '../../client/node/sqlite-store.js';
+import { KeyValueStore, MemoryStore } from '../../client/store.js';
 import type { SqliteStore } from '../../relay/store/sqlite.js';
 import { startCuttableProxy } from '../helpers/cuttable-proxy.js';
 import { createRng } from '../helpers/prng.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
 import { waitFor } from '../helpers/wait.js';
 import { FAST_LINK, tempDir } from './helpers.js';
-import { createNodeAgent } from '../../client/node/index.js';
-import { join } from 'node:path';
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
@@ -168,6 +168,76 @@ describe('shared documents over the relay (real relay, real agents, SQLite homes
     await waitFor(() => od.map('x').get('k') === 'member' && sd.map('x').get('k') === 'member', 'member write reaches all');
     const stored = (relay.relay.ctx.store as SqliteStore).db.prepare('SELECT count(*) FROM events WHERE kind = 4337 AND pubkey = ?').pluck().get(s.pubkey);
     expect(stored).toBe(0);
+  });
+
+  it("fetches a new member's earlier deltas again once the owner adds it (they were refused before)", async () => {
+    const relay = await startRelay();
+    cleanups.push(() => relay.close());
+    const homes = [tempDir(), tempDir(), tempDir()];
+    for (const h of homes) cleanups.push(h.cleanup);
+    const o = await startAgent(homes[0]!.dir, relay.url);
+    const r = await startAgent(homes[1]!.dir, relay.url);
+    const m = await startAgent(homes[2]!.dir, relay.url);
+    cleanups.push(() => Promise.all([o, r, m].map((x) => x.close())));
+    const od = await o.doc('notes', { members: [] });
+    const rd = await r.doc('notes', { owner: o.pubkey });
+    od.map('x').set('owner', 1);
+    await waitFor(() => rd.map('x').get('owner') === 1, 'reader caught up');
+    const rejected: string[] = [];
+    expect(rd.cursor(relay.url)).toBeGreaterThan(0);
+
+    // M writes before it is a member (the record is not enforced, so the relay stores the delta).
+    const raw = createSharedDoc({ docId: od.address, self: m.pubkey, membership: { owner: m.pubkey } });
+    let template!: ReturnType<typeof makeUpdateEvent>;
+    raw.connect({ publish: (u, meta) => (template = makeUpdateEvent(od.address, u, meta.clock, Math.floor(Date.now() / 1000))) });
+    raw.map('x').set('early', 'from m');
+    await m.publish(template);
+    const lateHome = tempDir();
+    cleanups.push(lateHome.cleanup);
+    const rLate = await startAgent(lateHome.dir, relay.url);
+    cleanups.push(() => rLate.close());
+    const lateDoc = await rLate.doc('notes', { owner: o.pubkey, onReject: (reason) => rejected.push(reason) });
+    await lateDoc.whenSynced();
+    expect(rejected.some((x) => x.startsWith('blocked:'))).toBe(true);
+    await waitFor(() => rd.cursor(relay.url) >= lateDoc.cursor(relay.url), 'reader passed the early delta');
+    expect(rd.map('x').get('early')).toBeUndefined();
+
+    od.setMembers([m.pubkey]);
+    await waitFor(() => [od, rd, lateDoc].every((d) => d.map('x').get('early') === 'from m'), 'backfilled everywhere');
+  });
+
+  it('publishes snapshots on its own every N deltas when asked, and the relay compacts behind them', async () => {
+    const relay = await startRelay({ crdtCompactionGraceSeconds: 0 });
+    cleanups.push(() => relay.close());
+    const home = tempDir();
+    cleanups.push(home.cleanup);
+    const o = await startAgent(home.dir, relay.url);
+    cleanups.push(() => o.close());
+    const od = await o.doc('auto', { snapshotEvery: 5 });
+    await od.whenSynced();
+    for (let i = 0; i < 12; i++) od.counter('n').increment();
+    await waitFor(() => relay.relay.sharedDocs.stats().compactions >= 2, 'two compactions', 10_000);
+    const readerHome = tempDir();
+    cleanups.push(readerHome.cleanup);
+    const reader = await startAgent(readerHome.dir, relay.url);
+    cleanups.push(() => reader.close());
+    const rd = await reader.doc('auto', { owner: o.pubkey });
+    await waitFor(() => rd.counter('n').value() === 12, 'reader sees all 12');
+  });
+
+  it('memory and key-value stores keep document state apart from the caller', async () => {
+    const mem = new MemoryStore();
+    const doc = { state: Uint8Array.from([9, 8]), cursors: { r: 1 }, membership: { members: ['a'], version: 2, enforced: false } };
+    await mem.putDoc('d', doc);
+    doc.state[0] = 0;
+    doc.cursors.r = 5;
+    expect(await mem.getDoc('d')).toEqual({ state: Uint8Array.from([9, 8]), cursors: { r: 1 }, membership: { members: ['a'], version: 2, enforced: false } });
+    const items = new Map<string, string>();
+    const storage = { getItem: (k: string) => items.get(k) ?? null, setItem: (k: string, v: string) => void items.set(k, v), removeItem: (k: string) => void items.delete(k) };
+    const kv = await KeyValueStore.open(storage);
+    await kv.putDoc('d', { state: Uint8Array.from([1, 2, 3]), cursors: { r: 4 } });
+    expect(await (await KeyValueStore.open(storage)).getDoc('d')).toEqual({ state: Uint8Array.from([1, 2, 3]), cursors: { r: 4 } });
+    expect(await kv.getDoc('none')).toBeUndefined();
   });
 
   it('keeps state, cursors and membership in the SQLite home across store reopenings', async () => {
