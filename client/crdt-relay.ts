@@ -81,6 +81,8 @@ interface RelayState {
   generation: number;
   retries: number;
   retryTimer: unknown;
+  /** After resuming from a snapshot: only newer snapshots are read in the stream. */
+  snapshotSince: number | undefined;
 }
 
 let nextSubId = 0;
@@ -158,6 +160,7 @@ export class AgentDoc extends SharedDoc {
         generation: 0,
         retries: 0,
         retryTimer: undefined,
+        snapshotSince: undefined,
       });
     }
   }
@@ -328,9 +331,13 @@ export class AgentDoc extends SharedDoc {
 
   #filters(rs: RelayState): Filter[] {
     const after = rs.cursor;
+    const snapshots: Filter = { kinds: [DocKind.Snapshot], '#a': [this.address], seq_after: after };
+    // The snapshot just resumed after would come again (its parts are stored after the cursor it names).
+    if (rs.snapshotSince !== undefined) snapshots.since = rs.snapshotSince;
     return [
       { kinds: [DocKind.Membership], authors: [this.owner], '#d': [this.name], seq_after: after },
-      { kinds: [DocKind.Update, DocKind.Snapshot], '#a': [this.address], seq_after: after },
+      { kinds: [DocKind.Update], '#a': [this.address], seq_after: after },
+      snapshots,
     ];
   }
 
@@ -506,6 +513,7 @@ export class AgentDoc extends SharedDoc {
     for (const env of candidates) {
       if (!this.#takeSnapshot(env)) continue;
       rs.cursor = env.cursors.get(rs.link.url)!;
+      rs.snapshotSince = env.createdAt + 1;
       this.#host.log.info({ address: this.address, relay: rs.link.url, cursor: rs.cursor, author: env.author }, 'resuming after a snapshot');
       this.#scheduleSave();
       return;
