@@ -32,7 +32,10 @@ export interface SharedDocs {
 export function installSharedDocs(ctx: RelayContext, db: Database | undefined, infoContributors: InfoContributor[]): SharedDocs {
   const { config, log } = ctx;
   const book = new MembershipBook((filters) => ctx.store.query(filters));
-  if (config.crdtMembership !== 'off') ctx.hooks.rejectEvent.push(rejectNonMemberDocWrites((a) => book.get(a), config.crdtMembership));
+  if (config.crdtMembership !== 'off') {
+    const isStored = (id: string) => ctx.store.isKnown(id) === 'stored';
+    ctx.hooks.rejectEvent.push(rejectNonMemberDocWrites((a) => book.get(a), config.crdtMembership, isStored));
+  }
 
   const compactor = db && config.crdtCompaction !== 'off' ? new DocCompactor(db) : undefined;
   const queue: CompactionJob[] = [];

@@ -12,11 +12,21 @@ export type DocMembershipMode = 'tagged' | 'all';
  * every document its `a` tags name, per the document's stored membership record. In `tagged` mode
  * only records carrying `["enforce", "members"]` are enforced; in `all` mode every document is, and
  * a document with no stored record takes no writes. The author is checked again by the signature
- * verification that follows the policies, so a forged pubkey gains nothing.
+ * verification that follows the policies, so a forged pubkey gains nothing. An event already stored
+ * passes, so a resubmission still gets its `duplicate:` answer (a removed member's outbox settles).
  */
-export function rejectNonMemberDocWrites(lookup: (address: string) => StoredMembership | undefined, mode: DocMembershipMode): RejectEvent {
+export function rejectNonMemberDocWrites(
+  lookup: (address: string) => StoredMembership | undefined,
+  mode: DocMembershipMode,
+  isStored: (id: string) => boolean = () => false,
+): RejectEvent {
   const kinds = new Set(DOC_WRITE_KINDS);
   return function rejectNonMemberDocWrites(ev) {
+    const reason = check(ev);
+    return reason !== undefined && isStored(ev.id) ? undefined : reason;
+  };
+
+  function check(ev: Parameters<RejectEvent>[0]): string | undefined {
     if (!kinds.has(ev.kind)) return undefined;
     const addresses = getDocAddresses(ev);
     if (addresses.length === 0) return mode === 'all' ? makeReason('invalid', 'a shared-document event must name its document in an a tag') : undefined;
@@ -31,7 +41,7 @@ export function rejectNonMemberDocWrites(lookup: (address: string) => StoredMemb
       }
     }
     return undefined;
-  };
+  }
 }
 
 function safeNpub(pubkey: string): string {

@@ -82,7 +82,8 @@ describe('relay-enforced documents (real socket)', () => {
     expect((await c.publish(record))[2]).toBe(true);
     expect(t.relay.sharedDocs.membership(address)?.enforced).toBe(true);
 
-    const ok = await c.publish(delta(member, address, 'member'));
+    const memberDelta = delta(member, address, 'member');
+    const ok = await c.publish(memberDelta);
     expect(ok[2]).toBe(true);
     expect((await c.publish(delta(owner, address, 'owner')))[2]).toBe(true);
     const refused = await c.publish(delta(stranger, address, 'stranger'));
@@ -102,6 +103,11 @@ describe('relay-enforced documents (real socket)', () => {
     const after = await c.publish(delta(member, address, 'removed'));
     expect(after[2]).toBe(false);
     expect(getReasonPrefix(after[3] as string)).toBe('restricted');
+    // What it wrote while a member is still answered as a duplicate (its outbox settles).
+    const start = c.frames.length;
+    c.send(['EVENT', memberDelta]);
+    const again = await c.next((f) => f[0] === 'OK' && f[1] === memberDelta.id && c.frames.indexOf(f) >= start, 'second OK');
+    expect([again[2], getReasonPrefix(again[3] as string)]).toEqual([true, 'duplicate']);
 
     // Without the tag the relay stores anyone's deltas (clients still drop them: the core's member gate).
     expect((await c.publish(signEvent(owner, makeMembershipEvent('board', [], now, {}))))[2]).toBe(true);
