@@ -80,7 +80,7 @@ export const configSchema = z.object({
   crdtCompaction: z
     .enum(['off', 'owner', 'members'])
     .default('owner')
-    .describe('When a complete snapshot (kind 34338) from the document owner (or any member) is stored, the deltas stored before it that its state vector covers expire after the grace period below.'),
+    .describe("When a complete snapshot (kind 34338) is stored from the document's owner ('owner') or from any member of its stored record ('members'), the deltas stored before it that its state vector covers expire after the grace period below; 'off' keeps every delta."),
   crdtCompactionGraceSeconds: int(0)
     .default(86400)
     .describe('How long deltas covered by a trusted snapshot stay readable before they expire (NIP-40 sweep).'),
