@@ -176,8 +176,10 @@ async function seed(dir) {
   }
 }
 
-const key = hashTree(createHash('sha256').update(`v1:${DELTAS}:${TAIL}:${SEED}`), 'migrations');
-for (const p of ['dist/relay/store', 'dist/client/crdt', 'bench/crdt-relay.mjs']) hashTree(key, p);
+// Bump SEED_FORMAT when seed() changes what it writes; the store and CRDT code are hashed.
+const SEED_FORMAT = 1;
+const key = hashTree(createHash('sha256').update(`${SEED_FORMAT}:${DELTAS}:${TAIL}:${SEED}`), 'migrations');
+for (const p of ['dist/relay/store', 'dist/client/crdt']) hashTree(key, p);
 const cacheDir = join(CACHE_DIR, 'crdt-relay', key.digest('hex').slice(0, 16));
 let seeded = 'reused';
 if (!existsSync(join(cacheDir, 'complete'))) {
@@ -261,7 +263,7 @@ try {
   await measure(`every delta (${meta.deltas})`, await servedDeltas(relay.url));
   const snap = await publishSnapshot(relay.url, meta.snapshot, meta.cursorAtSnapshot, meta.createdAt + 1);
   await new Promise((r) => setTimeout(r, 200));
-  await measure(`snapshot after ${meta.snapshotAfter} (${snap.length} part) + ${meta.deltas - meta.snapshotAfter} deltas`, await servedDeltas(relay.url));
+  await measure(`snapshot after ${meta.snapshotAfter} (${snap.length} parts) + ${meta.deltas - meta.snapshotAfter} deltas`, await servedDeltas(relay.url));
   const fin = await publishSnapshot(relay.url, meta.final, meta.cursorFinal, meta.createdAt + 2);
   await new Promise((r) => setTimeout(r, 200));
   await measure(`final snapshot only (${fin.length} parts)`, await servedDeltas(relay.url));
