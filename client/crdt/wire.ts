@@ -11,7 +11,6 @@
  *   The document address is the NIP-01 address of this record: `34337:<owner pubkey>:<name>`.
  * - awareness (ephemeral, kind 24337): `["a", <address>]`, content JSON `{"clock":n,"state":{...}|null}`.
  */
-import { z } from 'zod';
 import {
   DocKind,
   ENFORCE_TAG,
@@ -28,7 +27,7 @@ import {
 import { getDTag, getTagValue, getTagValues, type EventTemplate, type NostrEvent } from '../../shared/event.js';
 import type { Filter } from '../../shared/filter.js';
 import { decodeBase64, encodeBase64 } from './base64.js';
-import type { Json } from './json.js';
+import { isJson, type Json } from './json.js';
 import { makeMembership, type MembershipRecord } from './membership.js';
 
 export {
@@ -208,14 +207,24 @@ export function parseMembershipEvent(ev: Incoming): { address: string; record: M
   };
 }
 
-const jsonSchema: z.ZodType<Json> = z.lazy(() =>
-  z.union([z.null(), z.boolean(), z.number().finite(), z.string(), z.array(jsonSchema), z.record(z.string(), jsonSchema)]),
-);
-
-const awarenessSchema = z.object({ clock: z.number().int().nonnegative(), state: z.union([z.null(), z.record(z.string(), jsonSchema)]) });
-
 /** One replica's presence as carried on the wire (see awareness.ts). */
-export type AwarenessMessage = z.infer<typeof awarenessSchema>;
+export interface AwarenessMessage {
+  clock: number;
+  state: { [key: string]: Json } | null;
+}
+
+/**
+ * Checks a parsed awareness message by hand (no zod here: the client bundle stays free of it). Extra
+ * fields are dropped, as a schema parse would.
+ */
+function toAwarenessMessage(raw: unknown): AwarenessMessage | undefined {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
+  const { clock, state } = raw as { clock?: unknown; state?: unknown };
+  if (typeof clock !== 'number' || !Number.isSafeInteger(clock) || clock < 0) return undefined;
+  if (state === null) return { clock, state: null };
+  if (typeof state !== 'object' || state === undefined || Array.isArray(state) || !isJson(state)) return undefined;
+  return { clock, state: state as { [key: string]: Json } };
+}
 
 /** Template of an ephemeral awareness event for `address`. */
 export function makeAwarenessEvent(address: string, message: AwarenessMessage, createdAt: number): EventTemplate {
@@ -233,8 +242,8 @@ export function parseAwarenessEvent(ev: Incoming): { address: string; author: st
   } catch {
     return undefined;
   }
-  const parsed = awarenessSchema.safeParse(raw);
-  return parsed.success ? { address, author: ev.pubkey, message: parsed.data } : undefined;
+  const message = toAwarenessMessage(raw);
+  return message ? { address, author: ev.pubkey, message } : undefined;
 }
 
 /**
