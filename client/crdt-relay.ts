@@ -414,6 +414,11 @@ export class AgentDoc extends SharedDoc {
     rs.synced = true;
     rs.retries = 0;
     for (const key of [...this.#parts.keys()]) void this.#completeParts(rs, key);
+    // A record read in the backlog may have added members; their earlier deltas are fetched now.
+    if (this.#backfill.get(rs.link.url)?.size) {
+      const generation = rs.generation;
+      void this.#runBackfill(rs, () => !this.#closed && rs.generation === generation && rs.link.isReady).catch(() => undefined);
+    }
     if (this.isSynced) for (const w of [...this.#syncWaiters]) w();
   }
 
