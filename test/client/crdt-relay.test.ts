@@ -206,6 +206,37 @@ describe('shared documents over the relay (real relay, real agents, SQLite homes
     await waitFor(() => [od, rd, lateDoc].every((d) => d.map('x').get('early') === 'from m'), 'backfilled everywhere');
   });
 
+  it('syncs through two relays; one cut off meanwhile gets every delta later from the outboxes', async () => {
+    const r1 = await startRelay();
+    const r2 = await startRelay();
+    cleanups.push(() => r1.close(), () => r2.close());
+    const p1 = await startCuttableProxy(r1.port);
+    cleanups.push(() => p1.close());
+    const homes = [tempDir(), tempDir(), tempDir()];
+    for (const h of homes) cleanups.push(h.cleanup);
+    const start2 = async (home: string, relays: string[]) => {
+      const agent = createNodeAgent({ home, relays, heartbeatSeconds: 0, inbox: false, link: FAST_LINK, outbox: { retryBaseMs: 50, retryMaxMs: 400 } });
+      await agent.start();
+      cleanups.push(() => agent.close());
+      return agent;
+    };
+    const a = await start2(homes[0]!.dir, [p1.url, r2.url]);
+    const b = await start2(homes[1]!.dir, [p1.url, r2.url]);
+    const ad = await a.doc('two', { members: [b.pubkey] });
+    const bd = await b.doc('two', { owner: a.pubkey });
+    await waitFor(() => bd.canWrite, 'B is a member');
+    const rng = createRng(9);
+    p1.cut();
+    for (let i = 0; i < 20; i++) randomEdit(rng.pick([ad, bd]), rng, `cut-${i}`);
+    await waitFor(() => json(ad) === json(bd), 'converged through the second relay');
+    p1.restore();
+    await waitFor(() => a.outboxSize === 0 && b.outboxSize === 0, 'outboxes drained to the first relay', 15_000);
+    // A reader of the first relay only: everything arrived there too.
+    const c = await start2(homes[2]!.dir, [r1.url]);
+    const cd = await c.doc('two', { owner: a.pubkey });
+    await waitFor(() => json(cd) === json(ad), 'reader of the first relay converges');
+  });
+
   it('publishes snapshots on its own every N deltas when asked, and the relay compacts behind them', async () => {
     const relay = await startRelay({ crdtCompactionGraceSeconds: 0 });
     cleanups.push(() => relay.close());
