@@ -87,6 +87,11 @@ interface RelayState {
 
 let nextSubId = 0;
 
+/** A relay's refusal of a cursor ahead of its history (see docs/protocol.md, sequence extension). */
+function isCursorRefusal(reason: string): boolean {
+  return getReasonPrefix(reason) === 'invalid' && /seq_after/.test(reason);
+}
+
 /** Opens the document `name` for an agent: loads what was saved, then syncs with every relay. */
 export async function openAgentDoc(host: DocHost, name: string, opts: AgentDocOptions = {}): Promise<AgentDoc> {
   const owner = opts.owner === undefined ? host.self : parsePubkey(opts.owner);
@@ -122,6 +127,8 @@ export class AgentDoc extends SharedDoc {
   readonly #unlisten: Array<() => void> = [];
   readonly #closeListeners: Array<() => void> = [];
   #enforced = false;
+  /** The owner's signed record in force, when this replica has seen it. */
+  #recordEvent: NostrEvent | undefined;
   #saveTimer: unknown;
   #saveChain: Promise<void> = Promise.resolve();
   #sinceSnapshot = 0;
@@ -149,6 +156,7 @@ export class AgentDoc extends SharedDoc {
     this.#host = host;
     this.#opts = opts;
     this.#enforced = saved?.membership?.enforced ?? false;
+    this.#recordEvent = saved?.membership?.event;
     for (const [url, authors] of Object.entries(saved?.backfill ?? {})) this.#backfill.set(url, new Set(authors));
     for (const [url, link] of host.links) {
       this.#relays.set(url, {
@@ -226,6 +234,7 @@ export class AgentDoc extends SharedDoc {
     const before = this.#writers();
     this.applyMembership(parsed.record, this.self);
     this.#enforced = enforce;
+    this.#recordEvent = event;
     this.#backfillAdded(before);
     this.#track(this.#host.enqueue(event).then(({ acked }) => void acked.catch(() => undefined)));
     this.#scheduleSave();
@@ -371,6 +380,8 @@ export class AgentDoc extends SharedDoc {
         });
       } catch (err) {
         if (!current()) return;
+        const reason = (err as { details?: { reason?: string } }).details?.reason;
+        if (reason !== undefined && isCursorRefusal(reason)) return this.#onHistoryReset(rs);
         this.#host.log.warn({ address: this.address, relay: rs.link.url, err: String(err) }, 'document catch-up failed; retrying');
         this.#retry(rs);
       }
@@ -425,17 +436,28 @@ export class AgentDoc extends SharedDoc {
   #onClosed(rs: RelayState, reason: string): void {
     rs.sub = undefined;
     if (this.#closed) return;
-    if (getReasonPrefix(reason) === 'invalid' && /seq_after/.test(reason)) {
-      // The relay's history was reset: read it again from the start (the state keeps what it had).
-      this.#host.log.warn({ address: this.address, relay: rs.link.url, cursor: rs.cursor }, 'relay refused the document cursor; resuming from 0');
-      rs.cursor = 0;
-      this.#scheduleSave();
-      this.#connectRelay(rs);
-      return;
-    }
+    if (isCursorRefusal(reason)) return this.#onHistoryReset(rs);
     this.#host.log.warn({ address: this.address, relay: rs.link.url, reason }, 'document subscription closed by the relay; retrying');
     rs.generation++;
     this.#retry(rs);
+  }
+
+  /**
+   * The relay's history was reset (its newest seq is behind our cursor): read it again from 0; the
+   * state keeps what it had. A member republishes a snapshot, so the relay's readers can start again.
+   */
+  #onHistoryReset(rs: RelayState): void {
+    this.#host.log.warn({ address: this.address, relay: rs.link.url, cursor: rs.cursor }, 'relay refused the document cursor; resuming from 0');
+    rs.generation++;
+    rs.cursor = 0;
+    rs.snapshotSince = undefined;
+    this.#scheduleSave();
+    this.#connectRelay(rs);
+    // The owner's signed record first (any replica may hand it over), so the relay and its readers know the writers.
+    if (this.#recordEvent) this.#track(this.#host.enqueue(this.#recordEvent).then(({ acked }) => void acked.catch(() => undefined)));
+    if (this.canWrite && !this.hasPending()) {
+      this.publishSnapshot().catch((err: unknown) => this.#host.log.warn({ address: this.address, err: String(err) }, 'snapshot after a relay reset failed'));
+    }
   }
 
   #onDelta(ev: NostrEvent): void {
@@ -449,8 +471,15 @@ export class AgentDoc extends SharedDoc {
     const parsed = parseMembershipEvent(ev);
     if (!parsed || parsed.address !== this.address) return;
     const before = this.#writers();
-    if (!this.applyMembership(parsed.record, ev.pubkey)) return;
+    if (!this.applyMembership(parsed.record, ev.pubkey)) {
+      if (parsed.record.version === this.membership.version && this.#recordEvent === undefined && ev.pubkey === this.owner) {
+        this.#recordEvent = ev;
+        this.#scheduleSave();
+      }
+      return;
+    }
     this.#enforced = parsed.enforced;
+    this.#recordEvent = ev;
     this.#backfillAdded(before);
     this.#scheduleSave();
   }
@@ -576,7 +605,7 @@ export class AgentDoc extends SharedDoc {
       const record: DocState = {
         state: this.encodeState(),
         cursors: Object.fromEntries([...this.#relays].map(([url, rs]) => [url, rs.cursor])),
-        membership: { members: [...m.members], version: m.version, enforced: this.#enforced },
+        membership: { members: [...m.members], version: m.version, enforced: this.#enforced, ...(this.#recordEvent ? { event: this.#recordEvent } : {}) },
         backfill: Object.fromEntries([...this.#backfill].map(([url, set]) => [url, [...set]])),
       };
       await Promise.allSettled([...this.#inflight]);

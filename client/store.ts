@@ -14,8 +14,11 @@ export interface DocState {
   state: Uint8Array;
   /** Per relay: the highest sequence number of the document's events the state holds. */
   cursors: Record<string, number>;
-  /** The owner's membership record the state was read under (version = the record's created_at). */
-  membership?: { members: string[]; version: number; enforced: boolean };
+  /**
+   * The owner's membership record the state was read under (version = the record's created_at), and the
+   * signed event itself, which any replica can hand to a relay that lost it.
+   */
+  membership?: { members: string[]; version: number; enforced: boolean; event?: NostrEvent };
   /** Per relay: members added after its cursor had passed, whose earlier deltas are still to be fetched. */
   backfill?: Record<string, string[]>;
 }

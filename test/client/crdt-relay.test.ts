@@ -237,6 +237,35 @@ describe('shared documents over the relay (real relay, real agents, SQLite homes
     await waitFor(() => json(cd) === json(ad), 'reader of the first relay converges');
   });
 
+  it('a relay whose history was reset (empty database, same address) is read again from 0 and given a snapshot', async () => {
+    let relay = await startRelay();
+    const port = relay.port;
+    const homes = [tempDir(), tempDir(), tempDir()];
+    for (const h of homes) cleanups.push(h.cleanup);
+    const o = await startAgent(homes[0]!.dir, relay.url);
+    const m = await startAgent(homes[1]!.dir, relay.url);
+    cleanups.push(() => Promise.all([o, m].map((x) => x.close())));
+    const od = await o.doc('reset', { members: [m.pubkey] });
+    const md = await m.doc('reset', { owner: o.pubkey });
+    await waitFor(() => md.canWrite, 'member');
+    const rng = createRng(3);
+    for (let i = 0; i < 20; i++) randomEdit(rng.pick([od, md]), rng, `before-${i}`);
+    await waitFor(() => json(od) === json(md) && o.outboxSize === 0 && m.outboxSize === 0, 'converged before the reset');
+    const url = relay.url;
+    expect(od.cursor(url)).toBeGreaterThan(10);
+    await relay.close();
+    relay = await startRelay({ port });
+    cleanups.push(() => relay.close());
+    await waitFor(() => od.cursor(url) < 10 && od.isSynced && md.isSynced, 'both resumed the new relay from 0');
+    md.map('tasks').set('after-reset', { state: 'todo', by: 'm' });
+    await waitFor(() => json(od) === json(md), 'converged after the reset');
+    // The new relay's readers start from the members' snapshots.
+    const c = await startAgent(homes[2]!.dir, url);
+    cleanups.push(() => c.close());
+    const cd = await c.doc('reset', { owner: o.pubkey });
+    await waitFor(() => json(cd) === json(od), 'a newcomer of the new relay converges');
+  });
+
   it('publishes snapshots on its own every N deltas when asked, and the relay compacts behind them', async () => {
     const relay = await startRelay({ crdtCompactionGraceSeconds: 0 });
     cleanups.push(() => relay.close());
