@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * CRDT newcomer benchmark (in memory; the lead runs the same flow through the relay later).
+ * CRDT newcomer benchmark in memory (bench/crdt-relay.mjs runs the same flow through a real relay).
  *
  * Five agents produce N deltas (default 10 000) on one shared document: status updates, a task board,
  * a peer set and per-peer trust counters, each delta built on everything before it. A newcomer then joins

@@ -18,6 +18,8 @@ import { REQUEST_TAG, RESPONSE_TAG, makeRumor, parseRumor, unwrapDirectMessage, 
 import type { RtcFactory, RtcIceServer } from './transport/rtc.js';
 // Types only: the transport (and the zod schemas of its signalling) stays out of bundles that do not use it.
 import type { DeliveryPath, DirectTransport, DirectTransportOptions } from './transport/webrtc.js';
+import { openAgentDoc, type AgentDoc, type AgentDocOptions, type DocHost } from './crdt-relay.js';
+import { makeDocAddress } from './crdt/wire.js';
 import { Emitter, silentLogger, type ClientLogger } from './emitter.js';
 import { ClientError } from './errors.js';
 import { parsePubkey, verifyEvent, type Identity } from './identity.js';
@@ -172,6 +174,7 @@ export class Agent extends Emitter<AgentEvents> {
   readonly #heartbeatSeconds: number;
   readonly #pending = new Map<string, PendingRequest>();
   readonly #info = new Map<string, Promise<RelayInfo>>();
+  readonly #docs = new Map<string, Promise<AgentDoc>>();
   #onMessage: MessageHandler | undefined;
   #onRequest: RequestHandler | undefined;
   #wake: WakeChannel[] | undefined;
@@ -509,6 +512,28 @@ export class Agent extends Emitter<AgentEvents> {
     };
   }
 
+  /**
+   * Opens the shared document `name` (owned by `opts.owner`, default this agent): a CRDT document
+   * whose local changes are published as signed deltas through the durable outbox and which reads
+   * every relay from a cursor saved with its state, so it works offline and resumes after restarts.
+   * Asking again for an open document returns it (later options are ignored). See docs/crdt.md.
+   */
+  async doc(name: string, opts: AgentDocOptions = {}): Promise<AgentDoc> {
+    if (this.#state === 'closed') throw new ClientError('ROOST_ERR_CLOSED', 'the agent is closed');
+    const owner = opts.owner === undefined ? this.pubkey : parsePubkey(opts.owner);
+    const address = makeDocAddress(owner, name);
+    let open = this.#docs.get(address);
+    if (!open) {
+      open = openAgentDoc(this.#docHost(), name, { ...opts, owner });
+      this.#docs.set(address, open);
+      open.then(
+        (d) => d.onClose(() => this.#docs.delete(address)),
+        () => this.#docs.delete(address),
+      );
+    }
+    return open;
+  }
+
   /** Publishes (replaces) this agent's card; `relays` defaults to the agent's relays. */
   async publishCard(card: Omit<AgentCard, 'relays'> & { relays?: string[] }, opts: PublishOptions = {}): Promise<PublishResult> {
     const full: AgentCard = { ...card, relays: card.relays ?? this.relays };
@@ -572,6 +597,7 @@ export class Agent extends Emitter<AgentEvents> {
     if (wasRunning && this.#heartbeatSeconds > 0 && this.connectedRelays.length > 0) {
       await this.heartbeat((this.#wake?.length ?? 0) > 0 ? 'asleep' : 'offline', 2000).catch(() => undefined);
     }
+    for (const open of [...this.#docs.values()]) await (await open.catch(() => undefined))?.close();
     await this.#inbox?.close();
     this.#outbox.close();
     for (const p of this.#pending.values()) {
@@ -586,6 +612,20 @@ export class Agent extends Emitter<AgentEvents> {
   }
 
   // --- internals ---
+
+  #docHost(): DocHost {
+    return {
+      self: this.pubkey,
+      links: this.#links,
+      store: this.#store,
+      sign: (t) => this.identity.sign(t),
+      enqueue: (event) => this.#outbox.enqueue(event, this.relays),
+      timers: this.#timers,
+      now: this.#now,
+      random: this.#random,
+      log: this.#log,
+    };
+  }
 
   #template(t: Partial<EventTemplate> & { kind: number }): EventTemplate {
     return { kind: t.kind, content: t.content ?? '', tags: t.tags ?? [], created_at: t.created_at ?? Math.floor(this.#now() / 1000) };
