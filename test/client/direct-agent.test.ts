@@ -45,7 +45,11 @@ describe('agent direct links', () => {
     const sends: Array<Promise<{ path: string }>> = [];
     for (let i = 0; i < N; i++) {
       sends.push(alice.agent.send(bob.agent.pubkey, texts[i]!));
-      if (i === 15) bob.transport.disconnect(alice.agent.pubkey, 'killed by the test');
+      if (i === 15) {
+        // Cut once part of the stream has arrived over the link, with the rest still in flight.
+        await waitFor(() => dmTexts(bob.got).length >= 6, 'part of the stream over the link');
+        bob.transport.disconnect(alice.agent.pubkey, 'killed by the test');
+      }
       if (i % 5 === 4) await new Promise((res) => setTimeout(res, 5));
     }
     const paths = (await Promise.all(sends)).map((s) => s.path);
