@@ -27,8 +27,9 @@ import WebSocket from 'ws';
 import { Identity, createNodeAgent } from '../dist/client/node/index.js';
 import { createSharedDoc, makeDocAddress, makeMembershipEvent, makeSnapshotEvents, makeUpdateEvent } from '../dist/client/crdt/index.js';
 import { decodeBase64, encodeBase64 } from '../dist/client/crdt/base64.js';
-import { CACHE_DIR } from './lib/corpus.mjs';
+import { CACHE_DIR, makeRandom as makeRng } from './lib/corpus.mjs';
 import { ROOT, releaseDir, startRelay } from './lib/relay-process.mjs';
+
 
 const args = Object.fromEntries(
   process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), Number(all[i + 1])]] : acc), []),
@@ -41,16 +42,6 @@ const AGENTS = 5;
 const NAME = 'mesh';
 const started = performance.now();
 
-function makeRng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const keyOf = (i) => Identity.fromSecretKey(createHash('sha256').update(`roost-bench-crdt-relay:${SEED}:${i}`).digest('hex'));
 const writers = Array.from({ length: AGENTS }, (_, i) => keyOf(i));
 const owner = writers[0];

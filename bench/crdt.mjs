@@ -20,6 +20,7 @@ import {
   makeUpdateEvent,
   parseUpdateEvent,
 } from '../dist/client/crdt/index.js';
+import { makeRandom as makeRng } from './lib/corpus.mjs';
 
 const args = Object.fromEntries(
   process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), Number(all[i + 1])]] : acc), []),
@@ -29,16 +30,6 @@ const TAIL = args.tail ?? 1_000;
 const RUNS = args.runs ?? 9;
 const SEED = args.seed ?? 1;
 
-function makeRng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rng = makeRng(SEED);
 const pick = (n) => Math.floor(rng() * n);
 const pk = (i) => (i + 1).toString(16).padStart(64, 'a');
