@@ -6,6 +6,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // Memory tests call global.gc() to measure live heap rather than garbage.
+    execArgv: ['--expose-gc'],
     reporters: ['default'],
   },
 });

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * CRDT newcomer benchmark (in memory; the lead runs the same flow through the relay later).
+ * CRDT newcomer benchmark in memory (bench/crdt-relay.mjs runs the same flow through a real relay).
  *
  * Five agents produce N deltas (default 10 000) on one shared document: status updates, a task board,
  * a peer set and per-peer trust counters, each delta built on everything before it. A newcomer then joins
@@ -20,6 +20,7 @@ import {
   makeUpdateEvent,
   parseUpdateEvent,
 } from '../dist/client/crdt/index.js';
+import { makeRandom as makeRng } from './lib/corpus.mjs';
 
 const args = Object.fromEntries(
   process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), Number(all[i + 1])]] : acc), []),
@@ -29,16 +30,6 @@ const TAIL = args.tail ?? 1_000;
 const RUNS = args.runs ?? 9;
 const SEED = args.seed ?? 1;
 
-function makeRng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rng = makeRng(SEED);
 const pick = (n) => Math.floor(rng() * n);
 const pk = (i) => (i + 1).toString(16).padStart(64, 'a');

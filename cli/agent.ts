@@ -186,7 +186,8 @@ async function send(agent: Agent, args: string[], values: Values, out: Out): Pro
     return 0;
   }
   const { id, wrapId, result } = await agent.send(recipient, text, { timeoutMs });
-  out(`sent ${id.slice(0, 12)}… to ${short(recipient)} (${result.relays.map((r) => r.relay).join(', ')})`, { id, wrapId, to: recipient, relays: result.relays });
+  const relays = result?.relays ?? [];
+  out(`sent ${id.slice(0, 12)}… to ${short(recipient)} (${relays.map((r) => r.relay).join(', ')})`, { id, wrapId, to: recipient, relays });
   return 0;
 }
 

@@ -14,7 +14,12 @@ import { getTagValue } from '../shared/event.js';
 import type { Filter } from '../shared/filter.js';
 import { Kind, isEphemeralKind } from '../shared/kinds.js';
 import { systemTimers, withTimeout, type Timers } from './backoff.js';
-import { REQUEST_TAG, RESPONSE_TAG, unwrapDirectMessage, wrapDirectMessage } from './dm.js';
+import { REQUEST_TAG, RESPONSE_TAG, makeRumor, parseRumor, unwrapDirectMessage, wrapDirectMessage, wrapRumor, type Rumor } from './dm.js';
+import type { RtcFactory, RtcIceServer } from './transport/rtc.js';
+// Types only: the transport (and the zod schemas of its signalling) stays out of bundles that do not use it.
+import type { DeliveryPath, DirectTransport, DirectTransportOptions } from './transport/webrtc.js';
+import { openAgentDoc, type AgentDoc, type AgentDocOptions, type DocHost } from './crdt-relay.js';
+import { makeDocAddress } from './crdt/wire.js';
 import { Emitter, silentLogger, type ClientLogger } from './emitter.js';
 import { ClientError } from './errors.js';
 import { parsePubkey, verifyEvent, type Identity } from './identity.js';
@@ -25,6 +30,25 @@ import { combineDiscovery, fetchPresence, type AgentInfo } from './presence.js';
 import { RelayLink, normalizeRelayUrl, type OkResult, type RelayLinkOptions, type WebSocketConstructor } from './relay-link.js';
 import { MemoryStore, type AgentStore } from './store.js';
 import { checkWakeChannels, makeWakeRegistration, type WakeChannel } from './wake.js';
+
+/** Options of {@link Agent.enableDirect}. */
+export interface DirectOptions {
+  /**
+   * The transport module, passed in so it is bundled only by applications that use it:
+   * `import * as direct from './client/transport/index.js'` (dist/ when built), then `{ direct, rtc }`.
+   */
+  direct: Pick<typeof import('./transport/index.js'), 'createDirectTransport' | 'createRelaySignalling'>;
+  /** The WebRTC implementation: `getBrowserRtc()` in browsers, `loadNodeRtc` (client/node/rtc.ts) in Node. */
+  rtc: RtcFactory | (() => Promise<RtcFactory>);
+  /** STUN/TURN servers (default: none beyond what the relays advertise in NIP-11 `ice_servers`). */
+  iceServers?: RtcIceServer[] | (() => RtcIceServer[] | Promise<RtcIceServer[]>);
+  /** Open a direct link in the background when sending to a peer without one. */
+  autoConnect?: boolean;
+  /** Whether to answer an offer from this peer (default: everyone). */
+  accept?: (peer: string) => boolean;
+  /** Further transport tunables (timeouts, limits). */
+  transport?: Partial<DirectTransportOptions>;
+}
 
 /** A direct message (NIP-17 in a NIP-59 gift wrap) after unwrapping. */
 export interface DirectMessage {
@@ -38,8 +62,9 @@ export interface DirectMessage {
   /** The sender's own timestamp (the wrap's is blurred). */
   createdAt: number;
   kind: number;
-  /** Id of the gift wrap (what relays store). */
+  /** Id of the gift wrap (what relays store); empty when it came over a direct link. */
   wrapId: string;
+  /** The relay URL it came through, or `direct` for a direct WebRTC link. */
   relay: string;
   seq: number | undefined;
   /** Set when the sender awaits an answer: reply with `agent.reply(msg, ...)` or an `onRequest` handler. */
@@ -134,6 +159,10 @@ export class Agent extends Emitter<AgentEvents> {
   readonly identity: Identity;
   readonly pubkey: string;
   readonly #links = new Map<string, RelayLink>();
+  #direct: DirectTransport | undefined;
+  #signalling: { close(): void } | undefined;
+  /** Relayed DMs awaiting the direct transport's de-duplication, by rumor id. */
+  readonly #relayedDms = new Map<string, DirectMessage>();
   readonly #store: AgentStore;
   readonly #outbox: Outbox;
   readonly #inbox: Inbox | undefined;
@@ -145,6 +174,7 @@ export class Agent extends Emitter<AgentEvents> {
   readonly #heartbeatSeconds: number;
   readonly #pending = new Map<string, PendingRequest>();
   readonly #info = new Map<string, Promise<RelayInfo>>();
+  readonly #docs = new Map<string, Promise<AgentDoc>>();
   #onMessage: MessageHandler | undefined;
   #onRequest: RequestHandler | undefined;
   #wake: WakeChannel[] | undefined;
@@ -306,11 +336,102 @@ export class Agent extends Emitter<AgentEvents> {
    * Sends an end-to-end encrypted direct message (NIP-17 rumor, NIP-59 gift wrap) through the
    * outbox; resolves when the relays acknowledged the wrap.
    */
-  async send(to: string, content: string, opts: PublishOptions & { tags?: string[][] } = {}): Promise<{ id: string; wrapId: string; result: PublishResult }> {
+  async send(
+    to: string,
+    content: string,
+    opts: PublishOptions & { tags?: string[][] } = {},
+  ): Promise<{ id: string; wrapId: string; result: PublishResult | undefined; path: DeliveryPath }> {
     const recipient = parsePubkey(to);
-    const { wrap, rumor } = wrapDirectMessage(this.identity, recipient, content, { tags: opts.tags, createdAt: Math.floor(this.#now() / 1000) });
+    const rumor = makeRumor(this.identity, recipient, content, { tags: opts.tags, createdAt: Math.floor(this.#now() / 1000) });
+    if (this.#direct) {
+      // The transport picks the path; the relay path (and a dying link's unacknowledged messages)
+      // gift-wraps this same rumor, so the receiver de-duplicates by its id.
+      const path = await this.#direct.send(recipient, { id: rumor.id, data: JSON.stringify(rumor) });
+      const relayed = this.#lastRelayed.get(rumor.id);
+      this.#lastRelayed.delete(rumor.id);
+      return { id: rumor.id, wrapId: relayed?.wrapId ?? '', result: relayed?.result, path };
+    }
+    const wrap = wrapRumor(this.identity, recipient, rumor);
     const result = await this.publishSigned(wrap, opts);
-    return { id: rumor.id, wrapId: wrap.id, result };
+    return { id: rumor.id, wrapId: wrap.id, result, path: 'relay' };
+  }
+
+  /**
+   * Turns on direct WebRTC links (issue 6): signalling goes through this agent's relays as
+   * encrypted ephemeral events, messages to a peer with a verified link go over it, and anything
+   * a dying link did not acknowledge falls back to the relay, de-duplicated on arrival.
+   */
+  enableDirect(opts: DirectOptions): DirectTransport {
+    if (this.#direct) return this.#direct;
+    const signalling = opts.direct.createRelaySignalling(
+      this.identity,
+      [...this.#links.values()].map((link) => ({
+        publish: (e: NostrEvent) => link.publish(e),
+        subscribe: (filter: Filter, onEvent: (e: NostrEvent) => void) => {
+          const h = link.subscribe('roost-direct', { filters: () => [filter], onEvent: (e) => onEvent(e) });
+          return () => h.close();
+        },
+      })),
+      { now: this.#now, log: this.#log },
+    );
+    this.#signalling = signalling;
+    this.#direct = opts.direct.createDirectTransport({
+      identity: this.identity,
+      signalling,
+      rtc: opts.rtc,
+      ...(opts.iceServers ? { iceServers: opts.iceServers } : {}),
+      ...(opts.autoConnect !== undefined ? { autoConnect: opts.autoConnect } : {}),
+      ...(opts.accept ? { accept: opts.accept } : {}),
+      relayPath: {
+        send: async (peer, msg) => {
+          const rumor = parseRumor(msg.data);
+          if (!rumor) throw new ClientError('ROOST_ERR_BAD_INPUT', 'direct message is not a rumor');
+          const wrap = wrapRumor(this.identity, peer, rumor);
+          const result = await this.publishSigned(wrap);
+          this.#lastRelayed.set(rumor.id, { wrapId: wrap.id, result });
+        },
+      },
+      onMessage: (peer, msg, path) => this.#onPeerMessage(peer, msg.data, path),
+      log: this.#log,
+      ...opts.transport,
+    });
+    return this.#direct;
+  }
+
+  /** Opens (or reuses) a verified direct link to `peer`; needs {@link enableDirect} first. */
+  async connectDirect(peer: string): Promise<void> {
+    if (!this.#direct) throw new ClientError('ROOST_ERR_BAD_INPUT', 'call enableDirect({ rtc }) before connectDirect');
+    await this.#direct.connect(parsePubkey(peer));
+  }
+
+  /** What the relay path reported for a message `send` is waiting on (taken by `send`). */
+  readonly #lastRelayed = new Map<string, { wrapId: string; result: PublishResult }>();
+
+  async #onPeerMessage(peer: string, data: string, path: DeliveryPath): Promise<void> {
+    const rumor: Rumor | undefined = parseRumor(data);
+    if (!rumor) return;
+    if (path === 'relay') {
+      const msg = this.#relayedDms.get(rumor.id);
+      this.#relayedDms.delete(rumor.id);
+      if (msg) await this.#handleDm(msg);
+      return;
+    }
+    // A direct link is bound to the peer's key: a rumor claiming another author is dropped.
+    if (rumor.pubkey !== peer || rumor.kind !== Kind.PrivateDirectMessage) return;
+    await this.#handleDm({
+      type: 'dm',
+      id: rumor.id,
+      from: rumor.pubkey,
+      content: rumor.content,
+      tags: rumor.tags,
+      createdAt: rumor.created_at,
+      kind: rumor.kind,
+      wrapId: '',
+      relay: 'direct',
+      seq: undefined,
+      requestId: getTagValue(rumor, REQUEST_TAG),
+      inReplyTo: getTagValue(rumor, RESPONSE_TAG),
+    });
   }
 
   /**
@@ -343,7 +464,7 @@ export class Agent extends Emitter<AgentEvents> {
   }
 
   /** Answers a direct message (with the request's correlation id when it was a request). */
-  async reply(msg: DirectMessage, content: string, opts: PublishOptions = {}): Promise<{ id: string; wrapId: string; result: PublishResult }> {
+  async reply(msg: DirectMessage, content: string, opts: PublishOptions = {}): ReturnType<Agent['send']> {
     const tags = [['e', msg.id, '', 'reply']];
     if (msg.requestId) tags.push([RESPONSE_TAG, msg.requestId]);
     return this.send(msg.from, content, { ...opts, tags });
@@ -389,6 +510,28 @@ export class Agent extends Emitter<AgentEvents> {
       requestId: getTagValue(rumor, REQUEST_TAG),
       inReplyTo: getTagValue(rumor, RESPONSE_TAG),
     };
+  }
+
+  /**
+   * Opens the shared document `name` (owned by `opts.owner`, default this agent): a CRDT document
+   * whose local changes are published as signed deltas through the durable outbox and which reads
+   * every relay from a cursor saved with its state, so it works offline and resumes after restarts.
+   * Asking again for an open document returns it (later options are ignored). See docs/crdt.md.
+   */
+  async doc(name: string, opts: AgentDocOptions = {}): Promise<AgentDoc> {
+    if (this.#state === 'closed') throw new ClientError('ROOST_ERR_CLOSED', 'the agent is closed');
+    const owner = opts.owner === undefined ? this.pubkey : parsePubkey(opts.owner);
+    const address = makeDocAddress(owner, name);
+    let open = this.#docs.get(address);
+    if (!open) {
+      open = openAgentDoc(this.#docHost(), name, { ...opts, owner });
+      this.#docs.set(address, open);
+      open.then(
+        (d) => d.onClose(() => this.#docs.delete(address)),
+        () => this.#docs.delete(address),
+      );
+    }
+    return open;
   }
 
   /** Publishes (replaces) this agent's card; `relays` defaults to the agent's relays. */
@@ -454,6 +597,7 @@ export class Agent extends Emitter<AgentEvents> {
     if (wasRunning && this.#heartbeatSeconds > 0 && this.connectedRelays.length > 0) {
       await this.heartbeat((this.#wake?.length ?? 0) > 0 ? 'asleep' : 'offline', 2000).catch(() => undefined);
     }
+    for (const open of [...this.#docs.values()]) await (await open.catch(() => undefined))?.close();
     await this.#inbox?.close();
     this.#outbox.close();
     for (const p of this.#pending.values()) {
@@ -461,11 +605,27 @@ export class Agent extends Emitter<AgentEvents> {
       p.reject(new ClientError('ROOST_ERR_CLOSED', 'the agent closed before the response came'));
     }
     this.#pending.clear();
+    this.#direct?.close();
+    this.#signalling?.close();
     for (const link of this.#links.values()) link.close();
     await this.#store.close();
   }
 
   // --- internals ---
+
+  #docHost(): DocHost {
+    return {
+      self: this.pubkey,
+      links: this.#links,
+      store: this.#store,
+      sign: (t) => this.identity.sign(t),
+      enqueue: (event) => this.#outbox.enqueue(event, this.relays),
+      timers: this.#timers,
+      now: this.#now,
+      random: this.#random,
+      log: this.#log,
+    };
+  }
 
   #template(t: Partial<EventTemplate> & { kind: number }): EventTemplate {
     return { kind: t.kind, content: t.content ?? '', tags: t.tags ?? [], created_at: t.created_at ?? Math.floor(this.#now() / 1000) };
@@ -557,6 +717,17 @@ export class Agent extends Emitter<AgentEvents> {
       this.emit('error', err as Error);
       return;
     }
+    if (this.#direct) {
+      // Through the transport, which drops a message already received over a direct link.
+      this.#relayedDms.set(msg.id, msg);
+      const fresh = await this.#direct.deliverRelayed(msg.from, { id: msg.id, data: JSON.stringify(rumorOf(msg)) });
+      if (!fresh) this.#relayedDms.delete(msg.id);
+      return;
+    }
+    await this.#handleDm(msg);
+  }
+
+  async #handleDm(msg: DirectMessage): Promise<void> {
     if (msg.inReplyTo !== undefined) {
       const pending = this.#pending.get(msg.inReplyTo);
       if (pending) {
@@ -586,4 +757,9 @@ export class Agent extends Emitter<AgentEvents> {
     if (this.#onMessage) await this.#onMessage(msg);
     else this.emit('message', msg);
   }
+}
+
+/** The rumor a direct message was opened from (for the transport's de-duplication by id). */
+function rumorOf(msg: DirectMessage): Rumor {
+  return { id: msg.id, pubkey: msg.from, created_at: msg.createdAt, kind: msg.kind, tags: msg.tags, content: msg.content };
 }

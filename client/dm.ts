@@ -37,9 +37,20 @@ export function wrapDirectMessage(
   content: string,
   opts: { tags?: string[][]; createdAt?: number } = {},
 ): { wrap: NostrEvent; rumor: Rumor } {
+  const rumor = makeRumor(sender, recipient, content, opts);
+  return { wrap: wrapRumor(sender, recipient, rumor), rumor };
+}
+
+/** The unsigned kind-14 rumor of a chat message (its id is the message id on every path). */
+export function makeRumor(sender: Identity, recipient: string, content: string, opts: { tags?: string[][]; createdAt?: number } = {}): Rumor {
   const now = opts.createdAt ?? Math.floor(Date.now() / 1000);
   const unsigned = { pubkey: sender.pubkey, created_at: now, kind: Kind.PrivateDirectMessage, tags: [['p', recipient], ...(opts.tags ?? [])], content };
-  const rumor: Rumor = { id: getEventHash(unsigned), ...unsigned };
+  return { id: getEventHash(unsigned), ...unsigned };
+}
+
+/** Seals (kind 13, signed by the sender) and gift-wraps (kind 1059, throwaway key) an existing rumor. */
+export function wrapRumor(sender: Identity, recipient: string, rumor: Rumor): NostrEvent {
+  const now = rumor.created_at;
   const seal = sender.sign({
     kind: Kind.Seal,
     created_at: blurred(now),
@@ -58,7 +69,20 @@ export function wrapDirectMessage(
     throwaway,
   );
   throwaway.fill(0);
-  return { wrap, rumor };
+  return wrap;
+}
+
+/** Parses a rumor carried as JSON (the direct path), checking its shape and id; undefined when invalid. */
+export function parseRumor(data: string): Rumor | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(data);
+  } catch {
+    return undefined;
+  }
+  if (!isRumor(v)) return undefined;
+  const { id, ...unsigned } = v;
+  return getEventHash(unsigned) === id ? v : undefined;
 }
 
 function isRumor(v: unknown): v is Rumor {

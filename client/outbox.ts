@@ -81,6 +81,8 @@ export class Outbox extends Emitter<OutboxEvents> {
   async load(): Promise<number> {
     const entries = await this.#store.outboxList();
     for (const e of entries) {
+      // Already queued by this run (published before start): queueing it again would orphan its waiters.
+      if (this.#entries.has(e.event.id)) continue;
       const known = e.relays.filter((r) => this.#links.has(r));
       if (known.length < e.relays.length) {
         this.#opts.log.warn({ eventId: e.event.id, relays: e.relays.filter((r) => !this.#links.has(r)) }, 'outbox entry names relays this agent no longer uses; kept for them');

@@ -362,7 +362,9 @@ export class RelayLink extends Emitter<LinkEvents> {
     const socket = this.#socket;
     this.#socket = undefined;
     if (socket) {
-      socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
+      socket.onopen = socket.onmessage = socket.onclose = null;
+      // Closing a socket that is still connecting makes `ws` emit an error; with no listener it would be thrown.
+      socket.onerror = () => {};
       try {
         const s = socket as WebSocketLike & { terminate?: () => void };
         if (s.terminate && code === 'ROOST_ERR_DISCONNECTED') s.terminate();

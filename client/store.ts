@@ -1,10 +1,26 @@
 import type { NostrEvent } from '../shared/event.js';
+import { decodeBase64, encodeBase64 } from './crdt/base64.js';
 import type { KeyValueStorage } from './identity.js';
 
 /** An event waiting in the outbox, with the relays that have not settled it yet. */
 export interface OutboxEntry {
   event: NostrEvent;
   relays: string[];
+}
+
+/** What an agent keeps of one shared document between runs (see client/crdt-relay.ts). */
+export interface DocState {
+  /** The document's Yjs state (`SharedDoc.encodeState()`), including updates still waiting for dependencies. */
+  state: Uint8Array;
+  /** Per relay: the highest sequence number of the document's events the state holds. */
+  cursors: Record<string, number>;
+  /**
+   * The owner's membership record the state was read under (version = the record's created_at), and the
+   * signed event itself, which any replica can hand to a relay that lost it.
+   */
+  membership?: { members: string[]; version: number; enforced: boolean; event?: NostrEvent };
+  /** Per relay: members added after its cursor had passed, whose earlier deltas are still to be fetched. */
+  backfill?: Record<string, string[]>;
 }
 
 /**
@@ -30,7 +46,17 @@ export interface AgentStore {
   markDelivered(id: string, atMs: number, relay?: string, seq?: number): Promise<void>;
   /** Forgets ids seen before `beforeMs`, and all but the newest `keep`. */
   pruneSeen(beforeMs: number, keep: number): Promise<void>;
+  /** The saved state of the shared document at `address`, if any. */
+  getDoc(address: string): Promise<DocState | undefined>;
+  /** Replaces the saved state of a shared document (state, cursors and membership in one write). */
+  putDoc(address: string, doc: DocState): Promise<void>;
   close(): Promise<void>;
+}
+
+/** A deep copy, so a caller's later changes never reach what a memory store holds. */
+function copyDoc(d: DocState): DocState {
+  const { state, ...rest } = d;
+  return { ...(JSON.parse(JSON.stringify(rest)) as Omit<DocState, 'state'>), state: state.slice() };
 }
 
 /** Plain state behind the memory and key-value stores. */
@@ -43,6 +69,7 @@ interface State {
 /** An AgentStore in memory: for tests and agents that need no durability. */
 export class MemoryStore implements AgentStore {
   protected state: State = { outbox: [], cursors: {}, seen: new Map() };
+  readonly #docs = new Map<string, DocState>();
 
   /** Called after each change with the parts that changed; the key-value store persists them. */
   protected async changed(_parts: ReadonlyArray<'outbox' | 'cursors' | 'seen'>): Promise<void> {}
@@ -97,6 +124,15 @@ export class MemoryStore implements AgentStore {
     await this.changed(['seen']);
   }
 
+  async getDoc(address: string): Promise<DocState | undefined> {
+    const d = this.#docs.get(address);
+    return d && copyDoc(d);
+  }
+
+  async putDoc(address: string, doc: DocState): Promise<void> {
+    this.#docs.set(address, copyDoc(doc));
+  }
+
   async close(): Promise<void> {}
 }
 
@@ -137,6 +173,22 @@ export class KeyValueStore extends MemoryStore {
     this.state.outbox = await read('outbox', []);
     this.state.cursors = await read('cursors', {});
     this.state.seen = new Map(await read<Array<[string, number]>>('seen', []));
+  }
+
+  override async getDoc(address: string): Promise<DocState | undefined> {
+    const text = await this.#storage.getItem(this.#prefix + 'doc:' + address);
+    if (!text) return undefined;
+    try {
+      const saved = JSON.parse(text) as Omit<DocState, 'state'> & { state: string };
+      const state = decodeBase64(saved.state);
+      return state ? { ...saved, state } : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  override async putDoc(address: string, doc: DocState): Promise<void> {
+    await this.#storage.setItem(this.#prefix + 'doc:' + address, JSON.stringify({ ...doc, state: encodeBase64(doc.state) }));
   }
 
   protected override async changed(parts: ReadonlyArray<'outbox' | 'cursors' | 'seen'>): Promise<void> {

@@ -13,6 +13,7 @@ import { createStats, observeLatency, recordError, type RelayContext } from './c
 import { dispatch } from './dispatch.js';
 import { closeSubscription } from './handlers/req.js';
 import { getTrustProxy, installOperator, type Operator } from './operator/index.js';
+import { iceServersInfo } from './plugins/ice-servers.js';
 import { buildRelayInfo, setCorsHeaders, type InfoContributor } from './plugins/nip11.js';
 import { registerPresence } from './plugins/presence.js';
 import {
@@ -38,6 +39,7 @@ import { makeReason } from '../shared/reason.js';
 import { configuredPrivateKinds, installMailbox, type Mailbox } from './mailbox/index.js';
 import { loadOrCreateRelayIdentity } from './identity.js';
 import { createPushWake, type PushWake, type PushWakeDeps } from './push/index.js';
+import { installSharedDocs, type SharedDocs } from './crdt/index.js';
 
 /** I/O edges a relay is built with; each has a production default. */
 export interface RelayDeps {
@@ -64,6 +66,8 @@ export interface Relay {
   mailbox: Mailbox | undefined;
   /** Moderation, rate limits, metrics, health and the dashboard; subsystems add dashboard figures to `operator.sources`. */
   operator: Operator;
+  /** Shared documents: membership enforcement and snapshot compaction. */
+  sharedDocs: SharedDocs;
   /** Stops accepting, closes connections, flushes pending writes, closes the database. */
   close(): Promise<void>;
 }
@@ -189,9 +193,10 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   });
 
   const version = packageVersion();
-  const infoContributors: InfoContributor[] = [];
+  const infoContributors: InfoContributor[] = [iceServersInfo(config)];
   const push = store instanceof SqliteStore ? wirePushWake(ctx, store, infoContributors, deps.push) : undefined;
   const mailbox = store instanceof SqliteStore ? installMailbox(ctx, store.db, infoContributors) : undefined;
+  const sharedDocs = installSharedDocs(ctx, store instanceof SqliteStore ? store.db : undefined, infoContributors);
   const app = Fastify({
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
@@ -301,6 +306,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     infoContributors,
     mailbox,
     operator,
+    sharedDocs,
     async close() {
       if (closed) return;
       closed = true;
@@ -311,6 +317,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       await app.close();
       await push?.close();
       mailbox?.close();
+      sharedDocs.close();
       operator.close();
       await store.close();
       await verifier.close();

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseKindList, parseRetention } from './mailbox/retention-rules.js';
+import { iceServersSchema, parseIceServersSetting } from '../shared/ice-servers.js';
 
 /**
  * Every relay setting, declared once with its default and description. Only this module reads
@@ -72,6 +73,19 @@ export const configSchema = z.object({
     .describe('Retention never removes an event still undelivered to a p-tagged agent that has authenticated here (the quota bounds those instead).'),
   retentionSweepSeconds: int(1).default(300).describe('How often the retention rules are applied.'),
 
+  // --- shared documents (issue 5) ---
+  crdtMembership: z
+    .enum(['off', 'tagged', 'all'])
+    .default('tagged')
+    .describe("Refuse shared-document events (kinds 4337, 24337, 34338) from non-members of the document's stored membership record (kind 34337): 'tagged' for records carrying [\"enforce\",\"members\"], 'all' for every document (a document without a record then takes no writes), 'off' never."),
+  crdtCompaction: z
+    .enum(['off', 'owner', 'members'])
+    .default('owner')
+    .describe("When a complete snapshot (kind 34338) is stored from the document's owner ('owner') or from any member of its stored record ('members'), the deltas stored before it that its state vector covers expire after the grace period below; 'off' keeps every delta."),
+  crdtCompactionGraceSeconds: int(0)
+    .default(86400)
+    .describe('How long deltas covered by a trusted snapshot stay readable before they expire (NIP-40 sweep).'),
+
   // --- push wake (issue 10) ---
   pushApnsKeyFile: z.string().default('').describe('APNs token-auth signing key (.p8 file); empty leaves APNs wake off.'),
   pushApnsKeyId: z.string().default('').describe('Key ID of the APNs signing key.'),
@@ -113,6 +127,13 @@ export const configSchema = z.object({
   rateEventsPerPubkey: int(0).default(1200).describe('Stored events per author pubkey per minute (charged after the signature is checked).'),
   rateReqsPerIp: int(0).default(3000).describe('REQ and COUNT messages per IP per minute.'),
   rateReqsPerPubkey: int(0).default(1200).describe('REQ and COUNT messages per authenticated pubkey per minute.'),
+  iceServers: z
+    .union([z.string().transform(parseIceServersSetting), z.array(z.unknown())])
+    .pipe(iceServersSchema)
+    .default([])
+    .describe(
+      'STUN/TURN servers advertised in NIP-11 `ice_servers` for agents\' direct links: a JSON array of {urls, username, credential}, or comma-separated stun:/turn: URLs. Anyone can read them: use short-lived TURN credentials.',
+    ),
 });
 
 /** The validated, frozen relay configuration. */

@@ -4,12 +4,10 @@
  * connector all implement this; the core imports none of them.
  */
 
-/** Clock range `[from, to)` of the structs one replica (Yjs client id) created in a delta. */
-export interface ClockRange {
-  client: number;
-  from: number;
-  to: number;
-}
+import type { ClockRange } from '../../shared/crdt-events.js';
+
+/** Clock range `[from, to)` of the structs one replica (Yjs client id) created in a delta (defined in shared/). */
+export type { ClockRange };
 
 /** What the core tells a transport about a local delta (the transport signs and sends it). */
 export interface LocalUpdateMeta {

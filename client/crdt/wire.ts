@@ -11,21 +11,39 @@
  *   The document address is the NIP-01 address of this record: `34337:<owner pubkey>:<name>`.
  * - awareness (ephemeral, kind 24337): `["a", <address>]`, content JSON `{"clock":n,"state":{...}|null}`.
  */
-import { z } from 'zod';
+import {
+  DocKind,
+  ENFORCE_TAG,
+  formatStateVector,
+  getClockRange,
+  getSnapshotPart,
+  isEnforcedMembership,
+  makeDocAddress,
+  parseDocAddress,
+  parseStateVector,
+  parseUint,
+  type ClockRange,
+} from '../../shared/crdt-events.js';
 import { getDTag, getTagValue, getTagValues, type EventTemplate, type NostrEvent } from '../../shared/event.js';
 import type { Filter } from '../../shared/filter.js';
 import { decodeBase64, encodeBase64 } from './base64.js';
-import type { Json } from './json.js';
+import { isJson, type Json } from './json.js';
 import { makeMembership, type MembershipRecord } from './membership.js';
-import type { ClockRange } from './transport.js';
 
-/** Event kinds of shared documents (a proposal for docs/protocol.md; regular/ephemeral/addressable per NIP-01). */
-export const DocKind = {
-  Update: 4337,
-  Awareness: 24337,
-  Membership: 34337,
-  Snapshot: 34338,
-} as const;
+export {
+  DOC_WRITE_KINDS,
+  DocKind,
+  ENFORCE_TAG,
+  formatStateVector,
+  getClockRange,
+  getDocAddresses,
+  getSnapshotPart,
+  isEnforcedMembership,
+  isRangeCovered,
+  makeDocAddress,
+  parseDocAddress,
+  parseStateVector,
+} from '../../shared/crdt-events.js';
 
 /** Longest base64 content of one snapshot part; below the relay's default maxContentLength (65536). */
 export const DEFAULT_SNAPSHOT_PART_CHARS = 60_000;
@@ -33,52 +51,6 @@ export const DEFAULT_SNAPSHOT_PART_CHARS = 60_000;
 type Incoming = Pick<NostrEvent, 'kind' | 'tags' | 'content' | 'pubkey' | 'created_at'>;
 
 const HEX64 = /^[0-9a-f]{64}$/;
-const UINT = /^(0|[1-9]\d{0,15})$/;
-
-function uint(text: string | undefined): number | undefined {
-  if (text === undefined || !UINT.test(text)) return undefined;
-  const n = Number(text);
-  return Number.isSafeInteger(n) ? n : undefined;
-}
-
-/** The address of document `name` owned by `owner`: `34337:<owner>:<name>` (NIP-01 `a` tag form). */
-export function makeDocAddress(owner: string, name: string): string {
-  return `${DocKind.Membership}:${owner}:${name}`;
-}
-
-/** Owner and name of a document address; undefined when it is not one. */
-export function parseDocAddress(address: string): { owner: string; name: string } | undefined {
-  const m = /^(\d+):([0-9a-f]{64}):(.*)$/s.exec(address);
-  if (!m || Number(m[1]) !== DocKind.Membership) return undefined;
-  return { owner: m[2]!, name: m[3]! };
-}
-
-/** `client:clock,...` sorted by client: the text form of a state vector carried in a tag. */
-export function formatStateVector(sv: ReadonlyMap<number, number>): string {
-  return [...sv.entries()]
-    .sort((a, b) => a[0] - b[0])
-    .map(([c, k]) => `${c}:${k}`)
-    .join(',');
-}
-
-/** Parses {@link formatStateVector} output; undefined when malformed. */
-export function parseStateVector(text: string): Map<number, number> | undefined {
-  const sv = new Map<number, number>();
-  if (text === '') return sv;
-  for (const pair of text.split(',')) {
-    const [c, k, extra] = pair.split(':');
-    const client = uint(c);
-    const clock = uint(k);
-    if (client === undefined || clock === undefined || extra !== undefined) return undefined;
-    sv.set(client, clock);
-  }
-  return sv;
-}
-
-/** True when a snapshot with state vector `sv` holds every struct of a delta with clock `range`. */
-export function isRangeCovered(range: ClockRange, sv: ReadonlyMap<number, number>): boolean {
-  return (sv.get(range.client) ?? 0) >= range.to;
-}
 
 /** Template of a delta event for the document at `address`. */
 export function makeUpdateEvent(address: string, update: Uint8Array, clock: ClockRange | undefined, createdAt: number): EventTemplate {
@@ -103,12 +75,9 @@ export function parseUpdateEvent(ev: Incoming): UpdateEnvelope | undefined {
   const update = decodeBase64(ev.content);
   if (!update || update.length === 0) return undefined;
   const env: UpdateEnvelope = { address, author: ev.pubkey, update };
-  const t = ev.tags.find((t) => t[0] === 'clock');
-  if (t) {
-    const [client, from, to] = [uint(t[1]), uint(t[2]), uint(t[3])];
-    if (client === undefined || from === undefined || to === undefined || to <= from) return undefined;
-    env.clock = { client, from, to };
-  }
+  const clock = getClockRange(ev);
+  if (clock === null) return undefined;
+  if (clock) env.clock = clock;
   return env;
 }
 
@@ -121,12 +90,23 @@ function fnv1a(text: string): string {
   return (h >>> 0).toString(16).padStart(8, '0');
 }
 
-/** Templates of the parts of a snapshot (one part unless the base64 is longer than `partChars`). */
+/**
+ * Tag of a snapshot part saying up to which sequence number of a relay the snapshot's author had read the
+ * document: `["seq", <relay url>, <n>]`, one per relay. A newcomer that trusts the snapshot resumes that
+ * relay from `n` instead of reading every delta the snapshot already holds.
+ */
+export const SEQ_TAG = 'seq';
+
+/**
+ * Templates of the parts of a snapshot (one part unless the base64 is longer than `partChars`); `cursors`
+ * (relay URL → sequence number read up to) become {@link SEQ_TAG} tags on every part.
+ */
 export function makeSnapshotEvents(
   address: string,
   snapshot: { update: Uint8Array; stateVector: ReadonlyMap<number, number> },
   createdAt: number,
   partChars = DEFAULT_SNAPSHOT_PART_CHARS,
+  cursors: ReadonlyMap<string, number> = new Map(),
 ): EventTemplate[] {
   const size = Math.max(4, partChars - (partChars % 4));
   const b64 = encodeBase64(snapshot.update);
@@ -143,6 +123,7 @@ export function makeSnapshotEvents(
         ['a', address],
         ['part', String(i), String(n), id],
         ['sv', sv],
+        ...[...cursors].map(([relay, seq]) => [SEQ_TAG, relay, String(seq)]),
       ],
       content: b64.slice(i * size, (i + 1) * size),
     });
@@ -157,6 +138,17 @@ export interface SnapshotEnvelope {
   createdAt: number;
   update: Uint8Array;
   stateVector: Map<number, number>;
+  /** Relay URL → sequence number its author had read the document up to ({@link SEQ_TAG}); may be empty. */
+  cursors: Map<string, number>;
+}
+
+function getSeqCursors(ev: Pick<NostrEvent, 'tags'>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const t of ev.tags) {
+    const seq = parseUint(t[2]);
+    if (t[0] === SEQ_TAG && t[1] !== undefined && seq !== undefined) out.set(t[1], seq);
+  }
+  return out;
 }
 
 /**
@@ -167,12 +159,10 @@ export function assembleSnapshot(address: string, events: Iterable<Incoming>): S
   const groups = new Map<string, { ev: Incoming; parts: Map<number, string>; n: number; sv: string }>();
   for (const ev of events) {
     if (ev.kind !== DocKind.Snapshot || getTagValue(ev, 'a') !== address) continue;
-    const t = ev.tags.find((t) => t[0] === 'part');
-    const i = uint(t?.[1]);
-    const n = uint(t?.[2]);
-    const id = t?.[3];
+    const part = getSnapshotPart(ev);
     const sv = getTagValue(ev, 'sv');
-    if (i === undefined || n === undefined || id === undefined || sv === undefined || i >= n) continue;
+    if (!part || sv === undefined) continue;
+    const { index: i, count: n, id } = part;
     if (getDTag(ev) !== `${address}#${i}`) continue;
     const key = `${ev.pubkey}\u0000${id}`;
     let g = groups.get(key);
@@ -186,34 +176,55 @@ export function assembleSnapshot(address: string, events: Iterable<Incoming>): S
   for (const g of complete) {
     const update = decodeBase64(Array.from({ length: g.n }, (_, i) => g.parts.get(i)!).join(''));
     const stateVector = parseStateVector(g.sv);
-    if (update && stateVector) return { address, author: g.ev.pubkey, createdAt: g.ev.created_at, update, stateVector };
+    if (update && stateVector) return { address, author: g.ev.pubkey, createdAt: g.ev.created_at, update, stateVector, cursors: getSeqCursors(g.ev) };
   }
   return undefined;
 }
 
-/** Template of the owner's membership record of document `name` (its address is makeDocAddress(owner, name)). */
-export function makeMembershipEvent(name: string, members: Iterable<string>, createdAt: number): EventTemplate {
+/**
+ * Template of the owner's membership record of document `name` (its address is makeDocAddress(owner, name)).
+ * `enforce` adds `["enforce", "members"]`: Roost relays then refuse the document's events from non-members.
+ */
+export function makeMembershipEvent(name: string, members: Iterable<string>, createdAt: number, opts: { enforce?: boolean } = {}): EventTemplate {
   const tags = [['d', name]];
   for (const m of new Set(members)) tags.push(['p', m]);
+  if (opts.enforce) tags.push([ENFORCE_TAG, 'members']);
   return { kind: DocKind.Membership, created_at: createdAt, tags, content: '' };
 }
 
-/** Reads a membership event into a record whose version is its created_at; undefined when malformed. */
-export function parseMembershipEvent(ev: Incoming): { address: string; record: MembershipRecord } | undefined {
+/**
+ * Reads a membership event into a record whose version is its created_at, and whether it asks relays to
+ * enforce it; undefined when malformed.
+ */
+export function parseMembershipEvent(ev: Incoming): { address: string; record: MembershipRecord; enforced: boolean } | undefined {
   if (ev.kind !== DocKind.Membership || !HEX64.test(ev.pubkey)) return undefined;
   const members = getTagValues(ev, 'p');
   if (!members.every((m) => HEX64.test(m))) return undefined;
-  return { address: makeDocAddress(ev.pubkey, getDTag(ev)), record: makeMembership(ev.pubkey, members, ev.created_at) };
+  return {
+    address: makeDocAddress(ev.pubkey, getDTag(ev)),
+    record: makeMembership(ev.pubkey, members, ev.created_at),
+    enforced: isEnforcedMembership(ev),
+  };
 }
 
-const jsonSchema: z.ZodType<Json> = z.lazy(() =>
-  z.union([z.null(), z.boolean(), z.number().finite(), z.string(), z.array(jsonSchema), z.record(z.string(), jsonSchema)]),
-);
-
-const awarenessSchema = z.object({ clock: z.number().int().nonnegative(), state: z.union([z.null(), z.record(z.string(), jsonSchema)]) });
-
 /** One replica's presence as carried on the wire (see awareness.ts). */
-export type AwarenessMessage = z.infer<typeof awarenessSchema>;
+export interface AwarenessMessage {
+  clock: number;
+  state: { [key: string]: Json } | null;
+}
+
+/**
+ * Checks a parsed awareness message by hand (no zod here: the client bundle stays free of it). Extra
+ * fields are dropped, as a schema parse would.
+ */
+function toAwarenessMessage(raw: unknown): AwarenessMessage | undefined {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
+  const { clock, state } = raw as { clock?: unknown; state?: unknown };
+  if (typeof clock !== 'number' || !Number.isSafeInteger(clock) || clock < 0) return undefined;
+  if (state === null) return { clock, state: null };
+  if (typeof state !== 'object' || state === undefined || Array.isArray(state) || !isJson(state)) return undefined;
+  return { clock, state: state as { [key: string]: Json } };
+}
 
 /** Template of an ephemeral awareness event for `address`. */
 export function makeAwarenessEvent(address: string, message: AwarenessMessage, createdAt: number): EventTemplate {
@@ -231,8 +242,8 @@ export function parseAwarenessEvent(ev: Incoming): { address: string; author: st
   } catch {
     return undefined;
   }
-  const parsed = awarenessSchema.safeParse(raw);
-  return parsed.success ? { address, author: ev.pubkey, message: parsed.data } : undefined;
+  const message = toAwarenessMessage(raw);
+  return message ? { address, author: ev.pubkey, message } : undefined;
 }
 
 /**

@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import BetterSqlite3, { type Database } from 'better-sqlite3';
 import type { NostrEvent } from '../../shared/event.js';
 import { ClientError } from '../errors.js';
-import type { AgentStore, OutboxEntry } from '../store.js';
+import type { AgentStore, DocState, OutboxEntry } from '../store.js';
 
 /** The agent database's schema, versioned with `user_version` (forward-only, like migrations/). */
 const SCHEMA: readonly string[] = [
@@ -20,6 +20,12 @@ const SCHEMA: readonly string[] = [
    CREATE TABLE cursor (relay TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
    CREATE TABLE seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
    CREATE INDEX seen_at ON seen (at);`,
+  // Shared documents: state, cursors and membership of each, written together.
+  `CREATE TABLE doc (
+     address TEXT NOT NULL UNIQUE,
+     state BLOB NOT NULL,
+     meta TEXT NOT NULL
+   );`,
 ];
 
 /** Options of the SQLite agent store. */
@@ -70,6 +76,8 @@ export class SqliteAgentStore implements AgentStore {
       markSeen: db.prepare('INSERT INTO seen (id, at) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at'),
       pruneOld: db.prepare('DELETE FROM seen WHERE at < ?'),
       pruneExcess: db.prepare('DELETE FROM seen WHERE id IN (SELECT id FROM seen ORDER BY at DESC LIMIT -1 OFFSET ?)'),
+      getDoc: db.prepare('SELECT state, meta FROM doc WHERE address = ?'),
+      putDoc: db.prepare('INSERT INTO doc (address, state, meta) VALUES (?, ?, ?) ON CONFLICT (address) DO UPDATE SET state = excluded.state, meta = excluded.meta'),
     };
   }
 
@@ -120,6 +128,18 @@ export class SqliteAgentStore implements AgentStore {
       this.#q.pruneOld.run(beforeMs);
       this.#q.pruneExcess.run(keep);
     })();
+  }
+
+  async getDoc(address: string): Promise<DocState | undefined> {
+    const row = this.#q.getDoc.get(address) as { state: Buffer; meta: string } | undefined;
+    if (!row) return undefined;
+    const meta = JSON.parse(row.meta) as Omit<DocState, 'state'>;
+    return { ...meta, state: new Uint8Array(row.state.buffer, row.state.byteOffset, row.state.byteLength) };
+  }
+
+  async putDoc(address: string, doc: DocState): Promise<void> {
+    const { state, ...meta } = doc;
+    this.#q.putDoc.run(address, Buffer.from(state.buffer, state.byteOffset, state.byteLength), JSON.stringify(meta));
   }
 
   async close(): Promise<void> {

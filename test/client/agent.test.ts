@@ -143,7 +143,7 @@ describe('several relays', () => {
     const sent = Array.from({ length: 6 }, (_, i) => `both-${i}`);
     for (const text of sent) {
       const { result } = await alice.agent.send(bobKey.pubkey, text);
-      expect(result.relays.map((x) => x.accepted)).toEqual([true, true]);
+      expect(result!.relays.map((x) => x.accepted)).toEqual([true, true]);
     }
     const bob = await agentIn(bobHome, [a.url, b.url], { identity: bobKey });
     await waitFor(() => dmTexts(bob.got).length >= sent.length, 'backlog from two relays');
@@ -180,7 +180,7 @@ describe('several relays', () => {
 
     r = await relay({ dir, port });
     const acks = await Promise.all(pending);
-    expect(acks.every((x) => x.result.relays[0]!.accepted)).toBe(true);
+    expect(acks.every((x) => x.result!.relays[0]!.accepted)).toBe(true);
     await pendingBob;
     await alice.agent.send(bob.agent.pubkey, 'after-1');
     await waitFor(() => dmTexts(bob.got).length === 5 && dmTexts(alice.got).length === 2, 'everything after restart');

@@ -130,6 +130,7 @@ it('a browser agent exchanges encrypted messages with a Node agent through the r
   expect(errors).toEqual([]);
   await node.agent.close();
   await context.close();
-  // Kept small: the bundle is the client plus noble curves/ciphers/hashes.
-  expect(bundleGzip).toBeLessThan(48 * 1024);
+  // Kept small: the bundle is the client plus noble curves/ciphers/hashes, and Yjs with lib0 for
+  // agent.doc (about 25 KiB gzipped of it).
+  expect(bundleGzip).toBeLessThan(72 * 1024);
 });

@@ -1,17 +1,11 @@
 /** Seeded simulation helpers for the CRDT tests: PRNG, pubkeys, replicas, a lossy connector, a relay log. */
 import { createSharedDoc, type SharedDoc } from '../../../client/crdt/shared-doc.js';
 import type { DocTransport, LocalUpdateMeta, UpdateReceiver } from '../../../client/crdt/transport.js';
+import { createRng } from '../../helpers/prng.js';
 
-/** mulberry32: a tiny seeded PRNG returning floats in [0, 1). */
+/** The shared seeded PRNG (test/helpers/prng.ts), as a function returning floats in [0, 1). */
 export function makeRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return createRng(seed).next;
 }
 
 /** Integer in [0, n). */

@@ -19,6 +19,7 @@ import {
   parseMembershipEvent,
   parseStateVector,
   parseUpdateEvent,
+  SEQ_TAG,
 } from '../../../client/crdt/wire.js';
 import { isAddressableKind, isEphemeralKind, isRegularKind } from '../../../shared/kinds.js';
 import { makeRng, pick, pk } from './sim.js';
@@ -136,7 +137,7 @@ describe('snapshot events', () => {
     const events = parts.map((p) => asEvent(p, pk(2))).reverse();
     for (const ev of events) expect(matchFilters(makeDocFilters(ADDRESS), ev)).toBe(true);
     const got = assembleSnapshot(ADDRESS, events);
-    expect(got).toEqual({ address: ADDRESS, author: pk(2), createdAt: 1_000, update: snap.update, stateVector: snap.stateVector });
+    expect(got).toEqual({ address: ADDRESS, author: pk(2), createdAt: 1_000, update: snap.update, stateVector: snap.stateVector, cursors: new Map() });
     const fresh = createSharedDoc({ docId: ADDRESS, self: pk(5), membership: { owner: OWNER, members: [pk(2)] } });
     expect(fresh.receive(got!.update, { author: got!.author, kind: 'snapshot' })).toBe(true);
     expect(fresh.toJSON()).toEqual(doc.toJSON());
@@ -155,6 +156,16 @@ describe('snapshot events', () => {
     expect(assembleSnapshot(ADDRESS, newest.slice(1))).toBeUndefined();
     expect(assembleSnapshot(ADDRESS, [])).toBeUndefined();
   });
+
+  it('carries the relay cursors its author had read up to on every part', () => {
+    const cursors = new Map([
+      ['ws://127.0.0.1:7777', 1234],
+      ['wss://relay.example', 9],
+    ]);
+    const parts = makeSnapshotEvents(ADDRESS, bigDoc(6).snapshot(), 1_000, 4_000, cursors).map((p) => asEvent(p, pk(2)));
+    for (const p of parts) expect(p.tags.filter((t) => t[0] === SEQ_TAG)).toEqual([[SEQ_TAG, 'ws://127.0.0.1:7777', '1234'], [SEQ_TAG, 'wss://relay.example', '9']]);
+    expect(assembleSnapshot(ADDRESS, parts)?.cursors).toEqual(cursors);
+  });
 });
 
 describe('membership and awareness events', () => {
@@ -162,7 +173,10 @@ describe('membership and awareness events', () => {
     const t = makeMembershipEvent('mesh/status', [pk(1), pk(2), pk(1)], 1_234);
     expect(t.tags).toEqual([['d', 'mesh/status'], ['p', pk(1)], ['p', pk(2)]]);
     const ev = asEvent(t);
-    expect(parseMembershipEvent(ev)).toEqual({ address: ADDRESS, record: { owner: OWNER, members: [pk(1), pk(2)], version: 1_234 } });
+    expect(parseMembershipEvent(ev)).toEqual({ address: ADDRESS, record: { owner: OWNER, members: [pk(1), pk(2)], version: 1_234 }, enforced: false });
+    const enforced = makeMembershipEvent('mesh/status', [pk(1)], 1_235, { enforce: true });
+    expect(enforced.tags).toContainEqual(['enforce', 'members']);
+    expect(parseMembershipEvent(asEvent(enforced))?.enforced).toBe(true);
     expect(matchFilters(makeDocFilters(ADDRESS), ev)).toBe(true);
     expect(matchFilters(makeDocFilters(ADDRESS), asEvent(t, pk(7)))).toBe(false);
     expect(parseMembershipEvent(asEvent({ ...t, tags: [['d', 'x'], ['p', 'nothex']] }))).toBeUndefined();
