@@ -24,7 +24,7 @@ const SIZES = {
     queryConnections: 8, queryRuns: 3, queryDurationMs: 2500, queryPoolPerRun: 40_000,
     backfillRuns: 3, backfillBudgetMs: 20_000, backfillTimeoutMs: 25_000, pageSize: 500,
     subscribers: 500, fanoutPublishers: 2, fanoutWindow: 8, fanoutEvents: 1500, fanoutRounds: 3, fanoutDurationMs: 3000,
-    idleConnections: 2000,
+    idleConnections: 2000, wakeAgents: 2000, wakeRounds: 3,
   },
   smoke: {
     publishers: 8, window: 8, ingestEvents: 800, ingestRounds: 2, ingestDurationMs: 1000,
@@ -32,7 +32,7 @@ const SIZES = {
     queryConnections: 4, queryRuns: 1, queryDurationMs: 500, queryPoolPerRun: 2000,
     backfillRuns: 1, backfillBudgetMs: 10_000, backfillTimeoutMs: 10_000, pageSize: 200,
     subscribers: 40, fanoutPublishers: 2, fanoutWindow: 4, fanoutEvents: 100, fanoutRounds: 1, fanoutDurationMs: 1000,
-    idleConnections: 100,
+    idleConnections: 100, wakeAgents: 100, wakeRounds: 1,
   },
 };
 
@@ -299,7 +299,10 @@ function rows(a, b) {
   }
   if (a.idle || b.idle) add('idle KiB/connection', 'lower', fmtKiB, (r) => r.idle?.perConnectionKiB);
   const wakeKeys = new Set([...Object.keys(a.wake?.figures ?? {}), ...Object.keys(b.wake?.figures ?? {})]);
-  for (const k of wakeKeys) add(k, k.includes(' ms') ? 'lower' : 'higher', k.includes(' ms') ? fmtMs : fmtRate, (r) => r.wake?.figures?.[k]);
+  for (const k of wakeKeys) {
+    const lower = k.includes(' ms') || k.includes('µs');
+    add(k, lower ? 'lower' : 'higher', k.includes(' ms') ? fmtMs : fmtRate, (r) => r.wake?.figures?.[k]);
+  }
   return out;
 }
 
@@ -341,7 +344,10 @@ async function main() {
   if (opts.only.includes('fanout')) await benchFanout(targets, data, size, notes);
   for (const t of targets) {
     if (opts.only.includes('idle')) t.result.idle = await benchIdle(t, size);
-    if (opts.only.includes('wake')) t.result.wake = await runWakeQueue({ size, spec: t.spec, startRelay, log });
+    if (opts.only.includes('wake')) {
+      t.result.wake = await runWakeQueue({ size, spec: t.spec, startRelay, log });
+      for (const n of t.result.wake?.notes ?? []) notes.push(`${t.label}: ${n}`);
+    }
   }
   const wall = (performance.now() - tRun) / 1000;
   const self = process.cpuUsage(self0);
@@ -361,7 +367,7 @@ async function main() {
     });
     console.log(`background load (other processes, share of all cores) during the runs, median: ${parts.join(', ')}`);
   }
-  if (results.subject.wake === null || results.peer.wake === null) console.log('wake-queue: hook not implemented yet (bench/workloads/wake-queue.mjs)');
+  if (opts.only.includes('wake') && (results.subject.wake === null || results.peer.wake === null)) console.log('wake-queue: measured for Roost only (the peer has no wake queue)');
   if (notes.length) {
     console.log('\nnotes:');
     for (const n of notes) console.log(`  - ${n}`);
