@@ -17,7 +17,7 @@ import { buildFilters, QUERY_SHAPES, runQuery } from './workloads/query.mjs';
 import { sleep } from './lib/stats.mjs';
 
 const SIZE = {
-  publishers: 8, window: 64, ingestEvents: 96_000, mailbox: 100_000, authors: 500, perAuthor: 20, targets: 500, addrPerAuthor: 4,
+  publishers: 8, window: 64, ingestEvents: 200_000, mailbox: 100_000, authors: 500, perAuthor: 20, targets: 500, addrPerAuthor: 4,
   subscribers: 500, fanoutPublishers: 2, fanoutEvents: 1500, fanoutRounds: 3,
 };
 

@@ -19,7 +19,7 @@ import { runWakeQueue } from './workloads/wake-queue.mjs';
 /** Workload sizes: the full run (under 5 minutes on 2 cores once caches exist) and the CI smoke run. */
 const SIZES = {
   full: {
-    publishers: 8, window: 64, ingestEvents: 96_000, ingestRounds: 3, ingestDurationMs: 3000,
+    publishers: 8, window: 64, ingestEvents: 200_000, ingestRounds: 3, ingestDurationMs: 3000,
     mailbox: 100_000, authors: 500, perAuthor: 20, targets: 500, addrPerAuthor: 4,
     queryConnections: 8, queryRuns: 3, queryDurationMs: 2500, queryPoolPerRun: 40_000,
     backfillRuns: 3, backfillBudgetMs: 20_000, backfillTimeoutMs: 25_000, pageSize: 500,
