@@ -306,7 +306,29 @@ function rows(a, b) {
   return out;
 }
 
-function printTable(table, names) {
+/**
+ * The subject's figures next to the strfry reference (not re-run here). Query figures take the
+ * subject's weakest shape: its lowest rate and highest latencies.
+ */
+function referenceRows(r) {
+  const shapes = Object.values(r.query ?? {});
+  const worst = (key, pick) => (shapes.length ? pick(...shapes.map((q) => q[key])) : NaN);
+  const out = [];
+  const add = (figure, better, fmt, value) => {
+    const ref = REFERENCE[figure];
+    out.push({ figure, better, subject: value, peer: ref, ratio: Number.isFinite(value) ? value / ref : NaN, fmt, labels: null });
+  };
+  add('ingest events/s', 'higher', fmtRate, r.ingest?.rate);
+  add('ingest OK p50 ms', 'lower', fmtMs, r.ingest?.p50);
+  add('query q/s', 'higher', fmtRate, worst('rate', Math.min));
+  add('query p50 ms', 'lower', fmtMs, worst('p50', Math.max));
+  add('query p99 ms', 'lower', fmtMs, worst('p99', Math.max));
+  add('fan-out deliveries/s', 'higher', fmtRate, r.fanout?.rate);
+  add('idle KiB/connection', 'lower', fmtKiB, r.idle?.perConnectionKiB);
+  return out.filter((row) => Number.isFinite(row.subject));
+}
+
+function printTable(table, names, footer = 'medians of repeated runs') {
   const head = ['figure', names[0], names[1], `ratio`];
   const body = table.map((r) => [
     `${r.figure} ${r.better === 'higher' ? '↑' : '↓'}`,
@@ -319,7 +341,7 @@ function printTable(table, names) {
   console.log(line(head));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const b of body) console.log(line(b));
-  console.log(`ratio = ${names[0]} / ${names[1]}; ↑ higher is better, ↓ lower is better; medians of repeated runs.`);
+  console.log(`ratio = ${names[0]} / ${names[1]}; ↑ higher is better, ↓ lower is better; ${footer}.`);
 }
 
 async function main() {
@@ -366,6 +388,11 @@ async function main() {
       return v.length ? `${w} ${(median(v) * 100).toFixed(0)}% (max ${(Math.max(...v) * 100).toFixed(0)}%)` : `${w} n/a`;
     });
     console.log(`background load (other processes, share of all cores) during the runs, median: ${parts.join(', ')}`);
+  }
+  const reference = opts.smoke ? [] : referenceRows(results.subject);
+  if (reference.length) {
+    console.log(`\n${names[0]} next to ${REFERENCE.relay} as measured on a 2-core machine with the same workload shapes (issue 8; not re-run here; queries: ${names[0]}'s weakest shape)\n`);
+    printTable(reference, [names[0], REFERENCE.relay], `${names[0]}: medians of this run`);
   }
   if (opts.only.includes('wake') && (results.subject.wake === null || results.peer.wake === null)) console.log('wake-queue: measured for Roost only (the peer has no wake queue)');
   if (notes.length) {
