@@ -148,10 +148,18 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const store = deps.store ?? new SqliteStore({
     path: config.db,
     syncMode: config.syncMode,
+    startupCheck: config.dbStartupCheck,
     commitWindowMs: config.commitWindowMs,
     commitMaxBatch: config.commitMaxBatch,
     now,
   });
+  if (store instanceof SqliteStore && store.integrity.state === 'pending') {
+    log.info({ db: config.db }, 'database integrity check running in the background');
+    void store.integrityChecked.then((s) => {
+      if (s.state === 'failed') log.error({ db: config.db, problems: s.detail }, 'database failed its integrity check: /ready now answers 503; restore from a backup (roost db backup) or export what can be read');
+      else if (s.state === 'ok') log.info({ db: config.db, ms: Math.round(s.ms) }, 'database integrity check passed');
+    });
+  }
   const verifier =
     deps.verifier ??
     (await createVerifier({

@@ -44,6 +44,10 @@ export const configSchema = z.object({
   // --- storage ---
   commitWindowMs: int(0, 1000).default(2).describe('Group-commit window: writes arriving within it share one transaction (only under load: a write after a small or older commit is committed at once).'),
   commitMaxBatch: int(1).default(1000).describe('Most events in one group commit.'),
+  dbStartupCheck: z
+    .enum(['auto', 'full', 'background', 'off'])
+    .default('auto')
+    .describe('Integrity check (PRAGMA quick_check, ~2 ms per MiB) at start: full refuses a corrupt file before listening; background checks while serving and fails /ready if it finds damage; auto = full up to 1 GiB, else background.'),
   syncMode: z.enum(['full', 'normal']).default('full').describe('SQLite synchronous mode; full fsyncs each commit so OK true survives power loss.'),
   expirySweepSeconds: int(1).default(60).describe('How often expired events (NIP-40) are deleted from disk.'),
 

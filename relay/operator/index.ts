@@ -177,7 +177,7 @@ export function installOperator(deps: OperatorDeps): Operator {
 
   let closing = false;
   const ready: ReadinessCheck = sqlite
-    ? createSqliteReadiness(db, () => closing)
+    ? createSqliteReadiness(db, () => closing, () => sqlite.integrity)
     : () => (closing ? { ready: false, reason: 'shutting down' } : { ready: true, schema: 0 });
   registerHealth(app, ready);
 
