@@ -91,11 +91,7 @@ export function defaultPolicies(config: RelayConfig, privateKinds: ReadonlySet<n
     rejectExpired(),
     rejectProtectedUnlessAuthor(),
   );
-  rejectFilter.push(
-    rejectTooManyFilters(config.maxFilters),
-    rejectTooManyFilterValues(config.maxFilterValues),
-    rejectPrivateInboxReads(privateKinds),
-  );
+  rejectFilter.push(rejectTooManyFilters(config.maxFilters), rejectTooManyFilterValues(config.maxFilterValues), rejectPrivateInboxReads(privateKinds));
   return { rejectEvent, rejectFilter };
 }
 
@@ -145,13 +141,15 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const log = deps.log ?? pino({ level: config.logLevel });
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   const random = deps.random ?? ((n: number) => randomBytes(n));
-  const store = deps.store ?? new SqliteStore({
-    path: config.db,
-    syncMode: config.syncMode,
-    commitWindowMs: config.commitWindowMs,
-    commitMaxBatch: config.commitMaxBatch,
-    now,
-  });
+  const store =
+    deps.store ??
+    new SqliteStore({
+      path: config.db,
+      syncMode: config.syncMode,
+      commitWindowMs: config.commitWindowMs,
+      commitMaxBatch: config.commitMaxBatch,
+      now,
+    });
   const verifier =
     deps.verifier ??
     (await createVerifier({

@@ -63,7 +63,11 @@ function fillFigures(dl, rows) {
   }
 }
 
-const words = (key) => key.replace(/([A-Z])/g, ' $1').toLowerCase().replace(/^./, (c) => c.toUpperCase());
+const words = (key) =>
+  key
+    .replace(/([A-Z])/g, ' $1')
+    .toLowerCase()
+    .replace(/^./, (c) => c.toUpperCase());
 
 /** A mailbox or wake section: its figures, "not enabled", or its error. */
 function renderSection(name, section) {
@@ -82,7 +86,10 @@ function renderSection(name, section) {
     return;
   }
   off.hidden = true;
-  fillFigures(dl, Object.entries(section.figures).map(([k, v]) => [words(k), fmtCount(v), name === 'wake' && k === 'failed' && v > 0]));
+  fillFigures(
+    dl,
+    Object.entries(section.figures).map(([k, v]) => [words(k), fmtCount(v), name === 'wake' && k === 'failed' && v > 0]),
+  );
 }
 
 function renderRejections(rejections) {
@@ -213,7 +220,8 @@ function drawChart() {
     const line = (key) => pts.map((p) => `${x(p.at).toFixed(1)},${y(p[key]).toFixed(1)}`).join(' ');
     const area = `${x(pts[0].at).toFixed(1)},${y(0)} ${line('received')} ${x(pts[pts.length - 1].at).toFixed(1)},${y(0)}`;
     nodes.push(svg('polygon', { class: 'area', points: area }));
-    for (const key of ['received', 'stored', 'delivered']) nodes.push(svg('polyline', { class: `series ${key}`, points: line(key), 'data-points': pts.length }));
+    for (const key of ['received', 'stored', 'delivered'])
+      nodes.push(svg('polyline', { class: `series ${key}`, points: line(key), 'data-points': pts.length }));
   }
   chart.replaceChildren(...nodes);
 }

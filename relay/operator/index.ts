@@ -50,7 +50,10 @@ export interface Operator {
 /** Admin pubkeys from the configuration (hex or npub), as hex. */
 export function parseAdminPubkeys(list: string): Set<string> {
   const out = new Set<string>();
-  for (const item of list.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const item of list
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     if (/^[0-9a-f]{64}$/.test(item)) {
       out.add(item);
       continue;

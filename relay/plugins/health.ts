@@ -9,7 +9,11 @@ export type ReadinessCheck = () => { ready: true; schema: number } | { ready: fa
  * Readiness of a SQLite-backed relay: not shutting down, database open and answering, and every
  * migration this build knows applied.
  */
-export function createSqliteReadiness(db: Database, isClosing: () => boolean, known: readonly number[] = readMigrations().map((m) => m.version)): ReadinessCheck {
+export function createSqliteReadiness(
+  db: Database,
+  isClosing: () => boolean,
+  known: readonly number[] = readMigrations().map((m) => m.version),
+): ReadinessCheck {
   const applied = db.prepare('SELECT version FROM schema_migrations').pluck();
   const probe = db.prepare('SELECT 1 FROM events LIMIT 1');
   return () => {

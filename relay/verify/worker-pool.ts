@@ -76,7 +76,8 @@ export class SchnorrWorkerPool {
 
   /** Starts every worker and waits until each has loaded and self-tested its core. */
   static async start(opts: WorkerPoolOptions): Promise<SchnorrWorkerPool> {
-    if (!Number.isInteger(opts.size) || opts.size < 1) throw new RoostError('ROOST_ERR_CONFIG', `verifier workers must be a positive integer, got ${opts.size}`);
+    if (!Number.isInteger(opts.size) || opts.size < 1)
+      throw new RoostError('ROOST_ERR_CONFIG', `verifier workers must be a positive integer, got ${opts.size}`);
     const pool = new SchnorrWorkerPool(opts);
     try {
       await Promise.all(Array.from({ length: opts.size }, () => pool.#spawn()));
