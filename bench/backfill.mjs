@@ -121,7 +121,7 @@ function connect(url) {
     let waiter;
     ws.on('message', (data) => {
       const text = data.toString();
-      if (waiter && waiter.pred(text)) {
+      if (waiter?.pred(text)) {
         const w = waiter;
         waiter = undefined;
         w.resolve(text);

@@ -30,7 +30,7 @@ import { decodeBase64, encodeBase64 } from '../dist/client/crdt/base64.js';
 import { CACHE_DIR, makeRandom as makeRng } from './lib/corpus.mjs';
 import { ROOT, releaseDir, startRelay } from './lib/relay-process.mjs';
 
-const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), Number(all[i + 1])]] : acc), []));
+const args = Object.fromEntries(process.argv.slice(2).flatMap((a, i, all) => (a.startsWith('--') ? [[a.slice(2), Number(all[i + 1])]] : [])));
 const DELTAS = args.deltas ?? 10_000;
 const TAIL = args.tail ?? 1_000;
 const RUNS = args.runs ?? 3;

@@ -15,7 +15,7 @@ import * as Y from 'yjs';
 import { assembleSnapshot, createSharedDoc, makeDocAddress, makeSnapshotEvents, makeUpdateEvent, parseUpdateEvent } from '../dist/client/crdt/index.js';
 import { makeRandom as makeRng } from './lib/corpus.mjs';
 
-const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), Number(all[i + 1])]] : acc), []));
+const args = Object.fromEntries(process.argv.slice(2).flatMap((a, i, all) => (a.startsWith('--') ? [[a.slice(2), Number(all[i + 1])]] : [])));
 const DELTAS = args.deltas ?? 10_000;
 const TAIL = args.tail ?? 1_000;
 const RUNS = args.runs ?? 9;

@@ -27,7 +27,7 @@ import { loadNodeRtc } from '../dist/client/node/rtc.js';
 import { createRelaySignalling, DirectTransport } from '../dist/client/transport/index.js';
 
 useWebSocketImplementation(WebSocket);
-const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), Number(all[i + 1])]] : acc), []));
+const args = Object.fromEntries(process.argv.slice(2).flatMap((a, i, all) => (a.startsWith('--') ? [[a.slice(2), Number(all[i + 1])]] : [])));
 const LATENCY = args.latency ?? 300;
 const BURST = args.burst ?? 2000;
 const WRAP_BURST = args.wrapBurst ?? 200;

@@ -100,7 +100,7 @@ function report(file) {
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const label = (n) => {
     const cf = n.callFrame;
-    const where = cf.url ? cf.url.replace(/^.*\/(node_modules\/)?/, (m, nm) => (nm ? 'nm/' : '')) : '';
+    const where = cf.url ? cf.url.replace(/^.*\/(node_modules\/)?/, (_m, nm) => (nm ? 'nm/' : '')) : '';
     return `${cf.functionName || '(anon)'} ${where}:${cf.lineNumber + 1}`;
   };
   const fileOf = (n) => {

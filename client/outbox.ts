@@ -159,7 +159,7 @@ export class Outbox extends Emitter<OutboxEvents> {
     const id = lane.queue[0];
     if (id === undefined) return;
     const entry = this.#entries.get(id);
-    if (!entry || !entry.pending.has(relay)) {
+    if (!entry?.pending.has(relay)) {
       lane.queue.shift();
       this.#pump(relay);
       return;

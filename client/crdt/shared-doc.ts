@@ -153,7 +153,7 @@ export class SharedDoc {
     }
     try {
       Y.applyUpdate(this.ydoc, update, new RemoteOrigin(meta));
-    } catch (err) {
+    } catch {
       this.#onReject?.('invalid: malformed update', meta);
       return false;
     }

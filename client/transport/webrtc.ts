@@ -362,7 +362,7 @@ export class DirectTransport {
       bye('refused');
       return;
     }
-    if (existing && existing.initiator && existing.state !== 'verified' && this.pubkey < from) {
+    if (existing?.initiator && existing.state !== 'verified' && this.pubkey < from) {
       // Both sides offered at once: the lower public key keeps its offer; the peer answers it.
       return;
     }
@@ -592,7 +592,7 @@ class DirectLink {
     this.#pc = pc;
     pc.onicecandidate = (ev: { candidate: RtcIceCandidateInit | null }) => {
       const c = ev.candidate;
-      if (!c || !c.candidate) return;
+      if (!c?.candidate) return;
       const payload: SignalPayload = {
         v: 1,
         type: 'candidate',

@@ -1,3 +1,4 @@
+// biome-ignore-all lint/complexity/noCommaOperator: each METHODS row that changes state reads `(d.admin.change(...), true)`: act, then answer true.
 import { z } from 'zod';
 import { normalizeIp } from '../policies/rate-limit.js';
 import type { AdminStore } from './store.js';

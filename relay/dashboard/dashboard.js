@@ -1,5 +1,6 @@
 // Roost operator dashboard: reads one sample a second from /dashboard/stream (server-sent events)
 // and draws the figures and an SVG chart. No dependencies; every text is set with textContent.
+// biome-ignore lint/suspicious/noRedundantUseStrict: index.html loads this file as a classic script, not a module, so the directive is not redundant.
 'use strict';
 
 const HISTORY_SECONDS = 180;
@@ -179,7 +180,7 @@ function render(f) {
 /** A "nice" axis maximum: 1, 2 or 5 times a power of ten, at least the value. */
 function niceCeil(v) {
   if (v <= 1) return 1;
-  const p = Math.pow(10, Math.floor(Math.log10(v)));
+  const p = 10 ** Math.floor(Math.log10(v));
   for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
   return 10 * p;
 }

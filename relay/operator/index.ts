@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { decode as decodeNip19 } from 'nostr-tools/nip19';
-import { makeReason } from '../../shared/reason.js';
 import { RoostError, type RelayConfig } from '../config.js';
 import { countRejection, type RelayContext } from '../context.js';
 import { AdminStore } from '../admin/store.js';

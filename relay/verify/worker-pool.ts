@@ -7,6 +7,7 @@ import { RECORD_SIZE, type SchnorrCore } from './schnorr-core.js';
  * It loads the core named in workerData, self-tests it, then answers {id, records, count} with
  * {id, records, out}, handing both buffers back by transfer. The per-record loop mirrors makeBatchLoop.
  */
+// biome-ignore lint/complexity/noUselessStringRaw: embedded program; raw so a backslash added to it later reaches the worker unchanged.
 const WORKER_SOURCE = String.raw`
 'use strict';
 const { parentPort, workerData } = require('node:worker_threads');

@@ -8,7 +8,7 @@ import { KeyValueStore, MemoryStore } from '../../client/store.js';
 import type { SqliteStore } from '../../relay/store/sqlite.js';
 import { startCuttableProxy } from '../helpers/cuttable-proxy.js';
 import { createRng } from '../helpers/prng.js';
-import { startRelay, type TestRelay } from '../helpers/relay.js';
+import { startRelay } from '../helpers/relay.js';
 import { waitFor } from '../helpers/wait.js';
 import { FAST_LINK, tempDir } from './helpers.js';
 
@@ -137,8 +137,10 @@ describe('shared documents over the relay (real relay, real agents, SQLite homes
       const again = await startAgent(homes[name]!.dir, name === 'a' ? proxyA.url : relay.url);
       const d = await again.doc('board', { owner });
       expect(json(d)).toBe(before);
-      if (name === 'o') (o = again), (od = d);
-      else if (name === 'a') a = again;
+      if (name === 'o') {
+        o = again;
+        od = d;
+      } else if (name === 'a') a = again;
       else b = again;
     }
   }, 45_000);

@@ -160,8 +160,8 @@ export async function startFakeApns(options: {
 
 function checkProviderToken(authorization: string | undefined, o: { publicKey: KeyObject; keyId: string; teamId: string }): boolean {
   const m = /^bearer (.+)$/i.exec(authorization ?? '');
-  const parts = m?.[1]!.split('.');
-  if (!parts || parts.length !== 3) return false;
+  const parts = m?.[1]?.split('.');
+  if (parts?.length !== 3) return false;
   try {
     const header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString('utf8')) as { alg?: string; kid?: string };
     const claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as { iss?: string; iat?: number };

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createVerifier } from '../../../relay/verify/index.js';
-import { SqliteStore } from '../../../relay/store/sqlite.js';
+import type { SqliteStore } from '../../../relay/store/sqlite.js';
 import { LatencyHistogram } from '../../../relay/operator/latency.js';
 import { readMigrations } from '../../../relay/store/migrate.js';
 import { makeKey, signEvent } from '../../helpers/events.js';

@@ -52,7 +52,18 @@ describe('Checkpointer', () => {
     let held = false;
     let holds = 0;
     let finished = 0;
-    const c = new Checkpointer({ path, synchronous: 'FULL', onHold: () => ((held = true), holds++), onFinished: () => ((held = false), finished++) });
+    const c = new Checkpointer({
+      path,
+      synchronous: 'FULL',
+      onHold: () => {
+        held = true;
+        holds++;
+      },
+      onFinished: () => {
+        held = false;
+        finished++;
+      },
+    });
     try {
       commit(2000);
       const salt = walSalt(path);
