@@ -77,7 +77,9 @@ export class SqliteAgentStore implements AgentStore {
       pruneOld: db.prepare('DELETE FROM seen WHERE at < ?'),
       pruneExcess: db.prepare('DELETE FROM seen WHERE id IN (SELECT id FROM seen ORDER BY at DESC LIMIT -1 OFFSET ?)'),
       getDoc: db.prepare('SELECT state, meta FROM doc WHERE address = ?'),
-      putDoc: db.prepare('INSERT INTO doc (address, state, meta) VALUES (?, ?, ?) ON CONFLICT (address) DO UPDATE SET state = excluded.state, meta = excluded.meta'),
+      putDoc: db.prepare(
+        'INSERT INTO doc (address, state, meta) VALUES (?, ?, ?) ON CONFLICT (address) DO UPDATE SET state = excluded.state, meta = excluded.meta',
+      ),
     };
   }
 

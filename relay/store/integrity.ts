@@ -30,7 +30,7 @@ export function resolveStartupCheck(mode: StartupCheck, path: string): 'full' | 
   }
 }
 
-const WORKER_SOURCE = String.raw`
+const WORKER_SOURCE = `
 'use strict';
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
@@ -63,7 +63,9 @@ export function checkInBackground(path: string): Promise<IntegrityState> {
       settled = true;
       resolve(s);
     };
-    worker.once('message', (r: { ok: boolean; detail: string; ms: number }) => settle(r.ok ? { state: 'ok', ms: r.ms } : { state: 'failed', detail: r.detail }));
+    worker.once('message', (r: { ok: boolean; detail: string; ms: number }) =>
+      settle(r.ok ? { state: 'ok', ms: r.ms } : { state: 'failed', detail: r.detail }),
+    );
     worker.once('error', (err) => settle({ state: 'failed', detail: `integrity check could not run: ${err.message}` }));
     worker.once('exit', (code) => settle({ state: 'failed', detail: `integrity check stopped (worker exit ${code})` }));
   });

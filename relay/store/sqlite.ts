@@ -56,7 +56,6 @@ interface Row {
   id: string;
 }
 
-
 /**
  * Opens (creating if needed) the database file, applies migrations, and sets WAL mode. With `check`
  * = `full` a failed `PRAGMA quick_check` refuses the file (ROOST_ERR_DB_CORRUPT).
@@ -196,28 +195,20 @@ export class SqliteStore implements EventStore {
     return {
       known: db.prepare('SELECT 1 FROM events WHERE id = ?').pluck(),
       deleted: db.prepare('SELECT 1 FROM deleted_ids WHERE id = ? AND pubkey = ?').pluck(),
-      insert: db.prepare(
-        'INSERT INTO events (id, pubkey, created_at, kind, d_tag, expires_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      ),
+      insert: db.prepare('INSERT INTO events (id, pubkey, created_at, kind, d_tag, expires_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       insertTag: db.prepare('INSERT INTO tags (seq, name, value, created_at) VALUES (?, ?, ?, ?)'),
-      newestReplaceable: db.prepare(
-        'SELECT seq, created_at, id FROM events WHERE pubkey = ? AND kind = ? ORDER BY created_at DESC, id ASC LIMIT 1',
-      ),
+      newestReplaceable: db.prepare('SELECT seq, created_at, id FROM events WHERE pubkey = ? AND kind = ? ORDER BY created_at DESC, id ASC LIMIT 1'),
       newestAddressable: db.prepare(
         'SELECT seq, created_at, id FROM events WHERE kind = ? AND pubkey = ? AND d_tag = ? ORDER BY created_at DESC, id ASC LIMIT 1',
       ),
       replaceableSeqs: db.prepare('SELECT seq FROM events WHERE pubkey = ? AND kind = ?').pluck(),
       addressableSeqs: db.prepare('SELECT seq FROM events WHERE kind = ? AND pubkey = ? AND d_tag = ?').pluck(),
-      addressDeletedUntil: db
-        .prepare('SELECT until FROM deleted_addresses WHERE kind = ? AND pubkey = ? AND d_tag = ?')
-        .pluck(),
+      addressDeletedUntil: db.prepare('SELECT until FROM deleted_addresses WHERE kind = ? AND pubkey = ? AND d_tag = ?').pluck(),
       deleteBySeq: db.prepare('DELETE FROM events WHERE seq = ?'),
       deleteTagsBySeq: db.prepare('DELETE FROM tags WHERE seq = ?'),
       seqOfOwnId: db.prepare('SELECT seq, kind FROM events WHERE id = ? AND pubkey = ?'),
       recordDeletedId: db.prepare('INSERT OR IGNORE INTO deleted_ids (id, pubkey) VALUES (?, ?)'),
-      addressSeqsUpTo: db
-        .prepare('SELECT seq FROM events WHERE kind = ? AND pubkey = ? AND d_tag = ? AND created_at <= ?')
-        .pluck(),
+      addressSeqsUpTo: db.prepare('SELECT seq FROM events WHERE kind = ? AND pubkey = ? AND d_tag = ? AND created_at <= ?').pluck(),
       replaceableSeqsUpTo: db.prepare('SELECT seq FROM events WHERE kind = ? AND pubkey = ? AND created_at <= ?').pluck(),
       recordDeletedAddress: db.prepare(
         `INSERT INTO deleted_addresses (kind, pubkey, d_tag, until) VALUES (?, ?, ?, ?)
