@@ -119,10 +119,13 @@ const LOW_WATER = 256 << 10;
 const MAX_EARLY_CANDIDATES = 256;
 /**
  * Attempts per connect() when setup fails for a local reason: libdatachannel now and then refuses
- * a well-formed description when both peers share one busy machine ("remote candidate without ICE
- * transport"); a fresh peer connection succeeds.
+ * a well-formed description, or gives up on ICE/DTLS, when both peers share one busy machine
+ * ("remote candidate without ICE transport", "peer connection closed"); a fresh peer connection,
+ * made after a short pause, succeeds. Either side retries: the one that was answering as well.
  */
-const SETUP_ATTEMPTS = 3;
+const SETUP_ATTEMPTS = 4;
+/** Pause before setup attempt n+1: n times this. */
+const SETUP_RETRY_MS = 150;
 
 /**
  * Direct links to other agents over WebRTC data channels, signalled through the relay, with the
@@ -312,7 +315,10 @@ export class DirectTransport {
     }
     if (current && this.#shouldRetry(link, code)) {
       this.#o.log.info({ peer: link.peer.slice(0, 16), attempt: link.attempt + 1 }, 'retrying direct link setup');
-      void this.#newLink(link.peer, this.#randomHex(16), true, link.attempt + 1).startAsInitiator();
+      const next = this.#newLink(link.peer, this.#randomHex(16), true, link.attempt + 1);
+      this.#o.timers.setTimeout(() => {
+        if (next.state !== 'closed' && this.#links.get(next.peer) === next) void next.startAsInitiator();
+      }, SETUP_RETRY_MS * link.attempt);
       return;
     }
     if (current) {
@@ -370,7 +376,8 @@ export class DirectTransport {
       bye('busy');
       return;
     }
-    const link = this.#newLink(from, offer.session, false);
+    // A glare we yield, or the peer's retry, counts as the next attempt of ours (retries stay bounded).
+    const link = this.#newLink(from, offer.session, false, existing && existing.state !== 'verified' ? existing.attempt : 1);
     // A new offer from a peer with a link means the peer lost it (a restart, a glare we yield).
     existing?.close('replaced by a new offer', 'ROOST_ERR_DIRECT_FAILED', false);
     const early = this.#early.get(`${from}:${offer.session}`) ?? [];
@@ -394,9 +401,7 @@ export class DirectTransport {
   }
 
   #shouldRetry(link: DirectLink, code: DirectErrorCode): boolean {
-    return (
-      !this.#closed && link.initiator && link.setupFailed && code === 'ROOST_ERR_DIRECT_FAILED' && link.attempt < SETUP_ATTEMPTS && this.#waiters.has(link.peer)
-    );
+    return !this.#closed && link.setupFailed && code === 'ROOST_ERR_DIRECT_FAILED' && link.attempt < SETUP_ATTEMPTS && this.#waiters.has(link.peer);
   }
 
   #settleWaiters(peer: string, err: Error): void {
@@ -431,6 +436,37 @@ export function createDirectTransport(opts: DirectTransportOptions): DirectTrans
 }
 
 /**
+ * Splits the ICE candidates out of an SDP: the SDP without its `a=candidate` and
+ * `a=end-of-candidates` lines, and the candidates as signalling payloads (with their section's mid).
+ */
+export function takeSdpCandidates(sdp: string, session: string): { sdp: string; candidates: SignalPayload[] } {
+  const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
+  const lines = sdp.split(eol);
+  const mids: Array<string | null> = [];
+  for (const line of lines) {
+    if (line.startsWith('m=')) mids.push(null);
+    else if (line.startsWith('a=mid:') && mids.length > 0) mids[mids.length - 1] = line.slice(6);
+  }
+  const candidates: SignalPayload[] = [];
+  const kept: string[] = [];
+  let section = -1;
+  for (const line of lines) {
+    if (line.startsWith('m=')) section++;
+    if (line.startsWith('a=candidate:')) {
+      candidates.push({
+        v: 1,
+        type: 'candidate',
+        session,
+        candidate: line.slice(2),
+        sdpMid: mids[section] ?? null,
+        sdpMLineIndex: section < 0 ? null : section,
+      });
+    } else if (line !== 'a=end-of-candidates') kept.push(line);
+  }
+  return { sdp: kept.join(eol), candidates };
+}
+
+/**
  * One peer connection and its data channel: signalling, the identity binding (fingerprints and
  * challenge–response), then numbered messages with cumulative acks and a heartbeat.
  */
@@ -449,7 +485,7 @@ class DirectLink {
   #peerProven = false;
   #haveRemote = false;
   #remoteCandidates: RtcIceCandidateInit[] = [];
-  /** Local candidates found before our description was sent. */
+  /** Local candidates not sent yet: until our description is out (responder) or the answer is applied (initiator). */
   #heldCandidates: SignalPayload[] | undefined = [];
   readonly #window = new SendWindow<Outgoing>();
   #arrived = 0;
@@ -483,10 +519,13 @@ class DirectLink {
       if (!pc) return;
       this.#wireChannel(pc.createDataChannel(DIRECT_CHANNEL_LABEL, { ordered: true }));
       await pc.setLocalDescription(await pc.createOffer());
-      const sdp = this.#ownSdp(pc);
-      if (sdp === undefined || this.state === 'closed') return;
+      const own = this.#ownSdp(pc);
+      if (own === undefined || this.state === 'closed') return;
+      // Our addresses go out only once the answer is applied: a responder that could reach us sooner
+      // would start DTLS before we know its fingerprint, and libdatachannel then drops the connection.
+      const { sdp, candidates } = takeSdpCandidates(own, this.session);
+      this.#heldCandidates?.unshift(...candidates);
       await this.#t.signal(this.peer, { v: 1, type: 'offer', session: this.session, sdp, fingerprint: this.#localFp! });
-      await this.#flushHeldCandidates();
     });
   }
 
@@ -638,6 +677,7 @@ class DirectLink {
     const pending = this.#remoteCandidates;
     this.#remoteCandidates = [];
     for (const c of pending) this.onRemoteCandidate(c);
+    if (this.initiator) await this.#flushHeldCandidates();
   }
 
   async #flushHeldCandidates(): Promise<void> {
