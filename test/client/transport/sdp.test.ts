@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { getSdpFingerprint, matchSdpFingerprint, normalizeFingerprint } from '../../../client/transport/sdp.js';
+import { takeSdpCandidates } from '../../../client/transport/webrtc.js';
 
 const FP = 'AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89';
 const sdp = (...fingerprints: string[]) =>
@@ -32,5 +33,32 @@ describe('SDP fingerprints', () => {
     expect(matchSdpFingerprint(sdp(`sha-256 ${FP}`), 'garbage')).toBe(false);
     expect(matchSdpFingerprint(sdp(), `sha-256 ${FP}`)).toBe(false);
     expect(normalizeFingerprint(' sha-256  ab:cd ')).toBe('sha-256 AB:CD');
+  });
+});
+
+describe('candidates held back from an offer', () => {
+  it('takes every candidate line out of the SDP and keeps them with their section', () => {
+    const sdp = [
+      'v=0',
+      'o=- 1 1 IN IP4 127.0.0.1',
+      's=-',
+      't=0 0',
+      'm=application 9 UDP/DTLS/SCTP webrtc-datachannel',
+      'c=IN IP4 0.0.0.0',
+      'a=mid:data',
+      'a=candidate:1 1 UDP 2122317823 127.0.0.1 50000 typ host',
+      'a=candidate:2 1 UDP 2122317822 127.0.0.1 50001 typ host',
+      'a=end-of-candidates',
+      'a=fingerprint:sha-256 AB:CD',
+      '',
+    ].join('\r\n');
+    const { sdp: stripped, candidates } = takeSdpCandidates(sdp, 's1');
+    expect(stripped).not.toMatch(/candidate/);
+    expect(stripped).toContain('a=mid:data\r\na=fingerprint:sha-256 AB:CD\r\n');
+    expect(candidates).toEqual([
+      { v: 1, type: 'candidate', session: 's1', candidate: 'candidate:1 1 UDP 2122317823 127.0.0.1 50000 typ host', sdpMid: 'data', sdpMLineIndex: 0 },
+      { v: 1, type: 'candidate', session: 's1', candidate: 'candidate:2 1 UDP 2122317822 127.0.0.1 50001 typ host', sdpMid: 'data', sdpMLineIndex: 0 },
+    ]);
+    expect(takeSdpCandidates(stripped, 's1')).toEqual({ sdp: stripped, candidates: [] });
   });
 });
