@@ -16,7 +16,7 @@ export { Outbox, type PublishResult, type Settlement } from './outbox.js';
 export { combineDiscovery, fetchPresence, type AgentInfo, type Presence } from './presence.js';
 export { RelayLink, normalizeRelayUrl, type LinkState, type OkResult, type RelayLinkOptions, type SubscriptionSpec, type WebSocketConstructor, type WebSocketLike } from './relay-link.js';
 export { parseRelayMessage } from './relay-message.js';
-export { KeyValueStore, MemoryStore, type AgentStore, type DocState, type OutboxEntry } from './store.js';
+export { KeyValueStore, MemoryStore, type AgentStore, type DocState, type OutboxEntry, type ParkedMessage } from './store.js';
 export { MAX_WAKE_CHANNELS, WAKE_REGISTRATION_KIND, checkWakeChannels, makeWakeRegistration, type WakeChannel, type WakeMode } from './wake.js';
 export { AGENT_CARD_KIND, AGENT_HEARTBEAT_KIND, makeAgentCard, getAgentCard, type AgentCard, type Heartbeat, type HeartbeatStatus } from '../shared/agent-card.js';
 export * from './crdt/index.js';
