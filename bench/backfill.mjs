@@ -121,7 +121,7 @@ function connect(url) {
     let waiter;
     ws.on('message', (data) => {
       const text = data.toString();
-      if (waiter && waiter.pred(text)) {
+      if (waiter?.pred(text)) {
         const w = waiter;
         waiter = undefined;
         w.resolve(text);
@@ -144,7 +144,16 @@ function connect(url) {
 
 async function authenticate(c, key, url) {
   const challenge = JSON.parse(await c.next((t) => t.startsWith('["AUTH"')))[1];
-  const ev = sign(key, 22242, [['relay', url], ['challenge', challenge]], '', Math.floor(Date.now() / 1000));
+  const ev = sign(
+    key,
+    22242,
+    [
+      ['relay', url],
+      ['challenge', challenge],
+    ],
+    '',
+    Math.floor(Date.now() / 1000),
+  );
   c.ws.send(JSON.stringify(['AUTH', ev]));
   const ok = JSON.parse(await c.next((t) => t.startsWith('["OK"') && t.includes(ev.id)));
   if (ok[2] !== true) throw new Error(`AUTH refused: ${ok[3]}`);

@@ -77,7 +77,7 @@ for (let i = 0; i < 100; i++) {
 console.log(`agent client over one relay on 127.0.0.1, ${N} messages, node ${process.version}`);
 console.log(`  acked sends, one at a time : ${(N / (seqMs / 1000)).toFixed(0)} msg/s; latency p50 ${fmt(quantile(lat, 0.5))}, p99 ${fmt(quantile(lat, 0.99))}`);
 console.log(`  acked sends, queued at once: ${(N / (queuedMs / 1000)).toFixed(0)} msg/s (${fmt(queuedMs)} for ${N})`);
-console.log(`  offline backlog drain      : ${(2 * N / (drainMs / 1000)).toFixed(0)} msg/s (${fmt(drainMs)} for ${2 * N}, connect included)`);
+console.log(`  offline backlog drain      : ${((2 * N) / (drainMs / 1000)).toFixed(0)} msg/s (${fmt(drainMs)} for ${2 * N}, connect included)`);
 console.log(`  live send() → handler      : p50 ${fmt(quantile(live, 0.5))}, p99 ${fmt(quantile(live, 0.99))}`);
 
 await alice.close();

@@ -30,10 +30,7 @@ import { decodeBase64, encodeBase64 } from '../dist/client/crdt/base64.js';
 import { CACHE_DIR, makeRandom as makeRng } from './lib/corpus.mjs';
 import { ROOT, releaseDir, startRelay } from './lib/relay-process.mjs';
 
-
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), Number(all[i + 1])]] : acc), []),
-);
+const args = Object.fromEntries(process.argv.slice(2).flatMap((a, i, all) => (a.startsWith('--') ? [[a.slice(2), Number(all[i + 1])]] : [])));
 const DELTAS = args.deltas ?? 10_000;
 const TAIL = args.tail ?? 1_000;
 const RUNS = args.runs ?? 3;
@@ -129,9 +126,10 @@ async function seed(dir) {
     const k = pick(100);
     const r = rng();
     if (r < 0.4) doc.status().set(['mood', 'energy', 'focus'][pick(3)], r < 0.2 ? Math.round(rng() * 100) / 100 : ['calm', 'busy', 'curious'][pick(3)]);
-    else if (r < 0.65) doc.map('tasks').set(`task-${k}`, { state: ['todo', 'doing', 'done'][pick(3)], owner: doc.self.slice(-8), note: `step ${events.length}` });
+    else if (r < 0.65)
+      doc.map('tasks').set(`task-${k}`, { state: ['todo', 'doing', 'done'][pick(3)], owner: doc.self.slice(-8), note: `step ${events.length}` });
     else if (r < 0.7) doc.map('tasks').delete(`task-${k}`);
-    else if (r < 0.8) (rng() < 0.6 ? doc.set('peers').add(`peer-${k}`) : doc.set('peers').remove(`peer-${k}`));
+    else if (r < 0.8) rng() < 0.6 ? doc.set('peers').add(`peer-${k}`) : doc.set('peers').remove(`peer-${k}`);
     else doc.counters('trust').increment(members[pick(AGENTS)], 1 + pick(3));
     if (events.length >= DELTAS - TAIL && !snapAt) snapAt = { snap: docs[0].snapshot(), count: events.length };
   }
@@ -262,7 +260,11 @@ try {
   await relay.stop();
 }
 
-console.log(`node ${process.version}; deltas=${meta.deltas} (${(meta.deltaJsonBytes / 1024).toFixed(0)} KiB as event JSON), writers=${AGENTS}, runs=${RUNS} after a warm-up, seed=${SEED}; seed database ${seeded}`);
-console.log(`snapshot after delta ${meta.snapshotAfter}: ${decodeBase64(meta.snapshot.update).length} B binary; final state ${decodeBase64(meta.final.update).length} B`);
+console.log(
+  `node ${process.version}; deltas=${meta.deltas} (${(meta.deltaJsonBytes / 1024).toFixed(0)} KiB as event JSON), writers=${AGENTS}, runs=${RUNS} after a warm-up, seed=${SEED}; seed database ${seeded}`,
+);
+console.log(
+  `snapshot after delta ${meta.snapshotAfter}: ${decodeBase64(meta.snapshot.update).length} B binary; final state ${decodeBase64(meta.final.update).length} B`,
+);
 console.table(rows);
 console.log(`total ${((performance.now() - started) / 1000).toFixed(1)} s`);

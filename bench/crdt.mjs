@@ -12,19 +12,10 @@
  */
 import { performance } from 'node:perf_hooks';
 import * as Y from 'yjs';
-import {
-  assembleSnapshot,
-  createSharedDoc,
-  makeDocAddress,
-  makeSnapshotEvents,
-  makeUpdateEvent,
-  parseUpdateEvent,
-} from '../dist/client/crdt/index.js';
+import { assembleSnapshot, createSharedDoc, makeDocAddress, makeSnapshotEvents, makeUpdateEvent, parseUpdateEvent } from '../dist/client/crdt/index.js';
 import { makeRandom as makeRng } from './lib/corpus.mjs';
 
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), Number(all[i + 1])]] : acc), []),
-);
+const args = Object.fromEntries(process.argv.slice(2).flatMap((a, i, all) => (a.startsWith('--') ? [[a.slice(2), Number(all[i + 1])]] : [])));
 const DELTAS = args.deltas ?? 10_000;
 const TAIL = args.tail ?? 1_000;
 const RUNS = args.runs ?? 9;
@@ -44,9 +35,7 @@ const asEvent = (t, pubkey) => ({ id: HEX(64), pubkey, created_at: t.created_at,
 // --- produce the history -------------------------------------------------------------------------------
 let clock = 1_700_000_000_000;
 const members = Array.from({ length: AGENTS }, (_, i) => pk(i));
-const agents = members.map((self, i) =>
-  createSharedDoc({ docId: ADDRESS, self, membership: { owner: OWNER, members }, clientId: 100 + i, now: () => clock }),
-);
+const agents = members.map((self, i) => createSharedDoc({ docId: ADDRESS, self, membership: { owner: OWNER, members }, clientId: 100 + i, now: () => clock }));
 const events = [];
 agents.forEach((doc) => {
   doc.connect({
@@ -68,9 +57,10 @@ while (events.length < DELTAS) {
   if (r < 0.4) doc.status().set(['mood', 'energy', 'focus'][pick(3)], r < 0.2 ? Math.round(rng() * 100) / 100 : ['calm', 'busy', 'curious'][pick(3)]);
   else if (r < 0.65) doc.map('tasks').set(`task-${k}`, { state: ['todo', 'doing', 'done'][pick(3)], owner: doc.self.slice(-8), note: `step ${events.length}` });
   else if (r < 0.7) doc.map('tasks').delete(`task-${k}`);
-  else if (r < 0.8) (rng() < 0.6 ? doc.set('peers').add(pk(k)) : doc.set('peers').remove(pk(k)));
+  else if (r < 0.8) rng() < 0.6 ? doc.set('peers').add(pk(k)) : doc.set('peers').remove(pk(k));
   else doc.counters('trust').increment(pk(pick(AGENTS)), 1 + pick(3));
-  if (events.length === DELTAS - TAIL && snapshotAt === undefined) snapshotAt = { snap: doc.snapshot(), index: events.length, createdAt: Math.floor(clock / 1000) };
+  if (events.length === DELTAS - TAIL && snapshotAt === undefined)
+    snapshotAt = { snap: doc.snapshot(), index: events.length, createdAt: Math.floor(clock / 1000) };
 }
 const produceMs = performance.now() - t0;
 const expected = JSON.stringify(agents[0].toJSON());
@@ -152,7 +142,9 @@ for (const [name, run] of Object.entries(ways)) {
 
 console.log(`node ${process.version}, yjs deltas=${DELTAS}, agents=${AGENTS}, runs=${RUNS}, seed=${SEED}`);
 console.log(`produced ${events.length} deltas in ${produceMs.toFixed(0)} ms (5 writers, each delta applied by the 4 others)`);
-console.log(`mean delta: ${(snapshotAt ? contentBytes(events) / events.length : 0).toFixed(0)} base64 chars; final state: ${finalSnap.update.length} bytes binary, ${finalSnapEvents.length} snapshot part(s), sv clients ${finalSnap.stateVector.size}`);
+console.log(
+  `mean delta: ${(snapshotAt ? contentBytes(events) / events.length : 0).toFixed(0)} base64 chars; final state: ${finalSnap.update.length} bytes binary, ${finalSnapEvents.length} snapshot part(s), sv clients ${finalSnap.stateVector.size}`,
+);
 const snapTimes = Array.from({ length: RUNS }, () => {
   const s = performance.now();
   makeSnapshotEvents(ADDRESS, agents[0].snapshot(), 0);

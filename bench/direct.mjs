@@ -33,9 +33,7 @@ import { createRelaySignalling, DirectTransport } from '../dist/client/transport
 import { MemoryStore, createAgent, createNodeAgent, Identity, NodeWebSocket } from '../dist/client/node/index.js';
 
 useWebSocketImplementation(WebSocket);
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), Number(all[i + 1])]] : acc), []),
-);
+const args = Object.fromEntries(process.argv.slice(2).flatMap((a, i, all) => (a.startsWith('--') ? [[a.slice(2), Number(all[i + 1])]] : [])));
 const LATENCY = args.latency ?? 300;
 const BURST = args.burst ?? 2000;
 const WRAP_BURST = args.wrapBurst ?? 200;
@@ -68,7 +66,13 @@ async function agent() {
     }
   };
   const signalling = createRelaySignalling(identity, [
-    { publish: (e) => r.publish(e), subscribe: (f, on) => { const s = r.subscribe([f], { onevent: on }); return () => s.close(); } },
+    {
+      publish: (e) => r.publish(e),
+      subscribe: (f, on) => {
+        const s = r.subscribe([f], { onevent: on });
+        return () => s.close();
+      },
+    },
   ]);
   const transport = new DirectTransport({
     identity,
@@ -87,7 +91,11 @@ async function agent() {
     plain: (peer, content) => finalizeEvent({ kind: 14, content, tags: [['p', peer]], created_at: Math.floor(Date.now() / 1000) }, sk),
     publish: (e) => r.publish(e),
     sk,
-    close: () => { transport.close(); signalling.close(); r.close(); },
+    close: () => {
+      transport.close();
+      signalling.close();
+      r.close();
+    },
   };
 }
 
@@ -134,9 +142,11 @@ const paths = {
     const msg = { id: rumor.id, data: JSON.stringify(rumor) };
     return (settle) => {
       const done = b.expect(msg.id);
-      settle.push(a.transport.send(b.pubkey, msg).then((path) => {
-        if (path !== 'direct') throw new Error('expected the direct path');
-      }));
+      settle.push(
+        a.transport.send(b.pubkey, msg).then((path) => {
+          if (path !== 'direct') throw new Error('expected the direct path');
+        }),
+      );
       return done;
     };
   },
@@ -247,8 +257,12 @@ for (const store of AGENTS ? ['memory', 'sqlite'] : []) {
   await pair.close();
 }
 
-console.log(`direct links vs relay — latency: ${LATENCY} sequential 200 B messages, build (crypto) + send until handled; throughput: a burst of ${SIZE} B messages built beforehand, until all handled`);
-console.log(`connect(): p50 ${fmt(pct(connectMs, 50))}, max ${fmt(connectMs.at(-1))} over ${CONNECTS} fresh links (${rtc.name}, 127.0.0.1); ${connectFailures} connect() calls failed after their internal retries`);
+console.log(
+  `direct links vs relay — latency: ${LATENCY} sequential 200 B messages, build (crypto) + send until handled; throughput: a burst of ${SIZE} B messages built beforehand, until all handled`,
+);
+console.log(
+  `connect(): p50 ${fmt(pct(connectMs, 50))}, max ${fmt(connectMs.at(-1))} over ${CONNECTS} fresh links (${rtc.name}, 127.0.0.1); ${connectFailures} connect() calls failed after their internal retries`,
+);
 console.log('| path | latency p50 | latency p99 | burst | msgs/s | MiB/s |');
 console.log('| --- | --- | --- | --- | --- | --- |');
 for (const r of results) console.log(`| ${r.path} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${r.burst} | ${r.msgsPerSec.toFixed(0)} | ${r.mibPerSec.toFixed(2)} |`);

@@ -17,8 +17,18 @@ import { buildFilters, QUERY_SHAPES, runQuery } from './workloads/query.mjs';
 import { sleep } from './lib/stats.mjs';
 
 const SIZE = {
-  publishers: 8, window: 64, ingestEvents: 200_000, mailbox: 100_000, authors: 500, perAuthor: 20, targets: 500, addrPerAuthor: 4,
-  subscribers: 500, fanoutPublishers: 2, fanoutEvents: 1500, fanoutRounds: 3,
+  publishers: 8,
+  window: 64,
+  ingestEvents: 200_000,
+  mailbox: 100_000,
+  authors: 500,
+  perAuthor: 20,
+  targets: 500,
+  addrPerAuthor: 4,
+  subscribers: 500,
+  fanoutPublishers: 2,
+  fanoutEvents: 1500,
+  fanoutRounds: 3,
 };
 
 const args = process.argv.slice(2);
@@ -51,7 +61,11 @@ async function main() {
     } else {
       const shape = QUERY_SHAPES[workload.split(':')[1] ?? 'author'];
       const r = await runQuery(relay.url, buildFilters(shape, store, 100_000, 7), { connections: 8, durationMs });
-      summary = { units: r.queries, unit: 'query', text: `${r.rate.toFixed(0)} q/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, ${r.eventsPerQuery} events/query` };
+      summary = {
+        units: r.queries,
+        unit: 'query',
+        text: `${r.rate.toFixed(0)} q/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, ${r.eventsPerQuery} events/query`,
+      };
     }
   } else if (workload === 'fanout') {
     const data = loadFanoutCorpus(SIZE, log);
@@ -72,7 +86,10 @@ async function main() {
   const cpuMs = readCpuMs(relay.pid) - cpu0;
   await relay.stop();
   log(`${workload}: ${summary.text}; relay CPU ${cpuMs.toFixed(0)} ms = ${((cpuMs * 1000) / summary.units).toFixed(1)} µs per ${summary.unit}`);
-  for (const f of readdirSync(profDir).filter((n) => n.endsWith('.cpuprofile')).sort()) report(join(profDir, f));
+  for (const f of readdirSync(profDir)
+    .filter((n) => n.endsWith('.cpuprofile'))
+    .sort())
+    report(join(profDir, f));
   if (!keep) rmSync(profDir, { recursive: true, force: true });
 }
 
@@ -83,7 +100,7 @@ function report(file) {
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const label = (n) => {
     const cf = n.callFrame;
-    const where = cf.url ? cf.url.replace(/^.*\/(node_modules\/)?/, (m, nm) => (nm ? 'nm/' : '')) : '';
+    const where = cf.url ? cf.url.replace(/^.*\/(node_modules\/)?/, (_m, nm) => (nm ? 'nm/' : '')) : '';
     return `${cf.functionName || '(anon)'} ${where}:${cf.lineNumber + 1}`;
   };
   const fileOf = (n) => {
@@ -133,7 +150,12 @@ function report(file) {
   const name = file.replace(/^.*\//, '');
   log(`\n== ${name}: ${(total / 1000).toFixed(0)} ms busy, ${(idleUs / 1000).toFixed(0)} ms idle (after start-up)`);
   const top = (m, n, skip = () => false) =>
-    [...m.entries()].filter(([k]) => !skip(k)).sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, us]) => `  ${((us / total) * 100).toFixed(1).padStart(5)}%  ${(us / 1000).toFixed(0).padStart(6)} ms  ${k}`).join('\n');
+    [...m.entries()]
+      .filter(([k]) => !skip(k))
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([k, us]) => `  ${((us / total) * 100).toFixed(1).padStart(5)}%  ${(us / 1000).toFixed(0).padStart(6)} ms  ${k}`)
+      .join('\n');
   log('-- self time by file');
   log(top(perFile, 20));
   log('-- self time by function');

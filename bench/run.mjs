@@ -19,29 +19,75 @@ import { runWakeQueue } from './workloads/wake-queue.mjs';
 /** Workload sizes: the full run (under 5 minutes on 2 cores once caches exist) and the CI smoke run. */
 const SIZES = {
   full: {
-    publishers: 8, window: 64, ingestEvents: 200_000, ingestRounds: 3, ingestDurationMs: 3000,
-    mailbox: 100_000, authors: 500, perAuthor: 20, targets: 500, addrPerAuthor: 4,
-    queryConnections: 8, queryRuns: 3, queryDurationMs: 2500, queryPoolPerRun: 40_000,
-    backfillRuns: 3, backfillBudgetMs: 20_000, backfillTimeoutMs: 25_000, pageSize: 500,
-    subscribers: 500, fanoutPublishers: 2, fanoutWindow: 8, fanoutEvents: 1500, fanoutRounds: 3, fanoutDurationMs: 3000,
-    idleConnections: 2000, wakeAgents: 2000, wakeRounds: 3,
+    publishers: 8,
+    window: 64,
+    ingestEvents: 200_000,
+    ingestRounds: 3,
+    ingestDurationMs: 3000,
+    mailbox: 100_000,
+    authors: 500,
+    perAuthor: 20,
+    targets: 500,
+    addrPerAuthor: 4,
+    queryConnections: 8,
+    queryRuns: 3,
+    queryDurationMs: 2500,
+    queryPoolPerRun: 40_000,
+    backfillRuns: 3,
+    backfillBudgetMs: 20_000,
+    backfillTimeoutMs: 25_000,
+    pageSize: 500,
+    subscribers: 500,
+    fanoutPublishers: 2,
+    fanoutWindow: 8,
+    fanoutEvents: 1500,
+    fanoutRounds: 3,
+    fanoutDurationMs: 3000,
+    idleConnections: 2000,
+    wakeAgents: 2000,
+    wakeRounds: 3,
   },
   smoke: {
-    publishers: 8, window: 8, ingestEvents: 800, ingestRounds: 2, ingestDurationMs: 1000,
-    mailbox: 2000, authors: 20, perAuthor: 5, targets: 20, addrPerAuthor: 2,
-    queryConnections: 4, queryRuns: 1, queryDurationMs: 500, queryPoolPerRun: 2000,
-    backfillRuns: 1, backfillBudgetMs: 10_000, backfillTimeoutMs: 10_000, pageSize: 200,
-    subscribers: 40, fanoutPublishers: 2, fanoutWindow: 4, fanoutEvents: 100, fanoutRounds: 1, fanoutDurationMs: 1000,
-    idleConnections: 100, wakeAgents: 100, wakeRounds: 1,
+    publishers: 8,
+    window: 8,
+    ingestEvents: 800,
+    ingestRounds: 2,
+    ingestDurationMs: 1000,
+    mailbox: 2000,
+    authors: 20,
+    perAuthor: 5,
+    targets: 20,
+    addrPerAuthor: 2,
+    queryConnections: 4,
+    queryRuns: 1,
+    queryDurationMs: 500,
+    queryPoolPerRun: 2000,
+    backfillRuns: 1,
+    backfillBudgetMs: 10_000,
+    backfillTimeoutMs: 10_000,
+    pageSize: 200,
+    subscribers: 40,
+    fanoutPublishers: 2,
+    fanoutWindow: 4,
+    fanoutEvents: 100,
+    fanoutRounds: 1,
+    fanoutDurationMs: 1000,
+    idleConnections: 100,
+    wakeAgents: 100,
+    wakeRounds: 1,
   },
 };
 
 /** Figures measured by strfry 1.1.1 on this 2-core machine with the full workloads (for context). */
 const REFERENCE = {
   relay: 'strfry 1.1.1',
-  'ingest events/s': 4400, 'ingest OK p50 ms': 110,
-  'query q/s': 1500, 'query p50 ms': 1.9, 'query p99 ms': 9.6,
-  'fan-out deliveries/s': 110_000, 'idle KiB/connection': 77,
+  'ingest events/s': 4400,
+  'ingest OK p50 ms': 110,
+  'query q/s': 1500,
+  'query p50 ms': 1.9,
+  'query p99 ms': 9.6,
+  'fan-out deliveries/s': 110_000,
+  'idle KiB/connection': 77,
 };
 
 const WORKLOADS = ['ingest', 'query', 'backfill', 'fanout', 'idle', 'wake'];
@@ -144,12 +190,19 @@ async function benchStore(targets, data, size, opts, notes) {
           await sleep(500); // let the other relay's after-work (GC, checkpoints) settle
           const first = (r * relays.length + i) * per;
           const slice = data.ingest.events.slice(first, first + per);
-          const run = await withCpu(relay, () => runIngest(relay.url, slice, { connections: size.publishers, window: size.window, durationMs: size.ingestDurationMs, timeoutMs: 60_000 }), (x) => x.accepted);
-          log(`  [${relay.label}] ingest ${r + 1}/${size.ingestRounds}: ${run.rate.toFixed(0)} events/s, OK p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms (${run.accepted}/${run.sent} accepted), relay CPU ${run.cpuUs.toFixed(0)} µs/event${fmtLoad(run)}`);
+          const run = await withCpu(
+            relay,
+            () => runIngest(relay.url, slice, { connections: size.publishers, window: size.window, durationMs: size.ingestDurationMs, timeoutMs: 60_000 }),
+            (x) => x.accepted,
+          );
+          log(
+            `  [${relay.label}] ingest ${r + 1}/${size.ingestRounds}: ${run.rate.toFixed(0)} events/s, OK p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms (${run.accepted}/${run.sent} accepted), relay CPU ${run.cpuUs.toFixed(0)} µs/event${fmtLoad(run)}`,
+          );
           noteLoad('ingest', run);
           if (run.rejected) notes.push(`${relay.label} ingest round ${r + 1}: ${run.rejected} rejected ${JSON.stringify(run.reasons)}`);
           if (run.timedOut) notes.push(`${relay.label} ingest round ${r + 1} timed out (${run.answered}/${run.sent} answered)`);
-          if (run.sent === slice.length && size === SIZES.full) notes.push(`${relay.label} ingest round ${r + 1} used its whole slice before ${size.ingestDurationMs} ms: raise ingestEvents`);
+          if (run.sent === slice.length && size === SIZES.full)
+            notes.push(`${relay.label} ingest round ${r + 1} used its whole slice before ${size.ingestDurationMs} ms: raise ingestEvents`);
           runs[i].push(run);
         }
       }
@@ -164,10 +217,17 @@ async function benchStore(targets, data, size, opts, notes) {
           const filters = buildFilters(shape, data.store, size.queryPoolPerRun, 100 + r);
           for (const [i, relay] of turns(relays, r)) {
             await sleep(1100); // longer than any result-cache lifetime we know of (the peer's is 1 s)
-            const run = await withCpu(relay, () => runQuery(relay.url, filters, { connections: size.queryConnections, durationMs: size.queryDurationMs }), (x) => x.queries);
-            log(`  [${relay.label}] query ${shape.title} ${r + 1}/${size.queryRuns}: ${run.rate.toFixed(0)} q/s, p50 ${run.p50.toFixed(2)} ms, p99 ${run.p99.toFixed(2)} ms, ${run.eventsPerQuery.toFixed(1)} events/query, relay CPU ${run.cpuUs.toFixed(0)} µs/query${fmtLoad(run)}`);
+            const run = await withCpu(
+              relay,
+              () => runQuery(relay.url, filters, { connections: size.queryConnections, durationMs: size.queryDurationMs }),
+              (x) => x.queries,
+            );
+            log(
+              `  [${relay.label}] query ${shape.title} ${r + 1}/${size.queryRuns}: ${run.rate.toFixed(0)} q/s, p50 ${run.p50.toFixed(2)} ms, p99 ${run.p99.toFixed(2)} ms, ${run.eventsPerQuery.toFixed(1)} events/query, relay CPU ${run.cpuUs.toFixed(0)} µs/query${fmtLoad(run)}`,
+            );
             noteLoad('query', run);
-            if (Math.abs(run.eventsPerQuery - expected) > 1e-9) notes.push(`${relay.label} query ${shape.title}: ${run.eventsPerQuery.toFixed(2)} events per answer, expected ${expected}`);
+            if (Math.abs(run.eventsPerQuery - expected) > 1e-9)
+              notes.push(`${relay.label} query ${shape.title}: ${run.eventsPerQuery.toFixed(2)} events per answer, expected ${expected}`);
             if (run.closed) notes.push(`${relay.label} query ${shape.title}: ${run.closed} REQs answered CLOSED`);
             runs[i].push(run);
           }
@@ -203,9 +263,17 @@ async function benchBackfill(targets, relays, data, size, notes) {
           : await runBackfillPaged(m.relay.url, agent, { pageSize: size.pageSize, timeoutMs: size.backfillTimeoutMs });
       m.last = performance.now() - t0;
       m.spent += m.last;
-      log(`  [${m.relay.label}] backfill ${m.mode} ${r + 1}/${size.backfillRuns}: ${run.events} events in ${run.pages} page(s), ${run.rate.toFixed(0)} events/s`);
-      if (run.timedOut) notes.push(`${m.relay.label} backfill (${m.mode}) stopped after ${size.backfillTimeoutMs / 1000} s with ${run.events}/${expected} events read: its rate is over that part`);
-      else if (run.events !== expected || !run.complete) notes.push(`${m.relay.label} backfill (${m.mode}): ${run.events}/${expected} events${run.complete ? '' : ', incomplete'}${run.error ? `: ${run.error}` : ''}`);
+      log(
+        `  [${m.relay.label}] backfill ${m.mode} ${r + 1}/${size.backfillRuns}: ${run.events} events in ${run.pages} page(s), ${run.rate.toFixed(0)} events/s`,
+      );
+      if (run.timedOut)
+        notes.push(
+          `${m.relay.label} backfill (${m.mode}) stopped after ${size.backfillTimeoutMs / 1000} s with ${run.events}/${expected} events read: its rate is over that part`,
+        );
+      else if (run.events !== expected || !run.complete)
+        notes.push(
+          `${m.relay.label} backfill (${m.mode}): ${run.events}/${expected} events${run.complete ? '' : ', incomplete'}${run.error ? `: ${run.error}` : ''}`,
+        );
       m.runs.push(run);
     }
   }
@@ -230,12 +298,20 @@ async function benchFanout(targets, data, size, notes) {
         await sleep(500);
         const first = (r * relays.length + i) * per;
         const slice = data.fanout.events.slice(first, first + per);
-        const run = await withCpu(relay, () => runFanoutRound(relay.url, subs[i], slice, { publishers: size.fanoutPublishers, window: size.fanoutWindow, durationMs: size.fanoutDurationMs }), (x) => x.deliveries);
-        log(`  [${relay.label}] fan-out ${r + 1}/${size.fanoutRounds}: ${run.rate.toFixed(0)} deliveries/s, p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms (${run.published} events, ${run.deliveries}/${run.expected} deliveries), relay CPU ${run.cpuUs.toFixed(1)} µs/delivery${fmtLoad(run)}`);
+        const run = await withCpu(
+          relay,
+          () => runFanoutRound(relay.url, subs[i], slice, { publishers: size.fanoutPublishers, window: size.fanoutWindow, durationMs: size.fanoutDurationMs }),
+          (x) => x.deliveries,
+        );
+        log(
+          `  [${relay.label}] fan-out ${r + 1}/${size.fanoutRounds}: ${run.rate.toFixed(0)} deliveries/s, p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms (${run.published} events, ${run.deliveries}/${run.expected} deliveries), relay CPU ${run.cpuUs.toFixed(1)} µs/delivery${fmtLoad(run)}`,
+        );
         noteLoad('fan-out', run);
-        if (run.missing || run.deliveries !== run.expected) notes.push(`${relay.label} fan-out round ${r + 1}: ${run.deliveries}/${run.expected} deliveries (${run.missing} given up after 5 s)`);
+        if (run.missing || run.deliveries !== run.expected)
+          notes.push(`${relay.label} fan-out round ${r + 1}: ${run.deliveries}/${run.expected} deliveries (${run.missing} given up after 5 s)`);
         if (run.rejected) notes.push(`${relay.label} fan-out round ${r + 1}: ${run.rejected} events rejected`);
-        if (run.unmatched) notes.push(`${relay.label} fan-out round ${r + 1}: ${run.unmatched} deliveries to #p subscriptions the event does not match (not counted)`);
+        if (run.unmatched)
+          notes.push(`${relay.label} fan-out round ${r + 1}: ${run.unmatched} deliveries to #p subscriptions the event does not match (not counted)`);
         runs[i].push(run);
       }
     }
@@ -270,7 +346,15 @@ function rows(a, b) {
   const add = (figure, better, fmt, get, labels) => {
     const va = get(a);
     const vb = get(b);
-    out.push({ figure, better, subject: va, peer: vb, ratio: Number.isFinite(va) && Number.isFinite(vb) && vb !== 0 ? va / vb : NaN, fmt, labels: labels ? [labels(a), labels(b)] : null });
+    out.push({
+      figure,
+      better,
+      subject: va,
+      peer: vb,
+      ratio: Number.isFinite(va) && Number.isFinite(vb) && vb !== 0 ? va / vb : NaN,
+      fmt,
+      labels: labels ? [labels(a), labels(b)] : null,
+    });
   };
   if (a.ingest || b.ingest) {
     add('ingest events/s', 'higher', fmtRate, (r) => r.ingest?.rate);
@@ -288,8 +372,16 @@ function rows(a, b) {
   if (a.backfill || b.backfill) {
     const best = (r) => (r.backfill?.seq ? r.backfill.seq.rate : r.backfill?.paged?.rate);
     const partial = (b) => (b?.partial ? ', partial' : '');
-    add('backfill events/s (seq ext., else paged)', 'higher', fmtRate, best, (r) => (r.backfill?.seq ? `seq${partial(r.backfill.seq)}` : `paged${partial(r.backfill?.paged)}`));
-    add('backfill events/s (#p + until paging)', 'higher', fmtRate, (r) => r.backfill?.paged?.rate, (r) => `paged${partial(r.backfill?.paged)}`);
+    add('backfill events/s (seq ext., else paged)', 'higher', fmtRate, best, (r) =>
+      r.backfill?.seq ? `seq${partial(r.backfill.seq)}` : `paged${partial(r.backfill?.paged)}`,
+    );
+    add(
+      'backfill events/s (#p + until paging)',
+      'higher',
+      fmtRate,
+      (r) => r.backfill?.paged?.rate,
+      (r) => `paged${partial(r.backfill?.paged)}`,
+    );
   }
   if (a.fanout || b.fanout) {
     add('fan-out deliveries/s', 'higher', fmtRate, (r) => r.fanout?.rate);
@@ -375,8 +467,13 @@ async function main() {
   const self = process.cpuUsage(self0);
   const cpu = { ...meter.stop(), harnessCores: (self.user + self.system) / 1e6 / wall };
   const external = specs.some((s) => /^wss?:/.test(s));
-  log(`load generator used ${cpu.harnessCores.toFixed(2)} of a core on average${cpu.foreignShare === undefined ? '' : `; other processes${external ? ' (the external relay included)' : ''} ${(cpu.foreignShare * 100).toFixed(0)}% of the machine`}`);
-  if (cpu.foreignShare > 0.1 && !external) notes.push(`other processes used ${(cpu.foreignShare * 100).toFixed(0)}% of the CPU during the run (runs alternate between the relays, so both saw it, but the figures are noisier): re-run on a quiet machine for publishable numbers`);
+  log(
+    `load generator used ${cpu.harnessCores.toFixed(2)} of a core on average${cpu.foreignShare === undefined ? '' : `; other processes${external ? ' (the external relay included)' : ''} ${(cpu.foreignShare * 100).toFixed(0)}% of the machine`}`,
+  );
+  if (cpu.foreignShare > 0.1 && !external)
+    notes.push(
+      `other processes used ${(cpu.foreignShare * 100).toFixed(0)}% of the CPU during the run (runs alternate between the relays, so both saw it, but the figures are noisier): re-run on a quiet machine for publishable numbers`,
+    );
   const results = { subject: targets[0].result, peer: targets[1].result };
   const names = specs[0] === specs[1] ? [`${targetLabel(specs[0])} #1`, `${targetLabel(specs[1])} #2`] : specs.map(targetLabel);
   const table = rows(results.subject, results.peer);
@@ -391,10 +488,13 @@ async function main() {
   }
   const reference = opts.smoke ? [] : referenceRows(results.subject);
   if (reference.length) {
-    console.log(`\n${names[0]} next to ${REFERENCE.relay} as measured on a 2-core machine with the same workload shapes (issue 8; not re-run here; queries: ${names[0]}'s weakest shape)\n`);
+    console.log(
+      `\n${names[0]} next to ${REFERENCE.relay} as measured on a 2-core machine with the same workload shapes (issue 8; not re-run here; queries: ${names[0]}'s weakest shape)\n`,
+    );
     printTable(reference, [names[0], REFERENCE.relay], `${names[0]}: medians of this run`);
   }
-  if (opts.only.includes('wake') && (results.subject.wake === null || results.peer.wake === null)) console.log('wake-queue: measured for Roost only (the peer has no wake queue)');
+  if (opts.only.includes('wake') && (results.subject.wake === null || results.peer.wake === null))
+    console.log('wake-queue: measured for Roost only (the peer has no wake queue)');
   if (notes.length) {
     console.log('\nnotes:');
     for (const n of notes) console.log(`  - ${n}`);
@@ -408,7 +508,14 @@ async function main() {
       machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
       sizes: size,
       relays: { subject: { spec: opts.subject, label: names[0] }, peer: { spec: opts.peer, label: names[1] } },
-      table: table.map(({ figure, better, subject, peer, ratio, labels }) => ({ figure, better, subject: num(subject), peer: num(peer), ratio: num(ratio), ...(labels ? { methods: labels } : {}) })),
+      table: table.map(({ figure, better, subject, peer, ratio, labels }) => ({
+        figure,
+        better,
+        subject: num(subject),
+        peer: num(peer),
+        ratio: num(ratio),
+        ...(labels ? { methods: labels } : {}),
+      })),
       results,
       cpu,
       backgroundLoad: Object.fromEntries([...loads].map(([w, l]) => [w, l.map(num)])),

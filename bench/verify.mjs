@@ -48,7 +48,10 @@ function loadEvents() {
   const events = [];
   for (let i = 0; i < N; i++) {
     const content = `agent message ${i} ` + 'x'.repeat(20 + ((i * 7919) % 580)) + (i % 10 === 0 ? ' 世界 🦉' : '');
-    const tags = [['p', 'a'.repeat(64)], ['t', `topic-${i % 13}`]];
+    const tags = [
+      ['p', 'a'.repeat(64)],
+      ['t', `topic-${i % 13}`],
+    ];
     if (i % 4 === 0) tags.push(['e', 'b'.repeat(64), 'wss://relay.example', 'reply']);
     const { id, pubkey, created_at, kind, sig } = finalizeEvent({ kind: 1, created_at: 1_700_000_000 + i, tags, content }, keys[i % keys.length]);
     events.push({ id, pubkey, created_at, kind, tags, content, sig });
@@ -64,7 +67,10 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 const fmt = (n) => Math.round(n).toLocaleString('en-US');
-const load = () => `load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`;
+const load = () =>
+  `load average ${loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ')}`;
 
 // The main thread's own CPU time in µs: /proc/self/task/<pid>/schedstat (Linux, ns resolution), else
 // event-loop active time, which also counts time the thread was runnable but preempted.
@@ -170,7 +176,11 @@ async function benchVerifiers(events, cores) {
 // --- 3. Latency of a lone event (nothing to batch with), median over 250 after 50 warm-up ---
 async function benchLatency(events, best) {
   console.log(`\n-- latency of a lone event (${load()})`);
-  for (const cfg of [{ backend: best, workers: 0 }, { backend: best, workers: 1 }, { backend: best, workers: 2 }]) {
+  for (const cfg of [
+    { backend: best, workers: 0 },
+    { backend: best, workers: 1 },
+    { backend: best, workers: 2 },
+  ]) {
     const v = await createVerifier(cfg);
     const lat = [];
     for (let i = 0; i < 300; i++) {

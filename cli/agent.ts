@@ -112,7 +112,12 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
   const out = (human: string, json: unknown) => io.stdout.write(values.json ? JSON.stringify(json) + '\n' : human + '\n');
   const home = values.home ?? io.env.ROOST_AGENT_HOME ?? defaultAgentHome();
   const keyFile = join(home, 'agent.key');
-  const relays = values.relay ?? (io.env.ROOST_RELAYS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const relays =
+    values.relay ??
+    (io.env.ROOST_RELAYS ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
   let agent: Agent | undefined;
   try {
     const needAgent = (opts: { inbox?: boolean } = {}) => {
@@ -132,7 +137,12 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
       case 'whoami': {
         if (!existsSync(keyFile)) throw new UsageError(`no key in ${home}: run \`roost agent keygen\` first`);
         const id = loadKeyFile(keyFile);
-        out(`${id.npub}\npubkey  ${id.pubkey}\nkey     ${keyFile}\nrelays  ${relays.join(' ') || '(none)'}`, { npub: id.npub, pubkey: id.pubkey, keyFile, relays });
+        out(`${id.npub}\npubkey  ${id.pubkey}\nkey     ${keyFile}\nrelays  ${relays.join(' ') || '(none)'}`, {
+          npub: id.npub,
+          pubkey: id.pubkey,
+          keyFile,
+          relays,
+        });
         return 0;
       }
       case 'send':

@@ -92,13 +92,7 @@ export interface ImportSummary {
  * it through the relay's own store (so replaceable, addressable and deletion rules apply as they
  * would live). Refused lines are counted by reason and optionally written to `rejects`.
  */
-export async function importEvents(
-  path: string,
-  input: Readable,
-  err: Writable,
-  rejects?: Writable,
-  now = () => Date.now(),
-): Promise<ImportSummary> {
+export async function importEvents(path: string, input: Readable, err: Writable, rejects?: Writable, now = () => Date.now()): Promise<ImportSummary> {
   const store = new SqliteStore({ path, syncMode: 'normal', commitWindowMs: 5, commitMaxBatch: 2000 });
   const summary: ImportSummary = { lines: 0, imported: 0, duplicates: 0, refused: 0, reasons: {} };
   const refuse = async (line: number, reason: string) => {
@@ -183,7 +177,10 @@ export function databaseStats(path: string): DbStats {
   try {
     const one = (sql: string) => db.prepare(sql).pluck().get() as number;
     const tables = new Set(db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[]);
-    const span = db.prepare('SELECT MIN(created_at) AS oldest, MAX(created_at) AS newest FROM events').get() as { oldest: number | null; newest: number | null };
+    const span = db.prepare('SELECT MIN(created_at) AS oldest, MAX(created_at) AS newest FROM events').get() as {
+      oldest: number | null;
+      newest: number | null;
+    };
     let walBytes = 0;
     try {
       walBytes = statSync(`${path}-wal`).size;
@@ -237,7 +234,13 @@ function formatStats(s: DbStats): string {
     ['migrations', s.schema.join(', ')],
     ['top kinds', s.kinds.map((k) => `${k.kind}: ${k.events}`).join(', ') || '–'],
   ];
-  if (s.moderation) rows.push(['moderation', Object.entries(s.moderation).map(([k, v]) => `${k} ${v}`).join(', ')]);
+  if (s.moderation)
+    rows.push([
+      'moderation',
+      Object.entries(s.moderation)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', '),
+    ]);
   return rows.map(([k, v]) => `${k.padEnd(24)} ${v}`).join('\n') + '\n';
 }
 

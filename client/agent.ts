@@ -511,7 +511,8 @@ export class Agent extends Emitter<AgentEvents> {
           onEvent(ev, link.url);
         },
         onEose: () => opts.onEose?.(link.url),
-        onClosed: (reason) => this.emit('error', new ClientError('ROOST_ERR_REFUSED', `${link.url} closed a subscription: ${reason}`, { reason, relay: link.url })),
+        onClosed: (reason) =>
+          this.emit('error', new ClientError('ROOST_ERR_REFUSED', `${link.url} closed a subscription: ${reason}`, { reason, relay: link.url })),
       }),
     );
     return { close: () => handles.forEach((h) => h.close()) };
@@ -671,7 +672,12 @@ export class Agent extends Emitter<AgentEvents> {
     if (links.length === 0) throw new ClientError('ROOST_ERR_DISCONNECTED', 'no relay connected', { eventId: event.id });
     const results = await Promise.all(
       links.map((l) =>
-        withTimeout(l.publish(event), timeoutMs, this.#timers, () => new ClientError('ROOST_ERR_TIMEOUT', `no OK from ${l.url}`, { relay: l.url, eventId: event.id })),
+        withTimeout(
+          l.publish(event),
+          timeoutMs,
+          this.#timers,
+          () => new ClientError('ROOST_ERR_TIMEOUT', `no OK from ${l.url}`, { relay: l.url, eventId: event.id }),
+        ),
       ),
     );
     const refused = results.find((r) => !r.accepted && !r.reason.startsWith('duplicate:'));
@@ -694,7 +700,11 @@ export class Agent extends Emitter<AgentEvents> {
     if (this.#wake !== undefined) {
       try {
         const r = await this.#sendWake(link);
-        if (!r.accepted) this.emit('error', new ClientError('ROOST_ERR_REFUSED', `${link.url} refused the wake registration: ${r.reason}`, { reason: r.reason, relay: link.url }));
+        if (!r.accepted)
+          this.emit(
+            'error',
+            new ClientError('ROOST_ERR_REFUSED', `${link.url} refused the wake registration: ${r.reason}`, { reason: r.reason, relay: link.url }),
+          );
       } catch (err) {
         this.emit('error', err as Error);
       }

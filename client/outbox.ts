@@ -85,7 +85,10 @@ export class Outbox extends Emitter<OutboxEvents> {
       if (this.#entries.has(e.event.id)) continue;
       const known = e.relays.filter((r) => this.#links.has(r));
       if (known.length < e.relays.length) {
-        this.#opts.log.warn({ eventId: e.event.id, relays: e.relays.filter((r) => !this.#links.has(r)) }, 'outbox entry names relays this agent no longer uses; kept for them');
+        this.#opts.log.warn(
+          { eventId: e.event.id, relays: e.relays.filter((r) => !this.#links.has(r)) },
+          'outbox entry names relays this agent no longer uses; kept for them',
+        );
       }
       if (known.length > 0) this.#enqueue(e.event, known);
     }
@@ -115,7 +118,12 @@ export class Outbox extends Emitter<OutboxEvents> {
   async add(event: NostrEvent, relays: readonly string[], timeoutMs?: number): Promise<PublishResult> {
     const { acked } = await this.enqueue(event, relays);
     if (timeoutMs === undefined) return acked;
-    return withTimeout(acked, timeoutMs, this.#opts.timers, () => new ClientError('ROOST_ERR_TIMEOUT', `not acknowledged within ${timeoutMs} ms; still in the outbox`, { eventId: event.id }));
+    return withTimeout(
+      acked,
+      timeoutMs,
+      this.#opts.timers,
+      () => new ClientError('ROOST_ERR_TIMEOUT', `not acknowledged within ${timeoutMs} ms; still in the outbox`, { eventId: event.id }),
+    );
   }
 
   /** Stops sending (entries stay stored for the next run). */
@@ -123,7 +131,10 @@ export class Outbox extends Emitter<OutboxEvents> {
     this.#closed = true;
     for (const lane of this.#lanes.values()) if (lane.retryTimer !== undefined) this.#opts.timers.clearTimeout(lane.retryTimer);
     for (const e of this.#entries.values()) {
-      for (const w of e.waiters) w.reject(new ClientError('ROOST_ERR_CLOSED', 'the agent closed before every relay acknowledged; the event stays in the outbox', { eventId: e.event.id }));
+      for (const w of e.waiters)
+        w.reject(
+          new ClientError('ROOST_ERR_CLOSED', 'the agent closed before every relay acknowledged; the event stays in the outbox', { eventId: e.event.id }),
+        );
       e.waiters = [];
     }
   }
@@ -148,7 +159,7 @@ export class Outbox extends Emitter<OutboxEvents> {
     const id = lane.queue[0];
     if (id === undefined) return;
     const entry = this.#entries.get(id);
-    if (!entry || !entry.pending.has(relay)) {
+    if (!entry?.pending.has(relay)) {
       lane.queue.shift();
       this.#pump(relay);
       return;

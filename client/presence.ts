@@ -1,13 +1,5 @@
 import type { NostrEvent } from '../shared/event.js';
-import {
-  PRESENCE_MAX_PUBKEYS,
-  PRESENCE_PATH,
-  getAgentCard,
-  getHeartbeat,
-  matchCapabilities,
-  type AgentCard,
-  type Heartbeat,
-} from '../shared/agent-card.js';
+import { PRESENCE_MAX_PUBKEYS, PRESENCE_PATH, getAgentCard, getHeartbeat, matchCapabilities, type AgentCard, type Heartbeat } from '../shared/agent-card.js';
 import { getNpub } from './identity.js';
 import { getRelayHttpUrl, type FetchLike } from './nip11.js';
 
@@ -31,7 +23,12 @@ export interface AgentInfo extends AgentCard {
  * Asks a relay which of `pubkeys` are connected now (GET /presence); undefined when the relay has no
  * presence endpoint or does not answer. Agents without a card are absent from the answer.
  */
-export async function fetchPresence(relayUrl: string, pubkeys: readonly string[], fetchFn: FetchLike, timeoutMs = 5000): Promise<Record<string, boolean> | undefined> {
+export async function fetchPresence(
+  relayUrl: string,
+  pubkeys: readonly string[],
+  fetchFn: FetchLike,
+  timeoutMs = 5000,
+): Promise<Record<string, boolean> | undefined> {
   const out: Record<string, boolean> = {};
   for (let i = 0; i < pubkeys.length; i += PRESENCE_MAX_PUBKEYS) {
     const chunk = pubkeys.slice(i, i + PRESENCE_MAX_PUBKEYS);

@@ -91,11 +91,7 @@ export function defaultPolicies(config: RelayConfig, privateKinds: ReadonlySet<n
     rejectExpired(),
     rejectProtectedUnlessAuthor(),
   );
-  rejectFilter.push(
-    rejectTooManyFilters(config.maxFilters),
-    rejectTooManyFilterValues(config.maxFilterValues),
-    rejectPrivateInboxReads(privateKinds),
-  );
+  rejectFilter.push(rejectTooManyFilters(config.maxFilters), rejectTooManyFilterValues(config.maxFilterValues), rejectPrivateInboxReads(privateKinds));
   return { rejectEvent, rejectFilter };
 }
 
@@ -145,13 +141,27 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const log = deps.log ?? pino({ level: config.logLevel });
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   const random = deps.random ?? ((n: number) => randomBytes(n));
-  const store = deps.store ?? new SqliteStore({
-    path: config.db,
-    syncMode: config.syncMode,
-    commitWindowMs: config.commitWindowMs,
-    commitMaxBatch: config.commitMaxBatch,
-    now,
-  });
+  const store =
+    deps.store ??
+    new SqliteStore({
+      path: config.db,
+      syncMode: config.syncMode,
+      startupCheck: config.dbStartupCheck,
+      commitWindowMs: config.commitWindowMs,
+      commitMaxBatch: config.commitMaxBatch,
+      now,
+    });
+  if (store instanceof SqliteStore && store.integrity.state === 'pending') {
+    log.info({ db: config.db }, 'database integrity check running in the background');
+    void store.integrityChecked.then((s) => {
+      if (s.state === 'failed')
+        log.error(
+          { db: config.db, problems: s.detail },
+          'database failed its integrity check: /ready now answers 503; restore from a backup (roost db backup) or export what can be read',
+        );
+      else if (s.state === 'ok') log.info({ db: config.db, ms: Math.round(s.ms) }, 'database integrity check passed');
+    });
+  }
   const verifier =
     deps.verifier ??
     (await createVerifier({

@@ -42,8 +42,18 @@ export const configSchema = z.object({
   verifyWorkers: int(-1, 64).default(-1).describe('Verifier worker threads; -1 means one less than the CPU cores, 0 verifies on the main thread.'),
 
   // --- storage ---
-  commitWindowMs: int(0, 1000).default(2).describe('Group-commit window: writes arriving within it share one transaction (only under load: a write after a small or older commit is committed at once).'),
+  commitWindowMs: int(0, 1000)
+    .default(2)
+    .describe(
+      'Group-commit window: writes arriving within it share one transaction (only under load: a write after a small or older commit is committed at once).',
+    ),
   commitMaxBatch: int(1).default(1000).describe('Most events in one group commit.'),
+  dbStartupCheck: z
+    .enum(['auto', 'full', 'background', 'off'])
+    .default('auto')
+    .describe(
+      'Integrity check (PRAGMA quick_check, ~2 ms per MiB) at start: full refuses a corrupt file before listening; background checks while serving and fails /ready if it finds damage; auto = full up to 1 GiB, else background.',
+    ),
   syncMode: z.enum(['full', 'normal']).default('full').describe('SQLite synchronous mode; full fsyncs each commit so OK true survives power loss.'),
   expirySweepSeconds: int(1).default(60).describe('How often expired events (NIP-40) are deleted from disk.'),
 
@@ -67,7 +77,9 @@ export const configSchema = z.object({
       const r = parseRetention(v);
       if (!r.ok) c.addIssue({ code: 'custom', message: r.error });
     })
-    .describe('Retention by kind and age (created_at), first matching rule wins: comma-separated KINDS:AGE, KINDS being *, a kind or a range a-b joined with +, AGE in seconds or with a unit s, m, h, d, w or y (365d). Empty keeps everything. Advertised in NIP-11.'),
+    .describe(
+      'Retention by kind and age (created_at), first matching rule wins: comma-separated KINDS:AGE, KINDS being *, a kind or a range a-b joined with +, AGE in seconds or with a unit s, m, h, d, w or y (365d). Empty keeps everything. Advertised in NIP-11.',
+    ),
   retentionKeepUndelivered: bool
     .default(true)
     .describe('Retention never removes an event still undelivered to a p-tagged agent that has authenticated here (the quota bounds those instead).'),
@@ -77,23 +89,31 @@ export const configSchema = z.object({
   crdtMembership: z
     .enum(['off', 'tagged', 'all'])
     .default('tagged')
-    .describe("Refuse shared-document events (kinds 4337, 24337, 34338) from non-members of the document's stored membership record (kind 34337): 'tagged' for records carrying [\"enforce\",\"members\"], 'all' for every document (a document without a record then takes no writes), 'off' never."),
+    .describe(
+      "Refuse shared-document events (kinds 4337, 24337, 34338) from non-members of the document's stored membership record (kind 34337): 'tagged' for records carrying [\"enforce\",\"members\"], 'all' for every document (a document without a record then takes no writes), 'off' never.",
+    ),
   crdtCompaction: z
     .enum(['off', 'owner', 'members'])
     .default('owner')
-    .describe("When a complete snapshot (kind 34338) is stored from the document's owner ('owner') or from any member of its stored record ('members'), the deltas stored before it that its state vector covers expire after the grace period below; 'off' keeps every delta."),
-  crdtCompactionGraceSeconds: int(0)
-    .default(86400)
-    .describe('How long deltas covered by a trusted snapshot stay readable before they expire (NIP-40 sweep).'),
+    .describe(
+      "When a complete snapshot (kind 34338) is stored from the document's owner ('owner') or from any member of its stored record ('members'), the deltas stored before it that its state vector covers expire after the grace period below; 'off' keeps every delta.",
+    ),
+  crdtCompactionGraceSeconds: int(0).default(86400).describe('How long deltas covered by a trusted snapshot stay readable before they expire (NIP-40 sweep).'),
 
   // --- push wake (issue 10) ---
   pushApnsKeyFile: z.string().default('').describe('APNs token-auth signing key (.p8 file); empty leaves APNs wake off.'),
   pushApnsKeyId: z.string().default('').describe('Key ID of the APNs signing key.'),
   pushApnsTeamId: z.string().default('').describe('Apple developer team ID that owns the APNs signing key.'),
-  pushApnsHost: z.string().default('').describe("APNs host; empty picks Apple's sandbox or production host per registration (set it to test against a local server)."),
+  pushApnsHost: z
+    .string()
+    .default('')
+    .describe("APNs host; empty picks Apple's sandbox or production host per registration (set it to test against a local server)."),
   pushApnsPort: int(1, 65535).default(443).describe('Port of the APNs host (Apple uses 443).'),
   pushApnsCaFile: z.string().default('').describe('PEM file of CA certificates trusted for APNs instead of the system ones (local test servers).'),
-  pushFcmServiceAccountFile: z.string().default('').describe('Firebase service-account JSON file (its token_uri is honoured); with no access token either, FCM wake is off.'),
+  pushFcmServiceAccountFile: z
+    .string()
+    .default('')
+    .describe('Firebase service-account JSON file (its token_uri is honoured); with no access token either, FCM wake is off.'),
   pushFcmAccessToken: z.string().default('').describe('Fixed OAuth access token for FCM, used instead of a service account (local test servers).'),
   pushFcmProjectId: z.string().default('').describe('Firebase project ID; empty takes project_id from the service-account file.'),
   pushFcmEndpoint: z.string().default('').describe('FCM origin to send to, http(s)://host[:port] (no path); empty means https://fcm.googleapis.com.'),
@@ -114,13 +134,27 @@ export const configSchema = z.object({
   adminPubkeys: z
     .string()
     .default('')
-    .refine((v) => v.split(',').every((k) => k.trim() === '' || /^([0-9a-f]{64}|npub1[02-9ac-hj-np-z]{58})$/.test(k.trim())), 'each admin key must be 64 hex characters or an npub')
+    .refine(
+      (v) => v.split(',').every((k) => k.trim() === '' || /^([0-9a-f]{64}|npub1[02-9ac-hj-np-z]{58})$/.test(k.trim())),
+      'each admin key must be 64 hex characters or an npub',
+    )
     .describe('Comma-separated admin pubkeys (hex or npub) allowed to call the NIP-86 management API.'),
-  adminToken: z.string().default('').describe('Secret token for /dashboard (cookie, ?token= or Bearer); empty serves the dashboard to anyone who can reach it.'),
+  adminToken: z
+    .string()
+    .default('')
+    .describe('Secret token for /dashboard (cookie, ?token= or Bearer); empty serves the dashboard to anyone who can reach it.'),
   metricsToken: z.string().default('').describe('Bearer token required by /metrics; empty leaves it open.'),
   dashboard: bool.default(true).describe('Serve the live operator dashboard at /dashboard.'),
-  writePolicy: z.enum(['open', 'allow-list', 'authenticated']).default('open').describe('Who may publish: anyone, only pubkeys on the NIP-86 allow list (and admins), or only NIP-42 authenticated connections.'),
-  trustProxy: z.string().default('loopback,linklocal,uniquelocal').describe("Proxies whose X-Forwarded-For is believed for client IPs: 'true', 'false', a hop count, or comma-separated addresses, CIDRs and the names loopback/linklocal/uniquelocal."),
+  writePolicy: z
+    .enum(['open', 'allow-list', 'authenticated'])
+    .default('open')
+    .describe('Who may publish: anyone, only pubkeys on the NIP-86 allow list (and admins), or only NIP-42 authenticated connections.'),
+  trustProxy: z
+    .string()
+    .default('loopback,linklocal,uniquelocal')
+    .describe(
+      "Proxies whose X-Forwarded-For is believed for client IPs: 'true', 'false', a hop count, or comma-separated addresses, CIDRs and the names loopback/linklocal/uniquelocal.",
+    ),
   rateLimit: bool.default(true).describe('Master switch of the per-IP and per-pubkey rate limits below (each also off when 0).'),
   rateConnectionsPerIp: int(0).default(60).describe('New WebSocket connections per IP per minute (token bucket holding one minute).'),
   rateEventsPerIp: int(0).default(3000).describe('EVENT messages per IP per minute.'),
@@ -132,7 +166,7 @@ export const configSchema = z.object({
     .pipe(iceServersSchema)
     .default([])
     .describe(
-      'STUN/TURN servers advertised in NIP-11 `ice_servers` for agents\' direct links: a JSON array of {urls, username, credential}, or comma-separated stun:/turn: URLs. Anyone can read them: use short-lived TURN credentials.',
+      "STUN/TURN servers advertised in NIP-11 `ice_servers` for agents' direct links: a JSON array of {urls, username, credential}, or comma-separated stun:/turn: URLs. Anyone can read them: use short-lived TURN credentials.",
     ),
 });
 

@@ -25,10 +25,7 @@ export function getRelayIdentityPath(dbPath: string): string | undefined {
  * Reads the relay's secret key from beside the database, generating it (mode 0600) on first start.
  * A key file that others may read, or that is malformed, is refused with ROOST_ERR_IDENTITY.
  */
-export function loadOrCreateRelayIdentity(
-  dbPath: string,
-  generateSecretKey: () => Uint8Array = () => new Uint8Array(randomBytes(32)),
-): RelayIdentity {
+export function loadOrCreateRelayIdentity(dbPath: string, generateSecretKey: () => Uint8Array = () => new Uint8Array(randomBytes(32))): RelayIdentity {
   const path = getRelayIdentityPath(dbPath);
   if (path === undefined) return makeIdentity(freshKey(generateSecretKey), undefined, true);
   const existing = readKeyFile(path);

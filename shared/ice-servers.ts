@@ -3,7 +3,10 @@ import { z } from 'zod';
 /** The NIP-11 field under which a relay advertises STUN/TURN servers for agents' direct links. */
 export const ICE_SERVERS_FIELD = 'ice_servers';
 
-const iceUrl = z.string().max(512).regex(/^(stuns?|turns?):\S+$/, 'an ICE server URL starts with stun:, stuns:, turn: or turns:');
+const iceUrl = z
+  .string()
+  .max(512)
+  .regex(/^(stuns?|turns?):\S+$/, 'an ICE server URL starts with stun:, stuns:, turn: or turns:');
 
 /** One STUN or TURN server (the W3C `RTCIceServer` shape). */
 export const iceServerSchema = z.object({
@@ -33,5 +36,12 @@ export function parseIceServersSetting(value: string): unknown {
       return v;
     }
   }
-  return [{ urls: v.split(',').map((u) => u.trim()).filter(Boolean) }];
+  return [
+    {
+      urls: v
+        .split(',')
+        .map((u) => u.trim())
+        .filter(Boolean),
+    },
+  ];
 }

@@ -1,14 +1,5 @@
 /** NIP-01 machine-readable prefixes for OK and CLOSED messages. */
-export type ReasonPrefix =
-  | 'invalid'
-  | 'blocked'
-  | 'rate-limited'
-  | 'auth-required'
-  | 'restricted'
-  | 'duplicate'
-  | 'pow'
-  | 'mute'
-  | 'error';
+export type ReasonPrefix = 'invalid' | 'blocked' | 'rate-limited' | 'auth-required' | 'restricted' | 'duplicate' | 'pow' | 'mute' | 'error';
 
 /** The one way to write a NIP-01 reason: `prefix: message`. */
 export function makeReason(prefix: ReasonPrefix, message: string): string {

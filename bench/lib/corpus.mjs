@@ -136,7 +136,10 @@ function generateFanoutCorpus(c, now) {
 
 function loadOrGenerate(name, spec, generate, log) {
   mkdirSync(CACHE_DIR, { recursive: true });
-  const key = createHash('sha256').update(JSON.stringify({ v: CACHE_VERSION, name, spec })).digest('hex').slice(0, 12);
+  const key = createHash('sha256')
+    .update(JSON.stringify({ v: CACHE_VERSION, name, spec }))
+    .digest('hex')
+    .slice(0, 12);
   const file = join(CACHE_DIR, `${name}-${key}.jsonl`);
   const now = Math.floor(Date.now() / 1000);
   if (existsSync(file)) {
@@ -169,7 +172,14 @@ function loadOrGenerate(name, spec, generate, log) {
  */
 export function loadStoreCorpus(size, log = () => {}) {
   const c = describeStoreCorpus(size);
-  const spec = { mailbox: size.mailbox, publishers: size.publishers, authors: size.authors, perAuthor: size.perAuthor, targets: size.targets, addrPerAuthor: size.addrPerAuthor };
+  const spec = {
+    mailbox: size.mailbox,
+    publishers: size.publishers,
+    authors: size.authors,
+    perAuthor: size.perAuthor,
+    targets: size.targets,
+    addrPerAuthor: size.addrPerAuthor,
+  };
   return { ...c, ...loadOrGenerate('store', spec, (now) => generateStoreCorpus(c, now), log) };
 }
 

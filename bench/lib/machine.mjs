@@ -8,7 +8,10 @@ function read() {
     const [user, nice, system, idle, iowait, irq, softirq, steal] = cpu;
     // /proc/self/stat: fields after the parenthesised command; utime, stime, cutime, cstime are 14–17.
     const self = readFileSync('/proc/self/stat', 'utf8');
-    const f = self.slice(self.lastIndexOf(')') + 2).split(' ').map(Number);
+    const f = self
+      .slice(self.lastIndexOf(')') + 2)
+      .split(' ')
+      .map(Number);
     const own = f[11] + f[12] + f[13] + f[14]; // includes children that have exited and been reaped
     // Interrupt time is left out of `busy`: loopback traffic is processed in softirq context and
     // cannot be attributed to a process. Steal (another guest on the host) counts as foreign load.
@@ -35,7 +38,10 @@ export function startCpuMeter() {
 function ticksOf(pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+    const f = stat
+      .slice(stat.lastIndexOf(')') + 2)
+      .split(' ')
+      .map(Number);
     return f[11] + f[12];
   } catch {
     return 0;

@@ -31,7 +31,9 @@ function pruneSnapshots(name, keep) {
 
 async function publishAll(url, events, log) {
   const r = await runIngest(url, events, { connections: 8, window: 64, timeoutMs: 600_000 });
-  const duplicates = Object.entries(r.reasons).filter(([k]) => k.startsWith('duplicate')).reduce((n, [, v]) => n + v, 0);
+  const duplicates = Object.entries(r.reasons)
+    .filter(([k]) => k.startsWith('duplicate'))
+    .reduce((n, [, v]) => n + v, 0);
   log(`  pre-loaded ${r.accepted}/${events.length} events through the socket in ${r.seconds.toFixed(1)} s`);
   if (r.timedOut || r.answered !== events.length) throw new Error(`pre-load: only ${r.answered} of ${events.length} events answered`);
   return { rejected: r.rejected - duplicates, duplicates, reasons: r.reasons };

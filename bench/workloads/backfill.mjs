@@ -29,7 +29,7 @@ export async function probeSeqExtension(url, agent) {
       };
       sendText(ws, encode(`["REQ","probe",{"#p":["${agent}"],"seq_after":0,"limit":1}]`));
     });
-    return Boolean(answer && answer[2] && typeof answer[2].cursor === 'number');
+    return Boolean(answer?.[2] && typeof answer[2].cursor === 'number');
   } finally {
     await closeAll([ws]);
   }

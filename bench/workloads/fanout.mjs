@@ -22,7 +22,9 @@ export async function openSubscribers(url, targets, count, { timeoutMs = 30_000 
     else if (kind === K.EOSE) eose++;
   });
   const reqBroadcast = encode('["REQ","f",{"kinds":[1],"limit":0}]');
-  sockets.forEach((ws, i) => sendText(ws, i < broadcast ? reqBroadcast : encode(`["REQ","f",{"#p":["${targets[(i - broadcast) % targets.length]}"],"limit":0}]`)));
+  sockets.forEach((ws, i) =>
+    sendText(ws, i < broadcast ? reqBroadcast : encode(`["REQ","f",{"#p":["${targets[(i - broadcast) % targets.length]}"],"limit":0}]`)),
+  );
   if (!(await waitUntil(() => eose === count, timeoutMs, 20))) throw new Error(`fan-out: only ${eose} of ${count} subscriptions answered EOSE`);
   const byTarget = new Map();
   for (let j = 0; j < tagged; j++) byTarget.set(targets[j % targets.length], broadcast + j);

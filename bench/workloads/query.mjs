@@ -26,7 +26,10 @@ export const QUERY_SHAPES = {
     expected: () => 1,
     filters: (c) =>
       c.authors.flatMap((a) =>
-        Array.from({ length: c.size.addrPerAuthor }, (_, j) => (limit) => `{"kinds":[${ADDR_KIND}],"authors":["${a.pubkey}"],"#d":["slot-${j}"],"limit":${limit}}`),
+        Array.from(
+          { length: c.size.addrPerAuthor },
+          (_, j) => (limit) => `{"kinds":[${ADDR_KIND}],"authors":["${a.pubkey}"],"#d":["slot-${j}"],"limit":${limit}}`,
+        ),
       ),
     minLimit: () => 1,
   },
@@ -102,5 +105,14 @@ export async function runQuery(url, filters, { connections = 8, durationMs = 300
   clearTimeout(timer);
   await closeAll(sockets);
   const seconds = ((timedOut ? performance.now() : lastAnswer) - start) / 1000;
-  return { queries, seconds, rate: queries / seconds, p50: hist.quantile(0.5), p99: hist.quantile(0.99), eventsPerQuery: queries ? events / queries : NaN, closed, timedOut };
+  return {
+    queries,
+    seconds,
+    rate: queries / seconds,
+    p50: hist.quantile(0.5),
+    p99: hist.quantile(0.99),
+    eventsPerQuery: queries ? events / queries : NaN,
+    closed,
+    timedOut,
+  };
 }

@@ -52,14 +52,17 @@ export async function runWakeQueue({ size, spec, startRelay, log }) {
       return signToJson({ kind: WAKE_REGISTRATION_KIND, created_at: createdAt, tags: [], content }, who);
     });
     const registered = await publishAll(relay.url, registrations, { publishers, window, timeoutMs });
-    if (registered.accepted !== registrations.length) throw new Error(`${relay.label}: ${registered.accepted}/${registrations.length} wake registrations accepted ${JSON.stringify(registered.reasons)}`);
+    if (registered.accepted !== registrations.length)
+      throw new Error(`${relay.label}: ${registered.accepted}/${registrations.length} wake registrations accepted ${JSON.stringify(registered.reasons)}`);
 
     const publisher = makeIdentity('wake-publisher');
     const runs = [];
     for (let r = 0; r < rounds; r++) {
       await sleep(500);
       const batch = all.slice(r * agentsPerRound, (r + 1) * agentsPerRound);
-      const events = batch.map(({ who }, i) => signToJson({ kind: 1, created_at: createdAt + 1 + r, tags: [['p', who.pubkey]], content: `wake ${r}/${i}` }, publisher));
+      const events = batch.map(({ who }, i) =>
+        signToJson({ kind: 1, created_at: createdAt + 1 + r, tags: [['p', who.pubkey]], content: `wake ${r}/${i}` }, publisher),
+      );
       const sentAt = new Map(); // token → EVENT sent
       const tokenOf = new Map(batch.map(({ token }, i) => [events[i].slice(7, 71), token]));
       const hist = new Histogram();
@@ -84,9 +87,20 @@ export async function runWakeQueue({ size, spec, startRelay, log }) {
       while (received < batch.length && performance.now() < until) await sleep(5);
       const cpu1 = readCpuMs(relay.pid);
       const seconds = ((received === batch.length ? last : performance.now()) - start) / 1000;
-      const run = { wakes: received, expected: batch.length, seconds, rate: received / seconds, p50: hist.quantile(0.5), p99: hist.quantile(0.99), cpuUs: cpu0 === null || cpu1 === null ? NaN : ((cpu1 - cpu0) * 1000) / Math.max(received, 1) };
-      log(`  [${relay.label}] wake queue ${r + 1}/${rounds}: ${run.rate.toFixed(0)} wakes/s, EVENT → push p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms (${received}/${batch.length} wakes), relay CPU ${run.cpuUs.toFixed(0)} µs/wake`);
-      if (published.accepted !== events.length) notes.push(`wake round ${r + 1}: ${published.accepted}/${events.length} events accepted ${JSON.stringify(published.reasons)}`);
+      const run = {
+        wakes: received,
+        expected: batch.length,
+        seconds,
+        rate: received / seconds,
+        p50: hist.quantile(0.5),
+        p99: hist.quantile(0.99),
+        cpuUs: cpu0 === null || cpu1 === null ? NaN : ((cpu1 - cpu0) * 1000) / Math.max(received, 1),
+      };
+      log(
+        `  [${relay.label}] wake queue ${r + 1}/${rounds}: ${run.rate.toFixed(0)} wakes/s, EVENT → push p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms (${received}/${batch.length} wakes), relay CPU ${run.cpuUs.toFixed(0)} µs/wake`,
+      );
+      if (published.accepted !== events.length)
+        notes.push(`wake round ${r + 1}: ${published.accepted}/${events.length} events accepted ${JSON.stringify(published.reasons)}`);
       if (received !== batch.length) notes.push(`wake round ${r + 1}: ${received}/${batch.length} wakes within ${timeoutMs / 1000} s`);
       if (extra) notes.push(`wake round ${r + 1}: ${extra} pushes to devices not expecting one`);
       runs.push(run);

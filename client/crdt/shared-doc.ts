@@ -13,8 +13,7 @@ import type { ViewContext } from './view-context.js';
 export type UpdatePolicy = (update: Uint8Array, meta: RemoteUpdateMeta, doc: SharedDoc) => string | undefined;
 
 /** Rejects updates whose verified author is not the owner or a member. */
-export const rejectNonMembers: UpdatePolicy = (_update, meta, doc) =>
-  doc.isMember(meta.author) ? undefined : `blocked: ${meta.author} is not a member`;
+export const rejectNonMembers: UpdatePolicy = (_update, meta, doc) => (doc.isMember(meta.author) ? undefined : `blocked: ${meta.author} is not a member`);
 
 /**
  * Rejects snapshots unless `isTrusted(author)` (e.g. only the owner): a snapshot carries everyone's structs
@@ -128,7 +127,10 @@ export class SharedDoc {
   /** Publishes local deltas to `transport` and, if it can, takes remote updates from it; returns a disconnect. */
   connect(transport: DocTransport): () => void {
     if (!this.#transports.has(transport)) {
-      this.#transports.set(transport, transport.attach?.((u, m) => this.receive(u, m)));
+      this.#transports.set(
+        transport,
+        transport.attach?.((u, m) => this.receive(u, m)),
+      );
     }
     return () => {
       const detach = this.#transports.get(transport);
@@ -151,7 +153,7 @@ export class SharedDoc {
     }
     try {
       Y.applyUpdate(this.ydoc, update, new RemoteOrigin(meta));
-    } catch (err) {
+    } catch {
       this.#onReject?.('invalid: malformed update', meta);
       return false;
     }
@@ -274,14 +276,16 @@ export class SharedDoc {
    * see docs/crdt.md on what a malicious member can do).
    */
   status<V extends Json = Json>(pubkey: string = this.self): LwwMap<V> {
-    return this.#view(PREFIX.status + pubkey, (y) =>
-      new LwwMap<V>(
-        y,
-        this.#context(() => {
-          if (pubkey !== this.self) throw new CrdtError('ROOST_ERR_CRDT_NOT_OWNER', `status of ${pubkey} belongs to its agent`);
-          this.#memberGuard();
-        }),
-      ),
+    return this.#view(
+      PREFIX.status + pubkey,
+      (y) =>
+        new LwwMap<V>(
+          y,
+          this.#context(() => {
+            if (pubkey !== this.self) throw new CrdtError('ROOST_ERR_CRDT_NOT_OWNER', `status of ${pubkey} belongs to its agent`);
+            this.#memberGuard();
+          }),
+        ),
     );
   }
 
@@ -301,7 +305,11 @@ export class SharedDoc {
     // a root type exists wherever it was merely looked at; only content counts
     const isEmpty = (j: Json) => j === null || (typeof j === 'object' && Object.keys(j).length === 0);
     const group = <T extends { toJSON(): Json }>(prefix: string, get: (name: string) => T): Record<string, Json> =>
-      Object.fromEntries(this.#rootNames(prefix).map((n) => [n, get(n).toJSON()] as const).filter(([, j]) => !isEmpty(j)));
+      Object.fromEntries(
+        this.#rootNames(prefix)
+          .map((n) => [n, get(n).toJSON()] as const)
+          .filter(([, j]) => !isEmpty(j)),
+      );
     return sortJson({
       status: group(PREFIX.status, (n) => this.status(n)),
       maps: group(PREFIX.map, (n) => this.map(n)),

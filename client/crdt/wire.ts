@@ -170,9 +170,7 @@ export function assembleSnapshot(address: string, events: Iterable<Incoming>): S
     if (g.n !== n || g.sv !== sv) continue;
     g.parts.set(i, ev.content);
   }
-  const complete = [...groups.values()]
-    .filter((g) => g.parts.size === g.n)
-    .sort((a, b) => b.ev.created_at - a.ev.created_at);
+  const complete = [...groups.values()].filter((g) => g.parts.size === g.n).sort((a, b) => b.ev.created_at - a.ev.created_at);
   for (const g of complete) {
     const update = decodeBase64(Array.from({ length: g.n }, (_, i) => g.parts.get(i)!).join(''));
     const stateVector = parseStateVector(g.sv);
@@ -255,9 +253,5 @@ export function makeDocFilters(address: string, opts: { since?: number } = {}): 
   if (!doc) return [];
   const deltas: Filter = { kinds: [DocKind.Update, DocKind.Awareness], '#a': [address] };
   if (opts.since !== undefined) deltas.since = opts.since;
-  return [
-    { kinds: [DocKind.Membership], authors: [doc.owner], '#d': [doc.name] },
-    { kinds: [DocKind.Snapshot], '#a': [address] },
-    deltas,
-  ];
+  return [{ kinds: [DocKind.Membership], authors: [doc.owner], '#d': [doc.name] }, { kinds: [DocKind.Snapshot], '#a': [address] }, deltas];
 }

@@ -37,7 +37,12 @@ export function saveKeyFile(path: string, identity: Identity, opts: { overwrite?
     fd = openSync(path, flags, 0o600);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new ClientError('ROOST_ERR_KEY_FILE', code === 'EEXIST' ? `key file ${path} already exists` : `cannot create key file ${path}: ${code ?? 'error'}`, {}, { cause: err });
+    throw new ClientError(
+      'ROOST_ERR_KEY_FILE',
+      code === 'EEXIST' ? `key file ${path} already exists` : `cannot create key file ${path}: ${code ?? 'error'}`,
+      {},
+      { cause: err },
+    );
   }
   try {
     fchmodSync(fd, 0o600);

@@ -22,7 +22,12 @@ export async function loadNodeRtc(opts: NodeRtcOptions = {}): Promise<RtcFactory
   try {
     mod = (await import(NODE_RTC_MODULE)) as { RTCPeerConnection?: unknown };
   } catch (err) {
-    throw new DirectError('ROOST_ERR_DIRECT_UNAVAILABLE', 'direct links in Node need the optional dependency node-datachannel (npm install node-datachannel)', {}, { cause: err });
+    throw new DirectError(
+      'ROOST_ERR_DIRECT_UNAVAILABLE',
+      'direct links in Node need the optional dependency node-datachannel (npm install node-datachannel)',
+      {},
+      { cause: err },
+    );
   }
   if (typeof mod.RTCPeerConnection !== 'function') throw new DirectError('ROOST_ERR_DIRECT_UNAVAILABLE', 'node-datachannel/polyfill has no RTCPeerConnection');
   const extra = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));

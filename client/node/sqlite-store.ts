@@ -88,7 +88,9 @@ export class SqliteAgentStore implements AgentStore {
       parked: db.prepare('SELECT peer, id, data FROM parked ORDER BY ord'),
       unpark: db.prepare('DELETE FROM parked WHERE id = ?'),
       getDoc: db.prepare('SELECT state, meta FROM doc WHERE address = ?'),
-      putDoc: db.prepare('INSERT INTO doc (address, state, meta) VALUES (?, ?, ?) ON CONFLICT (address) DO UPDATE SET state = excluded.state, meta = excluded.meta'),
+      putDoc: db.prepare(
+        'INSERT INTO doc (address, state, meta) VALUES (?, ?, ?) ON CONFLICT (address) DO UPDATE SET state = excluded.state, meta = excluded.meta',
+      ),
     };
   }
 

@@ -360,7 +360,10 @@ export class DirectTransport {
       return;
     }
     if (current) {
-      this.#settleWaiters(link.peer, new DirectError(code, `direct link to ${link.peer.slice(0, 12)} closed: ${reason}`, { peer: link.peer, session: link.session }));
+      this.#settleWaiters(
+        link.peer,
+        new DirectError(code, `direct link to ${link.peer.slice(0, 12)} closed: ${reason}`, { peer: link.peer, session: link.session }),
+      );
       this.#o.onLinkChange(link.peer, 'closed', reason);
     }
   }
@@ -397,12 +400,13 @@ export class DirectTransport {
   #onOffer(from: string, offer: Extract<SignalPayload, { type: 'offer' }>): void {
     const existing = this.#links.get(from);
     if (existing?.session === offer.session) return;
-    const bye = (reason: string) => void this.signal(from, { v: 1, type: 'bye', session: offer.session, reason, code: 'ROOST_ERR_DIRECT_REFUSED' }).catch(() => undefined);
+    const bye = (reason: string) =>
+      void this.signal(from, { v: 1, type: 'bye', session: offer.session, reason, code: 'ROOST_ERR_DIRECT_REFUSED' }).catch(() => undefined);
     if (!this.#o.accept(from)) {
       bye('refused');
       return;
     }
-    if (existing && existing.initiator && existing.state !== 'verified' && this.pubkey < from) {
+    if (existing?.initiator && existing.state !== 'verified' && this.pubkey < from) {
       // Both sides offered at once: the lower public key keeps its offer; the peer answers it.
       return;
     }
@@ -434,7 +438,9 @@ export class DirectTransport {
   }
 
   #shouldRetry(link: DirectLink, code: DirectErrorCode): boolean {
-    return !this.#closed && link.initiator && link.setupFailed && code === 'ROOST_ERR_DIRECT_FAILED' && link.attempt < SETUP_ATTEMPTS && this.#waiters.has(link.peer);
+    return (
+      !this.#closed && link.initiator && link.setupFailed && code === 'ROOST_ERR_DIRECT_FAILED' && link.attempt < SETUP_ATTEMPTS && this.#waiters.has(link.peer)
+    );
   }
 
   #settleWaiters(peer: string, err: Error): void {
@@ -661,8 +667,15 @@ class DirectLink {
     this.#pc = pc;
     pc.onicecandidate = (ev: { candidate: RtcIceCandidateInit | null }) => {
       const c = ev.candidate;
-      if (!c || !c.candidate) return;
-      const payload: SignalPayload = { v: 1, type: 'candidate', session: this.session, candidate: c.candidate, sdpMid: c.sdpMid ?? null, sdpMLineIndex: c.sdpMLineIndex ?? null };
+      if (!c?.candidate) return;
+      const payload: SignalPayload = {
+        v: 1,
+        type: 'candidate',
+        session: this.session,
+        candidate: c.candidate,
+        sdpMid: c.sdpMid ?? null,
+        sdpMLineIndex: c.sdpMLineIndex ?? null,
+      };
       if (this.#heldCandidates) this.#heldCandidates.push(payload);
       else void this.#t.signal(this.peer, payload).catch(() => undefined);
     };

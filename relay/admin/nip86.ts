@@ -1,3 +1,4 @@
+// biome-ignore-all lint/complexity/noCommaOperator: each METHODS row that changes state reads `(d.admin.change(...), true)`: act, then answer true.
 import { z } from 'zod';
 import { normalizeIp } from '../policies/rate-limit.js';
 import type { AdminStore } from './store.js';
@@ -18,9 +19,15 @@ export interface ManagementDeps {
   disconnectIp(ip: string): number;
 }
 
-const hex64 = z.string().transform((s) => s.toLowerCase()).pipe(z.string().regex(/^[0-9a-f]{64}$/, 'must be 32 bytes of hex'));
+const hex64 = z
+  .string()
+  .transform((s) => s.toLowerCase())
+  .pipe(z.string().regex(/^[0-9a-f]{64}$/, 'must be 32 bytes of hex'));
 const reason = z.string().max(500).optional().default('');
-const hexAndReason = z.tuple([hex64]).rest(z.unknown()).transform((p) => [p[0], reason.parse(p[1])] as const);
+const hexAndReason = z
+  .tuple([hex64])
+  .rest(z.unknown())
+  .transform((p) => [p[0], reason.parse(p[1])] as const);
 const none = z.tuple([]);
 const text = (max: number) => z.tuple([z.string().max(max)]);
 const kind = z.tuple([z.coerce.number().int().min(0).max(65535)]);
@@ -30,7 +37,10 @@ const ip = z
   .max(64)
   .regex(/^[0-9a-fA-F.:]+$/, 'must be an IP address')
   .transform((a) => normalizeIp(a.toLowerCase()));
-const ipAndReason = z.tuple([ip]).rest(z.unknown()).transform((p) => [p[0], reason.parse(p[1])] as const);
+const ipAndReason = z
+  .tuple([ip])
+  .rest(z.unknown())
+  .transform((p) => [p[0], reason.parse(p[1])] as const);
 
 interface Method<P extends readonly unknown[]> {
   params: z.ZodType<P, unknown>;

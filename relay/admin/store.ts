@@ -224,12 +224,18 @@ export class AdminStore {
 
   /** Explicitly allowed kinds, ascending. */
   listAllowedKinds(): number[] {
-    return [...this.#kinds].filter(([, r]) => r === 'allow').map(([k]) => k).sort((a, b) => a - b);
+    return [...this.#kinds]
+      .filter(([, r]) => r === 'allow')
+      .map(([k]) => k)
+      .sort((a, b) => a - b);
   }
 
   /** Disallowed kinds, ascending. */
   listDisallowedKinds(): number[] {
-    return [...this.#kinds].filter(([, r]) => r === 'disallow').map(([k]) => k).sort((a, b) => a - b);
+    return [...this.#kinds]
+      .filter(([, r]) => r === 'disallow')
+      .map(([k]) => k)
+      .sort((a, b) => a - b);
   }
 
   /** Blocks an IP address. */

@@ -128,8 +128,7 @@ export function installSharedDocs(ctx: RelayContext, db: Database | undefined, i
 
   return {
     membership: (address) => book.get(address),
-    idle: () =>
-      !running && queue.length === 0 ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve)),
+    idle: () => (!running && queue.length === 0 ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve))),
     stats: () => ({ ...counts }),
     close() {
       closed = true;

@@ -1,5 +1,6 @@
 // Roost operator dashboard: reads one sample a second from /dashboard/stream (server-sent events)
 // and draws the figures and an SVG chart. No dependencies; every text is set with textContent.
+// biome-ignore lint/suspicious/noRedundantUseStrict: index.html loads this file as a classic script, not a module, so the directive is not redundant.
 'use strict';
 
 const HISTORY_SECONDS = 180;
@@ -63,7 +64,11 @@ function fillFigures(dl, rows) {
   }
 }
 
-const words = (key) => key.replace(/([A-Z])/g, ' $1').toLowerCase().replace(/^./, (c) => c.toUpperCase());
+const words = (key) =>
+  key
+    .replace(/([A-Z])/g, ' $1')
+    .toLowerCase()
+    .replace(/^./, (c) => c.toUpperCase());
 
 /** A mailbox or wake section: its figures, "not enabled", or its error. */
 function renderSection(name, section) {
@@ -82,7 +87,10 @@ function renderSection(name, section) {
     return;
   }
   off.hidden = true;
-  fillFigures(dl, Object.entries(section.figures).map(([k, v]) => [words(k), fmtCount(v), name === 'wake' && k === 'failed' && v > 0]));
+  fillFigures(
+    dl,
+    Object.entries(section.figures).map(([k, v]) => [words(k), fmtCount(v), name === 'wake' && k === 'failed' && v > 0]),
+  );
 }
 
 function renderRejections(rejections) {
@@ -172,7 +180,7 @@ function render(f) {
 /** A "nice" axis maximum: 1, 2 or 5 times a power of ten, at least the value. */
 function niceCeil(v) {
   if (v <= 1) return 1;
-  const p = Math.pow(10, Math.floor(Math.log10(v)));
+  const p = 10 ** Math.floor(Math.log10(v));
   for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
   return 10 * p;
 }
@@ -213,7 +221,8 @@ function drawChart() {
     const line = (key) => pts.map((p) => `${x(p.at).toFixed(1)},${y(p[key]).toFixed(1)}`).join(' ');
     const area = `${x(pts[0].at).toFixed(1)},${y(0)} ${line('received')} ${x(pts[pts.length - 1].at).toFixed(1)},${y(0)}`;
     nodes.push(svg('polygon', { class: 'area', points: area }));
-    for (const key of ['received', 'stored', 'delivered']) nodes.push(svg('polyline', { class: `series ${key}`, points: line(key), 'data-points': pts.length }));
+    for (const key of ['received', 'stored', 'delivered'])
+      nodes.push(svg('polyline', { class: `series ${key}`, points: line(key), 'data-points': pts.length }));
   }
   chart.replaceChildren(...nodes);
 }

@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { decode as decodeNip19 } from 'nostr-tools/nip19';
-import { makeReason } from '../../shared/reason.js';
 import { RoostError, type RelayConfig } from '../config.js';
 import { countRejection, type RelayContext } from '../context.js';
 import { AdminStore } from '../admin/store.js';
@@ -50,7 +49,10 @@ export interface Operator {
 /** Admin pubkeys from the configuration (hex or npub), as hex. */
 export function parseAdminPubkeys(list: string): Set<string> {
   const out = new Set<string>();
-  for (const item of list.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const item of list
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     if (/^[0-9a-f]{64}$/.test(item)) {
       out.add(item);
       continue;
@@ -177,7 +179,11 @@ export function installOperator(deps: OperatorDeps): Operator {
 
   let closing = false;
   const ready: ReadinessCheck = sqlite
-    ? createSqliteReadiness(db, () => closing)
+    ? createSqliteReadiness(
+        db,
+        () => closing,
+        () => sqlite.integrity,
+      )
     : () => (closing ? { ready: false, reason: 'shutting down' } : { ready: true, schema: 0 });
   registerHealth(app, ready);
 

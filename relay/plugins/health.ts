@@ -1,20 +1,28 @@
 import type { Database } from 'better-sqlite3';
 import type { FastifyInstance } from 'fastify';
+import type { IntegrityState } from '../store/integrity.js';
 import { readMigrations } from '../store/migrate.js';
 
 /** Whether the relay can serve: ready with its schema version, or why not. */
 export type ReadinessCheck = () => { ready: true; schema: number } | { ready: false; reason: string };
 
 /**
- * Readiness of a SQLite-backed relay: not shutting down, database open and answering, and every
- * migration this build knows applied.
+ * Readiness of a SQLite-backed relay: not shutting down, database open and answering, every
+ * migration this build knows applied, and no damage found by the start-up integrity check.
  */
-export function createSqliteReadiness(db: Database, isClosing: () => boolean, known: readonly number[] = readMigrations().map((m) => m.version)): ReadinessCheck {
+export function createSqliteReadiness(
+  db: Database,
+  isClosing: () => boolean,
+  integrity: () => IntegrityState = () => ({ state: 'off' }),
+  known: readonly number[] = readMigrations().map((m) => m.version),
+): ReadinessCheck {
   const applied = db.prepare('SELECT version FROM schema_migrations').pluck();
   const probe = db.prepare('SELECT 1 FROM events LIMIT 1');
   return () => {
     if (isClosing()) return { ready: false, reason: 'shutting down' };
     if (!db.open) return { ready: false, reason: 'database closed' };
+    const check = integrity();
+    if (check.state === 'failed') return { ready: false, reason: `database failed its integrity check: ${check.detail}` };
     try {
       const have = new Set(applied.all() as number[]);
       const missing = known.filter((v) => !have.has(v));

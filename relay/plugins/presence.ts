@@ -8,7 +8,14 @@ const HEX64 = /^[0-9a-f]{64}$/;
 /** Pubkeys named in `?p=a,b&p=c`, deduplicated; a string when the query is malformed. */
 export function parsePresenceQuery(p: unknown): string[] | string {
   const raw = (Array.isArray(p) ? p : [p]).filter((v): v is string => typeof v === 'string');
-  const keys = [...new Set(raw.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== ''))];
+  const keys = [
+    ...new Set(
+      raw
+        .flatMap((v) => v.split(','))
+        .map((v) => v.trim())
+        .filter((v) => v !== ''),
+    ),
+  ];
   if (keys.length === 0) return 'name at least one pubkey: ?p=<hex>[,<hex>...]';
   if (keys.length > PRESENCE_MAX_PUBKEYS) return `at most ${PRESENCE_MAX_PUBKEYS} pubkeys per query`;
   if (!keys.every((k) => HEX64.test(k))) return 'pubkeys must be 64 lowercase hex characters';

@@ -131,10 +131,7 @@ export function createFcmSender(options: FcmSenderOptions): WakeSender {
   }
   if (!options.projectId) throw new RoostError('ROOST_ERR_PUSH_CONFIG', 'FCM needs a project id');
   const agent = new FcmAgent(endpoint, options.ca);
-  const app: App = initializeApp(
-    { credential: options.credential, projectId: options.projectId, httpAgent: agent },
-    `roost-push-${++appCounter}`,
-  );
+  const app: App = initializeApp({ credential: options.credential, projectId: options.projectId, httpAgent: agent }, `roost-push-${++appCounter}`);
   const messaging = getMessaging(app);
   disableLibraryRetries(messaging);
 

@@ -56,7 +56,12 @@ export function createWakeSenders(config: PushConfig, log: Logger): WakeSenders 
   if (platforms.length === 0) log.info({ push: 'off' }, 'push wake off: no APNs or FCM credentials configured');
   else
     log.info(
-      { push: 'on', platforms, apnsHost: senders.apns ? config.pushApnsHost || 'apple' : undefined, fcmEndpoint: senders.fcm ? config.pushFcmEndpoint || 'google' : undefined },
+      {
+        push: 'on',
+        platforms,
+        apnsHost: senders.apns ? config.pushApnsHost || 'apple' : undefined,
+        fcmEndpoint: senders.fcm ? config.pushFcmEndpoint || 'google' : undefined,
+      },
       'push wake on',
     );
   return senders;

@@ -79,9 +79,7 @@ export class PushStore {
       window: db.prepare<[string], { last_wake_at: number | null; window_start: number; window_count: number }>(
         'SELECT last_wake_at, window_start, window_count FROM push_owners WHERE owner = ?',
       ),
-      setWindow: db.prepare<[number, number, number, string]>(
-        'UPDATE push_owners SET last_wake_at = ?, window_start = ?, window_count = ? WHERE owner = ?',
-      ),
+      setWindow: db.prepare<[number, number, number, string]>('UPDATE push_owners SET last_wake_at = ?, window_start = ?, window_count = ? WHERE owner = ?'),
       releaseWake: db.prepare<[{ owner: string; seq: number; queuedAt: number; now: number }]>(
         `INSERT INTO push_deliveries (owner, platform, token, seq, queued_at, attempts, due_at)
          SELECT owner, platform, token, @seq, @queuedAt, 0, @now FROM push_channels WHERE owner = @owner
@@ -205,10 +203,7 @@ export class PushStore {
       seq: r.seq,
       queuedAt: r.queued_at,
       attempts: r.attempts,
-      target:
-        r.mode === null
-          ? undefined
-          : { platform: r.platform, token: r.token, topic: r.topic ?? '', environment: r.environment ?? '', mode: r.mode },
+      target: r.mode === null ? undefined : { platform: r.platform, token: r.token, topic: r.topic ?? '', environment: r.environment ?? '', mode: r.mode },
       registeredAt: r.registered_at ?? undefined,
     }));
   }

@@ -114,9 +114,7 @@ function conditions(f: Filter, opts: SqlFilterOptions, tagStyle: TagStyle, skipT
       // A per-row probe, reached only for private kinds: an IN list here would materialise the
       // reader's whole inbox on every query.
       const vk = placeholders(viewer.pubkeys.length);
-      where.push(
-        `(e.kind NOT IN (${pk}) OR e.pubkey IN (${vk}) OR EXISTS (SELECT 1 FROM tags v WHERE v.seq = e.seq AND v.name = 'p' AND v.value IN (${vk})))`,
-      );
+      where.push(`(e.kind NOT IN (${pk}) OR e.pubkey IN (${vk}) OR EXISTS (SELECT 1 FROM tags v WHERE v.seq = e.seq AND v.name = 'p' AND v.value IN (${vk})))`);
       params.push(...viewer.privateKinds, ...viewer.pubkeys, ...viewer.pubkeys);
     }
   }

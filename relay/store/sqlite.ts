@@ -9,6 +9,7 @@ import { Kind, isAddressableKind, isReplaceableKind } from '../../shared/kinds.j
 import { makeReason } from '../../shared/reason.js';
 import { RoostError } from '../config.js';
 import { Checkpointer } from './checkpointer.js';
+import { checkInBackground, resolveStartupCheck, type IntegrityState, type StartupCheck } from './integrity.js';
 import { migrate } from './migrate.js';
 import { buildFilterQuery, type SqlFilterOptions } from './sql-filter.js';
 import type { EventStore, ReadOptions, SeqPage, StoredEvent, WriteResult } from './types.js';
@@ -28,6 +29,8 @@ export interface SqliteStoreOptions {
    * the WAL. False leaves it to SQLite's automatic checkpoint, which runs inside a commit.
    */
   checkpointWorker?: boolean;
+  /** Integrity check when the file is opened (default `full`; the relay's config defaults to `auto`). */
+  startupCheck?: StartupCheck;
 }
 
 /** A commit at least this large means writes are arriving fast enough for the window to group them. */
@@ -53,9 +56,11 @@ interface Row {
   id: string;
 }
 
-
-/** Opens (creating if needed) the database file, applies migrations, and sets WAL mode. */
-export function openDatabase(path: string, syncMode: 'full' | 'normal' = 'full'): Database {
+/**
+ * Opens (creating if needed) the database file, applies migrations, and sets WAL mode. With `check`
+ * = `full` a failed `PRAGMA quick_check` refuses the file (ROOST_ERR_DB_CORRUPT).
+ */
+export function openDatabase(path: string, syncMode: 'full' | 'normal' = 'full', check: 'full' | 'off' = 'full'): Database {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   let db: Database;
   try {
@@ -68,10 +73,20 @@ export function openDatabase(path: string, syncMode: 'full' | 'normal' = 'full')
   db.pragma('busy_timeout = 5000');
   db.pragma('cache_size = -65536');
   db.pragma('temp_store = MEMORY');
-  const check = db.pragma('quick_check', { simple: true });
-  if (check !== 'ok') {
-    db.close();
-    throw new RoostError('ROOST_ERR_DB_CORRUPT', `database ${path} failed its integrity check: ${String(check)}`);
+  if (check === 'full') {
+    const found = db.pragma('quick_check', { simple: true });
+    if (found !== 'ok') {
+      db.close();
+      throw new RoostError('ROOST_ERR_DB_CORRUPT', `database ${path} failed its integrity check: ${String(found)}`);
+    }
+  } else {
+    // Reading the schema still refuses a file that is not a database at all.
+    try {
+      db.prepare('SELECT count(*) FROM sqlite_master').get();
+    } catch (err) {
+      db.close();
+      throw new RoostError('ROOST_ERR_DB_CORRUPT', `database ${path} failed its integrity check: ${(err as Error).message}`);
+    }
   }
   migrate(db);
   return db;
@@ -101,11 +116,20 @@ export class SqliteStore implements EventStore {
   #sinceCheckpoint = 0;
   /** Commits wait while a checkpoint copies the end of the WAL. */
   #held = false;
+  #integrity: IntegrityState = { state: 'pending' };
+  /** Settles when the start-up integrity check is over (at once unless it runs in the background). */
+  readonly integrityChecked: Promise<IntegrityState>;
   /** False while no deletion was ever recorded (the common case): the per-event lookup is skipped. */
   #hasDeletedIds: boolean;
 
   constructor(opts: SqliteStoreOptions) {
-    this.db = openDatabase(opts.path, opts.syncMode);
+    const check = resolveStartupCheck(opts.startupCheck ?? 'full', opts.path);
+    this.db = openDatabase(opts.path, opts.syncMode, check === 'full' ? 'full' : 'off');
+    if (check === 'background') this.integrityChecked = checkInBackground(opts.path).then((s) => (this.#integrity = s));
+    else {
+      this.#integrity = check === 'full' ? { state: 'ok', ms: 0 } : { state: 'off' };
+      this.integrityChecked = Promise.resolve(this.#integrity);
+    }
     if (opts.path !== ':memory:' && opts.checkpointWorker !== false) this.#startCheckpointer(opts);
     this.#now = opts.now ?? (() => Math.floor(Date.now() / 1000));
     this.#windowMs = opts.commitWindowMs ?? 2;
@@ -171,28 +195,20 @@ export class SqliteStore implements EventStore {
     return {
       known: db.prepare('SELECT 1 FROM events WHERE id = ?').pluck(),
       deleted: db.prepare('SELECT 1 FROM deleted_ids WHERE id = ? AND pubkey = ?').pluck(),
-      insert: db.prepare(
-        'INSERT INTO events (id, pubkey, created_at, kind, d_tag, expires_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      ),
+      insert: db.prepare('INSERT INTO events (id, pubkey, created_at, kind, d_tag, expires_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       insertTag: db.prepare('INSERT INTO tags (seq, name, value, created_at) VALUES (?, ?, ?, ?)'),
-      newestReplaceable: db.prepare(
-        'SELECT seq, created_at, id FROM events WHERE pubkey = ? AND kind = ? ORDER BY created_at DESC, id ASC LIMIT 1',
-      ),
+      newestReplaceable: db.prepare('SELECT seq, created_at, id FROM events WHERE pubkey = ? AND kind = ? ORDER BY created_at DESC, id ASC LIMIT 1'),
       newestAddressable: db.prepare(
         'SELECT seq, created_at, id FROM events WHERE kind = ? AND pubkey = ? AND d_tag = ? ORDER BY created_at DESC, id ASC LIMIT 1',
       ),
       replaceableSeqs: db.prepare('SELECT seq FROM events WHERE pubkey = ? AND kind = ?').pluck(),
       addressableSeqs: db.prepare('SELECT seq FROM events WHERE kind = ? AND pubkey = ? AND d_tag = ?').pluck(),
-      addressDeletedUntil: db
-        .prepare('SELECT until FROM deleted_addresses WHERE kind = ? AND pubkey = ? AND d_tag = ?')
-        .pluck(),
+      addressDeletedUntil: db.prepare('SELECT until FROM deleted_addresses WHERE kind = ? AND pubkey = ? AND d_tag = ?').pluck(),
       deleteBySeq: db.prepare('DELETE FROM events WHERE seq = ?'),
       deleteTagsBySeq: db.prepare('DELETE FROM tags WHERE seq = ?'),
       seqOfOwnId: db.prepare('SELECT seq, kind FROM events WHERE id = ? AND pubkey = ?'),
       recordDeletedId: db.prepare('INSERT OR IGNORE INTO deleted_ids (id, pubkey) VALUES (?, ?)'),
-      addressSeqsUpTo: db
-        .prepare('SELECT seq FROM events WHERE kind = ? AND pubkey = ? AND d_tag = ? AND created_at <= ?')
-        .pluck(),
+      addressSeqsUpTo: db.prepare('SELECT seq FROM events WHERE kind = ? AND pubkey = ? AND d_tag = ? AND created_at <= ?').pluck(),
       replaceableSeqsUpTo: db.prepare('SELECT seq FROM events WHERE kind = ? AND pubkey = ? AND created_at <= ?').pluck(),
       recordDeletedAddress: db.prepare(
         `INSERT INTO deleted_addresses (kind, pubkey, d_tag, until) VALUES (?, ?, ?, ?)
@@ -427,6 +443,11 @@ export class SqliteStore implements EventStore {
     if (this.#s.known.get(id)) return 'stored';
     if (pubkey !== undefined && this.#hasDeletedIds && this.#s.deleted.get(id, pubkey)) return 'deleted';
     return undefined;
+  }
+
+  /** What the start-up integrity check found so far. */
+  get integrity(): IntegrityState {
+    return this.#integrity;
   }
 
   /** Highest committed sequence number. */

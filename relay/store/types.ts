@@ -14,10 +14,7 @@ export interface StoredEvent {
 }
 
 /** What happened to one write. */
-export type WriteResult =
-  | { status: 'stored'; seq: number; raw: string }
-  | { status: 'duplicate' }
-  | { status: 'rejected'; reason: string };
+export type WriteResult = { status: 'stored'; seq: number; raw: string } | { status: 'duplicate' } | { status: 'rejected'; reason: string };
 
 /** A page of events in ascending sequence order (the sequence extension). */
 export interface SeqPage {

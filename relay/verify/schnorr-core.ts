@@ -22,8 +22,7 @@ export type CoreLoader = () => Promise<SchnorrCore>;
 // BIP-340 test vector 1 (valid). A core that does not accept it, or accepts it with one bit flipped, is not used.
 const KAT_PUBKEY = 'dff1d77f2a671c5f36183726db2341be58feae1da2deced843240f7b502ba659';
 const KAT_MSG = '243f6a8885a308d313198a2e03707344a4093822299f31d0082efa98ec4e6c89';
-const KAT_SIG =
-  '6896bd60eeae296db48a229ff71dfe071bde413e6d43f917dc8dcf8c78de33418906d11ac976abccb20b091292bff4ea897efcb639ea871cfa95f6de339e4b0a';
+const KAT_SIG = '6896bd60eeae296db48a229ff71dfe071bde413e6d43f917dc8dcf8c78de33418906d11ac976abccb20b091292bff4ea897efcb639ea871cfa95f6de339e4b0a';
 
 /** Two known-answer records: a valid BIP-340 vector, then the same with one signature bit flipped. */
 export function makeKatRecords(): Buffer {

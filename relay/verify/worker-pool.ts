@@ -7,6 +7,7 @@ import { RECORD_SIZE, type SchnorrCore } from './schnorr-core.js';
  * It loads the core named in workerData, self-tests it, then answers {id, records, count} with
  * {id, records, out}, handing both buffers back by transfer. The per-record loop mirrors makeBatchLoop.
  */
+// biome-ignore lint/complexity/noUselessStringRaw: embedded program; raw so a backslash added to it later reaches the worker unchanged.
 const WORKER_SOURCE = String.raw`
 'use strict';
 const { parentPort, workerData } = require('node:worker_threads');
@@ -76,7 +77,8 @@ export class SchnorrWorkerPool {
 
   /** Starts every worker and waits until each has loaded and self-tested its core. */
   static async start(opts: WorkerPoolOptions): Promise<SchnorrWorkerPool> {
-    if (!Number.isInteger(opts.size) || opts.size < 1) throw new RoostError('ROOST_ERR_CONFIG', `verifier workers must be a positive integer, got ${opts.size}`);
+    if (!Number.isInteger(opts.size) || opts.size < 1)
+      throw new RoostError('ROOST_ERR_CONFIG', `verifier workers must be a positive integer, got ${opts.size}`);
     const pool = new SchnorrWorkerPool(opts);
     try {
       await Promise.all(Array.from({ length: opts.size }, () => pool.#spawn()));

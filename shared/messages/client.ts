@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import type { z } from 'zod';
 import type { NostrEvent } from '../event.js';
 import type { Filter } from '../filter.js';
 import { eventSchema, filterSchema, subIdSchema } from './schema.js';

@@ -7,9 +7,7 @@ export interface SeqInfo {
 
 /** `["EVENT", subId, event]`, built from the stored raw JSON so it is never re-serialised. */
 export function makeEventFrame(subIdJson: string, rawEvent: string, seq?: number): string {
-  return seq === undefined
-    ? `["EVENT",${subIdJson},${rawEvent}]`
-    : `["EVENT",${subIdJson},${rawEvent},{"seq":${seq}}]`;
+  return seq === undefined ? `["EVENT",${subIdJson},${rawEvent}]` : `["EVENT",${subIdJson},${rawEvent},{"seq":${seq}}]`;
 }
 
 /** `["OK", id, accepted, reason]` */

@@ -21,7 +21,17 @@ async function cli(args: string[], env: Record<string, string> = {}, interrupted
     env,
     interrupted,
   });
-  return { code, stdout, stderr, json: () => stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) };
+  return {
+    code,
+    stdout,
+    stderr,
+    json: () =>
+      stdout
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l)),
+  };
 }
 
 describe('roost agent', () => {

@@ -8,7 +8,7 @@ import { KeyValueStore, MemoryStore } from '../../client/store.js';
 import type { SqliteStore } from '../../relay/store/sqlite.js';
 import { startCuttableProxy } from '../helpers/cuttable-proxy.js';
 import { createRng } from '../helpers/prng.js';
-import { startRelay, type TestRelay } from '../helpers/relay.js';
+import { startRelay } from '../helpers/relay.js';
 import { waitFor } from '../helpers/wait.js';
 import { FAST_LINK, tempDir } from './helpers.js';
 
@@ -31,7 +31,7 @@ function randomEdit(doc: AgentDoc, rng: ReturnType<typeof createRng>, tag: strin
   if (r < 0.3) doc.status().set(rng.pick(['mood', 'energy', 'focus']), `${tag}-${k}`);
   else if (r < 0.55) doc.map('tasks').set(`task-${k}`, { state: rng.pick(['todo', 'doing', 'done']), by: tag });
   else if (r < 0.62) doc.map('tasks').delete(`task-${k}`);
-  else if (r < 0.8) (rng.chance(0.6) ? doc.set('peers').add(`peer-${k}`) : doc.set('peers').remove(`peer-${k}`));
+  else if (r < 0.8) rng.chance(0.6) ? doc.set('peers').add(`peer-${k}`) : doc.set('peers').remove(`peer-${k}`);
   else doc.counters('trust').increment(`peer-${k}`, rng.int(1, 3));
 }
 
@@ -128,13 +128,19 @@ describe('shared documents over the relay (real relay, real agents, SQLite homes
 
     // Every agent restarts once more: what each saved is what it had.
     const before = json(od);
-    for (const [name, x] of [['o', o], ['a', a], ['b', b]] as const) {
+    for (const [name, x] of [
+      ['o', o],
+      ['a', a],
+      ['b', b],
+    ] as const) {
       await x.close();
       const again = await startAgent(homes[name]!.dir, name === 'a' ? proxyA.url : relay.url);
       const d = await again.doc('board', { owner });
       expect(json(d)).toBe(before);
-      if (name === 'o') (o = again), (od = d);
-      else if (name === 'a') a = again;
+      if (name === 'o') {
+        o = again;
+        od = d;
+      } else if (name === 'a') a = again;
       else b = again;
     }
   }, 45_000);
@@ -209,7 +215,10 @@ describe('shared documents over the relay (real relay, real agents, SQLite homes
   it('syncs through two relays; one cut off meanwhile gets every delta later from the outboxes', async () => {
     const r1 = await startRelay();
     const r2 = await startRelay();
-    cleanups.push(() => r1.close(), () => r2.close());
+    cleanups.push(
+      () => r1.close(),
+      () => r2.close(),
+    );
     const p1 = await startCuttableProxy(r1.port);
     cleanups.push(() => p1.close());
     const homes = [tempDir(), tempDir(), tempDir()];
@@ -293,7 +302,11 @@ describe('shared documents over the relay (real relay, real agents, SQLite homes
     doc.cursors.r = 5;
     expect(await mem.getDoc('d')).toEqual({ state: Uint8Array.from([9, 8]), cursors: { r: 1 }, membership: { members: ['a'], version: 2, enforced: false } });
     const items = new Map<string, string>();
-    const storage = { getItem: (k: string) => items.get(k) ?? null, setItem: (k: string, v: string) => void items.set(k, v), removeItem: (k: string) => void items.delete(k) };
+    const storage = {
+      getItem: (k: string) => items.get(k) ?? null,
+      setItem: (k: string, v: string) => void items.set(k, v),
+      removeItem: (k: string) => void items.delete(k),
+    };
     const kv = await KeyValueStore.open(storage);
     await kv.putDoc('d', { state: Uint8Array.from([1, 2, 3]), cursors: { r: 4 } });
     expect(await (await KeyValueStore.open(storage)).getDoc('d')).toEqual({ state: Uint8Array.from([1, 2, 3]), cursors: { r: 4 } });
@@ -309,7 +322,12 @@ describe('shared documents over the relay (real relay, real agents, SQLite homes
     await store.putDoc('34337:x:y', { state, cursors: { 'ws://r': 7 }, membership: { members: ['m'], version: 9, enforced: true }, backfill: {} });
     await store.close();
     const again = new SqliteAgentStore(file);
-    expect(await again.getDoc('34337:x:y')).toEqual({ state, cursors: { 'ws://r': 7 }, membership: { members: ['m'], version: 9, enforced: true }, backfill: {} });
+    expect(await again.getDoc('34337:x:y')).toEqual({
+      state,
+      cursors: { 'ws://r': 7 },
+      membership: { members: ['m'], version: 9, enforced: true },
+      backfill: {},
+    });
     expect(await again.getDoc('34337:x:z')).toBeUndefined();
     await again.close();
   });

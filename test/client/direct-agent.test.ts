@@ -58,7 +58,9 @@ describe('agent direct links', () => {
     const got = dmTexts(bob.got).slice(1);
     expect(got.length).toBe(N);
     expect(new Set(got)).toEqual(new Set(texts));
-    const via = dms().slice(1).map((x) => x.relay);
+    const via = dms()
+      .slice(1)
+      .map((x) => x.relay);
     expect(via.filter((v) => v === 'direct').length).toBeGreaterThan(0);
     expect(via.filter((v) => v === r.url).length).toBeGreaterThan(0);
     expect(paths.includes('relay')).toBe(true);

@@ -99,7 +99,7 @@ describe('identity', () => {
 
 describe('crypto backends', () => {
   const backends = [nobleCrypto, wasmCrypto];
-  it('agree on keys, signatures and NIP-44 conversation keys, and open each other\'s gift wraps', () => {
+  it("agree on keys, signatures and NIP-44 conversation keys, and open each other's gift wraps", () => {
     for (const a of backends) {
       for (const b of backends) {
         const sender = Identity.generate(a);

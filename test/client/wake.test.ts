@@ -11,13 +11,15 @@ import { startRecordingAgent, tempDir } from './helpers.js';
 
 /** The relay side's payload schema (relay/push/registration.ts, issue 10), restated to check the client against it. */
 const channelSchema = z.discriminatedUnion('platform', [
-  z.object({
-    platform: z.literal('apns'),
-    token: z.string().regex(/^(?:[0-9a-fA-F]{2}){8,256}$/),
-    topic: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/),
-    environment: z.enum(['sandbox', 'production']),
-    mode: z.enum(['background', 'alert']),
-  }).strict(),
+  z
+    .object({
+      platform: z.literal('apns'),
+      token: z.string().regex(/^(?:[0-9a-fA-F]{2}){8,256}$/),
+      topic: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/),
+      environment: z.enum(['sandbox', 'production']),
+      mode: z.enum(['background', 'alert']),
+    })
+    .strict(),
   z.object({ platform: z.literal('fcm'), token: z.string().regex(/^[A-Za-z0-9_:.-]{8,1024}$/), mode: z.enum(['background', 'alert']) }).strict(),
 ]);
 const registrationSchema = z.object({ channels: z.array(channelSchema).max(10) }).strict();
@@ -98,8 +100,11 @@ describe('discovery presence rules', () => {
   const now = 1_800_000_000;
   const agent = Identity.generate();
   const card = agent.sign(makeAgentCard({ name: 'a', description: '', capabilities: ['x'], version: '1', relays: [] }, now - 1000));
-  const beat = (status: 'online' | 'asleep' | 'offline', wake: boolean, age: number): NostrEvent => agent.sign(makeHeartbeat({ status, interval: 60, wake }, now - age));
-  const rows: Array<[name: string, beats: NostrEvent[], presence: Array<{ relay: string; online: Record<string, boolean> }>, expected: string, lastSeen: number]> = [
+  const beat = (status: 'online' | 'asleep' | 'offline', wake: boolean, age: number): NostrEvent =>
+    agent.sign(makeHeartbeat({ status, interval: 60, wake }, now - age));
+  const rows: Array<
+    [name: string, beats: NostrEvent[], presence: Array<{ relay: string; online: Record<string, boolean> }>, expected: string, lastSeen: number]
+  > = [
     ['relay says online', [beat('online', false, 5000)], [{ relay: 'r', online: { [agent.pubkey]: true } }], 'online', now],
     ['relay says offline beats a fresh heartbeat', [beat('online', false, 10)], [{ relay: 'r', online: { [agent.pubkey]: false } }], 'offline', now - 10],
     ['no relay answer, fresh heartbeat', [beat('online', false, 100)], [], 'online', now],

@@ -29,7 +29,9 @@ const oid = (dotted: string): Buffer => {
 const positiveInt = (b: Buffer): Buffer => der(0x02, (b[0]! & 0x80) !== 0 ? Buffer.concat([Buffer.from([0]), b]) : b);
 const utcTime = (d: Date): Buffer => der(0x17, Buffer.from(d.toISOString().replace(/[-:T]/g, '').slice(2, 14) + 'Z'));
 const ipBytes = (ip: string): Buffer =>
-  isIP(ip) === 4 ? Buffer.from(ip.split('.').map(Number)) : Buffer.from(ip.split(':').flatMap((h) => [parseInt(h || '0', 16) >> 8, parseInt(h || '0', 16) & 0xff]));
+  isIP(ip) === 4
+    ? Buffer.from(ip.split('.').map(Number))
+    : Buffer.from(ip.split(':').flatMap((h) => [parseInt(h || '0', 16) >> 8, parseInt(h || '0', 16) & 0xff]));
 
 /** A throw-away self-signed TLS certificate (EC P-256, CA:true) for the given DNS names and IP addresses. */
 export function makeSelfSignedCert(hosts: string[] = ['127.0.0.1', 'localhost'], commonName = 'roost-test'): { key: string; cert: string } {
@@ -40,10 +42,7 @@ export function makeSelfSignedCert(hosts: string[] = ['127.0.0.1', 'localhost'],
   const san = seq(...hosts.map((h) => (isIP(h) ? der(0x87, ipBytes(h)) : der(0x82, Buffer.from(h)))));
   const extensions = der(
     0xa3,
-    seq(
-      seq(oid('2.5.29.19'), der(0x01, Buffer.from([0xff])), der(0x04, seq(der(0x01, Buffer.from([0xff]))))),
-      seq(oid('2.5.29.17'), der(0x04, san)),
-    ),
+    seq(seq(oid('2.5.29.19'), der(0x01, Buffer.from([0xff])), der(0x04, seq(der(0x01, Buffer.from([0xff]))))), seq(oid('2.5.29.17'), der(0x04, san))),
   );
   const tbs = seq(
     der(0xa0, positiveInt(Buffer.from([2]))),
@@ -98,7 +97,13 @@ export interface FakeApns {
 }
 
 /** Starts a fake APNs that checks the provider token like Apple does (ES256, kid, iss). */
-export async function startFakeApns(options: { tls: { key: string; cert: string }; publicKey: KeyObject; keyId: string; teamId: string; port?: number }): Promise<FakeApns> {
+export async function startFakeApns(options: {
+  tls: { key: string; cert: string };
+  publicKey: KeyObject;
+  keyId: string;
+  teamId: string;
+  port?: number;
+}): Promise<FakeApns> {
   const requests: ApnsRequest[] = [];
   let replier: (req: ApnsRequest, index: number) => ApnsReply = () => ({ status: 200 });
   const sessions = new Set<http2.ServerHttp2Session>();
@@ -155,8 +160,8 @@ export async function startFakeApns(options: { tls: { key: string; cert: string 
 
 function checkProviderToken(authorization: string | undefined, o: { publicKey: KeyObject; keyId: string; teamId: string }): boolean {
   const m = /^bearer (.+)$/i.exec(authorization ?? '');
-  const parts = m?.[1]!.split('.');
-  if (!parts || parts.length !== 3) return false;
+  const parts = m?.[1]?.split('.');
+  if (parts?.length !== 3) return false;
   try {
     const header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString('utf8')) as { alg?: string; kid?: string };
     const claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as { iss?: string; iat?: number };

@@ -92,7 +92,11 @@ export async function startFakeFcm(options: {
       maxInFlight = Math.max(maxInFlight, inFlight);
       if (req.method === 'POST' && req.url === '/token') {
         const form = new URLSearchParams(text);
-        if (options.serviceAccount && form.get('grant_type') === 'urn:ietf:params:oauth:grant-type:jwt-bearer' && checkAssertion(form.get('assertion') ?? '', options.serviceAccount, `${origin}/token`)) {
+        if (
+          options.serviceAccount &&
+          form.get('grant_type') === 'urn:ietf:params:oauth:grant-type:jwt-bearer' &&
+          checkAssertion(form.get('assertion') ?? '', options.serviceAccount, `${origin}/token`)
+        ) {
           const token = `fake-access-${issuedTokens.length + 1}`;
           issuedTokens.push(token);
           send({ status: 200, body: { access_token: token, expires_in: 3600, token_type: 'Bearer' } });

@@ -44,7 +44,13 @@ export interface SeqEvent {
 /** Answers the relay's NIP-42 challenge as `key` and waits for OK true. */
 export async function authenticate(c: RawClient, key: Key, url: string): Promise<void> {
   const challenge = (await c.next((f) => f[0] === 'AUTH', 'AUTH challenge'))[1] as string;
-  const ev = signFast(key, { kind: 22242, tags: [['relay', url], ['challenge', challenge]] });
+  const ev = signFast(key, {
+    kind: 22242,
+    tags: [
+      ['relay', url],
+      ['challenge', challenge],
+    ],
+  });
   c.send(['AUTH', ev]);
   const ok = await c.ok(ev.id);
   if (ok[2] !== true) throw new Error(`AUTH refused: ${String(ok[3])}`);
@@ -69,11 +75,7 @@ export async function seqReq(
 ): Promise<{ events: SeqEvent[]; cursor: number | undefined; more: boolean | undefined; closed?: string }> {
   const start = c.frames.length;
   c.send(['REQ', subId, ...filters]);
-  const end = await c.next(
-    (f) => (f[0] === 'EOSE' || f[0] === 'CLOSED') && f[1] === subId && c.frames.indexOf(f) >= start,
-    `EOSE ${subId}`,
-    20_000,
-  );
+  const end = await c.next((f) => (f[0] === 'EOSE' || f[0] === 'CLOSED') && f[1] === subId && c.frames.indexOf(f) >= start, `EOSE ${subId}`, 20_000);
   const upto = c.frames.indexOf(end);
   const events = seqEvents({ frames: c.frames.slice(0, upto) } as RawClient, subId, start);
   if (end[0] === 'CLOSED') return { events, cursor: undefined, more: undefined, closed: end[2] as string };

@@ -58,7 +58,11 @@ export function createTestNetns(chromiumPath: string): TestNetns {
     if (closed) return;
     closed = true;
     // Deleting the namespace destroys the veth ends inside it, and with them their peers here.
-    for (const args of [['netns', 'del', name], ['link', 'del', links.sh], ['link', 'del', links.dh]]) {
+    for (const args of [
+      ['netns', 'del', name],
+      ['link', 'del', links.sh],
+      ['link', 'del', links.dh],
+    ]) {
       try {
         ip(...args);
       } catch {

@@ -185,7 +185,14 @@ describe('NIP-01 with nostr-tools', () => {
   });
 
   it('enforces advertised limits: subscriptions per connection, filters, created_at window, tags, content', async () => {
-    const small = await startRelay({ maxSubscriptions: 2, maxFilters: 2, maxEventTags: 3, maxContentLength: 10, createdAtFutureLimit: 60, createdAtPastLimit: 3600 });
+    const small = await startRelay({
+      maxSubscriptions: 2,
+      maxFilters: 2,
+      maxEventTags: 3,
+      maxContentLength: 10,
+      createdAtFutureLimit: 60,
+      createdAtPastLimit: 3600,
+    });
     const c = await RawClient.connect(small.url);
     const k = makeKey();
     await c.req('a', {});
@@ -196,7 +203,17 @@ describe('NIP-01 with nostr-tools', () => {
     c.send(['REQ', 'd', {}, {}, {}]);
     expect((await c.closedOf('d'))[2]).toMatch(/^invalid: too many filters/);
     const checks: Array<[NostrEvent, RegExp]> = [
-      [signEvent(k, { tags: [['t', '1'], ['t', '2'], ['t', '3'], ['t', '4']] }), /^invalid: too many tags/],
+      [
+        signEvent(k, {
+          tags: [
+            ['t', '1'],
+            ['t', '2'],
+            ['t', '3'],
+            ['t', '4'],
+          ],
+        }),
+        /^invalid: too many tags/,
+      ],
       [signEvent(k, { content: '12345678901' }), /^invalid: content longer than 10/],
       [signEvent(k, { created_at: nowSeconds() + 3600 }), /^invalid: created_at is more than 60s in the future/],
       [signEvent(k, { created_at: nowSeconds() - 7200 }), /^invalid: created_at is more than 3600s in the past/],
@@ -209,7 +226,14 @@ describe('NIP-01 with nostr-tools', () => {
     // Ten emoji are ten characters even though they are twenty UTF-16 units.
     expect((await c.publish(signEvent(k, { content: '😀'.repeat(10) })))[2]).toBe(true);
     const info = (await (await fetch(small.httpUrl, { headers: { accept: 'application/nostr+json' } })).json()) as { limitation: Record<string, unknown> };
-    expect(info.limitation).toMatchObject({ max_subscriptions: 2, max_filters: 2, max_event_tags: 3, max_content_length: 10, created_at_upper_limit: 60, created_at_lower_limit: 3600 });
+    expect(info.limitation).toMatchObject({
+      max_subscriptions: 2,
+      max_filters: 2,
+      max_event_tags: 3,
+      max_content_length: 10,
+      created_at_upper_limit: 60,
+      created_at_lower_limit: 3600,
+    });
     c.close();
     await small.close();
   });

@@ -14,7 +14,10 @@ function authEvent(key: Key, challenge: string, relay: string, p: Partial<NostrE
   return signEvent(key, {
     kind: p.kind ?? 22242,
     created_at: p.created_at ?? nowSeconds(),
-    tags: p.tags ?? [['relay', relay], ['challenge', challenge]],
+    tags: p.tags ?? [
+      ['relay', relay],
+      ['challenge', challenge],
+    ],
   });
 }
 
@@ -107,7 +110,12 @@ describe('NIP-42 authentication', () => {
     if (got.length === 0) {
       expect(reasons[0]).toMatch(/^auth-required: /);
       await waitFor(async () => {
-        const r = await relay.auth(async (tmpl) => finalizeEvent(tmpl, k.sk)).then(() => true, () => false);
+        const r = await relay
+          .auth(async (tmpl) => finalizeEvent(tmpl, k.sk))
+          .then(
+            () => true,
+            () => false,
+          );
         return r;
       }, 'auth');
       const again: string[] = [];
@@ -132,10 +140,23 @@ describe('NIP-09 deletion', () => {
     const article = signEvent(alice, { kind: 30023, tags: [['d', 'post']], created_at: nowSeconds() - 5 });
     await c.publish(note);
     await c.publish(article);
-    const forgedDelete = signEvent(mallory, { kind: 5, tags: [['e', note.id], ['a', `30023:${alice.pk}:post`]] });
+    const forgedDelete = signEvent(mallory, {
+      kind: 5,
+      tags: [
+        ['e', note.id],
+        ['a', `30023:${alice.pk}:post`],
+      ],
+    });
     expect((await c.publish(forgedDelete))[2]).toBe(true);
     expect((await c.req('q1', { authors: [alice.pk] })).length).toBe(2);
-    const del = signEvent(alice, { kind: 5, tags: [['e', note.id], ['a', `30023:${alice.pk}:post`], ['k', '1']] });
+    const del = signEvent(alice, {
+      kind: 5,
+      tags: [
+        ['e', note.id],
+        ['a', `30023:${alice.pk}:post`],
+        ['k', '1'],
+      ],
+    });
     expect((await c.publish(del))[2]).toBe(true);
     expect((await c.req('q2', { authors: [alice.pk], kinds: [1, 30023] })).length).toBe(0);
     c.frames.length = 0;

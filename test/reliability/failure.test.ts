@@ -1,10 +1,11 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RoostError, loadConfig } from '../../relay/config.js';
 import { buildRelay } from '../../relay/app.js';
+import { resolveStartupCheck } from '../../relay/store/integrity.js';
 import { SqliteStore } from '../../relay/store/sqlite.js';
 import { makeKey, signEvent } from '../helpers/events.js';
 import { spawnRelay } from '../helpers/process.js';
@@ -66,6 +67,61 @@ describe('clean failure', () => {
       expect((err as RoostError).code).toMatch(/^ROOST_ERR_DB_(OPEN|CORRUPT)$/);
     }
     await expect(spawnRelay({ ROOST_DB: db })).rejects.toThrow(/cannot start: .*(cannot open database|failed its integrity check)/);
+  });
+
+  /** A database of `rows` events whose page at 3/4 of the file (event data, far from the schema) is overwritten. */
+  function makeDamagedDatabase(name: string, rows = 4000): string {
+    const db = join(dir, name);
+    new SqliteStore({ path: db }).close();
+    const raw = new BetterSqlite3(db);
+    const insert = raw.prepare('INSERT INTO events (id, pubkey, created_at, kind, raw) VALUES (?, ?, ?, 1, ?)');
+    raw.transaction(() => {
+      for (let i = 0; i < rows; i++) insert.run(i.toString(16).padStart(64, '0'), 'ab'.repeat(32), i, `{"n":${i},"pad":"${'x'.repeat(200)}"}`);
+    })();
+    raw.pragma('wal_checkpoint(TRUNCATE)');
+    const pageSize = raw.pragma('page_size', { simple: true }) as number;
+    raw.close();
+    const pages = statSync(db).size / pageSize;
+    const fd = openSync(db, 'r+');
+    writeSync(fd, Buffer.alloc(pageSize, 0x5a), 0, pageSize, Math.floor(pages * 0.75) * pageSize);
+    closeSync(fd);
+    return db;
+  }
+
+  it('a damaged page deep in the file: a full start-up check refuses it, a background check fails /ready', async () => {
+    const db = makeDamagedDatabase('damaged.db');
+    expect(resolveStartupCheck('auto', db)).toBe('full'); // small files are checked before listening
+    expect(() => new SqliteStore({ path: db, startupCheck: 'full' })).toThrow(/failed its integrity check/);
+
+    const store = new SqliteStore({ path: db, startupCheck: 'background', checkpointWorker: false });
+    expect(store.integrity.state).toBe('pending');
+    const found = await store.integrityChecked;
+    expect(found.state).toBe('failed');
+    expect(store.integrity).toBe(found);
+    await store.close();
+
+    const relay = await buildRelay(loadConfig({ db, logLevel: 'silent', dbStartupCheck: 'background', rateLimit: false }));
+    try {
+      await (relay.ctx.store as SqliteStore).integrityChecked;
+      const res = await relay.app.inject({ method: 'GET', url: '/ready' });
+      expect(res.statusCode).toBe(503);
+      expect(res.json().reason).toMatch(/^database failed its integrity check: /);
+      expect((await relay.app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+    } finally {
+      await relay.close();
+    }
+  });
+
+  it('a sound database passes the background check and stays ready', async () => {
+    const db = join(dir, 'sound.db');
+    new SqliteStore({ path: db }).close();
+    const relay = await buildRelay(loadConfig({ db, logLevel: 'silent', dbStartupCheck: 'background', rateLimit: false }));
+    try {
+      expect((await (relay.ctx.store as SqliteStore).integrityChecked).state).toBe('ok');
+      expect((await relay.app.inject({ method: 'GET', url: '/ready' })).statusCode).toBe(200);
+    } finally {
+      await relay.close();
+    }
   });
 
   it('refuses to start on a database written by a newer Roost', async () => {

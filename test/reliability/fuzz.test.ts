@@ -26,9 +26,15 @@ describe('frame fuzzing', () => {
     fc.record({ ...Object.fromEntries(Object.entries(good).map(([k, v]) => [k, fc.constant(v)])), content: fc.string() }),
     fc.record({ ...Object.fromEntries(Object.entries(good).map(([k, v]) => [k, fc.constant(v)])), sig: hex(128) }),
     fc.record({ ...Object.fromEntries(Object.entries(good).map(([k, v]) => [k, fc.constant(v)])), id: hex(64) }),
-    fc.record({ ...Object.fromEntries(Object.entries(good).map(([k, v]) => [k, fc.constant(v)])), created_at: fc.oneof(fc.double(), fc.constant(1e300), fc.constant(-1)) }),
+    fc.record({
+      ...Object.fromEntries(Object.entries(good).map(([k, v]) => [k, fc.constant(v)])),
+      created_at: fc.oneof(fc.double(), fc.constant(1e300), fc.constant(-1)),
+    }),
     fc.record({ ...Object.fromEntries(Object.entries(good).map(([k, v]) => [k, fc.constant(v)])), kind: fc.oneof(fc.integer(), fc.string()) }),
-    fc.record({ ...Object.fromEntries(Object.entries(good).map(([k, v]) => [k, fc.constant(v)])), tags: fc.oneof(anyJson, fc.array(fc.array(fc.string(), { maxLength: 3 }), { maxLength: 3000 })) }),
+    fc.record({
+      ...Object.fromEntries(Object.entries(good).map(([k, v]) => [k, fc.constant(v)])),
+      tags: fc.oneof(anyJson, fc.array(fc.array(fc.string(), { maxLength: 3 }), { maxLength: 3000 })),
+    }),
     fc.dictionary(fc.string(), anyJson),
   );
   const filterBomb = fc.oneof(
@@ -45,11 +51,15 @@ describe('frame fuzzing', () => {
     anyJson.map((j) => [JSON.stringify(j), true] as [string, boolean]),
     fc.tuple(fc.constant('EVENT'), badEvent).map((f) => [JSON.stringify(f), true] as [string, boolean]),
     fc.tuple(fc.constant('REQ'), subId, filterBomb).map((f) => [JSON.stringify(f), true] as [string, boolean]),
-    fc.tuple(fc.constant('REQ'), fc.string({ minLength: 1, maxLength: 8 }), ...Array.from({ length: 12 }, () => fc.constant({}))).map((f) => [JSON.stringify(f), true] as [string, boolean]),
+    fc
+      .tuple(fc.constant('REQ'), fc.string({ minLength: 1, maxLength: 8 }), ...Array.from({ length: 12 }, () => fc.constant({})))
+      .map((f) => [JSON.stringify(f), true] as [string, boolean]),
     fc.tuple(fc.constant('COUNT'), subId, filterBomb).map((f) => [JSON.stringify(f), true] as [string, boolean]),
     fc.tuple(fc.constant('AUTH'), badEvent).map((f) => [JSON.stringify(f), true] as [string, boolean]),
     fc.integer({ min: 1, max: 3000 }).map((d) => ['['.repeat(d) + ']'.repeat(d), true] as [string, boolean]),
-    fc.uint8Array({ minLength: 1, maxLength: 64 }).map((b) => [Buffer.concat([Buffer.from('["REQ","'), Buffer.from([0xff, 0xfe, ...b]), Buffer.from('",{}]')]), true] as [Buffer, boolean]),
+    fc
+      .uint8Array({ minLength: 1, maxLength: 64 })
+      .map((b) => [Buffer.concat([Buffer.from('["REQ","'), Buffer.from([0xff, 0xfe, ...b]), Buffer.from('",{}]')]), true] as [Buffer, boolean]),
     fc.constant(['["EVENT",' + JSON.stringify({ ...good, content: 'x'.repeat(70_000) }) + ']', true] as [string, boolean]),
   );
 
@@ -79,7 +89,9 @@ describe('frame fuzzing', () => {
       expect(reason).not.toMatch(/^error: internal error/);
     }
     const answers = replies.filter((f) => f[0] !== 'EVENT' && f[0] !== 'AUTH').length;
-    console.log(`fuzz: ${cases.length} frames (${(bytes / 1024).toFixed(0)} KiB) sent, ${answers} answers, ${errors.length} refusals, connection open: ${!c.closed}`);
+    console.log(
+      `fuzz: ${cases.length} frames (${(bytes / 1024).toFixed(0)} KiB) sent, ${answers} answers, ${errors.length} refusals, connection open: ${!c.closed}`,
+    );
     expect(c.closed).toBe(false);
     expect(answers).toBeGreaterThanOrEqual(owed);
     // Another connection still works.

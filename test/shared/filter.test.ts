@@ -7,7 +7,12 @@ const ev: NostrEvent = {
   pubkey: 'b'.repeat(64),
   created_at: 1000,
   kind: 1,
-  tags: [['p', 'c'.repeat(64)], ['t', 'news'], ['t', 'ai'], ['expiration', '99999']],
+  tags: [
+    ['p', 'c'.repeat(64)],
+    ['t', 'news'],
+    ['t', 'ai'],
+    ['expiration', '99999'],
+  ],
   content: 'hello',
   sig: 'd'.repeat(128),
 };

@@ -6,8 +6,10 @@ import { makeKey } from '../helpers/events.js';
 
 const key = makeKey();
 const now = 1_700_000_000;
-const sign = (over: Partial<NostrEvent> = {}, t = makeHttpAuthTemplate({ url: 'https://relay.example/', method: 'post', payload: 'ab'.repeat(32), created_at: now })) =>
-  finalizeEvent({ ...t, ...over }, key.sk) as NostrEvent;
+const sign = (
+  over: Partial<NostrEvent> = {},
+  t = makeHttpAuthTemplate({ url: 'https://relay.example/', method: 'post', payload: 'ab'.repeat(32), created_at: now }),
+) => finalizeEvent({ ...t, ...over }, key.sk) as NostrEvent;
 const want: HttpAuthExpectation = { method: 'POST', matchUrl: (u: string): boolean => u === 'https://relay.example/', payload: 'ab'.repeat(32), now };
 
 describe('NIP-98', () => {

@@ -58,7 +58,7 @@ describe('publishing and the origin rule', () => {
     const a = doc(OWNER);
     const b = doc(ALICE);
     let messages = 0;
-    const link = (from: SharedDoc, to: SharedDoc): DocTransport => ({
+    const link = (_from: SharedDoc, to: SharedDoc): DocTransport => ({
       publish: (update, meta) => {
         messages++;
         if (messages > 100) throw new Error('echo loop');
@@ -173,7 +173,7 @@ describe('membership', () => {
     expect(codeOf(() => alice.status(OWNER).set('mood', 'x'))).toBe('ROOST_ERR_CRDT_NOT_OWNER');
     expect(codeOf(() => alice.status().set('mood', 'ok'))).toBeUndefined();
     expect(alice.statusAuthors()).toEqual([ALICE]);
-    expect(alice.toJSON()['status']).toEqual({ [ALICE]: { mood: 'ok' } });
+    expect(alice.toJSON().status).toEqual({ [ALICE]: { mood: 'ok' } });
   });
 
   it('policies compose: first rejection wins, e.g. snapshots only from the owner', () => {

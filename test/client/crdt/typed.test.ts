@@ -25,7 +25,8 @@ function sync(...docs: SharedDoc[]): void {
 /** Every delivery order of the replicas' states into fresh observers gives the same `read` result. */
 function inEveryOrder<T>(docs: SharedDoc[], read: (d: SharedDoc) => T): T {
   const results: T[] = [];
-  const perms = (xs: SharedDoc[]): SharedDoc[][] => (xs.length <= 1 ? [xs] : xs.flatMap((x, i) => perms([...xs.slice(0, i), ...xs.slice(i + 1)]).map((p) => [x, ...p])));
+  const perms = (xs: SharedDoc[]): SharedDoc[][] =>
+    xs.length <= 1 ? [xs] : xs.flatMap((x, i) => perms([...xs.slice(0, i), ...xs.slice(i + 1)]).map((p) => [x, ...p]));
   for (const order of perms(docs)) {
     const obs = replica(0, 999, { t: 0 });
     for (const d of order) obs.receive(d.encodeState(), { author: d.self });
@@ -46,12 +47,55 @@ function codeOf(fn: () => unknown): string | undefined {
 
 describe('last-writer-wins map', () => {
   it.each([
-    { name: 'later timestamp wins', writes: [[1, 10, 1_000, 'a'], [2, 20, 2_000, 'b']], want: 'b' },
-    { name: 'later timestamp wins over higher client id', writes: [[1, 90, 5_000, 'a'], [2, 20, 2_000, 'b']], want: 'a' },
-    { name: 'equal timestamps: higher client id wins', writes: [[1, 10, 3_000, 'a'], [2, 20, 3_000, 'b']], want: 'b' },
-    { name: 'three concurrent writers', writes: [[1, 30, 3_000, 'a'], [2, 20, 4_000, 'b'], [3, 10, 4_000, 'c']], want: 'b' },
-    { name: 'concurrent delete with later timestamp wins', writes: [[1, 10, 1_000, 'a'], [2, 20, 2_000, null]], want: undefined },
-    { name: 'concurrent set with later timestamp beats delete', writes: [[1, 10, 3_000, 'a'], [2, 20, 2_000, null]], want: 'a' },
+    {
+      name: 'later timestamp wins',
+      writes: [
+        [1, 10, 1_000, 'a'],
+        [2, 20, 2_000, 'b'],
+      ],
+      want: 'b',
+    },
+    {
+      name: 'later timestamp wins over higher client id',
+      writes: [
+        [1, 90, 5_000, 'a'],
+        [2, 20, 2_000, 'b'],
+      ],
+      want: 'a',
+    },
+    {
+      name: 'equal timestamps: higher client id wins',
+      writes: [
+        [1, 10, 3_000, 'a'],
+        [2, 20, 3_000, 'b'],
+      ],
+      want: 'b',
+    },
+    {
+      name: 'three concurrent writers',
+      writes: [
+        [1, 30, 3_000, 'a'],
+        [2, 20, 4_000, 'b'],
+        [3, 10, 4_000, 'c'],
+      ],
+      want: 'b',
+    },
+    {
+      name: 'concurrent delete with later timestamp wins',
+      writes: [
+        [1, 10, 1_000, 'a'],
+        [2, 20, 2_000, null],
+      ],
+      want: undefined,
+    },
+    {
+      name: 'concurrent set with later timestamp beats delete',
+      writes: [
+        [1, 10, 3_000, 'a'],
+        [2, 20, 2_000, null],
+      ],
+      want: 'a',
+    },
   ] as const)('concurrent writes: $name, in every delivery order', ({ writes, want }) => {
     const base = replica(1, 1, { t: 0 });
     base.map('m').set('k', 'seed');
@@ -160,7 +204,9 @@ describe('counters', () => {
   it('never loses a concurrent increment or decrement (property over random schedules)', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.record({ who: fc.integer({ min: 0, max: 2 }), by: fc.integer({ min: 1, max: 9 }), up: fc.boolean(), syncAfter: fc.boolean() }), { maxLength: 40 }),
+        fc.array(fc.record({ who: fc.integer({ min: 0, max: 2 }), by: fc.integer({ min: 1, max: 9 }), up: fc.boolean(), syncAfter: fc.boolean() }), {
+          maxLength: 40,
+        }),
         (ops) => {
           const docs = [0, 1, 2].map((i) => replica(i + 1, i + 1, { t: 0 }));
           let want = 0;

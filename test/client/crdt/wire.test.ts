@@ -70,7 +70,13 @@ describe('kinds and addresses', () => {
   it.each([
     { text: '', sv: new Map() },
     { text: '1:5', sv: new Map([[1, 5]]) },
-    { text: '2:0,10:7', sv: new Map([[2, 0], [10, 7]]) },
+    {
+      text: '2:0,10:7',
+      sv: new Map([
+        [2, 0],
+        [10, 7],
+      ]),
+    },
     { text: '1:', sv: undefined },
     { text: '1:2:3', sv: undefined },
     { text: '-1:2', sv: undefined },
@@ -98,7 +104,10 @@ describe('update events', () => {
     doc.status().set('mood', 'curious');
     const t = makeUpdateEvent(ADDRESS, sent[0]!.update, sent[0]!.clock, 1_700_000_000);
     expect(t.kind).toBe(DocKind.Update);
-    expect(t.tags).toEqual([['a', ADDRESS], ['clock', String(sent[0]!.clock.client), '0', '1']]);
+    expect(t.tags).toEqual([
+      ['a', ADDRESS],
+      ['clock', String(sent[0]!.clock.client), '0', '1'],
+    ]);
     const ev = asEvent(t, pk(3));
     expect(parseUpdateEvent(ev)).toEqual({ address: ADDRESS, author: pk(3), update: sent[0]!.update, clock: sent[0]!.clock });
     expect(matchFilters(makeDocFilters(ADDRESS), ev)).toBe(true);
@@ -163,7 +172,11 @@ describe('snapshot events', () => {
       ['wss://relay.example', 9],
     ]);
     const parts = makeSnapshotEvents(ADDRESS, bigDoc(6).snapshot(), 1_000, 4_000, cursors).map((p) => asEvent(p, pk(2)));
-    for (const p of parts) expect(p.tags.filter((t) => t[0] === SEQ_TAG)).toEqual([[SEQ_TAG, 'ws://127.0.0.1:7777', '1234'], [SEQ_TAG, 'wss://relay.example', '9']]);
+    for (const p of parts)
+      expect(p.tags.filter((t) => t[0] === SEQ_TAG)).toEqual([
+        [SEQ_TAG, 'ws://127.0.0.1:7777', '1234'],
+        [SEQ_TAG, 'wss://relay.example', '9'],
+      ]);
     expect(assembleSnapshot(ADDRESS, parts)?.cursors).toEqual(cursors);
   });
 });
@@ -171,7 +184,11 @@ describe('snapshot events', () => {
 describe('membership and awareness events', () => {
   it('round-trips the owner record; its version is created_at and its address names the document', () => {
     const t = makeMembershipEvent('mesh/status', [pk(1), pk(2), pk(1)], 1_234);
-    expect(t.tags).toEqual([['d', 'mesh/status'], ['p', pk(1)], ['p', pk(2)]]);
+    expect(t.tags).toEqual([
+      ['d', 'mesh/status'],
+      ['p', pk(1)],
+      ['p', pk(2)],
+    ]);
     const ev = asEvent(t);
     expect(parseMembershipEvent(ev)).toEqual({ address: ADDRESS, record: { owner: OWNER, members: [pk(1), pk(2)], version: 1_234 }, enforced: false });
     const enforced = makeMembershipEvent('mesh/status', [pk(1)], 1_235, { enforce: true });
@@ -179,7 +196,17 @@ describe('membership and awareness events', () => {
     expect(parseMembershipEvent(asEvent(enforced))?.enforced).toBe(true);
     expect(matchFilters(makeDocFilters(ADDRESS), ev)).toBe(true);
     expect(matchFilters(makeDocFilters(ADDRESS), asEvent(t, pk(7)))).toBe(false);
-    expect(parseMembershipEvent(asEvent({ ...t, tags: [['d', 'x'], ['p', 'nothex']] }))).toBeUndefined();
+    expect(
+      parseMembershipEvent(
+        asEvent({
+          ...t,
+          tags: [
+            ['d', 'x'],
+            ['p', 'nothex'],
+          ],
+        }),
+      ),
+    ).toBeUndefined();
   });
 
   it.each([

@@ -109,6 +109,8 @@ describe('direct links, Chromium ↔ Node', () => {
     page.evaluate(
       ({ src, arg }) => {
         const agent = (globalThis as unknown as { agent: MiniAgent }).agent;
+        // biome-ignore lint/security/noGlobalEval: page.evaluate carries functions as source text; indirect eval rebuilds them in the page's global scope.
+        // biome-ignore lint/complexity/noCommaOperator: `(0, eval)` is what makes the eval indirect.
         return (0, eval)(`(${src})`)(agent, arg) as T;
       },
       { src: fn.toString(), arg },

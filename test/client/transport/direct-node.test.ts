@@ -96,7 +96,12 @@ describe('direct links, Node ↔ Node', () => {
       await a.transport.connect(b.pubkey);
       expect(await a.sendText(b.pubkey, 'direct again')).toBe('direct');
       await waitFor(() => b.received.length === N + 2, 'last two');
-      expect(b.received.slice(N).map((m) => m.path).sort()).toEqual(['direct', 'relay']);
+      expect(
+        b.received
+          .slice(N)
+          .map((m) => m.path)
+          .sort(),
+      ).toEqual(['direct', 'relay']);
     });
   }
 

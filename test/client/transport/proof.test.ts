@@ -26,7 +26,8 @@ describe('challenge–response proof', () => {
     expect(checkProof(good, expected)).toBeUndefined();
   });
 
-  const resign = (change: (t: EventTemplate) => EventTemplate, who = alice) => who.sign(change({ kind: good.kind, created_at: good.created_at, tags: good.tags, content: good.content }));
+  const resign = (change: (t: EventTemplate) => EventTemplate, who = alice) =>
+    who.sign(change({ kind: good.kind, created_at: good.created_at, tags: good.tags, content: good.content }));
   const tagged = (name: string, value: string) => (t: EventTemplate) => ({ ...t, tags: t.tags.map((x) => (x[0] === name ? [name, value] : x)) });
   it.each<[string, unknown, string]>([
     ['not an event', 'proof', 'malformed proof'],

@@ -56,9 +56,12 @@ describe('link frames', () => {
     expect(parseLinkFrame(encodeLinkFrame(frame))).toEqual(frame);
   });
 
-  it.each(['', 'null', '{"t":"msg","seq":0,"id":"a","data":""}', '{"t":"ack","seq":1.5}', '{"t":"hello","nonce":"short"}', '{"t":"nope"}', '[1]'])('refuses %j', (text) => {
-    expect(parseLinkFrame(text)).toBeUndefined();
-  });
+  it.each(['', 'null', '{"t":"msg","seq":0,"id":"a","data":""}', '{"t":"ack","seq":1.5}', '{"t":"hello","nonce":"short"}', '{"t":"nope"}', '[1]'])(
+    'refuses %j',
+    (text) => {
+      expect(parseLinkFrame(text)).toBeUndefined();
+    },
+  );
   it('refuses binary data', () => {
     expect(parseLinkFrame(new ArrayBuffer(4))).toBeUndefined();
   });

@@ -3,7 +3,15 @@ import { getSdpFingerprint, matchSdpFingerprint, normalizeFingerprint } from '..
 
 const FP = 'AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89';
 const sdp = (...fingerprints: string[]) =>
-  ['v=0', 'o=- 1 2 IN IP4 127.0.0.1', 's=-', 't=0 0', ...fingerprints.map((f) => `a=fingerprint:${f}`), 'm=application 9 UDP/DTLS/SCTP webrtc-datachannel', ''].join('\r\n');
+  [
+    'v=0',
+    'o=- 1 2 IN IP4 127.0.0.1',
+    's=-',
+    't=0 0',
+    ...fingerprints.map((f) => `a=fingerprint:${f}`),
+    'm=application 9 UDP/DTLS/SCTP webrtc-datachannel',
+    '',
+  ].join('\r\n');
 
 describe('SDP fingerprints', () => {
   it.each([

@@ -31,7 +31,15 @@ describe('rejectNonMemberDocWrites (table)', () => {
     [open, { owner: owner.pk, members: new Set([member.pk]), enforced: false }],
   ]);
   const lookup = (a: string) => records.get(a);
-  const ev = (pubkey: string, kind: number, aTags: string[]) => ({ id: '0'.repeat(64), pubkey, created_at: 0, kind, tags: aTags.map((a) => ['a', a]), content: '', sig: '' });
+  const ev = (pubkey: string, kind: number, aTags: string[]) => ({
+    id: '0'.repeat(64),
+    pubkey,
+    created_at: 0,
+    kind,
+    tags: aTags.map((a) => ['a', a]),
+    content: '',
+    sig: '',
+  });
   const ctx = { authed: new Set<string>(), ip: '127.0.0.1', now: 0 };
 
   it.each([

@@ -38,11 +38,28 @@ describe('mailbox quota', () => {
     expect(t.relay.mailbox!.status(agent.pk)).toEqual({ deliveredSeq: 0, undelivered: 5 });
     // An event naming the full mailbox among other recipients is refused as a whole.
     const other = makeKey();
-    await expect(relay.publish(signFast(sender, { tags: [['p', other.pk], ['p', agent.pk]] }))).rejects.toThrow(/^rate-limited: mailbox of npub1/);
+    await expect(
+      relay.publish(
+        signFast(sender, {
+          tags: [
+            ['p', other.pk],
+            ['p', agent.pk],
+          ],
+        }),
+      ),
+    ).rejects.toThrow(/^rate-limited: mailbox of npub1/);
     // Other mailboxes, state kinds (replaceable, addressable), and resubmissions still pass.
     await relay.publish(signFast(sender, { tags: [['p', other.pk]] }));
     await relay.publish(signFast(sender, { kind: 3, tags: [['p', agent.pk]] }));
-    await relay.publish(signFast(sender, { kind: 30000, tags: [['d', 'x'], ['p', agent.pk]] }));
+    await relay.publish(
+      signFast(sender, {
+        kind: 30000,
+        tags: [
+          ['d', 'x'],
+          ['p', agent.pk],
+        ],
+      }),
+    );
     const c = await RawClient.connect(t.url);
     const dup = await c.publish(mail[0]!);
     expect(dup).toEqual(['OK', mail[0]!.id, true, 'duplicate: already have this event']);
@@ -89,7 +106,10 @@ describe('mailbox quota', () => {
 
   it('an unauthenticated reader does not count as delivery', async () => {
     const w = await RawClient.connect(t.url);
-    await publishAll(w, Array.from({ length: 3 }, (_, i) => signFast(sender, { content: `${i}`, tags: [['p', agent.pk]] })));
+    await publishAll(
+      w,
+      Array.from({ length: 3 }, (_, i) => signFast(sender, { content: `${i}`, tags: [['p', agent.pk]] })),
+    );
     const r = await seqReq(w, 'peek', { '#p': [agent.pk], seq_after: 0 });
     expect(r.events).toHaveLength(3);
     const stranger = await RawClient.connect(t.url);
@@ -110,7 +130,15 @@ describe('delivery ledger', () => {
     const w = await RawClient.connect(t.url);
     const evs = agents.flatMap((a, i) => Array.from({ length: 4 + i }, (_, j) => signFast(sender, { content: `${i}.${j}`, tags: [['p', a.pk]] })));
     // One event addressed to two agents counts for each, once (even with a repeated tag).
-    evs.push(signFast(sender, { tags: [['p', agents[0]!.pk], ['p', agents[1]!.pk], ['p', agents[1]!.pk]] }));
+    evs.push(
+      signFast(sender, {
+        tags: [
+          ['p', agents[0]!.pk],
+          ['p', agents[1]!.pk],
+          ['p', agents[1]!.pk],
+        ],
+      }),
+    );
     await publishAll(w, evs);
     w.close();
 

@@ -50,8 +50,7 @@ async function session(url: string, a: AgentState, rng: ReturnType<typeof create
   const stopAfterEvents = rng.int(1, 25);
   const stopAfterMs = rng.int(2, 60);
   let got = 0;
-  const req = () =>
-    c.send(['REQ', 'inbox', { '#p': [a.key.pk], kinds: [1, 4], seq_after: a.cursor, ...(paging ? { limit: pageLimit } : {}) }]);
+  const req = () => c.send(['REQ', 'inbox', { '#p': [a.key.pk], kinds: [1, 4], seq_after: a.cursor, ...(paging ? { limit: pageLimit } : {}) }]);
   if (underLoad()) a.duringLoad++;
   let finish!: () => void;
   const finished = new Promise<void>((r) => (finish = r));

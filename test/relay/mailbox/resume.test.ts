@@ -109,7 +109,10 @@ describe('resume from a cursor', () => {
       const c = await RawClient.connect(t.url);
       const r0 = await seqReq(c, 'a', { '#p': [agent.pk], seq_after: 0 });
       expect(r0.cursor).toBe(0);
-      await publish(t.url, Array.from({ length: 15 }, (_, i) => signFast(sender, { content: `n${i}` })));
+      await publish(
+        t.url,
+        Array.from({ length: 15 }, (_, i) => signFast(sender, { content: `n${i}` })),
+      );
       c.send(['CLOSE', 'a']);
       const r1 = await seqReq(c, 'b', { '#p': [agent.pk], seq_after: 0 });
       expect(r1).toMatchObject({ events: [], cursor: 15, more: false });

@@ -9,9 +9,26 @@ describe('parseRetention', () => {
     ['', []],
     ['  ', []],
     ['1:60', [{ kinds: [[1, 1]], seconds: 60 }]],
-    ['1+7:30d', [{ kinds: [[1, 1], [7, 7]], seconds: 30 * 86400 }]],
+    [
+      '1+7:30d',
+      [
+        {
+          kinds: [
+            [1, 1],
+            [7, 7],
+          ],
+          seconds: 30 * 86400,
+        },
+      ],
+    ],
     ['30000-39999:1y, *:2w', [{ kinds: [[30000, 39999]], seconds: 365 * 86400 }, { seconds: 14 * 86400 }]],
-    ['4 : 90m ,1059:12h', [{ kinds: [[4, 4]], seconds: 5400 }, { kinds: [[1059, 1059]], seconds: 43200 }]],
+    [
+      '4 : 90m ,1059:12h',
+      [
+        { kinds: [[4, 4]], seconds: 5400 },
+        { kinds: [[1059, 1059]], seconds: 43200 },
+      ],
+    ],
     ['0-65535:1s', [{ kinds: [[0, 65535]], seconds: 1 }]],
   ];
   it.each(good)('%j parses', (spec, rules) => {
@@ -30,11 +47,7 @@ describe('parseRetention', () => {
     expect(findRetentionRule(r.rules, 7)?.seconds).toBe(3600);
     expect(findRetentionRule(r.rules, 5)?.seconds).toBe(86400);
     expect(findRetentionRule(r.rules, 1059)?.seconds).toBe(604800);
-    expect(describeRetention(r.rules)).toEqual([
-      { kinds: [7], time: 3600 },
-      { kinds: [[1, 10]], time: 86400 },
-      { time: 604800 },
-    ]);
+    expect(describeRetention(r.rules)).toEqual([{ kinds: [7], time: 3600 }, { kinds: [[1, 10]], time: 86400 }, { time: 604800 }]);
     const none = parseRetention('1:1h');
     if (!none.ok) throw new Error(none.error);
     expect(findRetentionRule(none.rules, 2)).toBeUndefined();

@@ -49,11 +49,7 @@ describe('retention', () => {
       for (const ok of await publishAll(w, Object.values(ev))) expect(ok[2]).toBe(true);
 
       const info = (await (await fetch(t.httpUrl, { headers: { accept: 'application/nostr+json' } })).json()) as { retention: unknown };
-      expect(info.retention).toEqual([
-        { kinds: [1], time: HOUR },
-        { kinds: [7, [9000, 9999]], time: DAY },
-        { time: 30 * DAY },
-      ]);
+      expect(info.retention).toEqual([{ kinds: [1], time: HOUR }, { kinds: [7, [9000, 9999]], time: DAY }, { time: 30 * DAY }]);
 
       // The sweep runs on its timer (a pass may have started while the events were still arriving,
       // so wait for a pass that saw them all).
@@ -117,7 +113,14 @@ describe('NIP-40 expiry of mail', () => {
       await authenticate(a, agent, t.url);
       const now = nowSeconds();
       const keep = signFast(sender, { kind: 4, content: 'keep', tags: [['p', agent.pk]] });
-      const fleeting = signFast(sender, { kind: 4, content: 'fleeting', tags: [['p', agent.pk], ['expiration', String(now + 60)]] });
+      const fleeting = signFast(sender, {
+        kind: 4,
+        content: 'fleeting',
+        tags: [
+          ['p', agent.pk],
+          ['expiration', String(now + 60)],
+        ],
+      });
       const keep2 = signFast(sender, { kind: 4, content: 'keep2', tags: [['p', agent.pk]] });
       const w = await RawClient.connect(t.url);
       for (const ok of await publishAll(w, [keep, fleeting, keep2])) expect(ok[2]).toBe(true);

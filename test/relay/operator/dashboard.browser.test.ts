@@ -27,7 +27,18 @@ const TOKEN = 'dashboard-test-token';
 
 async function authenticate(c: RawClient, key: Key, url: string): Promise<void> {
   const challenge = (await c.next((f) => f[0] === 'AUTH'))[1] as string;
-  const ev = finalizeEvent({ kind: 22242, created_at: nowSeconds(), content: '', tags: [['relay', url], ['challenge', challenge]] }, key.sk) as NostrEvent;
+  const ev = finalizeEvent(
+    {
+      kind: 22242,
+      created_at: nowSeconds(),
+      content: '',
+      tags: [
+        ['relay', url],
+        ['challenge', challenge],
+      ],
+    },
+    key.sk,
+  ) as NostrEvent;
   c.send(['AUTH', ev]);
   await c.ok(ev.id);
 }
@@ -83,7 +94,9 @@ describe('dashboard in a real browser', () => {
     );
 
     await page.waitForFunction(() => Number(document.getElementById('eps')?.textContent?.replace(/,/g, '')) > 50, undefined, { timeout: 15_000 });
-    await page.waitForFunction(() => Number(document.querySelector('#chart polyline.received')?.getAttribute('data-points')) >= 3, undefined, { timeout: 15_000 });
+    await page.waitForFunction(() => Number(document.querySelector('#chart polyline.received')?.getAttribute('data-points')) >= 3, undefined, {
+      timeout: 15_000,
+    });
     const midStored = Number((await page.textContent('#stored'))!.replace(/,/g, ''));
     expect(midStored).toBeGreaterThan(storedBefore);
     expect(await page.textContent('#agents')).toBe('3');
@@ -103,7 +116,7 @@ describe('dashboard in a real browser', () => {
     const dir = join(ROOT, 'test-results');
     mkdirSync(dir, { recursive: true });
     await page.screenshot({ path: join(dir, 'dashboard.png'), fullPage: true });
-    expect(consoleErrors, consoleErrors.join("\n")).toEqual([]);
+    expect(consoleErrors, consoleErrors.join('\n')).toEqual([]);
     for (const p of [...pubs, reader]) p.close();
     await page.close();
   });

@@ -65,7 +65,12 @@ describe('roost db', () => {
 
     // Damage: not JSON, wrong shape, a forged signature, a changed content (id mismatch).
     const good = JSON.parse(lines[0]!) as Record<string, unknown>;
-    appendFileSync(file, ['{not json', JSON.stringify({ hello: 'world' }), JSON.stringify({ ...good, sig: 'ab'.repeat(64) }), JSON.stringify({ ...good, content: 'edited' })].join('\n') + '\n');
+    appendFileSync(
+      file,
+      ['{not json', JSON.stringify({ hello: 'world' }), JSON.stringify({ ...good, sig: 'ab'.repeat(64) }), JSON.stringify({ ...good, content: 'edited' })].join(
+        '\n',
+      ) + '\n',
+    );
 
     const fresh = join(dir, 'fresh.db');
     const rejects = join(dir, 'rejects.jsonl');
@@ -75,7 +80,12 @@ describe('roost db', () => {
     expect(imp.err).toMatch(/refused 1× invalid: not JSON/);
     expect(imp.err).toMatch(/refused 1× invalid: bad signature/);
     expect(imp.err).toMatch(/refused 1× invalid: event id does not match its content/);
-    expect(readFileSync(rejects, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { line: number }).line)).toEqual([44, 45, 46, 47]);
+    expect(
+      readFileSync(rejects, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { line: number }).line),
+    ).toEqual([44, 45, 46, 47]);
     expect(ids(fresh)).toEqual(ids(source));
 
     // Storage rules travel with the data: the deletion is remembered, so the deleted event stays out.
@@ -93,7 +103,14 @@ describe('roost db', () => {
     const r = await run(['stats', '--db', source, '--json']);
     expect(r.code).toBe(0);
     const s = JSON.parse(r.out) as Record<string, any>;
-    expect(s).toMatchObject({ events: 43, pubkeys: 41, lastSeq: 45, deletedIds: 1, schema: readMigrations().map((m) => m.version), moderation: { bannedPubkeys: 0 } });
+    expect(s).toMatchObject({
+      events: 43,
+      pubkeys: 41,
+      lastSeq: 45,
+      deletedIds: 1,
+      schema: readMigrations().map((m) => m.version),
+      moderation: { bannedPubkeys: 0 },
+    });
     expect(s.kinds[0]).toEqual({ kind: 1, events: 40 });
     const text = await run(['stats', '--db', source]);
     expect(text.out).toMatch(/^events\s+43$/m);

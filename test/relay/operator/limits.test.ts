@@ -10,11 +10,26 @@ import { waitFor } from '../../helpers/wait.js';
 
 describe('token buckets (injected clock)', () => {
   const cases: Array<{ name: string; perMinute: number; steps: Array<['take' | 'has' | 'charge' | 'advance', number?]>; expect: boolean[] }> = [
-    { name: 'a full bucket allows one minute of burst, then refuses', perMinute: 3, steps: [['take'], ['take'], ['take'], ['take']], expect: [true, true, true, false] },
-    { name: 'refills at the per-minute pace', perMinute: 60, steps: [...Array.from({ length: 60 }, () => ['take'] as ['take']), ['take'], ['advance', 1000], ['take'], ['take']], expect: [...Array.from({ length: 60 }, () => true), false, true, false] },
+    {
+      name: 'a full bucket allows one minute of burst, then refuses',
+      perMinute: 3,
+      steps: [['take'], ['take'], ['take'], ['take']],
+      expect: [true, true, true, false],
+    },
+    {
+      name: 'refills at the per-minute pace',
+      perMinute: 60,
+      steps: [...Array.from({ length: 60 }, () => ['take'] as ['take']), ['take'], ['advance', 1000], ['take'], ['take']],
+      expect: [...Array.from({ length: 60 }, () => true), false, true, false],
+    },
     { name: 'never holds more than one minute', perMinute: 2, steps: [['advance', 600_000], ['take'], ['take'], ['take']], expect: [true, true, false] },
     { name: 'has() does not take', perMinute: 1, steps: [['has'], ['has'], ['take'], ['has']], expect: [true, true, true, false] },
-    { name: 'charge() goes into debt that must be paid back', perMinute: 2, steps: [['charge'], ['charge'], ['charge'], ['has'], ['advance', 30_000], ['has'], ['advance', 30_000], ['has']], expect: [false, false, true] },
+    {
+      name: 'charge() goes into debt that must be paid back',
+      perMinute: 2,
+      steps: [['charge'], ['charge'], ['charge'], ['has'], ['advance', 30_000], ['has'], ['advance', 30_000], ['has']],
+      expect: [false, false, true],
+    },
   ];
   for (const c of cases) {
     it(c.name, () => {
@@ -49,14 +64,26 @@ describe('token buckets (injected clock)', () => {
 
   it('a rate of 0 is off', () => {
     const l = new RateLimiter({ connectionsPerIp: 0, eventsPerIp: 0, eventsPerPubkey: 0, reqsPerIp: 0, reqsPerPubkey: 0 }, () => 0);
-    for (let i = 0; i < 1000; i++) expect(l.admitEvent('1.2.3.4', 'pk') ?? l.admitReq('1.2.3.4', new Set(['pk'])) ?? l.admitConnection('1.2.3.4')).toBeUndefined();
+    for (let i = 0; i < 1000; i++)
+      expect(l.admitEvent('1.2.3.4', 'pk') ?? l.admitReq('1.2.3.4', new Set(['pk'])) ?? l.admitConnection('1.2.3.4')).toBeUndefined();
   });
 });
 
 /** Answers the relay's NIP-42 challenge as `key`. */
 async function authenticate(c: RawClient, key: Key, url: string): Promise<void> {
   const challenge = (await c.next((f) => f[0] === 'AUTH', 'challenge'))[1] as string;
-  const ev = finalizeEvent({ kind: 22242, created_at: nowSeconds(), content: '', tags: [['relay', url], ['challenge', challenge]] }, key.sk) as NostrEvent;
+  const ev = finalizeEvent(
+    {
+      kind: 22242,
+      created_at: nowSeconds(),
+      content: '',
+      tags: [
+        ['relay', url],
+        ['challenge', challenge],
+      ],
+    },
+    key.sk,
+  ) as NostrEvent;
   c.send(['AUTH', ev]);
   expect((await c.ok(ev.id))[2]).toBe(true);
 }

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createVerifier } from '../../../relay/verify/index.js';
-import { SqliteStore } from '../../../relay/store/sqlite.js';
+import type { SqliteStore } from '../../../relay/store/sqlite.js';
 import { LatencyHistogram } from '../../../relay/operator/latency.js';
 import { readMigrations } from '../../../relay/store/migrate.js';
 import { makeKey, signEvent } from '../../helpers/events.js';
@@ -66,16 +66,19 @@ describe('/metrics', () => {
   it('includes subsystem sections once they are wired in, and internal errors', async () => {
     const real = await createVerifier({ backend: 'wasm', workers: 0 });
     // Fault injection at an I/O edge: the verifier fails for one marked event.
-    t = await startRelay({}, {
-      verifier: {
-        backend: 'faulty',
-        verify: async (ev) => {
-          if (ev.content === 'explode') throw Object.assign(new Error('verifier crashed'), { code: 'ROOST_ERR_TEST' });
-          return real.verify(ev);
+    t = await startRelay(
+      {},
+      {
+        verifier: {
+          backend: 'faulty',
+          verify: async (ev) => {
+            if (ev.content === 'explode') throw Object.assign(new Error('verifier crashed'), { code: 'ROOST_ERR_TEST' });
+            return real.verify(ev);
+          },
+          close: async () => {},
         },
-        close: async () => {},
       },
-    });
+    );
     t.relay.operator.sources.wake = () => ({ queued: 3, sent: 2, failed: 1, pruned: 4, pendingWakes: 1 });
     t.relay.operator.sources.mailbox = () => ({ undelivered: 12, agents: 2 });
     const c = await RawClient.connect(t.url);

@@ -167,7 +167,18 @@ describe('NIP-86 moderation, enforced by policy hooks and kept in SQLite', () =>
     const c = await RawClient.connect(t.url);
     expect(reasonOf(await c.publish(signEvent(k, { content: 'anon' })))).toMatch(/^auth-required: /);
     const challenge = (await c.next((f) => f[0] === 'AUTH'))[1] as string;
-    const auth = finalizeEvent({ kind: 22242, created_at: nowSeconds(), content: '', tags: [['relay', t.url], ['challenge', challenge]] }, k.sk) as NostrEvent;
+    const auth = finalizeEvent(
+      {
+        kind: 22242,
+        created_at: nowSeconds(),
+        content: '',
+        tags: [
+          ['relay', t.url],
+          ['challenge', challenge],
+        ],
+      },
+      k.sk,
+    ) as NostrEvent;
     c.send(['AUTH', auth]);
     await c.ok(auth.id);
     expect((await c.publish(signEvent(k, { content: 'known' })))[2]).toBe(true);

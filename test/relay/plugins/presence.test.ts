@@ -15,7 +15,13 @@ async function authedClient(relay: TestRelay, key: Key): Promise<RawClient> {
   const c = await RawClient.connect(relay.url);
   cleanups.push(() => c.close());
   const challenge = (await c.next((f) => f[0] === 'AUTH'))[1] as string;
-  const auth = signEvent(key, { kind: 22242, tags: [['relay', relay.url], ['challenge', challenge]] });
+  const auth = signEvent(key, {
+    kind: 22242,
+    tags: [
+      ['relay', relay.url],
+      ['challenge', challenge],
+    ],
+  });
   c.send(['AUTH', auth]);
   expect((await c.ok(auth.id))[2]).toBe(true);
   return c;
@@ -27,7 +33,16 @@ describe('presence endpoint', () => {
     const b = 'b'.repeat(64);
     expect(parsePresenceQuery(`${a},${b}`)).toEqual([a, b]);
     expect(parsePresenceQuery([a, `${b},${a}`])).toEqual([a, b]);
-    for (const bad of [undefined, '', 'A'.repeat(64), 'x', Array(101).fill(0).map((_, i) => i.toString(16).padStart(64, '0')).join(',')]) {
+    for (const bad of [
+      undefined,
+      '',
+      'A'.repeat(64),
+      'x',
+      Array(101)
+        .fill(0)
+        .map((_, i) => i.toString(16).padStart(64, '0'))
+        .join(','),
+    ]) {
       expect(typeof parsePresenceQuery(bad)).toBe('string');
     }
   });

@@ -127,8 +127,16 @@ describe('APNs wake through @parse/node-apn against a local HTTP/2 server', () =
   const permanent: Array<{ name: string; reply: (now: number) => ApnsReply; pruned: boolean }> = [
     { name: '400 BadDeviceToken', reply: () => ({ status: 400, body: { reason: 'BadDeviceToken' } }), pruned: true },
     { name: '400 DeviceTokenNotForTopic', reply: () => ({ status: 400, body: { reason: 'DeviceTokenNotForTopic' } }), pruned: true },
-    { name: '410 Unregistered after the registration', reply: (now) => ({ status: 410, body: { reason: 'Unregistered', timestamp: now + 1000 } }), pruned: true },
-    { name: '410 Unregistered before the registration', reply: (now) => ({ status: 410, body: { reason: 'Unregistered', timestamp: now - 1000 } }), pruned: false },
+    {
+      name: '410 Unregistered after the registration',
+      reply: (now) => ({ status: 410, body: { reason: 'Unregistered', timestamp: now + 1000 } }),
+      pruned: true,
+    },
+    {
+      name: '410 Unregistered before the registration',
+      reply: (now) => ({ status: 410, body: { reason: 'Unregistered', timestamp: now - 1000 } }),
+      pruned: false,
+    },
     { name: '400 BadTopic', reply: () => ({ status: 400, body: { reason: 'BadTopic' } }), pruned: false },
     { name: '413 PayloadTooLarge', reply: () => ({ status: 413, body: { reason: 'PayloadTooLarge' } }), pruned: false },
   ];
@@ -195,7 +203,9 @@ describe('APNs wake through @parse/node-apn against a local HTTP/2 server', () =
     const deadConfig = loadConfig({ ...config, pushApnsPort: '1' });
     const w = createPushWake({ db, identity, config: deadConfig, log: closed.log, isOnline: () => false, clock, random: () => 0.5 });
     const agent = makeAgent();
-    const ev = makeRegistrationEvent(agent, identity.pubkey, { channels: [{ platform: 'apns', token: makeApnsToken(), topic: TOPIC, environment: 'sandbox', mode: 'background' }] });
+    const ev = makeRegistrationEvent(agent, identity.pubkey, {
+      channels: [{ platform: 'apns', token: makeApnsToken(), topic: TOPIC, environment: 'sandbox', mode: 'background' }],
+    });
     expect(w.handleWakeRegistration(ev)).toEqual({ ok: true });
     w.onEventStored(makeAddressedEvent(makeAgent(), [agent.pubkey]), 1);
     await w.runDue();

@@ -107,8 +107,16 @@ describe('FCM wake through firebase-admin against a local HTTP server', () => {
 
   const permanent: Array<{ name: string; reply: FcmReply; pruned: boolean }> = [
     { name: '404 UNREGISTERED', reply: fcmError(404, 'NOT_FOUND', 'Requested entity was not found.', 'UNREGISTERED'), pruned: true },
-    { name: '400 INVALID_ARGUMENT naming the token', reply: fcmError(400, 'INVALID_ARGUMENT', 'The registration token is not a valid FCM registration token', 'INVALID_ARGUMENT'), pruned: true },
-    { name: '400 INVALID_ARGUMENT naming another field', reply: fcmError(400, 'INVALID_ARGUMENT', "Invalid value at 'message.android.ttl'", 'INVALID_ARGUMENT'), pruned: false },
+    {
+      name: '400 INVALID_ARGUMENT naming the token',
+      reply: fcmError(400, 'INVALID_ARGUMENT', 'The registration token is not a valid FCM registration token', 'INVALID_ARGUMENT'),
+      pruned: true,
+    },
+    {
+      name: '400 INVALID_ARGUMENT naming another field',
+      reply: fcmError(400, 'INVALID_ARGUMENT', "Invalid value at 'message.android.ttl'", 'INVALID_ARGUMENT'),
+      pruned: false,
+    },
     { name: '403 SENDER_ID_MISMATCH', reply: fcmError(403, 'PERMISSION_DENIED', 'SenderId mismatch', 'SENDER_ID_MISMATCH'), pruned: false },
   ];
   for (const c of permanent) {
@@ -130,7 +138,11 @@ describe('FCM wake through firebase-admin against a local HTTP server', () => {
   test('429 with Retry-After waits for the server, not for the (shorter) backoff', async () => {
     const agent = makeAgent();
     register(agent, makeFcmToken());
-    fake.reply((_req, i) => (i === 0 ? { ...fcmError(429, 'RESOURCE_EXHAUSTED', 'Quota exceeded.', 'QUOTA_EXCEEDED'), headers: { 'retry-after': '120' } } : { status: 200, body: { name: 'm' } }));
+    fake.reply((_req, i) =>
+      i === 0
+        ? { ...fcmError(429, 'RESOURCE_EXHAUSTED', 'Quota exceeded.', 'QUOTA_EXCEEDED'), headers: { 'retry-after': '120' } }
+        : { status: 200, body: { name: 'm' } },
+    );
     wake.onEventStored(makeAddressedEvent(makeAgent(), [agent.pubkey]), 1);
     await wake.runDue();
     expect(fake.requests).toHaveLength(1);
@@ -167,7 +179,12 @@ describe('FCM wake through firebase-admin against a local HTTP server', () => {
     expect(fake.requests).toHaveLength(8);
     clock.advance(1);
     await wake.runDue();
-    expect(fake.requests.slice(8).map((r) => r.message.token).sort()).toEqual([...limited].sort());
+    expect(
+      fake.requests
+        .slice(8)
+        .map((r) => r.message.token)
+        .sort(),
+    ).toEqual([...limited].sort());
     expect(wake.stats()).toMatchObject({ sent: 8, retried: 4 });
   });
 
@@ -201,7 +218,15 @@ describe('FCM wake through firebase-admin against a local HTTP server', () => {
     try {
       await wake.close();
       db.close();
-      open(loadConfig({ publicUrl: '', pushFcmAccessToken: 'fixed-token', pushFcmProjectId: 'p2', pushFcmEndpoint: secure.url, pushFcmCaFile: join(tmp.dir, 'fcm-ca.pem') }));
+      open(
+        loadConfig({
+          publicUrl: '',
+          pushFcmAccessToken: 'fixed-token',
+          pushFcmProjectId: 'p2',
+          pushFcmEndpoint: secure.url,
+          pushFcmCaFile: join(tmp.dir, 'fcm-ca.pem'),
+        }),
+      );
       const agent = makeAgent();
       const token = makeFcmToken();
       register(agent, token);

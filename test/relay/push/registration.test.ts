@@ -9,7 +9,17 @@ import { ConversationKeyCache, getConversationKey, parseWakeRegistration, wakeRe
 import type { SendOutcome, WakeSender, WakeTarget } from '../../../relay/push/types.js';
 import { createPushWake, type PushWake } from '../../../relay/push/wake.js';
 import { getReasonPrefix } from '../../../shared/reason.js';
-import { makeAddressedEvent, makeAgent, makeApnsToken, makeFcmToken, makeLogger, makeRegistrationEvent, makeTempDir, ManualClock, openPushDb } from './support.js';
+import {
+  makeAddressedEvent,
+  makeAgent,
+  makeApnsToken,
+  makeFcmToken,
+  makeLogger,
+  makeRegistrationEvent,
+  makeTempDir,
+  ManualClock,
+  openPushDb,
+} from './support.js';
 
 const tmp = makeTempDir();
 afterAll(() => tmp.remove());
@@ -83,19 +93,25 @@ describe('wake registration (kind 29059)', () => {
     const t1 = makeApnsToken();
     const t2 = makeFcmToken();
     const t = Math.floor(clock.now() / 1000);
-    expect(wake.handleWakeRegistration(makeRegistrationEvent(agent, identity.pubkey, { channels: [apnsChannel(t1), fcmChannel(t2)] }, t))).toEqual({ ok: true });
+    expect(wake.handleWakeRegistration(makeRegistrationEvent(agent, identity.pubkey, { channels: [apnsChannel(t1), fcmChannel(t2)] }, t))).toEqual({
+      ok: true,
+    });
     expect(tokensOf(agent.pubkey)).toEqual([t1, t2].sort());
     expect(await wakeAgent(agent.pubkey)).toEqual([t1, t2].sort());
 
     const writes = () => (db.prepare('SELECT total_changes() AS n').get() as { n: number }).n;
     const before = writes();
     for (let i = 1; i <= 3; i++) {
-      expect(wake.handleWakeRegistration(makeRegistrationEvent(agent, identity.pubkey, { channels: [apnsChannel(t1), fcmChannel(t2)] }, t + i))).toEqual({ ok: true });
+      expect(wake.handleWakeRegistration(makeRegistrationEvent(agent, identity.pubkey, { channels: [apnsChannel(t1), fcmChannel(t2)] }, t + i))).toEqual({
+        ok: true,
+      });
     }
     expect(tokensOf(agent.pubkey)).toEqual([t1, t2].sort());
     expect(writes()).toBe(before); // unchanged and recent: no commit
     clock.advance(3_600_000);
-    expect(wake.handleWakeRegistration(makeRegistrationEvent(agent, identity.pubkey, { channels: [apnsChannel(t1), fcmChannel(t2)] }, t + 4))).toEqual({ ok: true });
+    expect(wake.handleWakeRegistration(makeRegistrationEvent(agent, identity.pubkey, { channels: [apnsChannel(t1), fcmChannel(t2)] }, t + 4))).toEqual({
+      ok: true,
+    });
     expect(writes()).toBeGreaterThan(before); // an hour later the registration time is refreshed
 
     expect(wake.handleWakeRegistration(makeRegistrationEvent(agent, identity.pubkey, { channels: [fcmChannel(t2)] }, t + 10))).toEqual({ ok: true });

@@ -17,7 +17,13 @@ afterAll(() => tmp.remove());
 async function authed(url: string, key: Key): Promise<RawClient> {
   const c = await RawClient.connect(url);
   const challenge = (await c.next((f) => f[0] === 'AUTH'))[1] as string;
-  const auth = signEvent(key, { kind: 22242, tags: [['relay', url], ['challenge', challenge]] });
+  const auth = signEvent(key, {
+    kind: 22242,
+    tags: [
+      ['relay', url],
+      ['challenge', challenge],
+    ],
+  });
   c.send(['AUTH', auth]);
   expect((await c.ok(auth.id))[2]).toBe(true);
   return c;

@@ -192,7 +192,12 @@ describe('wake policy', () => {
     const kept = waiting.pop()!;
     // The other two move to new devices: their pending pushes now point at removed channels.
     for (const [i, a] of waiting.entries()) {
-      const ev = makeRegistrationEvent(a, relay.identity.pubkey, { channels: [{ platform: 'fcm', token: makeFcmToken(), mode: 'background' }] }, Math.floor(Date.now() / 1000) + 10 + i);
+      const ev = makeRegistrationEvent(
+        a,
+        relay.identity.pubkey,
+        { channels: [{ platform: 'fcm', token: makeFcmToken(), mode: 'background' }] },
+        Math.floor(Date.now() / 1000) + 10 + i,
+      );
       expect(relay.wake.handleWakeRegistration(ev)).toEqual({ ok: true });
     }
     relay.clock.advance(1000);

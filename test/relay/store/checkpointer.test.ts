@@ -45,13 +45,25 @@ describe('Checkpointer', () => {
     db.pragma('wal_autocheckpoint = 0');
     db.exec('CREATE TABLE t (v TEXT)');
     const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
-    const commit = (n: number) => db.transaction(() => {
-      for (let i = 0; i < n; i++) insert.run(`row ${Math.random()}`.repeat(20));
-    })();
+    const commit = (n: number) =>
+      db.transaction(() => {
+        for (let i = 0; i < n; i++) insert.run(`row ${Math.random()}`.repeat(20));
+      })();
     let held = false;
     let holds = 0;
     let finished = 0;
-    const c = new Checkpointer({ path, synchronous: 'FULL', onHold: () => ((held = true), holds++), onFinished: () => ((held = false), finished++) });
+    const c = new Checkpointer({
+      path,
+      synchronous: 'FULL',
+      onHold: () => {
+        held = true;
+        holds++;
+      },
+      onFinished: () => {
+        held = false;
+        finished++;
+      },
+    });
     try {
       commit(2000);
       const salt = walSalt(path);

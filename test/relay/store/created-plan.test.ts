@@ -41,7 +41,11 @@ describe('newest-first tag queries', () => {
   });
 
   const expected = (f: Filter, limit: number) =>
-    corpus.filter((e) => matchFilter(f, e)).sort(compareEventsNewestFirst).slice(0, limit).map((e) => e.id);
+    corpus
+      .filter((e) => matchFilter(f, e))
+      .sort(compareEventsNewestFirst)
+      .slice(0, limit)
+      .map((e) => e.id);
   const got = (f: Filter, limit: number) => store.query([f], { limits: [limit] }).map((r) => (JSON.parse(r.raw) as NostrEvent).id);
 
   it('walks tags_lookup from the newest entry (or from until) with no scan and no full sort', () => {

@@ -63,10 +63,7 @@ describe('sequence paging query plans', () => {
     for (const after of [0, 1234, 4000]) {
       const q = buildFilterQuery({ '#p': [AGENT] }, { now: NOW, order: { by: 'seq', after, limit: 100 } });
       const got = (db.prepare(q.sql).all(...q.params) as Array<{ seq: number }>).map((r) => r.seq);
-      const naive = db
-        .prepare("SELECT DISTINCT seq FROM tags WHERE name = 'p' AND value = ? AND seq > ? ORDER BY seq LIMIT 100")
-        .pluck()
-        .all(AGENT, after);
+      const naive = db.prepare("SELECT DISTINCT seq FROM tags WHERE name = 'p' AND value = ? AND seq > ? ORDER BY seq LIMIT 100").pluck().all(AGENT, after);
       expect(got).toEqual(naive);
     }
   });

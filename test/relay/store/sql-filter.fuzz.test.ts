@@ -49,7 +49,11 @@ describe('SQL filter builder vs matchFilter', () => {
     }
     const results = await Promise.all(writes);
     results.forEach(() => undefined);
-    const rows = store.db.prepare('SELECT seq, raw, expires_at FROM events ORDER BY seq').all() as Array<{ seq: number; raw: string; expires_at: number | null }>;
+    const rows = store.db.prepare('SELECT seq, raw, expires_at FROM events ORDER BY seq').all() as Array<{
+      seq: number;
+      raw: string;
+      expires_at: number | null;
+    }>;
     for (const r of rows) corpus.push({ ...(JSON.parse(r.raw) as NostrEvent), seq: r.seq, expires: r.expires_at ?? undefined });
   });
 
@@ -60,7 +64,11 @@ describe('SQL filter builder vs matchFilter', () => {
 
   function randomFilter(): Filter {
     const f: Filter = {};
-    if (rng.chance(0.15)) f.ids = rng.subset(corpus.map((e) => e.id), 5);
+    if (rng.chance(0.15))
+      f.ids = rng.subset(
+        corpus.map((e) => e.id),
+        5,
+      );
     if (rng.chance(0.4)) f.authors = rng.subset(pubkeys, 3);
     if (rng.chance(0.5)) f.kinds = rng.subset(kinds, 3);
     if (rng.chance(0.3)) f.since = NOW - rng.int(0, 50);
@@ -71,8 +79,7 @@ describe('SQL filter builder vs matchFilter', () => {
     return f;
   }
 
-  const visible = (e: (typeof corpus)[number], viewer: Set<string>) =>
-    (e.expires === undefined || e.expires > NOW) && canRead(e, viewer, PRIVATE);
+  const visible = (e: (typeof corpus)[number], viewer: Set<string>) => (e.expires === undefined || e.expires > NOW) && canRead(e, viewer, PRIVATE);
 
   it(`agrees on 1500 random filters (seed ${SEED})`, () => {
     let nonEmpty = 0;
@@ -105,7 +112,10 @@ describe('SQL filter builder vs matchFilter', () => {
       const seqWant = corpus
         .filter((e) => e.seq > after && (until === undefined || e.seq <= until) && filters.some((f) => matchFilter(f, e)) && visible(e, viewer))
         .map((e) => e.seq);
-      expect(page.events.map((e) => e.seq), `seq case ${i}`).toEqual(seqWant.slice(0, pageLimit));
+      expect(
+        page.events.map((e) => e.seq),
+        `seq case ${i}`,
+      ).toEqual(seqWant.slice(0, pageLimit));
       expect(page.more).toBe(seqWant.length > pageLimit);
     }
     // The corpus and filters must actually exercise matches, or the test proves nothing.

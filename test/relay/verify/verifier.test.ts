@@ -10,7 +10,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serializeEvent, type NostrEvent } from '../../../shared/event.js';
 import { RoostError } from '../../../relay/config.js';
 import { VERIFY_REASONS } from '../../../relay/verify/event-record.js';
-import { createVerifier, getDefaultWorkers, loadSchnorrCore, RECORD_SIZE, type CoreName, type SchnorrCore, type Verifier } from '../../../relay/verify/index.js';
+import {
+  createVerifier,
+  getDefaultWorkers,
+  loadSchnorrCore,
+  RECORD_SIZE,
+  type CoreName,
+  type SchnorrCore,
+  type Verifier,
+} from '../../../relay/verify/index.js';
 import { loadJsCore } from '../../../relay/verify/js.js';
 import { findNativeAddon, loadNativeCore } from '../../../relay/verify/native.js';
 import { assertCoreWorks, makeKatRecords } from '../../../relay/verify/schnorr-core.js';
@@ -77,7 +85,11 @@ const cases: Case[] = [
   { name: 'short sig', event: () => ({ ...base, sig: base.sig.slice(1) }), expect: malformed('sig must be 128 lowercase hex characters') },
   { name: 'missing sig', event: () => ({ ...base, sig: undefined }), expect: malformed('sig must be 128 lowercase hex characters') },
   { name: 'fractional created_at', event: () => withId({ ...base, created_at: 1.5 }), expect: malformed('created_at must be a non-negative integer') },
-  { name: 'string created_at', event: () => ({ ...base, created_at: String(base.created_at) }), expect: malformed('created_at must be a non-negative integer') },
+  {
+    name: 'string created_at',
+    event: () => ({ ...base, created_at: String(base.created_at) }),
+    expect: malformed('created_at must be a non-negative integer'),
+  },
   { name: 'negative created_at', event: () => withId({ ...base, created_at: -1 }), expect: malformed('created_at must be a non-negative integer') },
   { name: 'kind above 65535', event: () => withId({ ...base, kind: 70000 }), expect: malformed('kind must be an integer from 0 to 65535') },
   { name: 'fractional kind', event: () => withId({ ...base, kind: 1.25 }), expect: malformed('kind must be an integer from 0 to 65535') },
