@@ -225,16 +225,26 @@ async function agentPair(store) {
     }
   }
   const expect = (text) => new Promise((res) => waiters.set(text, res));
-  return { x, y, expect, close: async () => { await x.close(); await y.close(); } };
+  return {
+    x,
+    y,
+    expect,
+    close: async () => {
+      await x.close();
+      await y.close();
+    },
+  };
 }
 
 for (const store of AGENTS ? ['memory', 'sqlite'] : []) {
   const pair = await agentPair(store);
   const send = (text, settle) => {
     const done = pair.expect(text);
-    settle.push(pair.x.send(pair.y.pubkey, text).then((r) => {
-      if (r.path !== 'direct') throw new Error('expected the direct path');
-    }));
+    settle.push(
+      pair.x.send(pair.y.pubkey, text).then((r) => {
+        if (r.path !== 'direct') throw new Error('expected the direct path');
+      }),
+    );
     return done;
   };
   const settle = [];
@@ -253,7 +263,14 @@ for (const store of AGENTS ? ['memory', 'sqlite'] : []) {
   await Promise.all(texts.map((t) => send(t, settle)));
   const secs = (performance.now() - t0) / 1000;
   await Promise.all(settle.splice(0));
-  results.push({ path: `direct, agent API (${store} store)`, p50: pct(lat, 50), p99: pct(lat, 99), burst: BURST, msgsPerSec: BURST / secs, mibPerSec: (BURST * SIZE) / secs / 1048576 });
+  results.push({
+    path: `direct, agent API (${store} store)`,
+    p50: pct(lat, 50),
+    p99: pct(lat, 99),
+    burst: BURST,
+    msgsPerSec: BURST / secs,
+    mibPerSec: (BURST * SIZE) / secs / 1048576,
+  });
   await pair.close();
 }
 
