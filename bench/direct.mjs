@@ -10,7 +10,11 @@
  * Latency: one message at a time, from send() to the receiver's handler. Throughput: a burst of
  * messages sent at once, until the last is handled. Also the time connect() takes.
  *
- *   npm run build && node bench/direct.mjs [--latency 300] [--burst 2000] [--wrapBurst 200] [--size 1024] [--connects 5]
+ * Then the same direct path through the agent API (`agent.send` → the peer's `onMessage`), with the
+ * agents' state in memory and in SQLite (what the agent keeps durable for a direct message: the
+ * sender parks the rumor before it goes out, the receiver records its id before acknowledging).
+ *
+ *   npm run build && node bench/direct.mjs [--latency 300] [--burst 2000] [--wrapBurst 200] [--size 1024] [--connects 5] [--agents 1]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,7 +28,9 @@ import { Relay, useWebSocketImplementation } from 'nostr-tools/relay';
 import { buildRelay } from '../dist/relay/app.js';
 import { loadConfig } from '../dist/relay/config.js';
 import { loadNodeRtc } from '../dist/client/node/rtc.js';
+import * as directModule from '../dist/client/transport/index.js';
 import { createRelaySignalling, DirectTransport } from '../dist/client/transport/index.js';
+import { MemoryStore, createAgent, createNodeAgent, Identity, NodeWebSocket } from '../dist/client/node/index.js';
 
 useWebSocketImplementation(WebSocket);
 const args = Object.fromEntries(process.argv.slice(2).flatMap((a, i, all) => (a.startsWith('--') ? [[a.slice(2), Number(all[i + 1])]] : [])));
@@ -33,6 +39,7 @@ const BURST = args.burst ?? 2000;
 const WRAP_BURST = args.wrapBurst ?? 200;
 const SIZE = args.size ?? 1024;
 const CONNECTS = args.connects ?? 5;
+const AGENTS = args.agents ?? 1;
 
 const dir = mkdtempSync(join(tmpdir(), 'roost-bench-direct-'));
 const config = loadConfig({ port: 0, host: '127.0.0.1', logLevel: 'silent', db: join(dir, 'roost.db') });
@@ -184,6 +191,89 @@ for (const [name, build] of Object.entries(paths)) {
   results.push({ path: name, p50: pct(lat, 50), p99: pct(lat, 99), burst: n, msgsPerSec: n / secs, mibPerSec: (n * SIZE) / secs / 1048576 });
 }
 
+a.close();
+b.close();
+
+/** Two agents with direct links on; `store`: 'memory' or 'sqlite' (synchronous FULL, the default). */
+async function agentPair(store) {
+  const make = () => {
+    const link = { reconnectBaseMs: 50, reconnectMaxMs: 400, authWaitMs: 300 };
+    const common = { relays: [url], heartbeatSeconds: 0, link };
+    if (store === 'sqlite') return createNodeAgent({ ...common, home: mkdtempSync(join(dir, 'agent-')) });
+    return createAgent({ ...common, identity: Identity.generate(), store: new MemoryStore(), WebSocket: NodeWebSocket });
+  };
+  const x = make();
+  const y = make();
+  const waiters = new Map();
+  y.onMessage((m) => {
+    const w = waiters.get(m.content);
+    if (w) {
+      waiters.delete(m.content);
+      w(m.relay);
+    }
+  });
+  for (const ag of [x, y]) ag.enableDirect({ direct: directModule, rtc });
+  await x.start();
+  await y.start();
+  await Promise.all([x.whenConnected(), y.whenConnected()]);
+  for (let i = 0; ; i++) {
+    try {
+      await x.connectDirect(y.pubkey);
+      break;
+    } catch (err) {
+      if (i >= 3) throw err;
+    }
+  }
+  const expect = (text) => new Promise((res) => waiters.set(text, res));
+  return {
+    x,
+    y,
+    expect,
+    close: async () => {
+      await x.close();
+      await y.close();
+    },
+  };
+}
+
+for (const store of AGENTS ? ['memory', 'sqlite'] : []) {
+  const pair = await agentPair(store);
+  const send = (text, settle) => {
+    const done = pair.expect(text);
+    settle.push(
+      pair.x.send(pair.y.pubkey, text).then((r) => {
+        if (r.path !== 'direct') throw new Error('expected the direct path');
+      }),
+    );
+    return done;
+  };
+  const settle = [];
+  for (let i = 0; i < 20; i++) await send(payload(200), settle);
+  await Promise.all(settle.splice(0));
+  const lat = [];
+  for (let i = 0; i < LATENCY; i++) {
+    const t0 = performance.now();
+    await send(payload(200), settle);
+    lat.push(performance.now() - t0);
+    await settle.pop();
+  }
+  lat.sort((p, q) => p - q);
+  const texts = Array.from({ length: BURST }, () => payload(SIZE));
+  const t0 = performance.now();
+  await Promise.all(texts.map((t) => send(t, settle)));
+  const secs = (performance.now() - t0) / 1000;
+  await Promise.all(settle.splice(0));
+  results.push({
+    path: `direct, agent API (${store} store)`,
+    p50: pct(lat, 50),
+    p99: pct(lat, 99),
+    burst: BURST,
+    msgsPerSec: BURST / secs,
+    mibPerSec: (BURST * SIZE) / secs / 1048576,
+  });
+  await pair.close();
+}
+
 console.log(
   `direct links vs relay — latency: ${LATENCY} sequential 200 B messages, build (crypto) + send until handled; throughput: a burst of ${SIZE} B messages built beforehand, until all handled`,
 );
@@ -194,8 +284,6 @@ console.log('| path | latency p50 | latency p99 | burst | msgs/s | MiB/s |');
 console.log('| --- | --- | --- | --- | --- | --- |');
 for (const r of results) console.log(`| ${r.path} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${r.burst} | ${r.msgsPerSec.toFixed(0)} | ${r.mibPerSec.toFixed(2)} |`);
 
-a.close();
-b.close();
 await relay.close();
 rmSync(dir, { recursive: true, force: true });
 process.exit(0);

@@ -15,6 +15,7 @@ import type { Filter } from '../shared/filter.js';
 import { Kind, isEphemeralKind } from '../shared/kinds.js';
 import { systemTimers, withTimeout, type Timers } from './backoff.js';
 import { REQUEST_TAG, RESPONSE_TAG, makeRumor, parseRumor, unwrapDirectMessage, wrapDirectMessage, wrapRumor, type Rumor } from './dm.js';
+import { getSeenKey } from './transport/reliable.js';
 import type { RtcFactory, RtcIceServer } from './transport/rtc.js';
 // Types only: the transport (and the zod schemas of its signalling) stays out of bundles that do not use it.
 import type { DeliveryPath, DirectTransport, DirectTransportOptions } from './transport/webrtc.js';
@@ -28,7 +29,7 @@ import { fetchRelayInfo, type FetchLike, type RelayInfo } from './nip11.js';
 import { Outbox, type PublishResult, type Settlement } from './outbox.js';
 import { combineDiscovery, fetchPresence, type AgentInfo } from './presence.js';
 import { RelayLink, normalizeRelayUrl, type OkResult, type RelayLinkOptions, type WebSocketConstructor } from './relay-link.js';
-import { MemoryStore, type AgentStore } from './store.js';
+import { MemoryStore, type AgentStore, type ParkedMessage } from './store.js';
 import { checkWakeChannels, makeWakeRegistration, type WakeChannel } from './wake.js';
 
 /** Options of {@link Agent.enableDirect}. */
@@ -163,6 +164,14 @@ export class Agent extends Emitter<AgentEvents> {
   #signalling: { close(): void } | undefined;
   /** Relayed DMs awaiting the direct transport's de-duplication, by rumor id. */
   readonly #relayedDms = new Map<string, DirectMessage>();
+  /** Ids of messages this run parked for a direct link and has not released yet. */
+  readonly #parked = new Set<string>();
+  /** Messages to park in the next write, and the promise of that write (one write per burst). */
+  #parkBatch: ParkedMessage[] = [];
+  #parkWrite: Promise<void> | undefined;
+  /** Ids to release in the next write (lazily: a release lost in a crash only resends a copy the peer drops). */
+  #releaseBatch: string[] = [];
+  #releaseTimer: unknown;
   readonly #store: AgentStore;
   readonly #outbox: Outbox;
   readonly #inbox: Inbox | undefined;
@@ -270,6 +279,7 @@ export class Agent extends Emitter<AgentEvents> {
     if (this.#state !== 'new') return;
     this.#state = 'running';
     await this.#outbox.load();
+    await this.#publishParked();
     if (this.#inbox) {
       await this.#inbox.prune();
       for (const link of this.#links.values()) await this.#inbox.attach(link);
@@ -346,7 +356,11 @@ export class Agent extends Emitter<AgentEvents> {
     if (this.#direct) {
       // The transport picks the path; the relay path (and a dying link's unacknowledged messages)
       // gift-wraps this same rumor, so the receiver de-duplicates by its id.
-      const path = await this.#direct.send(recipient, { id: rumor.id, data: JSON.stringify(rumor) });
+      const msg = { id: rumor.id, data: JSON.stringify(rumor) };
+      // Durable before it goes out over the link; with no link it goes to the outbox (no await in between).
+      if (this.#direct.isDirect(recipient)) await this.#park({ peer: recipient, ...msg });
+      const path = await this.#direct.send(recipient, msg);
+      if (path === 'direct') this.#release(rumor.id);
       const relayed = this.#lastRelayed.get(rumor.id);
       this.#lastRelayed.delete(rumor.id);
       return { id: rumor.id, wrapId: relayed?.wrapId ?? '', result: relayed?.result, path };
@@ -384,14 +398,24 @@ export class Agent extends Emitter<AgentEvents> {
       ...(opts.accept ? { accept: opts.accept } : {}),
       relayPath: {
         send: async (peer, msg) => {
+          // A closing agent's links hand back what they hold: it stays parked for the next start.
+          if (this.#state === 'closed') throw new ClientError('ROOST_ERR_CLOSED', 'the agent is closed');
           const rumor = parseRumor(msg.data);
           if (!rumor) throw new ClientError('ROOST_ERR_BAD_INPUT', 'direct message is not a rumor');
           const wrap = wrapRumor(this.identity, peer, rumor);
-          const result = await this.publishSigned(wrap);
+          const { acked } = await this.#outbox.enqueue(wrap, this.relays);
+          // At once: a restart would otherwise wrap it a second time (a copy only a peer with direct links on drops).
+          if (this.#release(rumor.id)) await this.#writeReleases();
+          const result = await acked;
           this.#lastRelayed.set(rumor.id, { wrapId: wrap.id, result });
         },
       },
       onMessage: (peer, msg, path) => this.#onPeerMessage(peer, msg.data, path),
+      // Handled ids live in the store next to the inbox's: a copy relayed after a restart is dropped.
+      handled: {
+        has: (key) => this.#store.hasSeen(key),
+        add: (keys) => this.#store.markSeen(keys, this.#now()),
+      },
       log: this.#log,
       ...opts.transport,
     });
@@ -609,6 +633,9 @@ export class Agent extends Emitter<AgentEvents> {
     this.#direct?.close();
     this.#signalling?.close();
     for (const link of this.#links.values()) link.close();
+    await this.#direct?.recordHandled();
+    await this.#parkWrite?.catch(() => undefined);
+    await this.#writeReleases();
     await this.#store.close();
   }
 
@@ -734,7 +761,61 @@ export class Agent extends Emitter<AgentEvents> {
       if (!fresh) this.#relayedDms.delete(msg.id);
       return;
     }
+    // Handed over by a direct link in an earlier run (direct links are off in this one).
+    if (await this.#store.hasSeen(getSeenKey(msg.from, msg.id))) return;
     await this.#handleDm(msg);
+  }
+
+  /** Parks a message for a direct link; resolves once durable (messages parked together share one write). */
+  #park(entry: ParkedMessage): Promise<void> {
+    this.#parked.add(entry.id);
+    this.#parkBatch.push(entry);
+    this.#parkWrite ??= Promise.resolve().then(async () => {
+      const batch = this.#parkBatch;
+      this.#parkBatch = [];
+      this.#parkWrite = undefined;
+      await this.#store.parkAdd(batch);
+    });
+    return this.#parkWrite;
+  }
+
+  /** The peer acknowledged a parked message, or the outbox holds it now; false when it was not parked. */
+  #release(id: string): boolean {
+    if (!this.#parked.delete(id)) return false;
+    this.#releaseBatch.push(id);
+    this.#releaseTimer ??= this.#timers.setTimeout(() => void this.#writeReleases(), RELEASE_DELAY_MS);
+    return true;
+  }
+
+  async #writeReleases(): Promise<void> {
+    if (this.#releaseTimer !== undefined) this.#timers.clearTimeout(this.#releaseTimer);
+    this.#releaseTimer = undefined;
+    if (this.#releaseBatch.length === 0) return;
+    const ids = this.#releaseBatch;
+    this.#releaseBatch = [];
+    try {
+      await this.#store.parkRemove(ids);
+    } catch (err) {
+      this.#log.error({ count: ids.length, err: String(err) }, 'releasing parked direct messages failed');
+    }
+  }
+
+  /**
+   * What an earlier run parked for a direct link and never saw acknowledged goes through the relays
+   * now, gift-wrapped (the outbox first, then the parked entry goes): the peer drops a copy it handled.
+   */
+  async #publishParked(): Promise<void> {
+    const parked = (await this.#store.parkList()).filter((p) => !this.#parked.has(p.id));
+    if (parked.length === 0) return;
+    const done: string[] = [];
+    for (const p of parked) {
+      const rumor = parseRumor(p.data);
+      if (rumor && rumor.pubkey === this.pubkey) await this.#outbox.enqueue(wrapRumor(this.identity, p.peer, rumor), this.relays);
+      else this.#log.warn({ msgId: p.id.slice(0, 16) }, 'parked direct message is not our rumor; dropped');
+      done.push(p.id);
+    }
+    await this.#store.parkRemove(done);
+    this.#log.info({ count: done.length }, 'parked direct messages handed to the outbox');
   }
 
   async #handleDm(msg: DirectMessage): Promise<void> {
@@ -768,6 +849,9 @@ export class Agent extends Emitter<AgentEvents> {
     else this.emit('message', msg);
   }
 }
+
+/** Releases of parked direct messages are written together, at most this long after an acknowledgement. */
+const RELEASE_DELAY_MS = 20;
 
 /** The rumor a direct message was opened from (for the transport's de-duplication by id). */
 function rumorOf(msg: DirectMessage): Rumor {

@@ -8,6 +8,17 @@ export interface OutboxEntry {
   relays: string[];
 }
 
+/**
+ * A message held for a direct link: kept from just before it goes out over the link until the peer
+ * acknowledges it (or the relay path takes it), so a sender that dies meanwhile publishes it through
+ * the relays on its next start. `data` is the NIP-17 rumor as JSON; `id` its id.
+ */
+export interface ParkedMessage {
+  peer: string;
+  id: string;
+  data: string;
+}
+
 /** What an agent keeps of one shared document between runs (see client/crdt-relay.ts). */
 export interface DocState {
   /** The document's Yjs state (`SharedDoc.encodeState()`), including updates still waiting for dependencies. */
@@ -44,8 +55,16 @@ export interface AgentStore {
   hasSeen(id: string): Promise<boolean>;
   /** Records a delivery: the id as seen and, atomically with it, the relay's cursor when `seq` is given. */
   markDelivered(id: string, atMs: number, relay?: string, seq?: number): Promise<void>;
+  /** Records several ids as seen, in one write (direct messages handed over, before their acknowledgement). */
+  markSeen(ids: readonly string[], atMs: number): Promise<void>;
   /** Forgets ids seen before `beforeMs`, and all but the newest `keep`. */
   pruneSeen(beforeMs: number, keep: number): Promise<void>;
+  /** Keeps messages about to go out over a direct link (one write for the lot); an id already parked is kept once. */
+  parkAdd(entries: readonly ParkedMessage[]): Promise<void>;
+  /** Parked messages, oldest first. */
+  parkList(): Promise<ParkedMessage[]>;
+  /** Forgets parked messages (acknowledged by the peer, or handed to the outbox), in one write. */
+  parkRemove(ids: readonly string[]): Promise<void>;
   /** The saved state of the shared document at `address`, if any. */
   getDoc(address: string): Promise<DocState | undefined>;
   /** Replaces the saved state of a shared document (state, cursors and membership in one write). */
@@ -64,15 +83,19 @@ interface State {
   outbox: Array<{ event: NostrEvent; relays: string[] }>;
   cursors: Record<string, number>;
   seen: Map<string, number>;
+  parked: Map<string, ParkedMessage>;
 }
+
+/** The parts of the plain state a change touches. */
+type Part = 'outbox' | 'cursors' | 'seen' | 'parked';
 
 /** An AgentStore in memory: for tests and agents that need no durability. */
 export class MemoryStore implements AgentStore {
-  protected state: State = { outbox: [], cursors: {}, seen: new Map() };
+  protected state: State = { outbox: [], cursors: {}, seen: new Map(), parked: new Map() };
   readonly #docs = new Map<string, DocState>();
 
   /** Called after each change with the parts that changed; the key-value store persists them. */
-  protected async changed(_parts: ReadonlyArray<'outbox' | 'cursors' | 'seen'>): Promise<void> {}
+  protected async changed(_parts: readonly Part[]): Promise<void> {}
 
   async outboxAdd(event: NostrEvent, relays: readonly string[]): Promise<void> {
     if (relays.length === 0 || this.state.outbox.some((e) => e.event.id === event.id)) return;
@@ -113,6 +136,28 @@ export class MemoryStore implements AgentStore {
     await this.changed(relay !== undefined && seq !== undefined ? ['seen', 'cursors'] : ['seen']);
   }
 
+  async markSeen(ids: readonly string[], atMs: number): Promise<void> {
+    for (const id of ids) {
+      this.state.seen.delete(id);
+      this.state.seen.set(id, atMs);
+    }
+    await this.changed(['seen']);
+  }
+
+  async parkAdd(entries: readonly ParkedMessage[]): Promise<void> {
+    for (const e of entries) if (!this.state.parked.has(e.id)) this.state.parked.set(e.id, { peer: e.peer, id: e.id, data: e.data });
+    await this.changed(['parked']);
+  }
+
+  async parkList(): Promise<ParkedMessage[]> {
+    return [...this.state.parked.values()].map((e) => ({ ...e }));
+  }
+
+  async parkRemove(ids: readonly string[]): Promise<void> {
+    for (const id of ids) this.state.parked.delete(id);
+    await this.changed(['parked']);
+  }
+
   async pruneSeen(beforeMs: number, keep: number): Promise<void> {
     const seen = this.state.seen;
     let excess = seen.size - keep;
@@ -138,7 +183,7 @@ export class MemoryStore implements AgentStore {
 
 /**
  * An AgentStore over a small key-value storage (browsers: `localStorage` or an IndexedDB wrapper
- * passed in by the caller). Three keys under `prefix`: outbox, cursors, seen. Each change rewrites
+ * passed in by the caller). Four keys under `prefix`: outbox, cursors, seen, parked. Each change rewrites
  * its key, so keep `maxSeen` modest.
  */
 export class KeyValueStore extends MemoryStore {
@@ -173,6 +218,7 @@ export class KeyValueStore extends MemoryStore {
     this.state.outbox = await read('outbox', []);
     this.state.cursors = await read('cursors', {});
     this.state.seen = new Map(await read<Array<[string, number]>>('seen', []));
+    this.state.parked = new Map((await read<ParkedMessage[]>('parked', [])).map((e) => [e.id, e]));
   }
 
   override async getDoc(address: string): Promise<DocState | undefined> {
@@ -191,9 +237,10 @@ export class KeyValueStore extends MemoryStore {
     await this.#storage.setItem(this.#prefix + 'doc:' + address, JSON.stringify({ ...doc, state: encodeBase64(doc.state) }));
   }
 
-  protected override async changed(parts: ReadonlyArray<'outbox' | 'cursors' | 'seen'>): Promise<void> {
+  protected override async changed(parts: readonly Part[]): Promise<void> {
     for (const part of parts) {
-      if (part === 'outbox') await this.#storage.setItem(this.#prefix + 'outbox', JSON.stringify(this.state.outbox));
+      if (part === 'parked') await this.#storage.setItem(this.#prefix + 'parked', JSON.stringify([...this.state.parked.values()]));
+      else if (part === 'outbox') await this.#storage.setItem(this.#prefix + 'outbox', JSON.stringify(this.state.outbox));
       else if (part === 'cursors') await this.#storage.setItem(this.#prefix + 'cursors', JSON.stringify(this.state.cursors));
       else {
         const seen = this.state.seen;

@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import BetterSqlite3, { type Database } from 'better-sqlite3';
 import type { NostrEvent } from '../../shared/event.js';
 import { ClientError } from '../errors.js';
-import type { AgentStore, DocState, OutboxEntry } from '../store.js';
+import type { AgentStore, DocState, OutboxEntry, ParkedMessage } from '../store.js';
 
 /** The agent database's schema, versioned with `user_version` (forward-only, like migrations/). */
 const SCHEMA: readonly string[] = [
@@ -26,6 +26,13 @@ const SCHEMA: readonly string[] = [
      state BLOB NOT NULL,
      meta TEXT NOT NULL
    );`,
+  // Messages held for a direct link until the peer acknowledges them (published through the relays on restart).
+  `CREATE TABLE parked (
+     ord INTEGER PRIMARY KEY AUTOINCREMENT,
+     id TEXT NOT NULL UNIQUE,
+     peer TEXT NOT NULL,
+     data TEXT NOT NULL
+   );`,
 ];
 
 /** Options of the SQLite agent store. */
@@ -35,7 +42,8 @@ export interface SqliteAgentStoreOptions {
 }
 
 /**
- * The Node agent store: one SQLite file (WAL) holding the outbox, cursors and seen ids. An outbox
+ * The Node agent store: one SQLite file (WAL) holding the outbox, cursors, seen ids and messages
+ * parked for direct links. An outbox
  * entry is committed before its event is first sent, so a killed agent resends it on restart.
  */
 export class SqliteAgentStore implements AgentStore {
@@ -76,6 +84,9 @@ export class SqliteAgentStore implements AgentStore {
       markSeen: db.prepare('INSERT INTO seen (id, at) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at'),
       pruneOld: db.prepare('DELETE FROM seen WHERE at < ?'),
       pruneExcess: db.prepare('DELETE FROM seen WHERE id IN (SELECT id FROM seen ORDER BY at DESC LIMIT -1 OFFSET ?)'),
+      park: db.prepare('INSERT OR IGNORE INTO parked (id, peer, data) VALUES (?, ?, ?)'),
+      parked: db.prepare('SELECT peer, id, data FROM parked ORDER BY ord'),
+      unpark: db.prepare('DELETE FROM parked WHERE id = ?'),
       getDoc: db.prepare('SELECT state, meta FROM doc WHERE address = ?'),
       putDoc: db.prepare(
         'INSERT INTO doc (address, state, meta) VALUES (?, ?, ?) ON CONFLICT (address) DO UPDATE SET state = excluded.state, meta = excluded.meta',
@@ -122,6 +133,28 @@ export class SqliteAgentStore implements AgentStore {
     this.#db.transaction(() => {
       this.#q.markSeen.run(id, atMs);
       if (relay !== undefined && seq !== undefined) this.#q.setCursor.run(relay, seq);
+    })();
+  }
+
+  async markSeen(ids: readonly string[], atMs: number): Promise<void> {
+    this.#db.transaction(() => {
+      for (const id of ids) this.#q.markSeen.run(id, atMs);
+    })();
+  }
+
+  async parkAdd(entries: readonly ParkedMessage[]): Promise<void> {
+    this.#db.transaction(() => {
+      for (const e of entries) this.#q.park.run(e.id, e.peer, e.data);
+    })();
+  }
+
+  async parkList(): Promise<ParkedMessage[]> {
+    return this.#q.parked.all() as ParkedMessage[];
+  }
+
+  async parkRemove(ids: readonly string[]): Promise<void> {
+    this.#db.transaction(() => {
+      for (const id of ids) this.#q.unpark.run(id);
     })();
   }
 

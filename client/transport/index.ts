@@ -6,7 +6,7 @@ export { DirectError, type DirectErrorCode } from './errors.js';
 export { DIRECT_CHANNEL_LABEL, encodeLinkFrame, linkFrameSchema, parseLinkFrame, type LinkFrame } from './frames.js';
 export { ICE_SERVERS_FIELD, getIceServers, mergeIceServers } from './ice.js';
 export { DIRECT_PROOF_KIND, DIRECT_PROOF_MAX_SKEW, checkProof, makeProof, type ProofContext } from './proof.js';
-export { SeenSet, SendWindow, getSeenKey, type SeenIds } from './reliable.js';
+export { SeenSet, SendWindow, getSeenKey, type HandledIds, type SeenIds } from './reliable.js';
 export { createRelaySignalling, getSignalFilter, type SignalRelay } from './relay-signalling.js';
 export {
   getBrowserRtc,

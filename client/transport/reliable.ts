@@ -66,6 +66,18 @@ export interface SeenIds {
   markSeen(key: string): boolean | Promise<boolean>;
 }
 
+/**
+ * The durable record of message keys handed to the application (the agent's store), so that a copy
+ * arriving after a restart is still dropped. Read before a message is handed over; written after
+ * its handler returned, several keys in one write, and before the direct path acknowledges them.
+ */
+export interface HandledIds {
+  /** True when `key` was handed over (in this run or an earlier one). */
+  has(key: string): boolean | Promise<boolean>;
+  /** Records keys handed over, in one durable write. */
+  add(keys: readonly string[]): void | Promise<void>;
+}
+
 /** An in-memory {@link SeenIds} that forgets the oldest keys beyond `max`. */
 export class SeenSet implements SeenIds {
   readonly #max: number;

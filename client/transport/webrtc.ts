@@ -2,7 +2,7 @@ import { bytesToHex } from 'nostr-tools/utils';
 import { DirectError, type DirectErrorCode } from './errors.js';
 import { DIRECT_CHANNEL_LABEL, encodeLinkFrame, parseLinkFrame, type LinkFrame } from './frames.js';
 import { checkProof, makeProof, type ProofContext } from './proof.js';
-import { SendWindow, SeenSet, getSeenKey, type SeenIds } from './reliable.js';
+import { SendWindow, SeenSet, getSeenKey, type HandledIds, type SeenIds } from './reliable.js';
 import type { RtcDataChannelLike, RtcFactory, RtcIceCandidateInit, RtcIceServer, RtcPeerConnectionLike } from './rtc.js';
 import { getSdpFingerprint, matchSdpFingerprint, normalizeFingerprint } from './sdp.js';
 import type { DirectIdentity, ReceivedSignal, SignalPayload } from './signal.js';
@@ -73,6 +73,12 @@ export interface DirectTransportOptions {
   autoConnect?: boolean;
   /** Seen message ids (default: in memory, the last 20 000). */
   seen?: SeenIds;
+  /**
+   * A durable record of handled message keys (the agent passes its store): checked before a message
+   * is handed over, written after its handler returned and before the ack, so a copy arriving after
+   * a restart of either side is still dropped. Default: none (only `seen`, which a restart forgets).
+   */
+  handled?: HandledIds;
   /** Link state changes (verified, closed with a reason). */
   onLinkChange?: (peer: string, state: DirectLinkState, reason?: string) => void;
   timers?: DirectTimers;
@@ -107,7 +113,8 @@ interface Waiter {
   reject(err: Error): void;
 }
 
-type Settings = Required<Omit<DirectTransportOptions, 'iceServers' | 'onLinkChange' | 'rtc'>> & {
+type Settings = Required<Omit<DirectTransportOptions, 'iceServers' | 'onLinkChange' | 'rtc' | 'handled'>> & {
+  handled: HandledIds | undefined;
   iceServers: NonNullable<DirectTransportOptions['iceServers']>;
   onLinkChange: NonNullable<DirectTransportOptions['onLinkChange']>;
 };
@@ -117,6 +124,8 @@ const HEX64 = /^[0-9a-f]{64}$/;
 const HIGH_WATER = 1 << 20;
 const LOW_WATER = 256 << 10;
 const MAX_EARLY_CANDIDATES = 256;
+/** Keys handled on direct links are written to `handled` together, this long after the first of a burst. */
+const RECORD_DELAY_MS = 1;
 /**
  * Attempts per connect() when setup fails for a local reason: libdatachannel now and then refuses
  * a well-formed description, or gives up on ICE/DTLS, when both peers share one busy machine
@@ -144,6 +153,12 @@ export class DirectTransport {
   readonly #lastClosed = new Map<string, number>();
   readonly #early = new Map<string, RtcIceCandidateInit[]>();
   readonly #offSignal: () => void;
+  /** Messages being handed over now, by key: a second copy waits for the first one's outcome. */
+  readonly #inflight = new Map<string, Promise<unknown>>();
+  /** Keys handled on a direct link and not yet written to `handled`. */
+  #unrecorded: string[] = [];
+  #recordTimer: unknown;
+  #recording: Promise<void> = Promise.resolve();
   #closed = false;
 
   constructor(opts: DirectTransportOptions) {
@@ -164,6 +179,7 @@ export class DirectTransport {
       maxDirectBytes: 65_536,
       maxLinks: 64,
       retryAfterMs: 30_000,
+      handled: undefined,
       ...stripUndefined(opts),
     } as Settings;
     this.pubkey = opts.identity.pubkey;
@@ -245,6 +261,34 @@ export class DirectTransport {
     this.#closed = true;
     this.#offSignal();
     for (const link of [...this.#links.values()]) link.close('transport closed', 'ROOST_ERR_CLOSED', true);
+    void this.recordHandled();
+  }
+
+  /**
+   * Writes the keys of messages handled on direct links so far to `handled` (one write for all of
+   * them); resolves once they are durable. Acknowledgements wait for it; call it before closing the
+   * store behind `handled`.
+   */
+  recordHandled(): Promise<void> {
+    const store = this.#o.handled;
+    if (!store) return Promise.resolve();
+    if (this.#recordTimer !== undefined) {
+      this.#o.timers.clearTimeout(this.#recordTimer);
+      this.#recordTimer = undefined;
+    }
+    // Chained: a write under way covers only the keys taken before it started.
+    this.#recording = this.#recording.then(async () => {
+      if (this.#unrecorded.length === 0) return;
+      const keys = this.#unrecorded;
+      this.#unrecorded = [];
+      try {
+        await store.add(keys);
+      } catch (err) {
+        // Acknowledged anyway: the sender keeps nothing more, and the peer's copy was handled once.
+        this.#o.log.error({ keys: keys.length, err: String(err) }, 'recording handled direct messages failed');
+      }
+    });
+    return this.#recording;
   }
 
   // --- internals used by links ---
@@ -417,11 +461,42 @@ export class DirectTransport {
   }
 
   async #receive(peer: string, msg: PeerMessage, path: DeliveryPath): Promise<boolean> {
-    if (!(await this.#o.seen.markSeen(getSeenKey(peer, msg.id)))) {
-      this.#o.log.debug({ peer: peer.slice(0, 16), msgId: msg.id.slice(0, 16), path }, 'duplicate message dropped');
+    const key = getSeenKey(peer, msg.id);
+    const drop = (why: string) => {
+      this.#o.log.debug({ peer: peer.slice(0, 16), msgId: msg.id.slice(0, 16), path }, why);
       return false;
+    };
+    if (!(await this.#o.seen.markSeen(key))) {
+      // The other copy may still be in its handler: this one is dropped only once that returned,
+      // so a crash meanwhile leaves it unacknowledged (the relay inbox's cursor does not move).
+      await this.#inflight.get(key)?.catch(() => undefined);
+      return drop('duplicate message dropped');
     }
-    await this.#o.onMessage(peer, msg, path);
+    const handled = this.#o.handled;
+    const run = (async () => {
+      if (handled && (await handled.has(key))) return false;
+      await this.#o.onMessage(peer, msg, path);
+      return true;
+    })();
+    this.#inflight.set(key, run);
+    let fresh: boolean;
+    try {
+      fresh = await run;
+    } finally {
+      this.#inflight.delete(key);
+    }
+    if (!fresh) return drop('message handled before a restart dropped');
+    if (handled) {
+      this.#unrecorded.push(key);
+      // A relayed message is recorded before the inbox commits it; direct ones in bursts, before their ack.
+      if (path === 'relay') await this.recordHandled();
+      else if (this.#recordTimer === undefined) {
+        this.#recordTimer = this.#o.timers.setTimeout(() => {
+          this.#recordTimer = undefined;
+          void this.recordHandled();
+        }, RECORD_DELAY_MS);
+      }
+    }
     return true;
   }
 
@@ -788,10 +863,15 @@ class DirectLink {
   #scheduleAck(): void {
     if (this.#ackTimer !== undefined || this.state !== 'verified') return;
     this.#ackTimer = this.#o.timers.setTimeout(() => {
-      this.#ackTimer = undefined;
-      if (this.state !== 'verified' || this.#handled <= this.#ackSent) return;
-      this.#ackSent = this.#handled;
-      this.#sendFrame({ t: 'ack', seq: this.#handled });
+      const upTo = this.#handled;
+      // Acknowledged only once recorded: an ack lost in a crash must not leave a copy the peer relays unrecognised.
+      void this.#t.recordHandled().then(() => {
+        this.#ackTimer = undefined;
+        if (this.state !== 'verified' || upTo <= this.#ackSent) return;
+        this.#ackSent = upTo;
+        this.#sendFrame({ t: 'ack', seq: upTo });
+        if (this.#handled > upTo) this.#scheduleAck();
+      });
     }, this.#o.ackDelayMs);
   }
 
