@@ -547,7 +547,7 @@ export function takeSdpCandidates(sdp: string, session: string): { sdp: string; 
  */
 class DirectLink {
   state: DirectLinkState = 'connecting';
-  /** The link failed before its data channel opened, for a reason other than identity or refusal (worth a fresh attempt). */
+  /** The link failed before it was verified, for a reason other than identity or refusal (worth a fresh attempt). */
   setupFailed = false;
   readonly #t: DirectTransport;
   readonly #o: Settings;
@@ -662,7 +662,8 @@ class DirectLink {
   /** Closes the link; `tellPeer` sends a `bye` through signalling (best effort). */
   close(reason: string, code: DirectErrorCode, tellPeer: boolean): void {
     if (this.state === 'closed') return;
-    this.setupFailed = this.state === 'connecting' && code === 'ROOST_ERR_DIRECT_FAILED';
+    // A link that dies before it was verified (no message has used it yet) is worth a fresh attempt.
+    this.setupFailed = (this.state === 'connecting' || this.state === 'verifying') && code === 'ROOST_ERR_DIRECT_FAILED';
     this.state = 'closed';
     this.#o.timers.clearTimeout(this.#connectTimer);
     if (this.#pingTimer !== undefined) this.#o.timers.clearTimeout(this.#pingTimer);
