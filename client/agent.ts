@@ -442,20 +442,7 @@ export class Agent extends Emitter<AgentEvents> {
     }
     // A direct link is bound to the peer's key: a rumor claiming another author is dropped.
     if (rumor.pubkey !== peer || rumor.kind !== Kind.PrivateDirectMessage) return;
-    await this.#handleDm({
-      type: 'dm',
-      id: rumor.id,
-      from: rumor.pubkey,
-      content: rumor.content,
-      tags: rumor.tags,
-      createdAt: rumor.created_at,
-      kind: rumor.kind,
-      wrapId: '',
-      relay: 'direct',
-      seq: undefined,
-      requestId: getTagValue(rumor, REQUEST_TAG),
-      inReplyTo: getTagValue(rumor, RESPONSE_TAG),
-    });
+    await this.#handleDm(toDirectMessage(rumor, '', 'direct', undefined));
   }
 
   /**
@@ -520,21 +507,7 @@ export class Agent extends Emitter<AgentEvents> {
 
   /** Opens a gift wrap addressed to this agent (for events from {@link subscribe}); throws ROOST_ERR_DECRYPT. */
   openDirectMessage(wrap: NostrEvent, delivery: { relay: string; seq?: number }): DirectMessage {
-    const rumor = unwrapDirectMessage(this.identity, wrap);
-    return {
-      type: 'dm',
-      id: rumor.id,
-      from: rumor.pubkey,
-      content: rumor.content,
-      tags: rumor.tags,
-      createdAt: rumor.created_at,
-      kind: rumor.kind,
-      wrapId: wrap.id,
-      relay: delivery.relay,
-      seq: delivery.seq,
-      requestId: getTagValue(rumor, REQUEST_TAG),
-      inReplyTo: getTagValue(rumor, RESPONSE_TAG),
-    };
+    return toDirectMessage(unwrapDirectMessage(this.identity, wrap), wrap.id, delivery.relay, delivery.seq);
   }
 
   /**
@@ -852,6 +825,24 @@ export class Agent extends Emitter<AgentEvents> {
 
 /** Releases of parked direct messages are written together, at most this long after an acknowledgement. */
 const RELEASE_DELAY_MS = 20;
+
+/** A direct message as handed to the application, from its rumor and how it arrived. */
+function toDirectMessage(rumor: Rumor, wrapId: string, relay: string, seq: number | undefined): DirectMessage {
+  return {
+    type: 'dm',
+    id: rumor.id,
+    from: rumor.pubkey,
+    content: rumor.content,
+    tags: rumor.tags,
+    createdAt: rumor.created_at,
+    kind: rumor.kind,
+    wrapId,
+    relay,
+    seq,
+    requestId: getTagValue(rumor, REQUEST_TAG),
+    inReplyTo: getTagValue(rumor, RESPONSE_TAG),
+  };
+}
 
 /** The rumor a direct message was opened from (for the transport's de-duplication by id). */
 function rumorOf(msg: DirectMessage): Rumor {

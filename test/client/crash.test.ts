@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, beforeAll, expect, it } from 'vitest';
 import { Identity } from '../../client/node/index.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
+import { spawnScript } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait.js';
 import { buildNodeFixture } from './fixtures/build.js';
 import { dmTexts, startRecordingAgent, tempDir } from './helpers.js';
@@ -18,13 +18,9 @@ afterEach(async () => {
 });
 
 function runChild(env: Record<string, string>) {
-  const child = spawn(process.execPath, [childScript], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  cleanups.push(() => child.kill('SIGKILL'));
-  return { child, output: () => out, exited };
+  const proc = spawnScript(childScript, env);
+  cleanups.push(() => proc.child.kill('SIGKILL'));
+  return proc;
 }
 
 it('an agent killed with unacknowledged events in its outbox delivers them after restart, once and in order', async () => {

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
@@ -8,6 +7,7 @@ import { loadNodeRtc } from '../../client/node/rtc.js';
 import * as direct from '../../client/transport/index.js';
 import type { RtcFactory } from '../../client/transport/rtc.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
+import { spawnScript } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait.js';
 import { buildNodeFixture } from './fixtures/build.js';
 import { FAST_LINK, dmTexts, startRecordingAgent, tempDir } from './helpers.js';
@@ -30,13 +30,9 @@ afterEach(async () => {
 const fastDirect = { pingIntervalMs: 200, deadAfterMs: 1500, connectTimeoutMs: 8000 };
 
 function runChild(env: Record<string, string>) {
-  const child = spawn(process.execPath, [childScript], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  cleanups.push(() => child.kill('SIGKILL'));
-  return { child, output: () => out, exited };
+  const proc = spawnScript(childScript, env);
+  cleanups.push(() => proc.child.kill('SIGKILL'));
+  return proc;
 }
 
 /** Each text's number of occurrences, for those not exactly once. */

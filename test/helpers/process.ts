@@ -19,6 +19,25 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** A Node script running as a child process, its output collected. */
+export interface ScriptProcess {
+  child: ChildProcess;
+  /** Everything it wrote to stdout and stderr so far. */
+  output: () => string;
+  /** Resolves with the exit code once the process ended. */
+  exited: Promise<number | null>;
+}
+
+/** Runs `node <script>` with `env` added to this process's environment. */
+export function spawnScript(script: string, env: Record<string, string>): ScriptProcess {
+  const child = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, output: () => out, exited };
+}
+
 /** A relay running as its own process from dist/, as users run it. */
 export interface RelayProcess {
   child: ChildProcess;
