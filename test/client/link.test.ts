@@ -1,6 +1,6 @@
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { getBackoffDelay, Identity, NodeWebSocket, RelayLink } from '../../client/node/index.js';
+import { startCuttableProxy } from '../helpers/cuttable-proxy.js';
 import { startRelay } from '../helpers/relay.js';
 import { signEvent, makeKey } from '../helpers/events.js';
 import { waitFor } from '../helpers/wait.js';
@@ -10,41 +10,6 @@ const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-/**
- * A TCP proxy on 127.0.0.1 that can freeze: it keeps every socket open but stops forwarding, as a
- * dead NAT mapping or a suspended laptop would. Nothing is closed, so only pings can notice.
- */
-async function startFreezableProxy(targetPort: number) {
-  let frozen = false;
-  const sockets = new Set<Socket>();
-  let connections = 0;
-  const server: Server = createServer((client) => {
-    connections++;
-    const upstream = connect(targetPort, '127.0.0.1');
-    sockets.add(client).add(upstream);
-    client.on('data', (d) => !frozen && upstream.write(d));
-    upstream.on('data', (d) => !frozen && client.write(d));
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('close', end).on('error', end);
-    upstream.on('close', end).on('error', end);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  return {
-    url: `ws://127.0.0.1:${port}`,
-    freeze: (v: boolean) => (frozen = v),
-    connections: () => connections,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 describe('relay link', () => {
   it('backoff: exponential ceiling with full jitter, capped', () => {
@@ -89,7 +54,7 @@ describe('relay link', () => {
   it('detects a dead connection with application-level pings and reconnects', async () => {
     const relay = await startRelay();
     cleanups.push(() => relay.close());
-    const proxy = await startFreezableProxy(relay.port);
+    const proxy = await startCuttableProxy(relay.port);
     cleanups.push(() => proxy.close());
     const drops: string[] = [];
     const link = new RelayLink(proxy.url, {

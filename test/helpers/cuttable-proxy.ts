@@ -7,19 +7,29 @@ export interface CuttableProxy {
   cut(): void;
   restore(): void;
   readonly isCut: boolean;
+  /**
+   * Freezes (true) or thaws (false) the link: sockets stay open but bytes in either direction are
+   * dropped, as over a dead NAT mapping or a suspended laptop. Nothing is closed, so only pings notice.
+   */
+  freeze(on: boolean): void;
+  /** Connections accepted so far. */
+  connections(): number;
   close(): Promise<void>;
 }
 
 /** Starts a proxy to `targetPort`; the port stays the same across cuts. */
 export async function startCuttableProxy(targetPort: number): Promise<CuttableProxy> {
   let isCut = false;
+  let frozen = false;
+  let connections = 0;
   const sockets = new Set<Socket>();
   const server = createServer((client) => {
     if (isCut) return void client.destroy();
+    connections++;
     const upstream = connect(targetPort, '127.0.0.1');
     sockets.add(client).add(upstream);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    client.on('data', (d) => !frozen && upstream.write(d));
+    upstream.on('data', (d) => !frozen && client.write(d));
     const end = () => {
       client.destroy();
       upstream.destroy();
@@ -44,6 +54,10 @@ export async function startCuttableProxy(targetPort: number): Promise<CuttablePr
     get isCut() {
       return isCut;
     },
+    freeze(on) {
+      frozen = on;
+    },
+    connections: () => connections,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();
