@@ -3,13 +3,12 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { finalizeEvent } from 'nostr-tools/pure';
-import type { NostrEvent } from '../../../shared/event.js';
-import { makeKey, nowSeconds, type Key } from '../../helpers/events.js';
+import { makeKey } from '../../helpers/events.js';
 import { RawClient } from '../../helpers/raw-client.js';
 import { ROOT } from '../../helpers/process.js';
 import { startRelay, type TestRelay } from '../../helpers/relay.js';
 import { signFast } from './support.js';
+import { authenticate } from '../../helpers/mailbox.js';
 
 /** Debian's chromium; installed on first use when missing (the suite runs as root). */
 function findChromium(): string {
@@ -24,24 +23,6 @@ function findChromium(): string {
 }
 
 const TOKEN = 'dashboard-test-token';
-
-async function authenticate(c: RawClient, key: Key, url: string): Promise<void> {
-  const challenge = (await c.next((f) => f[0] === 'AUTH'))[1] as string;
-  const ev = finalizeEvent(
-    {
-      kind: 22242,
-      created_at: nowSeconds(),
-      content: '',
-      tags: [
-        ['relay', url],
-        ['challenge', challenge],
-      ],
-    },
-    key.sk,
-  ) as NostrEvent;
-  c.send(['AUTH', ev]);
-  await c.ok(ev.id);
-}
 
 describe('dashboard in a real browser', () => {
   let t: TestRelay;

@@ -1,12 +1,11 @@
 import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { finalizeEvent } from 'nostr-tools/pure';
-import type { NostrEvent } from '../../../shared/event.js';
 import { RateLimiter, TokenBuckets, normalizeIp } from '../../../relay/policies/rate-limit.js';
-import { makeKey, nowSeconds, signEvent, type Key } from '../../helpers/events.js';
+import { makeKey, signEvent } from '../../helpers/events.js';
 import { RawClient } from '../../helpers/raw-client.js';
 import { startRelay, type TestRelay } from '../../helpers/relay.js';
 import { waitFor } from '../../helpers/wait.js';
+import { authenticate } from '../../helpers/mailbox.js';
 
 describe('token buckets (injected clock)', () => {
   const cases: Array<{ name: string; perMinute: number; steps: Array<['take' | 'has' | 'charge' | 'advance', number?]>; expect: boolean[] }> = [
@@ -68,25 +67,6 @@ describe('token buckets (injected clock)', () => {
       expect(l.admitEvent('1.2.3.4', 'pk') ?? l.admitReq('1.2.3.4', new Set(['pk'])) ?? l.admitConnection('1.2.3.4')).toBeUndefined();
   });
 });
-
-/** Answers the relay's NIP-42 challenge as `key`. */
-async function authenticate(c: RawClient, key: Key, url: string): Promise<void> {
-  const challenge = (await c.next((f) => f[0] === 'AUTH', 'challenge'))[1] as string;
-  const ev = finalizeEvent(
-    {
-      kind: 22242,
-      created_at: nowSeconds(),
-      content: '',
-      tags: [
-        ['relay', url],
-        ['challenge', challenge],
-      ],
-    },
-    key.sk,
-  ) as NostrEvent;
-  c.send(['AUTH', ev]);
-  expect((await c.ok(ev.id))[2]).toBe(true);
-}
 
 /** Sends a bare WebSocket upgrade request and returns the non-101 answer. */
 function upgradeRequest(url: string): Promise<{ status: number; body: string }> {
