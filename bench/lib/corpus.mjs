@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getEventHash, verifyEvent } from 'nostr-tools/pure';
 import * as ecc from 'tiny-secp256k1';
+import { makeRandom } from './random.mjs';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 /** Where signed data sets are cached (git-ignored). */
@@ -48,17 +49,7 @@ export function signToJson(template, who) {
   return JSON.stringify({ id, pubkey: ev.pubkey, created_at: ev.created_at, kind: ev.kind, tags: ev.tags, content: ev.content, sig });
 }
 
-/** A small seeded PRNG (mulberry32); returns floats in [0, 1). */
-export function makeRandom(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { makeRandom } from './random.mjs';
 
 /** Shuffles an array in place with a seeded PRNG (Fisher–Yates). */
 export function shuffle(items, seed) {

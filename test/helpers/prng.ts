@@ -1,13 +1,8 @@
-/** A small seeded PRNG (mulberry32) so fuzz and property tests replay exactly from their seed. */
+import { makeRandom } from '../../bench/lib/random.mjs';
+
+/** Seeded random helpers (the repository's one PRNG, bench/lib/random.mjs) so fuzz and property tests replay exactly from their seed. */
 export function createRng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = makeRandom(seed);
   return {
     next,
     int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)),
