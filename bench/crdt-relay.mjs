@@ -272,5 +272,7 @@ console.log(
   `snapshot after delta ${meta.snapshotAfter}: ${decodeBase64(meta.snapshot.update).length} B binary; final state ${decodeBase64(meta.final.update).length} B`,
 );
 console.table(rows);
-console.log(`owner snapshot after delta ${meta.snapshotAfter}: parts acknowledged in ${compaction.acked.toFixed(0)} ms; its ${meta.snapshotAfter} covered deltas gone from queries ${compaction.done.toFixed(0)} ms after publishing (compaction, polled by COUNT)`);
+console.log(
+  `owner snapshot after delta ${meta.snapshotAfter}: parts acknowledged in ${compaction.acked.toFixed(0)} ms; its ${meta.snapshotAfter} covered deltas gone from queries ${compaction.done.toFixed(0)} ms after publishing (compaction, polled by COUNT)`,
+);
 console.log(`total ${((performance.now() - started) / 1000).toFixed(1)} s`);
