@@ -167,20 +167,6 @@ export class Connection {
     this.#transport?.uncork();
   }
 
-  /**
-   * Runs `send`s in one batch: the underlying stream is corked meanwhile, so a page of frames
-   * leaves in one write instead of one system call per frame.
-   */
-  batch(fn: () => void): void {
-    const t = this.#transport;
-    t?.cork();
-    try {
-      fn();
-    } finally {
-      t?.uncork();
-    }
-  }
-
   /** Closes the socket. */
   close(code = 1000, reason = ''): void {
     this.#socket.close(code, reason);

@@ -124,16 +124,14 @@ function sendStored(ctx: RelayContext, sub: Subscription, rows: readonly StoredE
   const step = () => {
     if (sub.closed || !conn.isOpen) return;
     let paused = false;
-    conn.batch(() => {
-      while (i < rows.length) {
-        if (conn.isCongested()) {
-          paused = true;
-          return;
-        }
-        stalledSince = 0;
-        deliver(ctx, sub, rows[i++]!);
+    while (i < rows.length) {
+      if (conn.isCongested()) {
+        paused = true;
+        break;
       }
-    });
+      stalledSince = 0;
+      deliver(ctx, sub, rows[i++]!);
+    }
     if (paused) {
       sub.held ??= { frames: [], bytes: 0 };
       stalledSince ||= Date.now();
@@ -171,13 +169,11 @@ function streamBackfill(ctx: RelayContext, sub: Subscription, after: number, vie
     stalledSince = 0;
     const page = ctx.store.querySeq(sub.filters, cursor, undefined, SEQ_CHUNK, { viewer });
     let sent = 0;
-    conn.batch(() => {
-      for (const r of page.events) {
-        if (conn.isCongested() || !deliver(ctx, sub, r)) return;
-        cursor = r.seq;
-        sent++;
-      }
-    });
+    for (const r of page.events) {
+      if (conn.isCongested() || !deliver(ctx, sub, r)) break;
+      cursor = r.seq;
+      sent++;
+    }
     if (sent < page.events.length) {
       // Paused mid-page (or the socket went away): resume after the last event sent.
       if (conn.isOpen) setTimeout(step, 5);
