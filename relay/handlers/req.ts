@@ -86,6 +86,23 @@ export function handleReq(ctx: RelayContext, conn: Connection, subId: string, fi
     closed: false,
   };
   conn.subs.set(subId, sub);
+  try {
+    answer(ctx, sub, range, filters);
+  } catch (err) {
+    // A REQ that could not be answered holds no slot; dispatch logs it and answers CLOSED.
+    closeSubscription(ctx, sub);
+    throw err;
+  }
+}
+
+/** Starts the stored answer of an admitted subscription (and its live part). */
+function answer(
+  ctx: RelayContext,
+  sub: Subscription,
+  range: { after: number; until: number | undefined; limit: number | undefined } | undefined,
+  filters: Filter[],
+): void {
+  const { conn, subId } = sub;
   const viewer = viewerOf(ctx, conn);
 
   if (range === undefined) {

@@ -32,7 +32,7 @@ export interface SqlFilterOptions {
   viewer?: Viewer;
   /** Newest-first with this limit, or ascending sequence order in (after, until]. */
   order: { by: 'created'; limit: number } | { by: 'seq'; after: number; until?: number; limit: number };
-  /** Select only COUNT(*) instead of rows. */
+  /** Select only the matching rows' seq, unordered and unlimited (for {@link buildCountQuery}). */
   count?: boolean;
   /** False: never drive a newest-first query by a tag index walk (see {@link SqlQuery.mayRepeat}). */
   tagDriver?: boolean;
@@ -40,6 +40,23 @@ export interface SqlFilterOptions {
 
 function placeholders(n: number): string {
   return n === 1 ? '?' : '?' + ',?'.repeat(n - 1);
+}
+
+/**
+ * Value lists longer than this are bound as one JSON array read by `json_each` instead of one
+ * variable per value: a filter within the advertised limits (thousands of tag values, times the
+ * branches of a driven query) would otherwise exceed SQLite's bound-variable limit.
+ */
+const MAX_INLINE_VALUES = 32;
+
+/** `expr IN (...)` over the values, pushing their parameters: inline placeholders, or one JSON array. */
+function inList(expr: string, values: ReadonlyArray<string | number>, params: Array<string | number>): string {
+  if (values.length <= MAX_INLINE_VALUES) {
+    params.push(...values);
+    return `${expr} IN (${placeholders(values.length)})`;
+  }
+  params.push(JSON.stringify(values));
+  return `${expr} IN (SELECT value FROM json_each(?))`;
 }
 
 /** Tag filters with at most this many values are paged in sequence order by one index range per value. */
@@ -60,27 +77,9 @@ type TagStyle = 'in' | 'exists';
 function conditions(f: Filter, opts: SqlFilterOptions, tagStyle: TagStyle, skipTag?: string): SqlQuery {
   const where: string[] = [];
   const params: Array<string | number> = [];
-  if (f.ids) {
-    if (f.ids.length === 0) where.push('0');
-    else {
-      where.push(`e.id IN (${placeholders(f.ids.length)})`);
-      params.push(...f.ids);
-    }
-  }
-  if (f.authors) {
-    if (f.authors.length === 0) where.push('0');
-    else {
-      where.push(`e.pubkey IN (${placeholders(f.authors.length)})`);
-      params.push(...f.authors);
-    }
-  }
-  if (f.kinds) {
-    if (f.kinds.length === 0) where.push('0');
-    else {
-      where.push(`e.kind IN (${placeholders(f.kinds.length)})`);
-      params.push(...f.kinds);
-    }
-  }
+  if (f.ids) where.push(f.ids.length === 0 ? '0' : inList('e.id', f.ids, params));
+  if (f.authors) where.push(f.authors.length === 0 ? '0' : inList('e.pubkey', f.authors, params));
+  if (f.kinds) where.push(f.kinds.length === 0 ? '0' : inList('e.kind', f.kinds, params));
   if (f.since !== undefined) {
     where.push('e.created_at >= ?');
     params.push(f.since);
@@ -95,12 +94,13 @@ function conditions(f: Filter, opts: SqlFilterOptions, tagStyle: TagStyle, skipT
       where.push('0');
       continue;
     }
+    params.push(name);
+    const inValues = inList('t.value', values, params);
     where.push(
       tagStyle === 'in'
-        ? `e.seq IN (SELECT t.seq FROM tags t WHERE t.name = ? AND t.value IN (${placeholders(values.length)}))`
-        : `EXISTS (SELECT 1 FROM tags t WHERE t.seq = e.seq AND t.name = ? AND t.value IN (${placeholders(values.length)}))`,
+        ? `e.seq IN (SELECT t.seq FROM tags t WHERE t.name = ? AND ${inValues})`
+        : `EXISTS (SELECT 1 FROM tags t WHERE t.seq = e.seq AND t.name = ? AND ${inValues})`,
     );
-    params.push(name, ...values);
   }
   where.push('(e.expires_at IS NULL OR e.expires_at > ?)');
   params.push(opts.now);
@@ -216,7 +216,17 @@ export function buildFilterQuery(f: Filter, opts: SqlFilterOptions): SqlQuery {
     }
   }
   const all = where.join(' AND ');
-  if (opts.count) return { sql: `SELECT COUNT(*) AS n FROM events e WHERE ${all}`, params };
+  if (opts.count) return { sql: `SELECT e.seq FROM events e WHERE ${all}`, params };
   const tail = order.by === 'seq' ? 'ORDER BY e.seq ASC' : 'ORDER BY e.created_at DESC, e.id ASC';
   return { sql: `SELECT e.seq, e.raw, e.created_at, e.id FROM events e WHERE ${all} ${tail} ${limitClause(order.limit)}`, params };
+}
+
+/**
+ * NIP-45 count of the events matching any of the filters, in SQL: the filters' seq sets are merged
+ * by UNION (an event matched by two filters counts once) and no event body is read.
+ */
+export function buildCountQuery(filters: readonly Filter[], opts: Omit<SqlFilterOptions, 'order' | 'count'>): SqlQuery {
+  const parts = filters.map((f) => buildFilterQuery(f, { ...opts, order: { by: 'created', limit: -1 }, count: true }));
+  const sql = parts.length === 0 ? 'SELECT 0 AS n' : `SELECT COUNT(*) AS n FROM (${parts.map((p) => p.sql).join(' UNION ')})`;
+  return { sql, params: parts.flatMap((p) => p.params) };
 }

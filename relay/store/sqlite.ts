@@ -11,7 +11,7 @@ import { RoostError } from '../config.js';
 import { Checkpointer } from './checkpointer.js';
 import { checkInBackground, resolveStartupCheck, type IntegrityState, type StartupCheck } from './integrity.js';
 import { migrate } from './migrate.js';
-import { buildFilterQuery, type SqlFilterOptions } from './sql-filter.js';
+import { buildCountQuery, buildFilterQuery, type SqlFilterOptions } from './sql-filter.js';
 import type { EventStore, ReadOptions, SeqPage, StoredEvent, WriteResult } from './types.js';
 
 /** Settings of the SQLite store. */
@@ -423,19 +423,10 @@ export class SqliteStore implements EventStore {
     return { events, cursor, more };
   }
 
-  /** NIP-45 count over the union of the filters. */
+  /** NIP-45 count over the union of the filters: one SQL COUNT, no event body read. */
   count(filters: readonly Filter[], opts: ReadOptions = {}): number {
-    const now = this.#now();
-    if (filters.length === 1) {
-      const q = buildFilterQuery(filters[0]!, { now, viewer: opts.viewer, order: { by: 'created', limit: 0 }, count: true });
-      return (this.#stmt(q.sql).get(...q.params) as { n: number }).n;
-    }
-    const seqs = new Set<number>();
-    for (const f of filters) {
-      const q = buildFilterQuery(f, { now, viewer: opts.viewer, order: { by: 'created', limit: -1 } });
-      for (const r of this.#stmt(q.sql).all(...q.params) as Row[]) seqs.add(r.seq);
-    }
-    return seqs.size;
+    const q = buildCountQuery(filters, { now: this.#now(), viewer: opts.viewer });
+    return (this.#stmt(q.sql).get(...q.params) as { n: number }).n;
   }
 
   /** Whether the id is stored, or was deleted by the given author. */

@@ -1,6 +1,6 @@
 import type { NostrEvent } from '../../shared/event.js';
 import type { Filter } from '../../shared/filter.js';
-import { getTagFilters, matchFilter } from '../../shared/filter.js';
+import { type CompiledFilter, compileFilter, getTagFilters, matchCompiled } from '../../shared/filter.js';
 
 /** What the index needs of a live subscription. */
 export interface IndexedSubscription {
@@ -10,6 +10,7 @@ export interface IndexedSubscription {
 interface Entry<S> {
   sub: S;
   filter: Filter;
+  compiled: CompiledFilter;
 }
 
 /**
@@ -31,7 +32,7 @@ export class SubscriptionIndex<S extends IndexedSubscription> {
   add(sub: S): void {
     const entries: Entry<S>[] = [];
     for (const filter of sub.filters) {
-      const e: Entry<S> = { sub, filter };
+      const e: Entry<S> = { sub, filter, compiled: compileFilter(filter) };
       entries.push(e);
       for (const key of bucketKeys(filter)) {
         let set = this.#buckets.get(key);
@@ -57,16 +58,23 @@ export class SubscriptionIndex<S extends IndexedSubscription> {
     }
   }
 
-  /** Calls `visit` for every subscription with at least one filter matching the event, once each. */
+  /**
+   * Calls `visit` for every subscription with at least one filter matching the event, once each.
+   * Each candidate filter is checked at most once per event (an event repeating a tag value, or
+   * naming many values of a filter's bucket, finds it in many buckets), so the cost is bounded by
+   * the event's tags plus the candidates, whatever the filters.
+   */
   match(ev: NostrEvent, visit: (sub: S) => void): void {
-    let seen: Set<S> | undefined;
+    const seen = new Set<S>();
+    const checked = new Set<Entry<S>>();
     const check = (key: string) => {
       const set = this.#buckets.get(key);
       if (!set) return;
       for (const e of set) {
-        if (seen?.has(e.sub)) continue;
-        if (matchFilter(e.filter, ev)) {
-          (seen ??= new Set()).add(e.sub);
+        if (checked.has(e) || seen.has(e.sub)) continue;
+        checked.add(e);
+        if (matchCompiled(e.compiled, ev)) {
+          seen.add(e.sub);
           visit(e.sub);
         }
       }

@@ -76,6 +76,15 @@ describe('SQL filter builder vs matchFilter', () => {
     if (rng.chance(0.5)) f[`#${rng.pick(tagNames)}`] = rng.subset(tagValues, 3);
     if (rng.chance(0.2)) f[`#${rng.pick(tagNames)}`] = rng.subset(tagValues, 2);
     if (rng.chance(0.03)) f.authors = [];
+    // Long lists are bound as one JSON array (json_each) rather than a variable per value.
+    if (rng.chance(0.15)) {
+      const pad = Array.from({ length: 40 }, (_, i) => `absent-${i}`);
+      for (const key of Object.keys(f) as Array<keyof Filter>) {
+        const v = f[key];
+        if (Array.isArray(v) && v.length > 0)
+          (f as Record<string, unknown>)[key] = typeof v[0] === 'number' ? [...v, ...pad.map((_, i) => 90000 + i)] : [...v, ...pad];
+      }
+    }
     return f;
   }
 
