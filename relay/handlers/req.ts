@@ -107,9 +107,11 @@ function answer(
 
   if (range === undefined) {
     const limits = filters.map((f) => Math.min(f.limit ?? ctx.config.defaultLimit, ctx.config.maxLimit));
-    const rows = ctx.store.query(filters, { viewer, limits });
+    // Only the answer's seqs are held (8 bytes an event): bodies are read as the socket drains, so a
+    // reader that stops reading pins no stored events, whatever it asked for.
+    const seqs = ctx.store.querySeqs(filters, { viewer, limits });
     goLive(ctx, sub, ctx.store.lastSeq());
-    sendStored(ctx, sub, rows, makeEoseFrame(subId));
+    sendStored(ctx, sub, seqs, makeEoseFrame(subId));
     return;
   }
 
@@ -130,11 +132,11 @@ function answer(
 }
 
 /**
- * Writes a stored answer, pausing while the socket is congested so a large answer to a reader on
+ * Writes a stored answer (events, or seqs whose bodies are read as it goes), pausing while the socket is congested so a large answer to a reader on
  * a slow link is paced rather than cut off. Live frames for the subscription are held meanwhile
  * and follow EOSE in order. `done` runs once EOSE has been written.
  */
-function sendStored(ctx: RelayContext, sub: Subscription, rows: readonly StoredEvent[], eose: string, done?: () => void): void {
+function sendStored(ctx: RelayContext, sub: Subscription, rows: readonly (StoredEvent | number)[], eose: string, done?: () => void): void {
   const conn = sub.conn;
   let i = 0;
   let stalledSince = 0;
@@ -147,7 +149,13 @@ function sendStored(ctx: RelayContext, sub: Subscription, rows: readonly StoredE
         break;
       }
       stalledSince = 0;
-      deliver(ctx, sub, rows[i++]!);
+      const row = rows[i++]!;
+      if (typeof row !== 'number') deliver(ctx, sub, row);
+      else {
+        // Gone since the query (deleted or expired): nothing to send.
+        const raw = ctx.store.getRaw(row);
+        if (raw !== undefined) deliver(ctx, sub, { seq: row, raw });
+      }
     }
     if (paused) {
       sub.held ??= { frames: [], bytes: 0 };

@@ -34,6 +34,8 @@ export interface SqlFilterOptions {
   order: { by: 'created'; limit: number } | { by: 'seq'; after: number; until?: number; limit: number };
   /** Select only the matching rows' seq, unordered and unlimited (for {@link buildCountQuery}). */
   count?: boolean;
+  /** False: select the rows without their bodies (`raw` is NULL), for answers streamed later by seq. */
+  bodies?: boolean;
   /** False: never drive a newest-first query by a tag index walk (see {@link SqlQuery.mayRepeat}). */
   tagDriver?: boolean;
 }
@@ -63,6 +65,11 @@ function inList(expr: string, values: ReadonlyArray<string | number>, params: Ar
 const SEQ_DRIVER_MAX_VALUES = 16;
 /** Tag filters with at most this many values drive a newest-first query by one index walk per value. */
 const CREATED_DRIVER_MAX_VALUES = 16;
+
+/** The selected columns: seq, raw (or NULL when bodies are not wanted), created_at, id. */
+function columns(opts: SqlFilterOptions): string {
+  return opts.bodies === false ? 'e.seq, NULL AS raw, e.created_at, e.id' : 'e.seq, e.raw, e.created_at, e.id';
+}
 
 /** A LIMIT clause with its value written out (a non-negative integer, or -1 for none). */
 function limitClause(n: number): string {
@@ -148,7 +155,7 @@ function buildSeqByTag(f: Filter, opts: SqlFilterOptions & { order: { by: 'seq' 
   const bounds = order.until !== undefined ? [order.after, order.until] : [order.after];
   const limit = limitClause(order.limit);
   const branch =
-    `SELECT e.seq, e.raw, e.created_at, e.id FROM tags d CROSS JOIN events e ON e.seq = d.seq ` +
+    `SELECT ${columns(opts)} FROM tags d CROSS JOIN events e ON e.seq = d.seq ` +
     `WHERE d.name = ? AND d.value = ? AND ${range} AND ${rest.sql} GROUP BY d.seq ORDER BY d.seq ${limit}`;
   if (values.length === 1) return { sql: branch, params: [name, values[0]!, ...bounds, ...rest.params] };
   const params: Array<string | number> = [];
@@ -178,7 +185,7 @@ function buildCreatedByTag(f: Filter, opts: SqlFilterOptions & { order: { by: 'c
   }
   const limit = limitClause(opts.order.limit);
   const branch =
-    `SELECT e.seq, e.raw, e.created_at, e.id FROM tags d CROSS JOIN events e ON e.seq = d.seq ` +
+    `SELECT ${columns(opts)} FROM tags d CROSS JOIN events e ON e.seq = d.seq ` +
     `WHERE d.name = ? AND d.value = ? AND ${[...range, rest.sql].join(' AND ')} ORDER BY d.created_at DESC, e.id ASC ${limit}`;
   if (values.length === 1) return { sql: branch, params: [name, values[0]!, ...bounds, ...rest.params], mayRepeat: true };
   const params: Array<string | number> = [];
@@ -218,7 +225,7 @@ export function buildFilterQuery(f: Filter, opts: SqlFilterOptions): SqlQuery {
   const all = where.join(' AND ');
   if (opts.count) return { sql: `SELECT e.seq FROM events e WHERE ${all}`, params };
   const tail = order.by === 'seq' ? 'ORDER BY e.seq ASC' : 'ORDER BY e.created_at DESC, e.id ASC';
-  return { sql: `SELECT e.seq, e.raw, e.created_at, e.id FROM events e WHERE ${all} ${tail} ${limitClause(order.limit)}`, params };
+  return { sql: `SELECT ${columns(opts)} FROM events e WHERE ${all} ${tail} ${limitClause(order.limit)}`, params };
 }
 
 /**

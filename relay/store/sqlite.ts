@@ -194,6 +194,7 @@ export class SqliteStore implements EventStore {
     const db = this.db;
     return {
       known: db.prepare('SELECT 1 FROM events WHERE id = ?').pluck(),
+      rawBySeq: db.prepare('SELECT raw FROM events WHERE seq = ?'),
       deleted: db.prepare('SELECT 1 FROM deleted_ids WHERE id = ? AND pubkey = ?').pluck(),
       insert: db.prepare('INSERT INTO events (id, pubkey, created_at, kind, d_tag, expires_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       insertTag: db.prepare('INSERT INTO tags (seq, name, value, created_at) VALUES (?, ?, ?, ?)'),
@@ -389,17 +390,31 @@ export class SqliteStore implements EventStore {
 
   /** Stored events matching any filter, newest first; `limits[i]` caps filter i. */
   query(filters: readonly Filter[], opts: ReadOptions & { limits?: readonly number[] } = {}): StoredEvent[] {
+    return this.#query(filters, opts, true);
+  }
+
+  /** The seqs `query` would answer, in its order, without reading a body (streamed later with `getRaw`). */
+  querySeqs(filters: readonly Filter[], opts: ReadOptions & { limits?: readonly number[] } = {}): number[] {
+    return this.#query(filters, opts, false).map((r) => r.seq);
+  }
+
+  /** The stored JSON of one event by seq; undefined once it was deleted. */
+  getRaw(seq: number): string | undefined {
+    return (this.#s.rawBySeq.get(seq) as { raw: string } | undefined)?.raw;
+  }
+
+  #query(filters: readonly Filter[], opts: ReadOptions & { limits?: readonly number[] }, bodies: boolean): Row[] {
     const now = this.#now();
     if (filters.length === 1) {
       const limit = opts.limits?.[0] ?? filters[0]!.limit ?? 500;
       if (limit === 0) return [];
-      return this.#run(filters[0]!, { now, viewer: opts.viewer, order: { by: 'created', limit } });
+      return this.#run(filters[0]!, { now, viewer: opts.viewer, order: { by: 'created', limit }, bodies });
     }
     const bySeq = new Map<number, Row>();
     filters.forEach((f, i) => {
       const limit = opts.limits?.[i] ?? f.limit ?? 500;
       if (limit === 0) return;
-      for (const r of this.#run(f, { now, viewer: opts.viewer, order: { by: 'created', limit } })) bySeq.set(r.seq, r);
+      for (const r of this.#run(f, { now, viewer: opts.viewer, order: { by: 'created', limit }, bodies })) bySeq.set(r.seq, r);
     });
     return [...bySeq.values()].sort((a, b) => b.created_at - a.created_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }

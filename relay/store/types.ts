@@ -31,6 +31,10 @@ export interface EventStore {
   write(event: VerifiedEvent): Promise<WriteResult>;
   /** Stored events matching any filter, newest first; `limits[i]` caps filter i. */
   query(filters: readonly Filter[], opts?: ReadOptions & { limits?: readonly number[] }): StoredEvent[];
+  /** The seqs `query` would answer, in its order, without reading a body: a cursor to stream from. */
+  querySeqs(filters: readonly Filter[], opts?: ReadOptions & { limits?: readonly number[] }): number[];
+  /** One stored event's JSON by seq; undefined once it is gone (deleted or expired since). */
+  getRaw(seq: number): string | undefined;
   /** Events with seq in (after, until] matching any filter, ascending, at most `limit`. */
   querySeq(filters: readonly Filter[], after: number, until: number | undefined, limit: number, opts?: ReadOptions): SeqPage;
   /** NIP-45 count of stored events matching any filter. */
