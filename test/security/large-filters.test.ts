@@ -18,7 +18,14 @@ describe('security: large filters within the limits are answered', () => {
 
   it('answers 50 such REQs (stored match included), then still opens subscriptions after closing them', async () => {
     const c = await RawClient.connect(relay.url);
-    const match = signEvent(makeKey(), { tags: [['a', 'a15'], ['b', 'b999'], ['c', 'c0'], ['d', 'd500']] });
+    const match = signEvent(makeKey(), {
+      tags: [
+        ['a', 'a15'],
+        ['b', 'b999'],
+        ['c', 'c0'],
+        ['d', 'd500'],
+      ],
+    });
     expect((await c.publish(match))[2]).toBe(true);
     expect(JSON.stringify(['REQ', 's', big]).length).toBeLessThan(131_072); // the advertised max_message_length
     for (let i = 0; i < 50; i++) c.send(['REQ', `s${i}`, big]);

@@ -34,7 +34,13 @@ describe('security: live tag matching is not quadratic', () => {
     expect(lag).toBeLessThan(0.25);
     expect(attacker.of('EVENT')).toHaveLength(0);
     // A matching event still reaches all five.
-    const hit = signEvent(makeKey(), { kind: 20001, tags: [['x', 'x999'], ['y', 'y0']] });
+    const hit = signEvent(makeKey(), {
+      kind: 20001,
+      tags: [
+        ['x', 'x999'],
+        ['y', 'y0'],
+      ],
+    });
     await attacker.publish(hit);
     await attacker.next(() => attacker.of('EVENT').length === 5, 'five deliveries');
     attacker.close();
