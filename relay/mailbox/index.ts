@@ -57,7 +57,13 @@ export function installMailbox(ctx: RelayContext, db: Database, infoContributors
   if (config.mailboxQuota > 0) {
     const quota = new MailboxQuota(ledger, config.mailboxQuota, () => ctx.now());
     const isStored = (id: string) => ctx.store.isKnown(id) === 'stored';
-    ctx.hooks.rejectEvent.push(rejectFullMailbox(quota, isStored));
+    // Only consulted for a full mailbox: the recipient's kind-3 list (events_pk_kind, then its tags by seq).
+    const contact = db.prepare<[string, string]>(
+      `SELECT 1 FROM events e JOIN tags t ON t.seq = e.seq
+       WHERE e.pubkey = ? AND e.kind = 3 AND t.name = 'p' AND t.value = ? LIMIT 1`,
+    );
+    const isContact = (recipient: string, sender: string) => contact.get(recipient, sender) !== undefined;
+    ctx.hooks.rejectEvent.push(rejectFullMailbox(quota, isStored, isContact));
     // Regular kinds were counted when the policy admitted them; state kinds skip the policy.
     ctx.hooks.onEventSaved.push(function raiseQuotaBounds(event) {
       if (!isRegularKind(event.kind)) quota.raise(event);
