@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeKey, signEvent } from '../helpers/events.js';
+import { authenticate } from '../helpers/mailbox.js';
 import { spawnRelay, type RelayProcess } from '../helpers/process.js';
 import { RawClient } from '../helpers/raw-client.js';
 
@@ -51,5 +52,18 @@ describe('a crowd of fresh keys cannot lock a contact out of a mailbox', () => {
     expect(accepted).toBe(QUOTA);
     expect(friendAccepted).toBe(QUOTA);
     c.close();
+
+    // The agent is told, when it authenticates, how much mail was refused: 1 + 25 strangers, 5 over the reserve.
+    const a = await RawClient.connect(relay.url);
+    await authenticate(a, agent, relay.url);
+    const notice = await a.next((f) => f[0] === 'NOTICE', 'refusal notice');
+    expect(notice[1]).toMatch(/^mailbox: 31 events addressed to you were refused since \S+: your mailbox was full$/);
+    a.close();
+    // Told once.
+    const b = await RawClient.connect(relay.url);
+    await authenticate(b, agent, relay.url);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(b.of('NOTICE')).toEqual([]);
+    b.close();
   });
 });
