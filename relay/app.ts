@@ -173,7 +173,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const stats = createStats();
   const index = new SubscriptionIndex<import('./connection.js').Subscription>();
   const policies = defaultPolicies(config, privateKinds);
-  const hooks: RelayContext['hooks'] = { ...policies, onEventSaved: [], kindHandlers: new Map(), onDelivered: [], onAuth: [] };
+  const hooks: RelayContext['hooks'] = { ...policies, onEventSaved: [], onEventUnproven: [], kindHandlers: new Map(), onDelivered: [], onAuth: [] };
   const fanOut = createFanOut(index, privateKinds, stats, config.maxOutboundBytes, hooks.onDelivered);
   const ctx: RelayContext = {
     config,

@@ -158,7 +158,9 @@ export const configSchema = z.object({
   rateLimit: bool.default(true).describe('Master switch of the per-IP and per-pubkey rate limits below (each also off when 0).'),
   rateConnectionsPerIp: int(0).default(60).describe('New WebSocket connections per IP per minute (token bucket holding one minute).'),
   rateEventsPerIp: int(0).default(3000).describe('EVENT messages per IP per minute.'),
-  rateEventsPerPubkey: int(0).default(1200).describe('Stored events per author pubkey per minute (charged after the signature is checked).'),
+  rateEventsPerPubkey: int(0)
+    .default(1200)
+    .describe('EVENT messages per author pubkey per minute (charged at admission; given back when the signature fails or the event is a duplicate).'),
   rateReqsPerIp: int(0).default(3000).describe('REQ and COUNT messages per IP per minute.'),
   rateReqsPerPubkey: int(0).default(1200).describe('REQ and COUNT messages per authenticated pubkey per minute.'),
   iceServers: z

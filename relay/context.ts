@@ -14,6 +14,12 @@ export type KindHandler = (event: VerifiedEvent, conn: Connection) => Promise<{ 
 export type OnEventSaved = (event: VerifiedEvent, seq: number) => void;
 
 /**
+ * Called for an EVENT that ends without being proven a new event of its author: refused by a policy, a duplicate, an
+ * id the author deleted, or a bad signature (hooks that charged the author at admission give the charge back).
+ */
+export type OnEventUnproven = (event: NostrEvent) => void;
+
+/**
  * Runs for each stored event sent to a connection, from storage or live, after the send; must be
  * cheap, synchronous and must not throw (it runs inside the store's commit notification).
  */
@@ -72,6 +78,7 @@ export interface RelayContext {
     rejectEvent: RejectEvent[];
     rejectFilter: RejectFilter[];
     onEventSaved: OnEventSaved[];
+    onEventUnproven: OnEventUnproven[];
     kindHandlers: Map<number, KindHandler>;
     onDelivered: OnDelivered[];
     onAuth: OnAuth[];

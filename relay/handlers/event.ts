@@ -17,20 +17,33 @@ export async function handleEvent(ctx: RelayContext, conn: Connection, event: No
     countRejection(ctx.stats, reason);
     conn.send(makeOkFrame(event.id, false, reason));
   };
+  const unproven = () => {
+    for (const hook of ctx.hooks.onEventUnproven) hook(event);
+  };
   const policyCtx = { authed: conn.authed, ip: conn.ip, now: ctx.now() };
   const rejected = firstRejection(ctx.hooks.rejectEvent, event, policyCtx);
-  if (rejected) return refuse(rejected);
+  if (rejected) {
+    unproven();
+    return refuse(rejected);
+  }
 
   const known = ctx.store.isKnown(event.id, event.pubkey);
   if (known === 'stored') {
+    unproven();
     ctx.stats.eventsDuplicate++;
     conn.send(makeOkFrame(event.id, true, makeReason('duplicate', 'already have this event')));
     return;
   }
-  if (known === 'deleted') return refuse(makeReason('blocked', 'this event was deleted by its author'));
+  if (known === 'deleted') {
+    unproven();
+    return refuse(makeReason('blocked', 'this event was deleted by its author'));
+  }
 
   const checked = await ctx.verifier.verify(event);
-  if (!checked.ok) return refuse(checked.reason);
+  if (!checked.ok) {
+    unproven();
+    return refuse(checked.reason);
+  }
   const verified = checked.event;
 
   const special = ctx.hooks.kindHandlers.get(event.kind);
@@ -54,6 +67,7 @@ export async function handleEvent(ctx: RelayContext, conn: Connection, event: No
       conn.send(makeOkFrame(event.id, true, ''));
       return;
     case 'duplicate':
+      unproven();
       ctx.stats.eventsDuplicate++;
       conn.send(makeOkFrame(event.id, true, makeReason('duplicate', 'already have this event')));
       return;

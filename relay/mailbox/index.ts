@@ -1,5 +1,6 @@
 import type { Database } from 'better-sqlite3';
 import { isRegularKind } from '../../shared/kinds.js';
+import { makeNoticeFrame } from '../../shared/messages/relay.js';
 import type { RelayConfig } from '../config.js';
 import type { RelayContext } from '../context.js';
 import type { InfoContributor } from '../plugins/nip11.js';
@@ -57,7 +58,30 @@ export function installMailbox(ctx: RelayContext, db: Database, infoContributors
   if (config.mailboxQuota > 0) {
     const quota = new MailboxQuota(ledger, config.mailboxQuota, () => ctx.now());
     const isStored = (id: string) => ctx.store.isKnown(id) === 'stored';
-    ctx.hooks.rejectEvent.push(rejectFullMailbox(quota, isStored));
+    // Only consulted for a full mailbox: the recipient's kind-3 list (events_pk_kind, then its tags by seq).
+    const contact = db.prepare<[string, string]>(
+      `SELECT 1 FROM events e JOIN tags t ON t.seq = e.seq
+       WHERE e.pubkey = ? AND e.kind = 3 AND t.name = 'p' AND t.value = ? LIMIT 1`,
+    );
+    const isContact = (recipient: string, sender: string) => contact.get(recipient, sender) !== undefined;
+    // Refusals per recipient since its agent was last told, in memory (bounded; a restart forgets them).
+    const refused = new Map<string, { n: number; since: number }>();
+    const noteRefused = (recipient: string) => {
+      const r = refused.get(recipient);
+      if (r) r.n++;
+      else {
+        if (refused.size >= 100_000) refused.clear();
+        refused.set(recipient, { n: 1, since: ctx.now() });
+      }
+    };
+    ctx.hooks.rejectEvent.push(rejectFullMailbox(quota, isStored, isContact, noteRefused));
+    ctx.hooks.onAuth.push(function tellRefusedMail(conn, pubkey) {
+      const r = refused.get(pubkey);
+      if (!r) return;
+      refused.delete(pubkey);
+      const since = new Date(r.since * 1000).toISOString();
+      conn.send(makeNoticeFrame(`mailbox: ${r.n} events addressed to you were refused since ${since}: your mailbox was full`));
+    });
     // Regular kinds were counted when the policy admitted them; state kinds skip the policy.
     ctx.hooks.onEventSaved.push(function raiseQuotaBounds(event) {
       if (!isRegularKind(event.kind)) quota.raise(event);

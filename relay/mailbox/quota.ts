@@ -35,17 +35,17 @@ export class MailboxQuota {
     this.#now = now;
   }
 
-  /** True when the recipient already has `limit` or more undelivered events. */
-  isFull(pubkey: string): boolean {
+  /** True when the recipient already has `ceiling` (default `limit`) or more undelivered events. */
+  isFull(pubkey: string, ceiling = this.limit): boolean {
     const b = this.#bounds.get(pubkey);
-    if (b && b.n < this.limit) return false;
+    if (b && b.n < ceiling) return false;
     const delivered = this.#ledger.deliveredSeq(pubkey);
     const now = this.#now();
     if (b && b.deliveredAt === delivered && now - b.countedAt < RECOUNT_FULL_SECONDS) return true;
     const n = this.#ledger.countAfter(pubkey, delivered);
     if (!b && this.#bounds.size >= MAX_TRACKED) this.#bounds.clear();
     this.#bounds.set(pubkey, { n, deliveredAt: delivered, countedAt: now });
-    return n >= this.limit;
+    return n >= ceiling;
   }
 
   /** Raises the bound of every recipient the event is addressed to (admitted or stored). */

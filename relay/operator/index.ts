@@ -118,7 +118,7 @@ export function installOperator(deps: OperatorDeps): Operator {
   );
   if (limiter) {
     ctx.hooks.rejectFilter.unshift(rejectFilterRate(limiter));
-    ctx.hooks.onEventSaved.push((ev) => limiter.chargeAuthor(ev.pubkey));
+    ctx.hooks.onEventUnproven.push((ev) => limiter.releaseAuthor(ev));
   }
 
   // The connection gate runs before the WebSocket upgrade: a refused client gets a plain HTTP answer.

@@ -1,3 +1,4 @@
+import type { NostrEvent } from '../../shared/event.js';
 import { makeReason } from '../../shared/reason.js';
 import type { RejectEvent, RejectFilter } from './types.js';
 
@@ -79,13 +80,10 @@ export class TokenBuckets {
     return this.#refill(key).tokens >= 1;
   }
 
-  /**
-   * Takes a token after the fact, going into debt (down to one bucket's worth) when there is none,
-   * so work admitted concurrently with {@link has} is still paid for.
-   */
-  charge(key: string): void {
+  /** Gives back a token taken for work that turned out not to be the key's (never above a full bucket). */
+  refund(key: string): void {
     const b = this.#refill(key);
-    b.tokens = Math.max(-this.#perMinute, b.tokens - 1);
+    b.tokens = Math.min(this.#perMinute, b.tokens + 1);
   }
 }
 
@@ -98,7 +96,11 @@ export interface RateLimits {
   reqsPerPubkey: number;
 }
 
-/** The relay's rate limits: one set of buckets per rate, sharing an injected clock. */
+/**
+ * The relay's rate limits: one set of buckets per rate, sharing an injected clock. Every bucket is charged at
+ * admission, in the same synchronous step as the check, and a refusal takes nothing from any bucket: a burst can
+ * never be admitted beyond what the buckets hold, however much of it is still being verified or stored.
+ */
 export class RateLimiter {
   readonly limits: Readonly<RateLimits>;
   readonly #connIp: TokenBuckets | undefined;
@@ -106,6 +108,8 @@ export class RateLimiter {
   readonly #eventPubkey: TokenBuckets | undefined;
   readonly #reqIp: TokenBuckets | undefined;
   readonly #reqPubkey: TokenBuckets | undefined;
+  /** Admitted events whose author was charged before the signature was checked. */
+  readonly #chargedAuthor = new WeakSet<NostrEvent>();
 
   constructor(limits: RateLimits, nowMs: () => number) {
     this.limits = Object.freeze({ ...limits });
@@ -125,34 +129,46 @@ export class RateLimiter {
     return undefined;
   }
 
-  /** A reason to refuse an EVENT, or undefined: takes an IP token; checks (without taking) the author's. */
-  admitEvent(ip: string, pubkey: string): string | undefined {
-    if (this.#eventIp && !this.#eventIp.take(ip)) {
+  /**
+   * A reason to refuse an EVENT, or undefined after taking a token from both the IP's and the author's bucket.
+   * The author's token is given back by {@link releaseAuthor} if the event ends without its signature verified.
+   */
+  admitEvent(ip: string, event: NostrEvent): string | undefined {
+    if (this.#eventIp && !this.#eventIp.has(ip)) {
       return makeReason('rate-limited', `more than ${this.limits.eventsPerIp} events per minute from your address`);
     }
-    if (this.#eventPubkey && !this.#eventPubkey.has(pubkey)) {
+    if (this.#eventPubkey && !this.#eventPubkey.has(event.pubkey)) {
       return makeReason('rate-limited', `more than ${this.limits.eventsPerPubkey} events per minute from this author`);
     }
+    this.#eventIp?.take(ip);
+    if (this.#eventPubkey?.take(event.pubkey)) this.#chargedAuthor.add(event);
     return undefined;
   }
 
-  /** Charges the author of a stored (hence verified) event, so forged events cannot drain someone else's bucket. */
-  chargeAuthor(pubkey: string): void {
-    this.#eventPubkey?.charge(pubkey);
+  /**
+   * Refunds the author of an admitted event that was not proven theirs (refused before or by the signature check) or
+   * was already stored: anyone can forge or replay an author's events, and that must not drain the author's budget.
+   * The IP's token is kept. A no-op for an event this limiter did not charge.
+   */
+  releaseAuthor(event: NostrEvent): void {
+    if (!this.#chargedAuthor.delete(event)) return;
+    this.#eventPubkey?.refund(event.pubkey);
   }
 
-  /** A reason to refuse a REQ or COUNT, or undefined: takes a token for the IP and each authenticated pubkey. */
+  /** A reason to refuse a REQ or COUNT, or undefined after taking a token for the IP and each authenticated pubkey. */
   admitReq(ip: string, authed: ReadonlySet<string>): string | undefined {
-    if (this.#reqIp && !this.#reqIp.take(ip)) {
+    if (this.#reqIp && !this.#reqIp.has(ip)) {
       return makeReason('rate-limited', `more than ${this.limits.reqsPerIp} subscriptions and counts per minute from your address`);
     }
     if (this.#reqPubkey) {
       for (const pk of authed) {
-        if (!this.#reqPubkey.take(pk)) {
+        if (!this.#reqPubkey.has(pk)) {
           return makeReason('rate-limited', `more than ${this.limits.reqsPerPubkey} subscriptions and counts per minute for this pubkey`);
         }
       }
     }
+    this.#reqIp?.take(ip);
+    if (this.#reqPubkey) for (const pk of authed) this.#reqPubkey.take(pk);
     return undefined;
   }
 }
@@ -160,7 +176,7 @@ export class RateLimiter {
 /** Refuses EVENTs over the per-IP or per-author rate (`rate-limited:`). */
 export function rejectEventRate(limiter: RateLimiter): RejectEvent {
   return function rejectEventRate(ev, ctx) {
-    return limiter.admitEvent(normalizeIp(ctx.ip), ev.pubkey);
+    return limiter.admitEvent(normalizeIp(ctx.ip), ev);
   };
 }
 

@@ -94,8 +94,8 @@ export class PushStore {
         'UPDATE push_deliveries SET due_at = ?, attempts = ? WHERE owner = ? AND platform = ? AND token = ?',
       ),
       deleteDelivery: db.prepare<[string, string, string]>('DELETE FROM push_deliveries WHERE owner = ? AND platform = ? AND token = ?'),
-      pruneToken: db.prepare<[string, string, number], { owner: string }>(
-        'DELETE FROM push_channels WHERE platform = ? AND token = ? AND registered_at < ? RETURNING owner',
+      pruneChannel: db.prepare<[string, string, string, number], { owner: string }>(
+        'DELETE FROM push_channels WHERE owner = ? AND platform = ? AND token = ? AND registered_at < ? RETURNING owner',
       ),
       nextDue: db.prepare<[], { due_at: number | null }>(
         'SELECT min(due_at) AS due_at FROM (SELECT min(due_at) AS due_at FROM push_wakes UNION ALL SELECT min(due_at) FROM push_deliveries)',
@@ -218,12 +218,17 @@ export class PushStore {
     this.#s.deleteDelivery.run(d.owner, d.platform, d.token);
   }
 
-  /** Deletes every registration of a dead token made before `before`, with its deliveries; returns the owners affected. */
-  pruneToken(platform: WakePlatform, token: string, before: number): string[] {
+  /**
+   * Deletes one owner's registration of a token the push service refused for good, if made before `before`, with its
+   * delivery; true when it was deleted. Only the registration that was sent is touched: anyone can register any token
+   * under their own key with a wrong topic, so a refusal of that send says nothing about other owners' registrations
+   * (each owner's own send discovers a token that is dead for everyone).
+   */
+  pruneChannel(owner: string, platform: WakePlatform, token: string, before: number): boolean {
     return this.#db.transaction(() => {
-      const owners = this.#s.pruneToken.all(platform, token, before).map((r) => r.owner);
-      for (const owner of owners) this.#s.deleteDelivery.run(owner, platform, token);
-      return owners;
+      const pruned = this.#s.pruneChannel.all(owner, platform, token, before).length > 0;
+      this.#s.deleteDelivery.run(owner, platform, token);
+      return pruned;
     })();
   }
 

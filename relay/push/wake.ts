@@ -390,17 +390,16 @@ class PushWakeService implements PushWake {
         return;
       }
       case 'prune': {
-        const owners = this.#store.pruneToken(d.platform, d.token, outcome.unregisteredAt ?? Number.MAX_SAFE_INTEGER);
-        for (const o of owners) if (!this.#store.hasChannels(o)) this.#registered.delete(o);
-        this.#counters.pruned += owners.length;
-        if (!owners.includes(d.owner)) {
+        const pruned = this.#store.pruneChannel(d.owner, d.platform, d.token, outcome.unregisteredAt ?? Number.MAX_SAFE_INTEGER);
+        if (!pruned) {
           // Apple's timestamp predates the registration: the device registered this token again since.
-          this.#store.deleteDelivery(d);
           this.#counters.failed++;
           this.#log.warn({ ...base, code: outcome.code }, 'token reported dead before its latest registration; kept');
           return;
         }
-        this.#log.info({ ...base, code: outcome.code, registrations: owners.length }, 'dead token pruned');
+        if (!this.#store.hasChannels(d.owner)) this.#registered.delete(d.owner);
+        this.#counters.pruned++;
+        this.#log.info({ ...base, code: outcome.code }, 'dead registration pruned');
         return;
       }
       case 'reject':
