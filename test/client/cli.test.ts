@@ -75,6 +75,8 @@ describe('roost agent', () => {
     expect(none.code).toBe(0);
     expect(none.stdout).toBe('');
 
+    // Four quick versions (within a second or two): the last one is the one stored (issue 17).
+    for (const v of ['a', 'b', 'c']) expect((await asA('card', '--name', `alice-${v}`, '--capability', 'echo', '--version', '2')).code).toBe(0);
     expect((await asA('card', '--name', 'alice-cli', '--capability', 'echo', '--version', '2')).code).toBe(0);
     const found = await asB('discover', '--capability', 'echo', '--json');
     expect(found.json().map((x: { name: string }) => x.name)).toEqual(['alice-cli']);
