@@ -146,6 +146,8 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
         return 0;
       }
       case 'send':
+        // Usage before the key: `roost agent send` alone is a usage mistake, not a missing key.
+        if (args.length < 2) throw new UsageError('send needs <to> and a message: roost agent send <to> <message...>');
         return await send(needAgent({ inbox: values.request === true }), args, values, out);
       case 'inbox':
         return await inbox(needAgent({ inbox: true }), values, io, out);

@@ -110,6 +110,10 @@ describe('roost agent', () => {
     expect((await cli(['--home', a.dir, 'send', bob.npub, 'x'], {})).stderr).toContain('no relay');
     const noKey = tempDir();
     cleanups.push(noKey.cleanup);
+    // Without arguments, usage comes before the key check (issue 17: it said "no key in …").
+    const bare = await cli(['--home', noKey.dir, 'send'], env);
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toContain('roost agent send <to> <message...>');
     expect((await cli(['--home', noKey.dir, 'inbox'], env)).stderr).toContain('keygen');
   });
 });
