@@ -282,7 +282,8 @@ async function tail(agent: Agent, values: Values, io: CliIo, out: Out): Promise<
   let eose = 0;
   const sub = agent.subscribe(filters, show, {
     onEose: () => {
-      if (++eose === agent.relays.length && !values.json) io.stderr.write(`tailing ${agent.relays.join(', ')} (Ctrl-C to stop)\n`);
+      // The ready signal for scripts (also with --json, whose stdout stays JSON): subscribed on every relay.
+      if (++eose === agent.relays.length) io.stderr.write(`tailing ${agent.relays.join(', ')} (Ctrl-C to stop)\n`);
     },
   });
   await Promise.race([done, io.interrupted ?? new Promise(() => undefined)]);

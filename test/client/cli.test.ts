@@ -103,6 +103,8 @@ describe('roost agent', () => {
     const t = await tailing;
     expect(t.code).toBe(0);
     expect(t.json()[0]).toMatchObject({ type: 'dm', content: 'live one' });
+    // The documented ready signal, on stderr even with --json.
+    expect(t.stderr).toMatch(/^tailing ws:\/\/127\.0\.0\.1:\d+ \(Ctrl-C to stop\)$/m);
 
     expect((await cli(['--home', a.dir, 'send', 'npub1nope', 'x'], env)).code).toBe(1);
     expect((await cli(['--home', a.dir, 'send'], env)).code).toBe(2);
