@@ -146,6 +146,8 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
         return 0;
       }
       case 'send':
+        // Usage before the key: `roost agent send` alone is a usage mistake, not a missing key.
+        if (args.length < 2) throw new UsageError('send needs <to> and a message: roost agent send <to> <message...>');
         return await send(needAgent({ inbox: values.request === true }), args, values, out);
       case 'inbox':
         return await inbox(needAgent({ inbox: true }), values, io, out);
@@ -280,7 +282,8 @@ async function tail(agent: Agent, values: Values, io: CliIo, out: Out): Promise<
   let eose = 0;
   const sub = agent.subscribe(filters, show, {
     onEose: () => {
-      if (++eose === agent.relays.length && !values.json) io.stderr.write(`tailing ${agent.relays.join(', ')} (Ctrl-C to stop)\n`);
+      // The ready signal for scripts (also with --json, whose stdout stays JSON): subscribed on every relay.
+      if (++eose === agent.relays.length) io.stderr.write(`tailing ${agent.relays.join(', ')} (Ctrl-C to stop)\n`);
     },
   });
   await Promise.race([done, io.interrupted ?? new Promise(() => undefined)]);

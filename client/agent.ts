@@ -12,7 +12,7 @@ import {
 import type { EventTemplate, NostrEvent } from '../shared/event.js';
 import { getTagValue } from '../shared/event.js';
 import type { Filter } from '../shared/filter.js';
-import { Kind, isEphemeralKind } from '../shared/kinds.js';
+import { Kind, isAddressableKind, isEphemeralKind, isReplaceableKind } from '../shared/kinds.js';
 import { systemTimers, withTimeout, type Timers } from './backoff.js';
 import { REQUEST_TAG, RESPONSE_TAG, makeRumor, parseRumor, unwrapDirectMessage, wrapDirectMessage, wrapRumor, type Rumor } from './dm.js';
 import { getSeenKey } from './transport/reliable.js';
@@ -26,7 +26,7 @@ import { ClientError } from './errors.js';
 import { parsePubkey, verifyEvent, type Identity } from './identity.js';
 import { Inbox, type Delivery } from './inbox.js';
 import { fetchRelayInfo, type FetchLike, type RelayInfo } from './nip11.js';
-import { Outbox, type PublishResult, type Settlement } from './outbox.js';
+import { Outbox, isDuplicateOfThis, type PublishResult, type Settlement } from './outbox.js';
 import { combineDiscovery, fetchPresence, type AgentInfo } from './presence.js';
 import { RelayLink, normalizeRelayUrl, type OkResult, type RelayLinkOptions, type WebSocketConstructor } from './relay-link.js';
 import { MemoryStore, type AgentStore, type ParkedMessage } from './store.js';
@@ -322,7 +322,7 @@ export class Agent extends Emitter<AgentEvents> {
    * `OK true`. A definitive refusal rejects with ROOST_ERR_REFUSED (`err.prefix`, `err.details.reason`).
    */
   async publish(template: EventTemplate | (Partial<EventTemplate> & { kind: number }), opts: PublishOptions = {}): Promise<PublishResult> {
-    const event = this.identity.sign(this.#template(template));
+    const event = this.identity.sign(await this.#stamped(this.#template(template), template.created_at === undefined));
     return this.publishSigned(event, opts);
   }
 
@@ -535,13 +535,13 @@ export class Agent extends Emitter<AgentEvents> {
   /** Publishes (replaces) this agent's card; `relays` defaults to the agent's relays. */
   async publishCard(card: Omit<AgentCard, 'relays'> & { relays?: string[] }, opts: PublishOptions = {}): Promise<PublishResult> {
     const full: AgentCard = { ...card, relays: card.relays ?? this.relays };
-    return this.publishSigned(this.identity.sign(makeAgentCard(full, Math.floor(this.#now() / 1000))), opts);
+    return this.publishSigned(this.identity.sign(await this.#stamped(makeAgentCard(full, Math.floor(this.#now() / 1000)))), opts);
   }
 
   /** Publishes a heartbeat now (not durable: a stale one is worth nothing). */
   async heartbeat(status: HeartbeatStatus = 'online', timeoutMs = 5000): Promise<PublishResult> {
     const hb = makeHeartbeat({ status, interval: this.#heartbeatSeconds || 300, wake: (this.#wake?.length ?? 0) > 0 }, Math.floor(this.#now() / 1000));
-    return this.publishSigned(this.identity.sign(hb), { durable: false, timeoutMs });
+    return this.publishSigned(this.identity.sign(await this.#stamped(hb)), { durable: false, timeoutMs });
   }
 
   /**
@@ -632,6 +632,17 @@ export class Agent extends Emitter<AgentEvents> {
     return { kind: t.kind, content: t.content ?? '', tags: t.tags ?? [], created_at: t.created_at ?? Math.floor(this.#now() / 1000) };
   }
 
+  /**
+   * A replaceable or addressable template gets a `created_at` above the last version this agent
+   * stamped for its kind and `d` (kept in the store), so it always supersedes it: two versions in one
+   * second would otherwise tie and the relay keep the lower id. `restamp` false keeps a caller's time.
+   */
+  async #stamped(t: EventTemplate, restamp = true): Promise<EventTemplate> {
+    if (!restamp || !(isReplaceableKind(t.kind) || isAddressableKind(t.kind))) return t;
+    const d = isAddressableKind(t.kind) ? (getTagValue(t, 'd') ?? '') : '';
+    return { ...t, created_at: await this.#store.stampReplaceable(`${t.kind}:${d}`, t.created_at) };
+  }
+
   #targets(relays: readonly string[] | undefined): string[] {
     if (!relays) return this.relays;
     const out = relays.map(normalizeRelayUrl);
@@ -653,7 +664,7 @@ export class Agent extends Emitter<AgentEvents> {
         ),
       ),
     );
-    const refused = results.find((r) => !r.accepted && !r.reason.startsWith('duplicate:'));
+    const refused = results.find((r) => !r.accepted && !isDuplicateOfThis(event, r.reason));
     if (refused) {
       throw new ClientError('ROOST_ERR_REFUSED', `${refused.relay} refused ${event.id.slice(0, 12)}: ${refused.reason}`, {
         reason: refused.reason,
@@ -668,7 +679,9 @@ export class Agent extends Emitter<AgentEvents> {
     if (this.#state !== 'running') return;
     if (this.#heartbeatSeconds > 0) {
       const hb = makeHeartbeat({ status: 'online', interval: this.#heartbeatSeconds, wake: (this.#wake?.length ?? 0) > 0 }, Math.floor(this.#now() / 1000));
-      link.publish(this.identity.sign(hb)).catch(() => undefined);
+      this.#stamped(hb)
+        .then((t) => link.publish(this.identity.sign(t)))
+        .catch(() => undefined);
     }
     if (this.#wake !== undefined) {
       try {

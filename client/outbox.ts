@@ -1,4 +1,5 @@
 import type { NostrEvent } from '../shared/event.js';
+import { isAddressableKind, isReplaceableKind } from '../shared/kinds.js';
 import { getReasonPrefix } from '../shared/reason.js';
 import { getBackoffDelay, withTimeout, type Timers } from './backoff.js';
 import { Emitter, type ClientLogger } from './emitter.js';
@@ -50,8 +51,17 @@ export interface OutboxOptions {
 }
 
 /**
+ * True when an `OK false` reason says the relay holds this very event. `duplicate:` on a replaceable
+ * or addressable event means another version is stored instead (NIP-01 keeps the newer, or the lower
+ * id on a tie): a refusal, since this event is not the one a reader gets.
+ */
+export function isDuplicateOfThis(event: Pick<NostrEvent, 'kind'>, reason: string): boolean {
+  return getReasonPrefix(reason) === 'duplicate' && !isReplaceableKind(event.kind) && !isAddressableKind(event.kind);
+}
+
+/**
  * The durable outbox: an event is stored before it is first sent and stays until every relay asked
- * has settled it: `OK true` (or `duplicate:`), or a definitive refusal. Transient refusals
+ * has settled it: `OK true` (or `duplicate:` for a regular event), or a definitive refusal. Transient refusals
  * (`rate-limited:`, `error:`, `auth-required:`), timeouts and lost connections are retried with
  * backoff, across restarts. Each relay has its own lane that sends one event at a time in the
  * order they were published, so a recipient reads one sender's events in that order.
@@ -168,7 +178,7 @@ export class Outbox extends Emitter<OutboxEvents> {
     link.publish(entry.event).then(
       (ok) => {
         lane.busy = false;
-        if (ok.accepted || getReasonPrefix(ok.reason) === 'duplicate') return this.#settle(lane, entry, ok, true);
+        if (ok.accepted || isDuplicateOfThis(entry.event, ok.reason)) return this.#settle(lane, entry, ok, true);
         if (isTransientReason(ok.reason)) return this.#retry(lane, relay, `refused: ${ok.reason}`);
         return this.#settle(lane, entry, ok, false);
       },

@@ -65,6 +65,12 @@ export interface AgentStore {
   parkList(): Promise<ParkedMessage[]>;
   /** Forgets parked messages (acknowledged by the peer, or handed to the outbox), in one write. */
   parkRemove(ids: readonly string[]): Promise<void>;
+  /**
+   * The `created_at` for the next version of a replaceable or addressable event (`key` = kind and `d`):
+   * `atSec`, or one above the last one handed out when that is not below it, so each version
+   * supersedes the previous one (NIP-01 keeps the lowest id on a tie). Remembered across restarts.
+   */
+  stampReplaceable(key: string, atSec: number): Promise<number>;
   /** The saved state of the shared document at `address`, if any. */
   getDoc(address: string): Promise<DocState | undefined>;
   /** Replaces the saved state of a shared document (state, cursors and membership in one write). */
@@ -84,14 +90,15 @@ interface State {
   cursors: Record<string, number>;
   seen: Map<string, number>;
   parked: Map<string, ParkedMessage>;
+  stamps: Record<string, number>;
 }
 
 /** The parts of the plain state a change touches. */
-type Part = 'outbox' | 'cursors' | 'seen' | 'parked';
+type Part = 'outbox' | 'cursors' | 'seen' | 'parked' | 'stamps';
 
 /** An AgentStore in memory: for tests and agents that need no durability. */
 export class MemoryStore implements AgentStore {
-  protected state: State = { outbox: [], cursors: {}, seen: new Map(), parked: new Map() };
+  protected state: State = { outbox: [], cursors: {}, seen: new Map(), parked: new Map(), stamps: {} };
   readonly #docs = new Map<string, DocState>();
 
   /** Called after each change with the parts that changed; the key-value store persists them. */
@@ -169,6 +176,14 @@ export class MemoryStore implements AgentStore {
     await this.changed(['seen']);
   }
 
+  async stampReplaceable(key: string, atSec: number): Promise<number> {
+    const last = this.state.stamps[key];
+    const at = last !== undefined && atSec <= last ? last + 1 : atSec;
+    this.state.stamps[key] = at;
+    await this.changed(['stamps']);
+    return at;
+  }
+
   async getDoc(address: string): Promise<DocState | undefined> {
     const d = this.#docs.get(address);
     return d && copyDoc(d);
@@ -183,7 +198,7 @@ export class MemoryStore implements AgentStore {
 
 /**
  * An AgentStore over a small key-value storage (browsers: `localStorage` or an IndexedDB wrapper
- * passed in by the caller). Four keys under `prefix`: outbox, cursors, seen, parked. Each change rewrites
+ * passed in by the caller). Five keys under `prefix`: outbox, cursors, seen, parked, stamps. Each change rewrites
  * its key, so keep `maxSeen` modest.
  */
 export class KeyValueStore extends MemoryStore {
@@ -218,6 +233,7 @@ export class KeyValueStore extends MemoryStore {
     this.state.outbox = await read('outbox', []);
     this.state.cursors = await read('cursors', {});
     this.state.seen = new Map(await read<Array<[string, number]>>('seen', []));
+    this.state.stamps = await read('stamps', {});
     this.state.parked = new Map((await read<ParkedMessage[]>('parked', [])).map((e) => [e.id, e]));
   }
 
@@ -241,6 +257,7 @@ export class KeyValueStore extends MemoryStore {
     for (const part of parts) {
       if (part === 'parked') await this.#storage.setItem(this.#prefix + 'parked', JSON.stringify([...this.state.parked.values()]));
       else if (part === 'outbox') await this.#storage.setItem(this.#prefix + 'outbox', JSON.stringify(this.state.outbox));
+      else if (part === 'stamps') await this.#storage.setItem(this.#prefix + 'stamps', JSON.stringify(this.state.stamps));
       else if (part === 'cursors') await this.#storage.setItem(this.#prefix + 'cursors', JSON.stringify(this.state.cursors));
       else {
         const seen = this.state.seen;

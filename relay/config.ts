@@ -127,7 +127,10 @@ export const configSchema = z.object({
   pushRetryMaxMs: int(1).default(300000).describe('Longest backoff delay between two attempts.'),
   pushRequestTimeoutMs: int(100).default(10000).describe("Time allowed for one APNs request (firebase-admin's FCM requests time out after 15 s)."),
   pushWakeTtlSeconds: int(1).default(3600).describe('A wake not delivered within this time is dropped; also sent as the APNs expiration and FCM TTL.'),
-  pushAlertTitle: z.string().default('Roost').describe('Title of the generic visible notification for agents that registered the alert wake mode.'),
+  pushAlertTitle: z
+    .string()
+    .default('Roost')
+    .describe('Title of the generic visible notification (APNs) for agents that registered the alert wake mode; FCM wakes are data-only.'),
   pushAlertBody: z.string().default('New activity').describe('Body of that notification; it never carries event content.'),
 
   // --- operator (issue 7) ---

@@ -33,6 +33,8 @@ const SCHEMA: readonly string[] = [
      peer TEXT NOT NULL,
      data TEXT NOT NULL
    );`,
+  // The last created_at handed out per replaceable kind and d, so each new version supersedes the last.
+  `CREATE TABLE stamp (key TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;`,
 ];
 
 /** Options of the SQLite agent store. */
@@ -78,6 +80,8 @@ export class SqliteAgentStore implements AgentStore {
       settle: db.prepare('DELETE FROM outbox_relay WHERE id = ? AND relay = ?'),
       left: db.prepare('SELECT 1 FROM outbox_relay WHERE id = ? LIMIT 1'),
       drop: db.prepare('DELETE FROM outbox WHERE id = ?'),
+      getStamp: db.prepare('SELECT at FROM stamp WHERE key = ?'),
+      setStamp: db.prepare('INSERT INTO stamp (key, at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET at = excluded.at'),
       getCursor: db.prepare('SELECT seq FROM cursor WHERE relay = ?'),
       setCursor: db.prepare('INSERT INTO cursor (relay, seq) VALUES (?, ?) ON CONFLICT (relay) DO UPDATE SET seq = excluded.seq'),
       hasSeen: db.prepare('SELECT 1 FROM seen WHERE id = ?'),
@@ -112,6 +116,15 @@ export class SqliteAgentStore implements AgentStore {
     this.#db.transaction(() => {
       this.#q.settle.run(eventId, relay);
       if (!this.#q.left.get(eventId)) this.#q.drop.run(eventId);
+    })();
+  }
+
+  async stampReplaceable(key: string, atSec: number): Promise<number> {
+    return this.#db.transaction(() => {
+      const last = (this.#q.getStamp.get(key) as { at: number } | undefined)?.at;
+      const at = last !== undefined && atSec <= last ? last + 1 : atSec;
+      this.#q.setStamp.run(key, at);
+      return at;
     })();
   }
 

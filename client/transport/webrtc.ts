@@ -158,6 +158,8 @@ export class DirectTransport {
   /** Keys handled on a direct link and not yet written to `handled`. */
   #unrecorded: string[] = [];
   #recordTimer: unknown;
+  /** When the oldest key in `#unrecorded` was handled (ms, `now()`). */
+  #unrecordedSince = 0;
   #recording: Promise<void> = Promise.resolve();
   #closed = false;
 
@@ -487,9 +489,13 @@ export class DirectTransport {
     }
     if (!fresh) return drop('message handled before a restart dropped');
     if (handled) {
+      const now = this.#o.now();
+      if (this.#unrecorded.length === 0) this.#unrecordedSince = now;
       this.#unrecorded.push(key);
       // A relayed message is recorded before the inbox commits it; direct ones in bursts, before their ack.
-      if (path === 'relay') await this.recordHandled();
+      // A burst a data channel delivers in one go runs its handlers back to back in microtasks, where no
+      // timer fires: the record is then written here once the oldest unrecorded key is RECORD_DELAY_MS old.
+      if (path === 'relay' || now - this.#unrecordedSince >= RECORD_DELAY_MS) await this.recordHandled();
       else if (this.#recordTimer === undefined) {
         this.#recordTimer = this.#o.timers.setTimeout(() => {
           this.#recordTimer = undefined;
@@ -567,6 +573,8 @@ class DirectLink {
   #handled = 0;
   #ackSent = 0;
   #ackTimer: unknown;
+  #ackDueAt = 0;
+  #acking = false;
   #chain: Promise<void> = Promise.resolve();
   #lastHeard = 0;
   #pingTimer: unknown;
@@ -862,18 +870,29 @@ class DirectLink {
   }
 
   #scheduleAck(): void {
-    if (this.#ackTimer !== undefined || this.state !== 'verified') return;
-    this.#ackTimer = this.#o.timers.setTimeout(() => {
-      const upTo = this.#handled;
-      // Acknowledged only once recorded: an ack lost in a crash must not leave a copy the peer relays unrecognised.
-      void this.#t.recordHandled().then(() => {
-        this.#ackTimer = undefined;
-        if (this.state !== 'verified' || upTo <= this.#ackSent) return;
-        this.#ackSent = upTo;
-        this.#sendFrame({ t: 'ack', seq: upTo });
-        if (this.#handled > upTo) this.#scheduleAck();
-      });
-    }, this.#o.ackDelayMs);
+    if (this.state !== 'verified' || this.#acking) return;
+    if (this.#ackTimer === undefined) {
+      this.#ackDueAt = this.#o.now() + this.#o.ackDelayMs;
+      this.#ackTimer = this.#o.timers.setTimeout(() => this.#sendAck(), this.#o.ackDelayMs);
+    } else if (this.#o.now() >= this.#ackDueAt) {
+      // Within a burst delivered in one go no timer fires: the ack goes once it is due.
+      this.#o.timers.clearTimeout(this.#ackTimer);
+      this.#sendAck();
+    }
+  }
+
+  #sendAck(): void {
+    this.#acking = true;
+    const upTo = this.#handled;
+    // Acknowledged only once recorded: an ack lost in a crash must not leave a copy the peer relays unrecognised.
+    void this.#t.recordHandled().then(() => {
+      this.#ackTimer = undefined;
+      this.#acking = false;
+      if (this.state !== 'verified' || upTo <= this.#ackSent) return;
+      this.#ackSent = upTo;
+      this.#sendFrame({ t: 'ack', seq: upTo });
+      if (this.#handled > upTo) this.#scheduleAck();
+    });
   }
 
   #schedulePing(): void {

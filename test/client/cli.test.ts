@@ -75,6 +75,8 @@ describe('roost agent', () => {
     expect(none.code).toBe(0);
     expect(none.stdout).toBe('');
 
+    // Four quick versions (within a second or two): the last one is the one stored (issue 17).
+    for (const v of ['a', 'b', 'c']) expect((await asA('card', '--name', `alice-${v}`, '--capability', 'echo', '--version', '2')).code).toBe(0);
     expect((await asA('card', '--name', 'alice-cli', '--capability', 'echo', '--version', '2')).code).toBe(0);
     const found = await asB('discover', '--capability', 'echo', '--json');
     expect(found.json().map((x: { name: string }) => x.name)).toEqual(['alice-cli']);
@@ -101,6 +103,8 @@ describe('roost agent', () => {
     const t = await tailing;
     expect(t.code).toBe(0);
     expect(t.json()[0]).toMatchObject({ type: 'dm', content: 'live one' });
+    // The documented ready signal, on stderr even with --json.
+    expect(t.stderr).toMatch(/^tailing ws:\/\/127\.0\.0\.1:\d+ \(Ctrl-C to stop\)$/m);
 
     expect((await cli(['--home', a.dir, 'send', 'npub1nope', 'x'], env)).code).toBe(1);
     expect((await cli(['--home', a.dir, 'send'], env)).code).toBe(2);
@@ -108,6 +112,10 @@ describe('roost agent', () => {
     expect((await cli(['--home', a.dir, 'send', bob.npub, 'x'], {})).stderr).toContain('no relay');
     const noKey = tempDir();
     cleanups.push(noKey.cleanup);
+    // Without arguments, usage comes before the key check (issue 17: it said "no key in …").
+    const bare = await cli(['--home', noKey.dir, 'send'], env);
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toContain('roost agent send <to> <message...>');
     expect((await cli(['--home', noKey.dir, 'inbox'], env)).stderr).toContain('keygen');
   });
 });

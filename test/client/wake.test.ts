@@ -3,7 +3,7 @@ import { generateSecretKey, getPublicKey } from 'nostr-tools/pure';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { combineDiscovery, Identity, makeAgentCard, makeWakeRegistration, WAKE_REGISTRATION_KIND, type WakeChannel } from '../../client/node/index.js';
-import { makeHeartbeat } from '../../shared/agent-card.js';
+import { AGENT_CARD_D, AGENT_CARD_KIND, AGENT_HEARTBEAT_KIND, getHeartbeat, makeHeartbeat } from '../../shared/agent-card.js';
 import type { NostrEvent } from '../../shared/event.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
 import { waitFor } from '../helpers/wait.js';
@@ -123,5 +123,60 @@ describe('discovery presence rules', () => {
   it('needs every capability asked for', () => {
     expect(combineDiscovery([card], [], [], ['x', 'y'], now)).toEqual([]);
     expect(combineDiscovery([card], [], [], [], now)).toHaveLength(1);
+  });
+});
+
+describe('replaceable versions the agent publishes (issue 17)', () => {
+  it('start → registerWake → close, five times in a row: the stored heartbeat is the last one (asleep, wakeable)', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const { relay } = await wakeRelay(t.dir, generateSecretKey());
+    cleanups.push(() => relay.close());
+    const home = tempDir();
+    cleanups.push(home.cleanup);
+    for (let i = 0; i < 5; i++) {
+      const { agent } = await startRecordingAgent(home.dir, [relay.url], { heartbeatSeconds: 60 });
+      await agent.whenConnected();
+      expect((await agent.registerWake([FCM])).map((a) => a.accepted)).toEqual([true]);
+      await agent.close();
+      const stored = relay.relay.ctx.store.query([{ kinds: [AGENT_HEARTBEAT_KIND], authors: [agent.pubkey] }]);
+      expect(stored.length).toBe(1);
+      expect(getHeartbeat(JSON.parse(stored[0]!.raw) as NostrEvent)).toMatchObject({ status: 'asleep', wake: true });
+    }
+  });
+
+  it('card updates in quick succession (and across a restart) store the last; a stale version is refused, a resend is not', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const relay = await startRelay({ port: 0, db: `${t.dir}/roost.db` }, {}, t.dir);
+    cleanups.push(() => relay.close());
+    const home = tempDir();
+    cleanups.push(home.cleanup);
+    const storedName = (pubkey: string) =>
+      (
+        JSON.parse((JSON.parse(relay.relay.ctx.store.query([{ kinds: [AGENT_CARD_KIND], authors: [pubkey] }])[0]!.raw) as NostrEvent).content) as {
+          name: string;
+        }
+      ).name;
+    let { agent } = await startRecordingAgent(home.dir, [relay.url]);
+    await agent.whenConnected();
+    for (let i = 0; i < 8; i++) {
+      await agent.publishCard({ name: `v${i}`, description: 'd', capabilities: ['x'], version: '1' });
+      expect(storedName(agent.pubkey)).toBe(`v${i}`);
+    }
+    await agent.close();
+    ({ agent } = await startRecordingAgent(home.dir, [relay.url]));
+    cleanups.push(() => agent.close());
+    await agent.whenConnected();
+    const res = await agent.publishCard({ name: 'after-restart', description: 'd', capabilities: ['x'], version: '1' });
+    expect(storedName(agent.pubkey)).toBe('after-restart');
+    // The same event again is a true duplicate: success.
+    const sent = JSON.parse(relay.relay.ctx.store.query([{ ids: [res.id] }])[0]!.raw) as NostrEvent;
+    await expect(agent.publishSigned(sent)).resolves.toMatchObject({ id: res.id });
+    // An older version is not the one stored: publish rejects, durable or not.
+    const stale = { kind: AGENT_CARD_KIND, created_at: Math.floor(Date.now() / 1000) - 100, tags: [['d', AGENT_CARD_D]], content: '{}' };
+    await expect(agent.publish(stale)).rejects.toMatchObject({ code: 'ROOST_ERR_REFUSED' });
+    await expect(agent.publish(stale, { durable: false })).rejects.toMatchObject({ code: 'ROOST_ERR_REFUSED' });
+    expect(storedName(agent.pubkey)).toBe('after-restart');
   });
 });
