@@ -48,7 +48,9 @@ Options:
   --json         machine-readable output: one JSON object per line
   -h, --help     this text
 
-<to> and --author take an npub1… or 64 hex characters. Exit status: 0 ok, 1 failed, 2 usage.
+<to> and --author take an npub1…, a nostr:npub1… URI or 64 hex characters. tail prints events from
+5 seconds ago on (gift wraps: from now on) and, with --limit N, exits after the Nth; without it, until Ctrl-C.
+Exit status: 0 ok, 1 failed, 2 usage.
 `;
 
 const OPTIONS = {
@@ -72,6 +74,25 @@ const OPTIONS = {
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
 
 class UsageError extends Error {}
+
+/** parseArgs' own messages quote unevenly and mention internals; say which option and what to do. */
+function describeArgError(err: unknown): string {
+  const e = err as { code?: string; message: string };
+  const option = /'(-[^' ]+)/.exec(e.message)?.[1];
+  switch (e.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `unknown option ${option ?? ''}`.trim();
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return /argument missing/.test(e.message) ? `option ${option ?? ''} needs a value` : `option ${option ?? ''} takes no value`;
+    default:
+      return e.message;
+  }
+}
+
+/** Quotes a path for a shell command the user can paste. */
+function quoteArg(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
+}
 
 function num(v: string | undefined, what: string, fallback: number): number {
   if (v === undefined) return fallback;
@@ -100,17 +121,22 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   } catch (err) {
-    io.stderr.write(`roost agent: ${(err as Error).message}\n\n${HELP}`);
+    io.stderr.write(`roost agent: ${describeArgError(err)}\n(roost agent --help lists the options)\n`);
     return 2;
   }
   const { values, positionals } = parsed;
   const [command, ...args] = positionals;
-  if (values.help || command === undefined || command === 'help') {
+  if (values.help || command === 'help') {
     io.stdout.write(HELP);
     return 0;
   }
+  if (command === undefined) {
+    io.stderr.write(`roost agent: missing command\n\n${HELP}`);
+    return 2;
+  }
   const out = (human: string, json: unknown) => io.stdout.write(values.json ? JSON.stringify(json) + '\n' : human + '\n');
   const home = values.home ?? io.env.ROOST_AGENT_HOME ?? defaultAgentHome();
+  const keygenHint = `roost agent keygen${values.home === undefined ? '' : ` --home ${quoteArg(values.home)}`}`;
   const keyFile = join(home, 'agent.key');
   const relays =
     values.relay ??
@@ -121,7 +147,7 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
   let agent: Agent | undefined;
   try {
     const needAgent = (opts: { inbox?: boolean } = {}) => {
-      if (!existsSync(keyFile)) throw new UsageError(`no key in ${home}: run \`roost agent keygen\` first (or pass --home)`);
+      if (!existsSync(keyFile)) throw new UsageError(`no key in ${home}: run \`${keygenHint}\` first${values.home === undefined ? ' (or pass --home)' : ''}`);
       if (relays.length === 0) throw new UsageError('no relay: pass --relay URL or set ROOST_RELAYS');
       agent = createNodeAgent({ home, relays, identity: loadKeyFile(keyFile), inbox: opts.inbox ?? false, heartbeatSeconds: 0 });
       return agent;
@@ -135,7 +161,7 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
         return 0;
       }
       case 'whoami': {
-        if (!existsSync(keyFile)) throw new UsageError(`no key in ${home}: run \`roost agent keygen\` first`);
+        if (!existsSync(keyFile)) throw new UsageError(`no key in ${home}: run \`${keygenHint}\` first`);
         const id = loadKeyFile(keyFile);
         out(`${id.npub}\npubkey  ${id.pubkey}\nkey     ${keyFile}\nrelays  ${relays.join(' ') || '(none)'}`, {
           npub: id.npub,
@@ -291,7 +317,8 @@ async function tail(agent: Agent, values: Values, io: CliIo, out: Out): Promise<
 async function discover(agent: Agent, values: Values, out: Out): Promise<number> {
   await agent.start();
   await agent.whenConnected(5000, 1);
-  const found: AgentInfo[] = await agent.discover({ capabilities: values.capability ?? [] });
+  // the caller's own card is not a peer it could ask
+  const found: AgentInfo[] = (await agent.discover({ capabilities: values.capability ?? [] })).filter((a) => a.pubkey !== agent.pubkey);
   const nowSec = Math.floor(Date.now() / 1000);
   if (values.json) {
     for (const a of found) out('', a);
