@@ -30,7 +30,10 @@ Usage:
 
 /** Prints the relay's settings: flag, environment variable, default, description. */
 function relayHelp(): string {
-  const rows = describeConfig().map((c) => `  ${c.flag.padEnd(26)} ${c.env.padEnd(30)} default ${JSON.stringify(c.default)}\n      ${c.description}`);
+  const rows = describeConfig().map(
+    (c) =>
+      `  ${c.flag.padEnd(26)} ${c.env.padEnd(30)} default ${JSON.stringify(c.default)}\n      ${c.description}${c.allowed ? `\n      allowed: ${c.allowed.join(', ')}` : ''}`,
+  );
   return `roost relay — start the relay\n\nEvery setting can be given as a flag or an environment variable:\n${rows.join('\n')}\n`;
 }
 
