@@ -157,6 +157,11 @@ export const configSchema = z.object({
     ),
   rateLimit: bool.default(true).describe('Master switch of the per-IP and per-pubkey rate limits below (each also off when 0).'),
   rateConnectionsPerIp: int(0).default(60).describe('New WebSocket connections per IP per minute (token bucket holding one minute).'),
+  rateConnectionsPerLoopback: int(0)
+    .default(6000)
+    .describe(
+      'New WebSocket connections per minute from a loopback address (127.0.0.0/8, ::1) in place of the per-IP rate, so a local mesh of agents can start at once; clients behind a trusted proxy count by their forwarded address.',
+    ),
   rateEventsPerIp: int(0).default(3000).describe('EVENT messages per IP per minute.'),
   rateEventsPerPubkey: int(0).default(1200).describe('Stored events per author pubkey per minute (charged after the signature is checked).'),
   rateReqsPerIp: int(0).default(3000).describe('REQ and COUNT messages per IP per minute.'),
