@@ -150,6 +150,13 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
       if (!existsSync(keyFile)) throw new UsageError(`no key in ${home}: run \`${keygenHint}\` first${values.home === undefined ? ' (or pass --home)' : ''}`);
       if (relays.length === 0) throw new UsageError('no relay: pass --relay URL or set ROOST_RELAYS');
       agent = createNodeAgent({ home, relays, identity: loadKeyFile(keyFile), inbox: opts.inbox ?? false, heartbeatSeconds: 0 });
+      // say at once why a relay cannot be reached (refused, DNS, TLS, HTTP 429…), once per relay and cause
+      const told = new Set<string>();
+      agent.on('disconnected', (relay, reason) => {
+        if (reason === 'closed by the client' || told.has(`${relay} ${reason}`)) return;
+        told.add(`${relay} ${reason}`);
+        io.stderr.write(`roost agent: ${relay}: ${reason} (retrying; unacknowledged events stay in the outbox)\n`);
+      });
       return agent;
     };
     switch (command) {

@@ -93,4 +93,21 @@ describe('the roost binary: a newcomer’s mistakes get clear answers', () => {
     const inbox = await run(['agent', 'inbox', '--home', b, '--timeout', '5'], { env });
     expect(inbox.stdout).toContain('hello via a NIP-21 URI');
   });
+
+  it('an unreachable relay: the cause is printed (refused, DNS, TLS against a plain port), the event stays in the outbox', async () => {
+    const dir = home();
+    await run(['agent', 'keygen', '--home', dir]);
+    const me = (await run(['agent', 'whoami', '--home', dir])).stdout.split('\n')[0]!;
+    const cases: Array<[string, RegExp]> = [
+      ['ws://127.0.0.1:9', /ws:\/\/127\.0\.0\.1:9: connect ECONNREFUSED 127\.0\.0\.1:9 \(retrying; unacknowledged events stay in the outbox\)/],
+      ['ws://no-such-host.invalid:7447', /getaddrinfo ENOTFOUND no-such-host\.invalid/],
+      [relay.url.replace(/^ws:/, 'wss:'), /wss:\/\/127\.0\.0\.1:\d+: .*(SSL|TLS|EPROTO|wrong version)/i],
+    ];
+    for (const [url, cause] of cases) {
+      const r = await run(['agent', 'send', '--home', dir, '--relay', url, '--timeout', '2', me, 'hi']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(cause);
+      expect(r.stderr).toContain('still in the outbox');
+    }
+  });
 });
