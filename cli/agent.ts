@@ -10,6 +10,8 @@ import {
   loadKeyFile,
   parsePubkey,
   saveKeyFile,
+  SqliteAgentStore,
+  normalizeRelayUrl,
   type Agent,
   type AgentInfo,
   type InboxMessage,
@@ -38,6 +40,8 @@ Usage:
         [--timeout SEC]                        cursor, once, then advance the cursor
   roost agent tail [--kind K]... [--author PK]... [--limit N]
                                                stream live events (default: addressed to me); no cursor
+  roost agent outbox [--purge [ID...]]         list events not yet acknowledged by every relay; --purge drops
+                                               them (all, the IDs given, or with --relay only that relay's share)
   roost agent discover [--capability C]...     find agents offering every capability, with presence
   roost agent card --name N [--description D] [--capability C]... [--version V]
                                                publish this agent's card (what discover finds)
@@ -62,6 +66,7 @@ const OPTIONS = {
   request: { type: 'boolean' },
   timeout: { type: 'string' },
   follow: { type: 'boolean' },
+  purge: { type: 'boolean' },
   limit: { type: 'string' },
   kind: { type: 'string', multiple: true },
   author: { type: 'string', multiple: true },
@@ -184,6 +189,8 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
         return await inbox(needAgent({ inbox: true }), values, io, out);
       case 'tail':
         return await tail(needAgent(), values, io, out);
+      case 'outbox':
+        return await outbox(home, values, args, out);
       case 'discover':
         return await discover(needAgent(), values, out);
       case 'card': {
@@ -319,6 +326,47 @@ async function tail(agent: Agent, values: Values, io: CliIo, out: Out): Promise<
   await Promise.race([done, io.interrupted ?? new Promise(() => undefined)]);
   sub.close();
   return 0;
+}
+
+/** Lists or purges the outbox from the agent's database, without connecting (e.g. after a mistyped relay URL). */
+async function outbox(home: string, values: Values, ids: string[], out: Out): Promise<number> {
+  const dbFile = join(home, 'agent.db');
+  if (!existsSync(dbFile)) {
+    out('outbox empty (no agent.db yet)', { entries: 0 });
+    return 0;
+  }
+  const store = new SqliteAgentStore(dbFile);
+  try {
+    const entries = await store.outboxList();
+    const wanted = entries.filter((e) => ids.length === 0 || ids.some((id) => e.event.id.startsWith(id.toLowerCase())));
+    if (!values.purge) {
+      if (entries.length === 0) out('outbox empty', { entries: 0 });
+      for (const e of wanted) {
+        const when = new Date(e.event.created_at * 1000).toISOString().slice(0, 19).replace('T', ' ');
+        out(`${e.event.id}  kind ${e.event.kind}  ${when}  waiting for ${e.relays.join(' ')}`, {
+          id: e.event.id,
+          kind: e.event.kind,
+          createdAt: e.event.created_at,
+          relays: e.relays,
+        });
+      }
+      return 0;
+    }
+    if (ids.length > 0 && wanted.length === 0) throw new UsageError(`no outbox entry matches ${ids.join(' ')}`);
+    const only = values.relay?.map(normalizeRelayUrl);
+    let dropped = 0;
+    for (const e of wanted) {
+      for (const relay of e.relays) {
+        if (only && !only.includes(relay)) continue;
+        await store.outboxSettle(e.event.id, relay);
+        dropped++;
+      }
+    }
+    out(`purged ${dropped} pending deliver${dropped === 1 ? 'y' : 'ies'}`, { purged: dropped });
+    return 0;
+  } finally {
+    await store.close();
+  }
 }
 
 async function discover(agent: Agent, values: Values, out: Out): Promise<number> {

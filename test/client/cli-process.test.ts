@@ -109,5 +109,17 @@ describe('the roost binary: a newcomer’s mistakes get clear answers', () => {
       expect(r.stderr).toMatch(cause);
       expect(r.stderr).toContain('still in the outbox');
     }
+    const listed = await run(['agent', 'outbox', '--home', dir, '--json']);
+    expect(
+      listed.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { relays: string[] }).relays[0]),
+    ).toEqual(cases.map(([url]) => url));
+    const one = await run(['agent', 'outbox', '--home', dir, '--purge', '--relay', 'ws://127.0.0.1:9']);
+    expect(one.stdout).toBe('purged 1 pending delivery\n');
+    expect((await run(['agent', 'outbox', '--home', dir])).stdout.trim().split('\n')).toHaveLength(2);
+    expect((await run(['agent', 'outbox', '--home', dir, '--purge'])).stdout).toBe('purged 2 pending deliveries\n');
+    expect((await run(['agent', 'outbox', '--home', dir])).stdout).toBe('outbox empty\n');
   });
 });
