@@ -10,6 +10,8 @@ import {
   loadKeyFile,
   parsePubkey,
   saveKeyFile,
+  SqliteAgentStore,
+  normalizeRelayUrl,
   type Agent,
   type AgentInfo,
   type InboxMessage,
@@ -38,6 +40,8 @@ Usage:
         [--timeout SEC]                        cursor, once, then advance the cursor
   roost agent tail [--kind K]... [--author PK]... [--limit N]
                                                stream live events (default: addressed to me); no cursor
+  roost agent outbox [--purge [ID...]]         list events not yet acknowledged by every relay; --purge drops
+                                               them (all, the IDs given, or with --relay only that relay's share)
   roost agent discover [--capability C]...     find agents offering every capability, with presence
   roost agent card --name N [--description D] [--capability C]... [--version V]
                                                publish this agent's card (what discover finds)
@@ -48,7 +52,9 @@ Options:
   --json         machine-readable output: one JSON object per line
   -h, --help     this text
 
-<to> and --author take an npub1… or 64 hex characters. Exit status: 0 ok, 1 failed, 2 usage.
+<to> and --author take an npub1…, a nostr:npub1… URI or 64 hex characters. tail prints events from
+5 seconds ago on (gift wraps: from now on) and, with --limit N, exits after the Nth; without it, until Ctrl-C.
+Exit status: 0 ok, 1 failed, 2 usage.
 `;
 
 const OPTIONS = {
@@ -60,6 +66,7 @@ const OPTIONS = {
   request: { type: 'boolean' },
   timeout: { type: 'string' },
   follow: { type: 'boolean' },
+  purge: { type: 'boolean' },
   limit: { type: 'string' },
   kind: { type: 'string', multiple: true },
   author: { type: 'string', multiple: true },
@@ -72,6 +79,25 @@ const OPTIONS = {
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
 
 class UsageError extends Error {}
+
+/** parseArgs' own messages quote unevenly and mention internals; say which option and what to do. */
+function describeArgError(err: unknown): string {
+  const e = err as { code?: string; message: string };
+  const option = /'(-[^' ]+)/.exec(e.message)?.[1];
+  switch (e.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `unknown option ${option ?? ''}`.trim();
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return /argument missing/.test(e.message) ? `option ${option ?? ''} needs a value` : `option ${option ?? ''} takes no value`;
+    default:
+      return e.message;
+  }
+}
+
+/** Quotes a path for a shell command the user can paste. */
+function quoteArg(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
+}
 
 function num(v: string | undefined, what: string, fallback: number): number {
   if (v === undefined) return fallback;
@@ -100,17 +126,22 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   } catch (err) {
-    io.stderr.write(`roost agent: ${(err as Error).message}\n\n${HELP}`);
+    io.stderr.write(`roost agent: ${describeArgError(err)}\n(roost agent --help lists the options)\n`);
     return 2;
   }
   const { values, positionals } = parsed;
   const [command, ...args] = positionals;
-  if (values.help || command === undefined || command === 'help') {
+  if (values.help || command === 'help') {
     io.stdout.write(HELP);
     return 0;
   }
+  if (command === undefined) {
+    io.stderr.write(`roost agent: missing command\n\n${HELP}`);
+    return 2;
+  }
   const out = (human: string, json: unknown) => io.stdout.write(values.json ? JSON.stringify(json) + '\n' : human + '\n');
   const home = values.home ?? io.env.ROOST_AGENT_HOME ?? defaultAgentHome();
+  const keygenHint = `roost agent keygen${values.home === undefined ? '' : ` --home ${quoteArg(values.home)}`}`;
   const keyFile = join(home, 'agent.key');
   const relays =
     values.relay ??
@@ -121,9 +152,16 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
   let agent: Agent | undefined;
   try {
     const needAgent = (opts: { inbox?: boolean } = {}) => {
-      if (!existsSync(keyFile)) throw new UsageError(`no key in ${home}: run \`roost agent keygen\` first (or pass --home)`);
+      if (!existsSync(keyFile)) throw new UsageError(`no key in ${home}: run \`${keygenHint}\` first${values.home === undefined ? ' (or pass --home)' : ''}`);
       if (relays.length === 0) throw new UsageError('no relay: pass --relay URL or set ROOST_RELAYS');
       agent = createNodeAgent({ home, relays, identity: loadKeyFile(keyFile), inbox: opts.inbox ?? false, heartbeatSeconds: 0 });
+      // say at once why a relay cannot be reached (refused, DNS, TLS, HTTP 429…), once per relay and cause
+      const told = new Set<string>();
+      agent.on('disconnected', (relay, reason) => {
+        if (reason === 'closed by the client' || told.has(`${relay} ${reason}`)) return;
+        told.add(`${relay} ${reason}`);
+        io.stderr.write(`roost agent: ${relay}: ${reason} (retrying; unacknowledged events stay in the outbox)\n`);
+      });
       return agent;
     };
     switch (command) {
@@ -135,7 +173,7 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
         return 0;
       }
       case 'whoami': {
-        if (!existsSync(keyFile)) throw new UsageError(`no key in ${home}: run \`roost agent keygen\` first`);
+        if (!existsSync(keyFile)) throw new UsageError(`no key in ${home}: run \`${keygenHint}\` first`);
         const id = loadKeyFile(keyFile);
         out(`${id.npub}\npubkey  ${id.pubkey}\nkey     ${keyFile}\nrelays  ${relays.join(' ') || '(none)'}`, {
           npub: id.npub,
@@ -153,6 +191,8 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
         return await inbox(needAgent({ inbox: true }), values, io, out);
       case 'tail':
         return await tail(needAgent(), values, io, out);
+      case 'outbox':
+        return await outbox(home, values, args, out);
       case 'discover':
         return await discover(needAgent(), values, out);
       case 'card': {
@@ -291,10 +331,52 @@ async function tail(agent: Agent, values: Values, io: CliIo, out: Out): Promise<
   return 0;
 }
 
+/** Lists or purges the outbox from the agent's database, without connecting (e.g. after a mistyped relay URL). */
+async function outbox(home: string, values: Values, ids: string[], out: Out): Promise<number> {
+  const dbFile = join(home, 'agent.db');
+  if (!existsSync(dbFile)) {
+    out('outbox empty (no agent.db yet)', { entries: 0 });
+    return 0;
+  }
+  const store = new SqliteAgentStore(dbFile);
+  try {
+    const entries = await store.outboxList();
+    const wanted = entries.filter((e) => ids.length === 0 || ids.some((id) => e.event.id.startsWith(id.toLowerCase())));
+    if (!values.purge) {
+      if (entries.length === 0) out('outbox empty', { entries: 0 });
+      for (const e of wanted) {
+        const when = new Date(e.event.created_at * 1000).toISOString().slice(0, 19).replace('T', ' ');
+        out(`${e.event.id}  kind ${e.event.kind}  ${when}  waiting for ${e.relays.join(' ')}`, {
+          id: e.event.id,
+          kind: e.event.kind,
+          createdAt: e.event.created_at,
+          relays: e.relays,
+        });
+      }
+      return 0;
+    }
+    if (ids.length > 0 && wanted.length === 0) throw new UsageError(`no outbox entry matches ${ids.join(' ')}`);
+    const only = values.relay?.map(normalizeRelayUrl);
+    let dropped = 0;
+    for (const e of wanted) {
+      for (const relay of e.relays) {
+        if (only && !only.includes(relay)) continue;
+        await store.outboxSettle(e.event.id, relay);
+        dropped++;
+      }
+    }
+    out(`purged ${dropped} pending deliver${dropped === 1 ? 'y' : 'ies'}`, { purged: dropped });
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
+
 async function discover(agent: Agent, values: Values, out: Out): Promise<number> {
   await agent.start();
   await agent.whenConnected(5000, 1);
-  const found: AgentInfo[] = await agent.discover({ capabilities: values.capability ?? [] });
+  // the caller's own card is not a peer it could ask
+  const found: AgentInfo[] = (await agent.discover({ capabilities: values.capability ?? [] })).filter((a) => a.pubkey !== agent.pubkey);
   const nowSec = Math.floor(Date.now() / 1000);
   if (values.json) {
     for (const a of found) out('', a);

@@ -1,5 +1,20 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { describeConfig } from '../relay/config.js';
+
+// `roost … | head -1` closes the pipe early: the rest of the output is unwanted, not an error.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
+
+/** The package version, read from package.json next to dist/ (src and dist are both two levels down). */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
 
 const HELP = `roost — store-and-forward Nostr relay and agent client
 
@@ -10,11 +25,15 @@ Usage:
   roost admin METHOD [PARAMS...]   manage a running relay over NIP-86 (roost admin help)
   roost db export|import|stats|backup   data tools (roost db help)
   roost help                       this text
+  roost --version                  the version
 `;
 
 /** Prints the relay's settings: flag, environment variable, default, description. */
 function relayHelp(): string {
-  const rows = describeConfig().map((c) => `  ${c.flag.padEnd(26)} ${c.env.padEnd(30)} default ${JSON.stringify(c.default)}\n      ${c.description}`);
+  const rows = describeConfig().map(
+    (c) =>
+      `  ${c.flag.padEnd(26)} ${c.env.padEnd(30)} default ${JSON.stringify(c.default)}\n      ${c.description}${c.allowed ? `\n      allowed: ${c.allowed.join(', ')}` : ''}`,
+  );
   return `roost relay — start the relay\n\nEvery setting can be given as a flag or an environment variable:\n${rows.join('\n')}\n`;
 }
 
@@ -48,6 +67,11 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = await runDb(rest, processIo());
       return;
     }
+    case '--version':
+    case '-v':
+    case 'version':
+      process.stdout.write(`roost ${version()}\n`);
+      return;
     case undefined:
     case 'help':
     case '--help':

@@ -101,7 +101,8 @@ export function parseSecretKey(key: string | Uint8Array, crypto: NostrCrypto = g
 
 /** A public key from 64 hex characters or `npub1…` (also `nprofile1…`); throws ROOST_ERR_BAD_KEY. */
 export function parsePubkey(key: string): string {
-  const k = key.trim();
+  // NIP-21 URIs (`nostr:npub1…`) are what other clients copy to the clipboard
+  const k = key.trim().replace(/^nostr:/i, '');
   if (HEX64.test(k.toLowerCase())) return k.toLowerCase();
   try {
     const d = nip19.decode(k);

@@ -24,6 +24,16 @@ export interface WebSocketLike {
   close(code?: number, reason?: string): void;
 }
 
+/**
+ * Why a WebSocket failed, from its error event: `ws` in Node carries the cause (`connect ECONNREFUSED …`,
+ * `getaddrinfo ENOTFOUND …`, a TLS error, `Unexpected server response: 429`); browsers hide it, so undefined there.
+ */
+export function getConnectionErrorCause(ev: unknown): string | undefined {
+  const err = (ev as { error?: unknown } | null)?.error ?? ev;
+  const message = (err as { message?: unknown } | null)?.message;
+  return typeof message === 'string' && message !== '' ? message : undefined;
+}
+
 /** A WebSocket class (`WebSocket` in browsers, `ws` in Node). */
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
 
@@ -325,13 +335,15 @@ export class RelayLink extends Emitter<LinkEvents> {
         this.#opts.log.error({ relay: this.url, err: String(err), stack: (err as Error).stack }, 'frame handler failed');
       }
     };
+    let cause: string | undefined;
     socket.onclose = (ev: { code?: number; reason?: string }) => {
       if (this.#socket !== socket) return;
       this.#clear(connectTimer);
-      this.#lost(`closed (${ev?.code ?? 'no code'})`);
+      this.#lost(cause ?? `closed (${ev?.code ?? 'no code'})`);
     };
-    socket.onerror = () => {
-      // a close event follows; reconnecting is decided there
+    socket.onerror = (ev: unknown) => {
+      // a close event follows; reconnecting is decided there, with this cause as the reason
+      cause = getConnectionErrorCause(ev);
     };
   }
 

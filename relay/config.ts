@@ -160,6 +160,11 @@ export const configSchema = z.object({
     ),
   rateLimit: bool.default(true).describe('Master switch of the per-IP and per-pubkey rate limits below (each also off when 0).'),
   rateConnectionsPerIp: int(0).default(60).describe('New WebSocket connections per IP per minute (token bucket holding one minute).'),
+  rateConnectionsPerLoopback: int(0)
+    .default(6000)
+    .describe(
+      'New WebSocket connections per minute from a loopback address (127.0.0.0/8, ::1) in place of the per-IP rate, so a local mesh of agents can start at once; clients behind a trusted proxy count by their forwarded address.',
+    ),
   rateEventsPerIp: int(0).default(3000).describe('EVENT messages per IP per minute.'),
   rateEventsPerPubkey: int(0)
     .default(1200)
@@ -202,27 +207,61 @@ function flagName(key: string): string {
   return '--' + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
 }
 
-/** Every key with its environment name, flag, default and description (for the README and --help). */
-export function describeConfig(): Array<{ key: string; env: string; flag: string; default: unknown; description: string }> {
+/** The values an enumerated key accepts (booleans included), or undefined for free-form keys. */
+function getAllowedValues(schema: z.ZodType): readonly string[] | undefined {
+  let s: z.ZodType = schema;
+  while (s instanceof z.ZodDefault || s instanceof z.ZodOptional) s = s.def.innerType as z.ZodType;
+  if (s instanceof z.ZodEnum) return s.options as string[];
+  if (s === bool) return ['true', 'false', '1', '0', 'yes', 'no'];
+  return undefined;
+}
+
+/** Every key with its environment name, flag, default, description and allowed values (for the README and --help). */
+export function describeConfig(): Array<{ key: string; env: string; flag: string; default: unknown; description: string; allowed?: readonly string[] }> {
   const out = [];
   for (const [key, schema] of Object.entries(configSchema.shape)) {
     const s = schema as z.ZodDefault<z.ZodType>;
+    const allowed = getAllowedValues(s);
     out.push({
       key,
       env: envName(key),
       flag: flagName(key),
       default: s.def.defaultValue,
       description: s.description ?? '',
+      ...(allowed ? { allowed } : {}),
     });
   }
   return out;
 }
 
-/** Validates the given settings; throws ROOST_ERR_CONFIG naming every bad key. */
+/** What a setting accepts, in words, from the zod issue it failed. */
+function describeAllowed(issue: z.core.$ZodIssue, schema: z.ZodType | undefined): string {
+  const allowed = schema ? getAllowedValues(schema) : undefined;
+  if (allowed) return `allowed: ${allowed.join(', ')}`;
+  switch (issue.code) {
+    case 'too_small':
+      return `must be at least ${String(issue.minimum)}`;
+    case 'too_big':
+      return `must be at most ${String(issue.maximum)}`;
+    case 'invalid_type':
+      return issue.expected === 'number' ? 'must be a number' : `must be a ${issue.expected}`;
+    default:
+      return issue.message;
+  }
+}
+
+/** Validates the given settings; throws ROOST_ERR_CONFIG naming the environment variable and flag of every bad key, its value and what is allowed. */
 export function loadConfig(input: ConfigInput = {}): RelayConfig {
   const r = configSchema.safeParse(input);
   if (!r.success) {
-    const detail = r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    const detail = r.error.issues
+      .map((i) => {
+        const key = i.path[0];
+        if (typeof key !== 'string' || !(key in configSchema.shape)) return `${i.path.join('.') || '(root)'}: ${i.message}`;
+        const schema = configSchema.shape[key as keyof typeof configSchema.shape] as z.ZodType;
+        return `${envName(key)} / ${flagName(key)} = ${JSON.stringify(input[key as keyof ConfigInput])}: ${describeAllowed(i, schema)}`;
+      })
+      .join('; ');
     throw new RoostError('ROOST_ERR_CONFIG', `invalid configuration: ${detail}`);
   }
   return Object.freeze(r.data);

@@ -1,6 +1,15 @@
 import { pino } from 'pino';
 import { buildRelay } from './app.js';
 import { RoostError, loadConfig, readConfigSources } from './config.js';
+import { checkHost, checkPort, describeListenError, lockDatabase } from './startup-checks.js';
+
+/** One line on stderr with the code, then exit: the mistakes a newcomer makes at start-up are not stack traces. */
+function fail(err: unknown, log?: { fatal: (o: object, m: string) => void }): never {
+  const code = err instanceof RoostError ? err.code : 'ROOST_ERR_START';
+  if (log && !(err instanceof RoostError)) log.fatal({ code, err }, `cannot start: ${(err as Error).message}`);
+  process.stderr.write(`roost: cannot start: ${(err as Error).message} (${code})\n`);
+  process.exit(1);
+}
 
 /** Starts the relay from the environment and flags: config → buildRelay → listen. */
 export async function runRelay(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
@@ -8,19 +17,33 @@ export async function runRelay(argv: readonly string[] = process.argv.slice(2)):
   try {
     config = loadConfig(readConfigSources(process.env, argv));
   } catch (err) {
-    process.stderr.write(`roost: ${(err as Error).message}\n`);
+    const code = err instanceof RoostError ? err.code : 'ROOST_ERR_CONFIG';
+    process.stderr.write(`roost: ${(err as Error).message} (${code})\n`);
     process.exit(2);
   }
   const log = pino({ level: config.logLevel });
+  // in this order, so a wrong HOST or a taken port fails before the database is opened or locked
+  try {
+    await checkHost(config.host);
+    await checkPort(config.host, config.port);
+    lockDatabase(config.db);
+  } catch (err) {
+    fail(err);
+  }
   let relay;
   try {
     relay = await buildRelay(config, { log });
   } catch (err) {
-    const code = err instanceof RoostError ? err.code : 'ROOST_ERR_START';
-    log.fatal({ code, err }, `cannot start: ${(err as Error).message}`);
-    process.exit(1);
+    fail(err, log);
   }
-  const address = await relay.app.listen({ port: config.port, host: config.host });
+  let address: string;
+  try {
+    address = await relay.app.listen({ port: config.port, host: config.host });
+  } catch (err) {
+    // the port was taken between the check and now
+    await relay.close().catch(() => undefined);
+    fail(describeListenError(err as NodeJS.ErrnoException, config.host, config.port));
+  }
   const url = address.replace(/^http/, 'ws');
   log.info({ url, db: config.db, verifier: relay.ctx.verifier.backend }, `Roost relay listening on ${url}`);
 

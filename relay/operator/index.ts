@@ -85,6 +85,7 @@ export function getRateLimits(config: RelayConfig): RateLimits | undefined {
   if (!config.rateLimit) return undefined;
   const limits = {
     connectionsPerIp: config.rateConnectionsPerIp,
+    connectionsPerLoopback: config.rateConnectionsPerLoopback,
     eventsPerIp: config.rateEventsPerIp,
     eventsPerPubkey: config.rateEventsPerPubkey,
     reqsPerIp: config.rateReqsPerIp,
@@ -152,6 +153,7 @@ export function installOperator(deps: OperatorDeps): Operator {
             rate_limits: {
               window_seconds: 60,
               connections_per_ip: limits.connectionsPerIp,
+              connections_per_loopback: limits.connectionsPerLoopback,
               events_per_ip: limits.eventsPerIp,
               events_per_pubkey: limits.eventsPerPubkey,
               reqs_per_ip: limits.reqsPerIp,

@@ -87,9 +87,17 @@ export class TokenBuckets {
   }
 }
 
+/** Whether `ip` (IPv4, IPv6 or IPv4-mapped IPv6) is a loopback address. */
+export function isLoopbackIp(ip: string): boolean {
+  const v4 = ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+  return v4.startsWith('127.') || ip === '::1';
+}
+
 /** Per-minute rates; 0 turns one off. */
 export interface RateLimits {
   connectionsPerIp: number;
+  /** Replaces `connectionsPerIp` for loopback addresses: local agents are the operator's own processes. */
+  connectionsPerLoopback: number;
   eventsPerIp: number;
   eventsPerPubkey: number;
   reqsPerIp: number;
@@ -104,6 +112,7 @@ export interface RateLimits {
 export class RateLimiter {
   readonly limits: Readonly<RateLimits>;
   readonly #connIp: TokenBuckets | undefined;
+  readonly #connLoopback: TokenBuckets | undefined;
   readonly #eventIp: TokenBuckets | undefined;
   readonly #eventPubkey: TokenBuckets | undefined;
   readonly #reqIp: TokenBuckets | undefined;
@@ -115,6 +124,7 @@ export class RateLimiter {
     this.limits = Object.freeze({ ...limits });
     const make = (n: number) => (n > 0 ? new TokenBuckets(n, nowMs) : undefined);
     this.#connIp = make(limits.connectionsPerIp);
+    this.#connLoopback = make(limits.connectionsPerLoopback);
     this.#eventIp = make(limits.eventsPerIp);
     this.#eventPubkey = make(limits.eventsPerPubkey);
     this.#reqIp = make(limits.reqsPerIp);
@@ -123,8 +133,11 @@ export class RateLimiter {
 
   /** A reason to refuse a new connection from `ip`, or undefined (takes a token). */
   admitConnection(ip: string): string | undefined {
-    if (this.#connIp && !this.#connIp.take(ip)) {
-      return makeReason('rate-limited', `more than ${this.limits.connectionsPerIp} new connections per minute from your address`);
+    const loopback = isLoopbackIp(ip);
+    const buckets = loopback ? this.#connLoopback : this.#connIp;
+    if (buckets && !buckets.take(ip)) {
+      const n = loopback ? this.limits.connectionsPerLoopback : this.limits.connectionsPerIp;
+      return makeReason('rate-limited', `more than ${n} new connections per minute from your address`);
     }
     return undefined;
   }

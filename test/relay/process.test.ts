@@ -35,7 +35,9 @@ describe('relay process', () => {
   });
 
   it('refuses bad configuration with a clear message and exit code 2', async () => {
-    await expect(spawnRelay({ ROOST_DB: join(dir, 'x.db'), ROOST_MAX_LIMIT: 'lots' })).rejects.toThrow(/maxLimit/);
+    await expect(spawnRelay({ ROOST_DB: join(dir, 'x.db'), ROOST_MAX_LIMIT: 'lots' })).rejects.toThrow(
+      /ROOST_MAX_LIMIT \/ --max-limit = "lots": must be a number/,
+    );
     await expect(spawnRelay({ ROOST_DB: join(dir, 'y.db') }, ['--no-such-flag'])).rejects.toThrow(/unknown flag --no-such-flag/);
   });
 });

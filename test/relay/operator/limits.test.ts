@@ -62,7 +62,7 @@ describe('token buckets (injected clock)', () => {
   });
 
   it('a rate of 0 is off', () => {
-    const l = new RateLimiter({ connectionsPerIp: 0, eventsPerIp: 0, eventsPerPubkey: 0, reqsPerIp: 0, reqsPerPubkey: 0 }, () => 0);
+    const l = new RateLimiter({ connectionsPerIp: 0, connectionsPerLoopback: 0, eventsPerIp: 0, eventsPerPubkey: 0, reqsPerIp: 0, reqsPerPubkey: 0 }, () => 0);
     const ev = signEvent(makeKey());
     for (let i = 0; i < 1000; i++)
       expect(l.admitEvent('1.2.3.4', ev) ?? l.admitReq('1.2.3.4', new Set(['pk'])) ?? l.admitConnection('1.2.3.4')).toBeUndefined();
@@ -164,7 +164,8 @@ describe('rate limits on the wire', () => {
   });
 
   it('limits new connections per IP before the upgrade (HTTP 429 with the reason)', async () => {
-    t = await startRelay({ rateLimit: true, rateConnectionsPerIp: 2 });
+    // the test's clients are on loopback, which has its own rate (the same buckets)
+    t = await startRelay({ rateLimit: true, rateConnectionsPerIp: 2, rateConnectionsPerLoopback: 2 });
     const a = await RawClient.connect(t.url);
     const b = await RawClient.connect(t.url);
     await expect(RawClient.connect(t.url)).rejects.toThrow(/429/);
@@ -176,6 +177,14 @@ describe('rate limits on the wire', () => {
     expect((await fetch(`${t.httpUrl}/health`)).status).toBe(200);
     a.close();
     b.close();
+  });
+
+  it('loopback clients get their own connection rate: a local mesh of 80 agents starts at once under the default per-IP 60', async () => {
+    t = await startRelay({ rateLimit: true });
+    const clients = [];
+    for (let i = 0; i < 80; i++) clients.push(await RawClient.connect(t.url));
+    expect(t.relay.ctx.connections.size).toBe(80);
+    for (const c of clients) c.close();
   });
 
   it('advertises the limits in NIP-11 from the same configuration that enforces them', async () => {
