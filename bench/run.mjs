@@ -78,16 +78,17 @@ const SIZES = {
   },
 };
 
-/** Figures measured by strfry 1.1.1 on this 2-core machine with the full workloads (for context). */
+/**
+ * strfry 1.1.1 as measured elsewhere (issue 15: another quiet 2-core machine, same workload shapes).
+ * Printed for context only: never divided by a figure of this run.
+ */
 const REFERENCE = {
-  relay: 'strfry 1.1.1',
-  'ingest events/s': 4400,
-  'ingest OK p50 ms': 110,
-  'query q/s': 1500,
-  'query p50 ms': 1.9,
-  'query p99 ms': 9.6,
-  'fan-out deliveries/s': 110_000,
-  'idle KiB/connection': 77,
+  relay: 'strfry 1.1.1 (measured elsewhere, issue 15)',
+  'ingest relay CPU µs/event': 213,
+  'query relay CPU µs/query': 245,
+  'fan-out relay CPU µs/delivery': 4.6,
+  'idle KiB/connection': 1.7,
+  'storm relay CPU µs/agent': 300,
 };
 
 const WORKLOADS = ['ingest', 'query', 'backfill', 'fanout', 'idle', 'wake'];
@@ -398,28 +399,6 @@ function rows(a, b) {
   return out;
 }
 
-/**
- * The subject's figures next to the strfry reference (not re-run here). Query figures take the
- * subject's weakest shape: its lowest rate and highest latencies.
- */
-function referenceRows(r) {
-  const shapes = Object.values(r.query ?? {});
-  const worst = (key, pick) => (shapes.length ? pick(...shapes.map((q) => q[key])) : NaN);
-  const out = [];
-  const add = (figure, better, fmt, value) => {
-    const ref = REFERENCE[figure];
-    out.push({ figure, better, subject: value, peer: ref, ratio: Number.isFinite(value) ? value / ref : NaN, fmt, labels: null });
-  };
-  add('ingest events/s', 'higher', fmtRate, r.ingest?.rate);
-  add('ingest OK p50 ms', 'lower', fmtMs, r.ingest?.p50);
-  add('query q/s', 'higher', fmtRate, worst('rate', Math.min));
-  add('query p50 ms', 'lower', fmtMs, worst('p50', Math.max));
-  add('query p99 ms', 'lower', fmtMs, worst('p99', Math.max));
-  add('fan-out deliveries/s', 'higher', fmtRate, r.fanout?.rate);
-  add('idle KiB/connection', 'lower', fmtKiB, r.idle?.perConnectionKiB);
-  return out.filter((row) => Number.isFinite(row.subject));
-}
-
 function printTable(table, names, footer = 'medians of repeated runs') {
   const head = ['figure', names[0], names[1], `ratio`];
   const body = table.map((r) => [
@@ -486,12 +465,9 @@ async function main() {
     });
     console.log(`background load (other processes, share of all cores) during the runs, median: ${parts.join(', ')}`);
   }
-  const reference = opts.smoke ? [] : referenceRows(results.subject);
-  if (reference.length) {
-    console.log(
-      `\n${names[0]} next to ${REFERENCE.relay} as measured on a 2-core machine with the same workload shapes (issue 8; not re-run here; queries: ${names[0]}'s weakest shape)\n`,
-    );
-    printTable(reference, [names[0], REFERENCE.relay], `${names[0]}: medians of this run`);
+  if (!opts.smoke) {
+    const ref = Object.entries(REFERENCE).filter(([k]) => k !== 'relay');
+    console.log(`\nfor context, ${REFERENCE.relay}: ${ref.map(([k, v]) => `${k} ${v}`).join(', ')} (no ratio: other machine, other run)`);
   }
   if (opts.only.includes('wake') && (results.subject.wake === null || results.peer.wake === null))
     console.log('wake-queue: measured for Roost only (the peer has no wake queue)');
