@@ -7,7 +7,7 @@ import { countRejection, type RelayContext } from '../context.js';
 import { firstRejection } from '../policies/types.js';
 
 /**
- * EVENT: policies, duplicate check, signature, then either a kind handler, live-only delivery
+ * EVENT: policies, signature, duplicate check, then either a kind handler, live-only delivery
  * (ephemeral) or a group-committed write. `OK true` is sent only after the commit.
  */
 export async function handleEvent(ctx: RelayContext, conn: Connection, event: NostrEvent): Promise<void> {
@@ -21,6 +21,15 @@ export async function handleEvent(ctx: RelayContext, conn: Connection, event: No
   const rejected = firstRejection(ctx.hooks.rejectEvent, event, policyCtx);
   if (rejected) return refuse(rejected);
 
+  // The signature is checked before anything about stored events is said: answering `duplicate:` or
+  // "deleted" to an unverified event would let anyone who learnt an id ask whether a private event is
+  // stored here (a forgery reusing the id with a zero signature). Only a sender holding the signed
+  // event itself learns that, and it has the content already. A new event is verified anyway, so the
+  // order costs only honest re-sends their verification.
+  const checked = await ctx.verifier.verify(event);
+  if (!checked.ok) return refuse(checked.reason);
+  const verified = checked.event;
+
   const known = ctx.store.isKnown(event.id, event.pubkey);
   if (known === 'stored') {
     ctx.stats.eventsDuplicate++;
@@ -28,10 +37,6 @@ export async function handleEvent(ctx: RelayContext, conn: Connection, event: No
     return;
   }
   if (known === 'deleted') return refuse(makeReason('blocked', 'this event was deleted by its author'));
-
-  const checked = await ctx.verifier.verify(event);
-  if (!checked.ok) return refuse(checked.reason);
-  const verified = checked.event;
 
   const special = ctx.hooks.kindHandlers.get(event.kind);
   if (special) {
