@@ -19,10 +19,13 @@ RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 # --- runtime: compiled code, production node_modules, migrations and dashboard files; no compiler
 FROM node:20-slim AS runtime
+# ROOST_PUBLIC_URL: the address clients name in NIP-42 AUTH and NIP-98 (Host headers never count). This
+# default serves `docker run -p 7447:7447` from the same machine; set the public wss:// URL in any deployment.
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=7447 \
-    ROOST_DB=/data/roost.db
+    ROOST_DB=/data/roost.db \
+    ROOST_PUBLIC_URL=ws://localhost:7447,ws://127.0.0.1:7447
 WORKDIR /app
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules

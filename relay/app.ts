@@ -30,6 +30,7 @@ import {
 } from './policies/limits.js';
 import { rejectPrivateInboxReads } from './policies/private-inbox.js';
 import type { RejectEvent, RejectFilter } from './policies/types.js';
+import { createRelayUrlCheck, parsePublicUrls } from './relay-url.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { EventStore } from './store/types.js';
 import { createFanOut } from './subscriptions/fan-out.js';
@@ -169,6 +170,10 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       ...(config.verifyWorkers >= 0 ? { workers: config.verifyWorkers } : {}),
       logger: log,
     }));
+  if (parsePublicUrls(config.publicUrl).length === 0)
+    log.warn(
+      "no public URL configured (ROOST_PUBLIC_URL): NIP-42 AUTH and NIP-98 calls are accepted only for this machine's own addresses on the listening port (ws://localhost:PORT, ws://127.0.0.1:PORT from this machine); set it to the ws(s):// address clients use before exposing this relay",
+    );
   const privateKinds = new Set([...PRIVATE_KINDS, ...configuredPrivateKinds(config)]);
   const stats = createStats();
   const index = new SubscriptionIndex<import('./connection.js').Subscription>();
@@ -184,6 +189,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     connections: new Set(),
     online: new Map(),
     privateKinds,
+    isRelayUrl: createRelayUrlCheck(parsePublicUrls(config.publicUrl)),
     hooks,
     stats,
     now,
@@ -258,9 +264,9 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     },
     wsHandler: (socket, req) => {
       const id = random(8).toString('hex');
-      const host = req.headers['x-forwarded-host'] ?? req.headers.host ?? 'localhost';
-      const relayUrl = config.publicUrl || `ws://${String(host)}${req.url}`;
-      const conn = new Connection(id, req.ip, socket, random(16).toString('hex'), relayUrl, log.child({ conn: id }), {
+      const tcp = req.raw.socket;
+      const isRelayUrl = (url: string) => ctx.isRelayUrl(url, tcp);
+      const conn = new Connection(id, req.ip, socket, random(16).toString('hex'), isRelayUrl, log.child({ conn: id }), {
         maxBufferedBytes: config.maxOutboundBytes,
         onOverflow: () => stats.slowClientsCut++,
         transport: req.raw.socket,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseKindList, parseRetention } from './mailbox/retention-rules.js';
+import { checkPublicUrls } from './relay-url.js';
 import { iceServersSchema, parseIceServersSetting } from '../shared/ice-servers.js';
 
 /**
@@ -15,7 +16,16 @@ export const configSchema = z.object({
   port: int(0, 65535).default(7447).describe('TCP port to listen on (env PORT).'),
   host: z.string().default('0.0.0.0').describe('Interface to bind (env HOST).'),
   db: z.string().default('./data/roost.db').describe('SQLite database file; its folder is created (env ROOST_DB).'),
-  publicUrl: z.string().default('').describe('Public ws(s):// URL of this relay, used to check NIP-42 AUTH; empty accepts the Host header the client used.'),
+  publicUrl: z
+    .string()
+    .default('')
+    .superRefine((v, c) => {
+      const bad = checkPublicUrls(v);
+      if (bad) c.addIssue({ code: 'custom', message: bad });
+    })
+    .describe(
+      "Public ws(s):// URL(s) of this relay, comma-separated; NIP-42 AUTH and NIP-98 must name one of them. Empty accepts only this machine's own addresses on the listening port (localhost, 127.0.0.1, [::1] and the host name for local clients; the address a connection arrived on): set it whenever clients reach the relay through another name, a proxy or a port mapping.",
+    ),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level (pino).'),
 
   // --- NIP-11 identity ---

@@ -71,8 +71,8 @@ export class Connection {
     readonly ip: string,
     socket: SocketLike,
     readonly challenge: string,
-    /** URL the client connected to, for NIP-42 relay tag checks. */
-    readonly relayUrl: string,
+    /** True when a URL names this relay for this connection (NIP-42 relay tag; see relay-url.ts). */
+    readonly isRelayUrl: (url: string) => boolean,
     readonly log: Logger,
     opts: {
       maxBufferedBytes: number;

@@ -3,6 +3,7 @@ import type { NostrEvent, VerifiedEvent } from '../shared/event.js';
 import type { RelayConfig } from './config.js';
 import type { Connection, Subscription } from './connection.js';
 import type { RejectEvent, RejectFilter } from './policies/types.js';
+import type { RelayUrlCheck } from './relay-url.js';
 import type { EventStore } from './store/types.js';
 import type { SubscriptionIndex } from './subscriptions/index.js';
 import type { Verifier } from './verify/index.js';
@@ -74,6 +75,8 @@ export interface RelayContext {
   /** Authenticated live connections per pubkey (presence, wake decisions). */
   readonly online: Map<string, number>;
   readonly privateKinds: ReadonlySet<number>;
+  /** Whether a URL names this relay (NIP-42 relay tag, NIP-98 `u` tag), from configuration or the socket, never from headers. */
+  readonly isRelayUrl: RelayUrlCheck;
   readonly hooks: {
     rejectEvent: RejectEvent[];
     rejectFilter: RejectFilter[];

@@ -9,26 +9,12 @@ import type { RelayContext } from '../context.js';
 /** How far an AUTH event's created_at may be from now (NIP-42 suggests about ten minutes). */
 const AUTH_WINDOW_SECONDS = 600;
 
-/** Compares relay URLs by host and path, ignoring scheme, case of the host and a trailing slash. */
-export function sameRelayUrl(a: string, b: string): boolean {
-  const norm = (u: string) => {
-    try {
-      const url = new URL(u.trim());
-      return url.host.toLowerCase() + url.pathname.replace(/\/+$/, '');
-    } catch {
-      return undefined;
-    }
-  };
-  const na = norm(a);
-  return na !== undefined && na === norm(b);
-}
-
 /** Checks a NIP-42 AUTH event: kind, relay URL, challenge, time and signature. Returns a reason or undefined. */
 export function checkAuthEvent(ctx: RelayContext, conn: Connection, event: NostrEvent): string | undefined {
   if (event.kind !== Kind.ClientAuth) return makeReason('invalid', `AUTH event must be kind ${Kind.ClientAuth}`);
   if (getTagValue(event, 'challenge') !== conn.challenge) return makeReason('invalid', 'challenge does not match');
   const relay = getTagValue(event, 'relay');
-  if (relay === undefined || !sameRelayUrl(relay, conn.relayUrl)) return makeReason('invalid', 'relay tag does not name this relay');
+  if (relay === undefined || !conn.isRelayUrl(relay)) return makeReason('invalid', 'relay tag does not name this relay');
   if (Math.abs(event.created_at - ctx.now()) > AUTH_WINDOW_SECONDS) return makeReason('invalid', 'created_at is too far from now');
   return undefined;
 }

@@ -7,7 +7,7 @@ import { countRejection, type RelayContext } from '../context.js';
 import { firstRejection } from '../policies/types.js';
 
 /**
- * EVENT: policies, duplicate check, signature, then either a kind handler, live-only delivery
+ * EVENT: policies, signature, duplicate check, then either a kind handler, live-only delivery
  * (ephemeral) or a group-committed write. `OK true` is sent only after the commit.
  */
 export async function handleEvent(ctx: RelayContext, conn: Connection, event: NostrEvent): Promise<void> {
@@ -27,6 +27,18 @@ export async function handleEvent(ctx: RelayContext, conn: Connection, event: No
     return refuse(rejected);
   }
 
+  // The signature is checked before anything about stored events is said: answering `duplicate:` or
+  // "deleted" to an unverified event would let anyone who learnt an id ask whether a private event is
+  // stored here (a forgery reusing the id with a zero signature). Only a sender holding the signed
+  // event itself learns that, and it has the content already. A new event is verified anyway, so the
+  // order costs only honest re-sends their verification.
+  const checked = await ctx.verifier.verify(event);
+  if (!checked.ok) {
+    unproven();
+    return refuse(checked.reason);
+  }
+  const verified = checked.event;
+
   const known = ctx.store.isKnown(event.id, event.pubkey);
   if (known === 'stored') {
     unproven();
@@ -38,13 +50,6 @@ export async function handleEvent(ctx: RelayContext, conn: Connection, event: No
     unproven();
     return refuse(makeReason('blocked', 'this event was deleted by its author'));
   }
-
-  const checked = await ctx.verifier.verify(event);
-  if (!checked.ok) {
-    unproven();
-    return refuse(checked.reason);
-  }
-  const verified = checked.event;
 
   const special = ctx.hooks.kindHandlers.get(event.kind);
   if (special) {

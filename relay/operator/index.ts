@@ -192,7 +192,7 @@ export function installOperator(deps: OperatorDeps): Operator {
   registerNip86(app, {
     admin,
     admins,
-    publicUrl: config.publicUrl,
+    isRelayUrl: ctx.isRelayUrl,
     now: () => ctx.now(),
     verify: (ev) => verifyEventSync(ev).ok,
     disconnectIp(ip) {

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { NostrEvent } from '../../shared/event.js';
 import { HTTP_AUTH_WINDOW_SECONDS, checkHttpAuthEvent, getAuthorizationEvent } from '../../shared/nip98.js';
 import { callManagementMethod, managementRequestSchema, type ManagementDeps } from '../admin/nip86.js';
-import { sameRelayUrl } from '../handlers/auth.js';
+import type { RelayUrlCheck } from '../relay-url.js';
 
 /** The NIP-86 content type. */
 export const NIP86_CONTENT_TYPE = 'application/nostr+json+rpc';
@@ -12,8 +12,8 @@ export const NIP86_CONTENT_TYPE = 'application/nostr+json+rpc';
 export interface Nip86Options extends ManagementDeps {
   /** Pubkeys allowed to manage the relay. */
   admins: ReadonlySet<string>;
-  /** Public URL of the relay ('' accepts the Host header the client used). */
-  publicUrl: string;
+  /** Whether a NIP-98 `u` tag names this relay, for a request arriving on a given socket (relay-url.ts). */
+  isRelayUrl: RelayUrlCheck;
   /** Seconds since the epoch. */
   now: () => number;
   /** Checks an event's id and signature. */
@@ -37,9 +37,8 @@ export function registerNip86(app: FastifyInstance, opts: Nip86Options): void {
     const ev = getAuthorizationEvent(req.headers.authorization);
     if (!ev) return { code: 401, error: 'unauthorized: a NIP-98 Authorization header is required' };
     const now = opts.now();
-    const expected = opts.publicUrl || `http://${req.headers.host ?? 'localhost'}${req.url}`;
     const payload = createHash('sha256').update(body).digest('hex');
-    const bad = checkHttpAuthEvent(ev, { method: 'POST', matchUrl: (u) => sameRelayUrl(u, expected), payload, now });
+    const bad = checkHttpAuthEvent(ev, { method: 'POST', matchUrl: (u) => opts.isRelayUrl(u, req.raw.socket), payload, now });
     if (bad) return { code: 401, error: `unauthorized: ${bad}` };
     if (!opts.verify(ev)) return { code: 401, error: 'unauthorized: bad signature on the authorization event' };
     // Keyed by signature, not id: two identical calls within a second share an id, while a

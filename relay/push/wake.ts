@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { parsePublicUrls } from '../relay-url.js';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import type { NostrEvent } from '../../shared/event.js';
@@ -348,7 +349,8 @@ class PushWakeService implements PushWake {
     const sender = this.#senders[d.platform]!;
     const expiresAtMs = d.queuedAt + this.#config.pushWakeTtlSeconds * 1000;
     const hint: WakeHint = {
-      relay: this.#config.publicUrl,
+      // The first public URL: the one agents are told to reconnect to.
+      relay: parsePublicUrls(this.#config.publicUrl)[0] ?? '',
       seq: d.seq,
       collapseId: this.#collapseId(d.owner),
       expiresAt: Math.floor(expiresAtMs / 1000),
