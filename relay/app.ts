@@ -8,6 +8,7 @@ import type { WebSocket } from 'ws';
 import { Kind } from '../shared/kinds.js';
 import { makeAuthFrame, makeNoticeFrame } from '../shared/messages/relay.js';
 import type { RelayConfig } from './config.js';
+import { getSocketErrorMistake, logClientMistake } from './client-mistakes.js';
 import { Connection } from './connection.js';
 import { createStats, observeLatency, recordError, type RelayContext } from './context.js';
 import { dispatch } from './dispatch.js';
@@ -218,9 +219,24 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     logController: new LogController({ disableRequestLogging: true }),
     trustProxy: getTrustProxy(config.trustProxy),
   }) as unknown as FastifyInstance;
+  const connOf = new WeakMap<WebSocket, Connection>();
   await app.register(websocket, {
     // UTF-8 is checked per frame below so a bad frame gets a NOTICE instead of a closed connection.
     options: { maxPayload: Math.min(config.maxMessageLength * 4, 64 * 1024 * 1024), skipUTF8Validation: true },
+    // Errors on a client's socket: the client's mistakes (a frame over maxPayload, a protocol
+    // violation, a reset) are counted and logged briefly; anything else is the relay's fault.
+    errorHandler: (err, socket, req) => {
+      const conn = connOf.get(socket);
+      const mistake = getSocketErrorMistake(err);
+      if (mistake === undefined) {
+        recordError(stats, 'websocket', err);
+        (conn?.log ?? req.log).error({ err }, 'websocket connection failed');
+      } else {
+        const e = err as { code?: string; message?: string };
+        logClientMistake(conn?.log ?? req.log, conn ?? { mistakes: 0 }, stats.clientMistakes, mistake, mistake === 'reset' ? 'debug' : 'info', e);
+      }
+      socket.terminate();
+    },
   });
   // Before the routes, so its connection gate hooks the WebSocket route.
   const operator = installOperator({ app, ctx, infoContributors, version, log, nowMs: deps.nowMs ?? Date.now });
@@ -273,6 +289,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
         onEose: (seconds) => observeLatency(stats, 'eose', seconds),
       });
       stats.connectionsOpened++;
+      connOf.set(socket, conn);
       ctx.connections.add(conn);
       sockets.set(conn, socket);
       alive.set(conn, true);
@@ -280,14 +297,17 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       socket.on('message', (data, isBinary) => {
         const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
         if (buf.length > config.maxMessageLength) {
+          logClientMistake(conn.log, conn, stats.clientMistakes, 'oversized', 'debug', { message: `${buf.length} bytes` });
           conn.send(makeNoticeFrame(makeReason('invalid', `message larger than ${config.maxMessageLength} bytes`)));
           return;
         }
         if (isBinary) {
+          logClientMistake(conn.log, conn, stats.clientMistakes, 'binary', 'debug');
           conn.send(makeNoticeFrame(makeReason('invalid', 'binary frames are not supported')));
           return;
         }
         if (!isUtf8(buf)) {
+          logClientMistake(conn.log, conn, stats.clientMistakes, 'utf8', 'debug');
           conn.send(makeNoticeFrame(makeReason('invalid', 'frame is not valid UTF-8')));
           return;
         }
@@ -303,7 +323,6 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
         ctx.connections.delete(conn);
         sockets.delete(conn);
       });
-      socket.on('error', (err) => conn.log.debug({ err }, 'socket error'));
       conn.send(makeAuthFrame(conn.challenge));
     },
   });

@@ -43,6 +43,8 @@ export interface RelayStats {
   connectionsOpened: number;
   slowClientsCut: number;
   errors: number;
+  /** Client mistakes by kind (client-mistakes.ts): oversized frames, protocol violations, malformed messages. */
+  clientMistakes: Map<string, number>;
   /** The latest internal failures, oldest first (at most {@link RECENT_ERRORS_KEPT}). */
   recentErrors: RecentError[];
   /** Latency observers in seconds; the metrics plugin adds its histograms here. */
@@ -108,6 +110,7 @@ export function createStats(): RelayStats {
     connectionsOpened: 0,
     slowClientsCut: 0,
     errors: 0,
+    clientMistakes: new Map(),
     recentErrors: [],
     onLatency: [],
   };

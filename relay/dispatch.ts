@@ -1,6 +1,7 @@
 import { parseClientMessage } from '../shared/messages/client.js';
 import { makeClosedFrame, makeNoticeFrame, makeOkFrame } from '../shared/messages/relay.js';
 import { makeReason } from '../shared/reason.js';
+import { logClientMistake } from './client-mistakes.js';
 import type { Connection } from './connection.js';
 import { countRejection, observeLatency, recordError, type RelayContext } from './context.js';
 import { handleAuth } from './handlers/auth.js';
@@ -18,6 +19,7 @@ export function dispatch(ctx: RelayContext, conn: Connection, text: string): voi
   if (!parsed.ok) {
     const e = parsed.error;
     countRejection(ctx.stats, e.reason);
+    logClientMistake(conn.log, conn, ctx.stats.clientMistakes, 'malformed', 'debug', { message: e.reason });
     if (e.reply === 'OK') conn.send(makeOkFrame(e.eventId, false, e.reason));
     else if (e.reply === 'CLOSED' || e.reply === 'COUNT_CLOSED') conn.send(makeClosedFrame(e.subId, e.reason));
     else conn.send(makeNoticeFrame(e.reason));

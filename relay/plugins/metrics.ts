@@ -84,6 +84,17 @@ export function createMetricsRegistry(opts: MetricsOptions): RelayMetrics {
     },
   });
 
+  new Counter({
+    name: 'roost_client_mistakes_total',
+    help: 'Client mistakes by kind: oversized frames, WebSocket protocol violations, resets, binary, invalid UTF-8, malformed messages.',
+    labelNames: ['kind'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [kind, n] of opts.stats.clientMistakes) this.inc({ kind }, n);
+    },
+  });
+
   gauge('roost_connections', 'Open WebSocket connections.', (f) => f.connections);
   gauge('roost_agents_online', 'Distinct pubkeys authenticated (NIP-42) on open connections.', (f) => f.agentsOnline);
   gauge('roost_subscriptions', 'Open subscriptions.', (f) => f.subscriptions);

@@ -73,11 +73,12 @@ describe('NIP-42 relay binding, no public URL configured (quick start)', () => {
   });
 
   it('refuses an AUTH made for another relay, whatever Host or X-Forwarded-Host say; the DMs stay private', async () => {
-    for (const headers of <Array<Record<string, string>>>[
+    const forged: Array<Record<string, string>> = [
       { host: EVIL },
       { 'x-forwarded-host': EVIL },
       { host: EVIL, 'x-forwarded-host': EVIL, 'x-forwarded-proto': 'ws' },
-    ]) {
+    ];
+    for (const headers of forged) {
       const { c, ok } = await authAs(relay.url, bob, `ws://${EVIL}`, headers);
       expect(ok[2]).toBe(false);
       expect(ok[3]).toMatch(/^invalid: relay tag does not name this relay/);
