@@ -91,6 +91,33 @@ describe('the npm package', () => {
     expect(packed.filter((f) => /^(test|bench|dist\/test|dist\/bench)\//.test(f) || (f.endsWith('.ts') && !f.endsWith('.d.ts')))).toEqual([]);
   });
 
+  it('every export loads in the consuming project, and its types resolve for TypeScript', async () => {
+    const names = Object.keys(pkg.exports)
+      .filter((k) => k !== './package.json')
+      .map((k) => (k === '.' ? pkg.name : `${pkg.name}/${k.slice(2)}`));
+    const script = `for (const n of ${JSON.stringify(names)}) { const m = await import(n); console.log(n, Object.keys(m).length > 0); }`;
+    const loaded = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: project });
+    expect(loaded.stdout.trim().split('\n')).toEqual(names.map((n) => `${n} true`));
+    writeFileSync(
+      join(project, 'check.ts'),
+      `import { createNodeAgent, type Agent } from 'roost/client/node';
+import { createAgent, Identity, type AgentOptions } from 'roost/client';
+import { buildRelay } from 'roost/relay';
+import { loadConfig } from 'roost/relay/config';
+const options: AgentOptions = { identity: Identity.generate(), relays: ['ws://127.0.0.1:7447'] };
+const agent: Agent = createNodeAgent({ home: '.', relays: options.relays });
+const started: Promise<void> = agent.start({ waitForRelay: false });
+// @ts-expect-error a relay list is required
+createAgent({ identity: options.identity });
+export const used = [started, buildRelay(loadConfig({ port: 0 }))];
+`,
+    );
+    const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
+    const args = ['--noEmit', '--strict', '--skipLibCheck', '--target', 'es2022', '--module', 'nodenext', '--moduleResolution', 'nodenext', 'check.ts'];
+    const checked = await run(process.execPath, [tsc, ...args], { cwd: project }).catch((e: { stdout: string }) => ({ stdout: e.stdout }));
+    expect(checked.stdout).toBe('');
+  }, 60_000);
+
   it('runs the docs two-agent example in a project that installed the tarball (Node)', async () => {
     writeFileSync(join(project, 'agents.mjs'), docsExample(relay.url));
     const { stdout } = await run(process.execPath, ['agents.mjs'], { cwd: project, timeout: 60_000 });
