@@ -394,7 +394,7 @@ function rows(a, b) {
   if (a.idle || b.idle) add('idle KiB/connection', 'lower', fmtKiB, (r) => r.idle?.perConnectionKiB);
   if (a.attack || b.attack) {
     add('honest REQ→EOSE p99 ms, quiet', 'lower', fmtMs, (r) => r.attack?.quiet.p99);
-    add('honest REQ→EOSE p99 ms, under attack (14.6–8)', 'lower', fmtMs, (r) => r.attack?.attacked.p99);
+    add('honest REQ→EOSE p99 ms, under attack', 'lower', fmtMs, (r) => r.attack?.attacked.p99);
   }
   const wakeKeys = new Set([...Object.keys(a.wake?.figures ?? {}), ...Object.keys(b.wake?.figures ?? {})]);
   for (const k of wakeKeys) {

@@ -1,5 +1,5 @@
 // Under attack: an honest client's REQ→EOSE latency with and without a hostile client running the worst of
-// issue 14 points 6–8 at once, in alternating phases of the same run on the same relay:
+// the resource attacks of docs/limits.md (issue 14 points 6–8) at once, in alternating phases of the same run on the same relay:
 //   - a reader that stops reading: 50 REQs (limit 500) over large stored events, then never reads (point 8);
 //   - COUNT floods: ten `{}` filters per COUNT over those events, several in flight (point 7);
 //   - quadratic tag matching: a subscription with 1,000 `#x` and 1,000 `#y` values, and ephemeral events with
