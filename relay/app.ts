@@ -12,6 +12,7 @@ import { getSocketErrorMistake, logClientMistake } from './client-mistakes.js';
 import { Connection } from './connection.js';
 import { createStats, observeLatency, recordError, type RelayContext } from './context.js';
 import { dispatch } from './dispatch.js';
+import { InboundGate } from './inbound.js';
 import { closeSubscription } from './handlers/req.js';
 import { getTrustProxy, installOperator, type Operator } from './operator/index.js';
 import { iceServersInfo } from './plugins/ice-servers.js';
@@ -298,6 +299,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       sockets.set(conn, socket);
       alive.set(conn, true);
       socket.on('pong', () => alive.set(conn, true));
+      const inbound = new InboundGate(socket, config.maxInflightEvents, (text) => dispatch(ctx, conn, text));
       socket.on('message', (data, isBinary) => {
         const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
         if (buf.length > config.maxMessageLength) {
@@ -315,9 +317,10 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
           conn.send(makeNoticeFrame(makeReason('invalid', 'frame is not valid UTF-8')));
           return;
         }
-        dispatch(ctx, conn, buf.toString('utf8'));
+        inbound.push(buf.toString('utf8'));
       });
       socket.on('close', () => {
+        inbound.close();
         for (const sub of [...conn.subs.values()]) closeSubscription(ctx, sub);
         for (const pk of conn.authed) {
           const n = (ctx.online.get(pk) ?? 1) - 1;

@@ -45,6 +45,9 @@ export const configSchema = z.object({
   createdAtPastLimit: int(0).default(94608000).describe('Oldest accepted created_at, in seconds before now (0: no limit).'),
   createdAtFutureLimit: int(0).default(900).describe('Newest accepted created_at, in seconds after now.'),
   authRequired: bool.default(false).describe('Require NIP-42 AUTH before any REQ, COUNT or EVENT.'),
+  maxInflightEvents: int(1, 4096)
+    .default(16)
+    .describe('EVENT/AUTH frames of one connection being verified or committed at once; further frames wait in its socket.'),
   maxOutboundBytes: int(65536).default(8388608).describe('Unsent bytes a connection may queue before it is cut off as a slow client.'),
   maxHttpBodyBytes: int(1024, 16 * 1024 * 1024)
     .default(65536)

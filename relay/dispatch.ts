@@ -13,8 +13,10 @@ import { handleClose, handleReq } from './handlers/req.js';
  * Routes one inbound frame: validated once here, at the edge; handlers take typed values.
  * Bad input gets an OK/CLOSED/NOTICE with a NIP-01 reason; unexpected failures are logged with
  * their stack and answered `error: internal error`; the connection stays usable either way.
+ * Returns the frame's work still under way (EVENT, AUTH), settled once it is answered, so the
+ * connection's inbound gate can bound how much of it one connection has at once.
  */
-export function dispatch(ctx: RelayContext, conn: Connection, text: string): void {
+export function dispatch(ctx: RelayContext, conn: Connection, text: string): Promise<void> | undefined {
   const parsed = parseClientMessage(text);
   if (!parsed.ok) {
     const e = parsed.error;
@@ -23,7 +25,7 @@ export function dispatch(ctx: RelayContext, conn: Connection, text: string): voi
     if (e.reply === 'OK') conn.send(makeOkFrame(e.eventId, false, e.reason));
     else if (e.reply === 'CLOSED' || e.reply === 'COUNT_CLOSED') conn.send(makeClosedFrame(e.subId, e.reason));
     else conn.send(makeNoticeFrame(e.reason));
-    return;
+    return undefined;
   }
   const m = parsed.message;
   const fail = (err: unknown) => {
@@ -38,24 +40,23 @@ export function dispatch(ctx: RelayContext, conn: Connection, text: string): voi
     switch (m.type) {
       case 'EVENT': {
         const start = performance.now();
-        handleEvent(ctx, conn, m.event).then(() => observeLatency(ctx.stats, 'ok', (performance.now() - start) / 1000), fail);
-        return;
+        return handleEvent(ctx, conn, m.event).then(() => observeLatency(ctx.stats, 'ok', (performance.now() - start) / 1000), fail);
       }
       case 'REQ':
         conn.noteReq(m.subId);
         handleReq(ctx, conn, m.subId, m.filters);
-        return;
+        return undefined;
       case 'CLOSE':
         handleClose(ctx, conn, m.subId);
-        return;
+        return undefined;
       case 'AUTH':
-        handleAuth(ctx, conn, m.event).catch(fail);
-        return;
+        return handleAuth(ctx, conn, m.event).catch(fail);
       case 'COUNT':
         handleCount(ctx, conn, m.subId, m.filters);
-        return;
+        return undefined;
     }
   } catch (err) {
     fail(err);
   }
+  return undefined;
 }
