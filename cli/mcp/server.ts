@@ -1,6 +1,6 @@
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { SubscribeRequestSchema, UnsubscribeRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode, McpError, SubscribeRequestSchema, UnsubscribeRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { ClientError, getNpub, parsePubkey, type AgentInfo, type DirectMessage } from '../../client/node/index.js';
 import type { Json } from '../../client/crdt/index.js';
@@ -38,7 +38,7 @@ export function createMcpServer(bridge: Bridge, version: string): McpServer {
   const server = new McpServer(
     { name: 'roost', title: 'Roost agent mesh', version },
     {
-      capabilities: { resources: { subscribe: true, listChanged: false }, tools: {} },
+      capabilities: { resources: { subscribe: true, listChanged: false }, tools: {}, logging: {} },
       instructions:
         'You are an agent on the Roost mesh. Messages to you wait in a durable inbox: call `inbox`, handle each message, then `ack` with the `next` value it gave (until you ack, the same messages come back, even after a restart). Reply with `send` and `reply_to`. Use `discover` to find agents by capability and `whoami` for your own address.',
     },
@@ -276,9 +276,9 @@ export function createMcpServer(bridge: Bridge, version: string): McpServer {
     }),
     { title: 'Agent card', description: "An agent's card and presence (roost://agents/<hex pubkey>).", mimeType: 'application/json' },
     async (uri, vars) => {
-      const pk = parsePubkey(String(vars.pubkey));
+      const pk = asParam(() => parsePubkey(String(vars.pubkey)));
       const found = (await bridge.discover([])).find((a) => a.pubkey === pk);
-      if (!found) throw new ClientError('ROOST_ERR_BAD_INPUT', `no card for ${getNpub(pk)} on the relays`);
+      if (!found) throw new McpError(ErrorCode.InvalidParams, `no card for ${getNpub(pk)} on the relays`);
       return { contents: [{ uri: uri.href, mimeType: 'application/json', text: JSON.stringify(agentSummary(found)) }] };
     },
   );
@@ -288,7 +288,9 @@ export function createMcpServer(bridge: Bridge, version: string): McpServer {
     { title: 'Shared document', description: 'A shared CRDT document as JSON (roost://docs/<owner hex or "me">/<name>).', mimeType: 'application/json' },
     async (uri, vars) => {
       const owner = String(vars.owner);
-      const doc = await readDoc(bridge, String(vars.name), owner === 'me' ? undefined : owner, undefined);
+      const doc = await readDoc(bridge, String(vars.name), owner === 'me' ? undefined : owner, undefined).catch((err: Error) => {
+        throw err instanceof ClientError ? new McpError(ErrorCode.InvalidParams, err.message) : err;
+      });
       return { contents: [{ uri: uri.href, mimeType: 'application/json', text: JSON.stringify(doc) }] };
     },
   );
@@ -296,7 +298,8 @@ export function createMcpServer(bridge: Bridge, version: string): McpServer {
   // resources/subscribe: only the inbox changes on its own; its updates are pushed while subscribed.
   let unsubscribe: (() => void) | undefined;
   server.server.setRequestHandler(SubscribeRequestSchema, async (req) => {
-    if (req.params.uri !== INBOX_URI) throw new ClientError('ROOST_ERR_BAD_INPUT', `only ${INBOX_URI} can be subscribed to`);
+    if (req.params.uri !== INBOX_URI)
+      throw new McpError(ErrorCode.InvalidParams, `only ${INBOX_URI} can be subscribed to (agent cards and documents are read on demand)`);
     unsubscribe ??= bridge.onMail(() => void server.server.sendResourceUpdated({ uri: INBOX_URI }).catch(() => undefined));
     return {};
   });
@@ -307,6 +310,15 @@ export function createMcpServer(bridge: Bridge, version: string): McpServer {
   });
   server.server.onclose = () => unsubscribe?.();
   return server;
+}
+
+/** Runs `fn`; a bad-input error becomes an MCP invalid-params error (resource reads answer JSON-RPC errors). */
+function asParam<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw new McpError(ErrorCode.InvalidParams, (err as Error).message);
+  }
 }
 
 const iso = (sec: number) => new Date(sec * 1000).toISOString().replace('.000Z', 'Z');
