@@ -44,6 +44,9 @@ function refuse(res: ServerResponse, status: number, message: string, headers: R
   res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32000, message }, id: null }));
 }
 
+/** Open sessions at most (each holds a server; clients that vanish without DELETE leave theirs). */
+const MAX_SESSIONS = 64;
+
 /** Largest JSON-RPC request body accepted. */
 const MAX_BODY = 4 * 1024 * 1024;
 
@@ -91,6 +94,7 @@ export function createMcpHttpServer(guard: () => HttpGuard, makeServer: () => Mc
         if (existing) return existing.handleRequest(req, res, body);
         if (sid !== undefined) return refuse(res, 404, 'unknown session: initialize again');
         if (!isInitializeRequest(body)) return refuse(res, 400, 'no session: the first request must be initialize (without Mcp-Session-Id)');
+        if (sessions.size >= MAX_SESSIONS) return refuse(res, 503, `too many open sessions (${MAX_SESSIONS}): close one (DELETE /mcp) first`);
         const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
           sessionIdGenerator: () => randomUUID(),
           onsessioninitialized: (id) => void sessions.set(id, transport),
