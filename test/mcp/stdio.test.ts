@@ -5,6 +5,7 @@ import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/typ
 import { startRelay, type TestRelay } from '../helpers/relay.js';
 import { waitFor } from '../helpers/wait.js';
 import { startRecordingAgent, tempDir } from '../client/helpers.js';
+import { runAgentCli } from '../../cli/agent.js';
 import { call, callError, exited, startStdioBridge } from './helpers.js';
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -124,6 +125,44 @@ describe('roost mcp over stdio (SDK client, real relay, the built binary)', () =
 
     // stdout carried only the protocol: every log line is on stderr, as JSON
     for (const line of bridge.stderr().trim().split('\n')) expect(() => JSON.parse(line)).not.toThrow();
+  });
+
+  it("docs/mcp.md's worked example: a roost agent CLI asks, the LLM host answers; the CLI and the bridge on one home are one agent", async () => {
+    const r = await relay();
+    const llmHome = tempDir('roost-mcp-');
+    cleanups.push(llmHome.cleanup);
+    const alice = tempDir('roost-alice-');
+    cleanups.push(alice.cleanup);
+    const bridge = await startStdioBridge(llmHome.dir, [r.url]);
+    cleanups.push(() => bridge.close());
+    const cli = async (args: string[]) => {
+      let stdout = '';
+      let stderr = '';
+      const code = await runAgentCli(args, {
+        stdout: { write: (s: string) => (stdout += s) },
+        stderr: { write: (s: string) => (stderr += s) },
+        env: { ROOST_RELAYS: r.url },
+      });
+      return { code, stdout, stderr };
+    };
+    // same home, same identity
+    const me = await call<{ npub: string }>(bridge.client, 'whoami');
+    expect((await cli(['whoami', '--home', llmHome.dir, '--json'])).stdout).toContain(me.npub);
+
+    await call(bridge.client, 'card', { name: 'summariser', description: 'summarises text', capabilities: ['summarise'] });
+    expect((await cli(['keygen', '--home', alice.dir])).code).toBe(0);
+    const found = await cli(['discover', '--home', alice.dir, '--capability', 'summarise']);
+    expect(found.stdout).toMatch(/^online\s+summariser\s/);
+    const asking = cli(['send', '--home', alice.dir, me.npub, 'Summarise: the relay stores events and forwards them.', '--request', '--timeout', '30']);
+    let page!: InboxPage;
+    await waitFor(async () => (page = await call<InboxPage>(bridge.client, 'inbox')).messages.length === 1, 'the request in the inbox', 20_000);
+    expect(page.messages[0]).toMatchObject({ request: true, preview: 'Summarise: the relay stores events and forwards them.' });
+    const sent = await call<{ answered_request: boolean }>(bridge.client, 'send', { reply_to: page.messages[0]!.seq, text: 'A store-and-forward relay.' });
+    expect(sent.answered_request).toBe(true);
+    expect(await call(bridge.client, 'ack', { up_to: page.next })).toEqual({ acked: page.next, remaining: 0 });
+    const answered = await asking;
+    expect(answered.code, answered.stderr).toBe(0);
+    expect(answered.stdout).toMatch(/: A store-and-forward relay\.\n$/);
   });
 
   it('bad input gets an MCP error that says what to fix, never a stack trace', async () => {
