@@ -155,7 +155,11 @@ export function createMcpServer(bridge: Bridge, version: string): McpServer {
       description: 'One message in full (sender, time, tags, content). Long content comes in slices: pass offset = next_offset to read on.',
       inputSchema: {
         seq: z.number().int().positive().optional().describe('The message seq from inbox.'),
-        id: z.string().min(8).max(64).optional().describe('Or its id (at least the first 8 hex characters).'),
+        id: z
+          .string()
+          .regex(/^[0-9a-fA-F]{8,64}$/, 'an id is 8 to 64 hex characters (a unique prefix of the message id)')
+          .optional()
+          .describe('Or its id (at least the first 8 hex characters).'),
         offset: z.number().int().min(0).optional().describe('Character offset into the content (default 0).'),
         max_chars: z.number().int().min(100).max(FETCH_MAX_CHARS).optional().describe(`Characters of content to return (default ${FETCH_CHARS}).`),
       },

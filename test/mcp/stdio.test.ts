@@ -77,6 +77,8 @@ describe('roost mcp over stdio (SDK client, real relay, the built binary)', () =
     const rest = await call<{ content: string; next_offset?: number }>(bridge.client, 'fetch', { seq: page.messages[0]!.seq, offset: 300 });
     expect(rest.content.length).toBe(200);
     expect(rest.next_offset).toBeUndefined();
+    const byId = await call<{ seq: number; id: string }>(bridge.client, 'fetch', { id: (full as unknown as { id: string }).id.slice(0, 12) });
+    expect(byId.seq).toBe(page.messages[0]!.seq);
     const req = page.messages[1]!;
     expect(req).toMatchObject({ request: true, preview: 'what is 2+2?', from: peer.agent.npub });
     await call(bridge.client, 'send', { reply_to: req.seq, text: '4' });
@@ -180,6 +182,7 @@ describe('roost mcp over stdio (SDK client, real relay, the built binary)', () =
       ['ack', { up_to: 5 }, /beyond the newest message/],
       ['ack', { up_to: 'all' }, /up_to/],
       ['fetch', {}, /seq.*or its id/],
+      ['fetch', { id: 'abcd%' }, /8 to 64 hex characters/],
       ['doc_update', { name: 'a b', ops: [] }, /document name is letters/],
       ['doc_update', { name: 'board', ops: [{ op: 'rename' }] }, /op/],
       ['nope', {}, /Tool nope not found/],
