@@ -42,7 +42,8 @@ export class Mailbox {
       CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
       INSERT OR IGNORE INTO state (key, value) VALUES ('acked', 0);
     `);
-    this.#insert = this.#db.prepare('INSERT OR IGNORE INTO mail (id, received_at, json) VALUES (?, ?, ?)');
+    // WHERE NOT EXISTS rather than INSERT OR IGNORE: an ignored row would still use up a seq (AUTOINCREMENT).
+    this.#insert = this.#db.prepare('INSERT INTO mail (id, received_at, json) SELECT @id, @at, @json WHERE NOT EXISTS (SELECT 1 FROM mail WHERE id = @id)');
     this.#listAfter = this.#db.prepare('SELECT seq, id, received_at, json FROM mail WHERE seq > ? ORDER BY seq LIMIT ?');
     this.#bySeq = this.#db.prepare('SELECT seq, id, received_at, json FROM mail WHERE seq = ?');
     this.#byId = this.#db.prepare('SELECT seq, id, received_at, json FROM mail WHERE id = ? OR id LIKE ? ORDER BY seq LIMIT 2');
@@ -54,7 +55,7 @@ export class Mailbox {
   /** Commits a message; false when its id was kept before (another relay, or a resend after a crash). */
   add(message: InboxMessage, atMs: number): boolean {
     const id = message.type === 'dm' ? message.id : message.event.id;
-    return this.#insert.run(id, atMs, JSON.stringify(message)).changes === 1;
+    return this.#insert.run({ id, at: atMs, json: JSON.stringify(message) }).changes === 1;
   }
 
   /** The host's cursor: every message up to this seq was acknowledged. */
