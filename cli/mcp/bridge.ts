@@ -56,9 +56,13 @@ export class Bridge {
     this.agent.on('error', (err) => opts.log('warn', 'agent error', { code: (err as ClientError).code, message: err.message }));
   }
 
-  /** Starts the agent: outbox restored, relays connected, inbox resumed from its cursors. */
+  /**
+   * Starts the agent: outbox restored, inbox resumed from its cursors, relays connecting. It does not
+   * wait for a relay: the host's handshake must not hang on a relay that is down (the links retry,
+   * sends wait in the outbox, and each cause is logged).
+   */
   async start(): Promise<void> {
-    await this.agent.start();
+    await this.agent.start({ waitForRelay: false });
   }
 
   /**
