@@ -45,6 +45,12 @@ export const configSchema = z.object({
   createdAtPastLimit: int(0).default(94608000).describe('Oldest accepted created_at, in seconds before now (0: no limit).'),
   createdAtFutureLimit: int(0).default(900).describe('Newest accepted created_at, in seconds after now.'),
   authRequired: bool.default(false).describe('Require NIP-42 AUTH before any REQ, COUNT or EVENT.'),
+  authChallenge: z
+    .enum(['demand', 'connect'])
+    .default('demand')
+    .describe(
+      'When the NIP-42 challenge is sent: `demand` only with a refusal that authentication would lift (just before `CLOSED`/`OK false` `auth-required:`), `connect` as soon as a client connects (always so with auth_required).',
+    ),
   maxOutboundBytes: int(65536).default(8388608).describe('Unsent bytes a connection may queue before it is cut off as a slow client.'),
 
   // --- signature verification ---
