@@ -22,7 +22,7 @@ function authEvent(key: Key, challenge: string, relay: string, p: Partial<NostrE
 }
 
 async function authenticate(c: RawClient, key: Key, url: string): Promise<void> {
-  const challenge = (await c.next((f) => f[0] === 'AUTH'))[1] as string;
+  const challenge = await c.challenge();
   const ev = authEvent(key, challenge, url);
   c.send(['AUTH', ev]);
   expect((await c.ok(ev.id))[2]).toBe(true);
@@ -66,7 +66,7 @@ describe('NIP-42 authentication', () => {
 
   it('checks kind, challenge, relay URL and time', async () => {
     const c = await RawClient.connect(t.url);
-    const challenge = (await c.next((f) => f[0] === 'AUTH'))[1] as string;
+    const challenge = await c.challenge();
     const k = makeKey();
     const bad: Array<[NostrEvent, RegExp]> = [
       [authEvent(k, challenge, t.url, { kind: 1 }), /^invalid: AUTH event must be kind 22242/],
