@@ -6,6 +6,11 @@ import type { RejectEvent } from './types.js';
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
+/** The stranger's share of a mailbox: the most undelivered events one non-contact sender may hold in it. */
+export function getStrangerShare(limit: number): number {
+  return Math.max(1, Math.floor(limit / 10));
+}
+
 /**
  * Refuses a regular event addressed (`p` tag) to a recipient whose undelivered mailbox is full, so
  * the sender learns it instead of anything being dropped later. Replaceable, addressable and
@@ -15,20 +20,33 @@ const HEX64 = /^[0-9a-f]{64}$/;
  *
  * Strangers share the first `limit` places; the recipient's contacts (`isContact`: the p tags of its
  * kind-3 list) and the recipient itself may go on to twice the limit, so no number of fresh keys can
- * lock a contact out. `onRefused` is told the recipient of each refusal (so its agent can be told).
+ * lock a contact out. Among strangers, once a mailbox is half full, each sender may hold at most
+ * its share (`getStrangerShare`, a tenth of the limit; `senderHolds` counts its undelivered events), so
+ * one stranger can take at most half the strangers' part and the other half goes to at least five
+ * more. `onRefused` is told the recipient of each refusal (so its agent can be told).
  */
 export function rejectFullMailbox(
   quota: MailboxQuota,
   isStored: (id: string) => boolean,
   isContact: (recipient: string, sender: string) => boolean = () => false,
   onRefused: (recipient: string) => void = () => {},
+  senderHolds: (recipient: string, sender: string) => number = () => 0,
 ): RejectEvent {
+  const share = getStrangerShare(quota.limit);
+  const half = Math.max(1, Math.ceil(quota.limit / 2));
   return function rejectFullMailbox(ev) {
     if (!isRegularKind(ev.kind)) return undefined;
     for (const t of ev.tags) {
       if (t[0] !== 'p' || t[1] === undefined || !HEX64.test(t[1])) continue;
+      if (!quota.isFull(t[1], half)) continue;
+      const stranger = t[1] !== ev.pubkey && !isContact(t[1], ev.pubkey);
+      if (stranger && !quota.isFull(t[1]) && senderHolds(t[1], ev.pubkey) >= share) {
+        if (isStored(ev.id)) return undefined;
+        onRefused(t[1]);
+        return makeReason('rate-limited', `mailbox of ${npubEncode(t[1])} holds this sender's share (${share} undelivered events)`);
+      }
       if (!quota.isFull(t[1])) continue;
-      if ((t[1] === ev.pubkey || isContact(t[1], ev.pubkey)) && !quota.isFull(t[1], 2 * quota.limit)) continue;
+      if (!stranger && !quota.isFull(t[1], 2 * quota.limit)) continue;
       if (isStored(ev.id)) return undefined;
       onRefused(t[1]);
       return makeReason('rate-limited', `mailbox of ${npubEncode(t[1])} is full (${quota.limit} undelivered events)`);

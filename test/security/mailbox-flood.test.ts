@@ -30,11 +30,12 @@ describe('a crowd of fresh keys cannot lock a contact out of a mailbox', () => {
     const contacts = signEvent(agent, { kind: 3, tags: [['p', friend.pk]], content: '' });
     expect((await c.publish(contacts))[2]).toBe(true);
 
-    // Five throwaway keys fill the mailbox; a sixth is refused.
+    // Ten throwaway keys, two events each (a stranger's share is a tenth), fill the mailbox; an eleventh is refused.
     let accepted = 0;
-    for (let k = 0; k < 5; k++) {
+    for (let k = 0; k < 10; k++) {
       const stranger = makeKey();
-      for (let i = 0; i < QUOTA / 5; i++) if ((await c.publish(signEvent(stranger, { kind: 4, tags: [['p', agent.pk]], content: `spam ${i}` })))[2]) accepted++;
+      for (let i = 0; i < QUOTA / 10; i++)
+        if ((await c.publish(signEvent(stranger, { kind: 4, tags: [['p', agent.pk]], content: `spam ${i}` })))[2]) accepted++;
     }
     expect(accepted).toBe(QUOTA);
     const late = await c.publish(signEvent(makeKey(), { kind: 4, tags: [['p', agent.pk]], content: 'one more' }));
@@ -65,5 +66,45 @@ describe('a crowd of fresh keys cannot lock a contact out of a mailbox', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(b.of('NOTICE')).toEqual([]);
     b.close();
+  });
+});
+
+describe('one stranger cannot take the mailbox from other strangers, and refusals survive a restart', () => {
+  it('a stranger holds at most half the mailbox, then its share; another stranger still gets in; the count outlives a restart', async () => {
+    let relay = await spawnRelay({ ROOST_DB: join(dir, 'share.db'), ROOST_MAILBOX_QUOTA: String(QUOTA) });
+    const agent = makeKey();
+    const spammer = makeKey();
+    const c = await RawClient.connect(relay.url);
+    let spam = 0;
+    let refusedShare = 0;
+    for (let i = 0; i < QUOTA; i++) {
+      const r = await c.publish(signEvent(spammer, { kind: 4, tags: [['p', agent.pk]], content: `spam ${i}` }));
+      if (r[2]) spam++;
+      else {
+        expect(r[3]).toMatch(/^rate-limited: mailbox .* holds this sender's share/);
+        refusedShare++;
+      }
+    }
+    // Half the strangers' part (10 of 20), never the whole mailbox (main accepted all 20).
+    expect(spam).toBe(QUOTA / 2);
+    expect(refusedShare).toBe(QUOTA / 2);
+    // Another stranger gets its share (2) in.
+    const other = makeKey();
+    const oks = [];
+    for (let i = 0; i < 3; i++) oks.push((await c.publish(signEvent(other, { kind: 4, tags: [['p', agent.pk]], content: `hi ${i}` })))[2]);
+    expect(oks).toEqual([true, true, false]);
+    c.close();
+
+    // A restart (SIGTERM: the flush on close; the periodic flush covers a crash) keeps the refusal count.
+    relay.child.kill('SIGTERM');
+    await relay.exited;
+    relay = await spawnRelay({ ROOST_DB: join(dir, 'share.db'), ROOST_MAILBOX_QUOTA: String(QUOTA) });
+    const a = await RawClient.connect(relay.url);
+    await authenticate(a, agent, relay.url);
+    const notice = await a.next((f) => f[0] === 'NOTICE', 'refusal notice after restart');
+    expect(notice[1]).toMatch(/^mailbox: 11 events addressed to you were refused since /);
+    a.close();
+    relay.child.kill('SIGTERM');
+    await relay.exited;
   });
 });
