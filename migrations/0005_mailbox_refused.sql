@@ -5,3 +5,10 @@ CREATE TABLE mailbox_refused (
   refused INTEGER NOT NULL,
   since   INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- Where the sequence stood at a given time (written every hour or so, kept for two ages): a sender whose first
+-- stored event has a seq at or below the mark of `ROOST_MAILBOX_FRESH_SECONDS` ago is established, not fresh.
+CREATE TABLE seq_marks (
+  at  INTEGER PRIMARY KEY,
+  seq INTEGER NOT NULL
+);

@@ -85,6 +85,11 @@ export const configSchema = z.object({
   mailboxQuota: int(0)
     .default(10000)
     .describe('Most undelivered events addressed (p tag) to one recipient; further regular events to it get OK false rate-limited (0: no quota).'),
+  mailboxFreshSeconds: int(1)
+    .default(86400)
+    .describe(
+      "A sender with no event stored here at least this long ago is a fresh key: once a mailbox is half full, fresh strangers' mail to it is refused (the other half is for established strangers and, beyond the quota, contacts).",
+    ),
   mailboxFlushMs: int(10, 60000).default(1000).describe('How often per-agent delivery accounting is written to disk, coalesced.'),
   retention: z
     .string()

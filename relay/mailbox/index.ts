@@ -7,6 +7,7 @@ import type { InfoContributor } from '../plugins/nip11.js';
 import { rejectFullMailbox } from '../policies/mailbox-quota.js';
 import { DeliveryLedger, type MailboxBacklog, type MailboxStatus } from './ledger.js';
 import { MailboxQuota } from './quota.js';
+import { SenderAge } from './senders.js';
 import { describeRetention, parseKindList, parseRetention, type RetentionRule } from './retention-rules.js';
 import { sweepRetention } from './retention.js';
 
@@ -65,6 +66,16 @@ export function installMailbox(ctx: RelayContext, db: Database, infoContributors
     for (const [pk, r] of refused) saveRefused.run(pk, r.n, r.since);
     refused.clear();
   });
+  const senders = new SenderAge(db, config.mailboxFreshSeconds, () => ctx.now());
+  senders.tick();
+  const senderTimer = setInterval(() => {
+    try {
+      senders.tick();
+    } catch (err) {
+      log.error({ err }, 'sequence mark failed');
+    }
+  }, senders.markEverySeconds * 1000);
+  senderTimer.unref();
   if (config.mailboxQuota > 0) {
     const quota = new MailboxQuota(ledger, config.mailboxQuota, () => ctx.now());
     const isStored = (id: string) => ctx.store.isKnown(id) === 'stored';
@@ -88,7 +99,8 @@ export function installMailbox(ctx: RelayContext, db: Database, infoContributors
         refused.set(recipient, { n: 1, since: ctx.now() });
       }
     };
-    ctx.hooks.rejectEvent.push(rejectFullMailbox(quota, isStored, isContact, noteRefused, senderHolds));
+    const isEstablished = (sender: string) => senders.isEstablished(sender);
+    ctx.hooks.rejectEvent.push(rejectFullMailbox(quota, isStored, isContact, noteRefused, senderHolds, isEstablished));
     const takeRefused = db.prepare<[string]>('DELETE FROM mailbox_refused WHERE pubkey = ? RETURNING refused, since');
     ctx.hooks.onAuth.push(function tellRefusedMail(conn, pubkey) {
       const saved = takeRefused.get(pubkey) as { refused: number; since: number } | undefined;
@@ -97,7 +109,11 @@ export function installMailbox(ctx: RelayContext, db: Database, infoContributors
       if (!saved && !pending) return;
       const r = { n: (saved?.refused ?? 0) + (pending?.n ?? 0), since: saved?.since ?? pending!.since };
       const since = new Date(r.since * 1000).toISOString();
-      conn.send(makeNoticeFrame(`mailbox: ${r.n} events addressed to you were refused since ${since}: your mailbox was full`));
+      conn.send(
+        makeNoticeFrame(
+          `mailbox: ${r.n} events addressed to you were refused since ${since}: your mailbox was full (or half full, for keys new to this relay and for senders over their share)`,
+        ),
+      );
     });
     // Regular kinds were counted when the policy admitted them; state kinds skip the policy.
     ctx.hooks.onEventSaved.push(function raiseQuotaBounds(event) {
@@ -166,6 +182,7 @@ export function installMailbox(ctx: RelayContext, db: Database, infoContributors
       if (closed) return;
       closed = true;
       clearInterval(flushTimer);
+      clearInterval(senderTimer);
       if (sweepTimer) clearInterval(sweepTimer);
       flush();
     },

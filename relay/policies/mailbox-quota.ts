@@ -20,10 +20,11 @@ export function getStrangerShare(limit: number): number {
  *
  * Strangers share the first `limit` places; the recipient's contacts (`isContact`: the p tags of its
  * kind-3 list) and the recipient itself may go on to twice the limit, so no number of fresh keys can
- * lock a contact out. Among strangers, once a mailbox is half full, each sender may hold at most
- * its share (`getStrangerShare`, a tenth of the limit; `senderHolds` counts its undelivered events), so
- * one stranger can take at most half the strangers' part and the other half goes to at least five
- * more. `onRefused` is told the recipient of each refusal (so its agent can be told).
+ * lock a contact out. Among strangers, once a mailbox is half full: fresh keys (`isEstablished` false:
+ * no event stored here a day before) are refused, so a crowd made on the spot fills at most half the
+ * strangers' part; and each established sender may hold at most its share (`getStrangerShare`, a tenth
+ * of the limit; `senderHolds` counts its undelivered events), so the other half goes to at least five
+ * established strangers. `onRefused` is told the recipient of each refusal (so its agent can be told).
  */
 export function rejectFullMailbox(
   quota: MailboxQuota,
@@ -31,6 +32,7 @@ export function rejectFullMailbox(
   isContact: (recipient: string, sender: string) => boolean = () => false,
   onRefused: (recipient: string) => void = () => {},
   senderHolds: (recipient: string, sender: string) => number = () => 0,
+  isEstablished: (sender: string) => boolean = () => true,
 ): RejectEvent {
   const share = getStrangerShare(quota.limit);
   const half = Math.max(1, Math.ceil(quota.limit / 2));
@@ -40,10 +42,14 @@ export function rejectFullMailbox(
       if (t[0] !== 'p' || t[1] === undefined || !HEX64.test(t[1])) continue;
       if (!quota.isFull(t[1], half)) continue;
       const stranger = t[1] !== ev.pubkey && !isContact(t[1], ev.pubkey);
-      if (stranger && !quota.isFull(t[1]) && senderHolds(t[1], ev.pubkey) >= share) {
+      if (stranger && !quota.isFull(t[1])) {
+        let why: string | undefined;
+        if (!isEstablished(ev.pubkey)) why = 'is half full and takes no more mail from keys new to this relay';
+        else if (senderHolds(t[1], ev.pubkey) >= share) why = `holds this sender's share (${share} undelivered events)`;
+        if (why === undefined) continue;
         if (isStored(ev.id)) return undefined;
         onRefused(t[1]);
-        return makeReason('rate-limited', `mailbox of ${npubEncode(t[1])} holds this sender's share (${share} undelivered events)`);
+        return makeReason('rate-limited', `mailbox of ${npubEncode(t[1])} ${why}`);
       }
       if (!quota.isFull(t[1])) continue;
       if (!stranger && !quota.isFull(t[1], 2 * quota.limit)) continue;
