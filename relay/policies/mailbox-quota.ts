@@ -6,6 +6,9 @@ import type { RejectEvent } from './types.js';
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
+/** The smallest quota whose strangers' part is shared out (fresh keys, per-sender shares). */
+export const MIN_SHARED_QUOTA = 10;
+
 /** The stranger's share of a mailbox: the most undelivered events one non-contact sender may hold in it. */
 export function getStrangerShare(limit: number): number {
   return Math.max(1, Math.floor(limit / 10));
@@ -36,13 +39,15 @@ export function rejectFullMailbox(
 ): RejectEvent {
   const share = getStrangerShare(quota.limit);
   const half = Math.max(1, Math.ceil(quota.limit / 2));
+  // A quota under MIN_SHARED_QUOTA has no room to share (a tenth is under one event): first come, first served.
+  const shared = quota.limit >= MIN_SHARED_QUOTA;
   return function rejectFullMailbox(ev) {
     if (!isRegularKind(ev.kind)) return undefined;
     for (const t of ev.tags) {
       if (t[0] !== 'p' || t[1] === undefined || !HEX64.test(t[1])) continue;
       if (!quota.isFull(t[1], half)) continue;
       const stranger = t[1] !== ev.pubkey && !isContact(t[1], ev.pubkey);
-      if (stranger && !quota.isFull(t[1])) {
+      if (stranger && shared && !quota.isFull(t[1])) {
         let why: string | undefined;
         if (!isEstablished(ev.pubkey)) why = 'is half full and takes no more mail from keys new to this relay';
         else if (senderHolds(t[1], ev.pubkey) >= share) why = `holds this sender's share (${share} undelivered events)`;
