@@ -5,6 +5,7 @@ import type { NostrEvent } from '../../shared/event.js';
 import { type Key, makeKey, nowSeconds, signEvent } from '../helpers/events.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
+import { waitFor } from '../helpers/wait.js';
 
 // Several libraries use the global WebSocket, which Node 20 lacks.
 (globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;
@@ -280,6 +281,8 @@ describe.each(['connect', 'demand'] as const)('NIP-42 challenge at %s: third-par
   afterAll(async () => t.close());
 
   it.each(Object.keys(LIBRARIES) as Library[])('%s', async (lib) => {
+    // The previous library's sockets are gone first, so a late AUTH of theirs is not counted here.
+    await waitFor(() => t.relay.ctx.connections.size === 0, 'previous connections closed');
     const before = f.auths();
     let publicAuths = 0;
     let authWarnings = 0;
