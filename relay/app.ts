@@ -210,7 +210,10 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   });
 
   const version = packageVersion();
-  const infoContributors: InfoContributor[] = [iceServersInfo(config)];
+  const infoContributors: InfoContributor[] = [
+    iceServersInfo(config),
+    () => ({ roost: { auth_challenge: config.authRequired ? 'connect' : config.authChallenge } }),
+  ];
   const push = store instanceof SqliteStore ? wirePushWake(ctx, store, infoContributors, deps.push) : undefined;
   const mailbox = store instanceof SqliteStore ? installMailbox(ctx, store.db, infoContributors) : undefined;
   const sharedDocs = installSharedDocs(ctx, store instanceof SqliteStore ? store.db : undefined, infoContributors);
@@ -327,7 +330,9 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
         ctx.connections.delete(conn);
         sockets.delete(conn);
       });
-      conn.send(makeAuthFrame(conn.challenge));
+      // On demand, the challenge comes with the first refusal that AUTH would lift (handlers/req.ts,
+      // handlers/event.ts): clients that only read and write public events never see one.
+      if (config.authChallenge === 'connect' || config.authRequired) conn.send(makeAuthFrame(conn.challenge));
     },
   });
   app.options('/', async (_req, reply) => {

@@ -57,7 +57,10 @@ export async function startMiniAgent(url: string, opts: MiniAgentOptions): Promi
   // Gift wraps cost ~18 ms each in pure JS: a fallback of hundreds blocks longer than the default.
   relay.publishTimeout = 60_000;
   await relay.connect();
+  // A relay that challenges on demand (Roost's default) does so when a REQ needs it: ask for our gift wraps.
+  const probe = relay.subscribe([{ kinds: [1059], '#p': [pubkey], limit: 1 }], { onclose: () => {} });
   for (let i = 0; i < 200 && !(relay as unknown as { challenge?: string }).challenge; i++) await new Promise((r) => setTimeout(r, 10));
+  probe.close();
   await relay.auth(async (t) => finalizeEvent(t, sk));
 
   const signalling = createRelaySignalling(identity, [
