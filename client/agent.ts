@@ -1,4 +1,3 @@
-import { bytesToHex } from 'nostr-tools/utils';
 import {
   AGENT_CARD_D,
   AGENT_CARD_KIND,
@@ -14,11 +13,9 @@ import { getTagValue } from '../shared/event.js';
 import type { Filter } from '../shared/filter.js';
 import { Kind, isAddressableKind, isEphemeralKind, isReplaceableKind } from '../shared/kinds.js';
 import { systemTimers, withTimeout, type Timers } from './backoff.js';
-import { REQUEST_TAG, RESPONSE_TAG, makeRumor, parseRumor, unwrapDirectMessage, wrapDirectMessage, wrapRumor, type Rumor } from './dm.js';
-import { getSeenKey } from './transport/reliable.js';
-import type { RtcFactory, RtcIceServer } from './transport/rtc.js';
+import { Messenger, type DirectMessage, type DirectSetup, type RequestHandler, type SendResult } from './messaging.js';
 // Types only: the transport (and the zod schemas of its signalling) stays out of bundles that do not use it.
-import type { DeliveryPath, DirectTransport, DirectTransportOptions } from './transport/webrtc.js';
+import type { DirectTransport } from './transport/webrtc.js';
 import { openAgentDoc, type AgentDoc, type AgentDocOptions, type DocHost } from './crdt-relay.js';
 import { makeDocAddress } from './crdt/wire.js';
 import { Emitter, silentLogger, type ClientLogger } from './emitter.js';
@@ -29,50 +26,19 @@ import { fetchRelayInfo, type FetchLike, type RelayInfo } from './nip11.js';
 import { Outbox, isDuplicateOfThis, type PublishResult, type Settlement } from './outbox.js';
 import { combineDiscovery, fetchPresence, type AgentInfo } from './presence.js';
 import { RelayLink, normalizeRelayUrl, type OkResult, type RelayLinkOptions, type WebSocketConstructor } from './relay-link.js';
-import { MemoryStore, type AgentStore, type ParkedMessage } from './store.js';
+import { MemoryStore, type AgentStore } from './store.js';
 import { checkWakeChannels, makeWakeRegistration, type WakeChannel } from './wake.js';
 
-/** Options of {@link Agent.enableDirect}. */
-export interface DirectOptions {
-  /**
-   * The transport module, passed in so it is bundled only by applications that use it:
-   * `import * as direct from './client/transport/index.js'` (dist/ when built), then `{ direct, rtc }`.
-   */
-  direct: Pick<typeof import('./transport/index.js'), 'createDirectTransport' | 'createRelaySignalling'>;
-  /** The WebRTC implementation: `getBrowserRtc()` in browsers, `loadNodeRtc` (client/node/rtc.ts) in Node. */
-  rtc: RtcFactory | (() => Promise<RtcFactory>);
-  /** STUN/TURN servers (default: none beyond what the relays advertise in NIP-11 `ice_servers`). */
-  iceServers?: RtcIceServer[] | (() => RtcIceServer[] | Promise<RtcIceServer[]>);
-  /** Open a direct link in the background when sending to a peer without one. */
-  autoConnect?: boolean;
-  /** Whether to answer an offer from this peer (default: everyone). */
-  accept?: (peer: string) => boolean;
-  /** Further transport tunables (timeouts, limits). */
-  transport?: Partial<DirectTransportOptions>;
-}
+/**
+ * Options of {@link Agent.enableDirect}: `direct` (the transport module, passed in so it is bundled
+ * only by applications that use it: `import * as direct from './client/transport/index.js'`), `rtc`
+ * (`getBrowserRtc()` in browsers, `loadNodeRtc` in Node), and optionally `iceServers`, `autoConnect`
+ * (open a link in the background when sending to a peer without one), `accept(peer)` and further
+ * `transport` tunables.
+ */
+export type DirectOptions = DirectSetup;
 
-/** A direct message (NIP-17 in a NIP-59 gift wrap) after unwrapping. */
-export interface DirectMessage {
-  type: 'dm';
-  /** Id of the inner (rumor) event. */
-  id: string;
-  /** The sender, proven by the seal's signature. */
-  from: string;
-  content: string;
-  tags: string[][];
-  /** The sender's own timestamp (the wrap's is blurred). */
-  createdAt: number;
-  kind: number;
-  /** Id of the gift wrap (what relays store); empty when it came over a direct link. */
-  wrapId: string;
-  /** The relay URL it came through, or `direct` for a direct WebRTC link. */
-  relay: string;
-  seq: number | undefined;
-  /** Set when the sender awaits an answer: reply with `agent.reply(msg, ...)` or an `onRequest` handler. */
-  requestId: string | undefined;
-  /** The request this message answers. */
-  inReplyTo: string | undefined;
-}
+export type { DirectMessage, RequestHandler, SendResult } from './messaging.js';
 
 /** Any other event addressed to this agent (`#p`). */
 export interface InboxEvent {
@@ -87,9 +53,6 @@ export type InboxMessage = DirectMessage | InboxEvent;
 
 /** The application's inbox handler: awaited before the cursor moves on. */
 export type MessageHandler = (msg: InboxMessage) => void | Promise<void>;
-
-/** Answers requests; the returned text is sent back as the response. */
-export type RequestHandler = (req: DirectMessage) => string | Promise<string>;
 
 /** What an agent reports. */
 export type AgentEvents = {
@@ -130,12 +93,6 @@ export interface AgentOptions {
   heartbeatSeconds?: number;
 }
 
-interface PendingRequest {
-  resolve: (m: DirectMessage) => void;
-  reject: (e: Error) => void;
-  timer: unknown;
-}
-
 /** Options of a publish. */
 export interface PublishOptions {
   /** Relays to publish to (default: all of the agent's). */
@@ -160,18 +117,7 @@ export class Agent extends Emitter<AgentEvents> {
   readonly identity: Identity;
   readonly pubkey: string;
   readonly #links = new Map<string, RelayLink>();
-  #direct: DirectTransport | undefined;
-  #signalling: { close(): void } | undefined;
-  /** Relayed DMs awaiting the direct transport's de-duplication, by rumor id. */
-  readonly #relayedDms = new Map<string, DirectMessage>();
-  /** Ids of messages this run parked for a direct link and has not released yet. */
-  readonly #parked = new Set<string>();
-  /** Messages to park in the next write, and the promise of that write (one write per burst). */
-  #parkBatch: ParkedMessage[] = [];
-  #parkWrite: Promise<void> | undefined;
-  /** Ids to release in the next write (lazily: a release lost in a crash only resends a copy the peer drops). */
-  #releaseBatch: string[] = [];
-  #releaseTimer: unknown;
+  readonly #messenger: Messenger;
   readonly #store: AgentStore;
   readonly #outbox: Outbox;
   readonly #inbox: Inbox | undefined;
@@ -181,11 +127,9 @@ export class Agent extends Emitter<AgentEvents> {
   readonly #log: ClientLogger;
   readonly #fetch: FetchLike | undefined;
   readonly #heartbeatSeconds: number;
-  readonly #pending = new Map<string, PendingRequest>();
   readonly #info = new Map<string, Promise<RelayInfo>>();
   readonly #docs = new Map<string, Promise<AgentDoc>>();
   #onMessage: MessageHandler | undefined;
-  #onRequest: RequestHandler | undefined;
   #wake: WakeChannel[] | undefined;
   #heartbeatTimer: unknown;
   #state: 'new' | 'running' | 'closed' = 'new';
@@ -230,6 +174,17 @@ export class Agent extends Emitter<AgentEvents> {
     this.#outbox = new Outbox(this.#store, this.#links, { timers: this.#timers, random: this.#random, log: this.#log, ...opts.outbox });
     this.#outbox.on('refused', (s) => this.emit('refused', s));
     this.#outbox.on('accepted', (s) => this.emit('accepted', s));
+    this.#messenger = new Messenger({
+      identity: this.identity,
+      store: this.#store,
+      outbox: this.#outbox,
+      links: this.#links,
+      publish: (event, o) => this.publishSigned(event, o),
+      deliver: (msg) => this.#deliver(msg),
+      timers: this.#timers,
+      now: this.#now,
+      log: this.#log,
+    });
     if (opts.inbox !== false) {
       this.#inbox = new Inbox(this.#store, this.pubkey, (ev, d) => this.#handleInbox(ev, d), {
         timers: this.#timers,
@@ -270,7 +225,7 @@ export class Agent extends Emitter<AgentEvents> {
 
   /** Sets the request handler: its answer goes back to the requester as the response. */
   onRequest(handler: RequestHandler): this {
-    this.#onRequest = handler;
+    this.#messenger.onRequest(handler);
     return this;
   }
 
@@ -279,7 +234,7 @@ export class Agent extends Emitter<AgentEvents> {
     if (this.#state !== 'new') return;
     this.#state = 'running';
     await this.#outbox.load();
-    await this.#publishParked();
+    await this.#messenger.publishParked();
     if (this.#inbox) {
       await this.#inbox.prune();
       for (const link of this.#links.values()) await this.#inbox.attach(link);
@@ -343,106 +298,29 @@ export class Agent extends Emitter<AgentEvents> {
   }
 
   /**
-   * Sends an end-to-end encrypted direct message (NIP-17 rumor, NIP-59 gift wrap) through the
-   * outbox; resolves when the relays acknowledged the wrap.
+   * Sends an end-to-end encrypted direct message (NIP-17 rumor): over a verified direct link when
+   * there is one (`path: 'direct'`, resolved on the peer's acknowledgement), else in a NIP-59 gift
+   * wrap through the outbox, resolved when the relays acknowledged it (`wrapId`, `result`).
    */
-  async send(
-    to: string,
-    content: string,
-    opts: PublishOptions & { tags?: string[][] } = {},
-  ): Promise<{ id: string; wrapId: string; result: PublishResult | undefined; path: DeliveryPath }> {
-    const recipient = parsePubkey(to);
-    const rumor = makeRumor(this.identity, recipient, content, { tags: opts.tags, createdAt: Math.floor(this.#now() / 1000) });
-    if (this.#direct) {
-      // The transport picks the path; the relay path (and a dying link's unacknowledged messages)
-      // gift-wraps this same rumor, so the receiver de-duplicates by its id.
-      const msg = { id: rumor.id, data: JSON.stringify(rumor) };
-      // Durable before it goes out over the link; with no link it goes to the outbox (no await in between).
-      if (this.#direct.isDirect(recipient)) await this.#park({ peer: recipient, ...msg });
-      const path = await this.#direct.send(recipient, msg);
-      if (path === 'direct') this.#release(rumor.id);
-      const relayed = this.#lastRelayed.get(rumor.id);
-      this.#lastRelayed.delete(rumor.id);
-      return { id: rumor.id, wrapId: relayed?.wrapId ?? '', result: relayed?.result, path };
-    }
-    const wrap = wrapRumor(this.identity, recipient, rumor);
-    const result = await this.publishSigned(wrap, opts);
-    return { id: rumor.id, wrapId: wrap.id, result, path: 'relay' };
+  send(to: string, content: string, opts: PublishOptions & { tags?: string[][] } = {}): Promise<SendResult> {
+    return this.#messenger.send(to, content, opts);
   }
 
   /**
-   * Turns on direct WebRTC links (issue 6): signalling goes through this agent's relays as
-   * encrypted ephemeral events, messages to a peer with a verified link go over it, and anything
-   * a dying link did not acknowledge falls back to the relay, de-duplicated on arrival.
+   * Turns on direct WebRTC links: signalling goes through this agent's relays as encrypted
+   * ephemeral events, messages to a peer with a verified link go over it, and anything a dying link
+   * did not acknowledge falls back to the relay, de-duplicated on arrival. Returns the link pool
+   * (`isDirect(peer)`, `state(peer)`, `connect`, `disconnect`).
    */
   enableDirect(opts: DirectOptions): DirectTransport {
-    if (this.#direct) return this.#direct;
-    const signalling = opts.direct.createRelaySignalling(
-      this.identity,
-      [...this.#links.values()].map((link) => ({
-        publish: (e: NostrEvent) => link.publish(e),
-        subscribe: (filter: Filter, onEvent: (e: NostrEvent) => void) => {
-          const h = link.subscribe('roost-direct', { filters: () => [filter], onEvent: (e) => onEvent(e) });
-          return () => h.close();
-        },
-      })),
-      { now: this.#now, log: this.#log },
-    );
-    this.#signalling = signalling;
-    this.#direct = opts.direct.createDirectTransport({
-      identity: this.identity,
-      signalling,
-      rtc: opts.rtc,
-      ...(opts.iceServers ? { iceServers: opts.iceServers } : {}),
-      ...(opts.autoConnect !== undefined ? { autoConnect: opts.autoConnect } : {}),
-      ...(opts.accept ? { accept: opts.accept } : {}),
-      relayPath: {
-        send: async (peer, msg) => {
-          // A closing agent's links hand back what they hold: it stays parked for the next start.
-          if (this.#state === 'closed') throw new ClientError('ROOST_ERR_CLOSED', 'the agent is closed');
-          const rumor = parseRumor(msg.data);
-          if (!rumor) throw new ClientError('ROOST_ERR_BAD_INPUT', 'direct message is not a rumor');
-          const wrap = wrapRumor(this.identity, peer, rumor);
-          const { acked } = await this.#outbox.enqueue(wrap, this.relays);
-          // At once: a restart would otherwise wrap it a second time (a copy only a peer with direct links on drops).
-          if (this.#release(rumor.id)) await this.#writeReleases();
-          const result = await acked;
-          this.#lastRelayed.set(rumor.id, { wrapId: wrap.id, result });
-        },
-      },
-      onMessage: (peer, msg, path) => this.#onPeerMessage(peer, msg.data, path),
-      // Handled ids live in the store next to the inbox's: a copy relayed after a restart is dropped.
-      handled: {
-        has: (key) => this.#store.hasSeen(key),
-        add: (keys) => this.#store.markSeen(keys, this.#now()),
-      },
-      log: this.#log,
-      ...opts.transport,
-    });
-    return this.#direct;
+    return this.#messenger.enableDirect(opts);
   }
 
   /** Opens (or reuses) a verified direct link to `peer`; needs {@link enableDirect} first. */
   async connectDirect(peer: string): Promise<void> {
-    if (!this.#direct) throw new ClientError('ROOST_ERR_BAD_INPUT', 'call enableDirect({ rtc }) before connectDirect');
-    await this.#direct.connect(parsePubkey(peer));
-  }
-
-  /** What the relay path reported for a message `send` is waiting on (taken by `send`). */
-  readonly #lastRelayed = new Map<string, { wrapId: string; result: PublishResult }>();
-
-  async #onPeerMessage(peer: string, data: string, path: DeliveryPath): Promise<void> {
-    const rumor: Rumor | undefined = parseRumor(data);
-    if (!rumor) return;
-    if (path === 'relay') {
-      const msg = this.#relayedDms.get(rumor.id);
-      this.#relayedDms.delete(rumor.id);
-      if (msg) await this.#handleDm(msg);
-      return;
-    }
-    // A direct link is bound to the peer's key: a rumor claiming another author is dropped.
-    if (rumor.pubkey !== peer || rumor.kind !== Kind.PrivateDirectMessage) return;
-    await this.#handleDm(toDirectMessage(rumor, '', 'direct', undefined));
+    const pool = this.#messenger.direct;
+    if (!pool) throw new ClientError('ROOST_ERR_BAD_INPUT', 'call enableDirect({ rtc }) before connectDirect');
+    await pool.connect(parsePubkey(peer));
   }
 
   /**
@@ -451,34 +329,12 @@ export class Agent extends Emitter<AgentEvents> {
    */
   async request(to: string, content: string, opts: PublishOptions & { timeoutMs?: number } = {}): Promise<DirectMessage> {
     if (!this.#inbox) throw new ClientError('ROOST_ERR_BAD_INPUT', 'request needs the inbox (inbox: false was set)');
-    const corr = bytesToHex(globalThis.crypto.getRandomValues(new Uint8Array(16)));
-    const timeoutMs = opts.timeoutMs ?? 30_000;
-    const answer = new Promise<DirectMessage>((resolve, reject) => {
-      const timer = this.#timers.setTimeout(() => {
-        this.#pending.delete(corr);
-        reject(new ClientError('ROOST_ERR_TIMEOUT', `no response within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.#pending.set(corr, { resolve, reject, timer });
-    });
-    answer.catch(() => {});
-    try {
-      await this.send(to, content, { ...opts, timeoutMs, tags: [[REQUEST_TAG, corr]] });
-    } catch (err) {
-      const p = this.#pending.get(corr);
-      if (p) {
-        this.#timers.clearTimeout(p.timer);
-        this.#pending.delete(corr);
-      }
-      throw err;
-    }
-    return answer;
+    return this.#messenger.request(to, content, opts);
   }
 
   /** Answers a direct message (with the request's correlation id when it was a request). */
-  async reply(msg: DirectMessage, content: string, opts: PublishOptions = {}): ReturnType<Agent['send']> {
-    const tags = [['e', msg.id, '', 'reply']];
-    if (msg.requestId) tags.push([RESPONSE_TAG, msg.requestId]);
-    return this.send(msg.from, content, { ...opts, tags });
+  reply(msg: DirectMessage, content: string, opts: PublishOptions = {}): Promise<SendResult> {
+    return this.#messenger.reply(msg, content, opts);
   }
 
   /**
@@ -507,7 +363,7 @@ export class Agent extends Emitter<AgentEvents> {
 
   /** Opens a gift wrap addressed to this agent (for events from {@link subscribe}); throws ROOST_ERR_DECRYPT. */
   openDirectMessage(wrap: NostrEvent, delivery: { relay: string; seq?: number }): DirectMessage {
-    return toDirectMessage(unwrapDirectMessage(this.identity, wrap), wrap.id, delivery.relay, delivery.seq);
+    return this.#messenger.open(wrap, delivery);
   }
 
   /**
@@ -598,17 +454,9 @@ export class Agent extends Emitter<AgentEvents> {
     for (const open of [...this.#docs.values()]) await (await open.catch(() => undefined))?.close();
     await this.#inbox?.close();
     this.#outbox.close();
-    for (const p of this.#pending.values()) {
-      this.#timers.clearTimeout(p.timer);
-      p.reject(new ClientError('ROOST_ERR_CLOSED', 'the agent closed before the response came'));
-    }
-    this.#pending.clear();
-    this.#direct?.close();
-    this.#signalling?.close();
+    await this.#messenger.close();
     for (const link of this.#links.values()) link.close();
-    await this.#direct?.recordHandled();
-    await this.#parkWrite?.catch(() => undefined);
-    await this.#writeReleases();
+    await this.#messenger.flush();
     await this.#store.close();
   }
 
@@ -740,124 +588,11 @@ export class Agent extends Emitter<AgentEvents> {
       this.emit('error', err as Error);
       return;
     }
-    if (this.#direct) {
-      // Through the transport, which drops a message already received over a direct link.
-      this.#relayedDms.set(msg.id, msg);
-      const fresh = await this.#direct.deliverRelayed(msg.from, { id: msg.id, data: JSON.stringify(rumorOf(msg)) });
-      if (!fresh) this.#relayedDms.delete(msg.id);
-      return;
-    }
-    // Handed over by a direct link in an earlier run (direct links are off in this one).
-    if (await this.#store.hasSeen(getSeenKey(msg.from, msg.id))) return;
-    await this.#handleDm(msg);
-  }
-
-  /** Parks a message for a direct link; resolves once durable (messages parked together share one write). */
-  #park(entry: ParkedMessage): Promise<void> {
-    this.#parked.add(entry.id);
-    this.#parkBatch.push(entry);
-    this.#parkWrite ??= Promise.resolve().then(async () => {
-      const batch = this.#parkBatch;
-      this.#parkBatch = [];
-      this.#parkWrite = undefined;
-      await this.#store.parkAdd(batch);
-    });
-    return this.#parkWrite;
-  }
-
-  /** The peer acknowledged a parked message, or the outbox holds it now; false when it was not parked. */
-  #release(id: string): boolean {
-    if (!this.#parked.delete(id)) return false;
-    this.#releaseBatch.push(id);
-    this.#releaseTimer ??= this.#timers.setTimeout(() => void this.#writeReleases(), RELEASE_DELAY_MS);
-    return true;
-  }
-
-  async #writeReleases(): Promise<void> {
-    if (this.#releaseTimer !== undefined) this.#timers.clearTimeout(this.#releaseTimer);
-    this.#releaseTimer = undefined;
-    if (this.#releaseBatch.length === 0) return;
-    const ids = this.#releaseBatch;
-    this.#releaseBatch = [];
-    try {
-      await this.#store.parkRemove(ids);
-    } catch (err) {
-      this.#log.error({ count: ids.length, err: String(err) }, 'releasing parked direct messages failed');
-    }
-  }
-
-  /**
-   * What an earlier run parked for a direct link and never saw acknowledged goes through the relays
-   * now, gift-wrapped (the outbox first, then the parked entry goes): the peer drops a copy it handled.
-   */
-  async #publishParked(): Promise<void> {
-    const parked = (await this.#store.parkList()).filter((p) => !this.#parked.has(p.id));
-    if (parked.length === 0) return;
-    const done: string[] = [];
-    for (const p of parked) {
-      const rumor = parseRumor(p.data);
-      if (rumor && rumor.pubkey === this.pubkey) await this.#outbox.enqueue(wrapRumor(this.identity, p.peer, rumor), this.relays);
-      else this.#log.warn({ msgId: p.id.slice(0, 16) }, 'parked direct message is not our rumor; dropped');
-      done.push(p.id);
-    }
-    await this.#store.parkRemove(done);
-    this.#log.info({ count: done.length }, 'parked direct messages handed to the outbox');
-  }
-
-  async #handleDm(msg: DirectMessage): Promise<void> {
-    if (msg.inReplyTo !== undefined) {
-      const pending = this.#pending.get(msg.inReplyTo);
-      if (pending) {
-        this.#pending.delete(msg.inReplyTo);
-        this.#timers.clearTimeout(pending.timer);
-        pending.resolve(msg);
-        return;
-      }
-    }
-    if (msg.requestId !== undefined && this.#onRequest) {
-      const answer = await this.#onRequest(msg);
-      // Durable before the cursor moves: a crash after this resends the answer, never loses it.
-      const { wrap } = wrapDirectMessage(this.identity, msg.from, answer, {
-        tags: [
-          ['e', msg.id, '', 'reply'],
-          [RESPONSE_TAG, msg.requestId],
-        ],
-        createdAt: Math.floor(this.#now() / 1000),
-      });
-      await this.#outbox.enqueue(wrap, this.relays);
-      return;
-    }
-    await this.#deliver(msg);
+    await this.#messenger.receiveWrap(msg);
   }
 
   async #deliver(msg: InboxMessage): Promise<void> {
     if (this.#onMessage) await this.#onMessage(msg);
     else this.emit('message', msg);
   }
-}
-
-/** Releases of parked direct messages are written together, at most this long after an acknowledgement. */
-const RELEASE_DELAY_MS = 20;
-
-/** A direct message as handed to the application, from its rumor and how it arrived. */
-function toDirectMessage(rumor: Rumor, wrapId: string, relay: string, seq: number | undefined): DirectMessage {
-  return {
-    type: 'dm',
-    id: rumor.id,
-    from: rumor.pubkey,
-    content: rumor.content,
-    tags: rumor.tags,
-    createdAt: rumor.created_at,
-    kind: rumor.kind,
-    wrapId,
-    relay,
-    seq,
-    requestId: getTagValue(rumor, REQUEST_TAG),
-    inReplyTo: getTagValue(rumor, RESPONSE_TAG),
-  };
-}
-
-/** The rumor a direct message was opened from (for the transport's de-duplication by id). */
-function rumorOf(msg: DirectMessage): Rumor {
-  return { id: msg.id, pubkey: msg.from, created_at: msg.createdAt, kind: msg.kind, tags: msg.tags, content: msg.content };
 }
