@@ -5,7 +5,7 @@
 import * as Y from 'yjs';
 import type { EventTemplate, NostrEvent } from '../shared/event.js';
 import type { Filter } from '../shared/filter.js';
-import { getReasonPrefix } from '../shared/reason.js';
+import { isHistoryReset } from '../shared/history-reset.js';
 import { getBackoffDelay, type Timers } from './backoff.js';
 import { isSnapshotConsistent } from './crdt/coverage.js';
 import { CrdtError } from './crdt/errors.js';
@@ -86,11 +86,6 @@ interface RelayState {
 }
 
 let nextSubId = 0;
-
-/** A relay's refusal of a cursor ahead of its history (see docs/protocol.md, sequence extension). */
-function isCursorRefusal(reason: string): boolean {
-  return getReasonPrefix(reason) === 'invalid' && /seq_after/.test(reason);
-}
 
 /** Opens the document `name` for an agent: loads what was saved, then syncs with every relay. */
 export async function openAgentDoc(host: DocHost, name: string, opts: AgentDocOptions = {}): Promise<AgentDoc> {
@@ -381,7 +376,7 @@ export class AgentDoc extends SharedDoc {
       } catch (err) {
         if (!current()) return;
         const reason = (err as { details?: { reason?: string } }).details?.reason;
-        if (reason !== undefined && isCursorRefusal(reason)) return this.#onHistoryReset(rs);
+        if (reason !== undefined && isHistoryReset(reason)) return this.#onHistoryReset(rs);
         this.#host.log.warn({ address: this.address, relay: rs.link.url, err: String(err) }, 'document catch-up failed; retrying');
         this.#retry(rs);
       }
@@ -436,7 +431,7 @@ export class AgentDoc extends SharedDoc {
   #onClosed(rs: RelayState, reason: string): void {
     rs.sub = undefined;
     if (this.#closed) return;
-    if (isCursorRefusal(reason)) return this.#onHistoryReset(rs);
+    if (isHistoryReset(reason)) return this.#onHistoryReset(rs);
     this.#host.log.warn({ address: this.address, relay: rs.link.url, reason }, 'document subscription closed by the relay; retrying');
     rs.generation++;
     this.#retry(rs);
