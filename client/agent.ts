@@ -1,33 +1,26 @@
-import {
-  AGENT_CARD_D,
-  AGENT_CARD_KIND,
-  AGENT_HEARTBEAT_KIND,
-  CAPABILITY_TAG,
-  makeAgentCard,
-  makeHeartbeat,
-  type AgentCard,
-  type HeartbeatStatus,
-} from '../shared/agent-card.js';
+import type { AgentCard, HeartbeatStatus } from '../shared/agent-card.js';
 import type { EventTemplate, NostrEvent } from '../shared/event.js';
-import { getTagValue } from '../shared/event.js';
 import type { Filter } from '../shared/filter.js';
-import { Kind, isAddressableKind, isEphemeralKind, isReplaceableKind } from '../shared/kinds.js';
-import { systemTimers, withTimeout, type Timers } from './backoff.js';
-import { Messenger, type DirectMessage, type DirectSetup, type RequestHandler, type SendResult } from './messaging.js';
-// Types only: the transport (and the zod schemas of its signalling) stays out of bundles that do not use it.
-import type { DirectTransport } from './transport/webrtc.js';
-import { openAgentDoc, type AgentDoc, type AgentDocOptions, type DocHost } from './crdt-relay.js';
-import { makeDocAddress } from './crdt/wire.js';
+import { Kind } from '../shared/kinds.js';
+import { Docs, Presence, Wake } from './agent-parts.js';
+import { systemTimers, type Timers } from './backoff.js';
+import type { AgentDoc, AgentDocOptions } from './crdt-relay.js';
 import { Emitter, silentLogger, type ClientLogger } from './emitter.js';
 import { ClientError } from './errors.js';
 import { parsePubkey, verifyEvent, type Identity } from './identity.js';
 import { Inbox, type Delivery } from './inbox.js';
-import { fetchRelayInfo, type FetchLike, type RelayInfo } from './nip11.js';
-import { Outbox, isDuplicateOfThis, type PublishResult, type Settlement } from './outbox.js';
-import { combineDiscovery, fetchPresence, type AgentInfo } from './presence.js';
+import { Messenger, type DirectMessage, type DirectSetup, type RequestHandler, type SendResult } from './messaging.js';
+import type { FetchLike } from './nip11.js';
+import { Outbox, type PublishResult, type Settlement } from './outbox.js';
+import type { AgentInfo } from './presence.js';
+import { Publisher, type PublishOptions } from './publisher.js';
 import { RelayLink, normalizeRelayUrl, type OkResult, type RelayLinkOptions, type WebSocketConstructor } from './relay-link.js';
 import { MemoryStore, type AgentStore } from './store.js';
-import { checkWakeChannels, makeWakeRegistration, type WakeChannel } from './wake.js';
+// Types only: the transport (and the zod schemas of its signalling) stays out of bundles that do not use it.
+import type { DirectTransport } from './transport/webrtc.js';
+import type { WakeChannel } from './wake.js';
+
+export type { PublishOptions } from './publisher.js';
 
 /**
  * Options of {@link Agent.enableDirect}: `direct` (the transport module, passed in so it is bundled
@@ -93,16 +86,6 @@ export interface AgentOptions {
   heartbeatSeconds?: number;
 }
 
-/** Options of a publish. */
-export interface PublishOptions {
-  /** Relays to publish to (default: all of the agent's). */
-  relays?: readonly string[];
-  /** Give up waiting after this long (the event stays in the outbox). */
-  timeoutMs?: number;
-  /** false: no outbox; sent to the relays connected now and awaited once (heartbeats, status). */
-  durable?: boolean;
-}
-
 /** Creates an agent (not connected yet: call `start()`). */
 export function createAgent(opts: AgentOptions): Agent {
   return new Agent(opts);
@@ -111,27 +94,25 @@ export function createAgent(opts: AgentOptions): Agent {
 /**
  * A thin agent over one or more relays: durable acknowledged publishing, an exactly-once inbox
  * resumed from per-relay cursors, end-to-end encrypted direct messages with request/response,
- * presence and discovery, and push-wake registration.
+ * presence and discovery, and push-wake registration. A facade: the work is done by a Publisher,
+ * a Messenger, Presence, Wake and Docs, each handed the links, store and publisher it needs.
  */
 export class Agent extends Emitter<AgentEvents> {
   readonly identity: Identity;
   readonly pubkey: string;
   readonly #links = new Map<string, RelayLink>();
-  readonly #messenger: Messenger;
   readonly #store: AgentStore;
   readonly #outbox: Outbox;
   readonly #inbox: Inbox | undefined;
-  readonly #timers: Timers;
+  readonly #publisher: Publisher;
+  readonly #messenger: Messenger;
+  readonly #presence: Presence;
+  readonly #wake: Wake;
+  readonly #docs: Docs;
   readonly #random: () => number;
   readonly #now: () => number;
   readonly #log: ClientLogger;
-  readonly #fetch: FetchLike | undefined;
-  readonly #heartbeatSeconds: number;
-  readonly #info = new Map<string, Promise<RelayInfo>>();
-  readonly #docs = new Map<string, Promise<AgentDoc>>();
   #onMessage: MessageHandler | undefined;
-  #wake: WakeChannel[] | undefined;
-  #heartbeatTimer: unknown;
   #state: 'new' | 'running' | 'closed' = 'new';
 
   constructor(opts: AgentOptions) {
@@ -141,23 +122,24 @@ export class Agent extends Emitter<AgentEvents> {
     if (!WS) throw new ClientError('ROOST_ERR_BAD_INPUT', 'no WebSocket implementation: pass one (Node 20: the ws package, or use client/node)');
     this.identity = opts.identity;
     this.pubkey = opts.identity.pubkey;
-    this.#store = opts.store ?? new MemoryStore();
-    this.#timers = opts.timers ?? systemTimers;
-    this.#random = opts.random ?? Math.random;
-    this.#now = opts.now ?? Date.now;
-    this.#log = opts.log ?? silentLogger;
-    this.#fetch = opts.fetch ?? (globalThis.fetch ? (globalThis.fetch.bind(globalThis) as unknown as FetchLike) : undefined);
-    this.#heartbeatSeconds = opts.heartbeatSeconds ?? 300;
+    const store = (this.#store = opts.store ?? new MemoryStore());
+    const timers: Timers = opts.timers ?? systemTimers;
+    const random = (this.#random = opts.random ?? Math.random);
+    const now = (this.#now = opts.now ?? Date.now);
+    const log = (this.#log = opts.log ?? silentLogger);
+    const fetch = opts.fetch ?? (globalThis.fetch ? (globalThis.fetch.bind(globalThis) as unknown as FetchLike) : undefined);
+    const identity = opts.identity;
+    const links = this.#links;
     for (const url of opts.relays) {
       const link = new RelayLink(url, {
         ...opts.link,
         WebSocket: WS,
-        identity: opts.identity,
-        timers: this.#timers,
-        random: this.#random,
-        now: this.#now,
+        identity,
+        timers,
+        random,
+        now,
         verify: opts.verify ?? verifyEvent,
-        log: this.#log,
+        log,
       });
       if (this.#links.has(link.url)) continue;
       this.#links.set(link.url, link);
@@ -166,32 +148,39 @@ export class Agent extends Emitter<AgentEvents> {
         void this.#onLinkReady(link);
       });
       link.on('disconnected', (reason) => {
-        // NIP-11 is read again on the next connect: the relay may have been replaced meanwhile.
-        this.#info.delete(link.url);
+        this.#wake.onDisconnected(link.url);
         this.emit('disconnected', link.url, reason);
       });
     }
-    this.#outbox = new Outbox(this.#store, this.#links, { timers: this.#timers, random: this.#random, log: this.#log, ...opts.outbox });
-    this.#outbox.on('refused', (s) => this.emit('refused', s));
-    this.#outbox.on('accepted', (s) => this.emit('accepted', s));
+    const outbox = (this.#outbox = new Outbox(store, links, { timers, random, log, ...opts.outbox }));
+    outbox.on('refused', (s) => this.emit('refused', s));
+    outbox.on('accepted', (s) => this.emit('accepted', s));
+    const publisher = (this.#publisher = new Publisher({ identity, store, outbox, links, timers, now }));
     this.#messenger = new Messenger({
-      identity: this.identity,
-      store: this.#store,
-      outbox: this.#outbox,
-      links: this.#links,
-      publish: (event, o) => this.publishSigned(event, o),
+      identity,
+      store,
+      outbox,
+      links,
+      publish: (event, o) => publisher.publishSigned(event, o),
       deliver: (msg) => this.#deliver(msg),
-      timers: this.#timers,
-      now: this.#now,
-      log: this.#log,
+      timers,
+      now,
+      log,
     });
+    const wake = (this.#wake = new Wake({ identity, links, fetch, now, log }));
+    this.#presence = new Presence({
+      identity,
+      links,
+      publisher,
+      fetch,
+      timers,
+      now,
+      heartbeatSeconds: opts.heartbeatSeconds ?? 300,
+      wakeable: () => wake.wakeable,
+    });
+    this.#docs = new Docs({ identity, links, store, outbox, timers, now, random, log });
     if (opts.inbox !== false) {
-      this.#inbox = new Inbox(this.#store, this.pubkey, (ev, d) => this.#handleInbox(ev, d), {
-        timers: this.#timers,
-        random: this.#random,
-        now: this.#now,
-        log: this.#log,
-      });
+      this.#inbox = new Inbox(store, this.pubkey, (ev, d) => this.#handleInbox(ev, d), { timers, random, now, log });
       this.#inbox.on('caughtUp', (relay, cursor) => this.emit('caughtUp', relay, cursor));
       this.#inbox.on('handlerFailed', (_ev, err) => this.emit('error', err instanceof Error ? err : new Error(String(err))));
     }
@@ -240,7 +229,7 @@ export class Agent extends Emitter<AgentEvents> {
       for (const link of this.#links.values()) await this.#inbox.attach(link);
     }
     for (const link of this.#links.values()) link.start();
-    if (this.#heartbeatSeconds > 0) this.#scheduleHeartbeat();
+    this.#presence.start();
   }
 
   /** Resolves once at least `count` relays (default all) are connected, or false after `timeoutMs`. */
@@ -276,25 +265,18 @@ export class Agent extends Emitter<AgentEvents> {
    * Signs and publishes an event through the durable outbox; resolves when every relay asked said
    * `OK true`. A definitive refusal rejects with ROOST_ERR_REFUSED (`err.prefix`, `err.details.reason`).
    */
-  async publish(template: EventTemplate | (Partial<EventTemplate> & { kind: number }), opts: PublishOptions = {}): Promise<PublishResult> {
-    const event = this.identity.sign(await this.#stamped(this.#template(template), template.created_at === undefined));
-    return this.publishSigned(event, opts);
+  publish(template: EventTemplate | (Partial<EventTemplate> & { kind: number }), opts: PublishOptions = {}): Promise<PublishResult> {
+    return this.#publisher.publish(template, opts);
   }
 
   /** Publishes an already signed event (same rules as {@link publish}). */
-  async publishSigned(event: NostrEvent, opts: PublishOptions = {}): Promise<PublishResult> {
-    const relays = this.#targets(opts.relays);
-    if (opts.durable === false) return this.#publishOnce(event, relays, opts.timeoutMs);
-    return this.#outbox.add(event, relays, opts.timeoutMs);
+  publishSigned(event: NostrEvent, opts: PublishOptions = {}): Promise<PublishResult> {
+    return this.#publisher.publishSigned(event, opts);
   }
 
   /** Fire and forget (ephemeral events): sent to the relays connected now; returns how many. */
   publishEphemeral(template: Partial<EventTemplate> & { kind: number }): { event: NostrEvent; sentTo: number } {
-    if (!isEphemeralKind(template.kind)) throw new ClientError('ROOST_ERR_BAD_INPUT', `kind ${template.kind} is not ephemeral (20000-29999)`);
-    const event = this.identity.sign(this.#template(template));
-    let sentTo = 0;
-    for (const link of this.#links.values()) if (link.fire(event)) sentTo++;
-    return { event, sentTo };
+    return this.#publisher.publishEphemeral(template);
   }
 
   /**
@@ -374,68 +356,37 @@ export class Agent extends Emitter<AgentEvents> {
    */
   async doc(name: string, opts: AgentDocOptions = {}): Promise<AgentDoc> {
     if (this.#state === 'closed') throw new ClientError('ROOST_ERR_CLOSED', 'the agent is closed');
-    const owner = opts.owner === undefined ? this.pubkey : parsePubkey(opts.owner);
-    const address = makeDocAddress(owner, name);
-    let open = this.#docs.get(address);
-    if (!open) {
-      open = openAgentDoc(this.#docHost(), name, { ...opts, owner });
-      this.#docs.set(address, open);
-      open.then(
-        (d) => d.onClose(() => this.#docs.delete(address)),
-        () => this.#docs.delete(address),
-      );
-    }
-    return open;
+    return this.#docs.open(name, opts);
   }
 
   /** Publishes (replaces) this agent's card; `relays` defaults to the agent's relays. */
-  async publishCard(card: Omit<AgentCard, 'relays'> & { relays?: string[] }, opts: PublishOptions = {}): Promise<PublishResult> {
-    const full: AgentCard = { ...card, relays: card.relays ?? this.relays };
-    return this.publishSigned(this.identity.sign(await this.#stamped(makeAgentCard(full, Math.floor(this.#now() / 1000)))), opts);
+  publishCard(card: Omit<AgentCard, 'relays'> & { relays?: string[] }, opts: PublishOptions = {}): Promise<PublishResult> {
+    return this.#presence.publishCard(card, opts);
   }
 
   /** Publishes a heartbeat now (not durable: a stale one is worth nothing). */
-  async heartbeat(status: HeartbeatStatus = 'online', timeoutMs = 5000): Promise<PublishResult> {
-    const hb = makeHeartbeat({ status, interval: this.#heartbeatSeconds || 300, wake: (this.#wake?.length ?? 0) > 0 }, Math.floor(this.#now() / 1000));
-    return this.publishSigned(this.identity.sign(await this.#stamped(hb)), { durable: false, timeoutMs });
+  heartbeat(status: HeartbeatStatus = 'online', timeoutMs = 5000): Promise<PublishResult> {
+    return this.#presence.heartbeat(status, timeoutMs);
   }
 
   /**
    * Finds agents offering every capability asked for, across the agent's relays, with presence:
    * online (a relay sees it connected, or a fresh heartbeat), asleep (wakeable by push) or offline.
    */
-  async discover(query: { capabilities?: readonly string[]; timeoutMs?: number } = {}): Promise<AgentInfo[]> {
-    const wanted = [...(query.capabilities ?? [])];
-    const timeoutMs = query.timeoutMs ?? 5000;
-    const cardFilter: Filter = { kinds: [AGENT_CARD_KIND], '#d': [AGENT_CARD_D], limit: 500 };
-    if (wanted.length > 0) cardFilter[`#${CAPABILITY_TAG}`] = [wanted[0]!];
-    const links = [...this.#links.values()];
-    const cards = (await Promise.all(links.map((l) => l.query([cardFilter], timeoutMs).catch(() => [] as NostrEvent[])))).flat();
-    const authors = [...new Set(cards.map((c) => c.pubkey))];
-    if (authors.length === 0) return [];
-    const beats = (
-      await Promise.all(links.map((l) => l.query([{ kinds: [AGENT_HEARTBEAT_KIND], authors }], timeoutMs).catch(() => [] as NostrEvent[])))
-    ).flat();
-    const presence: Array<{ relay: string; online: Record<string, boolean> }> = [];
-    if (this.#fetch) {
-      const answers = await Promise.all(links.map(async (l) => ({ relay: l.url, online: await fetchPresence(l.url, authors, this.#fetch!, timeoutMs) })));
-      for (const a of answers) if (a.online) presence.push({ relay: a.relay, online: a.online });
-    }
-    return combineDiscovery(cards, beats, presence, wanted, Math.floor(this.#now() / 1000));
+  discover(query: { capabilities?: readonly string[]; timeoutMs?: number } = {}): Promise<AgentInfo[]> {
+    return this.#presence.discover(query);
   }
 
   /**
    * Registers the devices that wake this agent (APNs/FCM) with every relay, now and again on every
    * connect. Resolves with each connected relay's answer. An empty list removes them.
    */
-  async registerWake(channels: readonly WakeChannel[]): Promise<OkResult[]> {
-    this.#wake = checkWakeChannels(channels);
-    const ready = [...this.#links.values()].filter((l) => l.isReady);
-    return Promise.all(ready.map((l) => this.#sendWake(l)));
+  registerWake(channels: readonly WakeChannel[]): Promise<OkResult[]> {
+    return this.#wake.register(channels);
   }
 
   /** Removes every wake channel from the relays (re-sent on connect during this session). */
-  async removeWake(): Promise<OkResult[]> {
+  removeWake(): Promise<OkResult[]> {
     return this.registerWake([]);
   }
 
@@ -445,13 +396,9 @@ export class Agent extends Emitter<AgentEvents> {
    */
   async close(): Promise<void> {
     if (this.#state === 'closed') return;
-    const wasRunning = this.#state === 'running';
     this.#state = 'closed';
-    if (this.#heartbeatTimer !== undefined) this.#timers.clearTimeout(this.#heartbeatTimer);
-    if (wasRunning && this.#heartbeatSeconds > 0 && this.connectedRelays.length > 0) {
-      await this.heartbeat((this.#wake?.length ?? 0) > 0 ? 'asleep' : 'offline', 2000).catch(() => undefined);
-    }
-    for (const open of [...this.#docs.values()]) await (await open.catch(() => undefined))?.close();
+    await this.#presence.stop(true);
+    await this.#docs.close();
     await this.#inbox?.close();
     this.#outbox.close();
     await this.#messenger.close();
@@ -462,117 +409,11 @@ export class Agent extends Emitter<AgentEvents> {
 
   // --- internals ---
 
-  #docHost(): DocHost {
-    return {
-      self: this.pubkey,
-      links: this.#links,
-      store: this.#store,
-      sign: (t) => this.identity.sign(t),
-      enqueue: (event) => this.#outbox.enqueue(event, this.relays),
-      timers: this.#timers,
-      now: this.#now,
-      random: this.#random,
-      log: this.#log,
-    };
-  }
-
-  #template(t: Partial<EventTemplate> & { kind: number }): EventTemplate {
-    return { kind: t.kind, content: t.content ?? '', tags: t.tags ?? [], created_at: t.created_at ?? Math.floor(this.#now() / 1000) };
-  }
-
-  /**
-   * A replaceable or addressable template gets a `created_at` above the last version this agent
-   * stamped for its kind and `d` (kept in the store), so it always supersedes it: two versions in one
-   * second would otherwise tie and the relay keep the lower id. `restamp` false keeps a caller's time.
-   */
-  async #stamped(t: EventTemplate, restamp = true): Promise<EventTemplate> {
-    if (!restamp || !(isReplaceableKind(t.kind) || isAddressableKind(t.kind))) return t;
-    const d = isAddressableKind(t.kind) ? (getTagValue(t, 'd') ?? '') : '';
-    return { ...t, created_at: await this.#store.stampReplaceable(`${t.kind}:${d}`, t.created_at) };
-  }
-
-  #targets(relays: readonly string[] | undefined): string[] {
-    if (!relays) return this.relays;
-    const out = relays.map(normalizeRelayUrl);
-    const unknown = out.filter((r) => !this.#links.has(r));
-    if (unknown.length) throw new ClientError('ROOST_ERR_NO_RELAY', `not one of this agent's relays: ${unknown.join(', ')}`);
-    return out;
-  }
-
-  async #publishOnce(event: NostrEvent, relays: readonly string[], timeoutMs = 10_000): Promise<PublishResult> {
-    const links = relays.map((r) => this.#links.get(r)!).filter((l) => l.isReady);
-    if (links.length === 0) throw new ClientError('ROOST_ERR_DISCONNECTED', 'no relay connected', { eventId: event.id });
-    const results = await Promise.all(
-      links.map((l) =>
-        withTimeout(
-          l.publish(event),
-          timeoutMs,
-          this.#timers,
-          () => new ClientError('ROOST_ERR_TIMEOUT', `no OK from ${l.url}`, { relay: l.url, eventId: event.id }),
-        ),
-      ),
-    );
-    const refused = results.find((r) => !r.accepted && !isDuplicateOfThis(event, r.reason));
-    if (refused) {
-      throw new ClientError('ROOST_ERR_REFUSED', `${refused.relay} refused ${event.id.slice(0, 12)}: ${refused.reason}`, {
-        reason: refused.reason,
-        relay: refused.relay,
-        eventId: event.id,
-      });
-    }
-    return { id: event.id, relays: results };
-  }
-
   async #onLinkReady(link: RelayLink): Promise<void> {
     if (this.#state !== 'running') return;
-    if (this.#heartbeatSeconds > 0) {
-      const hb = makeHeartbeat({ status: 'online', interval: this.#heartbeatSeconds, wake: (this.#wake?.length ?? 0) > 0 }, Math.floor(this.#now() / 1000));
-      this.#stamped(hb)
-        .then((t) => link.publish(this.identity.sign(t)))
-        .catch(() => undefined);
-    }
-    if (this.#wake !== undefined) {
-      try {
-        const r = await this.#sendWake(link);
-        if (!r.accepted)
-          this.emit(
-            'error',
-            new ClientError('ROOST_ERR_REFUSED', `${link.url} refused the wake registration: ${r.reason}`, { reason: r.reason, relay: link.url }),
-          );
-      } catch (err) {
-        this.emit('error', err as Error);
-      }
-    }
-  }
-
-  async #relayInfo(url: string): Promise<RelayInfo> {
-    let p = this.#info.get(url);
-    if (!p) {
-      if (!this.#fetch) throw new ClientError('ROOST_ERR_RELAY_INFO', 'no fetch implementation for NIP-11');
-      p = fetchRelayInfo(url, this.#fetch);
-      this.#info.set(url, p);
-      p.catch(() => this.#info.delete(url));
-    }
-    return p;
-  }
-
-  async #sendWake(link: RelayLink): Promise<OkResult> {
-    const info = await this.#relayInfo(link.url);
-    if (typeof info.pubkey !== 'string' || !/^[0-9a-f]{64}$/.test(info.pubkey)) {
-      throw new ClientError('ROOST_ERR_RELAY_INFO', `${link.url} publishes no pubkey in NIP-11: it does not take wake registrations`, { relay: link.url });
-    }
-    const channels = this.#wake ?? [];
-    const event = makeWakeRegistration(this.identity, info.pubkey, channels, Math.floor(this.#now() / 1000));
-    this.#log.info({ relay: link.url, channels: channels.length }, 'registering wake channels');
-    return link.publish(event);
-  }
-
-  #scheduleHeartbeat(): void {
-    this.#heartbeatTimer = this.#timers.setTimeout(() => {
-      if (this.#state !== 'running') return;
-      if (this.connectedRelays.length > 0) this.heartbeat('online').catch(() => undefined);
-      this.#scheduleHeartbeat();
-    }, this.#heartbeatSeconds * 1000);
+    this.#presence.onReady(link);
+    const err = await this.#wake.onReady(link);
+    if (err) this.emit('error', err);
   }
 
   async #handleInbox(event: NostrEvent, delivery: Delivery): Promise<void> {
