@@ -42,7 +42,7 @@ const CONNECTS = args.connects ?? 5;
 const AGENTS = args.agents ?? 1;
 
 const dir = mkdtempSync(join(tmpdir(), 'roost-bench-direct-'));
-const config = loadConfig({ port: 0, host: '127.0.0.1', logLevel: 'silent', db: join(dir, 'roost.db') });
+const config = loadConfig({ port: 0, host: '127.0.0.1', logLevel: 'silent', db: join(dir, 'roost.db'), rateLimit: false });
 const relay = await buildRelay(config, { log: pino({ level: 'silent' }) });
 const url = (await relay.app.listen({ port: 0, host: '127.0.0.1' })).replace(/^http/, 'ws');
 const rtc = await loadNodeRtc({ bindAddress: '127.0.0.1' });
