@@ -140,7 +140,7 @@ export const configSchema = z.object({
   pushAlertTitle: z
     .string()
     .default('Roost')
-    .describe('Title of the generic visible notification (APNs) for agents that registered the alert wake mode; FCM wakes are data-only.'),
+    .describe('Title of the generic visible notification (APNs alert, FCM notification) for agents that registered the alert wake mode.'),
   pushAlertBody: z.string().default('New activity').describe('Body of that notification; it never carries event content.'),
 
   // --- operator (issue 7) ---

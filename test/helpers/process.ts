@@ -48,9 +48,8 @@ export interface RelayProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts `node dist/relay/main.js` with the given environment and waits for its ready line. */
-export async function spawnRelay(env: Record<string, string>, args: string[] = []): Promise<RelayProcess> {
-  const main = join(ROOT, 'dist/relay/main.js');
+/** Starts `node dist/relay/main.js` (or another build's `main`) with the given environment and waits for its ready line. */
+export async function spawnRelay(env: Record<string, string>, args: string[] = [], main = join(ROOT, 'dist/relay/main.js')): Promise<RelayProcess> {
   if (!existsSync(main)) throw new Error('dist/ is missing: run `npm run build` (npm test does)');
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const child = spawn(process.execPath, [main, ...args], {
