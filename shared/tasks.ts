@@ -220,7 +220,6 @@ export function checkTaskStep(request: TaskRequest, at: TaskPosition, step: Task
   const byRequester = step.author === requester;
   const byWorker = at.worker !== undefined && step.author === at.worker;
   const to = step.state;
-  if (step.offer !== undefined && !(at.state === 'submitted' && to === 'working' && byRequester)) return 'only an acceptance names an offer';
   if (at.state === 'submitted' && to === 'working') {
     if (byRequester) {
       if (at.worker !== undefined) return 'a directed request is taken by its worker, not accepted';
@@ -230,9 +229,10 @@ export function checkTaskStep(request: TaskRequest, at: TaskPosition, step: Task
       if (step.worker !== offer.worker) return 'the worker must be the author of the offer';
       return undefined;
     }
-    if (byWorker && step.worker === at.worker) return undefined;
+    if (byWorker && step.offer === undefined && step.worker === at.worker) return undefined;
     return 'only the requester accepts an offer';
   }
+  if (step.offer !== undefined) return 'only an acceptance names an offer';
   if (to === 'canceled') return byRequester ? sameWorker(at, step) : 'only the requester cancels';
   if (at.state === 'input-required' && to === 'working') return byRequester ? sameWorker(at, step) : 'only the requester answers a request for input';
   const workerMoves: Record<string, readonly TaskState[]> = {
