@@ -31,6 +31,9 @@ import { combineDiscovery, fetchPresence, type AgentInfo } from './presence.js';
 import { RelayLink, normalizeRelayUrl, type OkResult, type RelayLinkOptions, type WebSocketConstructor } from './relay-link.js';
 import { MemoryStore, type AgentStore, type ParkedMessage } from './store.js';
 import { checkWakeChannels, makeWakeRegistration, type WakeChannel } from './wake.js';
+import { DecisionClient } from './decisions.js';
+import { TaskClient } from './tasks.js';
+import { makeWorkHost } from './work-host.js';
 
 /** Options of {@link Agent.enableDirect}. */
 export interface DirectOptions {
@@ -159,6 +162,10 @@ export function createAgent(opts: AgentOptions): Agent {
 export class Agent extends Emitter<AgentEvents> {
   readonly identity: Identity;
   readonly pubkey: string;
+  /** Signed task lifecycles: request, offer, accept, status, result, onRequest (docs/tasks.md). */
+  readonly tasks: TaskClient;
+  /** Proposals, ballots and tallies (docs/decisions.md). */
+  readonly decisions: DecisionClient;
   readonly #links = new Map<string, RelayLink>();
   #direct: DirectTransport | undefined;
   #signalling: { close(): void } | undefined;
@@ -240,6 +247,9 @@ export class Agent extends Emitter<AgentEvents> {
       this.#inbox.on('caughtUp', (relay, cursor) => this.emit('caughtUp', relay, cursor));
       this.#inbox.on('handlerFailed', (_ev, err) => this.emit('error', err instanceof Error ? err : new Error(String(err))));
     }
+    const work = makeWorkHost(this, this.#now);
+    this.tasks = new TaskClient(work);
+    this.decisions = new DecisionClient(work);
   }
 
   /** The public key as `npub1…`. */
@@ -805,6 +815,7 @@ export class Agent extends Emitter<AgentEvents> {
   }
 
   async #handleDm(msg: DirectMessage): Promise<void> {
+    if (await this.tasks.handleDirectMessage(msg)) return;
     if (msg.inReplyTo !== undefined) {
       const pending = this.#pending.get(msg.inReplyTo);
       if (pending) {
