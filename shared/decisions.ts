@@ -1,4 +1,3 @@
-import { z } from 'zod';
 import type { EventTemplate, NostrEvent } from './event.js';
 import { getTagValue, getTagValues } from './event.js';
 
@@ -16,52 +15,30 @@ export const DecisionKind = { Proposal: 4343, Ballot: 4344, Result: 4345 } as co
 /** Option a veto holder chooses to veto. */
 export const VETO = 'veto';
 
-const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
-const option = z
-  .string()
-  .min(1)
-  .max(128)
-  .refine((o) => o !== VETO, 'veto is not an option');
+const HEX64 = /^[0-9a-f]{64}$/;
+const isOption = (o: string) => o.length >= 1 && o.length <= 128 && o !== VETO;
 
-/** How the winning option is decided among counted ballots. */
-export const decisionRuleSchema = z.discriminatedUnion('type', [
-  /** More than half of the counted ballots. */
-  z.object({ type: z.literal('majority') }),
-  /** At least num/den of the counted ballots. */
-  z
-    .object({ type: z.literal('threshold'), num: z.number().int().positive(), den: z.number().int().positive() })
-    .refine((r) => r.num <= r.den, 'threshold above 1'),
-]);
-
-/** A decision rule. */
-export type DecisionRule = z.infer<typeof decisionRuleSchema>;
+/** How the winning option is decided among counted ballots: more than half, or at least num/den. */
+export type DecisionRule = { type: 'majority' } | { type: 'threshold'; num: number; den: number };
 
 /** Who may vote: a list of pubkeys, or the members of a shared document (resolved by the caller). */
-export const electorateSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('pubkeys'), pubkeys: z.array(hex64).min(1).max(1000) }),
-  z.object({ type: z.literal('doc'), address: z.string().min(1).max(512) }),
-]);
-
-/** An electorate. */
-export type Electorate = z.infer<typeof electorateSchema>;
+export type Electorate = { type: 'pubkeys'; pubkeys: string[] } | { type: 'doc'; address: string };
 
 /** A proposal as read from its event. */
-export const proposalSchema = z.object({
-  id: hex64,
-  proposer: hex64,
-  question: z.string(),
-  options: z.array(option).min(2).max(32),
-  electorate: electorateSchema,
-  rule: decisionRuleSchema,
+export interface Proposal {
+  id: string;
+  proposer: string;
+  question: string;
+  /** 2–32 distinct options, none of them "veto". */
+  options: string[];
+  electorate: Electorate;
+  rule: DecisionRule;
   /** Least number of counted ballots for any outcome but `no-quorum`. */
-  quorum: z.number().int().nonnegative(),
-  vetoHolders: z.array(hex64).max(100),
-  deadline: z.number().int().nonnegative(),
-  createdAt: z.number().int(),
-});
-
-/** A proposal. */
-export type Proposal = z.infer<typeof proposalSchema>;
+  quorum: number;
+  vetoHolders: string[];
+  deadline: number;
+  createdAt: number;
+}
 
 /** A ballot as read from its event. */
 export interface Ballot {
@@ -100,29 +77,32 @@ export function makeProposal(p: ProposalInput, createdAt: number): EventTemplate
 export function getProposal(ev: NostrEvent): Proposal | undefined {
   if (ev.kind !== DecisionKind.Proposal) return undefined;
   const ruleTag = ev.tags.find((t) => t[0] === 'rule');
-  let rule: unknown;
+  let rule: DecisionRule | undefined;
   if (ruleTag?.[1] === 'majority') rule = { type: 'majority' };
   else if (ruleTag?.[1] === 'threshold') {
-    const m = /^(\d+)\/(\d+)$/.exec(ruleTag[2] ?? '');
-    rule = m ? { type: 'threshold', num: Number(m[1]), den: Number(m[2]) } : undefined;
+    const m = /^(\d{1,6})\/(\d{1,6})$/.exec(ruleTag[2] ?? '');
+    const [num, den] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
+    if (num > 0 && den > 0 && num <= den) rule = { type: 'threshold', num, den };
   }
   const doc = ev.tags.find((t) => t[0] === 'electorate' && t[1] === 'doc');
-  const voters = ev.tags.filter((t) => t[0] === 'p' && t[3] === 'voter').map((t) => t[1]);
+  const voters = [...new Set(ev.tags.filter((t) => t[0] === 'p' && t[3] === 'voter').map((t) => t[1]!))];
+  const vetoHolders = [...new Set(ev.tags.filter((t) => t[0] === 'p' && t[3] === 'veto').map((t) => t[1]!))];
   const options = getTagValues(ev, 'option');
-  const parsed = proposalSchema.safeParse({
-    id: ev.id,
-    proposer: ev.pubkey,
-    question: ev.content,
-    options,
-    electorate: doc ? { type: 'doc', address: doc[2] } : { type: 'pubkeys', pubkeys: [...new Set(voters)] },
-    rule,
-    quorum: Number(getTagValue(ev, 'quorum') ?? '0'),
-    vetoHolders: [...new Set(ev.tags.filter((t) => t[0] === 'p' && t[3] === 'veto').map((t) => t[1]))],
-    deadline: Number(getTagValue(ev, 'deadline')),
-    createdAt: ev.created_at,
-  });
-  if (!parsed.success || new Set(options).size !== options.length || (doc && voters.length > 0)) return undefined;
-  return parsed.data;
+  const quorum = Number(getTagValue(ev, 'quorum') ?? '0');
+  const deadline = Number(getTagValue(ev, 'deadline'));
+  if (!rule || options.length < 2 || options.length > 32 || !options.every(isOption) || new Set(options).size !== options.length) return undefined;
+  if (!Number.isInteger(quorum) || quorum < 0 || !Number.isInteger(deadline) || deadline < 0) return undefined;
+  if (!voters.every((v) => HEX64.test(v)) || !vetoHolders.every((v) => HEX64.test(v)) || vetoHolders.length > 100) return undefined;
+  let electorate: Electorate;
+  if (doc) {
+    const address = doc[2] ?? '';
+    if (voters.length > 0 || address.length < 1 || address.length > 512) return undefined;
+    electorate = { type: 'doc', address };
+  } else {
+    if (voters.length < 1 || voters.length > 1000) return undefined;
+    electorate = { type: 'pubkeys', pubkeys: voters };
+  }
+  return { id: ev.id, proposer: ev.pubkey, question: ev.content, options, electorate, rule, quorum, vetoHolders, deadline, createdAt: ev.created_at };
 }
 
 /** Builds a ballot for `choice` (an option or {@link VETO}). */

@@ -1,4 +1,3 @@
-import { z } from 'zod';
 import type { EventTemplate, NostrEvent } from './event.js';
 import { getTagValue, getTagValues } from './event.js';
 
@@ -25,56 +24,64 @@ export const TERMINAL_TASK_STATES: ReadonlySet<TaskState> = new Set<TaskState>([
 /** Tag carrying the capability wanted (the agent card's capability tag, so relays filter with `#c`). */
 export const TASK_CAPABILITY_TAG = 'c';
 
-const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
-const capability = z.string().min(1).max(256);
+const HEX64 = /^[0-9a-f]{64}$/;
+const AMOUNT = /^\d+(\.\d+)?$/;
+const isHex64 = (v: unknown): v is string => typeof v === 'string' && HEX64.test(v);
+const isCapability = (v: string) => v.length >= 1 && v.length <= 256;
+
+/** An amount and its unit (`budget`, `price`). */
+export interface TaskAmount {
+  amount: string;
+  unit: string;
+}
 
 /** A task request as read from its event. */
-export const taskRequestSchema = z.object({
-  id: hex64,
-  requester: hex64,
-  capabilities: z.array(capability).min(1).max(16),
-  input: z.string(),
-  inputRef: z.string().max(2048).optional(),
-  deadline: z.number().int().nonnegative().optional(),
-  budget: z.object({ amount: z.string().regex(/^\d+(\.\d+)?$/), unit: z.string().min(1).max(16) }).optional(),
+export interface TaskRequest {
+  id: string;
+  requester: string;
+  /** 1–16 capabilities, each 1–256 characters. */
+  capabilities: string[];
+  input: string;
+  inputRef?: string;
+  deadline?: number;
+  budget?: TaskAmount;
   /** Set when the request is addressed to one worker (a private task, or a directed public one). */
-  worker: hex64.optional(),
-  createdAt: z.number().int(),
-});
-
-/** A task request. */
-export type TaskRequest = z.infer<typeof taskRequestSchema>;
+  worker?: string;
+  createdAt: number;
+}
 
 /** A worker's offer to do a task. */
-export const taskOfferSchema = z.object({
-  id: hex64,
-  worker: hex64,
-  requestId: hex64,
-  note: z.string(),
-  price: z.object({ amount: z.string().regex(/^\d+(\.\d+)?$/), unit: z.string().min(1).max(16) }).optional(),
-  createdAt: z.number().int(),
-});
-
-/** An offer. */
-export type TaskOffer = z.infer<typeof taskOfferSchema>;
+export interface TaskOffer {
+  id: string;
+  worker: string;
+  requestId: string;
+  note: string;
+  price?: TaskAmount;
+  createdAt: number;
+}
 
 /** One step of a task's chain. */
-export const taskStepSchema = z.object({
-  id: hex64,
-  author: hex64,
-  root: hex64,
-  prev: hex64,
-  state: z.enum(TASK_STATES),
+export interface TaskStep {
+  id: string;
+  author: string;
+  root: string;
+  prev: string;
+  state: TaskState;
   /** The worker the task is assigned to from this step on (absent while none is). */
-  worker: hex64.optional(),
+  worker?: string;
   /** On an acceptance: the offer accepted. */
-  offer: hex64.optional(),
-  content: z.string(),
-  createdAt: z.number().int(),
-});
+  offer?: string;
+  content: string;
+  createdAt: number;
+}
 
-/** A step. */
-export type TaskStep = z.infer<typeof taskStepSchema>;
+/** Reads an `amount unit` tag; undefined when absent, null when malformed. */
+function getAmount(ev: Pick<NostrEvent, 'tags'>, name: string): TaskAmount | undefined | null {
+  const t = ev.tags.find((x) => x[0] === name);
+  if (!t) return undefined;
+  const [, amount, unit] = t;
+  return amount !== undefined && AMOUNT.test(amount) && unit !== undefined && unit.length >= 1 && unit.length <= 16 ? { amount, unit } : null;
+}
 
 /** What a new request says. */
 export interface TaskRequestInput {
@@ -82,7 +89,7 @@ export interface TaskRequestInput {
   input: string;
   inputRef?: string;
   deadline?: number;
-  budget?: { amount: string; unit: string };
+  budget?: TaskAmount;
   /** Address the request to this worker only. */
   worker?: string;
 }
@@ -100,23 +107,23 @@ export function makeTaskRequest(r: TaskRequestInput, createdAt: number): EventTe
 /** Reads a task request; undefined when the event is not a well-formed one. */
 export function getTaskRequest(ev: NostrEvent): TaskRequest | undefined {
   if (ev.kind !== TaskKind.Request) return undefined;
-  const budget = ev.tags.find((t) => t[0] === 'budget');
-  const deadline = getTagValue(ev, 'deadline');
+  const capabilities = getTagValues(ev, TASK_CAPABILITY_TAG);
+  if (capabilities.length < 1 || capabilities.length > 16 || !capabilities.every(isCapability)) return undefined;
+  const budget = getAmount(ev, 'budget');
+  const deadlineTag = getTagValue(ev, 'deadline');
+  const deadline = deadlineTag === undefined ? undefined : Number(deadlineTag);
   const workers = getTagValues(ev, 'p');
-  if (workers.length > 1) return undefined;
-  const parsed = taskRequestSchema.safeParse({
-    id: ev.id,
-    requester: ev.pubkey,
-    capabilities: getTagValues(ev, TASK_CAPABILITY_TAG),
-    input: ev.content,
-    inputRef: getTagValue(ev, 'r'),
-    deadline: deadline === undefined ? undefined : Number(deadline),
-    budget: budget ? { amount: budget[1], unit: budget[2] } : undefined,
-    worker: workers[0],
-    createdAt: ev.created_at,
-  });
-  if (!parsed.success || parsed.data.worker === parsed.data.requester) return undefined;
-  return parsed.data;
+  const inputRef = getTagValue(ev, 'r');
+  if (budget === null || workers.length > 1 || (deadline !== undefined && !(Number.isInteger(deadline) && deadline >= 0))) return undefined;
+  if (inputRef !== undefined && inputRef.length > 2048) return undefined;
+  const worker = workers[0];
+  if (worker !== undefined && (!isHex64(worker) || worker === ev.pubkey)) return undefined;
+  const r: TaskRequest = { id: ev.id, requester: ev.pubkey, capabilities, input: ev.content, createdAt: ev.created_at };
+  if (inputRef !== undefined) r.inputRef = inputRef;
+  if (deadline !== undefined) r.deadline = deadline;
+  if (budget) r.budget = budget;
+  if (worker !== undefined) r.worker = worker;
+  return r;
 }
 
 /** Builds an offer to do `request`. */
@@ -136,16 +143,12 @@ export function makeTaskOffer(
 /** Reads an offer; undefined when malformed. */
 export function getTaskOffer(ev: NostrEvent): TaskOffer | undefined {
   if (ev.kind !== TaskKind.Offer) return undefined;
-  const price = ev.tags.find((t) => t[0] === 'price');
-  const parsed = taskOfferSchema.safeParse({
-    id: ev.id,
-    worker: ev.pubkey,
-    requestId: getMarkedE(ev, 'root'),
-    note: ev.content,
-    price: price ? { amount: price[1], unit: price[2] } : undefined,
-    createdAt: ev.created_at,
-  });
-  return parsed.success ? parsed.data : undefined;
+  const requestId = getMarkedE(ev, 'root');
+  const price = getAmount(ev, 'price');
+  if (!isHex64(requestId) || price === null) return undefined;
+  const o: TaskOffer = { id: ev.id, worker: ev.pubkey, requestId, note: ev.content, createdAt: ev.created_at };
+  if (price) o.price = price;
+  return o;
 }
 
 /** What a new step says. `to` is the other party (p-tagged, so the step reaches its mailbox and wakes it). */
@@ -175,18 +178,17 @@ export function makeTaskStep(s: TaskStepInput, createdAt: number): EventTemplate
 /** Reads a step; undefined when malformed. */
 export function getTaskStep(ev: NostrEvent): TaskStep | undefined {
   if (ev.kind !== TaskKind.Step) return undefined;
-  const parsed = taskStepSchema.safeParse({
-    id: ev.id,
-    author: ev.pubkey,
-    root: getMarkedE(ev, 'root'),
-    prev: getMarkedE(ev, 'prev'),
-    state: getTagValue(ev, 'status'),
-    worker: getTagValue(ev, 'worker'),
-    offer: getMarkedE(ev, 'offer'),
-    content: ev.content,
-    createdAt: ev.created_at,
-  });
-  return parsed.success ? parsed.data : undefined;
+  const root = getMarkedE(ev, 'root');
+  const prev = getMarkedE(ev, 'prev');
+  const state = getTagValue(ev, 'status') as TaskState | undefined;
+  const worker = getTagValue(ev, 'worker');
+  const offer = getMarkedE(ev, 'offer');
+  if (!isHex64(root) || !isHex64(prev) || state === undefined || !TASK_STATES.includes(state)) return undefined;
+  if ((worker !== undefined && !isHex64(worker)) || (offer !== undefined && !isHex64(offer))) return undefined;
+  const s: TaskStep = { id: ev.id, author: ev.pubkey, root, prev, state, content: ev.content, createdAt: ev.created_at };
+  if (worker !== undefined) s.worker = worker;
+  if (offer !== undefined) s.offer = offer;
+  return s;
 }
 
 /** The first `e` tag with this NIP-10 style marker. */

@@ -158,4 +158,52 @@ describe('agent.tasks through a real relay', () => {
     // Nothing of it is on the relay in the clear.
     expect(relay.relay.ctx.store.query([{ kinds: [4340, 4341, 4342], '#e': [id] }])).toEqual([]);
   }, 30_000);
+  it('on a relay that does not check tasks, forged steps are stored but every client ignores them', async () => {
+    const plain = await startRelay();
+    cleanups.push(() => plain.close());
+    // Any other Nostr relay: the same relay without the task policy.
+    const hooks = plain.relay.ctx.hooks.rejectEvent;
+    hooks.splice(
+      hooks.findIndex((h) => h.name === 'rejectInvalidTaskEvents'),
+      1,
+    );
+    const on = async () => {
+      const t = tempDir();
+      cleanups.push(t.cleanup);
+      const { agent } = await startRecordingAgent(t.dir, [plain.url]);
+      cleanups.push(() => agent.close());
+      await agent.whenConnected();
+      return agent;
+    };
+    const requester = await on();
+    const worker = await on();
+    const eve = await on();
+    const now = () => Math.floor(Date.now() / 1000);
+    const { id } = await requester.tasks.request({ capabilities: ['summarise'], input: 'x' });
+    const eveOffer = await eve.tasks.offer(id);
+    const workerOffer = await worker.tasks.offer(id);
+    // Eve accepts her own offer and posts a result: stored here, since nothing checks.
+    const selfAccept = eve.identity.sign(
+      makeTaskStep({ root: id, prev: id, state: 'working', worker: eve.pubkey, offer: eveOffer, to: requester.pubkey }, now()),
+    );
+    await eve.publishSigned(selfAccept);
+    const fakeResult = eve.identity.sign(
+      makeTaskStep({ root: id, prev: selfAccept.id, state: 'completed', worker: eve.pubkey, to: requester.pubkey, content: 'fake' }, now()),
+    );
+    await eve.publishSigned(fakeResult);
+    for (const a of [requester, worker, eve]) {
+      const c = await a.tasks.status(id);
+      expect(c.state).toBe('submitted');
+      expect(c.ignored.map((i) => i.id).sort()).toEqual([selfAccept.id, fakeResult.id].sort());
+    }
+    // The real acceptance still works, and a forged result after it is ignored too.
+    await requester.tasks.accept(id, workerOffer);
+    const head = (await requester.tasks.status(id)).head;
+    const thirdParty = eve.identity.sign(
+      makeTaskStep({ root: id, prev: head, state: 'completed', worker: worker.pubkey, to: requester.pubkey, content: 'fake' }, now()),
+    );
+    await eve.publishSigned(thirdParty);
+    await worker.tasks.update(id, 'completed', 'real');
+    expect((await requester.tasks.result(id, { timeoutMs: 10_000 })).result).toBe('real');
+  }, 30_000);
 });
