@@ -131,7 +131,8 @@ export class TaskClient {
       const check = () => {
         if (settled) return;
         for (const [id, ev] of this.#private.get(taskId) ?? []) events.set(id, ev);
-        request ??= getTaskRequest(events.get(taskId) ?? ({} as NostrEvent));
+        const reqEv = events.get(taskId);
+        request ??= reqEv && getTaskRequest(reqEv);
         if (!request) return;
         const chain = getTaskChain(request, [...events.values()]);
         if (done(chain)) finish(() => resolve(chain));
@@ -199,7 +200,7 @@ export class TaskClient {
    * completed/failed counts recomputed from the signed chains of their past tasks on the relays.
    */
   async discover(capabilities: readonly string[]): Promise<RankedWorker[]> {
-    const agents = await this.#host.discover(capabilities);
+    const agents = (await this.#host.discover(capabilities)).filter((a) => a.pubkey !== this.#host.pubkey);
     if (agents.length === 0) return [];
     const pubkeys = agents.map((a) => a.pubkey);
     const ends = (await this.#host.query([{ kinds: [TaskKind.Step], authors: pubkeys, limit: 500 }]))

@@ -337,6 +337,8 @@ export interface WorkerCandidate {
 export interface WorkerRecord {
   completed: number;
   failed: number;
+  /** Median seconds from acceptance to completion over completed tasks (signed `created_at`s); undefined without any. */
+  turnaround?: number;
 }
 
 /** A ranked candidate. */
@@ -351,7 +353,8 @@ const PRESENCE_RANK = { online: 2, asleep: 1, offline: 0 } as const;
 
 /**
  * Orders candidates for a task: capability match first, then presence (online, asleep but
- * wakeable, offline), then reliability from counted outcomes, then completed count, then pubkey.
+ * wakeable, offline), then reliability from counted outcomes, then the faster median turnaround,
+ * then completed count, then pubkey.
  * Records come from {@link countWorkerOutcomes}, never from what a worker says about itself.
  */
 export function rankWorkers(candidates: readonly WorkerCandidate[], wanted: readonly string[], records: ReadonlyMap<string, WorkerRecord>): RankedWorker[] {
@@ -366,6 +369,7 @@ export function rankWorkers(candidates: readonly WorkerCandidate[], wanted: read
         b.match - a.match ||
         PRESENCE_RANK[b.presence] - PRESENCE_RANK[a.presence] ||
         b.reliability - a.reliability ||
+        (a.turnaround ?? Number.POSITIVE_INFINITY) - (b.turnaround ?? Number.POSITIVE_INFINITY) ||
         b.completed - a.completed ||
         (a.pubkey < b.pubkey ? -1 : 1),
     );
@@ -374,14 +378,23 @@ export function rankWorkers(candidates: readonly WorkerCandidate[], wanted: read
 /** Completed/failed counts per worker over task chains (each chain counts once, for its assigned worker). */
 export function countWorkerOutcomes(chains: readonly TaskChain[]): Map<string, WorkerRecord> {
   const out = new Map<string, WorkerRecord>();
+  const times = new Map<string, number[]>();
   for (const c of chains) {
     if (c.worker === undefined || (c.state !== 'completed' && c.state !== 'failed')) continue;
     // A worker's own request proves nothing about it.
     if (c.worker === c.request.requester) continue;
     const r = out.get(c.worker) ?? { completed: 0, failed: 0 };
-    if (c.state === 'completed') r.completed++;
-    else r.failed++;
+    if (c.state === 'completed') {
+      r.completed++;
+      const assigned = c.steps.find((x) => x.worker === c.worker);
+      if (assigned) times.set(c.worker, [...(times.get(c.worker) ?? []), Math.max(0, c.steps.at(-1)!.createdAt - assigned.createdAt)]);
+    } else r.failed++;
     out.set(c.worker, r);
+  }
+  for (const [worker, list] of times) {
+    list.sort((a, b) => a - b);
+    const mid = list.length >> 1;
+    out.get(worker)!.turnaround = list.length % 2 ? list[mid]! : (list[mid - 1]! + list[mid]!) / 2;
   }
   return out;
 }

@@ -157,5 +157,23 @@ describe('getTaskChain', () => {
       records,
     );
     expect(ranked.map((r) => r.pubkey)).toEqual([eve.pk, bob.pk, alice.pk, requester.pk]);
+    // Turnaround: median seconds from acceptance to completion, from the signed steps; faster ranks first among equals.
+    const fast = new Map([
+      [alice.pk, { completed: 2, failed: 0, turnaround: 30 }],
+      [bob.pk, { completed: 2, failed: 0, turnaround: 300 }],
+    ]);
+    const byTurnaround = rankWorkers(
+      [
+        { pubkey: bob.pk, capabilities: ['summarise'], presence: 'online' },
+        { pubkey: alice.pk, capabilities: ['summarise'], presence: 'online' },
+      ],
+      ['summarise'],
+      fast,
+    );
+    expect(byTurnaround.map((r) => r.pubkey)).toEqual([alice.pk, bob.pk]);
+    const { reqEv: r2, request: q2, offerA: o2 } = setup();
+    const acc2 = sign(requester, makeTaskStep({ root: q2.id, prev: q2.id, state: 'working', worker: alice.pk, offer: o2.id, to: alice.pk }, 1000));
+    const done2 = sign(alice, makeTaskStep({ root: q2.id, prev: acc2.id, state: 'completed', worker: alice.pk, to: requester.pk }, 1042));
+    expect(countWorkerOutcomes([getTaskChain(q2, [r2, o2, acc2, done2])]).get(alice.pk)).toEqual({ completed: 1, failed: 0, turnaround: 42 });
   });
 });
