@@ -6,6 +6,7 @@ import { Docs, Presence, Wake } from './agent-parts.js';
 import { systemTimers, type Timers } from './backoff.js';
 import type { AgentDoc, AgentDocOptions } from './crdt-relay.js';
 import { Emitter, silentLogger, type ClientLogger } from './emitter.js';
+import { DecisionClient } from './decisions.js';
 import { ClientError } from './errors.js';
 import { parsePubkey, verifyEvent, type Identity } from './identity.js';
 import { Inbox, type Delivery } from './inbox.js';
@@ -16,9 +17,11 @@ import type { AgentInfo } from './presence.js';
 import { Publisher, type PublishOptions } from './publisher.js';
 import { RelayLink, normalizeRelayUrl, type OkResult, type RelayLinkOptions, type WebSocketConstructor } from './relay-link.js';
 import { MemoryStore, type AgentStore } from './store.js';
+import { TaskClient } from './tasks.js';
 // Types only: the transport (and the zod schemas of its signalling) stays out of bundles that do not use it.
 import type { DirectTransport } from './transport/webrtc.js';
 import type { WakeChannel } from './wake.js';
+import { makeWorkHost } from './work-host.js';
 
 export type { PublishOptions } from './publisher.js';
 
@@ -100,6 +103,10 @@ export function createAgent(opts: AgentOptions): Agent {
 export class Agent extends Emitter<AgentEvents> {
   readonly identity: Identity;
   readonly pubkey: string;
+  /** Signed task lifecycles: request, offer, accept, status, result, onRequest (docs/tasks.md). */
+  readonly tasks: TaskClient;
+  /** Proposals, ballots and tallies (docs/decisions.md). */
+  readonly decisions: DecisionClient;
   readonly #links = new Map<string, RelayLink>();
   readonly #store: AgentStore;
   readonly #outbox: Outbox;
@@ -184,6 +191,9 @@ export class Agent extends Emitter<AgentEvents> {
       this.#inbox.on('caughtUp', (relay, cursor) => this.emit('caughtUp', relay, cursor));
       this.#inbox.on('handlerFailed', (_ev, err) => this.emit('error', err instanceof Error ? err : new Error(String(err))));
     }
+    const work = makeWorkHost(this, now);
+    this.tasks = new TaskClient(work);
+    this.decisions = new DecisionClient(work);
   }
 
   /** The public key as `npub1…`. */
@@ -474,6 +484,7 @@ export class Agent extends Emitter<AgentEvents> {
   }
 
   async #deliver(msg: InboxMessage): Promise<void> {
+    if (msg.type === 'dm' && (await this.tasks.handleDirectMessage(msg))) return;
     if (this.#onMessage) await this.#onMessage(msg);
     else this.emit('message', msg);
   }

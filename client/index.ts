@@ -50,3 +50,8 @@ export {
   type HeartbeatStatus,
 } from '../shared/agent-card.js';
 export * from './crdt/index.js';
+export { TASK_DM_TAG, TaskClient, taskFilters, type OnRequestOptions, type TaskContext, type TaskHandler } from './tasks.js';
+export { DecisionClient } from './decisions.js';
+export { makeWorkHost, type WorkHost } from './work-host.js';
+export * from '../shared/tasks.js';
+export * from '../shared/decisions.js';
