@@ -138,11 +138,32 @@ function wirePushWake(ctx: RelayContext, store: SqliteStore, info: InfoContribut
   return push;
 }
 
+/**
+ * Random bytes from the system CSPRNG, drawn 4 KiB at a time: every connection takes 24 bytes (its id
+ * and NIP-42 challenge), and one call per connection into the CSPRNG cost more than the rest of its
+ * set-up. Each byte is handed out once.
+ */
+export function createRandomPool(size = 4096): (n: number) => Buffer {
+  let pool = Buffer.alloc(0);
+  let used = 0;
+  return (n) => {
+    if (n > size) return randomBytes(n);
+    if (used + n > pool.length) {
+      pool = randomBytes(size);
+      used = 0;
+    }
+    const out = Buffer.from(pool.subarray(used, used + n));
+    pool.fill(0, used, used + n);
+    used += n;
+    return out;
+  };
+}
+
 /** Builds the relay without listening, so every test can build a fresh one. */
 export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Promise<Relay> {
   const log = deps.log ?? pino({ level: config.logLevel });
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
-  const random = deps.random ?? ((n: number) => randomBytes(n));
+  const random = deps.random ?? createRandomPool();
   const store =
     deps.store ??
     new SqliteStore({
