@@ -11,6 +11,7 @@ import { startSeeded } from './lib/seed.mjs';
 import { median, sleep } from './lib/stats.mjs';
 import { probeSeqExtension, runBackfillPaged, runBackfillSeq } from './workloads/backfill.mjs';
 import { openSubscribers, runFanoutRound } from './workloads/fanout.mjs';
+import { runAttack } from './workloads/attack.mjs';
 import { runIdle } from './workloads/idle.mjs';
 import { runIngest } from './workloads/ingest.mjs';
 import { buildFilters, QUERY_SHAPES, runQuery } from './workloads/query.mjs';
@@ -100,7 +101,7 @@ const REFERENCE = {
   'storm relay CPU µs/agent': 300,
 };
 
-const WORKLOADS = ['ingest', 'query', 'backfill', 'fanout', 'idle', 'wake', 'storm'];
+const WORKLOADS = ['ingest', 'query', 'backfill', 'fanout', 'idle', 'wake', 'attack', 'storm'];
 
 const HELP = `usage: node bench/run.mjs [options]
   --smoke             tiny versions of every workload (CI): figures printed, nothing asserted
@@ -400,6 +401,10 @@ function rows(a, b) {
     add('fan-out relay CPU µs/delivery', 'lower', fmtMs, (r) => r.fanout?.cpuUs);
   }
   if (a.idle || b.idle) add('idle KiB/connection', 'lower', fmtKiB, (r) => r.idle?.perConnectionKiB);
+  if (a.attack || b.attack) {
+    add('honest REQ→EOSE p99 ms, quiet', 'lower', fmtMs, (r) => r.attack?.quiet.p99);
+    add('honest REQ→EOSE p99 ms, under attack', 'lower', fmtMs, (r) => r.attack?.attacked.p99);
+  }
   stormRows(a, b, add, { fmtRate, fmtMs });
   const wakeKeys = new Set([...Object.keys(a.wake?.figures ?? {}), ...Object.keys(b.wake?.figures ?? {})]);
   for (const k of wakeKeys) {
@@ -453,6 +458,7 @@ async function main() {
       t.result.wake = await runWakeQueue({ size, spec: t.spec, startRelay, log });
       for (const n of t.result.wake?.notes ?? []) notes.push(`${t.label}: ${n}`);
     }
+    if (opts.only.includes('attack')) t.result.attack = await runAttack({ size, spec: t.spec, startRelay, log });
   }
   const wall = (performance.now() - tRun) / 1000;
   const self = process.cpuUsage(self0);
@@ -483,6 +489,7 @@ async function main() {
   }
   if (opts.only.includes('wake') && (results.subject.wake === null || results.peer.wake === null))
     console.log('wake-queue: measured for Roost only (the peer has no wake queue)');
+  if (results.subject.attack) console.log('attack: Roost only, quiet and attacked phases alternating on the same relay in this run');
   if (notes.length) {
     console.log('\nnotes:');
     for (const n of notes) console.log(`  - ${n}`);

@@ -231,7 +231,19 @@ async function send(agent: Agent, args: string[], values: Values, out: Out): Pro
   const recipient = parsePubkey(to);
   const text = words.join(' ');
   const timeoutMs = num(values.timeout, '--timeout', 30) * 1000;
-  await agent.start();
+  try {
+    await agent.start();
+  } catch (err) {
+    if (!(err instanceof ClientError) || err.code !== 'ROOST_ERR_UNREACHABLE' || values.request) throw err;
+    // No relay answered: say so now, but keep the message for the next run rather than waiting out the timeout.
+    await agent.send(recipient, text, { timeoutMs: 1 }).catch((e: unknown) => {
+      if (!(e instanceof ClientError) || e.code !== 'ROOST_ERR_TIMEOUT') throw e;
+    });
+    const causes = Object.entries(err.details.causes ?? {}).map(([relay, why]) => `${relay}: ${why}`);
+    throw new ClientError('ROOST_ERR_UNREACHABLE', `no relay reachable (${causes.join('; ')}); the message is still in the outbox (roost agent outbox)`, {
+      causes: err.details.causes ?? {},
+    });
+  }
   if (values.request) {
     const res = await agent.request(recipient, text, { timeoutMs });
     out(`${short(res.from)}: ${res.content}`, messageJson(res));

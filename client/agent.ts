@@ -274,8 +274,15 @@ export class Agent extends Emitter<AgentEvents> {
     return this;
   }
 
-  /** Connects to every relay, resends what the outbox kept, and resumes the inbox from its cursors. */
-  async start(): Promise<void> {
+  /**
+   * Connects to every relay, resends what the outbox kept, and resumes the inbox from its cursors.
+   * Resolves once one relay is ready. Rejects with ROOST_ERR_UNREACHABLE (`details.causes`: relay → cause)
+   * when the first attempt on every relay failed (refused, DNS, TLS, an HTTP answer such as 429 with its
+   * reason, or no answer within `connectTimeoutMs`); the agent keeps reconnecting in the background and
+   * keeps its outbox, so publishing still queues: `close()` stops it. `waitForRelay: false` resolves without
+   * waiting (an agent that works offline and catches up later); failures then show only as `disconnected`.
+   */
+  async start(opts: { waitForRelay?: boolean } = {}): Promise<void> {
     if (this.#state !== 'new') return;
     this.#state = 'running';
     await this.#outbox.load();
@@ -284,8 +291,42 @@ export class Agent extends Emitter<AgentEvents> {
       await this.#inbox.prune();
       for (const link of this.#links.values()) await this.#inbox.attach(link);
     }
+    const firstAttempts = [...this.#links.values()].map((link) => this.#firstAttempt(link));
     for (const link of this.#links.values()) link.start();
     if (this.#heartbeatSeconds > 0) this.#scheduleHeartbeat();
+    if (opts.waitForRelay !== false) await this.#anyReady(firstAttempts);
+  }
+
+  /** Resolves with undefined when the link's first connection goes ready, else with why it failed. */
+  #firstAttempt(link: RelayLink): Promise<string | undefined> {
+    return new Promise((resolve) => {
+      const offReady = link.on('ready', () => settle(undefined));
+      const offDown = link.on('disconnected', (reason) => settle(reason));
+      const settle = (cause: string | undefined) => {
+        offReady();
+        offDown();
+        resolve(cause);
+      };
+    });
+  }
+
+  /** Resolves at the first relay ready; rejects once every relay's first attempt failed. */
+  #anyReady(attempts: Promise<string | undefined>[]): Promise<void> {
+    const urls = [...this.#links.keys()];
+    const causes: Record<string, string> = {};
+    let failed = 0;
+    return new Promise((resolve, reject) => {
+      attempts.forEach((attempt, i) => {
+        void attempt.then((cause) => {
+          if (cause === undefined) return resolve();
+          causes[urls[i]!] = cause;
+          if (++failed < attempts.length) return;
+          if (this.#state === 'closed') return reject(new ClientError('ROOST_ERR_CLOSED', 'agent closed while connecting'));
+          const list = Object.entries(causes).map(([url, why]) => `${url}: ${why}`);
+          reject(new ClientError('ROOST_ERR_UNREACHABLE', `no relay reachable (${list.join('; ')}); still retrying in the background`, { causes }));
+        });
+      });
+    });
   }
 
   /** Resolves once at least `count` relays (default all) are connected, or false after `timeoutMs`. */

@@ -11,6 +11,7 @@ export type ClientErrorCode =
   | 'ROOST_ERR_BAD_INPUT'
   | 'ROOST_ERR_DECRYPT'
   | 'ROOST_ERR_NO_RELAY'
+  | 'ROOST_ERR_UNREACHABLE'
   | 'ROOST_ERR_RELAY_INFO';
 
 /**
@@ -24,7 +25,7 @@ export class ClientError extends Error {
   constructor(
     readonly code: ClientErrorCode,
     message: string,
-    readonly details: { reason?: string; relay?: string; eventId?: string } = {},
+    readonly details: { reason?: string; relay?: string; eventId?: string; causes?: Record<string, string> } = {},
     options?: ErrorOptions,
   ) {
     super(message, options);

@@ -26,12 +26,15 @@ export interface WebSocketLike {
 
 /**
  * Why a WebSocket failed, from its error event: `ws` in Node carries the cause (`connect ECONNREFUSED …`,
- * `getaddrinfo ENOTFOUND …`, a TLS error, `Unexpected server response: 429`); browsers hide it, so undefined there.
+ * `getaddrinfo ENOTFOUND …`, a TLS error, `Unexpected server response: 429 Too Many Requests: rate-limited: …` through
+ * client/node's WebSocket); browsers hide it, so undefined there.
  */
 export function getConnectionErrorCause(ev: unknown): string | undefined {
   const err = (ev as { error?: unknown } | null)?.error ?? ev;
   const message = (err as { message?: unknown } | null)?.message;
-  return typeof message === 'string' && message !== '' ? message : undefined;
+  // one line: OpenSSL's messages end in a newline
+  const line = typeof message === 'string' ? message.replace(/\s+/g, ' ').trim() : '';
+  return line !== '' ? line : undefined;
 }
 
 /** A WebSocket class (`WebSocket` in browsers, `ws` in Node). */
@@ -304,6 +307,7 @@ export class RelayLink extends Emitter<LinkEvents> {
       socket = new this.#opts.WebSocket(this.url);
     } catch (err) {
       this.#opts.log.warn({ relay: this.url, err: String(err) }, 'cannot open socket');
+      this.emit('disconnected', `cannot open a WebSocket: ${getConnectionErrorCause(err) ?? String(err)}`);
       this.#scheduleReconnect();
       return;
     }

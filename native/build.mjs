@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Builds the optional native Schnorr verifier (native/schnorr.c over libsecp256k1) with node-gyp.
-// Run by the root package's `install` script, so `npm ci` / `npm install` build it. When the library
+// Run by the package's `install` script, so `npm ci` / `npm install` build it (here and in projects that depend on it). When the library
 // or a compiler is missing it explains and exits 0: the relay then verifies with WebAssembly.
 // `--strict` turns every skip or failure into exit 1 (for CI jobs that must have the native path).
 import { spawnSync } from 'node:child_process';
@@ -45,29 +45,39 @@ function findNodeDir() {
   return existsSync(join(prefix, 'include', 'node', 'node_api.h')) ? prefix : undefined;
 }
 
-const header = findHeader();
-if (!header) skip(`secp256k1_schnorrsig.h not found (install it with: ${APT_HINT})`);
-const nodeGyp = findNodeGyp();
-if (!nodeGyp) skip('node-gyp not found (it is bundled with npm)');
+// Never fails an install (exit 0) unless --strict: a consumer of the package needs no compiler, and npm 11 runs
+// this only when the consumer allows Roost's install script; without it the relay verifies with WebAssembly.
+function build() {
+  const header = findHeader();
+  if (!header) skip(`secp256k1_schnorrsig.h not found (install it with: ${APT_HINT})`);
+  const nodeGyp = findNodeGyp();
+  if (!nodeGyp) skip('node-gyp not found (it is bundled with npm)');
 
-const args = [nodeGyp, 'rebuild', '--directory', here];
-const nodedir = findNodeDir();
-if (nodedir) args.push(`--nodedir=${nodedir}`);
-const r = spawnSync(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
-if (r.status !== 0) {
-  process.stderr.write(r.stdout ?? '');
-  process.stderr.write(r.stderr ?? '');
-  rmSync(join(here, 'build'), { recursive: true, force: true });
-  skip(`node-gyp failed (exit ${r.status ?? r.signal}); output above`);
+  const args = [nodeGyp, 'rebuild', '--directory', here];
+  const nodedir = findNodeDir();
+  if (nodedir) args.push(`--nodedir=${nodedir}`);
+  const r = spawnSync(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+  if (r.status !== 0) {
+    process.stderr.write(r.stdout ?? '');
+    process.stderr.write(r.stderr ?? '');
+    rmSync(join(here, 'build'), { recursive: true, force: true });
+    skip(`node-gyp failed (exit ${r.status ?? r.signal}); output above`);
+  }
+
+  // Load it once here so a broken build is reported now rather than discovered at relay start.
+  const addonPath = join(here, 'build', 'Release', 'roost_schnorr.node');
+  try {
+    const addon = createRequire(import.meta.url)(addonPath);
+    if (typeof addon.verifyBatch !== 'function') throw new Error('verifyBatch missing');
+  } catch (err) {
+    rmSync(join(here, 'build'), { recursive: true, force: true });
+    skip(`the built addon does not load: ${err.message}`);
+  }
+  console.log(`roost: native signature verifier built (${addonPath}, libsecp256k1 headers in ${header})`);
 }
 
-// Load it once here so a broken build is reported now rather than discovered at relay start.
-const addonPath = join(here, 'build', 'Release', 'roost_schnorr.node');
 try {
-  const addon = createRequire(import.meta.url)(addonPath);
-  if (typeof addon.verifyBatch !== 'function') throw new Error('verifyBatch missing');
+  build();
 } catch (err) {
-  rmSync(join(here, 'build'), { recursive: true, force: true });
-  skip(`the built addon does not load: ${err.message}`);
+  skip(`unexpected failure: ${err?.message ?? err}`);
 }
-console.log(`roost: native signature verifier built (${addonPath}, libsecp256k1 headers in ${header})`);

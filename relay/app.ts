@@ -239,7 +239,11 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
     trustProxy: getTrustProxy(config.trustProxy),
+    bodyLimit: config.maxHttpBodyBytes,
   }) as unknown as FastifyInstance;
+  // No route takes JSON or text bodies: without these parsers such a body is refused (415) unread; only the
+  // parsers routes register (NIP-86's) remain, and plugins/http-limits.ts checks against them before any read.
+  app.removeAllContentTypeParsers();
   const connOf = new WeakMap<WebSocket, Connection>();
   await app.register(websocket, {
     // UTF-8 is checked per frame below so a bad frame gets a NOTICE instead of a closed connection.

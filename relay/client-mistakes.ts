@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
  */
 
 /** What a client did wrong. */
-export type ClientMistake = 'oversized' | 'protocol' | 'reset' | 'binary' | 'utf8' | 'malformed';
+export type ClientMistake = 'oversized' | 'protocol' | 'reset' | 'binary' | 'utf8' | 'malformed' | 'http_body';
 
 /** Log lines per connection for its mistakes; the rest are only counted. */
 export const MISTAKES_LOGGED_PER_CONNECTION = 3;

@@ -46,6 +46,11 @@ export const configSchema = z.object({
   createdAtFutureLimit: int(0).default(900).describe('Newest accepted created_at, in seconds after now.'),
   authRequired: bool.default(false).describe('Require NIP-42 AUTH before any REQ, COUNT or EVENT.'),
   maxOutboundBytes: int(65536).default(8388608).describe('Unsent bytes a connection may queue before it is cut off as a slow client.'),
+  maxHttpBodyBytes: int(1024, 16 * 1024 * 1024)
+    .default(65536)
+    .describe(
+      'Largest body of an HTTP request (only NIP-86 calls take one): a larger declared length gets 413 before anything is read, a chunked body is cut at it.',
+    ),
 
   // --- signature verification ---
   verifyBackend: z.enum(['auto', 'native', 'wasm', 'js']).default('auto').describe('Schnorr backend: auto tries native libsecp256k1, then wasm, then pure JS.'),
@@ -140,7 +145,7 @@ export const configSchema = z.object({
   pushAlertTitle: z
     .string()
     .default('Roost')
-    .describe('Title of the generic visible notification (APNs) for agents that registered the alert wake mode; FCM wakes are data-only.'),
+    .describe('Title of the generic visible notification (APNs alert, FCM notification) for agents that registered the alert wake mode.'),
   pushAlertBody: z.string().default('New activity').describe('Body of that notification; it never carries event content.'),
 
   // --- operator (issue 7) ---
@@ -181,6 +186,9 @@ export const configSchema = z.object({
     .describe('EVENT messages per author pubkey per minute (charged at admission; given back when the signature fails or the event is a duplicate).'),
   rateReqsPerIp: int(0).default(3000).describe('REQ and COUNT messages per IP per minute.'),
   rateReqsPerPubkey: int(0).default(1200).describe('REQ and COUNT messages per authenticated pubkey per minute.'),
+  rateHttpPerIp: int(0)
+    .default(600)
+    .describe('Plain HTTP requests (NIP-11, NIP-86, /metrics, /health, /presence, the dashboard; not WebSocket upgrades) per IP per minute.'),
   iceServers: z
     .union([z.string().transform(parseIceServersSetting), z.array(z.unknown())])
     .pipe(iceServersSchema)

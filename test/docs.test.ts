@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { describeConfig } from '../relay/config.js';
@@ -23,6 +23,22 @@ describe('docs are finished text', () => {
     // NIPs themselves are called drafts upstream ("draft optional"); those mentions are about NIPs, not our docs
     const lines = text.split('\n').filter((l) => /\bdraft\b|\bissues? #?\d+/i.test(l) && !/\bNIP\b.*\bdraft\b/.test(l));
     expect(lines).toEqual([]);
+  });
+
+  it('every test file the docs name exists, and they quote no test counts (which go stale)', () => {
+    const tests = (readdirSync('test', { recursive: true }) as string[]).filter((f) => f.endsWith('.test.ts')).map((f) => `test/${f}`);
+    const missing: string[] = [];
+    const counts: string[] = [];
+    for (const file of files) {
+      const text = readFileSync(file, 'utf8');
+      for (const [name] of text.matchAll(/[\w/.-]*\.test\.ts/g)) {
+        const found = name.includes('/') ? existsSync(name) : tests.some((t) => t.endsWith(`/${name}`));
+        if (!found) missing.push(`${file}: ${name}`);
+      }
+      for (const [count] of text.matchAll(/\b\d[\d,]* (?:tests|test files)\b/g)) counts.push(`${file}: ${count}`);
+    }
+    expect(missing).toEqual([]);
+    expect(counts).toEqual([]);
   });
 
   it('the README lists every NIP the relay serves in supported_nips', async () => {

@@ -1,12 +1,11 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import WebSocket from 'ws';
 import { createAgent, type Agent, type AgentOptions } from '../agent.js';
 import { setDefaultCrypto } from '../crypto.js';
-import type { WebSocketConstructor } from '../relay-link.js';
 import { loadOrCreateKeyFile } from './key-file.js';
 import { SqliteAgentStore } from './sqlite-store.js';
 import { wasmCrypto } from './wasm-crypto.js';
+import { NodeWebSocket } from './websocket.js';
 
 /**
  * Node entry of the agent client: everything from client/index.ts plus the `ws` WebSocket, key
@@ -20,8 +19,7 @@ export { wasmCrypto } from './wasm-crypto.js';
 // In Node, identities sign and verify with WebAssembly (tiny-secp256k1): 10-30x faster than pure JS.
 setDefaultCrypto(wasmCrypto);
 
-/** The `ws` package as the client's WebSocket. */
-export const NodeWebSocket = WebSocket as unknown as WebSocketConstructor;
+export { describeRefusedUpgrade, NodeWebSocket } from './websocket.js';
 
 /** Default agent home: $ROOST_AGENT_HOME is read by the CLI only; library callers pass `home`. */
 export function defaultAgentHome(): string {

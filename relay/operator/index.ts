@@ -8,6 +8,7 @@ import { registerDashboard } from '../plugins/dashboard.js';
 import { createSqliteReadiness, registerHealth, type ReadinessCheck } from '../plugins/health.js';
 import { createMetricsRegistry, registerMetrics, type RelayMetrics } from '../plugins/metrics.js';
 import type { InfoContributor } from '../plugins/nip11.js';
+import { registerHttpLimits } from '../plugins/http-limits.js';
 import { registerNip86 } from '../plugins/nip86.js';
 import { rejectBannedEvents, rejectBannedPubkeys, rejectByWritePolicy, rejectDisallowedKinds } from '../policies/moderation.js';
 import { RateLimiter, normalizeIp, rejectEventRate, rejectFilterRate, type RateLimits } from '../policies/rate-limit.js';
@@ -90,6 +91,7 @@ export function getRateLimits(config: RelayConfig): RateLimits | undefined {
     eventsPerPubkey: config.rateEventsPerPubkey,
     reqsPerIp: config.rateReqsPerIp,
     reqsPerPubkey: config.rateReqsPerPubkey,
+    httpPerIp: config.rateHttpPerIp,
   };
   return Object.values(limits).some((n) => n > 0) ? limits : undefined;
 }
@@ -137,6 +139,8 @@ export function installOperator(deps: OperatorDeps): Operator {
     }
   });
 
+  registerHttpLimits(app, { maxBodyBytes: config.maxHttpBodyBytes, limiter, stats: ctx.stats });
+
   deps.infoContributors.push(() => {
     const s = admin.settings();
     return {
@@ -147,6 +151,7 @@ export function installOperator(deps: OperatorDeps): Operator {
       limitation: {
         restricted_writes: config.writePolicy !== 'open',
         max_outbound_bytes: config.maxOutboundBytes,
+        max_http_body_bytes: config.maxHttpBodyBytes,
       },
       ...(limits
         ? {
@@ -158,6 +163,7 @@ export function installOperator(deps: OperatorDeps): Operator {
               events_per_pubkey: limits.eventsPerPubkey,
               reqs_per_ip: limits.reqsPerIp,
               reqs_per_pubkey: limits.reqsPerPubkey,
+              http_requests_per_ip: limits.httpPerIp,
             },
           }
         : {}),

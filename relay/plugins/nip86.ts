@@ -4,6 +4,7 @@ import type { NostrEvent } from '../../shared/event.js';
 import { HTTP_AUTH_WINDOW_SECONDS, checkHttpAuthEvent, getAuthorizationEvent } from '../../shared/nip98.js';
 import { callManagementMethod, managementRequestSchema, type ManagementDeps } from '../admin/nip86.js';
 import type { RelayUrlCheck } from '../relay-url.js';
+import { getMediaType, hasRequestBody } from './http-limits.js';
 
 /** The NIP-86 content type. */
 export const NIP86_CONTENT_TYPE = 'application/nostr+json+rpc';
@@ -31,7 +32,8 @@ function refuse(reply: FastifyReply, code: number, error: string) {
  */
 export function registerNip86(app: FastifyInstance, opts: Nip86Options): void {
   const used = new Map<string, number>();
-  app.addContentTypeParser(NIP86_CONTENT_TYPE, { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, body, done) => done(null, body));
+  // Its size is the relay's HTTP body limit (fastify's bodyLimit, checked in plugins/http-limits.ts).
+  app.addContentTypeParser(NIP86_CONTENT_TYPE, { parseAs: 'string' }, (_req, body, done) => done(null, body));
 
   const authorise = (req: FastifyRequest, body: string): { pubkey: string } | { code: number; error: string } => {
     const ev = getAuthorizationEvent(req.headers.authorization);
@@ -50,32 +52,43 @@ export function registerNip86(app: FastifyInstance, opts: Nip86Options): void {
     return { pubkey: ev.pubkey };
   };
 
-  app.post('/', async (req, reply) => {
-    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type !== NIP86_CONTENT_TYPE) return refuse(reply, 415, `POST / takes ${NIP86_CONTENT_TYPE} (NIP-86)`);
-    const body = typeof req.body === 'string' ? req.body : '';
-    const who = authorise(req, body);
-    if ('error' in who) {
-      req.log.warn({ code: who.code }, 'management call refused');
-      return refuse(reply, who.code, who.error);
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(body);
-    } catch {
-      return refuse(reply, 400, 'invalid: body is not JSON');
-    }
-    const parsed = managementRequestSchema.safeParse(json);
-    if (!parsed.success) return refuse(reply, 400, 'invalid: body must be {"method": string, "params": array}');
-    let res;
-    try {
-      res = callManagementMethod(opts, who.pubkey, parsed.data.method, parsed.data.params);
-    } catch (err) {
-      req.log.error({ err, method: parsed.data.method }, 'management call failed');
-      return refuse(reply, 500, 'error: internal error');
-    }
-    req.log.info({ admin: who.pubkey, method: parsed.data.method, ok: res.error === undefined }, 'management call');
-    reply.type('application/json');
-    return res.error === undefined ? { result: res.result } : { result: null, error: res.error };
-  });
+  app.post(
+    '/',
+    {
+      // Without a NIP-98 header nobody may call: refused before the body is read.
+      onRequest: async (req, reply) => {
+        if (getAuthorizationEvent(req.headers.authorization) !== undefined) return;
+        if (getMediaType(req.headers['content-type']) !== NIP86_CONTENT_TYPE) return; // 415 from the handler
+        if (hasRequestBody(req.headers)) reply.header('connection', 'close');
+        return refuse(reply, 401, 'unauthorized: a NIP-98 Authorization header is required');
+      },
+    },
+    async (req, reply) => {
+      if (getMediaType(req.headers['content-type']) !== NIP86_CONTENT_TYPE) return refuse(reply, 415, `POST / takes ${NIP86_CONTENT_TYPE} (NIP-86)`);
+      const body = typeof req.body === 'string' ? req.body : '';
+      const who = authorise(req, body);
+      if ('error' in who) {
+        req.log.warn({ code: who.code }, 'management call refused');
+        return refuse(reply, who.code, who.error);
+      }
+      let json: unknown;
+      try {
+        json = JSON.parse(body);
+      } catch {
+        return refuse(reply, 400, 'invalid: body is not JSON');
+      }
+      const parsed = managementRequestSchema.safeParse(json);
+      if (!parsed.success) return refuse(reply, 400, 'invalid: body must be {"method": string, "params": array}');
+      let res;
+      try {
+        res = callManagementMethod(opts, who.pubkey, parsed.data.method, parsed.data.params);
+      } catch (err) {
+        req.log.error({ err, method: parsed.data.method }, 'management call failed');
+        return refuse(reply, 500, 'error: internal error');
+      }
+      req.log.info({ admin: who.pubkey, method: parsed.data.method, ok: res.error === undefined }, 'management call');
+      reply.type('application/json');
+      return res.error === undefined ? { result: res.result } : { result: null, error: res.error };
+    },
+  );
 }

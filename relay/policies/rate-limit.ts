@@ -102,6 +102,8 @@ export interface RateLimits {
   eventsPerPubkey: number;
   reqsPerIp: number;
   reqsPerPubkey: number;
+  /** Plain HTTP requests (every route but the WebSocket upgrade, which `connectionsPerIp` covers). */
+  httpPerIp: number;
 }
 
 /**
@@ -117,6 +119,7 @@ export class RateLimiter {
   readonly #eventPubkey: TokenBuckets | undefined;
   readonly #reqIp: TokenBuckets | undefined;
   readonly #reqPubkey: TokenBuckets | undefined;
+  readonly #httpIp: TokenBuckets | undefined;
   /** Admitted events whose author was charged before the signature was checked. */
   readonly #chargedAuthor = new WeakSet<NostrEvent>();
 
@@ -129,6 +132,7 @@ export class RateLimiter {
     this.#eventPubkey = make(limits.eventsPerPubkey);
     this.#reqIp = make(limits.reqsPerIp);
     this.#reqPubkey = make(limits.reqsPerPubkey);
+    this.#httpIp = make(limits.httpPerIp);
   }
 
   /** A reason to refuse a new connection from `ip`, or undefined (takes a token). */
@@ -138,6 +142,14 @@ export class RateLimiter {
     if (buckets && !buckets.take(ip)) {
       const n = loopback ? this.limits.connectionsPerLoopback : this.limits.connectionsPerIp;
       return makeReason('rate-limited', `more than ${n} new connections per minute from your address`);
+    }
+    return undefined;
+  }
+
+  /** A reason to refuse a plain HTTP request from `ip`, or undefined (takes a token). */
+  admitHttp(ip: string): string | undefined {
+    if (this.#httpIp && !this.#httpIp.take(ip)) {
+      return makeReason('rate-limited', `more than ${this.limits.httpPerIp} HTTP requests per minute from your address`);
     }
     return undefined;
   }

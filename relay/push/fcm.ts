@@ -18,6 +18,8 @@ export interface FcmSenderOptions {
   endpoint?: string;
   /** CA certificates trusted for an https endpoint instead of the system ones. */
   ca?: Buffer[];
+  /** The generic text of `alert` wakes (ROOST_PUSH_ALERT_TITLE/BODY); default "Roost" / "New activity". */
+  alert?: { title: string; body: string };
 }
 
 /** What the HTTP layer saw of the response to one send, which firebase-admin's error leaves out. */
@@ -72,13 +74,21 @@ class FcmAgent extends https.Agent {
   }
 }
 
-/** The data-only message of a wake: the hint as strings, Android priority by wake mode, collapse key, TTL. */
-export function makeFcmMessage(target: WakeTarget, hint: WakeHint, ttlMs: number): Message {
+/** The generic notification text when none is configured (the config's defaults). */
+export const DEFAULT_FCM_ALERT = { title: 'Roost', body: 'New activity' } as const;
+
+/**
+ * The message of a wake: the hint as strings, Android priority by wake mode, collapse key, TTL. An
+ * `alert` wake also carries a `notification` with the operator's generic title and body (never anything
+ * of the event), so Android shows it even when the app is not running, as APNs does for alert pushes.
+ */
+export function makeFcmMessage(target: WakeTarget, hint: WakeHint, ttlMs: number, alert: { title: string; body: string } = DEFAULT_FCM_ALERT): Message {
   const data: Record<string, string> = { roost: '1', seq: String(hint.seq), mode: target.mode };
   if (hint.relay) data.relay = hint.relay;
   return {
     token: target.token,
     data,
+    ...(target.mode === 'alert' ? { notification: { title: alert.title, body: alert.body } } : {}),
     android: { priority: target.mode === 'alert' ? 'high' : 'normal', ttl: Math.max(0, ttlMs), collapseKey: hint.collapseId },
   };
 }
@@ -140,7 +150,7 @@ export function createFcmSender(options: FcmSenderOptions): WakeSender {
     async send(target, hint) {
       const note: ResponseSeen = {};
       try {
-        await seen.run(note, () => messaging.send(makeFcmMessage(target, hint, hint.ttlSeconds * 1000)));
+        await seen.run(note, () => messaging.send(makeFcmMessage(target, hint, hint.ttlSeconds * 1000, options.alert)));
         return { kind: 'sent' };
       } catch (err) {
         return classifyFcmFailure(err, note, Date.now());

@@ -50,6 +50,7 @@ export function createWakeSenders(config: PushConfig, log: Logger): WakeSenders 
       projectId,
       ...(config.pushFcmEndpoint ? { endpoint: config.pushFcmEndpoint } : {}),
       ...(ca ? { ca } : {}),
+      alert: { title: config.pushAlertTitle, body: config.pushAlertBody },
     });
   }
   const platforms = getConfiguredPlatforms(senders);

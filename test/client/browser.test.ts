@@ -1,30 +1,13 @@
-import { execFileSync, execSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { CHROMIUM_ARGS, chromiumPath } from '../helpers/chromium.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
 import { waitFor } from '../helpers/wait.js';
 import { dmTexts, startRecordingAgent, tempDir } from './helpers.js';
-
-/** Debian's chromium; installed on first use when missing (the test setup runs as root in CI). */
-function chromiumPath(): string {
-  const find = () => {
-    try {
-      return execSync('command -v chromium', { encoding: 'utf8' }).trim();
-    } catch {
-      return '';
-    }
-  };
-  let path = find();
-  if (!path) {
-    execSync('apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium', { stdio: 'ignore', timeout: 300_000 });
-    path = find();
-  }
-  if (!path) throw new Error('chromium is not installed and could not be installed');
-  return path;
-}
 
 const PAGE = `<!doctype html><meta charset="utf-8"><title>roost agent</title>
 <script type="module">
@@ -59,7 +42,7 @@ beforeAll(async () => {
   relay = await startRelay();
   browser = await chromium.launch({
     executablePath: chromiumPath(),
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run'],
+    args: CHROMIUM_ARGS,
   });
 }, 120_000);
 

@@ -17,10 +17,10 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-/** An agent living in `home` (key file + SQLite store), started; restarting = a new one on the same home. */
+/** An agent living in `home` (key file + SQLite store), started; restarting = a new one on the same home (maybe offline). */
 async function startAgent(home: string, relay: string): Promise<Agent> {
   const agent = createNodeAgent({ home, relays: [relay], heartbeatSeconds: 0, inbox: false, link: FAST_LINK, outbox: { retryBaseMs: 50, retryMaxMs: 400 } });
-  await agent.start();
+  await agent.start({ waitForRelay: false });
   return agent;
 }
 

@@ -48,10 +48,9 @@ export interface RelayProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts `node dist/relay/main.js` with the given environment and waits for its ready line. */
-export async function spawnRelay(env: Record<string, string>, args: string[] = []): Promise<RelayProcess> {
-  const main = join(ROOT, 'dist/relay/main.js');
-  if (!existsSync(main)) throw new Error('dist/ is missing: run `npm run build` (npm test does)');
+/** Starts `node dist/relay/main.js` (or `main`, another build's) with the given environment and waits for its ready line. */
+export async function spawnRelay(env: Record<string, string>, args: string[] = [], main = join(ROOT, 'dist/relay/main.js')): Promise<RelayProcess> {
+  if (!existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` (npm test does)`);
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const child = spawn(process.execPath, [main, ...args], {
     env: { ...process.env, HOST: '127.0.0.1', ROOST_LOG_LEVEL: 'info', ROOST_RATE_LIMIT: 'false', ...env, PORT: String(port) },

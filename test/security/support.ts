@@ -1,6 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { type RelayProcess, spawnRelay } from '../helpers/process.js';
 
 /** A relay process from dist/ on a fresh database, for attacks over real sockets. */
@@ -13,10 +13,16 @@ export interface AttackedRelay extends RelayProcess {
   stop(): Promise<void>;
 }
 
+/**
+ * The relay build under attack: this tree's dist/, or ROOST_SECURITY_DIST (another build's dist/, e.g. of the
+ * commit before a fix in a throwaway worktree) to check that a test fails without the fix.
+ */
+export const TARGET_MAIN = process.env.ROOST_SECURITY_DIST ? resolve(process.env.ROOST_SECURITY_DIST, 'relay/main.js') : undefined;
+
 /** Spawns `node dist/relay/main.js` (as users run it) on a fresh database with extra environment. */
 export async function spawnTarget(env: Record<string, string> = {}, args: string[] = []): Promise<AttackedRelay> {
   const dir = mkdtempSync(join(tmpdir(), 'roost-sec-'));
-  const p = await spawnRelay({ ROOST_DB: join(dir, 'roost.db'), ...env }, args);
+  const p = await spawnRelay({ ROOST_DB: join(dir, 'roost.db'), ...env }, args, TARGET_MAIN);
   return {
     ...p,
     dir,

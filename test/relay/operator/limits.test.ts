@@ -62,7 +62,10 @@ describe('token buckets (injected clock)', () => {
   });
 
   it('a rate of 0 is off', () => {
-    const l = new RateLimiter({ connectionsPerIp: 0, connectionsPerLoopback: 0, eventsPerIp: 0, eventsPerPubkey: 0, reqsPerIp: 0, reqsPerPubkey: 0 }, () => 0);
+    const l = new RateLimiter(
+      { connectionsPerIp: 0, connectionsPerLoopback: 0, eventsPerIp: 0, eventsPerPubkey: 0, reqsPerIp: 0, reqsPerPubkey: 0, httpPerIp: 0 },
+      () => 0,
+    );
     const ev = signEvent(makeKey());
     for (let i = 0; i < 1000; i++)
       expect(l.admitEvent('1.2.3.4', ev) ?? l.admitReq('1.2.3.4', new Set(['pk'])) ?? l.admitConnection('1.2.3.4')).toBeUndefined();

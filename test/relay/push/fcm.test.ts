@@ -95,13 +95,34 @@ describe('FCM wake through firebase-admin against a local HTTP server', () => {
     expect(logs.lines.join('')).not.toContain(token);
   });
 
-  test('an alert wake asks for high Android priority', async () => {
+  test('an alert wake carries the generic notification (ROOST_PUSH_ALERT_TITLE/BODY) and high Android priority, nothing of the event', async () => {
+    const cfg = loadConfig({ ...config, pushAlertTitle: 'Agent mail', pushAlertBody: 'Something arrived' });
+    await wake.close();
+    db.close();
+    open(cfg);
     const agent = makeAgent();
-    register(agent, makeFcmToken(), 'alert');
-    wake.onEventStored(makeAddressedEvent(makeAgent(), [agent.pubkey]), 3);
+    const sender = makeAgent();
+    const token = makeFcmToken();
+    register(agent, token, 'alert');
+    const event = makeAddressedEvent(sender, [agent.pubkey], 'the secret plan');
+    wake.onEventStored(event, 3);
     await wake.runDue();
-    expect(fake.requests[0]!.message.android).toMatchObject({ priority: 'high' });
-    expect(fake.requests[0]!.message.data).toMatchObject({ mode: 'alert' });
+    expect(fake.requests).toHaveLength(1);
+    expect(fake.requests[0]!.message).toEqual({
+      token,
+      data: { roost: '1', seq: '3', mode: 'alert', relay: 'wss://relay.example' },
+      notification: { title: 'Agent mail', body: 'Something arrived' },
+      android: { priority: 'high', ttl: `${cfg.pushWakeTtlSeconds}s`, collapse_key: expect.stringMatching(/^roost-[0-9a-f]{32}$/) },
+    });
+    const raw = JSON.stringify(fake.requests[0]!.message);
+    for (const secret of ['the secret plan', event.id, sender.pubkey]) expect(raw).not.toContain(secret);
+  });
+
+  test('a background wake has no notification block', async () => {
+    const agent = makeAgent();
+    register(agent, makeFcmToken(), 'background');
+    wake.onEventStored(makeAddressedEvent(makeAgent(), [agent.pubkey]), 4);
+    await wake.runDue();
     expect(fake.requests[0]!.message).not.toHaveProperty('notification');
   });
 
