@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { describeConfig } from '../relay/config.js';
 import { startRelay } from './helpers/relay.js';
@@ -32,7 +32,7 @@ describe('docs are finished text', () => {
     for (const file of files) {
       const text = readFileSync(file, 'utf8');
       for (const [name] of text.matchAll(/[\w/.-]*\.test\.ts/g)) {
-        const found = name.includes('/') ? existsSync(name) : tests.some((t) => t.endsWith(`/${name}`));
+        const found = name.includes('/') ? existsSync(name.startsWith('.') ? join(dirname(file), name) : name) : tests.some((t) => t.endsWith(`/${name}`));
         if (!found) missing.push(`${file}: ${name}`);
       }
       for (const [count] of text.matchAll(/\b\d[\d,]* (?:tests|test files)\b/g)) counts.push(`${file}: ${count}`);
