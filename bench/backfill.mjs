@@ -143,6 +143,8 @@ function connect(url) {
 }
 
 async function authenticate(c, key, url) {
+  // Roost challenges on demand by default: a REQ for private kinds brings AUTH (and CLOSED auth-required).
+  c.ws.send(JSON.stringify(['REQ', 'auth-probe', { kinds: [4], limit: 1 }]));
   const challenge = JSON.parse(await c.next((t) => t.startsWith('["AUTH"')))[1];
   const ev = sign(
     key,

@@ -3,7 +3,8 @@
 // store corpus for ingest and query), runs the workload, stops the relay so V8 writes its profiles,
 // and prints where the CPU went (self time by function and by file, main thread and workers).
 //
-//   node bench/profile.mjs ingest|query:author|query:tag|query:addressable|fanout|idle [--seconds N] [--keep DIR]
+//   node bench/profile.mjs ingest|query:author|query:tag|query:addressable|fanout|idle|storm[:since|:seq|:private] [--seconds N] [--keep DIR]
+//   (storm: --runs N storms of 5,000 agents through 500 sockets; the first is the cold one)
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { startSeeded } from './lib/seed.mjs';
 import { openSubscribers, runFanoutRound } from './workloads/fanout.mjs';
 import { runIdle } from './workloads/idle.mjs';
 import { runIngest } from './workloads/ingest.mjs';
+import { loadStormCorpus, runStorm } from './workloads/storm.mjs';
 import { buildFilters, QUERY_SHAPES, runQuery } from './workloads/query.mjs';
 import { sleep } from './lib/stats.mjs';
 
@@ -29,6 +31,8 @@ const SIZE = {
   fanoutPublishers: 2,
   fanoutEvents: 1500,
   fanoutRounds: 3,
+  stormAgents: 5000,
+  stormPerAgent: 20,
 };
 
 const args = process.argv.slice(2);
@@ -82,6 +86,23 @@ async function main() {
     cpu0 = readCpuMs(relay.pid);
     const r = await runIdle(relay.url, relay.pid, { count: 2000 });
     summary = { units: 2000, unit: 'connection', text: `${r.perConnectionKiB.toFixed(1)} KiB per connection` };
+  } else if (workload.startsWith('storm')) {
+    const form = workload.split(':')[1] ?? 'since';
+    const corpus = loadStormCorpus(SIZE, log);
+    relay = await startSeeded('roost', corpus.both, { log, relayOptions: { nodeArgs } });
+    await sleep(1000);
+    cpu0 = readCpuMs(relay.pid);
+    const runs = Number(opt('--runs', '3'));
+    let agents = 0;
+    const texts = [];
+    for (let i = 0; i < runs; i++) {
+      const c = readCpuMs(relay.pid);
+      const r = await runStorm(relay.url, corpus, form, { sockets: 500 });
+      const us = ((readCpuMs(relay.pid) - c) * 1000) / r.agents;
+      agents += r.agents;
+      texts.push(`${r.rate.toFixed(0)} agents/s p99 ${r.p99.toFixed(0)} ms ${us.toFixed(0)} µs/agent${r.ok === r.agents ? '' : ` (${r.agents - r.ok} wrong)`}`);
+    }
+    summary = { units: agents, unit: 'agent', text: `storm ${form}: ${texts.join('; ')}` };
   } else throw new Error(`unknown workload ${workload}`);
   const cpuMs = readCpuMs(relay.pid) - cpu0;
   await relay.stop();

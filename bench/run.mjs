@@ -16,6 +16,7 @@ import { runIdle } from './workloads/idle.mjs';
 import { runIngest } from './workloads/ingest.mjs';
 import { buildFilters, QUERY_SHAPES, runQuery } from './workloads/query.mjs';
 import { runWakeQueue } from './workloads/wake-queue.mjs';
+import { benchStorm, loadStormCorpus, stormRows } from './workloads/storm.mjs';
 
 /** Workload sizes: the full run (under 5 minutes on 2 cores once caches exist) and the CI smoke run. */
 const SIZES = {
@@ -47,6 +48,10 @@ const SIZES = {
     idleConnections: 2000,
     wakeAgents: 2000,
     wakeRounds: 3,
+    stormAgents: 5000,
+    stormPerAgent: 20,
+    stormSockets: 500,
+    stormRuns: 3,
   },
   smoke: {
     publishers: 8,
@@ -76,6 +81,10 @@ const SIZES = {
     idleConnections: 100,
     wakeAgents: 100,
     wakeRounds: 1,
+    stormAgents: 200,
+    stormPerAgent: 5,
+    stormSockets: 50,
+    stormRuns: 1,
   },
 };
 
@@ -92,7 +101,7 @@ const REFERENCE = {
   'storm relay CPU µs/agent': 300,
 };
 
-const WORKLOADS = ['ingest', 'query', 'backfill', 'fanout', 'idle', 'wake', 'attack'];
+const WORKLOADS = ['ingest', 'query', 'backfill', 'fanout', 'idle', 'wake', 'attack', 'storm'];
 
 const HELP = `usage: node bench/run.mjs [options]
   --smoke             tiny versions of every workload (CI): figures printed, nothing asserted
@@ -396,6 +405,7 @@ function rows(a, b) {
     add('honest REQ→EOSE p99 ms, quiet', 'lower', fmtMs, (r) => r.attack?.quiet.p99);
     add('honest REQ→EOSE p99 ms, under attack', 'lower', fmtMs, (r) => r.attack?.attacked.p99);
   }
+  stormRows(a, b, add, { fmtRate, fmtMs });
   const wakeKeys = new Set([...Object.keys(a.wake?.figures ?? {}), ...Object.keys(b.wake?.figures ?? {})]);
   for (const k of wakeKeys) {
     const lower = k.includes(' ms') || k.includes('µs');
@@ -432,6 +442,7 @@ async function main() {
     data.ingest = loadIngestCorpus(size, log);
   }
   if (opts.only.includes('fanout')) data.fanout = loadFanoutCorpus(size, log);
+  if (opts.only.includes('storm')) data.storm = loadStormCorpus(size, log);
   const notes = [];
   const specs = [opts.subject, opts.peer];
   const targets = specs.map((spec) => ({ spec, label: targetLabel(spec), result: { spec, label: targetLabel(spec) } }));
@@ -440,6 +451,7 @@ async function main() {
   const tRun = performance.now();
   await benchStore(targets, data, size, opts, notes);
   if (opts.only.includes('fanout')) await benchFanout(targets, data, size, notes);
+  if (opts.only.includes('storm')) await benchStorm(targets, data, size, opts, notes, { log, withCpu, noteLoad, fmtLoad, setLivePids: (p) => (livePids = p) });
   for (const t of targets) {
     if (opts.only.includes('idle')) t.result.idle = await benchIdle(t, size);
     if (opts.only.includes('wake')) {

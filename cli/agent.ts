@@ -19,6 +19,7 @@ import {
 import type { NostrEvent } from '../shared/event.js';
 import type { Filter } from '../shared/filter.js';
 import { Kind } from '../shared/kinds.js';
+import { runTaskCommand, TASK_HELP, TaskUsageError } from './agent-task.js';
 
 /** Where the CLI writes, and the environment it reads (injected so tests run it in-process). */
 export interface CliIo {
@@ -45,7 +46,7 @@ Usage:
   roost agent discover [--capability C]...     find agents offering every capability, with presence
   roost agent card --name N [--description D] [--capability C]... [--version V]
                                                publish this agent's card (what discover finds)
-
+${TASK_HELP}
 Options:
   --home DIR     agent home: agent.key and agent.db (default $ROOST_AGENT_HOME or ~/.roost)
   --relay URL    relay to use; repeat for several (default $ROOST_RELAYS, comma-separated)
@@ -74,6 +75,9 @@ const OPTIONS = {
   name: { type: 'string' },
   description: { type: 'string' },
   version: { type: 'string' },
+  to: { type: 'string' },
+  deadline: { type: 'string' },
+  note: { type: 'string' },
 } satisfies ParseArgsConfig['options'];
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
@@ -206,11 +210,18 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
         out(`published card ${r.id.slice(0, 12)}… for ${a.npub}`, { id: r.id, relays: r.relays });
         return 0;
       }
+      case 'task': {
+        if (args.length === 0) throw new UsageError('task needs a command: request, offer, accept, status, result, cancel');
+        const a = needAgent();
+        await a.start();
+        await a.whenConnected(5000, 1);
+        return await runTaskCommand(a, args, values, out);
+      }
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     }
   } catch (err) {
-    if (err instanceof UsageError) {
+    if (err instanceof UsageError || err instanceof TaskUsageError) {
       io.stderr.write(`roost agent: ${err.message}\n`);
       return 2;
     }

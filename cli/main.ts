@@ -22,6 +22,7 @@ Usage:
   roost relay [--flag value ...]   start the relay (flags: roost relay --help)
   roost agent <command> [...]      agent client: keygen, whoami, send, inbox, tail, discover, card
                                    (roost agent --help)
+  roost mcp [--http HOST:PORT]     this agent as an MCP server for LLM hosts (roost mcp --help)
   roost admin METHOD [PARAMS...]   manage a running relay over NIP-86 (roost admin help)
   roost db export|import|stats|backup   data tools (roost db help)
   roost help                       this text
@@ -53,6 +54,11 @@ export async function main(argv: string[]): Promise<void> {
     case 'agent': {
       const { main: agentMain } = await import('./agent.js');
       await agentMain(rest);
+      return;
+    }
+    case 'mcp': {
+      const { main: mcpMain } = await import('./mcp.js');
+      await mcpMain(rest);
       return;
     }
     case 'admin': {

@@ -1,78 +1,40 @@
-import { bytesToHex } from 'nostr-tools/utils';
-import {
-  AGENT_CARD_D,
-  AGENT_CARD_KIND,
-  AGENT_HEARTBEAT_KIND,
-  CAPABILITY_TAG,
-  makeAgentCard,
-  makeHeartbeat,
-  type AgentCard,
-  type HeartbeatStatus,
-} from '../shared/agent-card.js';
+import type { AgentCard, HeartbeatStatus } from '../shared/agent-card.js';
 import type { EventTemplate, NostrEvent } from '../shared/event.js';
-import { getTagValue } from '../shared/event.js';
 import type { Filter } from '../shared/filter.js';
-import { Kind, isAddressableKind, isEphemeralKind, isReplaceableKind } from '../shared/kinds.js';
-import { systemTimers, withTimeout, type Timers } from './backoff.js';
-import { REQUEST_TAG, RESPONSE_TAG, makeRumor, parseRumor, unwrapDirectMessage, wrapDirectMessage, wrapRumor, type Rumor } from './dm.js';
-import { getSeenKey } from './transport/reliable.js';
-import type { RtcFactory, RtcIceServer } from './transport/rtc.js';
-// Types only: the transport (and the zod schemas of its signalling) stays out of bundles that do not use it.
-import type { DeliveryPath, DirectTransport, DirectTransportOptions } from './transport/webrtc.js';
-import { openAgentDoc, type AgentDoc, type AgentDocOptions, type DocHost } from './crdt-relay.js';
-import { makeDocAddress } from './crdt/wire.js';
+import { Kind } from '../shared/kinds.js';
+import { Docs, Presence, Wake } from './agent-parts.js';
+import { systemTimers, type Timers } from './backoff.js';
+import type { AgentDoc, AgentDocOptions } from './crdt-relay.js';
 import { Emitter, silentLogger, type ClientLogger } from './emitter.js';
+import { DecisionClient } from './decisions.js';
 import { ClientError } from './errors.js';
 import { parsePubkey, verifyEvent, type Identity } from './identity.js';
 import { Inbox, type Delivery } from './inbox.js';
-import { fetchRelayInfo, type FetchLike, type RelayInfo } from './nip11.js';
-import { Outbox, isDuplicateOfThis, type PublishResult, type Settlement } from './outbox.js';
-import { combineDiscovery, fetchPresence, type AgentInfo } from './presence.js';
+import { Messenger, type DirectMessage, type DirectSetup, type RequestHandler, type SendResult } from './messaging.js';
+import type { FetchLike } from './nip11.js';
+import { Outbox, type PublishResult, type Settlement } from './outbox.js';
+import type { AgentInfo } from './presence.js';
+import { Publisher, type PublishOptions } from './publisher.js';
 import { RelayLink, normalizeRelayUrl, type OkResult, type RelayLinkOptions, type WebSocketConstructor } from './relay-link.js';
-import { MemoryStore, type AgentStore, type ParkedMessage } from './store.js';
-import { checkWakeChannels, makeWakeRegistration, type WakeChannel } from './wake.js';
+import { MemoryStore, type AgentStore } from './store.js';
+import { TaskClient } from './tasks.js';
+// Types only: the transport (and the zod schemas of its signalling) stays out of bundles that do not use it.
+import type { DirectTransport } from './transport/webrtc.js';
+import type { WakeChannel } from './wake.js';
+import { makeWorkHost } from './work-host.js';
 
-/** Options of {@link Agent.enableDirect}. */
-export interface DirectOptions {
-  /**
-   * The transport module, passed in so it is bundled only by applications that use it:
-   * `import * as direct from './client/transport/index.js'` (dist/ when built), then `{ direct, rtc }`.
-   */
-  direct: Pick<typeof import('./transport/index.js'), 'createDirectTransport' | 'createRelaySignalling'>;
-  /** The WebRTC implementation: `getBrowserRtc()` in browsers, `loadNodeRtc` (client/node/rtc.ts) in Node. */
-  rtc: RtcFactory | (() => Promise<RtcFactory>);
-  /** STUN/TURN servers (default: none beyond what the relays advertise in NIP-11 `ice_servers`). */
-  iceServers?: RtcIceServer[] | (() => RtcIceServer[] | Promise<RtcIceServer[]>);
-  /** Open a direct link in the background when sending to a peer without one. */
-  autoConnect?: boolean;
-  /** Whether to answer an offer from this peer (default: everyone). */
-  accept?: (peer: string) => boolean;
-  /** Further transport tunables (timeouts, limits). */
-  transport?: Partial<DirectTransportOptions>;
-}
+export type { PublishOptions } from './publisher.js';
 
-/** A direct message (NIP-17 in a NIP-59 gift wrap) after unwrapping. */
-export interface DirectMessage {
-  type: 'dm';
-  /** Id of the inner (rumor) event. */
-  id: string;
-  /** The sender, proven by the seal's signature. */
-  from: string;
-  content: string;
-  tags: string[][];
-  /** The sender's own timestamp (the wrap's is blurred). */
-  createdAt: number;
-  kind: number;
-  /** Id of the gift wrap (what relays store); empty when it came over a direct link. */
-  wrapId: string;
-  /** The relay URL it came through, or `direct` for a direct WebRTC link. */
-  relay: string;
-  seq: number | undefined;
-  /** Set when the sender awaits an answer: reply with `agent.reply(msg, ...)` or an `onRequest` handler. */
-  requestId: string | undefined;
-  /** The request this message answers. */
-  inReplyTo: string | undefined;
-}
+/**
+ * Options of {@link Agent.enableDirect}: `direct` (the transport module, passed in so it is bundled
+ * only by applications that use it: `import * as direct from './client/transport/index.js'`), `rtc`
+ * (`getBrowserRtc()` in browsers, `loadNodeRtc` in Node), and optionally `iceServers`, `autoConnect`
+ * (open a link in the background when sending to a peer without one), `accept(peer)` and further
+ * `transport` tunables.
+ */
+export type DirectOptions = DirectSetup;
+
+export type { DirectMessage, RequestHandler, SendResult } from './messaging.js';
 
 /** Any other event addressed to this agent (`#p`). */
 export interface InboxEvent {
@@ -87,9 +49,6 @@ export type InboxMessage = DirectMessage | InboxEvent;
 
 /** The application's inbox handler: awaited before the cursor moves on. */
 export type MessageHandler = (msg: InboxMessage) => void | Promise<void>;
-
-/** Answers requests; the returned text is sent back as the response. */
-export type RequestHandler = (req: DirectMessage) => string | Promise<string>;
 
 /** What an agent reports. */
 export type AgentEvents = {
@@ -130,22 +89,6 @@ export interface AgentOptions {
   heartbeatSeconds?: number;
 }
 
-interface PendingRequest {
-  resolve: (m: DirectMessage) => void;
-  reject: (e: Error) => void;
-  timer: unknown;
-}
-
-/** Options of a publish. */
-export interface PublishOptions {
-  /** Relays to publish to (default: all of the agent's). */
-  relays?: readonly string[];
-  /** Give up waiting after this long (the event stays in the outbox). */
-  timeoutMs?: number;
-  /** false: no outbox; sent to the relays connected now and awaited once (heartbeats, status). */
-  durable?: boolean;
-}
-
 /** Creates an agent (not connected yet: call `start()`). */
 export function createAgent(opts: AgentOptions): Agent {
   return new Agent(opts);
@@ -154,40 +97,29 @@ export function createAgent(opts: AgentOptions): Agent {
 /**
  * A thin agent over one or more relays: durable acknowledged publishing, an exactly-once inbox
  * resumed from per-relay cursors, end-to-end encrypted direct messages with request/response,
- * presence and discovery, and push-wake registration.
+ * presence and discovery, and push-wake registration. A facade: the work is done by a Publisher,
+ * a Messenger, Presence, Wake and Docs, each handed the links, store and publisher it needs.
  */
 export class Agent extends Emitter<AgentEvents> {
   readonly identity: Identity;
   readonly pubkey: string;
+  /** Signed task lifecycles: request, offer, accept, status, result, onRequest (docs/tasks.md). */
+  readonly tasks: TaskClient;
+  /** Proposals, ballots and tallies (docs/decisions.md). */
+  readonly decisions: DecisionClient;
   readonly #links = new Map<string, RelayLink>();
-  #direct: DirectTransport | undefined;
-  #signalling: { close(): void } | undefined;
-  /** Relayed DMs awaiting the direct transport's de-duplication, by rumor id. */
-  readonly #relayedDms = new Map<string, DirectMessage>();
-  /** Ids of messages this run parked for a direct link and has not released yet. */
-  readonly #parked = new Set<string>();
-  /** Messages to park in the next write, and the promise of that write (one write per burst). */
-  #parkBatch: ParkedMessage[] = [];
-  #parkWrite: Promise<void> | undefined;
-  /** Ids to release in the next write (lazily: a release lost in a crash only resends a copy the peer drops). */
-  #releaseBatch: string[] = [];
-  #releaseTimer: unknown;
   readonly #store: AgentStore;
   readonly #outbox: Outbox;
   readonly #inbox: Inbox | undefined;
-  readonly #timers: Timers;
+  readonly #publisher: Publisher;
+  readonly #messenger: Messenger;
+  readonly #presence: Presence;
+  readonly #wake: Wake;
+  readonly #docs: Docs;
   readonly #random: () => number;
   readonly #now: () => number;
   readonly #log: ClientLogger;
-  readonly #fetch: FetchLike | undefined;
-  readonly #heartbeatSeconds: number;
-  readonly #pending = new Map<string, PendingRequest>();
-  readonly #info = new Map<string, Promise<RelayInfo>>();
-  readonly #docs = new Map<string, Promise<AgentDoc>>();
   #onMessage: MessageHandler | undefined;
-  #onRequest: RequestHandler | undefined;
-  #wake: WakeChannel[] | undefined;
-  #heartbeatTimer: unknown;
   #state: 'new' | 'running' | 'closed' = 'new';
 
   constructor(opts: AgentOptions) {
@@ -197,23 +129,24 @@ export class Agent extends Emitter<AgentEvents> {
     if (!WS) throw new ClientError('ROOST_ERR_BAD_INPUT', 'no WebSocket implementation: pass one (Node 20: the ws package, or use client/node)');
     this.identity = opts.identity;
     this.pubkey = opts.identity.pubkey;
-    this.#store = opts.store ?? new MemoryStore();
-    this.#timers = opts.timers ?? systemTimers;
-    this.#random = opts.random ?? Math.random;
-    this.#now = opts.now ?? Date.now;
-    this.#log = opts.log ?? silentLogger;
-    this.#fetch = opts.fetch ?? (globalThis.fetch ? (globalThis.fetch.bind(globalThis) as unknown as FetchLike) : undefined);
-    this.#heartbeatSeconds = opts.heartbeatSeconds ?? 300;
+    const store = (this.#store = opts.store ?? new MemoryStore());
+    const timers: Timers = opts.timers ?? systemTimers;
+    const random = (this.#random = opts.random ?? Math.random);
+    const now = (this.#now = opts.now ?? Date.now);
+    const log = (this.#log = opts.log ?? silentLogger);
+    const fetch = opts.fetch ?? (globalThis.fetch ? (globalThis.fetch.bind(globalThis) as unknown as FetchLike) : undefined);
+    const identity = opts.identity;
+    const links = this.#links;
     for (const url of opts.relays) {
       const link = new RelayLink(url, {
         ...opts.link,
         WebSocket: WS,
-        identity: opts.identity,
-        timers: this.#timers,
-        random: this.#random,
-        now: this.#now,
+        identity,
+        timers,
+        random,
+        now,
         verify: opts.verify ?? verifyEvent,
-        log: this.#log,
+        log,
       });
       if (this.#links.has(link.url)) continue;
       this.#links.set(link.url, link);
@@ -222,24 +155,45 @@ export class Agent extends Emitter<AgentEvents> {
         void this.#onLinkReady(link);
       });
       link.on('disconnected', (reason) => {
-        // NIP-11 is read again on the next connect: the relay may have been replaced meanwhile.
-        this.#info.delete(link.url);
+        this.#wake.onDisconnected(link.url);
         this.emit('disconnected', link.url, reason);
       });
     }
-    this.#outbox = new Outbox(this.#store, this.#links, { timers: this.#timers, random: this.#random, log: this.#log, ...opts.outbox });
-    this.#outbox.on('refused', (s) => this.emit('refused', s));
-    this.#outbox.on('accepted', (s) => this.emit('accepted', s));
+    const outbox = (this.#outbox = new Outbox(store, links, { timers, random, log, ...opts.outbox }));
+    outbox.on('refused', (s) => this.emit('refused', s));
+    outbox.on('accepted', (s) => this.emit('accepted', s));
+    const publisher = (this.#publisher = new Publisher({ identity, store, outbox, links, timers, now }));
+    this.#messenger = new Messenger({
+      identity,
+      store,
+      outbox,
+      links,
+      publish: (event, o) => publisher.publishSigned(event, o),
+      deliver: (msg) => this.#deliver(msg),
+      timers,
+      now,
+      log,
+    });
+    const wake = (this.#wake = new Wake({ identity, links, fetch, now, log }));
+    this.#presence = new Presence({
+      identity,
+      links,
+      publisher,
+      fetch,
+      timers,
+      now,
+      heartbeatSeconds: opts.heartbeatSeconds ?? 300,
+      wakeable: () => wake.wakeable,
+    });
+    this.#docs = new Docs({ identity, links, store, outbox, timers, now, random, log });
     if (opts.inbox !== false) {
-      this.#inbox = new Inbox(this.#store, this.pubkey, (ev, d) => this.#handleInbox(ev, d), {
-        timers: this.#timers,
-        random: this.#random,
-        now: this.#now,
-        log: this.#log,
-      });
+      this.#inbox = new Inbox(store, this.pubkey, (ev, d) => this.#handleInbox(ev, d), { timers, random, now, log });
       this.#inbox.on('caughtUp', (relay, cursor) => this.emit('caughtUp', relay, cursor));
       this.#inbox.on('handlerFailed', (_ev, err) => this.emit('error', err instanceof Error ? err : new Error(String(err))));
     }
+    const work = makeWorkHost(this, now);
+    this.tasks = new TaskClient(work);
+    this.decisions = new DecisionClient(work);
   }
 
   /** The public key as `npub1…`. */
@@ -270,7 +224,7 @@ export class Agent extends Emitter<AgentEvents> {
 
   /** Sets the request handler: its answer goes back to the requester as the response. */
   onRequest(handler: RequestHandler): this {
-    this.#onRequest = handler;
+    this.#messenger.onRequest(handler);
     return this;
   }
 
@@ -286,14 +240,14 @@ export class Agent extends Emitter<AgentEvents> {
     if (this.#state !== 'new') return;
     this.#state = 'running';
     await this.#outbox.load();
-    await this.#publishParked();
+    await this.#messenger.publishParked();
     if (this.#inbox) {
       await this.#inbox.prune();
       for (const link of this.#links.values()) await this.#inbox.attach(link);
     }
     const firstAttempts = [...this.#links.values()].map((link) => this.#firstAttempt(link));
     for (const link of this.#links.values()) link.start();
-    if (this.#heartbeatSeconds > 0) this.#scheduleHeartbeat();
+    this.#presence.start();
     if (opts.waitForRelay !== false) await this.#anyReady(firstAttempts);
   }
 
@@ -362,128 +316,44 @@ export class Agent extends Emitter<AgentEvents> {
    * Signs and publishes an event through the durable outbox; resolves when every relay asked said
    * `OK true`. A definitive refusal rejects with ROOST_ERR_REFUSED (`err.prefix`, `err.details.reason`).
    */
-  async publish(template: EventTemplate | (Partial<EventTemplate> & { kind: number }), opts: PublishOptions = {}): Promise<PublishResult> {
-    const event = this.identity.sign(await this.#stamped(this.#template(template), template.created_at === undefined));
-    return this.publishSigned(event, opts);
+  publish(template: EventTemplate | (Partial<EventTemplate> & { kind: number }), opts: PublishOptions = {}): Promise<PublishResult> {
+    return this.#publisher.publish(template, opts);
   }
 
   /** Publishes an already signed event (same rules as {@link publish}). */
-  async publishSigned(event: NostrEvent, opts: PublishOptions = {}): Promise<PublishResult> {
-    const relays = this.#targets(opts.relays);
-    if (opts.durable === false) return this.#publishOnce(event, relays, opts.timeoutMs);
-    return this.#outbox.add(event, relays, opts.timeoutMs);
+  publishSigned(event: NostrEvent, opts: PublishOptions = {}): Promise<PublishResult> {
+    return this.#publisher.publishSigned(event, opts);
   }
 
   /** Fire and forget (ephemeral events): sent to the relays connected now; returns how many. */
   publishEphemeral(template: Partial<EventTemplate> & { kind: number }): { event: NostrEvent; sentTo: number } {
-    if (!isEphemeralKind(template.kind)) throw new ClientError('ROOST_ERR_BAD_INPUT', `kind ${template.kind} is not ephemeral (20000-29999)`);
-    const event = this.identity.sign(this.#template(template));
-    let sentTo = 0;
-    for (const link of this.#links.values()) if (link.fire(event)) sentTo++;
-    return { event, sentTo };
+    return this.#publisher.publishEphemeral(template);
   }
 
   /**
-   * Sends an end-to-end encrypted direct message (NIP-17 rumor, NIP-59 gift wrap) through the
-   * outbox; resolves when the relays acknowledged the wrap.
+   * Sends an end-to-end encrypted direct message (NIP-17 rumor): over a verified direct link when
+   * there is one (`path: 'direct'`, resolved on the peer's acknowledgement), else in a NIP-59 gift
+   * wrap through the outbox, resolved when the relays acknowledged it (`wrapId`, `result`).
    */
-  async send(
-    to: string,
-    content: string,
-    opts: PublishOptions & { tags?: string[][] } = {},
-  ): Promise<{ id: string; wrapId: string; result: PublishResult | undefined; path: DeliveryPath }> {
-    const recipient = parsePubkey(to);
-    const rumor = makeRumor(this.identity, recipient, content, { tags: opts.tags, createdAt: Math.floor(this.#now() / 1000) });
-    if (this.#direct) {
-      // The transport picks the path; the relay path (and a dying link's unacknowledged messages)
-      // gift-wraps this same rumor, so the receiver de-duplicates by its id.
-      const msg = { id: rumor.id, data: JSON.stringify(rumor) };
-      // Durable before it goes out over the link; with no link it goes to the outbox (no await in between).
-      if (this.#direct.isDirect(recipient)) await this.#park({ peer: recipient, ...msg });
-      const path = await this.#direct.send(recipient, msg);
-      if (path === 'direct') this.#release(rumor.id);
-      const relayed = this.#lastRelayed.get(rumor.id);
-      this.#lastRelayed.delete(rumor.id);
-      return { id: rumor.id, wrapId: relayed?.wrapId ?? '', result: relayed?.result, path };
-    }
-    const wrap = wrapRumor(this.identity, recipient, rumor);
-    const result = await this.publishSigned(wrap, opts);
-    return { id: rumor.id, wrapId: wrap.id, result, path: 'relay' };
+  send(to: string, content: string, opts: PublishOptions & { tags?: string[][] } = {}): Promise<SendResult> {
+    return this.#messenger.send(to, content, opts);
   }
 
   /**
-   * Turns on direct WebRTC links (issue 6): signalling goes through this agent's relays as
-   * encrypted ephemeral events, messages to a peer with a verified link go over it, and anything
-   * a dying link did not acknowledge falls back to the relay, de-duplicated on arrival.
+   * Turns on direct WebRTC links: signalling goes through this agent's relays as encrypted
+   * ephemeral events, messages to a peer with a verified link go over it, and anything a dying link
+   * did not acknowledge falls back to the relay, de-duplicated on arrival. Returns the link pool
+   * (`isDirect(peer)`, `state(peer)`, `connect`, `disconnect`).
    */
   enableDirect(opts: DirectOptions): DirectTransport {
-    if (this.#direct) return this.#direct;
-    const signalling = opts.direct.createRelaySignalling(
-      this.identity,
-      [...this.#links.values()].map((link) => ({
-        publish: (e: NostrEvent) => link.publish(e),
-        subscribe: (filter: Filter, onEvent: (e: NostrEvent) => void) => {
-          const h = link.subscribe('roost-direct', { filters: () => [filter], onEvent: (e) => onEvent(e) });
-          return () => h.close();
-        },
-      })),
-      { now: this.#now, log: this.#log },
-    );
-    this.#signalling = signalling;
-    this.#direct = opts.direct.createDirectTransport({
-      identity: this.identity,
-      signalling,
-      rtc: opts.rtc,
-      ...(opts.iceServers ? { iceServers: opts.iceServers } : {}),
-      ...(opts.autoConnect !== undefined ? { autoConnect: opts.autoConnect } : {}),
-      ...(opts.accept ? { accept: opts.accept } : {}),
-      relayPath: {
-        send: async (peer, msg) => {
-          // A closing agent's links hand back what they hold: it stays parked for the next start.
-          if (this.#state === 'closed') throw new ClientError('ROOST_ERR_CLOSED', 'the agent is closed');
-          const rumor = parseRumor(msg.data);
-          if (!rumor) throw new ClientError('ROOST_ERR_BAD_INPUT', 'direct message is not a rumor');
-          const wrap = wrapRumor(this.identity, peer, rumor);
-          const { acked } = await this.#outbox.enqueue(wrap, this.relays);
-          // At once: a restart would otherwise wrap it a second time (a copy only a peer with direct links on drops).
-          if (this.#release(rumor.id)) await this.#writeReleases();
-          const result = await acked;
-          this.#lastRelayed.set(rumor.id, { wrapId: wrap.id, result });
-        },
-      },
-      onMessage: (peer, msg, path) => this.#onPeerMessage(peer, msg.data, path),
-      // Handled ids live in the store next to the inbox's: a copy relayed after a restart is dropped.
-      handled: {
-        has: (key) => this.#store.hasSeen(key),
-        add: (keys) => this.#store.markSeen(keys, this.#now()),
-      },
-      log: this.#log,
-      ...opts.transport,
-    });
-    return this.#direct;
+    return this.#messenger.enableDirect(opts);
   }
 
   /** Opens (or reuses) a verified direct link to `peer`; needs {@link enableDirect} first. */
   async connectDirect(peer: string): Promise<void> {
-    if (!this.#direct) throw new ClientError('ROOST_ERR_BAD_INPUT', 'call enableDirect({ rtc }) before connectDirect');
-    await this.#direct.connect(parsePubkey(peer));
-  }
-
-  /** What the relay path reported for a message `send` is waiting on (taken by `send`). */
-  readonly #lastRelayed = new Map<string, { wrapId: string; result: PublishResult }>();
-
-  async #onPeerMessage(peer: string, data: string, path: DeliveryPath): Promise<void> {
-    const rumor: Rumor | undefined = parseRumor(data);
-    if (!rumor) return;
-    if (path === 'relay') {
-      const msg = this.#relayedDms.get(rumor.id);
-      this.#relayedDms.delete(rumor.id);
-      if (msg) await this.#handleDm(msg);
-      return;
-    }
-    // A direct link is bound to the peer's key: a rumor claiming another author is dropped.
-    if (rumor.pubkey !== peer || rumor.kind !== Kind.PrivateDirectMessage) return;
-    await this.#handleDm(toDirectMessage(rumor, '', 'direct', undefined));
+    const pool = this.#messenger.direct;
+    if (!pool) throw new ClientError('ROOST_ERR_BAD_INPUT', 'call enableDirect({ rtc }) before connectDirect');
+    await pool.connect(parsePubkey(peer));
   }
 
   /**
@@ -492,34 +362,12 @@ export class Agent extends Emitter<AgentEvents> {
    */
   async request(to: string, content: string, opts: PublishOptions & { timeoutMs?: number } = {}): Promise<DirectMessage> {
     if (!this.#inbox) throw new ClientError('ROOST_ERR_BAD_INPUT', 'request needs the inbox (inbox: false was set)');
-    const corr = bytesToHex(globalThis.crypto.getRandomValues(new Uint8Array(16)));
-    const timeoutMs = opts.timeoutMs ?? 30_000;
-    const answer = new Promise<DirectMessage>((resolve, reject) => {
-      const timer = this.#timers.setTimeout(() => {
-        this.#pending.delete(corr);
-        reject(new ClientError('ROOST_ERR_TIMEOUT', `no response within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.#pending.set(corr, { resolve, reject, timer });
-    });
-    answer.catch(() => {});
-    try {
-      await this.send(to, content, { ...opts, timeoutMs, tags: [[REQUEST_TAG, corr]] });
-    } catch (err) {
-      const p = this.#pending.get(corr);
-      if (p) {
-        this.#timers.clearTimeout(p.timer);
-        this.#pending.delete(corr);
-      }
-      throw err;
-    }
-    return answer;
+    return this.#messenger.request(to, content, opts);
   }
 
   /** Answers a direct message (with the request's correlation id when it was a request). */
-  async reply(msg: DirectMessage, content: string, opts: PublishOptions = {}): ReturnType<Agent['send']> {
-    const tags = [['e', msg.id, '', 'reply']];
-    if (msg.requestId) tags.push([RESPONSE_TAG, msg.requestId]);
-    return this.send(msg.from, content, { ...opts, tags });
+  reply(msg: DirectMessage, content: string, opts: PublishOptions = {}): Promise<SendResult> {
+    return this.#messenger.reply(msg, content, opts);
   }
 
   /**
@@ -548,7 +396,7 @@ export class Agent extends Emitter<AgentEvents> {
 
   /** Opens a gift wrap addressed to this agent (for events from {@link subscribe}); throws ROOST_ERR_DECRYPT. */
   openDirectMessage(wrap: NostrEvent, delivery: { relay: string; seq?: number }): DirectMessage {
-    return toDirectMessage(unwrapDirectMessage(this.identity, wrap), wrap.id, delivery.relay, delivery.seq);
+    return this.#messenger.open(wrap, delivery);
   }
 
   /**
@@ -559,68 +407,37 @@ export class Agent extends Emitter<AgentEvents> {
    */
   async doc(name: string, opts: AgentDocOptions = {}): Promise<AgentDoc> {
     if (this.#state === 'closed') throw new ClientError('ROOST_ERR_CLOSED', 'the agent is closed');
-    const owner = opts.owner === undefined ? this.pubkey : parsePubkey(opts.owner);
-    const address = makeDocAddress(owner, name);
-    let open = this.#docs.get(address);
-    if (!open) {
-      open = openAgentDoc(this.#docHost(), name, { ...opts, owner });
-      this.#docs.set(address, open);
-      open.then(
-        (d) => d.onClose(() => this.#docs.delete(address)),
-        () => this.#docs.delete(address),
-      );
-    }
-    return open;
+    return this.#docs.open(name, opts);
   }
 
   /** Publishes (replaces) this agent's card; `relays` defaults to the agent's relays. */
-  async publishCard(card: Omit<AgentCard, 'relays'> & { relays?: string[] }, opts: PublishOptions = {}): Promise<PublishResult> {
-    const full: AgentCard = { ...card, relays: card.relays ?? this.relays };
-    return this.publishSigned(this.identity.sign(await this.#stamped(makeAgentCard(full, Math.floor(this.#now() / 1000)))), opts);
+  publishCard(card: Omit<AgentCard, 'relays'> & { relays?: string[] }, opts: PublishOptions = {}): Promise<PublishResult> {
+    return this.#presence.publishCard(card, opts);
   }
 
   /** Publishes a heartbeat now (not durable: a stale one is worth nothing). */
-  async heartbeat(status: HeartbeatStatus = 'online', timeoutMs = 5000): Promise<PublishResult> {
-    const hb = makeHeartbeat({ status, interval: this.#heartbeatSeconds || 300, wake: (this.#wake?.length ?? 0) > 0 }, Math.floor(this.#now() / 1000));
-    return this.publishSigned(this.identity.sign(await this.#stamped(hb)), { durable: false, timeoutMs });
+  heartbeat(status: HeartbeatStatus = 'online', timeoutMs = 5000): Promise<PublishResult> {
+    return this.#presence.heartbeat(status, timeoutMs);
   }
 
   /**
    * Finds agents offering every capability asked for, across the agent's relays, with presence:
    * online (a relay sees it connected, or a fresh heartbeat), asleep (wakeable by push) or offline.
    */
-  async discover(query: { capabilities?: readonly string[]; timeoutMs?: number } = {}): Promise<AgentInfo[]> {
-    const wanted = [...(query.capabilities ?? [])];
-    const timeoutMs = query.timeoutMs ?? 5000;
-    const cardFilter: Filter = { kinds: [AGENT_CARD_KIND], '#d': [AGENT_CARD_D], limit: 500 };
-    if (wanted.length > 0) cardFilter[`#${CAPABILITY_TAG}`] = [wanted[0]!];
-    const links = [...this.#links.values()];
-    const cards = (await Promise.all(links.map((l) => l.query([cardFilter], timeoutMs).catch(() => [] as NostrEvent[])))).flat();
-    const authors = [...new Set(cards.map((c) => c.pubkey))];
-    if (authors.length === 0) return [];
-    const beats = (
-      await Promise.all(links.map((l) => l.query([{ kinds: [AGENT_HEARTBEAT_KIND], authors }], timeoutMs).catch(() => [] as NostrEvent[])))
-    ).flat();
-    const presence: Array<{ relay: string; online: Record<string, boolean> }> = [];
-    if (this.#fetch) {
-      const answers = await Promise.all(links.map(async (l) => ({ relay: l.url, online: await fetchPresence(l.url, authors, this.#fetch!, timeoutMs) })));
-      for (const a of answers) if (a.online) presence.push({ relay: a.relay, online: a.online });
-    }
-    return combineDiscovery(cards, beats, presence, wanted, Math.floor(this.#now() / 1000));
+  discover(query: { capabilities?: readonly string[]; timeoutMs?: number } = {}): Promise<AgentInfo[]> {
+    return this.#presence.discover(query);
   }
 
   /**
    * Registers the devices that wake this agent (APNs/FCM) with every relay, now and again on every
    * connect. Resolves with each connected relay's answer. An empty list removes them.
    */
-  async registerWake(channels: readonly WakeChannel[]): Promise<OkResult[]> {
-    this.#wake = checkWakeChannels(channels);
-    const ready = [...this.#links.values()].filter((l) => l.isReady);
-    return Promise.all(ready.map((l) => this.#sendWake(l)));
+  registerWake(channels: readonly WakeChannel[]): Promise<OkResult[]> {
+    return this.#wake.register(channels);
   }
 
   /** Removes every wake channel from the relays (re-sent on connect during this session). */
-  async removeWake(): Promise<OkResult[]> {
+  removeWake(): Promise<OkResult[]> {
     return this.registerWake([]);
   }
 
@@ -630,142 +447,24 @@ export class Agent extends Emitter<AgentEvents> {
    */
   async close(): Promise<void> {
     if (this.#state === 'closed') return;
-    const wasRunning = this.#state === 'running';
     this.#state = 'closed';
-    if (this.#heartbeatTimer !== undefined) this.#timers.clearTimeout(this.#heartbeatTimer);
-    if (wasRunning && this.#heartbeatSeconds > 0 && this.connectedRelays.length > 0) {
-      await this.heartbeat((this.#wake?.length ?? 0) > 0 ? 'asleep' : 'offline', 2000).catch(() => undefined);
-    }
-    for (const open of [...this.#docs.values()]) await (await open.catch(() => undefined))?.close();
+    await this.#presence.stop(true);
+    await this.#docs.close();
     await this.#inbox?.close();
     this.#outbox.close();
-    for (const p of this.#pending.values()) {
-      this.#timers.clearTimeout(p.timer);
-      p.reject(new ClientError('ROOST_ERR_CLOSED', 'the agent closed before the response came'));
-    }
-    this.#pending.clear();
-    this.#direct?.close();
-    this.#signalling?.close();
+    await this.#messenger.close();
     for (const link of this.#links.values()) link.close();
-    await this.#direct?.recordHandled();
-    await this.#parkWrite?.catch(() => undefined);
-    await this.#writeReleases();
+    await this.#messenger.flush();
     await this.#store.close();
   }
 
   // --- internals ---
 
-  #docHost(): DocHost {
-    return {
-      self: this.pubkey,
-      links: this.#links,
-      store: this.#store,
-      sign: (t) => this.identity.sign(t),
-      enqueue: (event) => this.#outbox.enqueue(event, this.relays),
-      timers: this.#timers,
-      now: this.#now,
-      random: this.#random,
-      log: this.#log,
-    };
-  }
-
-  #template(t: Partial<EventTemplate> & { kind: number }): EventTemplate {
-    return { kind: t.kind, content: t.content ?? '', tags: t.tags ?? [], created_at: t.created_at ?? Math.floor(this.#now() / 1000) };
-  }
-
-  /**
-   * A replaceable or addressable template gets a `created_at` above the last version this agent
-   * stamped for its kind and `d` (kept in the store), so it always supersedes it: two versions in one
-   * second would otherwise tie and the relay keep the lower id. `restamp` false keeps a caller's time.
-   */
-  async #stamped(t: EventTemplate, restamp = true): Promise<EventTemplate> {
-    if (!restamp || !(isReplaceableKind(t.kind) || isAddressableKind(t.kind))) return t;
-    const d = isAddressableKind(t.kind) ? (getTagValue(t, 'd') ?? '') : '';
-    return { ...t, created_at: await this.#store.stampReplaceable(`${t.kind}:${d}`, t.created_at) };
-  }
-
-  #targets(relays: readonly string[] | undefined): string[] {
-    if (!relays) return this.relays;
-    const out = relays.map(normalizeRelayUrl);
-    const unknown = out.filter((r) => !this.#links.has(r));
-    if (unknown.length) throw new ClientError('ROOST_ERR_NO_RELAY', `not one of this agent's relays: ${unknown.join(', ')}`);
-    return out;
-  }
-
-  async #publishOnce(event: NostrEvent, relays: readonly string[], timeoutMs = 10_000): Promise<PublishResult> {
-    const links = relays.map((r) => this.#links.get(r)!).filter((l) => l.isReady);
-    if (links.length === 0) throw new ClientError('ROOST_ERR_DISCONNECTED', 'no relay connected', { eventId: event.id });
-    const results = await Promise.all(
-      links.map((l) =>
-        withTimeout(
-          l.publish(event),
-          timeoutMs,
-          this.#timers,
-          () => new ClientError('ROOST_ERR_TIMEOUT', `no OK from ${l.url}`, { relay: l.url, eventId: event.id }),
-        ),
-      ),
-    );
-    const refused = results.find((r) => !r.accepted && !isDuplicateOfThis(event, r.reason));
-    if (refused) {
-      throw new ClientError('ROOST_ERR_REFUSED', `${refused.relay} refused ${event.id.slice(0, 12)}: ${refused.reason}`, {
-        reason: refused.reason,
-        relay: refused.relay,
-        eventId: event.id,
-      });
-    }
-    return { id: event.id, relays: results };
-  }
-
   async #onLinkReady(link: RelayLink): Promise<void> {
     if (this.#state !== 'running') return;
-    if (this.#heartbeatSeconds > 0) {
-      const hb = makeHeartbeat({ status: 'online', interval: this.#heartbeatSeconds, wake: (this.#wake?.length ?? 0) > 0 }, Math.floor(this.#now() / 1000));
-      this.#stamped(hb)
-        .then((t) => link.publish(this.identity.sign(t)))
-        .catch(() => undefined);
-    }
-    if (this.#wake !== undefined) {
-      try {
-        const r = await this.#sendWake(link);
-        if (!r.accepted)
-          this.emit(
-            'error',
-            new ClientError('ROOST_ERR_REFUSED', `${link.url} refused the wake registration: ${r.reason}`, { reason: r.reason, relay: link.url }),
-          );
-      } catch (err) {
-        this.emit('error', err as Error);
-      }
-    }
-  }
-
-  async #relayInfo(url: string): Promise<RelayInfo> {
-    let p = this.#info.get(url);
-    if (!p) {
-      if (!this.#fetch) throw new ClientError('ROOST_ERR_RELAY_INFO', 'no fetch implementation for NIP-11');
-      p = fetchRelayInfo(url, this.#fetch);
-      this.#info.set(url, p);
-      p.catch(() => this.#info.delete(url));
-    }
-    return p;
-  }
-
-  async #sendWake(link: RelayLink): Promise<OkResult> {
-    const info = await this.#relayInfo(link.url);
-    if (typeof info.pubkey !== 'string' || !/^[0-9a-f]{64}$/.test(info.pubkey)) {
-      throw new ClientError('ROOST_ERR_RELAY_INFO', `${link.url} publishes no pubkey in NIP-11: it does not take wake registrations`, { relay: link.url });
-    }
-    const channels = this.#wake ?? [];
-    const event = makeWakeRegistration(this.identity, info.pubkey, channels, Math.floor(this.#now() / 1000));
-    this.#log.info({ relay: link.url, channels: channels.length }, 'registering wake channels');
-    return link.publish(event);
-  }
-
-  #scheduleHeartbeat(): void {
-    this.#heartbeatTimer = this.#timers.setTimeout(() => {
-      if (this.#state !== 'running') return;
-      if (this.connectedRelays.length > 0) this.heartbeat('online').catch(() => undefined);
-      this.#scheduleHeartbeat();
-    }, this.#heartbeatSeconds * 1000);
+    this.#presence.onReady(link);
+    const err = await this.#wake.onReady(link);
+    if (err) this.emit('error', err);
   }
 
   async #handleInbox(event: NostrEvent, delivery: Delivery): Promise<void> {
@@ -781,124 +480,12 @@ export class Agent extends Emitter<AgentEvents> {
       this.emit('error', err as Error);
       return;
     }
-    if (this.#direct) {
-      // Through the transport, which drops a message already received over a direct link.
-      this.#relayedDms.set(msg.id, msg);
-      const fresh = await this.#direct.deliverRelayed(msg.from, { id: msg.id, data: JSON.stringify(rumorOf(msg)) });
-      if (!fresh) this.#relayedDms.delete(msg.id);
-      return;
-    }
-    // Handed over by a direct link in an earlier run (direct links are off in this one).
-    if (await this.#store.hasSeen(getSeenKey(msg.from, msg.id))) return;
-    await this.#handleDm(msg);
-  }
-
-  /** Parks a message for a direct link; resolves once durable (messages parked together share one write). */
-  #park(entry: ParkedMessage): Promise<void> {
-    this.#parked.add(entry.id);
-    this.#parkBatch.push(entry);
-    this.#parkWrite ??= Promise.resolve().then(async () => {
-      const batch = this.#parkBatch;
-      this.#parkBatch = [];
-      this.#parkWrite = undefined;
-      await this.#store.parkAdd(batch);
-    });
-    return this.#parkWrite;
-  }
-
-  /** The peer acknowledged a parked message, or the outbox holds it now; false when it was not parked. */
-  #release(id: string): boolean {
-    if (!this.#parked.delete(id)) return false;
-    this.#releaseBatch.push(id);
-    this.#releaseTimer ??= this.#timers.setTimeout(() => void this.#writeReleases(), RELEASE_DELAY_MS);
-    return true;
-  }
-
-  async #writeReleases(): Promise<void> {
-    if (this.#releaseTimer !== undefined) this.#timers.clearTimeout(this.#releaseTimer);
-    this.#releaseTimer = undefined;
-    if (this.#releaseBatch.length === 0) return;
-    const ids = this.#releaseBatch;
-    this.#releaseBatch = [];
-    try {
-      await this.#store.parkRemove(ids);
-    } catch (err) {
-      this.#log.error({ count: ids.length, err: String(err) }, 'releasing parked direct messages failed');
-    }
-  }
-
-  /**
-   * What an earlier run parked for a direct link and never saw acknowledged goes through the relays
-   * now, gift-wrapped (the outbox first, then the parked entry goes): the peer drops a copy it handled.
-   */
-  async #publishParked(): Promise<void> {
-    const parked = (await this.#store.parkList()).filter((p) => !this.#parked.has(p.id));
-    if (parked.length === 0) return;
-    const done: string[] = [];
-    for (const p of parked) {
-      const rumor = parseRumor(p.data);
-      if (rumor && rumor.pubkey === this.pubkey) await this.#outbox.enqueue(wrapRumor(this.identity, p.peer, rumor), this.relays);
-      else this.#log.warn({ msgId: p.id.slice(0, 16) }, 'parked direct message is not our rumor; dropped');
-      done.push(p.id);
-    }
-    await this.#store.parkRemove(done);
-    this.#log.info({ count: done.length }, 'parked direct messages handed to the outbox');
-  }
-
-  async #handleDm(msg: DirectMessage): Promise<void> {
-    if (msg.inReplyTo !== undefined) {
-      const pending = this.#pending.get(msg.inReplyTo);
-      if (pending) {
-        this.#pending.delete(msg.inReplyTo);
-        this.#timers.clearTimeout(pending.timer);
-        pending.resolve(msg);
-        return;
-      }
-    }
-    if (msg.requestId !== undefined && this.#onRequest) {
-      const answer = await this.#onRequest(msg);
-      // Durable before the cursor moves: a crash after this resends the answer, never loses it.
-      const { wrap } = wrapDirectMessage(this.identity, msg.from, answer, {
-        tags: [
-          ['e', msg.id, '', 'reply'],
-          [RESPONSE_TAG, msg.requestId],
-        ],
-        createdAt: Math.floor(this.#now() / 1000),
-      });
-      await this.#outbox.enqueue(wrap, this.relays);
-      return;
-    }
-    await this.#deliver(msg);
+    await this.#messenger.receiveWrap(msg);
   }
 
   async #deliver(msg: InboxMessage): Promise<void> {
+    if (msg.type === 'dm' && (await this.tasks.handleDirectMessage(msg))) return;
     if (this.#onMessage) await this.#onMessage(msg);
     else this.emit('message', msg);
   }
-}
-
-/** Releases of parked direct messages are written together, at most this long after an acknowledgement. */
-const RELEASE_DELAY_MS = 20;
-
-/** A direct message as handed to the application, from its rumor and how it arrived. */
-function toDirectMessage(rumor: Rumor, wrapId: string, relay: string, seq: number | undefined): DirectMessage {
-  return {
-    type: 'dm',
-    id: rumor.id,
-    from: rumor.pubkey,
-    content: rumor.content,
-    tags: rumor.tags,
-    createdAt: rumor.created_at,
-    kind: rumor.kind,
-    wrapId,
-    relay,
-    seq,
-    requestId: getTagValue(rumor, REQUEST_TAG),
-    inReplyTo: getTagValue(rumor, RESPONSE_TAG),
-  };
-}
-
-/** The rumor a direct message was opened from (for the transport's de-duplication by id). */
-function rumorOf(msg: DirectMessage): Rumor {
-  return { id: msg.id, pubkey: msg.from, created_at: msg.createdAt, kind: msg.kind, tags: msg.tags, content: msg.content };
 }

@@ -5,10 +5,13 @@
 import * as Y from 'yjs';
 import type { EventTemplate, NostrEvent } from '../shared/event.js';
 import type { Filter } from '../shared/filter.js';
-import { getReasonPrefix } from '../shared/reason.js';
+import { isHistoryReset } from '../shared/history-reset.js';
 import { getBackoffDelay, type Timers } from './backoff.js';
 import { isSnapshotConsistent } from './crdt/coverage.js';
 import { CrdtError } from './crdt/errors.js';
+import type { Json } from './crdt/json.js';
+import type { LwwMap } from './crdt/lww-map.js';
+import type { Register } from './crdt/register.js';
 import { SharedDoc, defaultPolicies, onlySnapshotsFrom, type UpdatePolicy } from './crdt/shared-doc.js';
 import type { LocalUpdateMeta, RemoteUpdateMeta } from './crdt/transport.js';
 import {
@@ -87,11 +90,6 @@ interface RelayState {
 
 let nextSubId = 0;
 
-/** A relay's refusal of a cursor ahead of its history (see docs/protocol.md, sequence extension). */
-function isCursorRefusal(reason: string): boolean {
-  return getReasonPrefix(reason) === 'invalid' && /seq_after/.test(reason);
-}
-
 /** Opens the document `name` for an agent: loads what was saved, then syncs with every relay. */
 export async function openAgentDoc(host: DocHost, name: string, opts: AgentDocOptions = {}): Promise<AgentDoc> {
   const owner = opts.owner === undefined ? host.self : parsePubkey(opts.owner);
@@ -106,9 +104,12 @@ export async function openAgentDoc(host: DocHost, name: string, opts: AgentDocOp
  * (kind 4337) in the agent's durable outbox; remote deltas are applied with a remote origin (never
  * echoed). Each relay is read from a cursor kept durably with the document's state, so a restarted
  * agent resumes where it stopped and an offline one merges what it missed; a newcomer starts from the
- * newest trusted snapshot and reads only the deltas after it. Use it like any {@link SharedDoc}.
+ * newest trusted snapshot and reads only the deltas after it. It holds its {@link SharedDoc} (`doc`)
+ * rather than extending it, and forwards the document's reading and writing API.
  */
-export class AgentDoc extends SharedDoc {
+export class AgentDoc {
+  /** The document itself (the binding holds it, as a Yjs provider holds its Y.Doc); the methods below forward to it. */
+  readonly doc: SharedDoc;
   /** The document's address, `34337:<owner>:<name>`. */
   readonly address: string;
   /** The document's name (the membership record's `d` tag). */
@@ -141,7 +142,7 @@ export class AgentDoc extends SharedDoc {
   constructor(host: DocHost, name: string, owner: string, opts: AgentDocOptions, saved: DocState | undefined) {
     const address = makeDocAddress(owner, name);
     const trust = opts.trustSnapshots === 'owner' ? [onlySnapshotsFrom((pk) => pk === owner)] : [];
-    super({
+    this.doc = new SharedDoc({
       docId: address,
       self: host.self,
       membership: saved?.membership ? { owner, members: saved.membership.members, version: saved.membership.version } : { owner },
@@ -173,12 +174,95 @@ export class AgentDoc extends SharedDoc {
     }
   }
 
+  // --- the SharedDoc API, forwarded ---
+
+  /** The underlying Yjs document. */
+  get ydoc(): SharedDoc['ydoc'] {
+    return this.doc.ydoc;
+  }
+  /** The document id (its address). */
+  get docId(): string {
+    return this.doc.docId;
+  }
+  /** This replica's pubkey. */
+  get self(): string {
+    return this.doc.self;
+  }
+  /** The membership record in force. */
+  get membership(): SharedDoc['membership'] {
+    return this.doc.membership;
+  }
+  /** True when this replica may write. */
+  get canWrite(): boolean {
+    return this.doc.canWrite;
+  }
+  /** See {@link SharedDoc.isMember}. */
+  isMember(pubkey: string): boolean {
+    return this.doc.isMember(pubkey);
+  }
+  /** See {@link SharedDoc.transact}. */
+  transact<T>(fn: () => T): T {
+    return this.doc.transact(fn);
+  }
+  /** See {@link SharedDoc.stateVector}. */
+  stateVector(): Uint8Array {
+    return this.doc.stateVector();
+  }
+  /** See {@link SharedDoc.diff}. */
+  diff(stateVector?: Uint8Array): Uint8Array {
+    return this.doc.diff(stateVector);
+  }
+  /** See {@link SharedDoc.hasPending}. */
+  hasPending(): boolean {
+    return this.doc.hasPending();
+  }
+  /** See {@link SharedDoc.encodeState}. */
+  encodeState(): Uint8Array {
+    return this.doc.encodeState();
+  }
+  /** See {@link SharedDoc.snapshot}. */
+  snapshot(): ReturnType<SharedDoc['snapshot']> {
+    return this.doc.snapshot();
+  }
+  /** See {@link SharedDoc.map}. */
+  map<V extends Json = Json>(name: string): LwwMap<V> {
+    return this.doc.map<V>(name);
+  }
+  /** See {@link SharedDoc.set}. */
+  set(name: string): ReturnType<SharedDoc['set']> {
+    return this.doc.set(name);
+  }
+  /** See {@link SharedDoc.counters}. */
+  counters(name: string): ReturnType<SharedDoc['counters']> {
+    return this.doc.counters(name);
+  }
+  /** See {@link SharedDoc.counter}. */
+  counter(name: string): ReturnType<SharedDoc['counter']> {
+    return this.doc.counter(name);
+  }
+  /** See {@link SharedDoc.register}. */
+  register<V extends Json = Json>(name: string): Register<V> {
+    return this.doc.register<V>(name);
+  }
+  /** See {@link SharedDoc.status}. */
+  status<V extends Json = Json>(pubkey: string = this.doc.self): LwwMap<V> {
+    return this.doc.status<V>(pubkey);
+  }
+  /** See {@link SharedDoc.statusAuthors}. */
+  statusAuthors(): string[] {
+    return this.doc.statusAuthors();
+  }
+  /** See {@link SharedDoc.toJSON}. */
+  toJSON(): ReturnType<SharedDoc['toJSON']> {
+    return this.doc.toJSON();
+  }
+
   /** Starts publishing and reading (called once by {@link openAgentDoc}). */
   start(): void {
-    this.connect({ publish: (update, meta) => this.#publishDelta(update, meta) });
+    this.doc.connect({ publish: (update, meta) => this.#publishDelta(update, meta) });
     const { members, enforce } = this.#opts;
-    if (this.owner === this.self && (members !== undefined || enforce !== undefined)) {
-      this.setMembers(members ?? this.membership.members, { enforce });
+    if (this.owner === this.doc.self && (members !== undefined || enforce !== undefined)) {
+      this.setMembers(members ?? this.doc.membership.members, { enforce });
     }
     for (const rs of this.#relays.values()) {
       this.#unlisten.push(rs.link.on('ready', () => this.#connectRelay(rs)));
@@ -223,16 +307,16 @@ export class AgentDoc extends SharedDoc {
    * current one) and applies it here at once. Throws ROOST_ERR_CRDT_NOT_OWNER for anyone else.
    */
   setMembers(members: Iterable<string>, opts: { enforce?: boolean } = {}): void {
-    if (this.self !== this.owner) throw new CrdtError('ROOST_ERR_CRDT_NOT_OWNER', `only the owner changes the members of ${this.address}`);
+    if (this.doc.self !== this.owner) throw new CrdtError('ROOST_ERR_CRDT_NOT_OWNER', `only the owner changes the members of ${this.address}`);
     const list = [...new Set([...members].map((m) => parsePubkey(m)))].filter((m) => m !== this.owner).sort();
     const enforce = opts.enforce ?? this.#enforced;
-    const current = this.membership;
+    const current = this.doc.membership;
     if (current.version > 0 && enforce === this.#enforced && list.join() === current.members.join()) return;
     const createdAt = Math.max(this.#nowSeconds(), current.version + 1);
     const event = this.#host.sign(makeMembershipEvent(this.name, list, createdAt, { enforce }));
     const parsed = parseMembershipEvent(event)!;
     const before = this.#writers();
-    this.applyMembership(parsed.record, this.self);
+    this.doc.applyMembership(parsed.record, this.doc.self);
     this.#enforced = enforce;
     this.#recordEvent = event;
     this.#backfillAdded(before);
@@ -248,8 +332,8 @@ export class AgentDoc extends SharedDoc {
    * dependencies.
    */
   async publishSnapshot(): Promise<PublishResult[]> {
-    if (!this.canWrite) throw new CrdtError('ROOST_ERR_CRDT_READ_ONLY', `${this.self} is not a member of ${this.address}`);
-    const snap = this.snapshot();
+    if (!this.doc.canWrite) throw new CrdtError('ROOST_ERR_CRDT_READ_ONLY', `${this.doc.self} is not a member of ${this.address}`);
+    const snap = this.doc.snapshot();
     const cursors = new Map<string, number>();
     // A relay whose backfill is outstanding is left out: the state does not hold all it read there yet.
     for (const [url, rs] of this.#relays) if (rs.cursor > 0 && !this.#backfill.get(url)?.size) cursors.set(url, rs.cursor);
@@ -285,7 +369,7 @@ export class AgentDoc extends SharedDoc {
   }
 
   /** Same as {@link close}, not awaited. */
-  override destroy(): void {
+  destroy(): void {
     void this.close();
   }
 
@@ -300,7 +384,7 @@ export class AgentDoc extends SharedDoc {
     } catch (err) {
       this.#host.log.error({ address: this.address, err: String(err) }, 'document state could not be saved');
     }
-    super.destroy();
+    this.doc.destroy();
     for (const fn of this.#closeListeners) fn();
   }
 
@@ -329,7 +413,7 @@ export class AgentDoc extends SharedDoc {
 
   #countDelta(): void {
     const every = this.#opts.snapshotEvery ?? 0;
-    if (every <= 0 || ++this.#sinceSnapshot < every || this.#snapshotting || !this.canWrite || this.hasPending()) return;
+    if (every <= 0 || ++this.#sinceSnapshot < every || this.#snapshotting || !this.doc.canWrite || this.doc.hasPending()) return;
     this.#snapshotting = true;
     this.publishSnapshot()
       .catch((err: unknown) => this.#host.log.warn({ address: this.address, err: String(err) }, 'automatic snapshot failed'))
@@ -381,7 +465,7 @@ export class AgentDoc extends SharedDoc {
       } catch (err) {
         if (!current()) return;
         const reason = (err as { details?: { reason?: string } }).details?.reason;
-        if (reason !== undefined && isCursorRefusal(reason)) return this.#onHistoryReset(rs);
+        if (reason !== undefined && isHistoryReset(reason)) return this.#onHistoryReset(rs);
         this.#host.log.warn({ address: this.address, relay: rs.link.url, err: String(err) }, 'document catch-up failed; retrying');
         this.#retry(rs);
       }
@@ -436,7 +520,7 @@ export class AgentDoc extends SharedDoc {
   #onClosed(rs: RelayState, reason: string): void {
     rs.sub = undefined;
     if (this.#closed) return;
-    if (isCursorRefusal(reason)) return this.#onHistoryReset(rs);
+    if (isHistoryReset(reason)) return this.#onHistoryReset(rs);
     this.#host.log.warn({ address: this.address, relay: rs.link.url, reason }, 'document subscription closed by the relay; retrying');
     rs.generation++;
     this.#retry(rs);
@@ -455,7 +539,7 @@ export class AgentDoc extends SharedDoc {
     this.#connectRelay(rs);
     // The owner's signed record first (any replica may hand it over), so the relay and its readers know the writers.
     if (this.#recordEvent) this.#track(this.#host.enqueue(this.#recordEvent).then(({ acked }) => void acked.catch(() => undefined)));
-    if (this.canWrite && !this.hasPending()) {
+    if (this.doc.canWrite && !this.doc.hasPending()) {
       this.publishSnapshot().catch((err: unknown) => this.#host.log.warn({ address: this.address, err: String(err) }, 'snapshot after a relay reset failed'));
     }
   }
@@ -464,15 +548,15 @@ export class AgentDoc extends SharedDoc {
     const env = parseUpdateEvent(ev);
     // An event may name several documents in `a` tags; it belongs to the one its first names.
     if (!env || env.address !== this.address) return;
-    if (this.receive(env.update, { author: ev.pubkey, kind: 'delta', id: ev.id })) this.#countDelta();
+    if (this.doc.receive(env.update, { author: ev.pubkey, kind: 'delta', id: ev.id })) this.#countDelta();
   }
 
   #onMembership(ev: NostrEvent): void {
     const parsed = parseMembershipEvent(ev);
     if (!parsed || parsed.address !== this.address) return;
     const before = this.#writers();
-    if (!this.applyMembership(parsed.record, ev.pubkey)) {
-      if (parsed.record.version === this.membership.version && this.#recordEvent === undefined && ev.pubkey === this.owner) {
+    if (!this.doc.applyMembership(parsed.record, ev.pubkey)) {
+      if (parsed.record.version === this.doc.membership.version && this.#recordEvent === undefined && ev.pubkey === this.owner) {
         this.#recordEvent = ev;
         this.#scheduleSave();
       }
@@ -485,12 +569,12 @@ export class AgentDoc extends SharedDoc {
   }
 
   #writers(): Set<string> {
-    return new Set([this.membership.owner, ...this.membership.members]);
+    return new Set([this.doc.membership.owner, ...this.doc.membership.members]);
   }
 
   /** Deltas of new members that a relay sent before the record arrived were refused: fetch them again. */
   #backfillAdded(before: ReadonlySet<string>): void {
-    const added = this.membership.members.filter((m) => !before.has(m));
+    const added = this.doc.membership.members.filter((m) => !before.has(m));
     if (added.length === 0) return;
     for (const [url, rs] of this.#relays) {
       if (rs.cursor === 0) continue;
@@ -517,7 +601,7 @@ export class AgentDoc extends SharedDoc {
   }
 
   #trusts(author: string): boolean {
-    return this.isMember(author) && (this.#opts.trustSnapshots !== 'owner' || author === this.owner);
+    return this.doc.isMember(author) && (this.#opts.trustSnapshots !== 'owner' || author === this.owner);
   }
 
   /**
@@ -531,9 +615,9 @@ export class AgentDoc extends SharedDoc {
       return false;
     }
     this.#sinceSnapshot = 0;
-    const mine = Y.decodeStateVector(this.stateVector());
+    const mine = Y.decodeStateVector(this.doc.stateVector());
     const covered = [...env.stateVector].every(([client, clock]) => (mine.get(client) ?? 0) >= clock);
-    return covered || this.receive(env.update, { author: env.author, kind: 'snapshot' });
+    return covered || this.doc.receive(env.update, { author: env.author, kind: 'snapshot' });
   }
 
   /** Of the snapshots newer than the cursor, takes the one that lets this relay's cursor move furthest. */
@@ -600,10 +684,10 @@ export class AgentDoc extends SharedDoc {
    */
   #save(): Promise<void> {
     this.#saveChain = this.#saveChain.then(async () => {
-      if (this.ydoc.isDestroyed) return;
-      const m = this.membership;
+      if (this.doc.ydoc.isDestroyed) return;
+      const m = this.doc.membership;
       const record: DocState = {
-        state: this.encodeState(),
+        state: this.doc.encodeState(),
         cursors: Object.fromEntries([...this.#relays].map(([url, rs]) => [url, rs.cursor])),
         membership: { members: [...m.members], version: m.version, enforced: this.#enforced, ...(this.#recordEvent ? { event: this.#recordEvent } : {}) },
         backfill: Object.fromEntries([...this.#backfill].map(([url, set]) => [url, [...set]])),

@@ -12,7 +12,8 @@ export type ClientErrorCode =
   | 'ROOST_ERR_DECRYPT'
   | 'ROOST_ERR_NO_RELAY'
   | 'ROOST_ERR_UNREACHABLE'
-  | 'ROOST_ERR_RELAY_INFO';
+  | 'ROOST_ERR_RELAY_INFO'
+  | 'ROOST_ERR_TASK_ENDED';
 
 /**
  * A failure of the agent client, carrying a stable `ROOST_ERR_*` code (same shape as the relay's

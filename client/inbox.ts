@@ -1,6 +1,6 @@
 import type { NostrEvent } from '../shared/event.js';
 import type { Filter } from '../shared/filter.js';
-import { getReasonPrefix } from '../shared/reason.js';
+import { isHistoryReset } from '../shared/history-reset.js';
 import { getBackoffDelay, sleep, type Timers } from './backoff.js';
 import { Emitter, type ClientLogger } from './emitter.js';
 import type { RelayLink } from './relay-link.js';
@@ -220,8 +220,7 @@ export class Inbox extends Emitter<InboxEvents> {
     const relay = link.url;
     this.emit('closed', relay, reason);
     if (this.#closed) return;
-    const prefix = getReasonPrefix(reason);
-    if (prefix === 'invalid' && /seq_after/.test(reason)) {
+    if (isHistoryReset(reason)) {
       // The relay's history was reset (its newest seq is behind our cursor): start over; ids seen
       // recently are still skipped.
       this.#opts.log.warn({ relay, cursor: this.cursor(relay) }, 'relay refused our cursor; resuming its inbox from 0');

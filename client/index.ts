@@ -19,6 +19,8 @@ export { getBackoffDelay, systemTimers, type Timers } from './backoff.js';
 export { getDefaultCrypto, nobleCrypto, setDefaultCrypto, type NostrCrypto } from './crypto.js';
 export { REQUEST_TAG, RESPONSE_TAG, unwrapDirectMessage, wrapDirectMessage, type Rumor } from './dm.js';
 export { Emitter, silentLogger, type ClientLogger } from './emitter.js';
+export { DeliveryGate, Messenger, getMessageKey, type DeliveryRecord, type SendResult } from './messaging.js';
+export { Publisher } from './publisher.js';
 export { ClientError, isTransientReason, type ClientErrorCode } from './errors.js';
 export { Identity, getNpub, loadOrCreateIdentity, parsePubkey, parseSecretKey, verifyEvent, type KeyValueStorage } from './identity.js';
 export { INBOX_SUB_ID, Inbox, type Delivery, type InboxHandler } from './inbox.js';
@@ -48,3 +50,8 @@ export {
   type HeartbeatStatus,
 } from '../shared/agent-card.js';
 export * from './crdt/index.js';
+export { TASK_DM_TAG, TaskClient, taskFilters, type OnRequestOptions, type TaskContext, type TaskHandler } from './tasks.js';
+export { DecisionClient } from './decisions.js';
+export { makeWorkHost, type WorkHost } from './work-host.js';
+export * from '../shared/tasks.js';
+export * from '../shared/decisions.js';

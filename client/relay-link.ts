@@ -95,6 +95,11 @@ export type LinkEvents = {
 };
 
 interface PendingOk {
+  event: NostrEvent;
+  /** Refused with auth-required while unauthenticated: re-sent once, after AUTH succeeds. */
+  awaitingAuth: boolean;
+  /** That refusal, answered if AUTH fails. */
+  refusal?: string;
   promise: Promise<OkResult>;
   resolve: (r: OkResult) => void;
   reject: (e: Error) => void;
@@ -113,6 +118,8 @@ interface ActiveSub {
 
 const OPEN = 1;
 const PING_FILTER: Filter = { ids: ['0'.repeat(64)], limit: 1 };
+/** Subscription id of the REQ that asks a relay challenging on demand for its challenge. */
+const AUTH_PROBE_ID = 'auth:probe';
 
 /** Normalises a relay URL for use as a key: lowercase scheme and host, no trailing slash. */
 export function normalizeRelayUrl(url: string): string {
@@ -139,6 +146,8 @@ export class RelayLink extends Emitter<LinkEvents> {
   #attempt = 0;
   #authed = false;
   #authEventId: string | undefined;
+  /** The challenge answered on this connection (a relay may repeat it with each refusal). */
+  #answered: string | undefined;
   #lastFrameAt = 0;
   #pingSeq = 0;
   #pingOut: string | undefined;
@@ -239,7 +248,7 @@ export class RelayLink extends Emitter<LinkEvents> {
       this.#pending.delete(event.id);
       reject(new ClientError('ROOST_ERR_TIMEOUT', `no OK from ${this.url} within ${this.#opts.okTimeoutMs} ms`, { relay: this.url, eventId: event.id }));
     });
-    this.#pending.set(event.id, { promise, resolve, reject, timer });
+    this.#pending.set(event.id, { event, awaitingAuth: false, promise, resolve, reject, timer });
     this.#send(['EVENT', event]);
     return promise;
   }
@@ -321,6 +330,7 @@ export class RelayLink extends Emitter<LinkEvents> {
       this.#after(this.#opts.identity ? this.#opts.authWaitMs : 0, () => {
         if (this.#state === 'authenticating') this.#goReady();
       });
+      this.#probeAuth();
       this.#schedulePing();
     };
     socket.onmessage = (ev: { data: unknown }) => {
@@ -349,6 +359,19 @@ export class RelayLink extends Emitter<LinkEvents> {
       // a close event follows; reconnecting is decided there, with this cause as the reason
       cause = getConnectionErrorCause(ev);
     };
+  }
+
+  /**
+   * A relay may challenge only when a request needs it (Roost's default, `auth_challenge: demand`).
+   * An identity asks for the challenge at once with a REQ for its own private messages that matches
+   * nothing: a relay that guards them answers AUTH and `CLOSED auth-required:`, and the link
+   * authenticates before it is ready; a relay that does not answers EOSE, and the link is ready
+   * without waiting for a challenge that will not come.
+   */
+  #probeAuth(): void {
+    const identity = this.#opts.identity;
+    if (!identity) return;
+    this.#send(['REQ', AUTH_PROBE_ID, { ids: ['0'.repeat(64)], kinds: [Kind.EncryptedDirectMessage, Kind.GiftWrap], '#p': [identity.pubkey], limit: 1 }]);
   }
 
   #goReady(): void {
@@ -394,6 +417,7 @@ export class RelayLink extends Emitter<LinkEvents> {
     if (this.#state !== 'closed') this.#state = 'connecting';
     this.#authed = false;
     this.#authEventId = undefined;
+    this.#answered = undefined;
     this.#pingOut = undefined;
     for (const sub of this.#subs.values()) sub.open = false;
     for (const [id, p] of this.#pending) {
@@ -450,6 +474,12 @@ export class RelayLink extends Emitter<LinkEvents> {
           this.#send(['CLOSE', msg.subId]);
           return;
         }
+        if (msg.subId === AUTH_PROBE_ID) {
+          this.#send(['CLOSE', msg.subId]);
+          // Answered without a challenge before it: nothing to wait for.
+          if (this.#state === 'authenticating' && this.#answered === undefined) this.#goReady();
+          return;
+        }
         this.#subs.get(msg.subId)?.spec.onEose?.(msg.cursor, msg.more ?? false);
         return;
       }
@@ -472,6 +502,12 @@ export class RelayLink extends Emitter<LinkEvents> {
         }
         const p = this.#pending.get(msg.eventId);
         if (!p) return;
+        if (!msg.accepted && getReasonPrefix(msg.reason) === 'auth-required' && this.#answered !== undefined && !this.#authed && !p.awaitingAuth) {
+          // The relay challenges with (just before) this refusal; the event is re-sent once AUTH succeeds.
+          p.awaitingAuth = true;
+          p.refusal = msg.reason;
+          return;
+        }
         this.#pending.delete(msg.eventId);
         this.#opts.timers.clearTimeout(p.timer);
         this.#timers.delete(p.timer);
@@ -492,7 +528,8 @@ export class RelayLink extends Emitter<LinkEvents> {
 
   #answerChallenge(challenge: string): void {
     const identity = this.#opts.identity;
-    if (!identity) return;
+    if (!identity || challenge === this.#answered) return;
+    this.#answered = challenge;
     const auth = identity.sign({
       kind: Kind.ClientAuth,
       created_at: Math.floor(this.#opts.now() / 1000),
@@ -515,6 +552,12 @@ export class RelayLink extends Emitter<LinkEvents> {
         sub.awaitingAuth = false;
         sub.spec.onClosed?.(reason || 'auth-required: authentication refused');
       }
+      for (const [id, p] of this.#pending) {
+        if (!p.awaitingAuth) continue;
+        this.#pending.delete(id);
+        this.#clear(p.timer);
+        p.resolve({ relay: this.url, accepted: false, reason: p.refusal ?? 'auth-required: authentication refused' });
+      }
       return;
     }
     this.#authed = true;
@@ -526,6 +569,7 @@ export class RelayLink extends Emitter<LinkEvents> {
     for (const [subId, sub] of this.#subs) {
       if (sub.awaitingAuth) this.#req(subId, sub);
     }
+    for (const p of this.#pending.values()) if (p.awaitingAuth) this.#send(['EVENT', p.event]);
   }
 
   #req(subId: string, sub: ActiveSub): void {

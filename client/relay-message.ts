@@ -1,36 +1,14 @@
 import type { NostrEvent } from '../shared/event.js';
+import { isEventShape } from '../shared/event-shape.js';
 import type { RelayMessage } from '../shared/messages/relay.js';
 
 /*
  * The client's edge: every frame from a relay is checked here, once, and handlers take typed
- * values. Hand-written rather than zod so the browser bundle stays small; the event checks are
- * the same as shared/messages/schema.ts (a signature check follows for every event).
+ * values. Hand-written rather than zod so the browser bundle stays small; the event check is
+ * shared/event-shape.ts, as the relay's (a signature check follows for every event).
  */
 
-const HEX64 = /^[0-9a-f]{64}$/;
-const HEX128 = /^[0-9a-f]{128}$/;
-
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-
-/** True when `v` has the shape of a NIP-01 event (before its signature is checked). */
-export function isEventShape(v: unknown): v is NostrEvent {
-  if (!v || typeof v !== 'object') return false;
-  const e = v as Record<string, unknown>;
-  return (
-    typeof e.id === 'string' &&
-    HEX64.test(e.id) &&
-    typeof e.pubkey === 'string' &&
-    HEX64.test(e.pubkey) &&
-    typeof e.sig === 'string' &&
-    HEX128.test(e.sig) &&
-    isInt(e.created_at) &&
-    isInt(e.kind) &&
-    e.kind <= 65535 &&
-    typeof e.content === 'string' &&
-    Array.isArray(e.tags) &&
-    e.tags.every((t) => Array.isArray(t) && t.every((x) => typeof x === 'string'))
-  );
-}
 
 /** Parses one relay → client frame; undefined when it is malformed or unknown. */
 export function parseRelayMessage(text: string): RelayMessage | undefined {

@@ -31,6 +31,7 @@ import {
   rejectUnauthenticatedFilters,
 } from './policies/limits.js';
 import { rejectPrivateInboxReads } from './policies/private-inbox.js';
+import { makeTaskLookup, rejectInvalidBallots, rejectInvalidTaskEvents } from './policies/tasks.js';
 import type { RejectEvent, RejectFilter } from './policies/types.js';
 import { createRelayUrlCheck, parsePublicUrls } from './relay-url.js';
 import { SqliteStore } from './store/sqlite.js';
@@ -139,11 +140,32 @@ function wirePushWake(ctx: RelayContext, store: SqliteStore, info: InfoContribut
   return push;
 }
 
+/**
+ * Random bytes from the system CSPRNG, drawn 4 KiB at a time: every connection takes 24 bytes (its id
+ * and NIP-42 challenge), and one call per connection into the CSPRNG cost more than the rest of its
+ * set-up. Each byte is handed out once.
+ */
+export function createRandomPool(size = 4096): (n: number) => Buffer {
+  let pool = Buffer.alloc(0);
+  let used = 0;
+  return (n) => {
+    if (n > size) return randomBytes(n);
+    if (used + n > pool.length) {
+      pool = randomBytes(size);
+      used = 0;
+    }
+    const out = Buffer.from(pool.subarray(used, used + n));
+    pool.fill(0, used, used + n);
+    used += n;
+    return out;
+  };
+}
+
 /** Builds the relay without listening, so every test can build a fresh one. */
 export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Promise<Relay> {
   const log = deps.log ?? pino({ level: config.logLevel });
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
-  const random = deps.random ?? ((n: number) => randomBytes(n));
+  const random = deps.random ?? createRandomPool();
   const store =
     deps.store ??
     new SqliteStore({
@@ -211,9 +233,14 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   });
 
   const version = packageVersion();
-  const infoContributors: InfoContributor[] = [iceServersInfo(config)];
+  const infoContributors: InfoContributor[] = [
+    iceServersInfo(config),
+    () => ({ roost: { auth_challenge: config.authRequired ? 'connect' : config.authChallenge } }),
+  ];
   const push = store instanceof SqliteStore ? wirePushWake(ctx, store, infoContributors, deps.push) : undefined;
   const mailbox = store instanceof SqliteStore ? installMailbox(ctx, store.db, infoContributors) : undefined;
+  const taskLookup = makeTaskLookup(store);
+  hooks.rejectEvent.push(rejectInvalidTaskEvents(taskLookup), rejectInvalidBallots(taskLookup));
   const sharedDocs = installSharedDocs(ctx, store instanceof SqliteStore ? store.db : undefined, infoContributors);
   const app = Fastify({
     loggerInstance: log,
@@ -230,19 +257,24 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     options: { maxPayload: Math.min(config.maxMessageLength * 4, 64 * 1024 * 1024), skipUTF8Validation: true },
     // Errors on a client's socket: the client's mistakes (a frame over maxPayload, a protocol
     // violation, a reset) are counted and logged briefly; anything else is the relay's fault.
-    errorHandler: (err, socket, req) => {
-      const conn = connOf.get(socket);
-      const mistake = getSocketErrorMistake(err);
-      if (mistake === undefined) {
-        recordError(stats, 'websocket', err);
-        (conn?.log ?? req.log).error({ err }, 'websocket connection failed');
-      } else {
-        const e = err as { code?: string; message?: string };
-        logClientMistake(conn?.log ?? req.log, conn ?? { mistakes: 0 }, stats.clientMistakes, mistake, mistake === 'reset' ? 'debug' : 'info', e);
-      }
-      socket.terminate();
-    },
+    errorHandler: (err, socket, req) => onSocketError(err, socket, req.log),
   });
+  function onSocketError(err: unknown, socket: WebSocket, reqLog: Logger | FastifyInstance['log']): void {
+    const conn = connOf.get(socket);
+    const mistake = getSocketErrorMistake(err);
+    if (mistake === undefined) {
+      recordError(stats, 'websocket', err);
+      (conn?.log ?? reqLog).error({ err }, 'websocket connection failed');
+    } else {
+      const e = err as { code?: string; message?: string };
+      logClientMistake(conn?.log ?? reqLog, conn ?? { mistakes: 0 }, stats.clientMistakes, mistake, mistake === 'reset' ? 'debug' : 'info', e);
+    }
+    socket.terminate();
+  }
+  /** The error listener of an open connection: holds nothing but what the socket reaches. */
+  function onOpenSocketError(this: WebSocket, err: Error): void {
+    onSocketError(err, this, log);
+  }
   // Before the routes, so its connection gate hooks the WebSocket route.
   const operator = installOperator({ app, ctx, infoContributors, version, log, nowMs: deps.nowMs ?? Date.now });
 
@@ -287,12 +319,19 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       const id = random(8).toString('hex');
       const tcp = req.raw.socket;
       const isRelayUrl = (url: string) => ctx.isRelayUrl(url, tcp);
-      const conn = new Connection(id, req.ip, socket, random(16).toString('hex'), isRelayUrl, log.child({ conn: id }), {
+      const conn = new Connection(id, req.ip, socket, random(16).toString('hex'), isRelayUrl, log, {
         maxBufferedBytes: config.maxOutboundBytes,
         onOverflow: () => stats.slowClientsCut++,
         transport: req.raw.socket,
         onEose: (seconds) => observeLatency(stats, 'eose', seconds),
       });
+      // What an idle connection keeps: @fastify/websocket's error listener closes over the upgrade's
+      // request and reply, and the HTTP response stays attached to the TCP socket; together several
+      // KiB per connection for its whole life. The same handling without them:
+      socket.removeAllListeners('error');
+      socket.on('error', onOpenSocketError);
+      const res = (tcp as { _httpMessage?: { detachSocket(s: unknown): void } | null })._httpMessage;
+      res?.detachSocket(tcp);
       stats.connectionsOpened++;
       connOf.set(socket, conn);
       ctx.connections.add(conn);
@@ -330,7 +369,9 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
         ctx.connections.delete(conn);
         sockets.delete(conn);
       });
-      conn.send(makeAuthFrame(conn.challenge));
+      // On demand, the challenge comes with the first refusal that AUTH would lift (handlers/req.ts,
+      // handlers/event.ts): clients that only read and write public events never see one.
+      if (config.authChallenge === 'connect' || config.authRequired) conn.send(makeAuthFrame(conn.challenge));
     },
   });
   app.options('/', async (_req, reply) => {

@@ -45,6 +45,12 @@ export const configSchema = z.object({
   createdAtPastLimit: int(0).default(94608000).describe('Oldest accepted created_at, in seconds before now (0: no limit).'),
   createdAtFutureLimit: int(0).default(900).describe('Newest accepted created_at, in seconds after now.'),
   authRequired: bool.default(false).describe('Require NIP-42 AUTH before any REQ, COUNT or EVENT.'),
+  authChallenge: z
+    .enum(['demand', 'connect'])
+    .default('demand')
+    .describe(
+      'When the NIP-42 challenge is sent: `demand` only with a refusal that authentication would lift (just before `CLOSED`/`OK false` `auth-required:`), `connect` as soon as a client connects (always so with auth_required).',
+    ),
   maxInflightEvents: int(1, 4096)
     .default(16)
     .describe('EVENT/AUTH frames of one connection being verified or committed at once; further frames wait in its socket.'),
@@ -87,6 +93,11 @@ export const configSchema = z.object({
   mailboxQuota: int(0)
     .default(10000)
     .describe('Most undelivered events addressed (p tag) to one recipient; further regular events to it get OK false rate-limited (0: no quota).'),
+  mailboxFreshSeconds: int(1)
+    .default(86400)
+    .describe(
+      "A sender with no event stored here at least this long ago is a fresh key: once a mailbox is half full, fresh strangers' mail to it is refused (the other half is for established strangers and, beyond the quota, contacts).",
+    ),
   mailboxFlushMs: int(10, 60000).default(1000).describe('How often per-agent delivery accounting is written to disk, coalesced.'),
   retention: z
     .string()

@@ -66,7 +66,9 @@ export class Connection {
   #clock: () => number;
   #corkedThisTurn = false;
   /** REQs waiting for their EOSE: subscription id → arrival time (ms). */
-  #reqStarted = new Map<string, number>();
+  #reqStarted: Map<string, number> | undefined;
+  #parentLog: Logger;
+  #log: Logger | undefined;
 
   constructor(
     readonly id: string,
@@ -75,7 +77,8 @@ export class Connection {
     readonly challenge: string,
     /** True when a URL names this relay for this connection (NIP-42 relay tag; see relay-url.ts). */
     readonly isRelayUrl: (url: string) => boolean,
-    readonly log: Logger,
+    /** The relay's logger: the connection's child logger (`{ conn: id }`) is made from it on first use. */
+    parentLog: Logger,
     opts: {
       maxBufferedBytes: number;
       onOverflow: (conn: Connection) => void;
@@ -87,6 +90,7 @@ export class Connection {
     },
   ) {
     this.#socket = socket;
+    this.#parentLog = parentLog;
     this.#transport = opts.transport;
     this.#maxBuffered = opts.maxBufferedBytes;
     this.#onOverflow = opts.onOverflow;
@@ -98,18 +102,24 @@ export class Connection {
   noteReq(subId: string): void {
     if (!this.#onEose) return;
     // Bounded: a subscription closed before its EOSE leaves an entry behind.
-    if (this.#reqStarted.size >= 256) this.#reqStarted.delete(this.#reqStarted.keys().next().value!);
-    this.#reqStarted.set(subId, this.#clock());
+    const started = (this.#reqStarted ??= new Map());
+    if (started.size >= 256) started.delete(started.keys().next().value!);
+    started.set(subId, this.#clock());
   }
 
   #settleReq(frame: string): void {
     const eose = frame.startsWith('["EOSE",');
     if (!eose && !frame.startsWith('["CLOSED",')) return;
     const subId = (JSON.parse(frame) as unknown[])[1] as string;
-    const start = this.#reqStarted.get(subId);
+    const start = this.#reqStarted?.get(subId);
     if (start === undefined) return;
-    this.#reqStarted.delete(subId);
+    this.#reqStarted!.delete(subId);
     if (eose) this.#onEose?.((this.#clock() - start) / 1000);
+  }
+
+  /** This connection's logger (a child with `{ conn: id }`; most connections never log, so it is made on first use). */
+  get log(): Logger {
+    return (this.#log ??= this.#parentLog.child({ conn: this.id }));
   }
 
   /** True while the socket can take frames. */
@@ -146,7 +156,7 @@ export class Connection {
       }
     }
     this.#socket.send(frame, TEXT);
-    if (this.#reqStarted.size > 0 && typeof frame === 'string') this.#settleReq(frame);
+    if (this.#reqStarted !== undefined && this.#reqStarted.size > 0 && typeof frame === 'string') this.#settleReq(frame);
     return true;
   }
 

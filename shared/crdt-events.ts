@@ -106,6 +106,19 @@ export function getDocAddresses(ev: Tagged): string[] {
   return out;
 }
 
+const HEX64_MEMBER = /^[0-9a-f]{64}$/;
+
+/**
+ * The members a membership record lists: the values of its `p` tags that are public keys (64
+ * lowercase hex), each once, in order. A malformed `p` tag is ignored, on the relay and in the client
+ * alike, so both always agree on who may write (the owner is a member whether listed or not).
+ */
+export function getMembershipMembers(ev: Tagged): string[] {
+  const out = new Set<string>();
+  for (const t of ev.tags) if (t[0] === 'p' && t[1] !== undefined && HEX64_MEMBER.test(t[1])) out.add(t[1]);
+  return [...out];
+}
+
 /** True when a membership record asks relays to refuse non-members' events. */
 export function isEnforcedMembership(ev: Tagged): boolean {
   return getTagValue(ev, ENFORCE_TAG) === 'members';

@@ -125,7 +125,8 @@ function generateFanoutCorpus(c, now) {
   return out;
 }
 
-function loadOrGenerate(name, spec, generate, log) {
+/** A signed data set from the cache, or generated (`generate(now)` → JSON texts) and cached. */
+export function loadOrGenerate(name, spec, generate, log) {
   mkdirSync(CACHE_DIR, { recursive: true });
   const key = createHash('sha256')
     .update(JSON.stringify({ v: CACHE_VERSION, name, spec }))

@@ -17,6 +17,7 @@ import {
   formatStateVector,
   getClockRange,
   getSnapshotPart,
+  getMembershipMembers,
   isEnforcedMembership,
   makeDocAddress,
   parseDocAddress,
@@ -24,7 +25,7 @@ import {
   parseUint,
   type ClockRange,
 } from '../../shared/crdt-events.js';
-import { getDTag, getTagValue, getTagValues, type EventTemplate, type NostrEvent } from '../../shared/event.js';
+import { getDTag, getTagValue, type EventTemplate, type NostrEvent } from '../../shared/event.js';
 import type { Filter } from '../../shared/filter.js';
 import { decodeBase64, encodeBase64 } from './base64.js';
 import { isJson, type Json } from './json.js';
@@ -38,6 +39,7 @@ export {
   getClockRange,
   getDocAddresses,
   getSnapshotPart,
+  getMembershipMembers,
   isEnforcedMembership,
   isRangeCovered,
   makeDocAddress,
@@ -192,12 +194,12 @@ export function makeMembershipEvent(name: string, members: Iterable<string>, cre
 
 /**
  * Reads a membership event into a record whose version is its created_at, and whether it asks relays to
- * enforce it; undefined when malformed.
+ * enforce it; undefined when it is not a membership event of a valid owner.
  */
 export function parseMembershipEvent(ev: Incoming): { address: string; record: MembershipRecord; enforced: boolean } | undefined {
   if (ev.kind !== DocKind.Membership || !HEX64.test(ev.pubkey)) return undefined;
-  const members = getTagValues(ev, 'p');
-  if (!members.every((m) => HEX64.test(m))) return undefined;
+  // The relay's rule (shared/crdt-events.ts): a malformed `p` tag is ignored, not the whole record.
+  const members = getMembershipMembers(ev);
   return {
     address: makeDocAddress(ev.pubkey, getDTag(ev)),
     record: makeMembership(ev.pubkey, members, ev.created_at),

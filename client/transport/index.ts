@@ -38,6 +38,6 @@ export {
   type DirectSignalling,
   type DirectTimers,
   type DirectTransportOptions,
-  type MessagePath,
+  type LinkHost,
   type PeerMessage,
 } from './webrtc.js';

@@ -1,6 +1,7 @@
 import { verifyEvent } from 'nostr-tools/pure';
 import type { NostrEvent } from '../../shared/event.js';
 import { getTagValue } from '../../shared/event.js';
+import { getBareEvent } from '../../shared/event-shape.js';
 import type { DirectIdentity } from './signal.js';
 
 /**
@@ -59,14 +60,6 @@ export function checkProof(
   if (getTagValue(ev, 'fingerprint') !== expected.ctx.remoteFingerprint) return 'fingerprint does not match the signalled one';
   if (getTagValue(ev, 'peer-fingerprint') !== expected.ctx.localFingerprint) return 'peer saw another certificate of ours';
   if (typeof ev.created_at !== 'number' || Math.abs(expected.nowSeconds - ev.created_at) > DIRECT_PROOF_MAX_SKEW) return 'clock skew';
-  if (!verifyEvent(bareEvent(ev))) return 'bad signature';
+  if (!verifyEvent(getBareEvent(ev))) return 'bad signature';
   return undefined;
-}
-
-/**
- * The event's own fields only: nostr-tools caches a verification result on the object under a
- * symbol, which a spread copy would carry along; a fresh object is always checked.
- */
-export function bareEvent(ev: NostrEvent): NostrEvent {
-  return { id: ev.id, pubkey: ev.pubkey, created_at: ev.created_at, kind: ev.kind, tags: ev.tags, content: ev.content, sig: ev.sig };
 }

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { EventTemplate, NostrEvent } from '../../shared/event.js';
 import { getTagValue } from '../../shared/event.js';
 import { DirectError } from './errors.js';
-import { bareEvent } from './proof.js';
+import { getBareEvent } from '../../shared/event-shape.js';
 
 /**
  * Direct-link signalling over a relay: SDP offers and answers and trickled ICE candidates travel
@@ -95,7 +95,7 @@ export class SignalCodec {
     if (getTagValue(event, 'p') !== this.pubkey) fail('not addressed to us');
     if (!HEX64.test(event.pubkey) || event.pubkey === this.pubkey) fail('bad sender');
     if (Math.abs(nowSeconds - event.created_at) > maxAge) fail('stale');
-    if (!verifyEvent(bareEvent(event))) fail('bad signature');
+    if (!verifyEvent(getBareEvent(event))) fail('bad signature');
     let json: unknown;
     try {
       json = JSON.parse(nip44.decrypt(event.content, this.#key(event.pubkey)));

@@ -2,7 +2,7 @@ import { bytesToHex } from 'nostr-tools/utils';
 import { DirectError, type DirectErrorCode } from './errors.js';
 import { DIRECT_CHANNEL_LABEL, encodeLinkFrame, parseLinkFrame, type LinkFrame } from './frames.js';
 import { checkProof, makeProof, type ProofContext } from './proof.js';
-import { SendWindow, SeenSet, getSeenKey, type HandledIds, type SeenIds } from './reliable.js';
+import { SendWindow } from './reliable.js';
 import type { RtcDataChannelLike, RtcFactory, RtcIceCandidateInit, RtcIceServer, RtcPeerConnectionLike } from './rtc.js';
 import { getSdpFingerprint, matchSdpFingerprint, normalizeFingerprint } from './sdp.js';
 import type { DirectIdentity, ReceivedSignal, SignalPayload } from './signal.js';
@@ -16,9 +16,16 @@ export interface PeerMessage {
 /** The path a message took. */
 export type DeliveryPath = 'direct' | 'relay';
 
-/** The relay path: how the agent sends a message when there is no direct link (its DM path). */
-export interface MessagePath {
-  send(peer: string, msg: PeerMessage): Promise<void>;
+/**
+ * What the link pool asks of its owner (the agent's messenger): nothing else calls back. Messages
+ * arriving on verified links go to `receive`; a link acknowledges them only once `receive` resolved
+ * and then `flush` resolved (what was handed over is durable).
+ */
+export interface LinkHost {
+  /** A message from `peer` on a verified link (the link vouches for the sender), in the link's order. */
+  receive(peer: string, msg: PeerMessage): void | Promise<void>;
+  /** Resolves once every message received so far is recorded; acknowledgements wait for it. */
+  flush?(): Promise<void>;
 }
 
 /**
@@ -61,24 +68,14 @@ export interface DirectTransportOptions {
   signalling: DirectSignalling;
   /** The WebRTC implementation, or a loader called on first use (Node: `loadNodeRtc` from client/node/rtc.ts). */
   rtc: RtcFactory | (() => Promise<RtcFactory>);
-  /** Where messages go when there is no verified direct link, and where unacknowledged ones go when it dies. */
-  relayPath: MessagePath;
-  /** Every message, once, whichever path brought it; awaited before the direct path acknowledges it. */
-  onMessage(peer: string, msg: PeerMessage, path: DeliveryPath): void | Promise<void>;
+  /** Takes the messages links receive (de-duplication, durability and the relay fallback are its business). */
+  host: LinkHost;
   /** STUN/TURN servers (e.g. from the relay's NIP-11 `ice_servers`); a function is asked at each new link. */
   iceServers?: RtcIceServer[] | (() => RtcIceServer[] | Promise<RtcIceServer[]>);
   /** Whether to answer an offer from this peer (default: everyone). */
   accept?: (peer: string) => boolean;
   /** Try to open a direct link in the background when sending to a peer without one (default false). */
   autoConnect?: boolean;
-  /** Seen message ids (default: in memory, the last 20 000). */
-  seen?: SeenIds;
-  /**
-   * A durable record of handled message keys (the agent passes its store): checked before a message
-   * is handed over, written after its handler returned and before the ack, so a copy arriving after
-   * a restart of either side is still dropped. Default: none (only `seen`, which a restart forgets).
-   */
-  handled?: HandledIds;
   /** Link state changes (verified, closed with a reason). */
   onLinkChange?: (peer: string, state: DirectLinkState, reason?: string) => void;
   timers?: DirectTimers;
@@ -104,8 +101,8 @@ export interface DirectTransportOptions {
 
 interface Outgoing {
   msg: PeerMessage;
-  resolve(path: DeliveryPath): void;
-  reject(err: Error): void;
+  /** true: the peer acknowledged it; false: the link died first (the message is the sender's again). */
+  settle(acked: boolean): void;
 }
 
 interface Waiter {
@@ -113,8 +110,7 @@ interface Waiter {
   reject(err: Error): void;
 }
 
-type Settings = Required<Omit<DirectTransportOptions, 'iceServers' | 'onLinkChange' | 'rtc' | 'handled'>> & {
-  handled: HandledIds | undefined;
+type Settings = Required<Omit<DirectTransportOptions, 'iceServers' | 'onLinkChange' | 'rtc' | 'host'>> & {
   iceServers: NonNullable<DirectTransportOptions['iceServers']>;
   onLinkChange: NonNullable<DirectTransportOptions['onLinkChange']>;
 };
@@ -124,8 +120,6 @@ const HEX64 = /^[0-9a-f]{64}$/;
 const HIGH_WATER = 1 << 20;
 const LOW_WATER = 256 << 10;
 const MAX_EARLY_CANDIDATES = 256;
-/** Keys handled on direct links are written to `handled` together, this long after the first of a burst. */
-const RECORD_DELAY_MS = 1;
 /**
  * Attempts per connect() when setup fails for a local reason: libdatachannel now and then refuses
  * a well-formed description, or gives up on ICE/DTLS, when both peers share one busy machine
@@ -137,11 +131,27 @@ const SETUP_ATTEMPTS = 4;
 const SETUP_RETRY_MS = 150;
 
 /**
- * Direct links to other agents over WebRTC data channels, signalled through the relay, with the
- * relay as fallback. One messaging API whichever path carries a message: `send` goes direct when a
- * verified link exists (and resolves when the peer acknowledged it), else through the relay path;
- * when a link dies, everything it had not acknowledged is re-sent through the relay path, and the
- * receiver drops ids it has already handled, so nothing is lost or doubled.
+ * What a link may ask of its pool: settings, WebRTC, signalling, and where its events go. Made by
+ * the pool as closures, so the pool has no methods only links may call.
+ */
+interface LinkContext {
+  readonly o: Settings;
+  readonly pubkey: string;
+  prepare(): Promise<{ rtc: RtcFactory; iceServers: RtcIceServer[] }>;
+  signal(peer: string, payload: SignalPayload): Promise<void>;
+  randomHex(bytes: number): string;
+  receive(peer: string, msg: PeerMessage): Promise<void>;
+  flush(): Promise<void>;
+  onVerified(link: DirectLink): void;
+  onClosed(link: DirectLink, reason: string, code: DirectErrorCode, unacked: Outgoing[]): void;
+}
+
+/**
+ * A pool of direct links to other agents over WebRTC data channels, signalled through the relay.
+ * `send` puts a message on a verified link and resolves true once the peer acknowledged it, or
+ * false when there is no verified link for it or the link died first: the message is then the
+ * caller's again (the agent's messenger sends it through the relay). Incoming messages go to the
+ * host, in order; each is acknowledged once the host handled and recorded it.
  */
 export class DirectTransport {
   readonly pubkey: string;
@@ -153,14 +163,8 @@ export class DirectTransport {
   readonly #lastClosed = new Map<string, number>();
   readonly #early = new Map<string, RtcIceCandidateInit[]>();
   readonly #offSignal: () => void;
-  /** Messages being handed over now, by key: a second copy waits for the first one's outcome. */
-  readonly #inflight = new Map<string, Promise<unknown>>();
-  /** Keys handled on a direct link and not yet written to `handled`. */
-  #unrecorded: string[] = [];
-  #recordTimer: unknown;
-  /** When the oldest key in `#unrecorded` was handled (ms, `now()`). */
-  #unrecordedSince = 0;
-  #recording: Promise<void> = Promise.resolve();
+  readonly #host: LinkHost;
+  readonly #ctx: LinkContext;
   #closed = false;
 
   constructor(opts: DirectTransportOptions) {
@@ -168,7 +172,6 @@ export class DirectTransport {
       iceServers: [],
       accept: () => true,
       autoConnect: false,
-      seen: new SeenSet(),
       onLinkChange: () => {},
       timers: systemTimers,
       now: Date.now,
@@ -181,11 +184,29 @@ export class DirectTransport {
       maxDirectBytes: 65_536,
       maxLinks: 64,
       retryAfterMs: 30_000,
-      handled: undefined,
       ...stripUndefined(opts),
     } as Settings;
     this.pubkey = opts.identity.pubkey;
     this.#rtcSource = opts.rtc;
+    this.#host = opts.host;
+    const log = this.#o.log;
+    this.#ctx = {
+      o: this.#o,
+      pubkey: this.pubkey,
+      prepare: () => this.#prepare(),
+      signal: async (peer, payload) => this.#o.signalling.send(peer, payload),
+      randomHex: (bytes) => this.#randomHex(bytes),
+      receive: async (peer, msg) => {
+        try {
+          await this.#host.receive(peer, msg);
+        } catch (err) {
+          log.warn({ peer: peer.slice(0, 16), msgId: msg.id.slice(0, 16), err: String(err) }, 'direct message handler failed');
+        }
+      },
+      flush: () => this.#host.flush?.() ?? Promise.resolve(),
+      onVerified: (link) => this.#onVerified(link),
+      onClosed: (link, reason, code, unacked) => this.#onClosed(link, reason, code, unacked),
+    };
     this.#offSignal = opts.signalling.onSignal((s) => this.#onSignal(s));
   }
 
@@ -230,78 +251,40 @@ export class DirectTransport {
     return wait;
   }
 
+  /** True when `msg` would go over the verified link to `peer` now (the link is up and the message not too large). */
+  canSend(peer: string, msg: PeerMessage): boolean {
+    return !this.#closed && this.#links.get(peer)?.state === 'verified' && fitsDirect(msg.data, this.#o.maxDirectBytes);
+  }
+
   /**
-   * Sends a message: direct when a verified link exists (resolves 'direct' once the peer
-   * acknowledged it, or 'relay' if the link died first and the relay path took it), else through
-   * the relay path ('relay').
+   * Puts a message on the verified link to `peer`: resolves true once the peer acknowledged it, false
+   * at once when it cannot go direct (see {@link canSend}; with `autoConnect` a link is opened in the
+   * background), or when the link dies before the ack. After false the message is the caller's again.
    */
-  async send(peer: string, msg: PeerMessage): Promise<DeliveryPath> {
-    if (this.#closed) throw new DirectError('ROOST_ERR_CLOSED', 'the direct transport is closed', { peer });
+  send(peer: string, msg: PeerMessage): Promise<boolean> {
     const link = this.#links.get(peer);
-    if (link?.state === 'verified' && fitsDirect(msg.data, this.#o.maxDirectBytes)) return link.send(msg);
-    if (!link && this.#o.autoConnect) this.#autoConnect(peer);
-    await this.#o.relayPath.send(peer, msg);
-    return 'relay';
+    if (this.canSend(peer, msg)) return link!.send(msg);
+    if (!link && !this.#closed && this.#o.autoConnect) this.#autoConnect(peer);
+    return Promise.resolve(false);
   }
 
-  /**
-   * Hands over a message that arrived through the relay path: delivered to `onMessage` unless its
-   * id was already handled (from either path). Resolves true when delivered.
-   */
-  deliverRelayed(peer: string, msg: PeerMessage): Promise<boolean> {
-    return this.#receive(peer, msg, 'relay');
-  }
-
-  /** Closes the link to `peer`; its unacknowledged messages go through the relay. */
+  /** Closes the link to `peer`; its unacknowledged messages are handed back (their `send` resolves false). */
   disconnect(peer: string, reason = 'closed locally'): void {
     this.#links.get(peer)?.close(reason, 'ROOST_ERR_CLOSED', true);
   }
 
-  /** Closes every link (unacknowledged messages go through the relay) and stops listening to signals. */
+  /** Closes every link (unacknowledged messages are handed back) and stops listening to signals. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#offSignal();
     for (const link of [...this.#links.values()]) link.close('transport closed', 'ROOST_ERR_CLOSED', true);
-    void this.recordHandled();
   }
 
-  /**
-   * Writes the keys of messages handled on direct links so far to `handled` (one write for all of
-   * them); resolves once they are durable. Acknowledgements wait for it; call it before closing the
-   * store behind `handled`.
-   */
-  recordHandled(): Promise<void> {
-    const store = this.#o.handled;
-    if (!store) return Promise.resolve();
-    if (this.#recordTimer !== undefined) {
-      this.#o.timers.clearTimeout(this.#recordTimer);
-      this.#recordTimer = undefined;
-    }
-    // Chained: a write under way covers only the keys taken before it started.
-    this.#recording = this.#recording.then(async () => {
-      if (this.#unrecorded.length === 0) return;
-      const keys = this.#unrecorded;
-      this.#unrecorded = [];
-      try {
-        await store.add(keys);
-      } catch (err) {
-        // Acknowledged anyway: the sender keeps nothing more, and the peer's copy was handled once.
-        this.#o.log.error({ keys: keys.length, err: String(err) }, 'recording handled direct messages failed');
-      }
-    });
-    return this.#recording;
-  }
+  // --- what links ask for (through #ctx) ---
 
-  // --- internals used by links ---
-
-  /** @internal */
-  get settings(): Settings {
-    return this.#o;
-  }
-
-  /** @internal The WebRTC factory and ICE servers for a new link. */
-  async prepare(): Promise<{ rtc: RtcFactory; iceServers: RtcIceServer[] }> {
+  /** The WebRTC factory and ICE servers for a new link. */
+  async #prepare(): Promise<{ rtc: RtcFactory; iceServers: RtcIceServer[] }> {
     if (!this.#rtc) {
       const src = this.#rtcSource;
       this.#rtc = typeof src === 'function' ? src() : Promise.resolve(src);
@@ -318,27 +301,7 @@ export class DirectTransport {
     return { rtc, iceServers: [...iceServers] };
   }
 
-  /** @internal */
-  async signal(peer: string, payload: SignalPayload): Promise<void> {
-    await this.#o.signalling.send(peer, payload);
-  }
-
-  /** @internal */
-  randomHex(bytes: number): string {
-    return this.#randomHex(bytes);
-  }
-
-  /** @internal */
-  async receiveDirect(peer: string, msg: PeerMessage): Promise<void> {
-    try {
-      await this.#receive(peer, msg, 'direct');
-    } catch (err) {
-      this.#o.log.warn({ peer: peer.slice(0, 16), msgId: msg.id.slice(0, 16), err: String(err) }, 'direct message handler failed');
-    }
-  }
-
-  /** @internal */
-  onVerified(link: DirectLink): void {
+  #onVerified(link: DirectLink): void {
     if (this.#links.get(link.peer) !== link) return;
     this.#o.log.info({ peer: link.peer.slice(0, 16), session: link.session }, 'direct link verified');
     this.#o.onLinkChange(link.peer, 'verified');
@@ -347,18 +310,13 @@ export class DirectTransport {
     for (const w of set ?? []) w.resolve();
   }
 
-  /** @internal A link is gone: its unacknowledged messages go through the relay, in order. */
-  onClosed(link: DirectLink, reason: string, code: DirectErrorCode, unacked: Outgoing[]): void {
+  /** A link is gone: its unacknowledged messages are handed back, in order. */
+  #onClosed(link: DirectLink, reason: string, code: DirectErrorCode, unacked: Outgoing[]): void {
     const current = this.#links.get(link.peer) === link;
     if (current) this.#links.delete(link.peer);
     this.#lastClosed.set(link.peer, this.#o.now());
     this.#o.log.info({ peer: link.peer.slice(0, 16), session: link.session, reason, unacked: unacked.length }, 'direct link closed');
-    for (const item of unacked) {
-      this.#o.relayPath.send(link.peer, item.msg).then(
-        () => item.resolve('relay'),
-        (err: unknown) => item.reject(err instanceof Error ? err : new Error(String(err))),
-      );
-    }
+    for (const item of unacked) item.settle(false);
     if (current && this.#shouldRetry(link, code)) {
       this.#o.log.info({ peer: link.peer.slice(0, 16), attempt: link.attempt + 1 }, 'retrying direct link setup');
       const next = this.#newLink(link.peer, this.#randomHex(16), true, link.attempt + 1);
@@ -409,7 +367,7 @@ export class DirectTransport {
     const existing = this.#links.get(from);
     if (existing?.session === offer.session) return;
     const bye = (reason: string) =>
-      void this.signal(from, { v: 1, type: 'bye', session: offer.session, reason, code: 'ROOST_ERR_DIRECT_REFUSED' }).catch(() => undefined);
+      void this.#ctx.signal(from, { v: 1, type: 'bye', session: offer.session, reason, code: 'ROOST_ERR_DIRECT_REFUSED' }).catch(() => undefined);
     if (!this.#o.accept(from)) {
       bye('refused');
       return;
@@ -441,7 +399,7 @@ export class DirectTransport {
   }
 
   #newLink(peer: string, session: string, initiator: boolean, attempt = 1): DirectLink {
-    const link = new DirectLink(this, peer, session, initiator, attempt);
+    const link = new DirectLink(this.#ctx, peer, session, initiator, attempt);
     this.#links.set(peer, link);
     return link;
   }
@@ -460,50 +418,6 @@ export class DirectTransport {
     const last = this.#lastClosed.get(peer);
     if (last !== undefined && this.#o.now() - last < this.#o.retryAfterMs) return;
     this.connect(peer).catch((err: unknown) => this.#o.log.debug({ peer: peer.slice(0, 16), err: String(err) }, 'automatic direct link failed'));
-  }
-
-  async #receive(peer: string, msg: PeerMessage, path: DeliveryPath): Promise<boolean> {
-    const key = getSeenKey(peer, msg.id);
-    const drop = (why: string) => {
-      this.#o.log.debug({ peer: peer.slice(0, 16), msgId: msg.id.slice(0, 16), path }, why);
-      return false;
-    };
-    if (!(await this.#o.seen.markSeen(key))) {
-      // The other copy may still be in its handler: this one is dropped only once that returned,
-      // so a crash meanwhile leaves it unacknowledged (the relay inbox's cursor does not move).
-      await this.#inflight.get(key)?.catch(() => undefined);
-      return drop('duplicate message dropped');
-    }
-    const handled = this.#o.handled;
-    const run = (async () => {
-      if (handled && (await handled.has(key))) return false;
-      await this.#o.onMessage(peer, msg, path);
-      return true;
-    })();
-    this.#inflight.set(key, run);
-    let fresh: boolean;
-    try {
-      fresh = await run;
-    } finally {
-      this.#inflight.delete(key);
-    }
-    if (!fresh) return drop('message handled before a restart dropped');
-    if (handled) {
-      const now = this.#o.now();
-      if (this.#unrecorded.length === 0) this.#unrecordedSince = now;
-      this.#unrecorded.push(key);
-      // A relayed message is recorded before the inbox commits it; direct ones in bursts, before their ack.
-      // A burst a data channel delivers in one go runs its handlers back to back in microtasks, where no
-      // timer fires: the record is then written here once the oldest unrecorded key is RECORD_DELAY_MS old.
-      if (path === 'relay' || now - this.#unrecordedSince >= RECORD_DELAY_MS) await this.recordHandled();
-      else if (this.#recordTimer === undefined) {
-        this.#recordTimer = this.#o.timers.setTimeout(() => {
-          this.#recordTimer = undefined;
-          void this.recordHandled();
-        }, RECORD_DELAY_MS);
-      }
-    }
-    return true;
   }
 
   #randomHex(bytes: number): string {
@@ -555,7 +469,7 @@ class DirectLink {
   state: DirectLinkState = 'connecting';
   /** The link failed before it was verified, for a reason other than identity or refusal (worth a fresh attempt). */
   setupFailed = false;
-  readonly #t: DirectTransport;
+  readonly #t: LinkContext;
   readonly #o: Settings;
   #pc: RtcPeerConnectionLike | undefined;
   #dc: RtcDataChannelLike | undefined;
@@ -582,15 +496,15 @@ class DirectLink {
   readonly #outQueue: string[] = [];
 
   constructor(
-    transport: DirectTransport,
+    ctx: LinkContext,
     readonly peer: string,
     readonly session: string,
     readonly initiator: boolean,
     readonly attempt: number,
   ) {
-    this.#t = transport;
-    this.#o = transport.settings;
-    this.#nonce = transport.randomHex(32);
+    this.#t = ctx;
+    this.#o = ctx.o;
+    this.#nonce = ctx.randomHex(32);
     this.#connectTimer = this.#o.timers.setTimeout(() => {
       if (this.state !== 'verified') this.close(`not verified within ${this.#o.connectTimeoutMs} ms`, 'ROOST_ERR_TIMEOUT', true);
     }, this.#o.connectTimeoutMs);
@@ -660,9 +574,9 @@ class DirectLink {
     this.close(`peer: ${reason}`, code === 'ROOST_ERR_DIRECT_FAILED' ? 'ROOST_ERR_DIRECT_FAILED' : 'ROOST_ERR_DIRECT_REFUSED', false);
   }
 
-  send(msg: PeerMessage): Promise<DeliveryPath> {
-    return new Promise<DeliveryPath>((resolve, reject) => {
-      const seq = this.#window.push({ msg, resolve, reject });
+  send(msg: PeerMessage): Promise<boolean> {
+    return new Promise<boolean>((settle) => {
+      const seq = this.#window.push({ msg, settle });
       this.#sendFrame({ t: 'msg', seq, id: msg.id, data: msg.data });
     });
   }
@@ -811,7 +725,7 @@ class DirectLink {
       case 'ack': {
         const done = this.#window.ack(frame.seq);
         if (!done) return this.close('acknowledgement of a message never sent', 'ROOST_ERR_DIRECT_FAILED', true);
-        for (const item of done) item.resolve('direct');
+        for (const item of done) item.settle(true);
         return;
       }
       case 'ping':
@@ -862,7 +776,7 @@ class DirectLink {
     if (seq !== this.#arrived + 1) return this.close(`message ${seq} out of order`, 'ROOST_ERR_DIRECT_FAILED', true);
     this.#arrived = seq;
     this.#chain = this.#chain
-      .then(() => this.#t.receiveDirect(this.peer, msg))
+      .then(() => this.#t.receive(this.peer, msg))
       .then(() => {
         this.#handled = seq;
         this.#scheduleAck();
@@ -885,7 +799,7 @@ class DirectLink {
     this.#acking = true;
     const upTo = this.#handled;
     // Acknowledged only once recorded: an ack lost in a crash must not leave a copy the peer relays unrecognised.
-    void this.#t.recordHandled().then(() => {
+    void this.#t.flush().then(() => {
       this.#ackTimer = undefined;
       this.#acking = false;
       if (this.state !== 'verified' || upTo <= this.#ackSent) return;

@@ -1,4 +1,4 @@
-import { DocKind, isEnforcedMembership, parseDocAddress } from '../../shared/crdt-events.js';
+import { DocKind, getMembershipMembers, isEnforcedMembership, parseDocAddress } from '../../shared/crdt-events.js';
 import type { NostrEvent } from '../../shared/event.js';
 import type { Filter } from '../../shared/filter.js';
 import type { StoredEvent } from '../store/types.js';
@@ -11,8 +11,6 @@ export interface StoredMembership {
   /** The record carries `["enforce", "members"]`. */
   enforced: boolean;
 }
-
-const HEX64 = /^[0-9a-f]{64}$/;
 
 /** True when `pubkey` may write the document under `record`. */
 export function isDocMember(record: StoredMembership, pubkey: string): boolean {
@@ -28,9 +26,7 @@ export function readMembership(raw: string): StoredMembership | undefined {
     return undefined;
   }
   if (ev.kind !== DocKind.Membership) return undefined;
-  const members = new Set<string>();
-  for (const t of ev.tags) if (t[0] === 'p' && t[1] !== undefined && HEX64.test(t[1])) members.add(t[1]);
-  return { owner: ev.pubkey, members, enforced: isEnforcedMembership(ev) };
+  return { owner: ev.pubkey, members: new Set(getMembershipMembers(ev)), enforced: isEnforcedMembership(ev) };
 }
 
 /**

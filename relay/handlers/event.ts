@@ -1,6 +1,6 @@
 import type { NostrEvent } from '../../shared/event.js';
 import { isEphemeralKind } from '../../shared/kinds.js';
-import { makeOkFrame } from '../../shared/messages/relay.js';
+import { makeAuthFrame, makeOkFrame } from '../../shared/messages/relay.js';
 import { makeReason } from '../../shared/reason.js';
 import type { Connection } from '../connection.js';
 import { countRejection, type RelayContext } from '../context.js';
@@ -15,6 +15,8 @@ export async function handleEvent(ctx: RelayContext, conn: Connection, event: No
   const refuse = (reason: string) => {
     ctx.stats.eventsRejected++;
     countRejection(ctx.stats, reason);
+    // The challenge comes first, so a client that authenticates on it can re-send at once (NIP-42).
+    if (reason.startsWith('auth-required:')) conn.send(makeAuthFrame(conn.challenge));
     conn.send(makeOkFrame(event.id, false, reason));
   };
   const unproven = () => {

@@ -1,5 +1,6 @@
 import type { Filter } from '../../shared/filter.js';
 import { makeAuthFrame, makeClosedFrame, makeEoseFrame, makeEventFrame } from '../../shared/messages/relay.js';
+import { makeHistoryResetReason } from '../../shared/history-reset.js';
 import { makeReason } from '../../shared/reason.js';
 import type { Connection, Subscription } from '../connection.js';
 import { countRejection, type RelayContext } from '../context.js';
@@ -65,10 +66,7 @@ export function handleReq(ctx: RelayContext, conn: Connection, subId: string, fi
   if (range !== undefined && typeof range !== 'string' && range.after > ctx.store.lastSeq()) {
     // Sequence numbers only grow, so a cursor past the newest one was issued by another database
     // (replaced, or restored from an older backup): resuming from it would skip events silently.
-    range = makeReason(
-      'invalid',
-      `seq_after ${range.after} is ahead of this relay's newest sequence number ${ctx.store.lastSeq()}; its history was reset, resume from 0`,
-    );
+    range = makeHistoryResetReason(range.after, ctx.store.lastSeq());
   }
   if (typeof range === 'string') {
     countRejection(ctx.stats, range);

@@ -7,6 +7,7 @@ import type { InfoContributor } from '../plugins/nip11.js';
 import { rejectFullMailbox } from '../policies/mailbox-quota.js';
 import { DeliveryLedger, type MailboxBacklog, type MailboxStatus } from './ledger.js';
 import { MailboxQuota } from './quota.js';
+import { SenderAge } from './senders.js';
 import { describeRetention, parseKindList, parseRetention, type RetentionRule } from './retention-rules.js';
 import { sweepRetention } from './retention.js';
 
@@ -55,6 +56,26 @@ export function installMailbox(ctx: RelayContext, db: Database, infoContributors
     if (conn.authed.size > 0) ledger.noteDelivered(conn.authed, seq, raw);
   });
 
+  // Refusals per recipient not yet written (flushed with the ledger into mailbox_refused, so a restart keeps them).
+  const refused = new Map<string, { n: number; since: number }>();
+  const saveRefused = db.prepare<[string, number, number]>(
+    `INSERT INTO mailbox_refused (pubkey, refused, since) VALUES (?, ?, ?)
+     ON CONFLICT (pubkey) DO UPDATE SET refused = refused + excluded.refused`,
+  );
+  const flushRefused = db.transaction(() => {
+    for (const [pk, r] of refused) saveRefused.run(pk, r.n, r.since);
+    refused.clear();
+  });
+  const senders = new SenderAge(db, config.mailboxFreshSeconds, () => ctx.now());
+  senders.tick();
+  const senderTimer = setInterval(() => {
+    try {
+      senders.tick();
+    } catch (err) {
+      log.error({ err }, 'sequence mark failed');
+    }
+  }, senders.markEverySeconds * 1000);
+  senderTimer.unref();
   if (config.mailboxQuota > 0) {
     const quota = new MailboxQuota(ledger, config.mailboxQuota, () => ctx.now());
     const isStored = (id: string) => ctx.store.isKnown(id) === 'stored';
@@ -64,23 +85,35 @@ export function installMailbox(ctx: RelayContext, db: Database, infoContributors
        WHERE e.pubkey = ? AND e.kind = 3 AND t.name = 'p' AND t.value = ? LIMIT 1`,
     );
     const isContact = (recipient: string, sender: string) => contact.get(recipient, sender) !== undefined;
-    // Refusals per recipient since its agent was last told, in memory (bounded; a restart forgets them).
-    const refused = new Map<string, { n: number; since: number }>();
+    // A stranger's undelivered mail in one mailbox (only asked once the mailbox is half full).
+    const fromSender = db.prepare<[string, number, string]>(
+      `SELECT count(*) AS n FROM tags t JOIN events e ON e.seq = t.seq
+       WHERE t.name = 'p' AND t.value = ? AND t.seq > ? AND e.pubkey = ?`,
+    );
+    const senderHolds = (recipient: string, sender: string) => (fromSender.get(recipient, ledger.deliveredSeq(recipient), sender) as { n: number }).n;
     const noteRefused = (recipient: string) => {
       const r = refused.get(recipient);
       if (r) r.n++;
       else {
-        if (refused.size >= 100_000) refused.clear();
+        if (refused.size >= 100_000) flushRefused();
         refused.set(recipient, { n: 1, since: ctx.now() });
       }
     };
-    ctx.hooks.rejectEvent.push(rejectFullMailbox(quota, isStored, isContact, noteRefused));
+    const isEstablished = (sender: string) => senders.isEstablished(sender);
+    ctx.hooks.rejectEvent.push(rejectFullMailbox(quota, isStored, isContact, noteRefused, senderHolds, isEstablished));
+    const takeRefused = db.prepare<[string]>('DELETE FROM mailbox_refused WHERE pubkey = ? RETURNING refused, since');
     ctx.hooks.onAuth.push(function tellRefusedMail(conn, pubkey) {
-      const r = refused.get(pubkey);
-      if (!r) return;
+      const saved = takeRefused.get(pubkey) as { refused: number; since: number } | undefined;
+      const pending = refused.get(pubkey);
       refused.delete(pubkey);
+      if (!saved && !pending) return;
+      const r = { n: (saved?.refused ?? 0) + (pending?.n ?? 0), since: saved?.since ?? pending!.since };
       const since = new Date(r.since * 1000).toISOString();
-      conn.send(makeNoticeFrame(`mailbox: ${r.n} events addressed to you were refused since ${since}: your mailbox was full`));
+      conn.send(
+        makeNoticeFrame(
+          `mailbox: ${r.n} events addressed to you were refused since ${since}: your mailbox was full (or half full, for keys new to this relay and for senders over their share)`,
+        ),
+      );
     });
     // Regular kinds were counted when the policy admitted them; state kinds skip the policy.
     ctx.hooks.onEventSaved.push(function raiseQuotaBounds(event) {
@@ -101,6 +134,7 @@ export function installMailbox(ctx: RelayContext, db: Database, infoContributors
   const flush = () => {
     try {
       ledger.flush();
+      if (refused.size > 0) flushRefused();
     } catch (err) {
       log.error({ err }, 'mailbox ledger flush failed');
     }
@@ -148,6 +182,7 @@ export function installMailbox(ctx: RelayContext, db: Database, infoContributors
       if (closed) return;
       closed = true;
       clearInterval(flushTimer);
+      clearInterval(senderTimer);
       if (sweepTimer) clearInterval(sweepTimer);
       flush();
     },

@@ -4,8 +4,7 @@ export { describeWake, createWakeSenders, type WakeDescription } from './senders
 export {
   isWakeRegistration,
   parseWakeRegistration,
-  wakeChannelSchema,
-  wakeRegistrationSchema,
+  parseWakeRegistrationPayload,
   type WakeChannel,
   type WakeRegistration,
   type WakeRegistrationResult,

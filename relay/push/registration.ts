@@ -1,53 +1,16 @@
 import { createHmac } from 'node:crypto';
 import * as nip44 from 'nostr-tools/nip44';
 import * as ecc from 'tiny-secp256k1';
-import { z } from 'zod';
 import type { NostrEvent } from '../../shared/event.js';
 import { Kind } from '../../shared/kinds.js';
 import { makeReason } from '../../shared/reason.js';
+import { parseWakeRegistrationPayload, type WakeRegistration } from '../../shared/wake-registration.js';
 import type { WakePlatform, WakeTarget } from './types.js';
 
-/** Most devices one agent may register. */
-export const MAX_WAKE_CHANNELS = 10;
+export { MAX_WAKE_CHANNELS, parseWakeRegistrationPayload, type WakeChannel, type WakeRegistration } from '../../shared/wake-registration.js';
 
 /** Longest accepted registration content (the NIP-44 payload, base64). */
 export const MAX_WAKE_REGISTRATION_CONTENT = 32768;
-
-const mode = z.enum(['background', 'alert']);
-
-const apnsChannelSchema = z.object({
-  platform: z.literal('apns'),
-  token: z
-    .string()
-    .regex(/^(?:[0-9a-fA-F]{2}){8,256}$/, 'must be the hex device token')
-    .transform((t) => t.toLowerCase()),
-  topic: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/, 'must be the app bundle id (optionally with a push-type suffix)'),
-  environment: z.enum(['sandbox', 'production']),
-  mode,
-});
-
-const fcmChannelSchema = z.object({
-  platform: z.literal('fcm'),
-  token: z.string().regex(/^[A-Za-z0-9_:.-]{8,1024}$/, 'must be the FCM registration token'),
-  mode,
-});
-
-/** One device in a registration: APNs (token, topic, environment) or FCM (token), each with a wake mode. */
-export const wakeChannelSchema = z.discriminatedUnion('platform', [apnsChannelSchema, fcmChannelSchema]);
-
-/**
- * The decrypted content of a kind-29059 event: the complete set of channels that wake its author.
- * It replaces any earlier set; an empty list removes them all. Unknown fields are ignored.
- */
-export const wakeRegistrationSchema = z.object({
-  channels: z.array(wakeChannelSchema).max(MAX_WAKE_CHANNELS, `at most ${MAX_WAKE_CHANNELS} channels`),
-});
-
-/** A validated registration payload. */
-export type WakeRegistration = z.infer<typeof wakeRegistrationSchema>;
-
-/** One validated channel. */
-export type WakeChannel = z.infer<typeof wakeChannelSchema>;
 
 /** The answer to a registration, for the relay's OK message. */
 export type WakeRegistrationResult = { ok: true } | { ok: false; reason: string };
@@ -113,12 +76,10 @@ export function parseWakeRegistration(
   } catch {
     return { ok: false, reason: makeReason('invalid', 'wake registration is not JSON') };
   }
-  const r = wakeRegistrationSchema.safeParse(json);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    return { ok: false, reason: makeReason('invalid', `wake registration ${issue.path.join('.') || 'payload'}: ${issue.message}`) };
-  }
-  return { ok: true, registration: r.data };
+  // The same check the client runs before it sends (shared/wake-registration.ts).
+  const r = parseWakeRegistrationPayload(json);
+  if (!r.ok) return { ok: false, reason: makeReason('invalid', `wake registration ${r.issue.path || 'payload'}: ${r.issue.message}`) };
+  return r;
 }
 
 /** The stored form of a channel; channels naming the same device twice collapse to the last one. */

@@ -1,7 +1,8 @@
 import { z } from 'zod';
+import { HEX128_PATTERN, HEX64_PATTERN, MAX_EVENT_KIND } from '../event-shape.js';
 
-const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters');
-const hex128 = z.string().regex(/^[0-9a-f]{128}$/, 'must be 128 lowercase hex characters');
+const hex64 = z.string().regex(HEX64_PATTERN, 'must be 64 lowercase hex characters');
+const hex128 = z.string().regex(HEX128_PATTERN, 'must be 128 lowercase hex characters');
 const timestamp = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
 /** A NIP-01 event as received, before its id and signature are checked. */
@@ -9,7 +10,7 @@ export const eventSchema = z.object({
   id: hex64,
   pubkey: hex64,
   created_at: timestamp,
-  kind: z.number().int().min(0).max(65535),
+  kind: z.number().int().min(0).max(MAX_EVENT_KIND),
   tags: z.array(z.array(z.string())),
   content: z.string(),
   sig: hex128,

@@ -1,6 +1,7 @@
 import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AGENT_CARD_KIND } from '../../shared/agent-card.js';
+import { makeHistoryResetReason } from '../../shared/history-reset.js';
 import { ClientError, Identity, NodeWebSocket, RelayLink, unwrapDirectMessage, type InboxMessage } from '../../client/node/index.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
 import { waitFor } from '../helpers/wait.js';
@@ -210,7 +211,7 @@ describe('relay history reset', () => {
     fresh.relay.ctx.hooks.rejectFilter.unshift((filters) => {
       const after = filters[0]?.seq_after;
       const newest = fresh.relay.ctx.store.lastSeq();
-      return after !== undefined && after > newest ? `invalid: seq_after ${after} is ahead of this relay's newest sequence number ${newest}` : undefined;
+      return after !== undefined && after > newest ? makeHistoryResetReason(after, newest) : undefined;
     });
     await waitFor(() => alice.agent.connectedRelays.length === 1, 'alice reconnects');
     await alice.agent.send(bob.agent.pubkey, 'new-1');

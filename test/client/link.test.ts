@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { getBackoffDelay, Identity, NodeWebSocket, RelayLink } from '../../client/node/index.js';
+import type WebSocket from 'ws';
 import { startCuttableProxy } from '../helpers/cuttable-proxy.js';
+import { RawClient } from '../helpers/raw-client.js';
 import { startRelay } from '../helpers/relay.js';
 import { signEvent, makeKey } from '../helpers/events.js';
 import { waitFor } from '../helpers/wait.js';
@@ -49,6 +51,47 @@ describe('relay link', () => {
     expect(await link.whenReady(5000)).toBe(true);
     await link.publish(signEvent(author, { tags: [['t', 'roost-link']], content: 'two' }));
     await waitFor(() => seen.includes('two'), 'event after reconnect');
+  });
+
+  it('against a relay that challenges on demand, asks for the challenge and is authenticated when ready', async () => {
+    const relay = await startRelay({ authChallenge: 'demand' });
+    cleanups.push(() => relay.close());
+    const me = Identity.generate();
+    const dm = signEvent(makeKey(), { kind: 4, tags: [['p', me.pubkey]], content: 'for your eyes' });
+    const c = await RawClient.connect(relay.url);
+    expect((await c.publish(dm))[2]).toBe(true);
+    c.ws.close();
+    // authWaitMs far beyond the test's patience: readiness must come from the probe, not the fallback.
+    const link = new RelayLink(relay.url, { WebSocket: NodeWebSocket, identity: me, authWaitMs: 60_000 });
+    cleanups.push(() => link.close());
+    const seen: string[] = [];
+    // The inbox's kind-less filter: it sees private events only on an authenticated connection.
+    link.subscribe('inbox', { filters: () => [{ '#p': [me.pubkey] }], onEvent: (ev) => seen.push(ev.id) });
+    link.start();
+    expect(await link.whenReady(10_000)).toBe(true);
+    expect(link.authed).toBe(true);
+    await waitFor(() => seen.includes(dm.id), 'kind-4 mail through the #p subscription');
+  });
+
+  it('re-sends an EVENT refused auth-required once the challenge that came with the refusal is answered', async () => {
+    const relay = await startRelay({ authChallenge: 'demand' });
+    cleanups.push(() => relay.close());
+    // A socket that never sends the probe: the link goes ready unauthenticated, as with a relay that ignores it.
+    class NoProbe extends (NodeWebSocket as unknown as typeof WebSocket) {
+      override send(data: string): void {
+        if (!data.includes('"auth:probe"')) super.send(data);
+      }
+    }
+    const me = Identity.generate();
+    const link = new RelayLink(relay.url, { WebSocket: NoProbe as never, identity: me, authWaitMs: 50 });
+    cleanups.push(() => link.close());
+    link.start();
+    expect(await link.whenReady(10_000)).toBe(true);
+    expect(link.authed).toBe(false);
+    // NIP-70: a protected event is taken only from its authenticated author.
+    const ok = await link.publish(me.sign({ kind: 1, tags: [['-']], content: 'protected', created_at: Math.floor(Date.now() / 1000) }));
+    expect(ok).toEqual({ relay: link.url, accepted: true, reason: '' });
+    expect(link.authed).toBe(true);
   });
 
   it('detects a dead connection with application-level pings and reconnects', async () => {

@@ -2,6 +2,9 @@ import { createRumor, createSeal, createWrap, unwrapEvent } from 'nostr-tools/ni
 import { finalizeEvent, generateSecretKey, getEventHash, getPublicKey } from 'nostr-tools/pure';
 import { Relay } from 'nostr-tools/relay';
 import type { EventTemplate, NostrEvent } from '../../shared/event.js';
+import { systemTimers } from '../../client/backoff.js';
+import { silentLogger } from '../../client/emitter.js';
+import { DeliveryGate, getMessageKey } from '../../client/messaging.js';
 import { createRelaySignalling } from '../../client/transport/relay-signalling.js';
 import type { RtcFactory } from '../../client/transport/rtc.js';
 import type { DirectIdentity } from '../../client/transport/signal.js';
@@ -10,7 +13,9 @@ import { DirectTransport, type DeliveryPath, type DirectSignalling, type DirectT
 /**
  * A minimal agent for direct-link tests, browser-safe: signalling and the relay path go through a
  * real relay over nostr-tools' Relay (NIP-42 authenticated); the relay path is NIP-59 gift wraps of
- * the same rumor the direct path carries, so a message keeps its id whichever path takes it.
+ * the same rumor the direct path carries, so a message keeps its id whichever path takes it. Like
+ * the agent's messenger, it sends through the relay what the link pool hands back, and passes
+ * every message from either path through the client's DeliveryGate (in memory here).
  */
 export interface MiniAgent {
   pubkey: string;
@@ -20,6 +25,8 @@ export interface MiniAgent {
   received: Array<{ from: string; id: string; content: string; path: DeliveryPath }>;
   /** A chat message to `peer` (a NIP-17 rumor) as the transport carries it. */
   makeMessage(peer: string, content: string): PeerMessage;
+  /** Sends a message: over the verified link, else (or when the link hands it back) gift-wrapped through the relay. */
+  send(peer: string, msg: PeerMessage): Promise<DeliveryPath>;
   sendText(peer: string, content: string): Promise<DeliveryPath>;
   close(): Promise<void>;
 }
@@ -57,7 +64,10 @@ export async function startMiniAgent(url: string, opts: MiniAgentOptions): Promi
   // Gift wraps cost ~18 ms each in pure JS: a fallback of hundreds blocks longer than the default.
   relay.publishTimeout = 60_000;
   await relay.connect();
+  // A relay that challenges on demand (Roost's default) does so when a REQ needs it: ask for our gift wraps.
+  const probe = relay.subscribe([{ kinds: [1059], '#p': [pubkey], limit: 1 }], { onclose: () => {} });
   for (let i = 0; i < 200 && !(relay as unknown as { challenge?: string }).challenge; i++) await new Promise((r) => setTimeout(r, 10));
+  probe.close();
   await relay.auth(async (t) => finalizeEvent(t, sk));
 
   const signalling = createRelaySignalling(identity, [
@@ -70,26 +80,34 @@ export async function startMiniAgent(url: string, opts: MiniAgentOptions): Promi
     },
   ]);
   const received: MiniAgent['received'] = [];
+  const gate = new DeliveryGate({ timers: systemTimers, now: Date.now, log: silentLogger });
+  const handle = async (from: string, msg: PeerMessage, path: DeliveryPath) => {
+    const rumor = JSON.parse(msg.data) as { id: string; pubkey: string; content: string };
+    // The direct path vouches for the sender through the verified link; the rumor must agree.
+    if (rumor.pubkey !== from || rumor.id !== msg.id) throw new Error('rumor does not match its sender');
+    received.push({ from, id: msg.id, content: rumor.content, path });
+    await opts.onMessage?.(from, msg, path);
+  };
   const transport = new DirectTransport({
     identity: opts.wrapIdentity ? opts.wrapIdentity(identity) : identity,
     signalling: opts.wrapSignalling ? opts.wrapSignalling(signalling) : signalling,
     rtc: opts.rtc,
-    relayPath: {
-      async send(peer, msg) {
-        const rumor = JSON.parse(msg.data) as Parameters<typeof createSeal>[0];
-        await relay.publish(createWrap(createSeal(rumor, sk, peer), peer));
-      },
-    },
-    async onMessage(from, msg, path) {
-      const rumor = JSON.parse(msg.data) as { id: string; pubkey: string; content: string };
-      // The direct path vouches for the sender through the verified link; the rumor must agree.
-      if (rumor.pubkey !== from || rumor.id !== msg.id) throw new Error('rumor does not match its sender');
-      received.push({ from, id: msg.id, content: rumor.content, path });
-      await opts.onMessage?.(from, msg, path);
+    host: {
+      receive: async (from, msg) => void (await gate.pass(getMessageKey(from, msg.id), () => handle(from, msg, 'direct'), 'soon')),
+      flush: () => gate.flush(),
     },
     ...(debugLog ? { log: debugLog(pubkey) } : {}),
     ...opts.transport,
   });
+  const relaySend = async (peer: string, msg: PeerMessage) => {
+    const rumor = JSON.parse(msg.data) as Parameters<typeof createSeal>[0];
+    await relay.publish(createWrap(createSeal(rumor, sk, peer), peer));
+  };
+  const send = async (peer: string, msg: PeerMessage): Promise<DeliveryPath> => {
+    if (await transport.send(peer, msg)) return 'direct';
+    await relaySend(peer, msg);
+    return 'relay';
+  };
   const inbox = relay.subscribe([{ kinds: [1059], '#p': [pubkey] }], {
     onevent: (wrap) => {
       let rumor;
@@ -99,7 +117,8 @@ export async function startMiniAgent(url: string, opts: MiniAgentOptions): Promi
       } catch {
         return;
       }
-      void transport.deliverRelayed(rumor.pubkey, { id: rumor.id, data: JSON.stringify(rumor) });
+      const msg = { id: rumor.id, data: JSON.stringify(rumor) };
+      void gate.pass(getMessageKey(rumor.pubkey, rumor.id), () => handle(rumor.pubkey, msg, 'relay'), 'now').catch(() => undefined);
     },
   });
 
@@ -113,7 +132,8 @@ export async function startMiniAgent(url: string, opts: MiniAgentOptions): Promi
     relay,
     received,
     makeMessage,
-    sendText: (peer, content) => transport.send(peer, makeMessage(peer, content)),
+    send,
+    sendText: (peer, content) => send(peer, makeMessage(peer, content)),
     async close() {
       transport.close();
       signalling.close();

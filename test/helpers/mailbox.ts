@@ -43,7 +43,7 @@ export interface SeqEvent {
 
 /** Answers the relay's NIP-42 challenge as `key` and waits for OK true. */
 export async function authenticate(c: RawClient, key: Key, url: string): Promise<void> {
-  const challenge = (await c.next((f) => f[0] === 'AUTH', 'AUTH challenge'))[1] as string;
+  const challenge = await c.challenge();
   const ev = signFast(key, {
     kind: 22242,
     tags: [

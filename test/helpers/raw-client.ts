@@ -50,6 +50,15 @@ export class RawClient {
     return found!;
   }
 
+  /**
+   * The relay's NIP-42 challenge: the one sent at connect if any, else asked for with a REQ that
+   * needs AUTH (private kinds, `auth_challenge: demand`), which the relay answers with AUTH and CLOSED.
+   */
+  async challenge(): Promise<string> {
+    if (!this.frames.some((f) => f[0] === 'AUTH')) this.send(['REQ', 'auth-probe', { kinds: [4], limit: 1 }]);
+    return (await this.next((f) => f[0] === 'AUTH', 'AUTH challenge'))[1] as string;
+  }
+
   /** Waits for the OK of an event id. */
   ok(id: string): Promise<unknown[]> {
     return this.next((f) => f[0] === 'OK' && f[1] === id, `OK ${id.slice(0, 8)}`);

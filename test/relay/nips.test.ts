@@ -22,7 +22,7 @@ function authEvent(key: Key, challenge: string, relay: string, p: Partial<NostrE
 }
 
 async function authenticate(c: RawClient, key: Key, url: string): Promise<void> {
-  const challenge = (await c.next((f) => f[0] === 'AUTH'))[1] as string;
+  const challenge = await c.challenge();
   const ev = authEvent(key, challenge, url);
   c.send(['AUTH', ev]);
   expect((await c.ok(ev.id))[2]).toBe(true);
@@ -64,9 +64,36 @@ describe('NIP-42 authentication', () => {
     c.close();
   });
 
+  it('challenges on demand by default: no AUTH at connect, one just before each auth-required CLOSED or OK false', async () => {
+    const c = await RawClient.connect(t.url);
+    c.send(['REQ', 'public', { kinds: [1], limit: 1 }]);
+    await c.eose('public');
+    const k = makeKey();
+    const prot = signEvent(k, { tags: [['-']], content: 'protected' });
+    c.send(['EVENT', prot]);
+    await c.ok(prot.id);
+    c.send(['REQ', 'dms', { kinds: [4], '#p': [k.pk] }]);
+    await c.closedOf('dms');
+    const kinds = c.frames.map((f) => (f[0] === 'OK' || f[0] === 'CLOSED' ? `${f[0]} ${String(f[3] ?? f[2]).split(':')[0]}` : f[0]));
+    expect(kinds).toEqual(['EOSE', 'AUTH', 'OK auth-required', 'AUTH', 'CLOSED auth-required']);
+    expect(c.frames[1]![1]).toBe(c.frames[3]![1]);
+    const info = (await (await fetch(t.httpUrl, { headers: { accept: 'application/nostr+json' } })).json()) as { roost: { auth_challenge: string } };
+    expect(info.roost.auth_challenge).toBe('demand');
+    c.close();
+  });
+
+  it('with auth_challenge connect, sends the challenge as the connection opens', async () => {
+    const r = await startRelay({ authChallenge: 'connect' });
+    const c = await RawClient.connect(r.url);
+    await c.next((f) => f[0] === 'AUTH', 'AUTH at connect');
+    expect(c.frames[0]![0]).toBe('AUTH');
+    c.close();
+    await r.close();
+  });
+
   it('checks kind, challenge, relay URL and time', async () => {
     const c = await RawClient.connect(t.url);
-    const challenge = (await c.next((f) => f[0] === 'AUTH'))[1] as string;
+    const challenge = await c.challenge();
     const k = makeKey();
     const bad: Array<[NostrEvent, RegExp]> = [
       [authEvent(k, challenge, t.url, { kind: 1 }), /^invalid: AUTH event must be kind 22242/],

@@ -26,7 +26,7 @@ function authEvent(key: Key, relay: string, challenge: string): NostrEvent {
 /** Connects (optionally with forged headers), answers the challenge as `key` for `relay`, returns the OK. */
 async function authAs(url: string, key: Key, relay: string, headers: Record<string, string> = {}): Promise<{ c: RawClient; ok: unknown[] }> {
   const c = await RawClient.connect(url, { headers });
-  const challenge = (await c.next((f) => f[0] === 'AUTH', 'AUTH challenge'))[1] as string;
+  const challenge = await c.challenge();
   const ev = authEvent(key, relay, challenge);
   c.send(['AUTH', ev]);
   return { c, ok: await c.ok(ev.id) };

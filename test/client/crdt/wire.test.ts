@@ -203,10 +203,11 @@ describe('membership and awareness events', () => {
           tags: [
             ['d', 'x'],
             ['p', 'nothex'],
+            ['p', pk(3)],
           ],
         }),
-      ),
-    ).toBeUndefined();
+      )?.record.members,
+    ).toEqual([pk(3)]);
   });
 
   it.each([

@@ -150,7 +150,7 @@ describe('direct links, Chromium ↔ Node', () => {
     for (let i = 0; i < N; i++) {
       const msg = node.makeMessage(browserPk, `s${i}`);
       ids.push(msg.id);
-      sends.push(node.transport.send(browserPk, msg));
+      sends.push(node.send(browserPk, msg));
       await new Promise((r) => setTimeout(r, 10));
       if (!cut && i >= 20) {
         net!.cutDirect();

@@ -72,7 +72,7 @@ describe('direct links, Node ↔ Node', () => {
       for (let i = 0; i < N; i++) {
         const msg = a.makeMessage(b.pubkey, `m${i}`);
         ids.push(msg.id);
-        sends.push(a.transport.send(b.pubkey, msg));
+        sends.push(a.send(b.pubkey, msg));
         if (i % 8 === 7) await new Promise((r) => setTimeout(r, 5));
       }
       const paths = await Promise.all(sends);

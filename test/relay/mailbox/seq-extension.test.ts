@@ -134,7 +134,7 @@ describe('sequence extension', () => {
 
   it('refuses a cursor ahead of the newest seq, mismatched ranges, and COUNT with a range', async () => {
     const ahead = await seqReq(c, 'ahead', { '#p': [inbox.pk], seq_after: t.relay.ctx.store.lastSeq() + 1 });
-    expect(ahead.closed).toMatch(/^invalid: seq_after \d+ is ahead of this relay's newest sequence number/);
+    expect(ahead.closed).toMatch(/^invalid: history-reset: seq_after \d+ is ahead of this relay's newest sequence number/);
     const mixed = await seqReq(c, 'mixed', { '#p': [inbox.pk], seq_after: 1 }, { kinds: [1], seq_after: 2 });
     expect(mixed.closed).toMatch(/^invalid: every filter of a sequence REQ/);
     const noAfter = await seqReq(c, 'noafter', { seq_until: 5 });

@@ -166,7 +166,7 @@ describe('NIP-86 moderation, enforced by policy hooks and kept in SQLite', () =>
     const k = makeKey();
     const c = await RawClient.connect(t.url);
     expect(reasonOf(await c.publish(signEvent(k, { content: 'anon' })))).toMatch(/^auth-required: /);
-    const challenge = (await c.next((f) => f[0] === 'AUTH'))[1] as string;
+    const challenge = await c.challenge();
     const auth = finalizeEvent(
       {
         kind: 22242,

@@ -14,7 +14,7 @@ afterEach(async () => {
 async function authedClient(relay: TestRelay, key: Key): Promise<RawClient> {
   const c = await RawClient.connect(relay.url);
   cleanups.push(() => c.close());
-  const challenge = (await c.next((f) => f[0] === 'AUTH'))[1] as string;
+  const challenge = await c.challenge();
   const auth = signEvent(key, {
     kind: 22242,
     tags: [

@@ -16,7 +16,7 @@ afterAll(() => tmp.remove());
 
 async function authed(url: string, key: Key): Promise<RawClient> {
   const c = await RawClient.connect(url);
-  const challenge = (await c.next((f) => f[0] === 'AUTH'))[1] as string;
+  const challenge = await c.challenge();
   const auth = signEvent(key, {
     kind: 22242,
     tags: [
