@@ -332,13 +332,18 @@ export function registerTaskTools(server: McpServer, bridge: Bridge): void {
       annotations: { readOnlyHint: true },
     },
     async ({ task, wait_s, offset }) => {
-      await status(task); // unknown ids fail here, clearly
-      let c: TaskChain;
-      try {
-        c = await agent.tasks.waitFor(task, (x) => ['completed', 'failed', 'canceled', 'rejected'].includes(x.state), Math.max(1, (wait_s ?? 30) * 1000));
-      } catch (err) {
-        if ((err as ClientError).code !== 'ROOST_ERR_TIMEOUT') throw err;
-        const now = taskDetail(await status(task), me);
+      const ended = (x: TaskChain) => ['completed', 'failed', 'canceled', 'rejected'].includes(x.state);
+      let c = await status(task); // unknown ids fail here, clearly
+      if (!ended(c) && (wait_s ?? 30) > 0) {
+        try {
+          c = await agent.tasks.waitFor(task, ended, (wait_s ?? 30) * 1000);
+        } catch (err) {
+          if ((err as ClientError).code !== 'ROOST_ERR_TIMEOUT') throw err;
+          c = await status(task);
+        }
+      }
+      if (!ended(c)) {
+        const now = taskSummary(c, me);
         return text({
           task,
           done: false,

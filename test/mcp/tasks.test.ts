@@ -75,6 +75,7 @@ describe('task and decision tools of roost mcp (two bridges, SDK client, real re
       async () => (await call<Inbox>(worker.client, 'inbox')).messages.some((m) => m.type === 'task_step' && m.task === task && m.state === 'working'),
       'the acceptance in the worker inbox',
     );
+    expect(await call(asker.client, 'task_result', { task, wait_s: 0 })).toMatchObject({ done: false, state: 'working' });
     const pending = call<{ done: boolean; state: string; result?: string }>(asker.client, 'task_result', { task, wait_s: 20 });
     await call(worker.client, 'task_update', { task, state: 'working', text: 'half way' });
 
@@ -102,6 +103,7 @@ describe('task and decision tools of roost mcp (two bridges, SDK client, real re
       expect(msg, `${tool} ${JSON.stringify(args)}`).toMatch(want);
       expect(msg).not.toMatch(/\n\s+at /);
     }
+    expect(await call(asker.client, 'task_result', { task, wait_s: 0 })).toMatchObject({ done: true, result: 'a short summary' });
     expect(await call(asker.client, 'task_list', { role: 'requester' })).toMatchObject({ tasks: [{ task, state: 'completed', role: 'requester' }] });
   });
 
