@@ -272,7 +272,7 @@ export function registerTaskTools(server: McpServer, bridge: Bridge): void {
     },
     async ({ task, offer }) => {
       const c = await status(task);
-      let chosen = offer === undefined ? c.offers[0] : c.offers.find((o) => o.id === offer);
+      const chosen = offer === undefined ? c.offers[0] : c.offers.find((o) => o.id === offer);
       if (offer === undefined && c.offers.length > 1)
         throw new ClientError('ROOST_ERR_BAD_INPUT', `${c.offers.length} offers: pass offer (one of ${c.offers.map((o) => o.id).join(', ')})`);
       if (!chosen)
@@ -281,7 +281,6 @@ export function registerTaskTools(server: McpServer, bridge: Bridge): void {
           offer === undefined ? 'no offer yet: wait and call task_status again' : `no valid offer ${offer} on this task (see task_status)`,
         );
       precheck(c, me, 'working', chosen.worker, chosen);
-      chosen = chosen!;
       return text(taskDetail(await agent.tasks.accept(task, chosen.id), me));
     },
   );
