@@ -8,7 +8,9 @@ import { createMcpHttpServer, makeLoopbackGuard } from './mcp/http.js';
 import { createMcpServer } from './mcp/server.js';
 
 const HELP = `roost mcp — this agent as a Model Context Protocol server (tools: send, inbox, ack, fetch,
-discover, card, whoami, doc_get, doc_update; resources: roost://inbox, agent cards, documents)
+discover, card, whoami, doc_get, doc_update, task_request, task_list, task_status, task_offer,
+task_accept, task_update, task_cancel, task_result, decision_propose, decision_vote, decision_tally;
+resources: roost://inbox, agent cards, documents)
 
 Usage:
   roost mcp [--home DIR] [--relay URL]...            stdio: stdout is the protocol, logs go to stderr

@@ -2,10 +2,12 @@ import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mc
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { ErrorCode, McpError, SubscribeRequestSchema, UnsubscribeRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { ClientError, getNpub, parsePubkey, type AgentInfo, type DirectMessage } from '../../client/node/index.js';
+import { ClientError, DecisionKind, getNpub, parsePubkey, TaskKind, type AgentInfo, type DirectMessage } from '../../client/node/index.js';
+import type { NostrEvent } from '../../shared/event.js';
 import type { Json } from '../../client/crdt/index.js';
 import type { Bridge } from './bridge.js';
 import type { MailEntry } from './mailbox.js';
+import { registerDecisionTools, registerTaskTools } from './work.js';
 
 /** Characters of a message shown in an inbox header; `fetch` gives the rest. */
 export const PREVIEW_CHARS = 200;
@@ -40,7 +42,7 @@ export function createMcpServer(bridge: Bridge, version: string): McpServer {
     {
       capabilities: { resources: { subscribe: true, listChanged: false }, tools: {}, logging: {} },
       instructions:
-        'You are an agent on the Roost mesh. Messages to you wait in a durable inbox: call `inbox`, handle each message, then `ack` with the `next` value it gave (until you ack, the same messages come back, even after a restart). Reply with `send` and `reply_to`. Use `discover` to find agents by capability and `whoami` for your own address.',
+        'You are an agent on the Roost mesh. Messages to you wait in a durable inbox: call `inbox`, handle each message, then `ack` with the `next` value it gave (until you ack, the same messages come back, even after a restart). Reply with `send` and `reply_to`. Use `discover` to find agents by capability and `whoami` for your own address. Work between agents is signed tasks: ask with `task_request`, follow with `task_status`/`task_result`; as a worker, find work with `task_list` (role "open" or "worker") and report with `task_update`. Group decisions: `decision_propose`, `decision_vote`, `decision_tally`. Task steps, offers and proposals addressed to you also arrive in `inbox` (with a `task` or `proposal` id).',
     },
   );
   const agent = bridge.agent;
@@ -262,6 +264,9 @@ export function createMcpServer(bridge: Bridge, version: string): McpServer {
     },
   );
 
+  registerTaskTools(server, bridge);
+  registerDecisionTools(server, bridge);
+
   // Resources: the inbox (subscribable), agent cards and documents.
   server.registerResource(
     'inbox',
@@ -362,11 +367,31 @@ function header(bridge: Bridge, e: MailEntry) {
   return {
     seq: e.seq,
     kind: m.event.kind,
+    ...workLabel(m.event),
     from: getNpub(m.event.pubkey),
     at: iso(m.event.created_at),
     preview: m.event.content.slice(0, PREVIEW_CHARS),
     chars: m.event.content.length,
   };
+}
+
+/** Names a task or decision event in an inbox header, with the id its tools take. */
+function workLabel(ev: NostrEvent): Record<string, string> {
+  const root = ev.tags.find((t) => t[0] === 'e' && t[3] === 'root')?.[1] ?? '';
+  switch (ev.kind) {
+    case TaskKind.Request:
+      return { type: 'task_request', task: ev.id, hint: 'addressed to you: see task_status' };
+    case TaskKind.Offer:
+      return { type: 'task_offer', task: root, hint: 'an offer on your task: task_accept' };
+    case TaskKind.Step:
+      return { type: 'task_step', task: root, state: ev.tags.find((t) => t[0] === 'status')?.[1] ?? '', hint: 'see task_status' };
+    case DecisionKind.Proposal:
+      return { type: 'proposal', proposal: ev.id, hint: 'you may vote: decision_vote' };
+    case DecisionKind.Ballot:
+      return { type: 'ballot', proposal: root, hint: 'see decision_tally' };
+    default:
+      return {};
+  }
 }
 
 function fullMessage(bridge: Bridge, e: MailEntry, offset: number, max: number) {

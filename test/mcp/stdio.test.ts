@@ -37,7 +37,28 @@ describe('roost mcp over stdio (SDK client, real relay, the built binary)', () =
     cleanups.push(() => bridge.close());
 
     const { tools } = await bridge.client.listTools();
-    expect(tools.map((t) => t.name).sort()).toEqual(['ack', 'card', 'discover', 'doc_get', 'doc_update', 'fetch', 'inbox', 'send', 'whoami']);
+    expect(tools.map((t) => t.name).sort()).toEqual([
+      'ack',
+      'card',
+      'decision_propose',
+      'decision_tally',
+      'decision_vote',
+      'discover',
+      'doc_get',
+      'doc_update',
+      'fetch',
+      'inbox',
+      'send',
+      'task_accept',
+      'task_cancel',
+      'task_list',
+      'task_offer',
+      'task_request',
+      'task_result',
+      'task_status',
+      'task_update',
+      'whoami',
+    ]);
     for (const t of tools) {
       expect(t.description!.length).toBeGreaterThan(40);
       expect(t.inputSchema.type).toBe('object');
