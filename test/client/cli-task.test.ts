@@ -1,29 +1,11 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { runAgentCli } from '../../cli/agent.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
-import { tempDir } from './helpers.js';
+import { runCli as cli, tempDir } from './helpers.js';
 
 const cleanups: Array<() => unknown> = [];
 afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
 });
-
-async function cli(args: string[], env: Record<string, string>) {
-  let stdout = '';
-  let stderr = '';
-  const code = await runAgentCli(args, { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) }, env });
-  return {
-    code,
-    stdout,
-    stderr,
-    json: () =>
-      stdout
-        .trim()
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l)),
-  };
-}
 
 describe('roost agent task', () => {
   it('two agents do a task end to end from the shell: request, offer, accept, update, result', async () => {

@@ -1,38 +1,14 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runAgentCli } from '../../cli/agent.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
 import { waitFor } from '../helpers/wait.js';
-import { tempDir } from './helpers.js';
+import { runCli as cli, tempDir } from './helpers.js';
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-/** Runs `roost agent …` in-process and captures its output. */
-async function cli(args: string[], env: Record<string, string> = {}, interrupted?: Promise<void>) {
-  let stdout = '';
-  let stderr = '';
-  const code = await runAgentCli(args, {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
-    env,
-    interrupted,
-  });
-  return {
-    code,
-    stdout,
-    stderr,
-    json: () =>
-      stdout
-        .trim()
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l)),
-  };
-}
 
 describe('roost agent', () => {
   let relay: TestRelay;

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runAgentCli } from '../../cli/agent.js';
 import { createNodeAgent, type Agent, type InboxMessage, type NodeAgentOptions } from '../../client/node/index.js';
 
 /** A temp folder removed by `cleanup`. */
@@ -30,4 +31,27 @@ export async function startRecordingAgent(
 /** Contents of the direct messages among `got`, in the order handed over. */
 export function dmTexts(got: readonly InboxMessage[]): string[] {
   return got.flatMap((m) => (m.type === 'dm' ? [m.content] : []));
+}
+
+/** Runs `roost agent …` in-process and captures its output. */
+export async function runCli(args: string[], env: Record<string, string> = {}, interrupted?: Promise<void>) {
+  let stdout = '';
+  let stderr = '';
+  const code = await runAgentCli(args, {
+    stdout: { write: (s: string) => (stdout += s) },
+    stderr: { write: (s: string) => (stderr += s) },
+    env,
+    interrupted,
+  });
+  return {
+    code,
+    stdout,
+    stderr,
+    json: () =>
+      stdout
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l)),
+  };
 }
