@@ -35,7 +35,7 @@ import { makeTaskLookup, rejectInvalidBallots, rejectInvalidTaskEvents } from '.
 import type { RejectEvent, RejectFilter } from './policies/types.js';
 import { createRelayUrlCheck, parsePublicUrls } from './relay-url.js';
 import { SqliteStore } from './store/sqlite.js';
-import type { EventStore } from './store/types.js';
+import { isPending, type EventStore, type LocalTables, type StoreCapabilities } from './store/types.js';
 import { createFanOut } from './subscriptions/fan-out.js';
 import { SubscriptionIndex } from './subscriptions/index.js';
 import { createVerifier, type Verifier } from './verify/index.js';
@@ -66,7 +66,7 @@ export interface Relay {
   ctx: RelayContext;
   /** Subsystems add NIP-11 fields here. */
   infoContributors: InfoContributor[];
-  /** Delivery accounting, quota and retention; absent when the store is not SQLite. */
+  /** Delivery accounting, quota and retention; absent when the store has no relay-local tables. */
   mailbox: Mailbox | undefined;
   /** Moderation, rate limits, metrics, health and the dashboard; subsystems add dashboard figures to `operator.sources`. */
   operator: Operator;
@@ -120,10 +120,10 @@ function packageVersion(): string {
  * Push wake: the relay's identity (NIP-11 pubkey), kind 29059 registrations, and a wake queued in
  * the same transaction as each stored event addressed to an agent that is not connected.
  */
-function wirePushWake(ctx: RelayContext, store: SqliteStore, info: InfoContributor[], deps: RelayDeps['push'] = {}): PushWake {
+function wirePushWake(ctx: RelayContext, local: LocalTables, info: InfoContributor[], deps: RelayDeps['push'] = {}): PushWake {
   const identity = loadOrCreateRelayIdentity(ctx.config.db);
   const push = createPushWake({
-    db: store.db,
+    db: local.db,
     identity,
     config: ctx.config,
     log: ctx.log,
@@ -134,10 +134,19 @@ function wirePushWake(ctx: RelayContext, store: SqliteStore, info: InfoContribut
     const r = push.handleWakeRegistration(event);
     return r.ok ? { accepted: true, reason: '' } : { accepted: false, reason: r.reason };
   });
-  store.addInTransaction((event, seq) => push.onEventStored(event, seq));
+  local.addInTransaction((event, seq) => push.onEventStored(event, seq));
   info.push(() => ({ pubkey: identity.pubkey, self: identity.pubkey, wake: push.describeWake() }));
   push.start();
   return push;
+}
+
+/** Says, once at start, which subsystems this store cannot back (so none is turned off silently). */
+function logMissingCapabilities(log: Logger, provides: StoreCapabilities): void {
+  const off: string[] = [];
+  if (!provides.syncReads) off.push('task and ballot policies', 'CRDT membership and compaction', 'mailbox quota');
+  if (!provides.local) off.push('push wake', 'mailbox ledger and retention', 'storage figures');
+  if (!provides.adminDb) off.push('persistent moderation lists and admin state (kept in memory)');
+  if (off.length > 0) log.warn({ off }, `this store does not back: ${off.join(', ')}`);
 }
 
 /**
@@ -176,9 +185,11 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       commitMaxBatch: config.commitMaxBatch,
       now,
     });
-  if (store instanceof SqliteStore && store.integrity.state === 'pending') {
+  logMissingCapabilities(log, store.provides);
+  const checked = store.provides.local;
+  if (checked && checked.integrity().state === 'pending') {
     log.info({ db: config.db }, 'database integrity check running in the background');
-    void store.integrityChecked.then((s) => {
+    void checked.integrityChecked.then((s) => {
       if (s.state === 'failed')
         log.error(
           { db: config.db, problems: s.detail },
@@ -237,11 +248,14 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     iceServersInfo(config),
     () => ({ roost: { auth_challenge: config.authRequired ? 'connect' : config.authChallenge } }),
   ];
-  const push = store instanceof SqliteStore ? wirePushWake(ctx, store, infoContributors, deps.push) : undefined;
-  const mailbox = store instanceof SqliteStore ? installMailbox(ctx, store.db, infoContributors) : undefined;
-  const taskLookup = makeTaskLookup(store);
-  hooks.rejectEvent.push(rejectInvalidTaskEvents(taskLookup), rejectInvalidBallots(taskLookup));
-  const sharedDocs = installSharedDocs(ctx, store instanceof SqliteStore ? store.db : undefined, infoContributors);
+  const { local, syncReads } = store.provides;
+  const push = local ? wirePushWake(ctx, local, infoContributors, deps.push) : undefined;
+  const mailbox = local && syncReads ? installMailbox(ctx, local.db, syncReads, infoContributors) : undefined;
+  if (syncReads) {
+    const taskLookup = makeTaskLookup(syncReads);
+    hooks.rejectEvent.push(rejectInvalidTaskEvents(taskLookup), rejectInvalidBallots(taskLookup));
+  }
+  const sharedDocs = installSharedDocs(ctx, syncReads, local?.db, infoContributors);
   const app = Fastify({
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
@@ -278,13 +292,20 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   // Before the routes, so its connection gate hooks the WebSocket route.
   const operator = installOperator({ app, ctx, infoContributors, version, log, nowMs: deps.nowMs ?? Date.now });
 
+  const swept = (n: number) => {
+    if (n > 0) log.info({ removed: n }, 'expired events swept');
+  };
+  const sweepFailed = (err: unknown) => {
+    recordError(stats, 'expiry sweep', err);
+    log.error({ err }, 'expiry sweep failed');
+  };
   const sweep = setInterval(() => {
     try {
       const n = store.sweepExpired(now());
-      if (n > 0) log.info({ removed: n }, 'expired events swept');
+      if (isPending(n)) n.then(swept, sweepFailed);
+      else swept(n);
     } catch (err) {
-      recordError(stats, 'expiry sweep', err);
-      log.error({ err }, 'expiry sweep failed');
+      sweepFailed(err);
     }
   }, config.expirySweepSeconds * 1000);
   sweep.unref();

@@ -1,4 +1,5 @@
 import type { Database } from 'better-sqlite3';
+import type { SyncEventReads } from '../store/types.js';
 import { DocKind, getSnapshotPart, makeDocAddress, parseDocAddress, parseStateVector } from '../../shared/crdt-events.js';
 import { getDTag, getTagValue, type NostrEvent, type VerifiedEvent } from '../../shared/event.js';
 import { Kind } from '../../shared/kinds.js';
@@ -29,15 +30,21 @@ export interface SharedDocs {
  * database, compaction: when a trusted snapshot's last part is stored, the deltas before it that it
  * covers expire after `crdtCompactionGraceSeconds`. Compaction runs one page per turn of the event loop.
  */
-export function installSharedDocs(ctx: RelayContext, db: Database | undefined, infoContributors: InfoContributor[]): SharedDocs {
+export function installSharedDocs(
+  ctx: RelayContext,
+  reads: SyncEventReads | undefined,
+  db: Database | undefined,
+  infoContributors: InfoContributor[],
+): SharedDocs {
   const { config, log } = ctx;
-  const book = new MembershipBook((filters) => ctx.store.query(filters));
-  if (config.crdtMembership !== 'off') {
-    const isStored = (id: string) => ctx.store.isKnown(id) === 'stored';
+  // Membership is read inside a synchronous policy: without synchronous reads it is not enforced.
+  const book = new MembershipBook((filters) => reads?.query(filters) ?? []);
+  if (config.crdtMembership !== 'off' && reads) {
+    const isStored = (id: string) => reads.isKnown(id) === 'stored';
     ctx.hooks.rejectEvent.push(rejectNonMemberDocWrites((a) => book.get(a), config.crdtMembership, isStored));
   }
 
-  const compactor = db && config.crdtCompaction !== 'off' ? new DocCompactor(db) : undefined;
+  const compactor = db && reads && config.crdtCompaction !== 'off' ? new DocCompactor(db) : undefined;
   const queue: CompactionJob[] = [];
   let running = false;
   let closed = false;
@@ -94,7 +101,7 @@ export function installSharedDocs(ctx: RelayContext, db: Database | undefined, i
     let beforeSeq = seq;
     if (part.count > 1) {
       const have = new Set<number>();
-      for (const row of ctx.store.query([{ kinds: [DocKind.Snapshot], authors: [ev.pubkey], '#a': [address] }])) {
+      for (const row of reads?.query([{ kinds: [DocKind.Snapshot], authors: [ev.pubkey], '#a': [address] }]) ?? []) {
         const p = JSON.parse(row.raw) as NostrEvent;
         const pp = getSnapshotPart(p);
         if (!pp || pp.id !== part.id || pp.count !== part.count || getTagValue(p, 'sv') !== svText || getDTag(p) !== `${address}#${pp.index}`) continue;
@@ -119,7 +126,7 @@ export function installSharedDocs(ctx: RelayContext, db: Database | undefined, i
     roost: {
       crdt: {
         kinds: { update: DocKind.Update, awareness: DocKind.Awareness, membership: DocKind.Membership, snapshot: DocKind.Snapshot },
-        membership: config.crdtMembership,
+        membership: reads ? config.crdtMembership : 'off',
         compaction: compactor ? config.crdtCompaction : 'off',
         compaction_grace: config.crdtCompactionGraceSeconds,
       },

@@ -5,6 +5,7 @@ import { makeReason } from '../../shared/reason.js';
 import type { Connection } from '../connection.js';
 import { countRejection, type RelayContext } from '../context.js';
 import { firstRejection } from '../policies/types.js';
+import { isPending } from '../store/types.js';
 
 /**
  * EVENT: policies, signature, duplicate check, then either a kind handler, live-only delivery
@@ -41,7 +42,8 @@ export async function handleEvent(ctx: RelayContext, conn: Connection, event: No
   }
   const verified = checked.event;
 
-  const known = ctx.store.isKnown(event.id, event.pubkey);
+  const maybeKnown = ctx.store.isKnown(event.id, event.pubkey);
+  const known = isPending(maybeKnown) ? await maybeKnown : maybeKnown;
   if (known === 'stored') {
     unproven();
     ctx.stats.eventsDuplicate++;

@@ -12,7 +12,7 @@ import { registerHttpLimits } from '../plugins/http-limits.js';
 import { registerNip86 } from '../plugins/nip86.js';
 import { rejectBannedEvents, rejectBannedPubkeys, rejectByWritePolicy, rejectDisallowedKinds } from '../policies/moderation.js';
 import { RateLimiter, normalizeIp, rejectEventRate, rejectFilterRate, type RateLimits } from '../policies/rate-limit.js';
-import { SqliteStore, openDatabase } from '../store/sqlite.js';
+import { openDatabase } from '../store/sqlite.js';
 import { verifyEventSync } from '../verify/index.js';
 import { FigureSampler, createStorageProbe, type DashboardSource } from './figures.js';
 
@@ -105,8 +105,8 @@ export function installOperator(deps: OperatorDeps): Operator {
   const { app, ctx, log } = deps;
   const config = ctx.config;
   const admins = parseAdminPubkeys(config.adminPubkeys);
-  const sqlite = ctx.store instanceof SqliteStore ? ctx.store : undefined;
-  const db = sqlite?.db ?? openDatabase(':memory:');
+  const { local, adminDb } = ctx.store.provides;
+  const db = adminDb ?? openDatabase(':memory:');
   const admin = new AdminStore(db, () => ctx.now());
   const limits = getRateLimits(config);
   const limiter = limits ? new RateLimiter(limits, deps.nowMs) : undefined;
@@ -174,7 +174,7 @@ export function installOperator(deps: OperatorDeps): Operator {
   const sampler = new FigureSampler({
     stats: ctx.stats,
     connections: ctx.connections,
-    storage: sqlite ? createStorageProbe(db, config.db, deps.nowMs) : undefined,
+    storage: local ? createStorageProbe(local.db, local.path, deps.nowMs) : undefined,
     sources,
     moderation: () => admin.counts(),
     relay: () => ({ name: admin.settings().name ?? config.name, version: deps.version, writePolicy: config.writePolicy }),
@@ -186,11 +186,11 @@ export function installOperator(deps: OperatorDeps): Operator {
   registerMetrics(app, metrics, config.metricsToken);
 
   let closing = false;
-  const ready: ReadinessCheck = sqlite
+  const ready: ReadinessCheck = local
     ? createSqliteReadiness(
-        db,
+        local.db,
         () => closing,
-        () => sqlite.integrity,
+        () => local.integrity(),
       )
     : () => (closing ? { ready: false, reason: 'shutting down' } : { ready: true, schema: 0 });
   registerHealth(app, ready);
@@ -230,7 +230,7 @@ export function installOperator(deps: OperatorDeps): Operator {
     },
     close() {
       sampler.stop();
-      if (!sqlite && db.open) db.close();
+      if (!adminDb && db.open) db.close();
     },
   };
 }

@@ -1,6 +1,11 @@
+import type { Database } from 'better-sqlite3';
 import type { VerifiedEvent } from '../../shared/event.js';
 import type { Filter } from '../../shared/filter.js';
+import type { IntegrityState } from './integrity.js';
 import type { Viewer } from './sql-filter.js';
+
+/** A value now (SQLite answers on the caller's turn) or later (a networked backend). */
+export type MaybePromise<T> = T | Promise<T>;
 
 /** Who reads, for private inboxes. */
 export interface ReadOptions {
@@ -25,28 +30,92 @@ export interface SeqPage {
   more: boolean;
 }
 
-/** Storage behind the relay; SQLite is the first backend. */
+/** Reads answered synchronously, on the caller's turn (policies run synchronously and may need them). */
+export interface SyncEventReads {
+  /** Stored events matching any filter, newest first. */
+  query(filters: readonly Filter[], opts?: ReadOptions & { limits?: readonly number[] }): StoredEvent[];
+  /** Whether the id is stored, or was deleted by `pubkey`. */
+  isKnown(id: string, pubkey?: string): 'stored' | 'deleted' | undefined;
+}
+
+/**
+ * Relay-local tables in a SQLite database: the mailbox delivery ledger and quota, the wake queue,
+ * CRDT compaction and the dashboard's storage figures live there.
+ */
+export interface LocalTables {
+  readonly db: Database;
+  /** The database file (for size figures). */
+  readonly path: string;
+  /** Adds work that commits atomically with each stored event (queueing a wake); quick, never throws. */
+  addInTransaction(fn: (event: VerifiedEvent, seq: number) => void): void;
+  /** What the start-up integrity check found so far (readiness answers 503 on damage). */
+  integrity(): IntegrityState;
+  /** Settles when that check is over (at once unless it runs in the background). */
+  readonly integrityChecked: Promise<IntegrityState>;
+}
+
+/**
+ * What a backend provides besides events and the sequence tail, which every backend provides. The
+ * relay turns on each subsystem a capability backs and logs, at start, each one it must leave off.
+ */
+export interface StoreCapabilities {
+  /**
+   * Synchronous reads: the task and ballot policies, CRDT membership and the mailbox quota's
+   * duplicate check run inside synchronous policy hooks.
+   */
+  readonly syncReads?: SyncEventReads;
+  /** Relay-local tables: mailbox ledger, wake queue, CRDT compaction, storage figures. */
+  readonly local?: LocalTables;
+  /**
+   * Where moderation lists and admin state persist (SQLite). Without it they live in memory and are
+   * lost at restart.
+   */
+  readonly adminDb?: Database;
+}
+
+/**
+ * Storage behind the relay. Reads may answer synchronously (SQLite: no promise, no extra turn) or
+ * with a promise (a networked backend); callers only wait when they got a promise.
+ */
 export interface EventStore {
+  /** What this backend provides beyond events and the sequence tail. */
+  readonly provides: StoreCapabilities;
   /** Queues a verified event; resolves after the transaction holding it has committed. */
   write(event: VerifiedEvent): Promise<WriteResult>;
-  /** Stored events matching any filter, newest first; `limits[i]` caps filter i. */
-  query(filters: readonly Filter[], opts?: ReadOptions & { limits?: readonly number[] }): StoredEvent[];
-  /** The seqs `query` would answer, in its order, without reading a body: a cursor to stream from. */
-  querySeqs(filters: readonly Filter[], opts?: ReadOptions & { limits?: readonly number[] }): number[];
+  /** Stored events matching any filter, newest first; `limits[i]` caps filter i; `maxSeq` as for `querySeqs`. */
+  query(filters: readonly Filter[], opts?: ReadOptions & { limits?: readonly number[]; maxSeq?: number }): MaybePromise<StoredEvent[]>;
+  /**
+   * The seqs `query` would answer, in its order, without reading a body: a cursor to stream from.
+   * `maxSeq` leaves out events with a higher seq (they are delivered live instead).
+   */
+  querySeqs(filters: readonly Filter[], opts?: ReadOptions & { limits?: readonly number[]; maxSeq?: number }): MaybePromise<number[]>;
   /** One stored event's JSON by seq; undefined once it is gone (deleted or expired since). */
-  getRaw(seq: number): string | undefined;
+  getRaw(seq: number): MaybePromise<string | undefined>;
   /** Events with seq in (after, until] matching any filter, ascending, at most `limit`. */
-  querySeq(filters: readonly Filter[], after: number, until: number | undefined, limit: number, opts?: ReadOptions): SeqPage;
+  querySeq(filters: readonly Filter[], after: number, until: number | undefined, limit: number, opts?: ReadOptions): MaybePromise<SeqPage>;
   /** NIP-45 count of stored events matching any filter. */
-  count(filters: readonly Filter[], opts?: ReadOptions): number;
+  count(filters: readonly Filter[], opts?: ReadOptions): MaybePromise<number>;
   /** Whether the id is stored, or was deleted by `pubkey` (so it need not be verified again). */
-  isKnown(id: string, pubkey?: string): 'stored' | 'deleted' | undefined;
-  /** Sets the listener called synchronously, in sequence order, right after each event commits. */
+  isKnown(id: string, pubkey?: string): MaybePromise<'stored' | 'deleted' | undefined>;
+  /** Sets the listener called synchronously, in sequence order, for each committed event. */
   setOnStored(fn: (event: VerifiedEvent, seq: number, raw: string) => void): void;
-  /** Highest sequence number committed so far. */
+  /**
+   * Highest sequence number handed to the `onStored` listener: every event up to it was, in order,
+   * and every later one will be. A subscription goes live from it in the same turn.
+   */
   lastSeq(): number;
+  /**
+   * Resolves once the listener has been handed every event committed (by any writer of a shared
+   * database) before the call; for a store that is its only writer it resolves at once.
+   */
+  catchUp(): Promise<number>;
   /** Deletes expired events; returns how many. */
-  sweepExpired(now: number): number;
+  sweepExpired(now: number): MaybePromise<number>;
   /** Flushes queued writes and closes. */
   close(): Promise<void>;
+}
+
+/** Whether a store's answer is still to come. */
+export function isPending<T>(v: MaybePromise<T>): v is Promise<T> {
+  return typeof (v as { then?: unknown } | undefined)?.then === 'function';
 }
