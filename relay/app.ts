@@ -35,6 +35,7 @@ import { makeTaskLookup, rejectInvalidBallots, rejectInvalidTaskEvents } from '.
 import type { RejectEvent, RejectFilter } from './policies/types.js';
 import { createRelayUrlCheck, parsePublicUrls } from './relay-url.js';
 import { SqliteStore } from './store/sqlite.js';
+import { PostgresStore, isPostgresUrl } from './store/postgres.js';
 import { isPending, type EventStore, type LocalTables, type StoreCapabilities } from './store/types.js';
 import { createFanOut } from './subscriptions/fan-out.js';
 import { SubscriptionIndex } from './subscriptions/index.js';
@@ -177,14 +178,16 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const random = deps.random ?? createRandomPool();
   const store =
     deps.store ??
-    new SqliteStore({
-      path: config.db,
-      syncMode: config.syncMode,
-      startupCheck: config.dbStartupCheck,
-      commitWindowMs: config.commitWindowMs,
-      commitMaxBatch: config.commitMaxBatch,
-      now,
-    });
+    (isPostgresUrl(config.db)
+      ? await PostgresStore.open({ url: config.db, commitMaxBatch: config.commitMaxBatch, now })
+      : new SqliteStore({
+          path: config.db,
+          syncMode: config.syncMode,
+          startupCheck: config.dbStartupCheck,
+          commitWindowMs: config.commitWindowMs,
+          commitMaxBatch: config.commitMaxBatch,
+          now,
+        }));
   logMissingCapabilities(log, store.provides);
   const checked = store.provides.local;
   if (checked && checked.integrity().state === 'pending') {

@@ -5,6 +5,8 @@ import type { ConfigInput } from '../../relay/config.js';
 import { SqliteStore } from '../../relay/store/sqlite.js';
 import { startRelay, type TestRelay } from './relay.js';
 import { makeLateStore } from './stores.js';
+import { postgresSkipReason, startPostgres, type PgServer } from './postgres.js';
+import { afterAll } from 'vitest';
 
 /** A store backend the shared wire tests run against. */
 export interface TestBackend {
@@ -13,9 +15,18 @@ export interface TestBackend {
   start(overrides?: ConfigInput): Promise<TestRelay>;
 }
 
-/** SQLite (the default), and a store that answers every read a few turns later. */
-export function testBackends(): TestBackend[] {
-  return [
+let server: Promise<PgServer> | undefined;
+
+/**
+ * SQLite (the default), a store that answers every read a few turns later, and PostgreSQL (one
+ * throwaway server per test file, a fresh database per relay; left out, with a warning, only
+ * outside CI when PostgreSQL is not installed). Call at the top level of a test file.
+ */
+export function testBackends(opts: { late?: boolean } = {}): TestBackend[] {
+  const pgSkip = postgresSkipReason();
+  if (pgSkip) console.warn(pgSkip);
+  else afterAll(async () => (await server)?.stop());
+  const all: TestBackend[] = [
     { name: 'sqlite', start: (o) => startRelay(o) },
     {
       name: 'late reads',
@@ -25,5 +36,18 @@ export function testBackends(): TestBackend[] {
         return startRelay(o, { store: makeLateStore(store) }, folder);
       },
     },
+    {
+      name: 'postgres',
+      async start(o = {}) {
+        return startRelay({ ...o, db: await createPgDatabase() });
+      },
+    },
   ];
+  return all.filter((b) => (b.name !== 'late reads' || opts.late !== false) && (b.name !== 'postgres' || pgSkip === undefined));
+}
+
+/** A fresh database on this test file's PostgreSQL server (started on first use). */
+export async function createPgDatabase(): Promise<string> {
+  server ??= startPostgres({ fast: true });
+  return (await server).createDatabase();
 }

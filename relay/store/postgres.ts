@@ -1,0 +1,541 @@
+import pg from 'pg';
+import type { VerifiedEvent } from '../../shared/event.js';
+import { getDTag, getExpiration, getTagValues } from '../../shared/event.js';
+import type { Filter } from '../../shared/filter.js';
+import { Kind, isAddressableKind, isReplaceableKind } from '../../shared/kinds.js';
+import { makeReason } from '../../shared/reason.js';
+import { RoostError } from '../config.js';
+import { migratePostgres } from './postgres-migrate.js';
+import { buildCountQuery, buildFilterQuery, type SqlFilterOptions, type SqlParam } from './sql-filter.js';
+import type { EventStore, ReadOptions, SeqPage, StoreCapabilities, StoredEvent, WriteResult } from './types.js';
+
+/** Settings of the PostgreSQL store. */
+export interface PostgresStoreOptions {
+  /** postgres://user:password@host:port/database */
+  url: string;
+  /** Connections in the pool (writes use one at a time; reads share the rest). */
+  poolSize?: number;
+  /** Most events in one write transaction. */
+  commitMaxBatch?: number;
+  /** Seconds since the epoch (injected for tests). */
+  now?: () => number;
+  /** Called synchronously, in sequence order, for each event committed by any instance. */
+  onStored?: (event: VerifiedEvent, seq: number, raw: string) => void;
+  /**
+   * Runs inside each write transaction after its sequence numbers are allocated and before it
+   * commits (tests inject delays here to widen the window the sequencer must close).
+   */
+  beforeCommit?: (firstSeq: number, lastSeq: number) => Promise<void>;
+  /** How often the shared log is read without a notification (a lost LISTEN connection). */
+  pollMs?: number;
+}
+
+/** The channel instances NOTIFY after each commit, with the new end of the sequence as payload. */
+export const SEQ_CHANNEL = 'roost_seq';
+/** Rows the tail reads per statement. */
+const TAIL_PAGE = 1000;
+
+interface PendingWrite {
+  event: VerifiedEvent;
+  resolve: (r: WriteResult) => void;
+}
+
+interface Row {
+  seq: number;
+  raw: string;
+  created_at: number;
+  id: string;
+}
+
+/** BIGINT (int8) and COUNT results as numbers: sequence numbers and timestamps stay below 2^53. */
+const types = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === 20) return (v: string) => Number(v);
+    return pg.types.getTypeParser(oid, format);
+  },
+} as unknown as pg.CustomTypesConfig;
+
+/** Numbers the builder's `?` placeholders as PostgreSQL's `$1, $2, …`. */
+export function toPostgresPlaceholders(sql: string): string {
+  let i = 0;
+  return sql.replace(/\?/g, () => `$${++i}`);
+}
+
+/** A connection string with its password hidden, for logs. */
+export function redactDbUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres://(unparsable)';
+  }
+}
+
+/** Whether a ROOST_DB value names a PostgreSQL database rather than a SQLite file. */
+export function isPostgresUrl(db: string): boolean {
+  return /^postgres(ql)?:\/\//.test(db);
+}
+
+/**
+ * The PostgreSQL event store, for several relay instances on one database. Writes are group
+ * committed (one transaction per batch, one batch in flight per instance); each transaction takes
+ * the one-row sequencer first and sets it last, so sequence numbers are handed out in commit order
+ * across instances. Every instance, the writer included, learns of commits by reading the shared
+ * log past its tail — woken by NOTIFY (payload: the new end, never the event) or a slow poll — and
+ * hands each event to `onStored` in sequence order.
+ */
+export class PostgresStore implements EventStore {
+  /** Events and the sequence tail only: the relay-local subsystems stay off (logged at start). */
+  readonly provides: StoreCapabilities = {};
+  readonly pool: pg.Pool;
+  #opts: PostgresStoreOptions;
+  #now: () => number;
+  #maxBatch: number;
+  #queue: PendingWrite[] = [];
+  #writing: Promise<void> | undefined;
+  #closed = false;
+  #onStored: PostgresStoreOptions['onStored'];
+  /** Highest seq handed to onStored. */
+  #tail = 0;
+  #pullQueued: Promise<number> | undefined;
+  #pullRunning: Promise<unknown> = Promise.resolve();
+  #listener: pg.Client | undefined;
+  #pollTimer: NodeJS.Timeout | undefined;
+  #listenRetry: NodeJS.Timeout | undefined;
+
+  private constructor(opts: PostgresStoreOptions, pool: pg.Pool) {
+    this.#opts = opts;
+    this.pool = pool;
+    this.#now = opts.now ?? (() => Math.floor(Date.now() / 1000));
+    this.#maxBatch = opts.commitMaxBatch ?? 500;
+    this.#onStored = opts.onStored;
+  }
+
+  /**
+   * Connects, applies migrations, starts listening for other instances' commits, and starts the
+   * tail at the current end of the log (earlier events are history, answered from queries).
+   */
+  static async open(opts: PostgresStoreOptions): Promise<PostgresStore> {
+    const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 8, types });
+    // An idle connection that dies (server restart) must not crash the process: the next query reconnects.
+    pool.on('error', () => undefined);
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw new RoostError('ROOST_ERR_DB_OPEN', `cannot connect to ${redactDbUrl(opts.url)}: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      await migratePostgres(client);
+    } finally {
+      client.release();
+    }
+    const store = new PostgresStore(opts, pool);
+    store.#tail = (await pool.query<{ n: number }>('SELECT n FROM seq_counter WHERE id = 1')).rows[0]!.n;
+    await store.#listen();
+    store.#pollTimer = setInterval(() => void store.#pull().catch(() => undefined), opts.pollMs ?? 1000);
+    store.#pollTimer.unref();
+    return store;
+  }
+
+  async #listen(): Promise<void> {
+    if (this.#closed) return;
+    const client = new pg.Client({ connectionString: this.#opts.url, types });
+    client.on('notification', () => void this.#pull().catch(() => undefined));
+    const retry = () => {
+      if (this.#closed || this.#listener !== client) return;
+      this.#listener = undefined;
+      client.end().catch(() => undefined);
+      // Commits missed meanwhile are found by the poll, and by the pull after reconnecting.
+      this.#listenRetry = setTimeout(() => void this.#listen().catch(retry), 1000);
+      this.#listenRetry.unref();
+    };
+    client.on('error', retry);
+    client.on('end', retry);
+    this.#listener = client;
+    await client.connect();
+    await client.query(`LISTEN ${SEQ_CHANNEL}`);
+    void this.#pull().catch(() => undefined);
+  }
+
+  /** Sets the listener called, in sequence order, for every committed event (any instance's). */
+  setOnStored(fn: PostgresStoreOptions['onStored']): void {
+    this.#onStored = fn;
+  }
+
+  /** Queues a verified event; resolves after the transaction holding it has committed. */
+  write(event: VerifiedEvent): Promise<WriteResult> {
+    if (this.#closed) return Promise.resolve({ status: 'rejected', reason: makeReason('error', 'relay is shutting down') });
+    return new Promise((resolve) => {
+      this.#queue.push({ event, resolve });
+      this.#writing ??= this.#drain();
+    });
+  }
+
+  /** Commits batches until the queue is empty: whatever queued during one commit goes in the next. */
+  async #drain(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue.splice(0, this.#maxBatch);
+        let results: WriteResult[];
+        try {
+          results = await this.#commit(batch.map((w) => w.event));
+        } catch (err) {
+          const reason = makeReason('error', `storage failure: ${(err as { code?: string }).code ?? (err as Error).message}`);
+          results = batch.map(() => ({ status: 'rejected', reason }));
+        }
+        for (let i = 0; i < batch.length; i++) batch[i]!.resolve(results[i]!);
+        if (results.some((r) => r.status === 'stored')) void this.#pull().catch(() => undefined);
+      }
+    } finally {
+      this.#writing = undefined;
+    }
+  }
+
+  /** One write transaction: sequencer lock, the batch's rows, the sequencer's new end, NOTIFY, commit. */
+  async #commit(events: readonly VerifiedEvent[]): Promise<WriteResult[]> {
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      // The sequencer row is locked first and held until COMMIT: writers on every instance take turns.
+      const base = (await client.query<{ n: number }>('SELECT n FROM seq_counter WHERE id = 1 FOR UPDATE')).rows[0]!.n;
+      const w = new BatchWriter(client, base);
+      const results: WriteResult[] = [];
+      const ids = events.map((e) => e.id);
+      const known = new Set((await client.query<{ id: string }>('SELECT id FROM events WHERE id = ANY($1::text[])', [ids])).rows.map((r) => r.id));
+      const deleted = new Set(
+        (await client.query<{ id: string; pubkey: string }>('SELECT id, pubkey FROM deleted_ids WHERE id = ANY($1::text[])', [ids])).rows.map(
+          (r) => `${r.id}:${r.pubkey}`,
+        ),
+      );
+      for (const ev of events) results.push(await w.writeOne(ev, known, deleted));
+      await w.flushInserts();
+      if (w.seq > base) {
+        await this.#opts.beforeCommit?.(base + 1, w.seq);
+        await client.query('UPDATE seq_counter SET n = $1 WHERE id = 1', [w.seq]);
+        await client.query('SELECT pg_notify($1, $2)', [SEQ_CHANNEL, String(w.seq)]);
+      }
+      await client.query('COMMIT');
+      return results;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => (broken = true));
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /**
+   * Reads the shared log past the tail and hands each event to `onStored`, in order. Calls while one
+   * is running queue (at most) one more, which starts after it: a caller is answered by a read that
+   * began after its call.
+   */
+  #pull(): Promise<number> {
+    if (this.#pullQueued) return this.#pullQueued;
+    const p = this.#pullRunning.then(() => {
+      this.#pullQueued = undefined;
+      return this.#pullAll();
+    });
+    this.#pullQueued = p;
+    this.#pullRunning = p.catch(() => undefined);
+    return p;
+  }
+
+  async #pullAll(): Promise<number> {
+    for (;;) {
+      if (this.#closed) return this.#tail;
+      // One statement, one snapshot: every seq up to the counter it reads has committed in it.
+      const r = await this.pool.query<{ top: number; seq: number | null; raw: string | null }>(
+        `SELECT c.n AS top, e.seq, e.raw FROM seq_counter c
+         LEFT JOIN LATERAL (SELECT seq, raw FROM events WHERE seq > $1 AND seq <= c.n ORDER BY seq LIMIT ${TAIL_PAGE}) e ON TRUE
+         WHERE c.id = 1`,
+        [this.#tail],
+      );
+      const top = r.rows[0]?.top ?? this.#tail;
+      let rows = 0;
+      for (const row of r.rows) {
+        if (row.seq === null || row.raw === null || row.seq <= this.#tail) continue;
+        rows++;
+        this.#tail = row.seq;
+        this.#onStored?.(JSON.parse(row.raw) as VerifiedEvent, row.seq, row.raw);
+      }
+      if (rows < TAIL_PAGE) {
+        // Deleted since (replaced, expired): nothing between here and the counter is still to come.
+        if (top > this.#tail) this.#tail = top;
+        return this.#tail;
+      }
+    }
+  }
+
+  /** Resolves once every event committed before the call has been handed to the listener. */
+  catchUp(): Promise<number> {
+    return this.#pull();
+  }
+
+  /** Highest seq handed to the listener. */
+  lastSeq(): number {
+    return this.#tail;
+  }
+
+  async #run(f: Filter, opts: SqlFilterOptions): Promise<Row[]> {
+    const want = opts.order.limit;
+    const q = buildFilterQuery(f, { ...opts, dialect: 'postgres' });
+    let rows = (await this.pool.query<Row>(toPostgresPlaceholders(q.sql), q.params as unknown[])).rows;
+    if (q.mayRepeat && rows.length > 1) {
+      const seen = new Set<number>();
+      const unique = rows.filter((r) => !seen.has(r.seq) && seen.add(r.seq));
+      // An event repeating the driving tag took more than one row: ask the general plan instead.
+      if (unique.length < rows.length && rows.length >= want && want >= 0 && unique.length < want) return this.#run(f, { ...opts, tagDriver: false });
+      rows = unique;
+    }
+    return want >= 0 && rows.length > want ? rows.slice(0, want) : rows;
+  }
+
+  async #query(filters: readonly Filter[], opts: ReadOptions & { limits?: readonly number[]; maxSeq?: number }, bodies: boolean): Promise<Row[]> {
+    const now = this.#now();
+    const parts = await Promise.all(
+      filters.map((f, i) => {
+        const limit = opts.limits?.[i] ?? f.limit ?? 500;
+        if (limit === 0) return [];
+        return this.#run(f, { now, viewer: opts.viewer, order: { by: 'created', limit }, bodies, maxSeq: opts.maxSeq });
+      }),
+    );
+    if (parts.length === 1) return parts[0]!;
+    const bySeq = new Map<number, Row>();
+    for (const rows of parts) for (const r of rows) bySeq.set(r.seq, r);
+    return [...bySeq.values()].sort((a, b) => b.created_at - a.created_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /** Stored events matching any filter, newest first. */
+  async query(filters: readonly Filter[], opts: ReadOptions & { limits?: readonly number[]; maxSeq?: number } = {}): Promise<StoredEvent[]> {
+    return (await this.#query(filters, opts, true)).map((r) => ({ seq: r.seq, raw: r.raw }));
+  }
+
+  /** The seqs `query` would answer, in its order. */
+  async querySeqs(filters: readonly Filter[], opts: ReadOptions & { limits?: readonly number[]; maxSeq?: number } = {}): Promise<number[]> {
+    return (await this.#query(filters, opts, false)).map((r) => r.seq);
+  }
+
+  /** One stored event's JSON by seq. */
+  async getRaw(seq: number): Promise<string | undefined> {
+    return (await this.pool.query<{ raw: string }>('SELECT raw FROM events WHERE seq = $1', [seq])).rows[0]?.raw;
+  }
+
+  /** Events with seq in (after, until] matching any filter, ascending by seq, at most `limit`. */
+  async querySeq(filters: readonly Filter[], after: number, until: number | undefined, limit: number, opts: ReadOptions = {}): Promise<SeqPage> {
+    const now = this.#now();
+    // Read before the query: every seq up to it has committed, so the query's snapshot holds them all.
+    const tail = this.#tail;
+    const parts = await Promise.all(filters.map((f) => this.#run(f, { now, viewer: opts.viewer, order: { by: 'seq', after, until, limit: limit + 1 } })));
+    const bySeq = new Map<number, Row>();
+    for (const rows of parts) for (const r of rows) bySeq.set(r.seq, r);
+    const rows = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
+    const more = rows.length > limit;
+    const events = rows.slice(0, limit).map((r) => ({ seq: r.seq, raw: r.raw }));
+    const last = events.length > 0 ? events[events.length - 1]!.seq : after;
+    const cursor = more ? last : Math.max(last, Math.min(until ?? tail, tail));
+    return { events, cursor, more };
+  }
+
+  /** NIP-45 count over the union of the filters. */
+  async count(filters: readonly Filter[], opts: ReadOptions = {}): Promise<number> {
+    const q = buildCountQuery(filters, { now: this.#now(), viewer: opts.viewer, dialect: 'postgres' });
+    return (await this.pool.query<{ n: number }>(toPostgresPlaceholders(q.sql), q.params as unknown[])).rows[0]!.n;
+  }
+
+  /** Whether the id is stored, or was deleted by the given author. */
+  async isKnown(id: string, pubkey?: string): Promise<'stored' | 'deleted' | undefined> {
+    const r = await this.pool.query<{ s: boolean; d: boolean }>(
+      'SELECT EXISTS (SELECT 1 FROM events WHERE id = $1) AS s, EXISTS (SELECT 1 FROM deleted_ids WHERE id = $1 AND pubkey = $2) AS d',
+      [id, pubkey ?? ''],
+    );
+    const row = r.rows[0]!;
+    return row.s ? 'stored' : row.d ? 'deleted' : undefined;
+  }
+
+  /** Deletes events whose NIP-40 expiration has passed. */
+  async sweepExpired(now = this.#now()): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const r = await this.pool.query('DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE expires_at IS NOT NULL AND expires_at <= $1 LIMIT 5000)', [
+        now,
+      ]);
+      total += r.rowCount ?? 0;
+      if ((r.rowCount ?? 0) < 5000) return total;
+    }
+  }
+
+  /** Commits what is queued, stops listening and closes the pool. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    while (this.#writing) await this.#writing;
+    this.#closed = true;
+    clearInterval(this.#pollTimer);
+    clearTimeout(this.#listenRetry);
+    const listener = this.#listener;
+    this.#listener = undefined;
+    await listener?.end().catch(() => undefined);
+    await this.#pullRunning;
+    await this.pool.end();
+  }
+}
+
+/**
+ * The statements of one write transaction. Plain events are collected and inserted together (one
+ * statement for the events, one for their tags); replaceable, addressable and deletion events first
+ * insert what is collected, so their checks see every earlier event of the batch.
+ */
+class BatchWriter {
+  #client: pg.ClientBase;
+  /** Last seq handed out in this transaction. */
+  seq: number;
+  #rows: { seq: number[]; id: string[]; pubkey: string[]; created: number[]; kind: number[]; d: (string | null)[]; exp: (number | null)[]; raw: string[] } = {
+    seq: [],
+    id: [],
+    pubkey: [],
+    created: [],
+    kind: [],
+    d: [],
+    exp: [],
+    raw: [],
+  };
+  #tags: { seq: number[]; name: string[]; value: string[]; created: number[] } = { seq: [], name: [], value: [], created: [] };
+  #inBatch = new Set<string>();
+
+  constructor(client: pg.ClientBase, base: number) {
+    this.#client = client;
+    this.seq = base;
+  }
+
+  #q<T extends pg.QueryResultRow>(sql: string, params: SqlParam[] | unknown[]): Promise<pg.QueryResult<T>> {
+    return this.#client.query<T>(sql, params as unknown[]);
+  }
+
+  async writeOne(ev: VerifiedEvent, known: ReadonlySet<string>, deleted: ReadonlySet<string>): Promise<WriteResult> {
+    if (known.has(ev.id) || this.#inBatch.has(ev.id)) return { status: 'duplicate' };
+    if (deleted.has(`${ev.id}:${ev.pubkey}`)) return { status: 'rejected', reason: makeReason('blocked', 'this event was deleted by its author') };
+    let dTag: string | null = null;
+    if (isReplaceableKind(ev.kind) || isAddressableKind(ev.kind) || ev.kind === Kind.Deletion) {
+      await this.flushInserts();
+      if (isReplaceableKind(ev.kind)) {
+        const newest = (
+          await this.#q<Row>('SELECT seq, created_at, id FROM events WHERE pubkey = $1 AND kind = $2 ORDER BY created_at DESC, id ASC LIMIT 1', [
+            ev.pubkey,
+            ev.kind,
+          ])
+        ).rows[0];
+        if (newest && !isNewer(ev, newest)) {
+          return { status: 'rejected', reason: makeReason('duplicate', 'a newer version of this replaceable event is stored') };
+        }
+        await this.#q('DELETE FROM events WHERE pubkey = $1 AND kind = $2', [ev.pubkey, ev.kind]);
+      } else if (isAddressableKind(ev.kind)) {
+        dTag = getDTag(ev);
+        const until = (
+          await this.#q<{ until: number }>('SELECT until FROM deleted_addresses WHERE kind = $1 AND pubkey = $2 AND d_tag = $3', [ev.kind, ev.pubkey, dTag])
+        ).rows[0]?.until;
+        if (until !== undefined && ev.created_at <= until) {
+          return { status: 'rejected', reason: makeReason('blocked', 'this address was deleted by its author') };
+        }
+        const newest = (
+          await this.#q<Row>('SELECT seq, created_at, id FROM events WHERE kind = $1 AND pubkey = $2 AND d_tag = $3 ORDER BY created_at DESC, id ASC LIMIT 1', [
+            ev.kind,
+            ev.pubkey,
+            dTag,
+          ])
+        ).rows[0];
+        if (newest && !isNewer(ev, newest)) {
+          return { status: 'rejected', reason: makeReason('duplicate', 'a newer version of this addressable event is stored') };
+        }
+        await this.#q('DELETE FROM events WHERE kind = $1 AND pubkey = $2 AND d_tag = $3', [ev.kind, ev.pubkey, dTag]);
+      }
+      if (ev.kind === Kind.Deletion) await this.#applyDeletion(ev);
+    }
+    const raw = JSON.stringify(ev);
+    const seq = ++this.seq;
+    this.#inBatch.add(ev.id);
+    const r = this.#rows;
+    r.seq.push(seq);
+    r.id.push(ev.id);
+    r.pubkey.push(ev.pubkey);
+    r.created.push(ev.created_at);
+    r.kind.push(ev.kind);
+    r.d.push(dTag);
+    r.exp.push(getExpiration(ev) ?? null);
+    r.raw.push(raw);
+    // One row per distinct (name, value): a repeated tag would take two rows of a LIMIT.
+    const indexed = new Set<string>();
+    for (const t of ev.tags) {
+      const name = t[0];
+      const value = t[1];
+      if (name === undefined || name.length !== 1 || value === undefined) continue;
+      const key = `${name}\u0000${value}`;
+      if (indexed.has(key)) continue;
+      indexed.add(key);
+      this.#tags.seq.push(seq);
+      this.#tags.name.push(name);
+      this.#tags.value.push(value);
+      this.#tags.created.push(ev.created_at);
+    }
+    return { status: 'stored', seq, raw };
+  }
+
+  /** NIP-09: removes the author's own events named by `e` and `a` tags, and remembers them. */
+  async #applyDeletion(ev: VerifiedEvent): Promise<void> {
+    const ids = getTagValues(ev, 'e').filter((id) => /^[0-9a-f]{64}$/.test(id));
+    if (ids.length > 0) {
+      // A deletion never deletes (or shadows) another deletion.
+      const dels = new Set(
+        (
+          await this.#q<{ id: string }>('SELECT id FROM events WHERE id = ANY($1::text[]) AND pubkey = $2 AND kind = $3', [ids, ev.pubkey, Kind.Deletion])
+        ).rows.map((r) => r.id),
+      );
+      const targets = ids.filter((id) => !dels.has(id));
+      await this.#q('DELETE FROM events WHERE id = ANY($1::text[]) AND pubkey = $2', [targets, ev.pubkey]);
+      await this.#q('INSERT INTO deleted_ids (id, pubkey) SELECT unnest($1::text[]), $2 ON CONFLICT DO NOTHING', [targets, ev.pubkey]);
+    }
+    for (const addr of getTagValues(ev, 'a')) {
+      const m = /^(\d+):([0-9a-f]{64}):(.*)$/s.exec(addr);
+      if (!m || m[2] !== ev.pubkey) continue;
+      const kind = Number(m[1]);
+      if (isAddressableKind(kind)) {
+        await this.#q('DELETE FROM events WHERE kind = $1 AND pubkey = $2 AND d_tag = $3 AND created_at <= $4', [kind, ev.pubkey, m[3]!, ev.created_at]);
+        await this.#q(
+          `INSERT INTO deleted_addresses (kind, pubkey, d_tag, until) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (kind, pubkey, d_tag) DO UPDATE SET until = GREATEST(deleted_addresses.until, excluded.until)`,
+          [kind, ev.pubkey, m[3]!, ev.created_at],
+        );
+      } else if (isReplaceableKind(kind)) {
+        await this.#q('DELETE FROM events WHERE kind = $1 AND pubkey = $2 AND created_at <= $3', [kind, ev.pubkey, ev.created_at]);
+      }
+    }
+  }
+
+  /** Inserts the collected events and their tags: two statements however many there are. */
+  async flushInserts(): Promise<void> {
+    const r = this.#rows;
+    if (r.seq.length === 0) return;
+    await this.#q(
+      `INSERT INTO events (seq, id, pubkey, created_at, kind, d_tag, expires_at, raw)
+       SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[], $7::bigint[], $8::text[])`,
+      [r.seq, r.id, r.pubkey, r.created, r.kind, r.d, r.exp, r.raw],
+    );
+    const t = this.#tags;
+    if (t.seq.length > 0) {
+      await this.#q('INSERT INTO tags (seq, name, value, created_at) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[])', [
+        t.seq,
+        t.name,
+        t.value,
+        t.created,
+      ]);
+    }
+    this.#rows = { seq: [], id: [], pubkey: [], created: [], kind: [], d: [], exp: [], raw: [] };
+    this.#tags = { seq: [], name: [], value: [], created: [] };
+  }
+}
+
+function isNewer(ev: { created_at: number; id: string }, stored: { created_at: number; id: string }): boolean {
+  return ev.created_at > stored.created_at || (ev.created_at === stored.created_at && ev.id < stored.id);
+}
