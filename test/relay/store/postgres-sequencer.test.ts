@@ -72,7 +72,15 @@ describe.skipIf(skip !== undefined)('PostgreSQL sequencer', () => {
       while (n < PER_INSTANCE) {
         const burst = Math.min(PER_INSTANCE - n, rng.int(1, 30));
         for (let k = 0; k < burst; k++, n++) {
-          const ev = { id: hex(w * 100_000 + n + 1), pubkey: hex(w + 1), created_at: 1_700_000_000 + n, kind: 1, tags: [['p', hex(9)]], content: `${w}:${n}`, sig: '0'.repeat(128) };
+          const ev = {
+            id: hex(w * 100_000 + n + 1),
+            pubkey: hex(w + 1),
+            created_at: 1_700_000_000 + n,
+            kind: 1,
+            tags: [['p', hex(9)]],
+            content: `${w}:${n}`,
+            sig: '0'.repeat(128),
+          };
           writes.push(s.write(ev as VerifiedEvent));
         }
         await sleep(rng.int(0, 8));
