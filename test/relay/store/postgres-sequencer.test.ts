@@ -15,7 +15,7 @@ const skip = postgresSkipReason();
 if (skip) console.warn(skip);
 
 const hex = (n: number) => n.toString(16).padStart(64, '0');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 describe.skipIf(skip !== undefined)('PostgreSQL sequencer', () => {
   let server: PgServer;
