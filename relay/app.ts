@@ -146,7 +146,7 @@ function logMissingCapabilities(log: Logger, provides: StoreCapabilities): void 
   const off: string[] = [];
   if (!provides.syncReads) off.push('task and ballot policies', 'CRDT membership and compaction', 'mailbox quota');
   if (!provides.local) off.push('push wake', 'mailbox ledger and retention', 'storage figures');
-  if (!provides.adminDb) off.push('persistent moderation lists and admin state (kept in memory)');
+  if (!provides.adminDb && !provides.sharedAdmin) off.push('persistent moderation lists and admin state (kept in memory)');
   if (off.length > 0) log.warn({ off }, `this store does not back: ${off.join(', ')}`);
 }
 
@@ -294,6 +294,8 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   }
   // Before the routes, so its connection gate hooks the WebSocket route.
   const operator = installOperator({ app, ctx, infoContributors, version, log, nowMs: deps.nowMs ?? Date.now });
+  // Bans and settings made on other instances of a cluster are in force before the first connection.
+  await store.provides.sharedAdmin?.catchUp();
 
   const swept = (n: number) => {
     if (n > 0) log.info({ removed: n }, 'expired events swept');

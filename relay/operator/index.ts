@@ -4,6 +4,7 @@ import { decode as decodeNip19 } from 'nostr-tools/nip19';
 import { RoostError, type RelayConfig } from '../config.js';
 import { countRejection, type RelayContext } from '../context.js';
 import { AdminStore } from '../admin/store.js';
+import { applyManagementChange } from '../admin/nip86.js';
 import { registerDashboard } from '../plugins/dashboard.js';
 import { createSqliteReadiness, registerHealth, type ReadinessCheck } from '../plugins/health.js';
 import { createMetricsRegistry, registerMetrics, type RelayMetrics } from '../plugins/metrics.js';
@@ -195,21 +196,26 @@ export function installOperator(deps: OperatorDeps): Operator {
     : () => (closing ? { ready: false, reason: 'shutting down' } : { ready: true, schema: 0 });
   registerHealth(app, ready);
 
+  const disconnectIp = (ip: string) => {
+    let n = 0;
+    for (const conn of ctx.connections) {
+      if (normalizeIp(conn.ip) !== ip) continue;
+      conn.close(1008, 'blocked');
+      n++;
+    }
+    return n;
+  };
+  // On a shared database every instance applies every NIP-86 change, in log order.
+  const shared = ctx.store.provides.sharedAdmin;
+  shared?.follow((entry) => applyManagementChange({ admin, disconnectIp }, entry.method, entry.params));
   registerNip86(app, {
     admin,
     admins,
     isRelayUrl: ctx.isRelayUrl,
     now: () => ctx.now(),
     verify: (ev) => verifyEventSync(ev).ok,
-    disconnectIp(ip) {
-      let n = 0;
-      for (const conn of ctx.connections) {
-        if (normalizeIp(conn.ip) !== ip) continue;
-        conn.close(1008, 'blocked');
-        n++;
-      }
-      return n;
-    },
+    disconnectIp,
+    shared,
   });
   if (admins.size === 0) log.info('no admin pubkeys configured: the NIP-86 management API refuses every call');
 

@@ -2,7 +2,15 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { NostrEvent } from '../../shared/event.js';
 import { HTTP_AUTH_WINDOW_SECONDS, checkHttpAuthEvent, getAuthorizationEvent } from '../../shared/nip98.js';
-import { callManagementMethod, managementRequestSchema, type ManagementDeps } from '../admin/nip86.js';
+import {
+  callManagementMethod,
+  isChangingMethod,
+  managementRequestSchema,
+  parseManagementParams,
+  type ManagementDeps,
+  type ManagementResponse,
+} from '../admin/nip86.js';
+import type { SharedAdminLog } from '../store/types.js';
 import type { RelayUrlCheck } from '../relay-url.js';
 import { getMediaType, hasRequestBody } from './http-limits.js';
 
@@ -19,11 +27,36 @@ export interface Nip86Options extends ManagementDeps {
   now: () => number;
   /** Checks an event's id and signature. */
   verify: (event: NostrEvent) => boolean;
+  /** The admin log shared with the other relays on this database, if any. */
+  shared?: SharedAdminLog;
 }
 
 /** Refusals of the endpoint, in NIP-86 response shape. */
 function refuse(reply: FastifyReply, code: number, error: string) {
   return reply.code(code).type('application/json').send({ result: null, error });
+}
+
+/**
+ * A management call on a relay sharing its database with others: a change is appended to the
+ * shared log and answered once this instance has applied it from there (every instance applies
+ * the log, in the same order); a list is answered after catching up with the log.
+ */
+async function callSharedManagementMethod(
+  deps: ManagementDeps,
+  shared: SharedAdminLog,
+  pubkey: string,
+  name: string,
+  params: readonly unknown[],
+): Promise<ManagementResponse> {
+  if (!isChangingMethod(name)) {
+    await shared.catchUp();
+    return callManagementMethod(deps, pubkey, name, params);
+  }
+  const p = parseManagementParams(name, params);
+  if ('error' in p) return p;
+  await shared.append({ pubkey, method: name, params: [...p.params] });
+  await shared.catchUp();
+  return { result: true };
 }
 
 /**
@@ -81,7 +114,9 @@ export function registerNip86(app: FastifyInstance, opts: Nip86Options): void {
       if (!parsed.success) return refuse(reply, 400, 'invalid: body must be {"method": string, "params": array}');
       let res;
       try {
-        res = callManagementMethod(opts, who.pubkey, parsed.data.method, parsed.data.params);
+        res = opts.shared
+          ? await callSharedManagementMethod(opts, opts.shared, who.pubkey, parsed.data.method, parsed.data.params)
+          : callManagementMethod(opts, who.pubkey, parsed.data.method, parsed.data.params);
       } catch (err) {
         req.log.error({ err, method: parsed.data.method }, 'management call failed');
         return refuse(reply, 500, 'error: internal error');

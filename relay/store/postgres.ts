@@ -7,7 +7,7 @@ import { makeReason } from '../../shared/reason.js';
 import { RoostError } from '../config.js';
 import { migratePostgres } from './postgres-migrate.js';
 import { buildCountQuery, buildFilterQuery, type SqlFilterOptions, type SqlParam } from './sql-filter.js';
-import type { EventStore, ReadOptions, SeqPage, StoreCapabilities, StoredEvent, WriteResult } from './types.js';
+import type { AdminLogEntry, EventStore, ReadOptions, SeqPage, StoreCapabilities, StoredEvent, WriteResult } from './types.js';
 
 /** Settings of the PostgreSQL store. */
 export interface PostgresStoreOptions {
@@ -32,6 +32,8 @@ export interface PostgresStoreOptions {
 
 /** The channel instances NOTIFY after each commit, with the new end of the sequence as payload. */
 export const SEQ_CHANNEL = 'roost_seq';
+/** The channel instances NOTIFY after appending to the shared admin log. */
+export const ADMIN_CHANNEL = 'roost_admin';
 /** Rows the tail reads per statement. */
 const TAIL_PAGE = 1000;
 
@@ -86,8 +88,8 @@ export function isPostgresUrl(db: string): boolean {
  * hands each event to `onStored` in sequence order.
  */
 export class PostgresStore implements EventStore {
-  /** Events and the sequence tail only: the relay-local subsystems stay off (logged at start). */
-  readonly provides: StoreCapabilities = {};
+  /** Events, the sequence tail and the shared admin log; the relay-local subsystems stay off (logged at start). */
+  readonly provides: StoreCapabilities;
   readonly pool: pg.Pool;
   #opts: PostgresStoreOptions;
   #now: () => number;
@@ -103,6 +105,11 @@ export class PostgresStore implements EventStore {
   #listener: pg.Client | undefined;
   #pollTimer: NodeJS.Timeout | undefined;
   #listenRetry: NodeJS.Timeout | undefined;
+  #adminFollowers: Array<(entry: AdminLogEntry) => void> = [];
+  /** Highest admin log entry handed to the followers. */
+  #adminTail = 0;
+  #adminQueued: Promise<void> | undefined;
+  #adminRunning: Promise<unknown> = Promise.resolve();
 
   private constructor(opts: PostgresStoreOptions, pool: pg.Pool) {
     this.#opts = opts;
@@ -110,6 +117,13 @@ export class PostgresStore implements EventStore {
     this.#now = opts.now ?? (() => Math.floor(Date.now() / 1000));
     this.#maxBatch = opts.commitMaxBatch ?? 500;
     this.#onStored = opts.onStored;
+    this.provides = {
+      sharedAdmin: {
+        append: (entry) => this.#appendAdmin(entry),
+        follow: (fn) => void this.#adminFollowers.push(fn),
+        catchUp: () => this.#pullAdmin().then(() => undefined),
+      },
+    };
   }
 
   /**
@@ -135,7 +149,10 @@ export class PostgresStore implements EventStore {
     const store = new PostgresStore(opts, pool);
     store.#tail = (await pool.query<{ n: number }>('SELECT n FROM seq_counter WHERE id = 1')).rows[0]!.n;
     await store.#listen();
-    store.#pollTimer = setInterval(() => void store.#pull().catch(() => undefined), opts.pollMs ?? 1000);
+    store.#pollTimer = setInterval(() => {
+      void store.#pull().catch(() => undefined);
+      void store.#pullAdmin().catch(() => undefined);
+    }, opts.pollMs ?? 1000);
     store.#pollTimer.unref();
     return store;
   }
@@ -143,7 +160,7 @@ export class PostgresStore implements EventStore {
   async #listen(): Promise<void> {
     if (this.#closed) return;
     const client = new pg.Client({ connectionString: this.#opts.url, types });
-    client.on('notification', () => void this.#pull().catch(() => undefined));
+    client.on('notification', (n) => void (n.channel === ADMIN_CHANNEL ? this.#pullAdmin() : this.#pull()).catch(() => undefined));
     const retry = () => {
       if (this.#closed || this.#listener !== client) return;
       this.#listener = undefined;
@@ -156,8 +173,9 @@ export class PostgresStore implements EventStore {
     client.on('end', retry);
     this.#listener = client;
     await client.connect();
-    await client.query(`LISTEN ${SEQ_CHANNEL}`);
+    await client.query(`LISTEN ${SEQ_CHANNEL}; LISTEN ${ADMIN_CHANNEL}`);
     void this.#pull().catch(() => undefined);
+    void this.#pullAdmin().catch(() => undefined);
   }
 
   /** Sets the listener called, in sequence order, for every committed event (any instance's). */
@@ -270,6 +288,52 @@ export class PostgresStore implements EventStore {
     }
   }
 
+  /** Appends a NIP-86 change under an exclusive lock (numbers visible in commit order), and NOTIFYs. */
+  async #appendAdmin(entry: AdminLogEntry): Promise<void> {
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      await client.query('LOCK TABLE admin_log IN EXCLUSIVE MODE');
+      await client.query('INSERT INTO admin_log (n, at, pubkey, method, params) SELECT COALESCE(MAX(n), 0) + 1, $1, $2, $3, $4 FROM admin_log', [
+        this.#now(),
+        entry.pubkey,
+        entry.method,
+        JSON.stringify(entry.params),
+      ]);
+      // A banned event leaves the shared store once, here; every instance applies the ban itself.
+      if (entry.method === 'banevent' && typeof entry.params[0] === 'string') await client.query('DELETE FROM events WHERE id = $1', [entry.params[0]]);
+      await client.query('SELECT pg_notify($1, $2)', [ADMIN_CHANNEL, '']);
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => (broken = true));
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /** Hands admin log entries past the tail to the followers, in order (single flight, like #pull). */
+  #pullAdmin(): Promise<void> {
+    if (this.#adminQueued) return this.#adminQueued;
+    const p = this.#adminRunning.then(async () => {
+      this.#adminQueued = undefined;
+      // Nobody follows yet (the relay registers right after opening): keep every entry for them.
+      if (this.#closed || this.#adminFollowers.length === 0) return;
+      const r = await this.pool.query<{ n: number; pubkey: string; method: string; params: unknown[] }>(
+        'SELECT n, pubkey, method, params FROM admin_log WHERE n > $1 ORDER BY n',
+        [this.#adminTail],
+      );
+      for (const row of r.rows) {
+        this.#adminTail = row.n;
+        for (const fn of this.#adminFollowers) fn({ pubkey: row.pubkey, method: row.method, params: row.params });
+      }
+    });
+    this.#adminQueued = p;
+    this.#adminRunning = p.catch(() => undefined);
+    return p;
+  }
+
   /** Resolves once every event committed before the call has been handed to the listener. */
   catchUp(): Promise<number> {
     return this.#pull();
@@ -379,6 +443,7 @@ export class PostgresStore implements EventStore {
     this.#listener = undefined;
     await listener?.end().catch(() => undefined);
     await this.#pullRunning;
+    await this.#adminRunning;
     await this.pool.end();
   }
 }

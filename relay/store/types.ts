@@ -71,6 +71,25 @@ export interface StoreCapabilities {
    * lost at restart.
    */
   readonly adminDb?: Database;
+  /** NIP-86 changes shared by every relay on this store (bans, allow lists, kind rules, settings). */
+  readonly sharedAdmin?: SharedAdminLog;
+}
+
+/** One NIP-86 change in a shared admin log (validated parameters). */
+export interface AdminLogEntry {
+  pubkey: string;
+  method: string;
+  params: unknown[];
+}
+
+/** A log of NIP-86 changes that every relay on a shared database applies in the same order. */
+export interface SharedAdminLog {
+  /** Records a change durably (and carries out its effect on shared storage: `banevent` deletes the event). */
+  append(entry: AdminLogEntry): Promise<void>;
+  /** Adds a function called for every entry, in log order, from the first one on. */
+  follow(fn: (entry: AdminLogEntry) => void): void;
+  /** Resolves once every entry recorded before the call has been handed to the followers. */
+  catchUp(): Promise<void>;
 }
 
 /**

@@ -1,0 +1,62 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { callRelay } from '../../cli/admin.js';
+import { createPgDatabase } from '../helpers/backends.js';
+import { makeKey, signEvent } from '../helpers/events.js';
+import { postgresSkipReason } from '../helpers/postgres.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { startRelay, type TestRelay } from '../helpers/relay.js';
+import { waitFor } from '../helpers/wait.js';
+
+// NIP-86 across a cluster: a change made through one instance is in force on every instance (and
+// on one started later), and NIP-11 says the same everywhere.
+const skip = postgresSkipReason();
+if (skip) console.warn(skip);
+
+describe.skipIf(skip !== undefined)('cluster: NIP-86 and NIP-11 on every instance', () => {
+  const admin = makeKey();
+  let db: string;
+  const relays: TestRelay[] = [];
+  beforeAll(async () => {
+    db = await createPgDatabase();
+    for (let i = 0; i < 2; i++) relays.push(await startRelay({ db, adminPubkeys: admin.pk }));
+  }, 60_000);
+  afterAll(async () => {
+    for (const r of relays) await r.close();
+  });
+
+  const info = async (t: TestRelay) => (await (await fetch(t.httpUrl, { headers: { accept: 'application/nostr+json' } })).json()) as Record<string, unknown>;
+
+  it('a ban made on A refuses the pubkey on B; a banned event leaves every instance', async () => {
+    const [a, b] = relays as [TestRelay, TestRelay];
+    const spammer = makeKey();
+    const other = makeKey();
+    const cb = await RawClient.connect(b.url);
+    const kept = signEvent(other, { content: 'to be banned' });
+    expect((await cb.publish(kept))[2]).toBe(true);
+    expect((await callRelay(a.url, admin.sk, 'banpubkey', [spammer.pk, 'spam'])).body.result).toBe(true);
+    expect((await callRelay(a.url, admin.sk, 'banevent', [kept.id, 'bad'])).body.result).toBe(true);
+    // Applied on B from the shared log (NOTIFY roost_admin), without a call to B.
+    await waitFor(() => b.relay.operator.admin.isBannedPubkey(spammer.pk), 'ban applied on B');
+    const refused = await cb.publish(signEvent(spammer, { content: 'spam' }));
+    expect(refused[2]).toBe(false);
+    expect(String(refused[3])).toMatch(/^blocked:/);
+    expect(await cb.req('gone', { ids: [kept.id] })).toEqual([]);
+    const list = await callRelay(b.url, admin.sk, 'listbannedpubkeys', []);
+    expect(list.body.result).toEqual([{ pubkey: spammer.pk, reason: 'spam' }]);
+    cb.close();
+  });
+
+  it('NIP-11 is the same on every instance, and an instance started later has the changes', async () => {
+    const [a, b] = relays as [TestRelay, TestRelay];
+    expect((await callRelay(b.url, admin.sk, 'changerelayname', ['one roost'])).body.result).toBe(true);
+    await waitFor(async () => (await info(a)).name === 'one roost', 'name on A');
+    const late = await startRelay({ db, adminPubkeys: admin.pk });
+    relays.push(late);
+    const [ia, ib, ic] = [await info(a), await info(b), await info(late)];
+    expect(ib).toEqual(ia);
+    expect(ic).toEqual(ia);
+    expect(ia.name).toBe('one roost');
+    const banned = (await callRelay(late.url, admin.sk, 'listbannedpubkeys', [])).body.result as unknown[];
+    expect(banned.length).toBe(1);
+  });
+});
