@@ -141,6 +141,22 @@ function wirePushWake(ctx: RelayContext, local: LocalTables, info: InfoContribut
   return push;
 }
 
+/**
+ * With presence shared across a cluster: an agent's row is written when it authenticates, refreshed
+ * by a heartbeat of every agent online here, and removed when its last connection here closes.
+ */
+function sharePresence(ctx: RelayContext): NodeJS.Timeout | undefined {
+  const shared = ctx.store.provides.sharedPresence;
+  if (!shared) return undefined;
+  const failed = (err: unknown) => ctx.log.warn({ err }, 'presence update failed');
+  ctx.hooks.onAuth.push(function sharePresence(_conn, pubkey) {
+    shared.markOnline([pubkey]).catch(failed);
+  });
+  const timer = setInterval(() => shared.markOnline([...ctx.online.keys()]).catch(failed), shared.heartbeatMs);
+  timer.unref();
+  return timer;
+}
+
 /** Says, once at start, which subsystems this store cannot back (so none is turned off silently). */
 function logMissingCapabilities(log: Logger, provides: StoreCapabilities): void {
   const off: string[] = [];
@@ -389,8 +405,11 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
         for (const sub of [...conn.subs.values()]) closeSubscription(ctx, sub);
         for (const pk of conn.authed) {
           const n = (ctx.online.get(pk) ?? 1) - 1;
-          if (n <= 0) ctx.online.delete(pk);
-          else ctx.online.set(pk, n);
+          if (n > 0) ctx.online.set(pk, n);
+          else {
+            ctx.online.delete(pk);
+            ctx.store.provides.sharedPresence?.markOffline(pk).catch((err) => log.warn({ err }, 'presence update failed'));
+          }
         }
         ctx.connections.delete(conn);
         sockets.delete(conn);
@@ -405,6 +424,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     return reply.code(204).send();
   });
   registerPresence(app, ctx, infoContributors);
+  const presenceTimer = sharePresence(ctx);
   if (push) operator.sources.wake = () => push.stats();
   if (mailbox) operator.sources.mailbox = () => mailbox.backlog();
 
@@ -422,6 +442,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       operator.beginClose();
       clearInterval(sweep);
       clearInterval(heartbeat);
+      clearInterval(presenceTimer);
       for (const ws of sockets.values()) ws.close(1001, 'relay shutting down');
       await app.close();
       await push?.close();

@@ -39,6 +39,10 @@ export async function answerPresence(ctx: RelayContext, pubkeys: readonly string
     if (!conn.isOpen) continue;
     for (const pk of conn.authed) if (carded.has(pk)) online[pk] = true;
   }
+  // Online on another relay of the cluster.
+  const shared = ctx.store.provides.sharedPresence;
+  const elsewhere = shared && carded.size > 0 ? await shared.onlineOf([...carded].filter((pk) => !online[pk])) : undefined;
+  for (const pk of elsewhere ?? []) online[pk] = true;
   return { online };
 }
 

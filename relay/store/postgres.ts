@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { VerifiedEvent } from '../../shared/event.js';
 import { getDTag, getExpiration, getTagValues } from '../../shared/event.js';
@@ -28,6 +29,8 @@ export interface PostgresStoreOptions {
   beforeCommit?: (firstSeq: number, lastSeq: number) => Promise<void>;
   /** How often the shared log is read without a notification (a lost LISTEN connection). */
   pollMs?: number;
+  /** How often an instance refreshes its presence rows (they expire after three). */
+  presenceHeartbeatMs?: number;
 }
 
 /** The channel instances NOTIFY after each commit, with the new end of the sequence as payload. */
@@ -105,6 +108,7 @@ export class PostgresStore implements EventStore {
   #listener: pg.Client | undefined;
   #pollTimer: NodeJS.Timeout | undefined;
   #listenRetry: NodeJS.Timeout | undefined;
+  #presenceChain: Promise<unknown> = Promise.resolve();
   #adminFollowers: Array<(entry: AdminLogEntry) => void> = [];
   /** Highest admin log entry handed to the followers. */
   #adminTail = 0;
@@ -117,7 +121,33 @@ export class PostgresStore implements EventStore {
     this.#now = opts.now ?? (() => Math.floor(Date.now() / 1000));
     this.#maxBatch = opts.commitMaxBatch ?? 500;
     this.#onStored = opts.onStored;
+    const instance = randomBytes(8).toString('hex');
+    const heartbeatMs = opts.presenceHeartbeatMs ?? 10_000;
     this.provides = {
+      sharedPresence: {
+        heartbeatMs,
+        markOnline: (pubkeys) =>
+          this.#presenceInOrder(async () => {
+            if (pubkeys.length === 0) return;
+            // Three missed heartbeats and the rows of a crashed instance are ignored.
+            await this.pool.query(
+              `INSERT INTO presence (pubkey, instance, expires_at) SELECT unnest($1::text[]), $2, $3
+             ON CONFLICT (pubkey, instance) DO UPDATE SET expires_at = excluded.expires_at`,
+              [pubkeys, instance, Date.now() + 3 * heartbeatMs],
+            );
+          }),
+        markOffline: (pubkey) =>
+          this.#presenceInOrder(async () => {
+            await this.pool.query('DELETE FROM presence WHERE pubkey = $1 AND instance = $2', [pubkey, instance]);
+          }),
+        onlineOf: async (pubkeys) => {
+          const r = await this.pool.query<{ pubkey: string }>('SELECT DISTINCT pubkey FROM presence WHERE pubkey = ANY($1::text[]) AND expires_at > $2', [
+            pubkeys,
+            Date.now(),
+          ]);
+          return new Set(r.rows.map((x) => x.pubkey));
+        },
+      },
       sharedAdmin: {
         append: (entry) => this.#appendAdmin(entry),
         follow: (fn) => void this.#adminFollowers.push(fn),
@@ -288,6 +318,13 @@ export class PostgresStore implements EventStore {
     }
   }
 
+  /** Presence writes of this instance run one after another, so a logout never overtakes its login. */
+  #presenceInOrder(fn: () => Promise<void>): Promise<void> {
+    const p = this.#presenceChain.then(fn);
+    this.#presenceChain = p.catch(() => undefined);
+    return p;
+  }
+
   /** Appends a NIP-86 change under an exclusive lock (numbers visible in commit order), and NOTIFYs. */
   async #appendAdmin(entry: AdminLogEntry): Promise<void> {
     const client = await this.pool.connect();
@@ -444,6 +481,7 @@ export class PostgresStore implements EventStore {
     await listener?.end().catch(() => undefined);
     await this.#pullRunning;
     await this.#adminRunning;
+    await this.#presenceChain;
     await this.pool.end();
   }
 }

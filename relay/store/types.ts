@@ -73,6 +73,20 @@ export interface StoreCapabilities {
   readonly adminDb?: Database;
   /** NIP-86 changes shared by every relay on this store (bans, allow lists, kind rules, settings). */
   readonly sharedAdmin?: SharedAdminLog;
+  /** Who is online on any relay sharing this store (heartbeat rows with expiry). */
+  readonly sharedPresence?: SharedPresence;
+}
+
+/** Presence shared by the relays on one database. */
+export interface SharedPresence {
+  /** Records which agents are authenticated here now (all of them: the heartbeat) or one more. */
+  markOnline(pubkeys: readonly string[]): Promise<void>;
+  /** This relay's last connection of the agent closed. */
+  markOffline(pubkey: string): Promise<void>;
+  /** Which of `pubkeys` are online on any relay. */
+  onlineOf(pubkeys: readonly string[]): Promise<Set<string>>;
+  /** How often `markOnline` must be called with every agent online here. */
+  readonly heartbeatMs: number;
 }
 
 /** One NIP-86 change in a shared admin log (validated parameters). */

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callRelay } from '../../cli/admin.js';
 import { createPgDatabase } from '../helpers/backends.js';
+import { AGENT_CARD_D, AGENT_CARD_KIND, PRESENCE_PATH } from '../../shared/agent-card.js';
 import { makeKey, signEvent } from '../helpers/events.js';
+import { authenticate } from '../helpers/mailbox.js';
 import { postgresSkipReason } from '../helpers/postgres.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
@@ -12,7 +14,7 @@ import { waitFor } from '../helpers/wait.js';
 const skip = postgresSkipReason();
 if (skip) console.warn(skip);
 
-describe.skipIf(skip !== undefined)('cluster: NIP-86 and NIP-11 on every instance', () => {
+describe.skipIf(skip !== undefined)('cluster: NIP-86, NIP-11 and presence on every instance', () => {
   const admin = makeKey();
   let db: string;
   const relays: TestRelay[] = [];
@@ -58,5 +60,21 @@ describe.skipIf(skip !== undefined)('cluster: NIP-86 and NIP-11 on every instanc
     expect(ia.name).toBe('one roost');
     const banned = (await callRelay(late.url, admin.sk, 'listbannedpubkeys', [])).body.result as unknown[];
     expect(banned.length).toBe(1);
+  });
+
+  it('an agent online on A is online on B, and offline on both once it leaves A', async () => {
+    const [a, b] = relays as [TestRelay, TestRelay];
+    const agent = makeKey();
+    const ca = await RawClient.connect(a.url);
+    await ca.publish(signEvent(agent, { kind: AGENT_CARD_KIND, tags: [['d', AGENT_CARD_D]], content: '{"name":"roaming"}' }));
+    const presence = async (t: TestRelay) =>
+      ((await (await fetch(`${t.httpUrl}/${PRESENCE_PATH}?p=${agent.pk}`)).json()) as { online: Record<string, boolean> }).online[agent.pk];
+    expect(await presence(b)).toBe(false);
+    await authenticate(ca, agent, a.url);
+    await waitFor(async () => (await presence(b)) === true, 'online on B');
+    expect(await presence(a)).toBe(true);
+    ca.close();
+    await waitFor(async () => (await presence(b)) === false, 'offline on B');
+    expect(await presence(a)).toBe(false);
   });
 });
