@@ -17,6 +17,7 @@ import { runIngest } from './workloads/ingest.mjs';
 import { buildFilters, QUERY_SHAPES, runQuery } from './workloads/query.mjs';
 import { runWakeQueue } from './workloads/wake-queue.mjs';
 import { benchStorm, loadStormCorpus, stormRows } from './workloads/storm.mjs';
+import { runClusterBench } from './cluster.mjs';
 
 /** Workload sizes: the full run (under 5 minutes on 2 cores once caches exist) and the CI smoke run. */
 const SIZES = {
@@ -110,6 +111,8 @@ const HELP = `usage: node bench/run.mjs [options]
   --peer SPEC         comparison relay: nostr-relay (default), or any SPEC as above
                       (a URL is used as is: its memory cannot be measured, and it keeps what it stores)
   --only LIST         comma-separated subset of: ${WORKLOADS.join(',')}
+  --store postgres    instead: ingest and fan-out on SQLite, one Roost on PostgreSQL and three Roost
+                      instances on one PostgreSQL (same run), and the sequencer's ceiling
   --json FILE         also write every figure, run and note as JSON
   --no-snapshot       pre-load databases through the socket every run instead of reusing snapshots
   --help`;
@@ -124,7 +127,10 @@ function parseArgs(argv) {
       return v;
     };
     if (a === '--smoke') o.smoke = true;
-    else if (a === '--subject') o.subject = value();
+    else if (a === '--store') {
+      o.store = value();
+      if (o.store !== 'postgres' && o.store !== 'sqlite') throw new UsageError(`unknown store ${o.store}: use postgres`);
+    } else if (a === '--subject') o.subject = value();
     else if (a === '--peer') o.peer = value();
     else if (a === '--json') o.json = value();
     else if (a === '--no-snapshot') o.snapshots = false;
@@ -433,6 +439,12 @@ function printTable(table, names, footer = 'medians of repeated runs') {
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const size = SIZES[opts.smoke ? 'smoke' : 'full'];
+  if (opts.store === 'postgres') {
+    checkTarget('roost');
+    const data = { ingest: loadIngestCorpus(size, log), fanout: loadFanoutCorpus(size, log) };
+    await runClusterBench({ size, data, rounds: opts.smoke ? 1 : 3 });
+    return;
+  }
   checkTarget(opts.subject);
   checkTarget(opts.peer);
   const t0 = performance.now();

@@ -247,26 +247,32 @@ export class PostgresStore implements EventStore {
     const client = await this.pool.connect();
     let broken = false;
     try {
-      await client.query('BEGIN');
-      // The sequencer row is locked first and held until COMMIT: writers on every instance take turns.
-      const base = (await client.query<{ n: number }>('SELECT n FROM seq_counter WHERE id = 1 FOR UPDATE')).rows[0]!.n;
+      // Four round trips a batch. First the sequencer row, locked until COMMIT: writers on every
+      // instance take turns (BEGIN and the lock in one simple-protocol message).
+      const begun = (await client.query('BEGIN; SELECT n FROM seq_counter WHERE id = 1 FOR UPDATE')) as unknown as pg.QueryResult<{ n: number }>[];
+      const base = begun[1]!.rows[0]!.n;
       const w = new BatchWriter(client, base);
       const results: WriteResult[] = [];
+      // After the lock, so a duplicate another instance committed meanwhile is seen.
       const ids = events.map((e) => e.id);
-      const known = new Set((await client.query<{ id: string }>('SELECT id FROM events WHERE id = ANY($1::text[])', [ids])).rows.map((r) => r.id));
-      const deleted = new Set(
-        (await client.query<{ id: string; pubkey: string }>('SELECT id, pubkey FROM deleted_ids WHERE id = ANY($1::text[])', [ids])).rows.map(
-          (r) => `${r.id}:${r.pubkey}`,
-        ),
-      );
+      const seen = (
+        await client.query<{ known: string[]; deleted: string[] }>(
+          `SELECT ARRAY(SELECT id FROM events WHERE id = ANY($1::text[])) AS known,
+                  ARRAY(SELECT id || ':' || pubkey FROM deleted_ids WHERE id = ANY($1::text[])) AS deleted`,
+          [ids],
+        )
+      ).rows[0]!;
+      const known = new Set(seen.known);
+      const deleted = new Set(seen.deleted);
       for (const ev of events) results.push(await w.writeOne(ev, known, deleted));
       await w.flushInserts();
       if (w.seq > base) {
         await this.#opts.beforeCommit?.(base + 1, w.seq);
-        await client.query('UPDATE seq_counter SET n = $1 WHERE id = 1', [w.seq]);
-        await client.query('SELECT pg_notify($1, $2)', [SEQ_CHANNEL, String(w.seq)]);
-      }
-      await client.query('COMMIT');
+        // The sequencer's new end, the notification (delivered only on commit) and COMMIT: one message.
+        const end = Number(w.seq);
+        if (!Number.isSafeInteger(end)) throw new RangeError(`bad sequence number ${end}`);
+        await client.query(`UPDATE seq_counter SET n = ${end} WHERE id = 1; NOTIFY ${SEQ_CHANNEL}, '${end}'; COMMIT`);
+      } else await client.query('COMMIT');
       return results;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => (broken = true));
@@ -620,20 +626,16 @@ class BatchWriter {
   async flushInserts(): Promise<void> {
     const r = this.#rows;
     if (r.seq.length === 0) return;
-    await this.#q(
-      `INSERT INTO events (seq, id, pubkey, created_at, kind, d_tag, expires_at, raw)
-       SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[], $7::bigint[], $8::text[])`,
-      [r.seq, r.id, r.pubkey, r.created, r.kind, r.d, r.exp, r.raw],
-    );
     const t = this.#tags;
-    if (t.seq.length > 0) {
-      await this.#q('INSERT INTO tags (seq, name, value, created_at) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[])', [
-        t.seq,
-        t.name,
-        t.value,
-        t.created,
-      ]);
-    }
+    // Events and their tags in one statement (the tags' foreign key is checked at its end).
+    await this.#q(
+      `WITH e AS (
+         INSERT INTO events (seq, id, pubkey, created_at, kind, d_tag, expires_at, raw)
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[], $7::bigint[], $8::text[])
+         RETURNING 1)
+       INSERT INTO tags (seq, name, value, created_at) SELECT * FROM unnest($9::bigint[], $10::text[], $11::text[], $12::bigint[])`,
+      [r.seq, r.id, r.pubkey, r.created, r.kind, r.d, r.exp, r.raw, t.seq, t.name, t.value, t.created],
+    );
     this.#rows = { seq: [], id: [], pubkey: [], created: [], kind: [], d: [], exp: [], raw: [] };
     this.#tags = { seq: [], name: [], value: [], created: [] };
   }
