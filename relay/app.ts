@@ -195,7 +195,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const store =
     deps.store ??
     (isPostgresUrl(config.db)
-      ? await PostgresStore.open({ url: config.db, commitMaxBatch: config.commitMaxBatch, now })
+      ? await PostgresStore.open({ url: config.db, commitMaxBatch: config.commitMaxBatch, now, log })
       : new SqliteStore({
           path: config.db,
           syncMode: config.syncMode,

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import type { Logger } from 'pino';
 import type { VerifiedEvent } from '../../shared/event.js';
 import { getDTag, getExpiration, getTagValues } from '../../shared/event.js';
 import type { Filter } from '../../shared/filter.js';
@@ -31,6 +32,8 @@ export interface PostgresStoreOptions {
   pollMs?: number;
   /** How often an instance refreshes its presence rows (they expire after three). */
   presenceHeartbeatMs?: number;
+  /** Where lost connections and failed reads of the shared log are reported. */
+  log?: Pick<Logger, 'warn'>;
 }
 
 /** The channel instances NOTIFY after each commit, with the new end of the sequence as payload. */
@@ -109,6 +112,10 @@ export class PostgresStore implements EventStore {
   #pollTimer: NodeJS.Timeout | undefined;
   #listenRetry: NodeJS.Timeout | undefined;
   #presenceChain: Promise<unknown> = Promise.resolve();
+  /** A failed read of the shared log: reported, and retried by the next notification or poll. */
+  #failed = (err: unknown): void => {
+    if (!this.#closed) this.#opts.log?.warn({ err }, 'reading the shared log failed (retried by the next poll)');
+  };
   #adminFollowers: Array<(entry: AdminLogEntry) => void> = [];
   /** Highest admin log entry handed to the followers. */
   #adminTail = 0;
@@ -163,7 +170,7 @@ export class PostgresStore implements EventStore {
   static async open(opts: PostgresStoreOptions): Promise<PostgresStore> {
     const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 8, types });
     // An idle connection that dies (server restart) must not crash the process: the next query reconnects.
-    pool.on('error', () => undefined);
+    pool.on('error', (err) => opts.log?.warn({ err }, 'PostgreSQL connection lost (the next query reconnects)'));
     let client: pg.PoolClient;
     try {
       client = await pool.connect();
@@ -180,8 +187,8 @@ export class PostgresStore implements EventStore {
     store.#tail = (await pool.query<{ n: number }>('SELECT n FROM seq_counter WHERE id = 1')).rows[0]!.n;
     await store.#listen();
     store.#pollTimer = setInterval(() => {
-      void store.#pull().catch(() => undefined);
-      void store.#pullAdmin().catch(() => undefined);
+      void store.#pull().catch(store.#failed);
+      void store.#pullAdmin().catch(store.#failed);
     }, opts.pollMs ?? 1000);
     store.#pollTimer.unref();
     return store;
@@ -190,9 +197,10 @@ export class PostgresStore implements EventStore {
   async #listen(): Promise<void> {
     if (this.#closed) return;
     const client = new pg.Client({ connectionString: this.#opts.url, types });
-    client.on('notification', (n) => void (n.channel === ADMIN_CHANNEL ? this.#pullAdmin() : this.#pull()).catch(() => undefined));
-    const retry = () => {
+    client.on('notification', (n) => void (n.channel === ADMIN_CHANNEL ? this.#pullAdmin() : this.#pull()).catch(this.#failed));
+    const retry = (err?: unknown) => {
       if (this.#closed || this.#listener !== client) return;
+      this.#opts.log?.warn({ err }, 'PostgreSQL LISTEN connection lost: reconnecting in 1 s (polling meanwhile)');
       this.#listener = undefined;
       client.end().catch(() => undefined);
       // Commits missed meanwhile are found by the poll, and by the pull after reconnecting.
@@ -204,8 +212,8 @@ export class PostgresStore implements EventStore {
     this.#listener = client;
     await client.connect();
     await client.query(`LISTEN ${SEQ_CHANNEL}; LISTEN ${ADMIN_CHANNEL}`);
-    void this.#pull().catch(() => undefined);
-    void this.#pullAdmin().catch(() => undefined);
+    void this.#pull().catch(this.#failed);
+    void this.#pullAdmin().catch(this.#failed);
   }
 
   /** Sets the listener called, in sequence order, for every committed event (any instance's). */
@@ -235,7 +243,7 @@ export class PostgresStore implements EventStore {
           results = batch.map(() => ({ status: 'rejected', reason }));
         }
         for (let i = 0; i < batch.length; i++) batch[i]!.resolve(results[i]!);
-        if (results.some((r) => r.status === 'stored')) void this.#pull().catch(() => undefined);
+        if (results.some((r) => r.status === 'stored')) void this.#pull().catch(this.#failed);
       }
     } finally {
       this.#writing = undefined;
