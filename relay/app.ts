@@ -36,7 +36,8 @@ import type { RejectEvent, RejectFilter } from './policies/types.js';
 import { createRelayUrlCheck, parsePublicUrls } from './relay-url.js';
 import { SqliteStore } from './store/sqlite.js';
 import { PostgresStore, isPostgresUrl } from './store/postgres.js';
-import { isPending, type EventStore, type LocalTables, type StoreCapabilities } from './store/types.js';
+import { isPending, type EventStore, type LocalTables, type SharedWakeBackend, type StoreCapabilities } from './store/types.js';
+import type { SharedPushWake } from './push/postgres.js';
 import { createFanOut } from './subscriptions/fan-out.js';
 import { SubscriptionIndex } from './subscriptions/index.js';
 import { createVerifier, type Verifier } from './verify/index.js';
@@ -157,11 +158,28 @@ function sharePresence(ctx: RelayContext): NodeJS.Timeout | undefined {
   return timer;
 }
 
+/** Push wake on a database shared by a cluster: the same identity and queue on every instance. */
+async function wireSharedPushWake(
+  ctx: RelayContext,
+  backend: SharedWakeBackend,
+  info: InfoContributor[],
+  deps: RelayDeps['push'] = {},
+): Promise<SharedPushWake> {
+  const { push, pubkey } = await backend.open({ config: ctx.config, log: ctx.log, ...deps });
+  ctx.hooks.kindHandlers.set(Kind.WakeRegistration, async (event) => {
+    const r = await push.handleWakeRegistration(event);
+    return r.ok ? { accepted: true, reason: '' } : { accepted: false, reason: r.reason };
+  });
+  info.push(() => ({ pubkey, self: pubkey, wake: push.describeWake() }));
+  push.start();
+  return push;
+}
+
 /** Says, once at start, which subsystems this store cannot back (so none is turned off silently). */
 function logMissingCapabilities(log: Logger, provides: StoreCapabilities): void {
   const off: string[] = [];
   if (!provides.syncReads) off.push('task and ballot policies', 'CRDT membership and compaction', 'mailbox quota');
-  if (!provides.local) off.push('push wake', 'mailbox ledger and retention', 'storage figures');
+  if (!provides.local) off.push(...(provides.sharedWake ? [] : ['push wake']), 'mailbox ledger and retention', 'storage figures');
   if (!provides.adminDb && !provides.sharedAdmin) off.push('persistent moderation lists and admin state (kept in memory)');
   if (off.length > 0) log.warn({ off }, `this store does not back: ${off.join(', ')}`);
 }
@@ -268,7 +286,11 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     () => ({ roost: { auth_challenge: config.authRequired ? 'connect' : config.authChallenge } }),
   ];
   const { local, syncReads } = store.provides;
-  const push = local ? wirePushWake(ctx, local, infoContributors, deps.push) : undefined;
+  const push = local
+    ? wirePushWake(ctx, local, infoContributors, deps.push)
+    : store.provides.sharedWake
+      ? await wireSharedPushWake(ctx, store.provides.sharedWake, infoContributors, deps.push)
+      : undefined;
   const mailbox = local && syncReads ? installMailbox(ctx, local.db, syncReads, infoContributors) : undefined;
   if (syncReads) {
     const taskLookup = makeTaskLookup(syncReads);

@@ -7,6 +7,9 @@ import type { Filter } from '../../shared/filter.js';
 import { Kind, isAddressableKind, isReplaceableKind } from '../../shared/kinds.js';
 import { makeReason } from '../../shared/reason.js';
 import { RoostError } from '../config.js';
+import { getPublicKey } from 'nostr-tools/pure';
+import { createSharedPushWake, loadOrCreateSharedIdentity, QUEUE_WAKES_SQL } from '../push/postgres.js';
+import { systemClock } from '../push/types.js';
 import { migratePostgres } from './postgres-migrate.js';
 import { buildCountQuery, buildFilterQuery, type SqlFilterOptions, type SqlParam } from './sql-filter.js';
 import type { AdminLogEntry, EventStore, ReadOptions, SeqPage, StoreCapabilities, StoredEvent, WriteResult } from './types.js';
@@ -112,6 +115,8 @@ export class PostgresStore implements EventStore {
   #pollTimer: NodeJS.Timeout | undefined;
   #listenRetry: NodeJS.Timeout | undefined;
   #presenceChain: Promise<unknown> = Promise.resolve();
+  /** Set once push wake is open with a push service: wakes are queued in each write transaction. */
+  #wakeQueue: { minIntervalMs: number; now: () => number } | undefined;
   /** A failed read of the shared log: reported, and retried by the next notification or poll. */
   #failed = (err: unknown): void => {
     if (!this.#closed) this.#opts.log?.warn({ err }, 'reading the shared log failed (retried by the next poll)');
@@ -153,6 +158,16 @@ export class PostgresStore implements EventStore {
             Date.now(),
           ]);
           return new Set(r.rows.map((x) => x.pubkey));
+        },
+      },
+      sharedWake: {
+        open: async (deps) => {
+          const secretKey = await loadOrCreateSharedIdentity(this.pool);
+          const pubkey = getPublicKey(secretKey);
+          const push = createSharedPushWake({ ...deps, pool: this.pool, secretKey, pubkey });
+          const clock = deps.clock ?? systemClock;
+          if (push.enabled()) this.#wakeQueue = { minIntervalMs: deps.config.pushMinIntervalSeconds * 1000, now: () => clock.now() };
+          return { push, pubkey };
         },
       },
       sharedAdmin: {
@@ -274,6 +289,9 @@ export class PostgresStore implements EventStore {
       const deleted = new Set(seen.deleted);
       for (const ev of events) results.push(await w.writeOne(ev, known, deleted));
       await w.flushInserts();
+      const q = this.#wakeQueue;
+      // In the event's own transaction: an acknowledged event to a sleeping agent always leads to a wake.
+      if (q && w.wakeOwners.length > 0) await client.query(QUEUE_WAKES_SQL, [w.wakeOwners, w.wakeSeqs, q.now(), q.minIntervalMs]);
       if (w.seq > base) {
         await this.#opts.beforeCommit?.(base + 1, w.seq);
         // The sequencer's new end, the notification (delivered only on commit) and COMMIT: one message.
@@ -521,6 +539,9 @@ class BatchWriter {
   };
   #tags: { seq: number[]; name: string[]; value: string[]; created: number[] } = { seq: [], name: [], value: [], created: [] };
   #inBatch = new Set<string>();
+  /** `p`-tagged agents of the stored events, with the event's seq (wake candidates). */
+  wakeOwners: string[] = [];
+  wakeSeqs: number[] = [];
 
   constructor(client: pg.ClientBase, base: number) {
     this.#client = client;
@@ -582,6 +603,11 @@ class BatchWriter {
     r.d.push(dTag);
     r.exp.push(getExpiration(ev) ?? null);
     r.raw.push(raw);
+    for (const pk of new Set(getTagValues(ev, 'p'))) {
+      if (pk === ev.pubkey || !/^[0-9a-f]{64}$/.test(pk)) continue;
+      this.wakeOwners.push(pk);
+      this.wakeSeqs.push(seq);
+    }
     // One row per distinct (name, value): a repeated tag would take two rows of a LIMIT.
     const indexed = new Set<string>();
     for (const t of ev.tags) {

@@ -1,6 +1,7 @@
 import type { Database } from 'better-sqlite3';
 import type { VerifiedEvent } from '../../shared/event.js';
 import type { Filter } from '../../shared/filter.js';
+import type { SharedPushWake, SharedPushWakeDeps } from '../push/postgres.js';
 import type { IntegrityState } from './integrity.js';
 import type { Viewer } from './sql-filter.js';
 
@@ -75,6 +76,13 @@ export interface StoreCapabilities {
   readonly sharedAdmin?: SharedAdminLog;
   /** Who is online on any relay sharing this store (heartbeat rows with expiry). */
   readonly sharedPresence?: SharedPresence;
+  /** Push wake on the shared database: wakes queued in the event's transaction, sent once by one instance. */
+  readonly sharedWake?: SharedWakeBackend;
+}
+
+/** Opens push wake on a shared database (and turns on queueing wakes in write transactions). */
+export interface SharedWakeBackend {
+  open(deps: Omit<SharedPushWakeDeps, 'pool' | 'secretKey' | 'pubkey'>): Promise<{ push: SharedPushWake; pubkey: string }>;
 }
 
 /** Presence shared by the relays on one database. */
