@@ -7,6 +7,11 @@ import { createRng } from '../helpers/prng.js';
 import { spawnRelay, type RelayProcess } from '../helpers/process.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { waitFor } from '../helpers/wait.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeSelfSignedCert } from '../helpers/fake-apns.js';
+import { makeServiceAccount, startFakeFcm } from '../helpers/fake-fcm.js';
+import { makeAgent, makeFcmToken, makeRegistrationEvent, makeTempDir } from '../relay/push/support.js';
 import { signFast } from '../relay/operator/support.js';
 
 // Three relay processes (dist/, as users run them) on one PostgreSQL database: the guarantees of
@@ -146,5 +151,61 @@ describe.skipIf(skip !== undefined)('cluster of 3 relay processes on one Postgre
     for (const c of clients) c.close();
     for (const r of relays.slice(1)) r.child.kill('SIGTERM');
     await Promise.all(relays.map((r) => r.exited));
+  }, 90_000);
+
+  it('delivers a wake for a sleeping agent once, though all 3 instances see the event', async () => {
+    const db = await server.createDatabase();
+    const tmp = makeTempDir();
+    const tls = makeSelfSignedCert();
+    const account = makeServiceAccount('roost-cluster', 'http://127.0.0.1:1/token');
+    const fcm = await startFakeFcm({ serviceAccount: { publicKey: account.publicKey, clientEmail: account.json.client_email! }, tls });
+    try {
+      writeFileSync(join(tmp.dir, 'ca.pem'), tls.cert);
+      writeFileSync(join(tmp.dir, 'firebase.json'), JSON.stringify({ ...account.json, token_uri: `${fcm.url}/token` }));
+      const env = {
+        ROOST_DB: db,
+        ROOST_LOG_LEVEL: 'info',
+        ROOST_PUSH_FCM_SERVICE_ACCOUNT_FILE: join(tmp.dir, 'firebase.json'),
+        ROOST_PUSH_FCM_ENDPOINT: fcm.url,
+        ROOST_PUSH_FCM_CA_FILE: join(tmp.dir, 'ca.pem'),
+      };
+      const relays: RelayProcess[] = [];
+      for (let i = 0; i < 3; i++) {
+        const r = await spawnRelay(env);
+        running.push(r);
+        relays.push(r);
+      }
+      const infos = await Promise.all(
+        relays.map(
+          async (r) => (await (await fetch(r.url.replace('ws', 'http'), { headers: { accept: 'application/nostr+json' } })).json()) as { pubkey: string },
+        ),
+      );
+      expect(new Set(infos.map((i) => i.pubkey)).size).toBe(1);
+      const agent = makeAgent();
+      const token = makeFcmToken();
+      const c1 = await RawClient.connect(relays[1]!.url);
+      expect((await c1.publish(makeRegistrationEvent(agent, infos[0]!.pubkey, { channels: [{ platform: 'fcm', token, mode: 'background' }] })))[2]).toBe(true);
+      // Every instance holds a live subscription that matches the event: all three see it.
+      const watchers = await Promise.all(relays.map((r) => RawClient.connect(r.url)));
+      for (const w of watchers) {
+        w.send(['REQ', 'w', { '#p': [agent.pubkey], kinds: [1] }]);
+        await w.eose('w');
+      }
+      const c0 = await RawClient.connect(relays[0]!.url);
+      const ev = signEvent(makeKey(), { content: 'wake up', tags: [['p', agent.pubkey]] });
+      expect((await c0.publish(ev))[2]).toBe(true);
+      for (const w of watchers) await w.next((f) => f[0] === 'EVENT' && (f[2] as NostrEvent).id === ev.id, 'event on every instance');
+      await waitFor(() => fcm.requests.length >= 1, 'wake pushed', 15_000);
+      // Several pump periods of every instance later, still one.
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(fcm.requests.length).toBe(1);
+      expect(fcm.requests[0]!.message.token).toBe(token);
+      for (const c of [c0, c1, ...watchers]) c.close();
+      for (const r of relays) r.child.kill('SIGTERM');
+      await Promise.all(relays.map((r) => r.exited));
+    } finally {
+      await fcm.close();
+      tmp.remove();
+    }
   }, 90_000);
 });
