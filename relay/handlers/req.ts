@@ -203,7 +203,7 @@ function sendStored(ctx: RelayContext, sub: Subscription, rows: readonly (Stored
       else {
         // Gone since the query (deleted or expired): nothing to send.
         const raw = ctx.store.getRaw(row);
-        if (isPending(raw)) {
+        if (typeof raw !== 'string' && raw !== undefined) {
           sub.held ??= { frames: [], bytes: 0 };
           raw.then(
             (r) => {

@@ -158,5 +158,6 @@ export interface EventStore {
 
 /** Whether a store's answer is still to come. */
 export function isPending<T>(v: MaybePromise<T>): v is Promise<T> {
-  return typeof (v as { then?: unknown } | undefined)?.then === 'function';
+  // instanceof, not a `then` lookup: SQLite's answers are often strings, and a property lookup boxes them.
+  return v instanceof Promise;
 }
