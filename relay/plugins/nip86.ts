@@ -68,7 +68,7 @@ export function registerNip86(app: FastifyInstance, opts: Nip86Options): void {
   // Its size is the relay's HTTP body limit (fastify's bodyLimit, checked in plugins/http-limits.ts).
   app.addContentTypeParser(NIP86_CONTENT_TYPE, { parseAs: 'string' }, (_req, body, done) => done(null, body));
 
-  const authorise = (req: FastifyRequest, body: string): { pubkey: string } | { code: number; error: string } => {
+  const authorise = (req: FastifyRequest, body: string): { pubkey: string; sig: string; until: number } | { code: number; error: string } => {
     const ev = getAuthorizationEvent(req.headers.authorization);
     if (!ev) return { code: 401, error: 'unauthorized: a NIP-98 Authorization header is required' };
     const now = opts.now();
@@ -82,7 +82,7 @@ export function registerNip86(app: FastifyInstance, opts: Nip86Options): void {
     if (used.has(ev.sig)) return { code: 401, error: 'unauthorized: this authorization event was already used' };
     used.set(ev.sig, ev.created_at + HTTP_AUTH_WINDOW_SECONDS);
     if (!opts.admins.has(ev.pubkey)) return { code: 403, error: 'forbidden: this pubkey may not manage the relay' };
-    return { pubkey: ev.pubkey };
+    return { pubkey: ev.pubkey, sig: ev.sig, until: ev.created_at + HTTP_AUTH_WINDOW_SECONDS };
   };
 
   app.post(
@@ -103,6 +103,11 @@ export function registerNip86(app: FastifyInstance, opts: Nip86Options): void {
       if ('error' in who) {
         req.log.warn({ code: who.code }, 'management call refused');
         return refuse(reply, who.code, who.error);
+      }
+      // In a cluster, one use across every instance: a header replayed to another one is refused too.
+      if (opts.shared && !(await opts.shared.claimAuthorization(who.sig, who.until))) {
+        req.log.warn({ code: 401 }, 'management call refused');
+        return refuse(reply, 401, 'unauthorized: this authorization event was already used');
       }
       let json: unknown;
       try {

@@ -174,6 +174,12 @@ export class PostgresStore implements EventStore {
         append: (entry) => this.#appendAdmin(entry),
         follow: (fn) => void this.#adminFollowers.push(fn),
         catchUp: () => this.#pullAdmin().then(() => undefined),
+        claimAuthorization: async (sig, until) => {
+          const now = this.#now();
+          await this.pool.query('DELETE FROM nip98_used WHERE until < $1', [now]);
+          const r = await this.pool.query('INSERT INTO nip98_used (sig, until) VALUES ($1, $2) ON CONFLICT (sig) DO NOTHING', [sig, until]);
+          return (r.rowCount ?? 0) === 1;
+        },
       },
     };
   }

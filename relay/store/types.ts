@@ -112,6 +112,8 @@ export interface SharedAdminLog {
   follow(fn: (entry: AdminLogEntry) => void): void;
   /** Resolves once every entry recorded before the call has been handed to the followers. */
   catchUp(): Promise<void>;
+  /** Records a NIP-98 authorisation as used on every instance; false when it already was. */
+  claimAuthorization(sig: string, until: number): Promise<boolean>;
 }
 
 /**

@@ -1,5 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { finalizeEvent } from 'nostr-tools/pure';
 import { callRelay } from '../../cli/admin.js';
+import type { NostrEvent } from '../../shared/event.js';
+import { makeAuthorizationHeader, makeHttpAuthTemplate } from '../../shared/nip98.js';
 import { createPgDatabase } from '../helpers/backends.js';
 import { AGENT_CARD_D, AGENT_CARD_KIND, PRESENCE_PATH } from '../../shared/agent-card.js';
 import { makeKey, signEvent } from '../helpers/events.js';
@@ -76,5 +80,30 @@ describe.skipIf(skip !== undefined)('cluster: NIP-86, NIP-11 and presence on eve
     ca.close();
     await waitFor(async () => (await presence(b)) === false, 'offline on B');
     expect(await presence(a)).toBe(false);
+  });
+
+  it('a NIP-98 authorisation used on one instance is refused when replayed to another', async () => {
+    // Instances of a cluster share one public URL, which is what NIP-98's u tag names.
+    const pair = [
+      await startRelay({ db, adminPubkeys: admin.pk, publicUrl: 'wss://cluster.example' }),
+      await startRelay({ db, adminPubkeys: admin.pk, publicUrl: 'wss://cluster.example' }),
+    ];
+    relays.push(...pair);
+    const body = JSON.stringify({ method: 'changerelayname', params: ['replayed'] });
+    const payload = createHash('sha256').update(body).digest('hex');
+    const auth = finalizeEvent(
+      makeHttpAuthTemplate({ url: 'https://cluster.example/', method: 'POST', payload, created_at: Math.floor(Date.now() / 1000) }),
+      admin.sk,
+    );
+    const post = (t: TestRelay) =>
+      fetch(t.httpUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/nostr+json+rpc', authorization: makeAuthorizationHeader(auth as NostrEvent) },
+        body,
+      });
+    expect((await post(pair[0]!)).status).toBe(200);
+    const replay = await post(pair[1]!);
+    expect(replay.status).toBe(401);
+    expect(((await replay.json()) as { error: string }).error).toMatch(/already used/);
   });
 });
