@@ -44,6 +44,8 @@ import { configuredPrivateKinds, installMailbox, type Mailbox } from './mailbox/
 import { loadOrCreateRelayIdentity } from './identity.js';
 import { createPushWake, type PushWake, type PushWakeDeps } from './push/index.js';
 import { installSharedDocs, type SharedDocs } from './crdt/index.js';
+import { createTracing, type RelayTracing, traceLogFields } from './tracing.js';
+import type { VerifiedEvent } from '../shared/event.js';
 
 /** I/O edges a relay is built with; each has a production default. */
 export interface RelayDeps {
@@ -58,6 +60,8 @@ export interface RelayDeps {
   push?: Pick<PushWakeDeps, 'senders' | 'clock' | 'random'>;
   /** Milliseconds since the epoch (rate limits, dashboard sampling). */
   nowMs?: () => number;
+  /** Span export; by default from the OTEL_* settings (off unless `otelTracesExporter` is `otlp`). */
+  tracing?: RelayTracing;
 }
 
 /** A built relay: the fastify app (not listening) and its pipeline context. */
@@ -163,7 +167,7 @@ export function createRandomPool(size = 4096): (n: number) => Buffer {
 
 /** Builds the relay without listening, so every test can build a fresh one. */
 export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Promise<Relay> {
-  const log = deps.log ?? pino({ level: config.logLevel });
+  const log = deps.log ?? pino({ level: config.logLevel, mixin: traceLogFields });
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   const random = deps.random ?? createRandomPool();
   const store =
@@ -203,6 +207,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const index = new SubscriptionIndex<import('./connection.js').Subscription>();
   const policies = defaultPolicies(config, privateKinds);
   const hooks: RelayContext['hooks'] = { ...policies, onEventSaved: [], onEventUnproven: [], kindHandlers: new Map(), onDelivered: [], onAuth: [] };
+  const tracing = deps.tracing ?? createTracing(config);
   const fanOut = createFanOut(index, privateKinds, stats, config.maxOutboundBytes, hooks.onDelivered);
   const ctx: RelayContext = {
     config,
@@ -217,10 +222,10 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     hooks,
     stats,
     now,
+    tracing,
     fanOut,
   };
-  store.setOnStored((event, seq, raw) => {
-    stats.eventsStored++;
+  const committed = (event: VerifiedEvent, seq: number, raw: string) => {
     fanOut(event, raw, seq);
     for (const hook of ctx.hooks.onEventSaved) {
       try {
@@ -230,6 +235,11 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
         log.error({ err, eventId: event.id }, 'onEventSaved hook failed');
       }
     }
+  };
+  store.setOnStored((event, seq, raw) => {
+    stats.eventsStored++;
+    if (tracing.enabled) tracing.traceCommitted(event.id, () => committed(event, seq, raw));
+    else committed(event, seq, raw);
   });
 
   const version = packageVersion();
@@ -404,6 +414,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       operator.close();
       await store.close();
       await verifier.close();
+      await tracing.close();
     },
   };
 }

@@ -6,7 +6,7 @@ import { iceServersSchema, parseIceServersSetting } from '../shared/ice-servers.
 /**
  * Every relay setting, declared once with its default and description. Only this module reads
  * `process.env`; the result is validated once and frozen. Environment name: ROOST_<KEY_IN_SNAKE_CASE>,
- * except `port` (PORT) and `host` (HOST). Command-line flags use --kebab-case.
+ * except `port` (PORT), `host` (HOST) and the standard OpenTelemetry ones (OTEL_*). Command-line flags use --kebab-case.
  */
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes')]);
@@ -27,6 +27,18 @@ export const configSchema = z.object({
       "Public ws(s):// URL(s) of this relay, comma-separated; NIP-42 AUTH and NIP-98 must name one of them. Empty accepts only this machine's own addresses on the listening port (localhost, 127.0.0.1, [::1] and the host name for local clients; the address a connection arrived on): set it whenever clients reach the relay through another name, a proxy or a port mapping.",
     ),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level (pino).'),
+
+  // --- tracing (issue 24; standard OpenTelemetry variables, docs/observability.md) ---
+  otelTracesExporter: z
+    .enum(['none', 'otlp'])
+    .default('none')
+    .describe("Trace exporter: `otlp` sends the relay's spans over OTLP/HTTP (JSON); `none` (default) traces nothing and costs nothing."),
+  otelExporterOtlpEndpoint: z
+    .string()
+    .default('http://localhost:4318')
+    .refine((v) => /^https?:\/\/[^/]/.test(v), 'must be an http(s):// URL')
+    .describe('OTLP/HTTP collector base URL; spans go to <endpoint>/v1/traces.'),
+  otelServiceName: z.string().min(1).default('roost-relay').describe("`service.name` of the relay's spans."),
 
   // --- NIP-11 identity ---
   name: z.string().default('Roost').describe('Relay name in the NIP-11 document.'),
@@ -232,6 +244,8 @@ export class RoostError extends Error {
 
 function envName(key: string): string {
   if (key === 'port' || key === 'host') return key.toUpperCase();
+  // the OpenTelemetry settings keep their standard names (OTEL_*)
+  if (key.startsWith('otel')) return key.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
   return 'ROOST_' + key.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
 }
 

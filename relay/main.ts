@@ -1,6 +1,7 @@
 import { pino } from 'pino';
 import { buildRelay } from './app.js';
 import { RoostError, loadConfig, readConfigSources } from './config.js';
+import { traceLogFields } from './tracing.js';
 import { checkHost, checkPort, describeListenError, lockDatabase } from './startup-checks.js';
 
 /** One line on stderr with the code, then exit: the mistakes a newcomer makes at start-up are not stack traces. */
@@ -21,7 +22,7 @@ export async function runRelay(argv: readonly string[] = process.argv.slice(2)):
     process.stderr.write(`roost: ${(err as Error).message} (${code})\n`);
     process.exit(2);
   }
-  const log = pino({ level: config.logLevel });
+  const log = pino({ level: config.logLevel, mixin: traceLogFields });
   // in this order, so a wrong HOST or a taken port fails before the database is opened or locked
   try {
     await checkHost(config.host);
