@@ -132,6 +132,7 @@ function wirePushWake(ctx: RelayContext, store: SqliteStore, info: InfoContribut
     config: ctx.config,
     log: ctx.log,
     isOnline: (pubkey) => ctx.online.has(pubkey),
+    tracing: ctx.tracing,
     ...deps,
   });
   ctx.hooks.kindHandlers.set(Kind.WakeRegistration, async (event) => {

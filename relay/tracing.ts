@@ -6,6 +6,7 @@ import { BatchSpanProcessor, NodeTracerProvider } from '@opentelemetry/sdk-trace
 import type { NostrEvent } from '../shared/event.js';
 import { getTraceparent } from '../shared/trace-context.js';
 import type { RelayConfig } from './config.js';
+import type { WakeTracing } from './push/wake.js';
 
 /** Runs one step of the ingest pipeline, as a child span when the event is traced. */
 export type IngestStep = <T>(name: string, fn: () => T) => T;
@@ -13,8 +14,12 @@ export type IngestStep = <T>(name: string, fn: () => T) => T;
 /** The spans of one EVENT frame: `relay.ingest` and its steps. */
 export interface IngestTrace {
   readonly step: IngestStep;
-  /** The ingest span's context: the parent of the fan-out span made after the commit. */
-  readonly context: Context;
+  /**
+   * Runs the write in a `relay.store` span and remembers this ingest until the commit, so the wake
+   * queue and the fan-out inside and after it join the trace. The write itself runs outside any span:
+   * the group commit it schedules serves other events too and must not inherit this one's context.
+   */
+  store<T>(eventId: string, write: () => Promise<T>): Promise<T>;
   /** Records the OK answer on the ingest span. */
   outcome(accepted: boolean, reason: string): void;
 }
@@ -23,15 +28,13 @@ export interface IngestTrace {
  * Relay tracing (docs/observability.md). Off unless `OTEL_TRACES_EXPORTER=otlp`: then `enabled` is
  * false, nothing is allocated per event and the handlers take their untraced path.
  */
-export interface RelayTracing {
+export interface RelayTracing extends WakeTracing {
   readonly enabled: boolean;
   /**
    * Runs `fn` inside a `relay.ingest` span. A public event's `traceparent` tag makes it a child of
    * the sender's span; a private event (DM, gift wrap) always starts a trace of its own.
    */
   traceIngest<T>(event: NostrEvent, isPrivate: boolean, fn: (t: IngestTrace) => Promise<T>): Promise<T>;
-  /** Remembers an ingest's context until its commit, so the fan-out after it joins the same trace. */
-  awaitCommit(eventId: string, t: IngestTrace): void;
   /** Runs the after-commit work (fan-out, saved hooks) in a `relay.fan_out` span of the event's ingest. */
   traceCommitted<T>(eventId: string, fn: () => T): T;
   /** Exports every ended span now. */
@@ -46,8 +49,9 @@ const untraced: IngestStep = (_name, fn) => fn();
 export const tracingOff: RelayTracing = Object.freeze({
   enabled: false,
   traceIngest: (_e: NostrEvent, _p: boolean, fn: (t: IngestTrace) => Promise<unknown>) =>
-    fn({ step: untraced, context: ROOT_CONTEXT, outcome: () => undefined }),
-  awaitCommit: () => undefined,
+    fn({ step: untraced, store: <T>(_id: string, write: () => Promise<T>) => write(), outcome: () => undefined }),
+  wakeQueued: () => undefined,
+  wakeSend: () => () => undefined,
   traceCommitted: <T>(_id: string, fn: () => T) => fn(),
   flush: async () => undefined,
   close: async () => undefined,
@@ -76,6 +80,10 @@ export function createTracing(config: Pick<RelayConfig, 'otelTracesExporter' | '
 /** Tracing over a given tracer (tests pass one with an in-process exporter). */
 export function createTracingWith(tracer: Tracer, provider: { forceFlush(): Promise<void>; shutdown(): Promise<void> }): RelayTracing {
   const pending = new Map<string, Context>();
+  // seq → context of the queued wake, so the push sent later (once, for however many events) joins the
+  // trace of the event that queued it. Bounded: a wake older than this many queued ones starts its own trace.
+  const wakes = new Map<number, Context>();
+  const maxWakes = 10_000;
   return {
     enabled: true,
     async traceIngest(event, isPrivate, fn) {
@@ -101,7 +109,11 @@ export function createTracingWith(tracer: Tracer, provider: { forceFlush(): Prom
       };
       const t: IngestTrace = {
         step,
-        context: spanCtx,
+        store(eventId, write) {
+          pending.set(eventId, spanCtx);
+          const child = tracer.startSpan('relay.store', undefined, spanCtx);
+          return endAfter(child, () => context.with(ROOT_CONTEXT, write));
+        },
         outcome(accepted, reason) {
           span.setAttribute('nostr.ok', accepted);
           if (reason) span.setAttribute('nostr.reason', reason.split(':')[0] ?? '');
@@ -118,8 +130,26 @@ export function createTracingWith(tracer: Tracer, provider: { forceFlush(): Prom
         span.end();
       }
     },
-    awaitCommit(eventId, t) {
-      pending.set(eventId, t.context);
+    wakeQueued(eventId, seq) {
+      const parent = pending.get(eventId);
+      if (!parent) return;
+      const span = tracer.startSpan('relay.wake.queue', { attributes: { 'nostr.seq': seq } }, parent);
+      span.end();
+      wakes.delete(seq);
+      wakes.set(seq, trace.setSpan(parent, span));
+      if (wakes.size > maxWakes) wakes.delete(wakes.keys().next().value as number);
+    },
+    wakeSend(seq, platform) {
+      const span = tracer.startSpan(
+        'relay.wake.send',
+        { kind: SpanKind.CLIENT, attributes: { 'push.platform': platform, 'nostr.seq': seq } },
+        wakes.get(seq) ?? ROOT_CONTEXT,
+      );
+      return (outcome) => {
+        span.setAttribute('push.outcome', outcome);
+        if (outcome === 'sent') wakes.delete(seq);
+        span.end();
+      };
     },
     traceCommitted(eventId, fn) {
       const parent = pending.get(eventId);

@@ -82,10 +82,8 @@ async function ingestEvent(ctx: RelayContext, conn: Connection, event: NostrEven
   }
 
   let result: Awaited<ReturnType<typeof ctx.store.write>>;
-  if (t) {
-    ctx.tracing.awaitCommit(event.id, t);
-    result = await t.step('relay.store', () => ctx.store.write(verified));
-  } else result = await ctx.store.write(verified);
+  if (t) result = await t.store(event.id, () => ctx.store.write(verified));
+  else result = await ctx.store.write(verified);
   switch (result.status) {
     case 'stored':
       ok(true, '');

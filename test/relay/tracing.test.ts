@@ -10,6 +10,8 @@ import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../help
 import { RawClient } from '../helpers/raw-client.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
 import { waitFor } from '../helpers/wait.js';
+import type { SendOutcome, WakeSender, WakeTarget } from '../../relay/push/types.js';
+import { makeApnsToken, makeRegistrationEvent } from './push/support.js';
 
 const hex = (n: number) => randomBytes(n).toString('hex');
 
@@ -109,6 +111,50 @@ describe('relay tracing over OTLP/HTTP', () => {
     const outside = logLines.find((l) => l.probe === ev.id && l.msg === 'outside')!;
     expect(inside).toMatchObject({ trace_id: span.traceId, span_id: span.spanId });
     expect(outside.trace_id).toBeUndefined();
+  });
+});
+
+describe('push wake spans', () => {
+  it('a wake queued for a traced event, and the push sent for it, are in the sender trace', async () => {
+    const receiver = await startOtlpReceiver();
+    const sent: WakeTarget[] = [];
+    const apns: WakeSender = {
+      platform: 'apns',
+      send: async (target): Promise<SendOutcome> => {
+        sent.push(target);
+        return { kind: 'sent' };
+      },
+      close: async () => undefined,
+    };
+    const relay = await startRelay({ otelTracesExporter: 'otlp', otelExporterOtlpEndpoint: receiver.url }, { push: { senders: { apns } } });
+    try {
+      const info = (await (await fetch(relay.httpUrl, { headers: { accept: 'application/nostr+json' } })).json()) as { pubkey: string };
+      const agent = makeKey();
+      const client = await RawClient.connect(relay.url);
+      const reg = makeRegistrationEvent({ secretKey: agent.sk }, info.pubkey, {
+        channels: [{ platform: 'apns', token: makeApnsToken(), topic: 'org.example.agent', environment: 'sandbox', mode: 'background' }],
+      });
+      expect(await client.publish(reg)).toEqual(['OK', reg.id, true, '']);
+      const sender = { traceId: hex(16), spanId: hex(8), sampled: true };
+      const ev = signEvent(makeKey(), { tags: [['p', agent.pk], makeTraceparentTag(sender)] });
+      expect((await client.publish(ev))[2]).toBe(true);
+      await waitFor(() => sent.length === 1, 'push sent');
+      await waitFor(async () => {
+        await relay.relay.ctx.tracing.flush();
+        return receiver.spans.some((s) => s.name === 'relay.wake.send');
+      }, 'wake send span');
+      const spans = receiver.spans.filter((s) => s.traceId === sender.traceId);
+      const ingest = spans.find((s) => s.name === 'relay.ingest')!;
+      const queued = spans.find((s) => s.name === 'relay.wake.queue')!;
+      const push = spans.find((s) => s.name === 'relay.wake.send')!;
+      expect(queued.parentSpanId).toBe(ingest.spanId);
+      expect(push.parentSpanId).toBe(queued.spanId);
+      expect(push.attributes).toMatchObject({ 'push.platform': 'apns', 'push.outcome': 'sent' });
+      client.close();
+    } finally {
+      await relay.close();
+      await receiver.close();
+    }
   });
 });
 
