@@ -22,6 +22,8 @@ import { TaskClient } from './tasks.js';
 import type { DirectTransport } from './transport/webrtc.js';
 import type { WakeChannel } from './wake.js';
 import { makeWorkHost } from './work-host.js';
+import { getDefaultTracer, runInSpan, startHandleSpan } from './tracing.js';
+import type { Tracer } from '@opentelemetry/api';
 
 export type { PublishOptions } from './publisher.js';
 
@@ -87,6 +89,8 @@ export interface AgentOptions {
   inbox?: boolean;
   /** Heartbeat period in seconds while running (default 300; 0: no heartbeat). */
   heartbeatSeconds?: number;
+  /** Spans for publishes, DMs and handled messages (default: the global OpenTelemetry tracer, a no-op until an SDK is registered). */
+  tracer?: Tracer;
 }
 
 /** Creates an agent (not connected yet: call `start()`). */
@@ -118,6 +122,7 @@ export class Agent extends Emitter<AgentEvents> {
   readonly #docs: Docs;
   readonly #random: () => number;
   readonly #now: () => number;
+  readonly #tracer: Tracer;
   readonly #log: ClientLogger;
   #onMessage: MessageHandler | undefined;
   #state: 'new' | 'running' | 'closed' = 'new';
@@ -134,6 +139,7 @@ export class Agent extends Emitter<AgentEvents> {
     const random = (this.#random = opts.random ?? Math.random);
     const now = (this.#now = opts.now ?? Date.now);
     const log = (this.#log = opts.log ?? silentLogger);
+    const tracer = (this.#tracer = opts.tracer ?? getDefaultTracer());
     const fetch = opts.fetch ?? (globalThis.fetch ? (globalThis.fetch.bind(globalThis) as unknown as FetchLike) : undefined);
     const identity = opts.identity;
     const links = this.#links;
@@ -162,7 +168,7 @@ export class Agent extends Emitter<AgentEvents> {
     const outbox = (this.#outbox = new Outbox(store, links, { timers, random, log, ...opts.outbox }));
     outbox.on('refused', (s) => this.emit('refused', s));
     outbox.on('accepted', (s) => this.emit('accepted', s));
-    const publisher = (this.#publisher = new Publisher({ identity, store, outbox, links, timers, now }));
+    const publisher = (this.#publisher = new Publisher({ identity, store, outbox, links, timers, now, tracer }));
     this.#messenger = new Messenger({
       identity,
       store,
@@ -173,6 +179,7 @@ export class Agent extends Emitter<AgentEvents> {
       timers,
       now,
       log,
+      tracer,
     });
     const wake = (this.#wake = new Wake({ identity, links, fetch, now, log }));
     this.#presence = new Presence({
@@ -484,8 +491,14 @@ export class Agent extends Emitter<AgentEvents> {
   }
 
   async #deliver(msg: InboxMessage): Promise<void> {
-    if (msg.type === 'dm' && (await this.tasks.handleDirectMessage(msg))) return;
-    if (this.#onMessage) await this.#onMessage(msg);
-    else this.emit('message', msg);
+    const span =
+      msg.type === 'dm'
+        ? startHandleSpan(this.#tracer, 'client.handle', msg.tags, { 'roost.message': 'dm', 'roost.path': msg.relay === 'direct' ? 'direct' : 'relay' })
+        : startHandleSpan(this.#tracer, 'client.handle', msg.event.tags, { 'roost.message': 'event', 'nostr.event.id': msg.event.id });
+    await runInSpan(span, async () => {
+      if (msg.type === 'dm' && (await this.tasks.handleDirectMessage(msg))) return;
+      if (this.#onMessage) await this.#onMessage(msg);
+      else this.emit('message', msg);
+    });
   }
 }

@@ -11,6 +11,8 @@ import { parsePubkey, type Identity } from './identity.js';
 import type { Outbox, PublishResult } from './outbox.js';
 import type { RelayLink } from './relay-link.js';
 import type { AgentStore, ParkedMessage } from './store.js';
+import { runInSpan, startSendSpan } from './tracing.js';
+import type { Tracer } from '@opentelemetry/api';
 import type { RtcFactory, RtcIceServer } from './transport/rtc.js';
 // Types only: the transport (and the zod schemas of its signalling) stays out of bundles that do not use it.
 import type { DeliveryPath, DirectTransport, DirectTransportOptions, PeerMessage } from './transport/webrtc.js';
@@ -191,6 +193,8 @@ export interface MessengerDeps {
   timers: Timers;
   now: () => number;
   log: ClientLogger;
+  /** `client.dm.send` spans; the `traceparent` goes in the rumor, inside the encryption. */
+  tracer: Tracer;
 }
 
 interface PendingRequest {
@@ -248,6 +252,15 @@ export class Messenger {
    */
   async send(to: string, content: string, opts: { relays?: readonly string[]; timeoutMs?: number; tags?: string[][] } = {}): Promise<SendResult> {
     const recipient = parsePubkey(to);
+    const { span, tag } = startSendSpan(this.#d.tracer, 'client.dm.send');
+    return runInSpan(span, async () => {
+      const result = await this.#send(recipient, content, tag ? { ...opts, tags: [...(opts.tags ?? []), tag] } : opts);
+      span.setAttribute('roost.path', result.path);
+      return result;
+    });
+  }
+
+  async #send(recipient: string, content: string, opts: { relays?: readonly string[]; timeoutMs?: number; tags?: string[][] }): Promise<SendResult> {
     const rumor = makeRumor(this.#d.identity, recipient, content, { tags: opts.tags, createdAt: Math.floor(this.#d.now() / 1000) });
     const pool = this.#links;
     if (pool) {

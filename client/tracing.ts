@@ -1,0 +1,53 @@
+import { context, isSpanContextValid, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, type Tracer, TraceFlags, trace } from '@opentelemetry/api';
+import { getTraceparent, makeTraceparentTag } from '../shared/trace-context.js';
+
+/**
+ * Client spans over the OpenTelemetry API only (browser-safe): the application registers an SDK, or
+ * passes a tracer; without one every span is the API's no-op and no `traceparent` tag is added, so
+ * events are exactly what they were (docs/observability.md).
+ */
+
+/** The tracer an agent uses when none is given: the global one, a no-op until an SDK is registered. */
+export function getDefaultTracer(): Tracer {
+  return trace.getTracer('roost-client');
+}
+
+/** A span for something the agent sends, and the `traceparent` tag naming it (none when not recording). */
+export function startSendSpan(tracer: Tracer, name: string): { span: Span; tag: [string, string] | undefined } {
+  const span = tracer.startSpan(name, { kind: SpanKind.PRODUCER });
+  const c = span.spanContext();
+  const tag = isSpanContextValid(c)
+    ? makeTraceparentTag({ traceId: c.traceId, spanId: c.spanId, sampled: (c.traceFlags & TraceFlags.SAMPLED) === 1 })
+    : undefined;
+  return { span, tag };
+}
+
+/** Runs `fn` inside `span` (active, so the app's own spans and logs join it), ending it after. */
+export async function runInSpan<T>(span: Span, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await context.with(trace.setSpan(context.active(), span), fn);
+  } catch (err) {
+    span.recordException(err as Error);
+    span.setStatus({ code: SpanStatusCode.ERROR });
+    throw err;
+  } finally {
+    span.end();
+  }
+}
+
+/**
+ * A span for the recipient's handling of a message: a child of the sender's span when the message
+ * (a public event's tags, or a DM's rumor tags) names one, else a trace of its own.
+ */
+export function startHandleSpan(tracer: Tracer, name: string, tags: readonly (readonly string[])[], attributes: Record<string, string>): Span {
+  const parent = getTraceparent(tags);
+  const parentCtx = parent
+    ? trace.setSpanContext(ROOT_CONTEXT, {
+        traceId: parent.traceId,
+        spanId: parent.spanId,
+        traceFlags: parent.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
+        isRemote: true,
+      })
+    : ROOT_CONTEXT;
+  return tracer.startSpan(name, { kind: SpanKind.CONSUMER, attributes }, parentCtx);
+}

@@ -1,0 +1,115 @@
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { BatchSpanProcessor, NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Agent, InboxMessage } from '../../client/node/index.js';
+import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { startRelay, type TestRelay } from '../helpers/relay.js';
+import { waitFor } from '../helpers/wait.js';
+import { dmTexts, startRecordingAgent, tempDir } from './helpers.js';
+
+// One trace from the sending agent through the relay to the recipient's handler, collected by an
+// OTLP/HTTP receiver in this test: each agent exports with its own SDK provider, the relay with its own.
+describe('end-to-end traces: agent → relay → agent', () => {
+  let receiver: OtlpReceiver;
+  let relay: TestRelay;
+  const providers: NodeTracerProvider[] = [];
+  const homes: Array<{ cleanup: () => void }> = [];
+  let alice: { agent: Agent; got: InboxMessage[] };
+  let bob: { agent: Agent; got: InboxMessage[] };
+
+  const provider = (service: string) => {
+    const p = new NodeTracerProvider({
+      resource: resourceFromAttributes({ 'service.name': service }),
+      spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: `${receiver.url}/v1/traces` }))],
+    });
+    providers.push(p);
+    return p;
+  };
+  const agent = async (service: string) => {
+    const home = tempDir();
+    homes.push(home);
+    return startRecordingAgent(home.dir, [relay.url], { tracer: provider(service).getTracer('test') });
+  };
+  const flushAll = async () => {
+    await relay.relay.ctx.tracing.flush();
+    await Promise.all(providers.map((p) => p.forceFlush()));
+  };
+  const spansNamed = (name: string, service: string) => receiver.spans.filter((s) => s.name === name && s.service === service);
+
+  beforeAll(async () => {
+    receiver = await startOtlpReceiver();
+    relay = await startRelay({ otelTracesExporter: 'otlp', otelExporterOtlpEndpoint: receiver.url, otelServiceName: 'relay' });
+    alice = await agent('alice');
+    bob = await agent('bob');
+    await Promise.all([alice.agent.whenConnected(), bob.agent.whenConnected()]);
+  });
+  afterAll(async () => {
+    await alice?.agent.close();
+    await bob?.agent.close();
+    await Promise.all(providers.map((p) => p.shutdown()));
+    await relay?.close();
+    await receiver?.close();
+    for (const h of homes) h.cleanup();
+  });
+
+  it('a public event: client.publish → relay.ingest → the recipient handler, one trace id', async () => {
+    const { id } = await alice.agent.publish({ kind: 1, content: 'traced hello', tags: [['p', bob.agent.pubkey]] });
+    await waitFor(() => bob.got.some((m) => m.type === 'event' && m.event.id === id), 'bob handles the event');
+    let publish: ReceivedSpan | undefined;
+    await waitFor(async () => {
+      await flushAll();
+      publish = spansNamed('client.publish', 'alice').find((s) => s.attributes['nostr.event.id'] === id);
+      return publish !== undefined && receiver.spans.some((s) => s.service === 'bob' && s.traceId === publish!.traceId);
+    }, 'spans of the three parties');
+    const trace = receiver.spans.filter((s) => s.traceId === publish!.traceId);
+    const ingest = trace.find((s) => s.service === 'relay' && s.name === 'relay.ingest')!;
+    const handle = trace.find((s) => s.service === 'bob' && s.name === 'client.handle')!;
+    expect(ingest.parentSpanId).toBe(publish!.spanId);
+    expect(handle.parentSpanId).toBe(publish!.spanId);
+    expect(trace.find((s) => s.name === 'relay.fan_out')!.parentSpanId).toBe(ingest.spanId);
+    // The tag is on the stored event, exactly as signed.
+    const reader = await RawClient.connect(relay.url);
+    const [stored] = await reader.req('q', { ids: [id] });
+    expect((stored!.tags as string[][]).find((t) => t[0] === 'traceparent')![1]).toBe(`00-${publish!.traceId}-${publish!.spanId}-01`);
+    reader.close();
+  });
+
+  it('a DM: the recipient handler joins the sender trace; the relay sees no trace context', async () => {
+    const { wrapId } = await alice.agent.send(bob.agent.pubkey, 'traced secret');
+    await waitFor(() => dmTexts(bob.got).includes('traced secret'), 'bob gets the DM');
+    let send: ReceivedSpan | undefined;
+    await waitFor(async () => {
+      await flushAll();
+      send = spansNamed('client.dm.send', 'alice').at(-1);
+      return send !== undefined && receiver.spans.some((s) => s.service === 'bob' && s.traceId === send!.traceId);
+    }, 'DM spans');
+    const trace = receiver.spans.filter((s) => s.traceId === send!.traceId);
+    expect(trace.find((s) => s.service === 'bob' && s.name === 'client.handle')!.parentSpanId).toBe(send!.spanId);
+    // No relay span carries the sender's trace id; the wrap's ingest is a root of its own and names no event.
+    expect(trace.filter((s) => s.service === 'relay')).toEqual([]);
+    const wrapIngest = receiver.spans.filter((s) => s.service === 'relay' && s.name === 'relay.ingest' && s.attributes['nostr.private'] === true);
+    expect(wrapIngest.length).toBeGreaterThan(0);
+    for (const s of wrapIngest) expect(s.parentSpanId).toBe('');
+    // The gift wrap as stored (private-inbox reads need the recipient's AUTH; the store is read directly).
+    const [wrap] = relay.relay.ctx.store.query([{ ids: [wrapId] }]);
+    expect(wrap).toBeDefined();
+    expect(JSON.stringify(wrap)).not.toContain(send!.traceId);
+  });
+
+  it('without a tracer (no SDK registered) events carry no traceparent', async () => {
+    const home = tempDir();
+    homes.push(home);
+    const plain = await startRecordingAgent(home.dir, [relay.url]);
+    try {
+      const { id } = await plain.agent.publish({ kind: 1, content: 'untraced' });
+      const reader = await RawClient.connect(relay.url);
+      const [stored] = await reader.req('u', { ids: [id] });
+      expect(stored!.tags).toEqual([]);
+      reader.close();
+    } finally {
+      await plain.agent.close();
+    }
+  });
+});
