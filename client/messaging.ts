@@ -11,7 +11,7 @@ import { parsePubkey, type Identity } from './identity.js';
 import type { Outbox, PublishResult } from './outbox.js';
 import type { RelayLink } from './relay-link.js';
 import type { AgentStore, ParkedMessage } from './store.js';
-import { runInSpan, startSendSpan } from './tracing.js';
+import { getSpanTag, runInSpan, startHandleSpan, startSendSpan } from './tracing.js';
 import type { Tracer } from '@opentelemetry/api';
 import type { RtcFactory, RtcIceServer } from './transport/rtc.js';
 // Types only: the transport (and the zod schemas of its signalling) stays out of bundles that do not use it.
@@ -439,16 +439,20 @@ export class Messenger {
       }
     }
     if (msg.requestId !== undefined && this.#onRequest) {
-      const answer = await this.#onRequest(msg);
-      // Durable before the cursor moves: a crash after this resends the answer, never loses it.
-      const rumor = makeRumor(this.#d.identity, msg.from, answer, {
-        tags: [
-          ['e', msg.id, '', 'reply'],
-          [RESPONSE_TAG, msg.requestId],
-        ],
-        createdAt: Math.floor(this.#d.now() / 1000),
+      const handler = this.#onRequest;
+      const requestId = msg.requestId;
+      // The handler runs in a span of the requester's trace; the response names that span in its rumor.
+      const span = startHandleSpan(this.#d.tracer, 'client.request', msg.tags, { 'roost.path': msg.relay === 'direct' ? 'direct' : 'relay' });
+      await runInSpan(span, async () => {
+        const answer = await handler(msg);
+        const tag = getSpanTag(span);
+        // Durable before the cursor moves: a crash after this resends the answer, never loses it.
+        const rumor = makeRumor(this.#d.identity, msg.from, answer, {
+          tags: [['e', msg.id, '', 'reply'], [RESPONSE_TAG, requestId], ...(tag ? [tag] : [])],
+          createdAt: Math.floor(this.#d.now() / 1000),
+        });
+        await this.#d.outbox.enqueue(wrapRumor(this.#d.identity, msg.from, rumor), this.#targets());
       });
-      await this.#d.outbox.enqueue(wrapRumor(this.#d.identity, msg.from, rumor), this.#targets());
       return;
     }
     await this.#d.deliver(msg);

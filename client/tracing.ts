@@ -15,11 +15,14 @@ export function getDefaultTracer(): Tracer {
 /** A span for something the agent sends, and the `traceparent` tag naming it (none when not recording). */
 export function startSendSpan(tracer: Tracer, name: string): { span: Span; tag: [string, string] | undefined } {
   const span = tracer.startSpan(name, { kind: SpanKind.PRODUCER });
+  return { span, tag: getSpanTag(span) };
+}
+
+/** The `traceparent` tag naming a span; undefined for the API's no-op span (no SDK registered). */
+export function getSpanTag(span: Span): [string, string] | undefined {
   const c = span.spanContext();
-  const tag = isSpanContextValid(c)
-    ? makeTraceparentTag({ traceId: c.traceId, spanId: c.spanId, sampled: (c.traceFlags & TraceFlags.SAMPLED) === 1 })
-    : undefined;
-  return { span, tag };
+  if (!isSpanContextValid(c)) return undefined;
+  return makeTraceparentTag({ traceId: c.traceId, spanId: c.spanId, sampled: (c.traceFlags & TraceFlags.SAMPLED) === 1 });
 }
 
 /** Runs `fn` inside `span` (active, so the app's own spans and logs join it), ending it after. */

@@ -3,6 +3,8 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent, InboxMessage } from '../../client/node/index.js';
+import { loadNodeRtc } from '../../client/node/rtc.js';
+import * as direct from '../../client/transport/index.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
@@ -96,6 +98,49 @@ describe('end-to-end traces: agent → relay → agent', () => {
     const [wrap] = relay.relay.ctx.store.query([{ ids: [wrapId] }]);
     expect(wrap).toBeDefined();
     expect(JSON.stringify(wrap)).not.toContain(send!.traceId);
+  });
+
+  it('a request: the answering handler is a span of the requester trace, and the response names it', async () => {
+    bob.agent.onRequest((req) => `echo:${req.content}`);
+    const res = await alice.agent.request(bob.agent.pubkey, 'traced ping', { timeoutMs: 5000 });
+    expect(res.content).toBe('echo:traced ping');
+    let handled: ReceivedSpan | undefined;
+    await waitFor(async () => {
+      await flushAll();
+      handled = spansNamed('client.request', 'bob').at(-1);
+      return handled !== undefined;
+    }, 'request span');
+    const send = spansNamed('client.dm.send', 'alice').find((s) => s.spanId === handled!.parentSpanId);
+    expect(send?.traceId).toBe(handled!.traceId);
+    expect(res.tags).toContainEqual(['traceparent', `00-${handled!.traceId}-${handled!.spanId}-01`]);
+  });
+
+  it('a DM over a direct WebRTC link: the same parent link, and no relay span at all', async () => {
+    const rtc = await loadNodeRtc({ bindAddress: '127.0.0.1' });
+    const transport = { pingIntervalMs: 200, deadAfterMs: 1500, connectTimeoutMs: 8000 };
+    const carol = await agent('carol');
+    const dave = await agent('dave');
+    carol.agent.enableDirect({ direct, rtc, transport });
+    const daveLinks = dave.agent.enableDirect({ direct, rtc, transport });
+    await Promise.all([carol.agent.whenConnected(), dave.agent.whenConnected()]);
+    await carol.agent.connectDirect(dave.agent.npub);
+    await waitFor(() => daveLinks.isDirect(carol.agent.pubkey), 'dave verified carol');
+    const sent = await carol.agent.send(dave.agent.pubkey, 'over the link, traced');
+    expect(sent.path).toBe('direct');
+    await waitFor(() => dmTexts(dave.got).includes('over the link, traced'), 'dave gets it');
+    let send: ReceivedSpan | undefined;
+    await waitFor(async () => {
+      await flushAll();
+      send = spansNamed('client.dm.send', 'carol').find((s) => s.attributes['roost.path'] === 'direct');
+      return send !== undefined && receiver.spans.some((s) => s.service === 'dave' && s.traceId === send!.traceId);
+    }, 'direct DM spans');
+    const trace = receiver.spans.filter((s) => s.traceId === send!.traceId);
+    const handle = trace.find((s) => s.service === 'dave' && s.name === 'client.handle')!;
+    expect(handle.parentSpanId).toBe(send!.spanId);
+    expect(handle.attributes['roost.path']).toBe('direct');
+    expect(trace.filter((s) => s.service === 'relay')).toEqual([]);
+    await carol.agent.close();
+    await dave.agent.close();
   });
 
   it('without a tracer (no SDK registered) events carry no traceparent', async () => {
