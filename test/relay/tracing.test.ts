@@ -96,6 +96,21 @@ describe('relay tracing over OTLP/HTTP', () => {
     client.close();
   });
 
+  it('a sender that did not sample its trace is followed: the relay records nothing for the event', async () => {
+    const unsampled = { traceId: hex(16), spanId: hex(8), sampled: false };
+    const sampled = { traceId: hex(16), spanId: hex(8), sampled: true };
+    const client = await RawClient.connect(relay.url);
+    const quiet = signEvent(makeKey(), { tags: [makeTraceparentTag(unsampled)] });
+    const loud = signEvent(makeKey(), { tags: [makeTraceparentTag(sampled)] });
+    expect((await client.publish(quiet))[2]).toBe(true);
+    expect((await client.publish(loud))[2]).toBe(true);
+    await relay.relay.ctx.tracing.flush();
+    // the sampled one, published after, shows the export has happened
+    await waitFor(() => spansOf(sampled.traceId).length > 0, 'sampled spans');
+    expect(spansOf(unsampled.traceId)).toEqual([]);
+    client.close();
+  });
+
   it('log lines written inside a span carry its trace_id and span_id', async () => {
     const ev = signEvent(makeKey(), { tags: [['traceparent', formatTraceparent({ traceId: hex(16), spanId: hex(8), sampled: true })]] });
     await relay.relay.ctx.tracing.traceIngest(ev, false, async () => {
