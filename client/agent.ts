@@ -198,7 +198,7 @@ export class Agent extends Emitter<AgentEvents> {
       this.#inbox.on('caughtUp', (relay, cursor) => this.emit('caughtUp', relay, cursor));
       this.#inbox.on('handlerFailed', (_ev, err) => this.emit('error', err instanceof Error ? err : new Error(String(err))));
     }
-    const work = makeWorkHost(this, now);
+    const work = makeWorkHost(this, now, tracer);
     this.tasks = new TaskClient(work);
     this.decisions = new DecisionClient(work);
   }

@@ -1,5 +1,17 @@
-import { context, isSpanContextValid, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, type Tracer, TraceFlags, trace } from '@opentelemetry/api';
-import { getTraceparent, makeTraceparentTag } from '../shared/trace-context.js';
+import {
+  type Attributes,
+  type Context,
+  context,
+  isSpanContextValid,
+  ROOT_CONTEXT,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  type Tracer,
+  TraceFlags,
+  trace,
+} from '@opentelemetry/api';
+import { getTraceparent, makeTraceparentTag, type TraceParent } from '../shared/trace-context.js';
 
 /**
  * Client spans over the OpenTelemetry API only (browser-safe): the application registers an SDK, or
@@ -38,19 +50,32 @@ export async function runInSpan<T>(span: Span, fn: () => Promise<T>): Promise<T>
   }
 }
 
+/** The context a span continues: a remote trace parent (from a tag), a local span, or none (a new trace). */
+export function getParentContext(parent: TraceParent | Span | undefined): Context {
+  if (parent === undefined) return ROOT_CONTEXT;
+  if ('spanContext' in parent) return trace.setSpan(ROOT_CONTEXT, parent);
+  return trace.setSpanContext(ROOT_CONTEXT, {
+    traceId: parent.traceId,
+    spanId: parent.spanId,
+    traceFlags: parent.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
+    isRemote: true,
+  });
+}
+
+/** A span that is a child of `parent` (a trace parent read from a tag, or a span of this agent). */
+export function startChildSpan(tracer: Tracer, name: string, parent: TraceParent | Span | undefined, kind: SpanKind, attributes: Attributes = {}): Span {
+  return tracer.startSpan(name, { kind, attributes }, getParentContext(parent));
+}
+
+/** Runs `fn` with `span` active (so a DM sent inside is its child), without ending the span. */
+export function withSpan<T>(span: Span, fn: () => T): T {
+  return context.with(trace.setSpan(context.active(), span), fn);
+}
+
 /**
  * A span for the recipient's handling of a message: a child of the sender's span when the message
  * (a public event's tags, or a DM's rumor tags) names one, else a trace of its own.
  */
 export function startHandleSpan(tracer: Tracer, name: string, tags: readonly (readonly string[])[], attributes: Record<string, string>): Span {
-  const parent = getTraceparent(tags);
-  const parentCtx = parent
-    ? trace.setSpanContext(ROOT_CONTEXT, {
-        traceId: parent.traceId,
-        spanId: parent.spanId,
-        traceFlags: parent.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
-        isRemote: true,
-      })
-    : ROOT_CONTEXT;
-  return tracer.startSpan(name, { kind: SpanKind.CONSUMER, attributes }, parentCtx);
+  return startChildSpan(tracer, name, getTraceparent(tags), SpanKind.CONSUMER, attributes);
 }

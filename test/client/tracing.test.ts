@@ -143,6 +143,89 @@ describe('end-to-end traces: agent → relay → agent', () => {
     await dave.agent.close();
   });
 
+  it('a public task lifecycle is one trace: requester, relay and worker, every event a child of the request', async () => {
+    const requester = await agent('requester');
+    const worker = await agent('worker');
+    await Promise.all([requester.agent.whenConnected(), worker.agent.whenConnected()]);
+    worker.agent.tasks.onRequest(['trace-me'], async (t) => {
+      await t.progress('halfway');
+      return `done:${t.input}`;
+    });
+    const { id } = await requester.agent.tasks.request({ capabilities: ['trace-me'], input: 'x' });
+    let offerId: string | undefined;
+    await waitFor(async () => {
+      offerId = (await requester.agent.tasks.status(id)).offers[0]?.id;
+      return offerId !== undefined;
+    }, 'an offer');
+    await requester.agent.tasks.accept(id, offerId!);
+    expect((await requester.agent.tasks.result(id, { timeoutMs: 10_000 })).result).toBe('done:x');
+    const chain = await requester.agent.tasks.status(id);
+    const eventIds = [id, offerId!, ...chain.steps.map((s) => s.id)];
+    expect(chain.steps.map((s) => s.state)).toEqual(['working', 'working', 'working', 'completed']);
+    let request: ReceivedSpan | undefined;
+    await waitFor(async () => {
+      await flushAll();
+      request = spansNamed('client.task.request', 'requester').find((s) => s.attributes['roost.task.id'] === id);
+      const ingested = receiver.spans.filter((s) => s.service === 'relay' && eventIds.includes(s.attributes['nostr.event.id'] as string));
+      return request !== undefined && ingested.length === eventIds.length;
+    }, 'spans of the whole lifecycle');
+    const traceId = request!.traceId;
+    // The relay ingested every event of the task inside the requester's trace.
+    for (const eventId of eventIds) {
+      const ingest = receiver.spans.find((s) => s.service === 'relay' && s.attributes['nostr.event.id'] === eventId)!;
+      expect(ingest.traceId, eventId).toBe(traceId);
+    }
+    const inTrace = receiver.spans.filter((s) => s.traceId === traceId);
+    const byId = new Map(inTrace.map((s) => [s.spanId, s]));
+    const offer = inTrace.find((s) => s.name === 'client.task.offer' && s.service === 'worker')!;
+    expect(offer.parentSpanId).toBe(request!.spanId);
+    const run = inTrace.find((s) => s.name === 'client.task.run' && s.service === 'worker')!;
+    expect(run.parentSpanId).toBe(request!.spanId);
+    const steps = inTrace.filter((s) => s.name === 'client.task.step');
+    expect(steps.map((s) => `${s.service}:${s.attributes['roost.task.state']}`).sort()).toEqual([
+      'requester:working',
+      'worker:completed',
+      'worker:working',
+      'worker:working',
+    ]);
+    // The progress and the result are children of the run; the acceptance and the start of the request.
+    for (const s of steps) expect([request!.spanId, run.spanId]).toContain(s.parentSpanId);
+    expect(steps.filter((s) => s.parentSpanId === run.spanId)).toHaveLength(2);
+    // Every span of the trace hangs from the request (no dangling parent).
+    for (const s of inTrace) if (s !== request) expect(byId.has(s.parentSpanId), s.name).toBe(true);
+    await requester.agent.close();
+    await worker.agent.close();
+  });
+
+  it('a private task lifecycle is one trace between the two agents; the relay sees none of it', async () => {
+    const requester = await agent('p-requester');
+    const worker = await agent('p-worker');
+    await Promise.all([requester.agent.whenConnected(), worker.agent.whenConnected()]);
+    worker.agent.tasks.onRequest(['secret-work'], (t) => `ok:${t.input}`);
+    const { id } = await requester.agent.tasks.request({ capabilities: ['secret-work'], input: 'y', worker: worker.agent.pubkey, private: true });
+    expect((await requester.agent.tasks.result(id, { timeoutMs: 10_000 })).result).toBe('ok:y');
+    let request: ReceivedSpan | undefined;
+    await waitFor(async () => {
+      await flushAll();
+      request = spansNamed('client.task.request', 'p-requester').find((s) => s.attributes['roost.task.id'] === id);
+      return (
+        request !== undefined &&
+        receiver.spans.some((s) => s.traceId === request!.traceId && s.name === 'client.task.step' && s.attributes['roost.task.state'] === 'completed')
+      );
+    }, 'private task spans');
+    const inTrace = receiver.spans.filter((s) => s.traceId === request!.traceId);
+    expect(inTrace.find((s) => s.service === 'p-worker' && s.name === 'client.task.run')!.parentSpanId).toBe(request!.spanId);
+    expect(inTrace.filter((s) => s.name === 'client.task.step').map((s) => s.attributes['roost.task.state'])).toEqual(
+      expect.arrayContaining(['working', 'completed']),
+    );
+    // The DMs carrying the task are children of its spans, and no relay span is in the trace.
+    expect(inTrace.filter((s) => s.name === 'client.dm.send').length).toBeGreaterThanOrEqual(3);
+    expect(inTrace.filter((s) => s.service === 'relay')).toEqual([]);
+    expect(JSON.stringify(relay.relay.ctx.store.query([{ kinds: [1059] }]))).not.toContain(request!.traceId);
+    await requester.agent.close();
+    await worker.agent.close();
+  });
+
   it('without a tracer (no SDK registered) events carry no traceparent', async () => {
     const home = tempDir();
     homes.push(home);
