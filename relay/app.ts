@@ -239,7 +239,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   };
   store.setOnStored((event, seq, raw) => {
     stats.eventsStored++;
-    if (tracing.enabled) tracing.traceCommitted(event.id, () => committed(event, seq, raw));
+    if (tracing.enabled && tracing.isPending(event.id)) tracing.traceCommitted(event.id, () => committed(event, seq, raw));
     else committed(event, seq, raw);
   });
 

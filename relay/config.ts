@@ -39,6 +39,13 @@ export const configSchema = z.object({
     .refine((v) => /^https?:\/\/[^/]/.test(v), 'must be an http(s):// URL')
     .describe('OTLP/HTTP collector base URL; spans go to <endpoint>/v1/traces.'),
   otelServiceName: z.string().min(1).default('roost-relay').describe("`service.name` of the relay's spans."),
+  otelTracesSampler: z
+    .enum(['parentbased_always_off', 'parentbased_always_on', 'parentbased_traceidratio', 'always_on', 'always_off', 'traceidratio'])
+    .default('parentbased_always_off')
+    .describe(
+      'Which events get spans: by default only those whose sender sampled its trace (a sampled `traceparent` tag); `parentbased_always_on` also starts a trace for every other event, `parentbased_traceidratio` for a share of them (`OTEL_TRACES_SAMPLER_ARG`).',
+    ),
+  otelTracesSamplerArg: z.coerce.number().min(0).max(1).default(1).describe('Share of relay-rooted traces for the `*traceidratio` samplers (0–1).'),
 
   // --- NIP-11 identity ---
   name: z.string().default('Roost').describe('Relay name in the NIP-11 document.'),

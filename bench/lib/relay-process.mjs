@@ -61,11 +61,19 @@ export const SPAWNABLE = {
 };
 // Roost exporting every span over OTLP/HTTP to a sink in the harness process (which reads and drops
 // them): `--subject roost-traced --peer roost` measures what tracing costs the relay, in one run.
+// With the default sampler the relay traces only events whose sender sampled a trace (none in the
+// corpora); `roost-traced-all` has it start a trace for every event (OTEL_TRACES_SAMPLER=parentbased_always_on),
+// the most tracing can cost: five spans per stored event, every one exported.
 SPAWNABLE['roost-traced'] = {
   ...SPAWNABLE.roost,
   label: 'Roost (traces to OTLP)',
   env: (port, db) => ({ ...SPAWNABLE.roost.env(port, db), OTEL_TRACES_EXPORTER: 'otlp' }),
   otlpSink: true,
+};
+SPAWNABLE['roost-traced-all'] = {
+  ...SPAWNABLE['roost-traced'],
+  label: 'Roost (every event traced)',
+  env: (port, db) => ({ ...SPAWNABLE['roost-traced'].env(port, db), OTEL_TRACES_SAMPLER: 'parentbased_always_on' }),
 };
 Object.assign(SPAWNABLE, {
   'nostr-relay': {

@@ -42,7 +42,12 @@ describe('end-to-end traces: agent → relay → agent', () => {
 
   beforeAll(async () => {
     receiver = await startOtlpReceiver();
-    relay = await startRelay({ otelTracesExporter: 'otlp', otelExporterOtlpEndpoint: receiver.url, otelServiceName: 'relay' });
+    relay = await startRelay({
+      otelTracesExporter: 'otlp',
+      otelExporterOtlpEndpoint: receiver.url,
+      otelServiceName: 'relay',
+      otelTracesSampler: 'parentbased_always_on',
+    });
     alice = await agent('alice');
     bob = await agent('bob');
     await Promise.all([alice.agent.whenConnected(), bob.agent.whenConnected()]);

@@ -30,7 +30,8 @@ describe('relay tracing over OTLP/HTTP', () => {
     });
     const { traceLogFields } = await import('../../relay/tracing.js');
     relay = await startRelay(
-      { otelTracesExporter: 'otlp', otelExporterOtlpEndpoint: receiver.url, otelServiceName: 'relay-under-test' },
+      // relay-rooted traces too, so events without a traceparent are traced as well
+      { otelTracesExporter: 'otlp', otelExporterOtlpEndpoint: receiver.url, otelServiceName: 'relay-under-test', otelTracesSampler: 'parentbased_always_on' },
       { log: pino({ level: 'info', mixin: traceLogFields }, sink) },
     );
   });
@@ -173,6 +174,69 @@ describe('push wake spans', () => {
   });
 });
 
+describe('which events the relay traces (OTEL_TRACES_SAMPLER)', () => {
+  it('by default only events whose sender sampled its trace: no span work at all for the rest', async () => {
+    const receiver = await startOtlpReceiver();
+    const relay = await startRelay({ otelTracesExporter: 'otlp', otelExporterOtlpEndpoint: receiver.url });
+    try {
+      const tracing = relay.relay.ctx.tracing;
+      const untagged = signEvent(makeKey(), { content: 'no trace context' });
+      const unsampled = signEvent(makeKey(), { tags: [makeTraceparentTag({ traceId: hex(16), spanId: hex(8), sampled: false })] });
+      const sampled = { traceId: hex(16), spanId: hex(8), sampled: true };
+      const traced = signEvent(makeKey(), { tags: [makeTraceparentTag(sampled)] });
+      const wrap = signEvent(makeKey(), { kind: 1059, content: 'opaque', tags: [['p', makeKey().pk], makeTraceparentTag(sampled)] });
+      // Nothing is even started for the first three: the handler takes its untraced path.
+      expect(tracing.startIngest(untagged, false)).toBeUndefined();
+      expect(tracing.startIngest(unsampled, false)).toBeUndefined();
+      expect(tracing.startIngest(wrap, true)).toBeUndefined();
+      const client = await RawClient.connect(relay.url);
+      for (const ev of [untagged, unsampled, wrap, traced]) expect((await client.publish(ev))[2]).toBe(true);
+      await waitFor(async () => {
+        await tracing.flush();
+        return receiver.spans.some((s) => s.name === 'relay.fan_out');
+      }, 'the traced event exported');
+      expect(new Set(receiver.spans.map((s) => s.traceId))).toEqual(new Set([sampled.traceId]));
+      expect(receiver.spans.find((s) => s.name === 'relay.ingest')!.attributes['nostr.event.id']).toBe(traced.id);
+      client.close();
+    } finally {
+      await relay.close();
+      await receiver.close();
+    }
+  });
+
+  it('the operator asks for relay-rooted traces: parentbased_always_on traces every event, a ratio of 0 none of the roots', async () => {
+    const receiver = await startOtlpReceiver();
+    const on = await startRelay({ otelTracesExporter: 'otlp', otelExporterOtlpEndpoint: receiver.url, otelTracesSampler: 'parentbased_always_on' });
+    const none = await startRelay({
+      otelTracesExporter: 'otlp',
+      otelExporterOtlpEndpoint: receiver.url,
+      otelTracesSampler: 'parentbased_traceidratio',
+      otelTracesSamplerArg: 0,
+      otelServiceName: 'ratio-zero',
+    });
+    try {
+      const ev = signEvent(makeKey(), { content: 'rooted at the relay' });
+      expect(none.relay.ctx.tracing.startIngest(ev, false)).toBeUndefined();
+      for (const r of [on, none]) {
+        const client = await RawClient.connect(r.url);
+        expect((await client.publish(ev))[2]).toBe(true);
+        client.close();
+      }
+      await waitFor(async () => {
+        await on.relay.ctx.tracing.flush();
+        return receiver.spans.some((s) => s.name === 'relay.ingest' && s.attributes['nostr.event.id'] === ev.id);
+      }, 'relay-rooted ingest span');
+      await none.relay.ctx.tracing.flush();
+      expect(receiver.spans.find((s) => s.name === 'relay.ingest')!.parentSpanId).toBe('');
+      expect(receiver.spans.filter((s) => s.service === 'ratio-zero')).toEqual([]);
+    } finally {
+      await on.close();
+      await none.close();
+      await receiver.close();
+    }
+  });
+});
+
 describe('tracing configuration', () => {
   it('reads the standard OTEL_* variables, off by default', () => {
     expect(loadConfig(readConfigSources({}, [])).otelTracesExporter).toBe('none');
@@ -180,6 +244,12 @@ describe('tracing configuration', () => {
       readConfigSources({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_SERVICE_NAME: 'edge-relay' }, []),
     );
     expect(c).toMatchObject({ otelTracesExporter: 'otlp', otelExporterOtlpEndpoint: 'http://collector:4318', otelServiceName: 'edge-relay' });
+    expect(c.otelTracesSampler).toBe('parentbased_always_off');
+    expect(loadConfig(readConfigSources({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.25' }, []))).toMatchObject({
+      otelTracesSampler: 'parentbased_traceidratio',
+      otelTracesSamplerArg: 0.25,
+    });
+    expect(() => loadConfig({ otelTracesSamplerArg: 2 })).toThrow(expect.objectContaining({ code: 'ROOST_ERR_CONFIG' }));
     expect(() => loadConfig({ otelTracesExporter: 'zipkin' })).toThrow(expect.objectContaining({ code: 'ROOST_ERR_CONFIG' }));
   });
 
@@ -188,7 +258,15 @@ describe('tracing configuration', () => {
     const relay = await startRelay({ otelExporterOtlpEndpoint: receiver.url });
     try {
       expect(relay.relay.ctx.tracing).toBe(tracingOff);
-      expect(createTracing({ otelTracesExporter: 'none', otelExporterOtlpEndpoint: receiver.url, otelServiceName: 'x' })).toBe(tracingOff);
+      expect(
+        createTracing({
+          otelTracesExporter: 'none',
+          otelExporterOtlpEndpoint: receiver.url,
+          otelServiceName: 'x',
+          otelTracesSampler: 'parentbased_always_on',
+          otelTracesSamplerArg: 1,
+        }),
+      ).toBe(tracingOff);
       const client = await RawClient.connect(relay.url);
       const ev = signEvent(makeKey(), { tags: [makeTraceparentTag({ traceId: hex(16), spanId: hex(8), sampled: true })] });
       expect((await client.publish(ev))[2]).toBe(true);
