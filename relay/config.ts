@@ -46,6 +46,13 @@ export const configSchema = z.object({
       'Which events get spans: by default only those whose sender sampled its trace (a sampled `traceparent` tag); `parentbased_always_on` also starts a trace for every other event, `parentbased_traceidratio` for a share of them (`OTEL_TRACES_SAMPLER_ARG`).',
     ),
   otelTracesSamplerArg: z.coerce.number().min(0).max(1).default(1).describe('Share of relay-rooted traces for the `*traceidratio` samplers (0–1).'),
+  traceUrl: z
+    .string()
+    .default('')
+    .refine((v) => v === '' || (/^https?:\/\/[^/]/.test(v) && v.includes('{traceId}')), 'must be an http(s):// URL containing {traceId}')
+    .describe(
+      'Trace UI link for the dashboard, `{traceId}` replaced by the trace id (e.g. `https://jaeger.example/trace/{traceId}`); empty shows the id only.',
+    ),
 
   // --- NIP-11 identity ---
   name: z.string().default('Roost').describe('Relay name in the NIP-11 document.'),

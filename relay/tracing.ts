@@ -58,11 +58,25 @@ export interface RelayTracing extends WakeTracing {
   traceCommitted<T>(eventId: string, fn: () => T): T;
   /** Whether the event stored under this id is being traced (its commit is awaited in a span). */
   isPending(eventId: string): boolean;
+  /** The public events traced most recently, newest first (at most {@link RECENT_TRACES}; never a private one). */
+  recentTraces(): TracedEvent[];
+  /** The trace a recently traced public event's spans are in, if it is still remembered. */
+  getTraceId(eventId: string): string | undefined;
   /** Exports every ended span now. */
   flush(): Promise<void>;
   /** Flushes and stops the exporter. */
   close(): Promise<void>;
 }
+
+/** A public event the relay traced, for the dashboard's link to its trace. */
+export interface TracedEvent {
+  eventId: string;
+  kind: number;
+  traceId: string;
+}
+
+/** How many traced events the relay remembers for the dashboard. */
+export const RECENT_TRACES = 100;
 
 /** The tracing that does nothing: handlers check `enabled` once per frame and skip everything else. */
 export const tracingOff: RelayTracing = Object.freeze({
@@ -73,6 +87,8 @@ export const tracingOff: RelayTracing = Object.freeze({
   wakeSend: () => () => undefined,
   traceCommitted: <T>(_id: string, fn: () => T) => fn(),
   isPending: () => false,
+  recentTraces: () => [],
+  getTraceId: () => undefined,
   flush: async () => undefined,
   close: async () => undefined,
 }) as RelayTracing;
@@ -125,6 +141,7 @@ export function createTracingWith(
   // trace of the event that queued it. Bounded: a wake older than this many queued ones starts its own trace.
   const wakes = new Map<number, Context>();
   const maxWakes = 10_000;
+  const recent = new Map<string, TracedEvent>();
   const parentBased = sampler.startsWith('parentbased_');
   const roots = sampler !== 'parentbased_always_off';
 
@@ -147,6 +164,10 @@ export function createTracingWith(
       parentCtx,
     );
     if (!span.isRecording()) return undefined; // a ratio sampler said no
+    if (!isPrivate) {
+      recent.set(event.id, { eventId: event.id, kind: event.kind, traceId: span.spanContext().traceId });
+      if (recent.size > RECENT_TRACES) recent.delete(recent.keys().next().value as string);
+    }
     return new Ingest(tracer, span, trace.setSpan(parentCtx, span), event.id, pending);
   };
 
@@ -189,6 +210,8 @@ export function createTracingWith(
       return context.with(trace.setSpan(parent, span), () => endAfter(span, fn));
     },
     isPending: (eventId) => pending.size > 0 && pending.has(eventId),
+    recentTraces: () => [...recent.values()].reverse(),
+    getTraceId: (eventId) => recent.get(eventId)?.traceId,
     flush: () => provider.forceFlush(),
     close: () => provider.shutdown(),
   };
