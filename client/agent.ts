@@ -91,6 +91,11 @@ export interface AgentOptions {
   heartbeatSeconds?: number;
   /** Spans for publishes, DMs and handled messages (default: the global OpenTelemetry tracer, a no-op until an SDK is registered). */
   tracer?: Tracer;
+  /**
+   * Relays to prefer for a direct message to `peer` (e.g. a LAN relay the peer advertised:
+   * `LocalDiscovery.relaysFor`); used when the agent is connected to them and the send names none.
+   */
+  preferRelays?: (peer: string) => readonly string[];
 }
 
 /** Creates an agent (not connected yet: call `start()`). */
@@ -123,6 +128,7 @@ export class Agent extends Emitter<AgentEvents> {
   readonly #random: () => number;
   readonly #now: () => number;
   readonly #tracer: Tracer;
+  readonly #preferRelays: ((peer: string) => readonly string[]) | undefined;
   readonly #log: ClientLogger;
   #onMessage: MessageHandler | undefined;
   #state: 'new' | 'running' | 'closed' = 'new';
@@ -140,6 +146,7 @@ export class Agent extends Emitter<AgentEvents> {
     const now = (this.#now = opts.now ?? Date.now);
     const log = (this.#log = opts.log ?? silentLogger);
     const tracer = (this.#tracer = opts.tracer ?? getDefaultTracer());
+    this.#preferRelays = opts.preferRelays;
     const fetch = opts.fetch ?? (globalThis.fetch ? (globalThis.fetch.bind(globalThis) as unknown as FetchLike) : undefined);
     const identity = opts.identity;
     const links = this.#links;
@@ -343,6 +350,13 @@ export class Agent extends Emitter<AgentEvents> {
    * wrap through the outbox, resolved when the relays acknowledged it (`wrapId`, `result`).
    */
   send(to: string, content: string, opts: PublishOptions & { tags?: string[][] } = {}): Promise<SendResult> {
+    if (opts.relays === undefined && this.#preferRelays) {
+      const connected = new Set(this.connectedRelays);
+      const preferred = this.#preferRelays(parsePubkey(to))
+        .map(normalizeRelayUrl)
+        .filter((r) => connected.has(r));
+      if (preferred.length > 0) return this.#messenger.send(to, content, { ...opts, relays: preferred });
+    }
     return this.#messenger.send(to, content, opts);
   }
 

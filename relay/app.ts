@@ -41,7 +41,7 @@ import { SubscriptionIndex } from './subscriptions/index.js';
 import { createVerifier, type Verifier } from './verify/index.js';
 import { makeReason } from '../shared/reason.js';
 import { configuredPrivateKinds, installMailbox, type Mailbox } from './mailbox/index.js';
-import { loadOrCreateRelayIdentity } from './identity.js';
+import { loadOrCreateRelayIdentity, type RelayIdentity } from './identity.js';
 import { createPushWake, type PushWake, type PushWakeDeps } from './push/index.js';
 import { installSharedDocs, type SharedDocs } from './crdt/index.js';
 import { createTracing, type RelayTracing, traceLogFields } from './tracing.js';
@@ -76,6 +76,8 @@ export interface Relay {
   operator: Operator;
   /** Shared documents: membership enforcement and snapshot compaction. */
   sharedDocs: SharedDocs;
+  /** The relay's own keypair (its NIP-11 pubkey); absent when the store is not SQLite. */
+  identity: RelayIdentity | undefined;
   /** Stops accepting, closes connections, flushes pending writes, closes the database. */
   close(): Promise<void>;
 }
@@ -124,8 +126,7 @@ function packageVersion(): string {
  * Push wake: the relay's identity (NIP-11 pubkey), kind 29059 registrations, and a wake queued in
  * the same transaction as each stored event addressed to an agent that is not connected.
  */
-function wirePushWake(ctx: RelayContext, store: SqliteStore, info: InfoContributor[], deps: RelayDeps['push'] = {}): PushWake {
-  const identity = loadOrCreateRelayIdentity(ctx.config.db);
+function wirePushWake(ctx: RelayContext, store: SqliteStore, identity: RelayIdentity, info: InfoContributor[], deps: RelayDeps['push'] = {}): PushWake {
   const push = createPushWake({
     db: store.db,
     identity,
@@ -248,7 +249,8 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     iceServersInfo(config),
     () => ({ roost: { auth_challenge: config.authRequired ? 'connect' : config.authChallenge } }),
   ];
-  const push = store instanceof SqliteStore ? wirePushWake(ctx, store, infoContributors, deps.push) : undefined;
+  const identity = store instanceof SqliteStore ? loadOrCreateRelayIdentity(config.db) : undefined;
+  const push = store instanceof SqliteStore && identity ? wirePushWake(ctx, store, identity, infoContributors, deps.push) : undefined;
   const mailbox = store instanceof SqliteStore ? installMailbox(ctx, store.db, infoContributors) : undefined;
   const taskLookup = makeTaskLookup(store);
   hooks.rejectEvent.push(rejectInvalidTaskEvents(taskLookup), rejectInvalidBallots(taskLookup));
@@ -401,6 +403,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     mailbox,
     operator,
     sharedDocs,
+    identity,
     async close() {
       if (closed) return;
       closed = true;

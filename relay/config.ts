@@ -54,6 +54,14 @@ export const configSchema = z.object({
       'Trace UI link for the dashboard, `{traceId}` replaced by the trace id (e.g. `https://jaeger.example/trace/{traceId}`); empty shows the id only.',
     ),
 
+  // --- local discovery (DNS-SD over mDNS, docs/deploy.md) ---
+  mdns: bool.default(false).describe('Advertise this relay on the local network with DNS-SD over mDNS (`_nostr-relay._tcp`; TXT: URL, pubkey, signed proof).'),
+  mdnsUrl: z
+    .string()
+    .default('')
+    .refine((v) => v === '' || /^wss?:\/\/[^/]/.test(v), 'must be a ws:// or wss:// URL')
+    .describe("The ws(s):// URL advertised over mDNS; empty: ws://<HOST, or this machine's first LAN IPv4>:<port>."),
+
   // --- NIP-11 identity ---
   name: z.string().default('Roost').describe('Relay name in the NIP-11 document.'),
   description: z.string().default('Store-and-forward relay for agents').describe('NIP-11 description.'),
