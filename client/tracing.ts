@@ -24,6 +24,18 @@ export function getDefaultTracer(): Tracer {
   return trace.getTracer('roost-client');
 }
 
+/**
+ * A pino `mixin` for the application's logger: `trace_id` and `span_id` of the active span (inside an
+ * agent's handler, its `client.handle` span), nothing outside a span. Needs a context manager, which
+ * registering an OpenTelemetry SDK installs.
+ */
+export function getTraceLogFields(): Record<string, string> {
+  const span = trace.getSpan(context.active());
+  if (!span) return {};
+  const c = span.spanContext();
+  return isSpanContextValid(c) ? { trace_id: c.traceId, span_id: c.spanId } : {};
+}
+
 /** A span for something the agent sends, and the `traceparent` tag naming it (none when not recording). */
 export function startSendSpan(tracer: Tracer, name: string): { span: Span; tag: [string, string] | undefined } {
   const span = tracer.startSpan(name, { kind: SpanKind.PRODUCER });

@@ -1,7 +1,10 @@
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getTraceLogFields } from '../../client/index.js';
 import type { Agent, InboxMessage } from '../../client/node/index.js';
 import { loadNodeRtc } from '../../client/node/rtc.js';
 import * as direct from '../../client/transport/index.js';
@@ -229,6 +232,35 @@ describe('end-to-end traces: agent → relay → agent', () => {
     expect(JSON.stringify(relay.relay.ctx.store.query([{ kinds: [1059] }]))).not.toContain(request!.traceId);
     await requester.agent.close();
     await worker.agent.close();
+  });
+
+  it("the application's pino lines inside a handler carry the handler span's trace_id and span_id", async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino(
+      { mixin: getTraceLogFields },
+      new Writable({
+        write(chunk, _enc, done) {
+          for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+          done();
+        },
+      }),
+    );
+    const home = tempDir();
+    homes.push(home);
+    const carol = await startRecordingAgent(home.dir, [relay.url], { tracer: provider('log-carol').getTracer('test') });
+    carol.agent.onMessage((m) => log.info({ from: m.type === 'dm' ? m.from : '' }, 'handled'));
+    await alice.agent.send(carol.agent.pubkey, 'log me');
+    await waitFor(() => lines.some((l) => l.msg === 'handled'), 'carol handled it');
+    log.info('outside');
+    let handle: ReceivedSpan | undefined;
+    await waitFor(async () => {
+      await flushAll();
+      handle = spansNamed('client.handle', 'log-carol')[0];
+      return handle !== undefined;
+    }, 'carol handle span');
+    expect(lines.find((l) => l.msg === 'handled')).toMatchObject({ trace_id: handle!.traceId, span_id: handle!.spanId });
+    expect(lines.find((l) => l.msg === 'outside')!.trace_id).toBeUndefined();
+    await carol.agent.close();
   });
 
   it('without a tracer (no SDK registered) events carry no traceparent', async () => {
