@@ -1,5 +1,5 @@
-import { type Span, SpanKind, SpanStatusCode, type Tracer } from '@opentelemetry/api';
-import type { EventTemplate, NostrEvent } from '../shared/event.js';
+import { type Span, SpanKind, type Tracer } from '@opentelemetry/api';
+import type { NostrEvent } from '../shared/event.js';
 import {
   countWorkerOutcomes,
   getTaskChain,
@@ -19,7 +19,7 @@ import {
 } from '../shared/tasks.js';
 import { ClientError } from './errors.js';
 import { verifyEvent } from './identity.js';
-import { getDefaultTracer, getSpanTag, startChildSpan, withSpan } from './tracing.js';
+import { addTraceTag, getDefaultTracer, runInSpan, startChildSpan, withSpan } from './tracing.js';
 import type { WorkHost } from './work-host.js';
 
 /** Tag marking a direct message that carries a signed task event (a private task). */
@@ -74,8 +74,8 @@ export class TaskClient {
   async request(input: TaskRequestInput & { private?: boolean }): Promise<{ id: string; event: NostrEvent }> {
     if (input.private && input.worker === undefined) throw new ClientError('ROOST_ERR_BAD_INPUT', 'a private task needs a worker');
     const span = this.#tracer.startSpan('client.task.request', { kind: SpanKind.PRODUCER, attributes: { 'roost.task.private': input.private === true } });
-    return this.#traced(span, async () => {
-      const event = this.#host.sign(withTraceTag(makeTaskRequest(input, this.#nowSec()), span));
+    return runInSpan(span, async () => {
+      const event = this.#host.sign(addTraceTag(makeTaskRequest(input, this.#nowSec()), span));
       if (!getTaskRequest(event)) throw new ClientError('ROOST_ERR_BAD_INPUT', 'invalid task request (capabilities 1–16, budget amount digits)');
       span.setAttribute('roost.task.id', event.id);
       if (input.private) {
@@ -90,8 +90,8 @@ export class TaskClient {
   async offer(taskId: string, offer: { note?: string; price?: { amount: string; unit: string } } = {}): Promise<string> {
     const chain = await this.status(taskId);
     const span = startChildSpan(this.#tracer, 'client.task.offer', chain.request.trace, SpanKind.PRODUCER, { 'roost.task.id': taskId });
-    return this.#traced(span, async () => {
-      const event = this.#host.sign(withTraceTag(makeTaskOffer(chain.request, offer, this.#nowSec()), span));
+    return runInSpan(span, async () => {
+      const event = this.#host.sign(addTraceTag(makeTaskOffer(chain.request, offer, this.#nowSec()), span));
       await this.#host.publish(event);
       return event.id;
     });
@@ -294,7 +294,7 @@ export class TaskClient {
       if (chain.worker !== me || (chain.state !== 'working' && chain.state !== 'input-required')) return;
       // The handler's work, in the requester's trace: its progress and result steps are children of this span.
       const span = startChildSpan(this.#tracer, 'client.task.run', chain.request.trace, SpanKind.CONSUMER, { 'roost.task.id': taskId });
-      await this.#traced(span, async () => {
+      await runInSpan(span, async () => {
         const ctx: TaskContext = {
           id: taskId,
           request: chain.request,
@@ -329,8 +329,8 @@ export class TaskClient {
       'roost.task.id': root,
       'roost.task.state': s.state,
     });
-    return this.#traced(span, async () => {
-      const event = this.#host.sign(withTraceTag(makeTaskStep({ root, prev: chain.head, ...s }, this.#nowSec()), span));
+    return runInSpan(span, async () => {
+      const event = this.#host.sign(addTraceTag(makeTaskStep({ root, prev: chain.head, ...s }, this.#nowSec()), span));
       if (this.#private.has(root)) {
         this.#remember(root, event);
         await this.#host.sendDirect(s.to, JSON.stringify(event), [[TASK_DM_TAG, root]]);
@@ -338,19 +338,6 @@ export class TaskClient {
       } else await this.#host.publish(event);
       return getTaskChain(chain.request, [...(await this.#events(root)), event]);
     });
-  }
-
-  /** Runs `fn` with `span` active (a DM sent inside is its child), ending the span after, marking errors. */
-  async #traced<T>(span: Span, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await withSpan(span, fn);
-    } catch (err) {
-      span.recordException(err as Error);
-      span.setStatus({ code: SpanStatusCode.ERROR });
-      throw err;
-    } finally {
-      span.end();
-    }
   }
 
   async #events(taskId: string): Promise<NostrEvent[]> {
@@ -368,16 +355,6 @@ export class TaskClient {
   #nowSec(): number {
     return Math.floor(this.#host.now() / 1000);
   }
-}
-
-/**
- * Adds the `traceparent` tag naming `span` to a task event's template (nothing when not tracing). A
- * private task's events travel inside encrypted DMs, so there the tag never reaches a relay.
- */
-function withTraceTag(t: EventTemplate, span: Span): EventTemplate {
-  const tag = getSpanTag(span);
-  if (tag) t.tags.push(tag);
-  return t;
 }
 
 /** The filters that fetch a public task: its request, offers and steps. */

@@ -49,6 +49,16 @@ export function getSpanTag(span: Span): [string, string] | undefined {
   return makeTraceparentTag({ traceId: c.traceId, spanId: c.spanId, sampled: (c.traceFlags & TraceFlags.SAMPLED) === 1 });
 }
 
+/**
+ * Adds the `traceparent` tag naming `span` to a template (nothing when not recording). Only for
+ * public events, or for signed events that travel inside encrypted DMs (private tasks).
+ */
+export function addTraceTag<T extends { tags: string[][] }>(template: T, span: Span): T {
+  const tag = getSpanTag(span);
+  if (tag) template.tags.push(tag);
+  return template;
+}
+
 /** Runs `fn` inside `span` (active, so the app's own spans and logs join it), ending it after. */
 export async function runInSpan<T>(span: Span, fn: () => Promise<T>): Promise<T> {
   try {

@@ -234,6 +234,46 @@ describe('end-to-end traces: agent → relay → agent', () => {
     await worker.agent.close();
   });
 
+  it('a decision is one trace: the proposal, each ballot and the result, and the relay ingest of each', async () => {
+    const proposer = await agent('proposer');
+    const voter = await agent('voter');
+    await Promise.all([proposer.agent.whenConnected(), voter.agent.whenConnected()]);
+    voter.agent.decisions.onProposal(() => 'yes');
+    const proposal = await proposer.agent.decisions.propose({
+      question: 'traced?',
+      options: ['yes', 'no'],
+      electorate: { type: 'pubkeys', pubkeys: [proposer.agent.pubkey, voter.agent.pubkey] },
+      rule: { type: 'majority' },
+      quorum: 1,
+      vetoHolders: [],
+      deadline: Math.floor(Date.now() / 1000) + 60,
+    });
+    expect(proposal.trace).toBeDefined();
+    await waitFor(async () => (await proposer.agent.decisions.tally(proposal.id)).turnout === 1, 'the ballot');
+    await proposer.agent.decisions.publishResult(proposal.id);
+    let spans: ReceivedSpan[] = [];
+    await waitFor(async () => {
+      await flushAll();
+      spans = receiver.spans.filter((s) => s.traceId === proposal.trace!.traceId);
+      return (
+        ['client.decision.vote', 'client.decision.result'].every((n) => spans.some((s) => s.name === n)) &&
+        spans.filter((s) => s.name === 'relay.ingest').length === 3
+      );
+    }, 'decision spans');
+    const propose = spans.find((s) => s.name === 'client.decision.propose')!;
+    expect(propose.spanId).toBe(proposal.trace!.spanId);
+    expect(spans.find((s) => s.name === 'client.decision.vote')).toMatchObject({ service: 'voter', parentSpanId: propose.spanId });
+    expect(spans.find((s) => s.name === 'client.decision.result')).toMatchObject({ service: 'proposer', parentSpanId: propose.spanId });
+    expect(
+      spans
+        .filter((s) => s.name === 'relay.ingest')
+        .map((s) => s.attributes['nostr.event.kind'])
+        .sort(),
+    ).toEqual([4343, 4344, 4345]);
+    await proposer.agent.close();
+    await voter.agent.close();
+  });
+
   it("the application's pino lines inside a handler carry the handler span's trace_id and span_id", async () => {
     const lines: Array<Record<string, unknown>> = [];
     const log = pino(
