@@ -87,9 +87,7 @@ export class LocalDiscovery extends Emitter<LocalDiscoveryEvents> {
     super();
     this.#ownsMdns = opts.mdns === undefined;
     this.#mdns = opts.mdns ?? new Bonjour(undefined, (err: Error) => this.#log?.warn({ err: err.message }, 'mDNS error'));
-    const fetchFn = opts.fetch ?? (globalThis.fetch?.bind(globalThis) as unknown as FetchLike | undefined);
-    if (!fetchFn) throw new Error('LocalDiscovery needs a fetch implementation');
-    this.#fetch = fetchFn;
+    this.#fetch = opts.fetch ?? boundedFetch;
     this.#infoTimeoutMs = opts.infoTimeoutMs ?? 3000;
     this.#max = opts.maxEntries ?? 64;
     this.#log = opts.log;
@@ -208,6 +206,37 @@ export class LocalDiscovery extends Emitter<LocalDiscoveryEvents> {
     this.emit('agent', agent);
   }
 }
+
+/** Most bytes of a NIP-11 document read from a LAN answer's address. */
+const MAX_INFO_BYTES = 64 * 1024;
+
+/**
+ * The default NIP-11 fetch for LAN answers: no redirects (the document must come from the address
+ * that answered) and at most {@link MAX_INFO_BYTES} read.
+ */
+const boundedFetch: FetchLike = async (url, init) => {
+  const res = await fetch(url, { ...init, redirect: 'error' });
+  return {
+    ok: res.ok,
+    status: res.status,
+    async json() {
+      const reader = res.body?.getReader();
+      const chunks: Uint8Array[] = [];
+      let size = 0;
+      for (;;) {
+        const next = await reader?.read();
+        if (!next || next.done) break;
+        size += next.value.byteLength;
+        if (size > MAX_INFO_BYTES) {
+          await reader?.cancel();
+          throw new Error(`NIP-11 document over ${MAX_INFO_BYTES} bytes`);
+        }
+        chunks.push(next.value);
+      }
+      return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+    },
+  };
+};
 
 /** Whether `sig` is `pubkey`'s signature over the advertisement of `url` at `ts`. */
 function verifyAdvert(type: string, pubkey: string, url: string | undefined, ts: number, sig: string): boolean {

@@ -46,6 +46,7 @@ describe.skipIf(why !== undefined)(`local discovery over mDNS, in a network name
     expect(reasonOf('spoof-copied-key')).toMatch(/^invalid: advertisement not signed by the key it names/);
     expect(reasonOf('spoof-claims-pubkey')).toMatch(/^invalid: NIP-11 at .* names another pubkey/);
     expect(reasonOf('spoof-replay')).toMatch(/^invalid: .* is not the advertised port 7449/);
+    expect(reasonOf('spoof-huge-info')).toMatch(/^invalid: no NIP-11 document at ws:\/\/127.0.0.1:7450/);
     expect(reasonOf('spoof-garbage')).toMatch(/^invalid: TXT record is not a relay advertisement/);
     // Bob advertised the LAN relay: Alice's DM to him went through it, not through the other relay.
     expect(r.relaysForBob).toEqual([r.lan.url]);
