@@ -118,6 +118,11 @@ export class LocalDiscovery extends Emitter<LocalDiscoveryEvents> {
     return this;
   }
 
+  /** Asks the network again (a new mDNS query per service type): answers lost or sent before browsing come back. */
+  refresh(): void {
+    for (const b of this.#browsers) b.update();
+  }
+
   /**
    * Advertises this agent (`_roost-agent._tcp`): TXT with its pubkey, the relay it is reached on,
    * and its signature over both. An agent listens on no port; the SRV record names `port` (default 9).
@@ -253,8 +258,12 @@ export async function discoverLocal(
   opts: LocalDiscoveryOptions & { waitMs?: number } = {},
 ): Promise<{ relays: LocalRelay[]; agents: LocalAgent[]; rejected: RejectedAnswer[] }> {
   const d = new LocalDiscovery(opts).browse();
+  const waitMs = opts.waitMs ?? 2000;
   try {
-    await new Promise((r) => setTimeout(r, opts.waitMs ?? 2000));
+    // A second query halfway picks up answers the first one lost.
+    await new Promise((r) => setTimeout(r, waitMs / 2));
+    d.refresh();
+    await new Promise((r) => setTimeout(r, waitMs / 2));
     await d.settled();
     return { relays: d.relays, agents: d.agents, rejected: d.rejected };
   } finally {

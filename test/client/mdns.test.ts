@@ -22,7 +22,7 @@ describe.skipIf(why !== undefined)(`local discovery over mDNS, in a network name
     const run = spawnSync(
       'unshare',
       ['-n', 'sh', '-c', `ip link set lo up multicast on && ip route add 224.0.0.0/4 dev lo && exec "${process.execPath}" "${script}"`],
-      { cwd: ROOT, encoding: 'utf8', timeout: 30_000 },
+      { cwd: ROOT, encoding: 'utf8', timeout: 50_000 },
     );
     expect(run.status, run.stderr).toBe(0);
     const r = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as {
@@ -52,5 +52,5 @@ describe.skipIf(why !== undefined)(`local discovery over mDNS, in a network name
     expect(r.relaysForBob).toEqual([r.lan.url]);
     expect(r.sentVia).toEqual([r.lan.url]);
     expect(r.delivered).toBe(true);
-  }, 40_000);
+  }, 60_000);
 });
