@@ -1,3 +1,4 @@
+import { NegentropySessions, negentropyInfo } from './handlers/negentropy.js';
 import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -213,6 +214,13 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     connections: new Set(),
     online: new Map(),
     privateKinds,
+    replicaReaders: new Set(
+      config.replicaReaders
+        .split(',')
+        .map((k) => k.trim())
+        .filter((k) => k !== ''),
+    ),
+    negentropy: new NegentropySessions(config),
     isRelayUrl: createRelayUrlCheck(parsePublicUrls(config.publicUrl)),
     hooks,
     stats,
@@ -236,6 +244,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const infoContributors: InfoContributor[] = [
     iceServersInfo(config),
     () => ({ roost: { auth_challenge: config.authRequired ? 'connect' : config.authChallenge } }),
+    negentropyInfo(config),
   ];
   const push = store instanceof SqliteStore ? wirePushWake(ctx, store, infoContributors, deps.push) : undefined;
   const mailbox = store instanceof SqliteStore ? installMailbox(ctx, store.db, infoContributors) : undefined;
@@ -361,6 +370,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       socket.on('close', () => {
         inbound.close();
         for (const sub of [...conn.subs.values()]) closeSubscription(ctx, sub);
+        ctx.negentropy.closeAll(conn);
         for (const pk of conn.authed) {
           const n = (ctx.online.get(pk) ?? 1) - 1;
           if (n <= 0) ctx.online.delete(pk);

@@ -297,6 +297,27 @@ class Writer {
   }
 }
 
+/**
+ * Reads a whole message without a set, so a malformed one is refused before any work is done for
+ * it (the relay checks a NEG-OPEN before it queries its store). Throws NegentropyError.
+ */
+export function checkNegentropyMessage(msg: Uint8Array): void {
+  const input = new Reader(msg);
+  const version = input.byte();
+  if (version < 0x60 || version > 0x6f) throw new NegentropyError('not a negentropy message (bad protocol version byte)');
+  if (version !== NEG_PROTOCOL_VERSION) return;
+  while (!input.done) {
+    input.bound();
+    const mode = input.varint();
+    if (mode === MODE_FINGERPRINT) input.bytes(FINGERPRINT_SIZE);
+    else if (mode === MODE_ID_LIST) {
+      const count = input.varint();
+      if (count > input.remaining / ID_SIZE) throw new NegentropyError('id list longer than the message');
+      input.bytes(count * ID_SIZE);
+    } else if (mode !== MODE_SKIP) throw new NegentropyError(`unknown range mode ${mode}`);
+  }
+}
+
 /** Options of one side of a reconciliation. */
 export interface NegentropyOptions {
   /** Largest message this side writes, in bytes (binary, before hex); 0 = unbounded. At least 4096. */

@@ -444,6 +444,13 @@ export class SqliteStore implements EventStore {
     return { events, cursor, more };
   }
 
+  /** NIP-77 items of one filter (no bodies read), or undefined past `max`. */
+  negentropyItems(filter: Filter, max: number, opts: ReadOptions = {}): Array<{ timestamp: number; id: string }> | undefined {
+    const rows = this.#run(filter, { now: this.#now(), viewer: opts.viewer, order: { by: 'created', limit: max + 1 }, bodies: false });
+    if (rows.length > max) return undefined;
+    return rows.map((r) => ({ timestamp: r.created_at, id: r.id }));
+  }
+
   /** NIP-45 count over the union of the filters: one SQL COUNT, no event body read. */
   count(filters: readonly Filter[], opts: ReadOptions = {}): number {
     const q = buildCountQuery(filters, { now: this.#now(), viewer: opts.viewer });

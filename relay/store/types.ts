@@ -37,6 +37,11 @@ export interface EventStore {
   getRaw(seq: number): string | undefined;
   /** Events with seq in (after, until] matching any filter, ascending, at most `limit`. */
   querySeq(filters: readonly Filter[], after: number, until: number | undefined, limit: number, opts?: ReadOptions): SeqPage;
+  /**
+   * NIP-77: the (created_at, id) of every stored event the filter matches, or undefined when more
+   * than `max` do. Unordered; the caller sorts.
+   */
+  negentropyItems(filter: Filter, max: number, opts?: ReadOptions): Array<{ timestamp: number; id: string }> | undefined;
   /** NIP-45 count of stored events matching any filter. */
   count(filters: readonly Filter[], opts?: ReadOptions): number;
   /** Whether the id is stored, or was deleted by `pubkey` (so it need not be verified again). */

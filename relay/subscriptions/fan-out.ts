@@ -33,7 +33,7 @@ export function createFanOut(
     frames.clear();
     index.match(event, (sub) => {
       if (seq !== undefined && seq <= sub.liveFrom) return;
-      if (isPrivate && !canRead(event, sub.conn.authed, privateKinds)) return;
+      if (isPrivate && !sub.conn.readsPrivate && !canRead(event, sub.conn.authed, privateKinds)) return;
       const frame = frameFor(sub, raw, seq);
       if (sub.held) holdFrame(sub, frame, maxHeldBytes);
       else if (sub.conn.send(frame)) stats.deliveries++;
