@@ -341,6 +341,9 @@ export function loadConfig(input: ConfigInput = {}): RelayConfig {
   return Object.freeze(r.data);
 }
 
+/** Short flags: `roost relay --replicate-from ws://a/ --filter '{"kinds":[1]}'`. */
+const FLAG_ALIASES: Record<string, string> = { '--filter': '--replicate-filter' };
+
 /** Reads settings from the environment and `--flag value` / `--flag=value` arguments (flags win). */
 export function readConfigSources(env: NodeJS.ProcessEnv = process.env, argv: readonly string[] = []): ConfigInput {
   const input: Record<string, unknown> = {};
@@ -355,7 +358,7 @@ export function readConfigSources(env: NodeJS.ProcessEnv = process.env, argv: re
     if (!arg.startsWith('--')) throw new RoostError('ROOST_ERR_CONFIG', `unexpected argument ${JSON.stringify(arg)}`);
     const eq = arg.indexOf('=');
     const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    const key = byFlag.get(flag);
+    const key = byFlag.get(FLAG_ALIASES[flag] ?? flag);
     if (!key) throw new RoostError('ROOST_ERR_CONFIG', `unknown flag ${flag}`);
     let value: string | undefined;
     if (eq > 0) value = arg.slice(eq + 1);

@@ -36,6 +36,7 @@ export async function handleAuth(ctx: RelayContext, conn: Connection, event: Nos
     ctx.online.set(event.pubkey, (ctx.online.get(event.pubkey) ?? 0) + 1);
   }
   if (ctx.replicaReaders.has(event.pubkey)) conn.readsPrivate = true;
+  if (ctx.replicationOrigins.has(event.pubkey)) conn.peerRelay = event.pubkey;
   conn.log.debug({ pubkey: event.pubkey, replica: conn.readsPrivate }, 'authenticated');
   for (const hook of ctx.hooks.onAuth) hook(conn, event.pubkey);
   conn.send(makeOkFrame(event.id, true, ''));

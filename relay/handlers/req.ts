@@ -216,6 +216,8 @@ function streamBackfill(ctx: RelayContext, sub: Subscription, after: number, vie
 
 /** Sends one stored event (with its seq in sequence mode) and tells the delivery hooks. */
 function deliver(ctx: RelayContext, sub: Subscription, r: StoredEvent): boolean {
+  // Never back to the relay it was replicated from (two relays replicating each other would echo).
+  if (sub.conn.peerRelay !== undefined && ctx.store.originOf(r.seq) === sub.conn.peerRelay) return true;
   if (!sub.conn.send(makeEventFrame(sub.subIdJson, r.raw, sub.seqMode ? r.seq : undefined))) return false;
   for (const hook of ctx.hooks.onDelivered) hook(sub.conn, r.seq, r.raw);
   return true;
