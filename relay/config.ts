@@ -115,6 +115,12 @@ export const configSchema = z.object({
     .default('')
     .refine((v) => v === '' || isJsonObject(v), 'must be a JSON filter object, e.g. {"kinds":[1]}')
     .describe('JSON filter applied to what is replicated from every upstream (no seq fields); empty replicates everything the upstream lets this relay read.'),
+  replicateFirstSync: z
+    .enum(['cursor', 'negentropy'])
+    .default('cursor')
+    .describe(
+      "How an upstream is read the first time (no cursor yet, or its history was reset): 'cursor' tails it from sequence 0; 'negentropy' reconciles with NIP-77 first and fetches only the events missing here (for a replica seeded from a backup or a copy), then tails from the upstream's newest sequence number.",
+    ),
   replicaReaders: z
     .string()
     .default('')

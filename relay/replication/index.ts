@@ -49,6 +49,8 @@ export function startReplication(
           for (const conn of ctx.connections) if (conn.authed.has(pubkey)) conn.peerRelay = pubkey;
         },
         now: ctx.now,
+        firstSync: ctx.config.replicateFirstSync,
+        negentropyMaxRecords: ctx.config.negentropyMaxRecords || 500_000,
         ...deps,
       }),
   );

@@ -4,6 +4,7 @@ import WebSocket from 'ws';
 import type { Filter } from '../../shared/filter.js';
 import { isHistoryReset } from '../../shared/history-reset.js';
 import { eventSchema } from '../../shared/messages/schema.js';
+import { bytesToHex, hexToBytes, Negentropy, NegentropySet } from '../../shared/nip77.js';
 import type { EventStore } from '../store/types.js';
 import type { Verifier } from '../verify/index.js';
 
@@ -11,6 +12,12 @@ import type { Verifier } from '../verify/index.js';
 const TAIL_ID = 'roost-replica';
 /** Subscription id of the REQ that asks an on-demand upstream for its NIP-42 challenge. */
 const AUTH_PROBE_ID = 'roost-replica-auth';
+/** Subscription ids of the NIP-77 first sync: the upstream's newest seq, the reconciliation, and the fetch of missing ids. */
+const HEAD_ID = 'roost-replica-head';
+const NEG_ID = 'roost-replica-neg';
+const FETCH_ID = 'roost-replica-fetch';
+/** Ids asked for in one REQ of the first sync. */
+const FETCH_CHUNK = 500;
 /** Events received but not yet committed: past this the socket is paused (TCP pushes back on the upstream). */
 const MAX_PENDING = 4000;
 
@@ -48,6 +55,10 @@ export interface ReplicatorOptions {
   fetchImpl?: typeof fetch;
   /** Seconds since the epoch. */
   now?: () => number;
+  /** First read of an upstream (no cursor): tail from 0, or reconcile with NIP-77 and fetch what is missing. */
+  firstSync?: 'cursor' | 'negentropy';
+  /** Most local events the NIP-77 first sync reconciles (past it, it tails from 0 instead). */
+  negentropyMaxRecords?: number;
 }
 
 /** The key under which an upstream's cursor is kept: its URL, plus the filter when there is one. */
@@ -84,6 +95,8 @@ export class Replicator {
   #origin: string | undefined;
   #paused = false;
   #draining = false;
+  /** The NIP-77 first sync in progress on this connection. */
+  #neg: { head: number; session: Negentropy | undefined; need: string[] } | undefined;
 
   constructor(opts: ReplicatorOptions) {
     this.#o = opts;
@@ -120,6 +133,7 @@ export class Replicator {
     if (this.#closed) return;
     this.stats.cursor = this.#o.store.getReplicationCursor(this.key);
     this.stats.live = false;
+    this.#neg = undefined;
     const Impl = this.#o.WebSocketImpl ?? WebSocket;
     const ws = new Impl(this.#o.url, { maxPayload: 64 * 1024 * 1024 });
     this.#ws = ws;
@@ -146,7 +160,61 @@ export class Replicator {
   }
 
   #tail(): void {
+    if (this.stats.cursor === 0 && this.#o.firstSync === 'negentropy' && this.#neg === undefined) return this.#startFirstSync();
     this.#send(['REQ', TAIL_ID, { ...this.#o.filter, seq_after: this.stats.cursor }]);
+  }
+
+  /** NIP-77 first sync, step 1: the upstream's newest seq (a page that matches nothing reports it as its cursor). */
+  #startFirstSync(): void {
+    this.#neg = { head: 0, session: undefined, need: [] };
+    this.#send(['REQ', HEAD_ID, { ids: ['0'.repeat(64)], seq_after: 0, limit: 1 }]);
+  }
+
+  /** Step 2: reconcile what is here with what the upstream has under the filter. */
+  #openNegentropy(head: number): void {
+    const neg = this.#neg!;
+    neg.head = head;
+    const items = this.#o.store.negentropyItems(this.#o.filter, this.#o.negentropyMaxRecords ?? 500_000);
+    if (items === undefined) return this.#abandonFirstSync('too many local events for NIP-77');
+    neg.session = new Negentropy(NegentropySet.from(items), 'initiator', { frameSizeLimit: 60_000 });
+    this.#send(['NEG-OPEN', NEG_ID, this.#o.filter, bytesToHex(neg.session.initiate())]);
+  }
+
+  #onNegMsg(hex: unknown): void {
+    const neg = this.#neg;
+    if (!neg?.session || typeof hex !== 'string') return;
+    let round: ReturnType<Negentropy['reconcile']>;
+    try {
+      round = neg.session.reconcile(hexToBytes(hex));
+    } catch (err) {
+      return this.#abandonFirstSync(`bad NEG-MSG: ${(err as Error).message}`);
+    }
+    neg.need.push(...round.need);
+    if (round.next !== undefined) return this.#send(['NEG-MSG', NEG_ID, bytesToHex(round.next)]);
+    this.#send(['NEG-CLOSE', NEG_ID]);
+    this.#o.log.info({ upstream: this.#o.url, missing: neg.need.length }, 'NIP-77 reconciled; fetching what is missing');
+    this.#fetchNext();
+  }
+
+  /** Step 3: fetch the missing ids in chunks; then tail from the head seen before reconciling. */
+  #fetchNext(): void {
+    const neg = this.#neg!;
+    const ids = neg.need.splice(0, FETCH_CHUNK);
+    if (ids.length > 0) return this.#send(['REQ', FETCH_ID, { ids, limit: ids.length }]);
+    const head = neg.head;
+    void this.#drained().then(() => {
+      if (this.#closed) return;
+      // Everything up to the head is here now; what was written since comes by the tail.
+      this.#o.store.setReplicationCursor(this.key, head);
+      this.stats.cursor = Math.max(this.stats.cursor, head);
+      this.#tail();
+    });
+  }
+
+  #abandonFirstSync(why: string): void {
+    this.#o.log.warn({ upstream: this.#o.url, why }, 'NIP-77 first sync not possible; tailing from 0');
+    this.#neg = { head: 0, session: undefined, need: [] };
+    this.#send(['REQ', TAIL_ID, { ...this.#o.filter, seq_after: 0 }]);
   }
 
   #onMessage(text: string): void {
@@ -160,9 +228,22 @@ export class Replicator {
     switch (m[0]) {
       case 'EVENT':
         if (m[1] === TAIL_ID) this.#onEvent(m[2], (m[3] as { seq?: unknown } | undefined)?.seq);
+        // Fetched by id: no seq; the cursor moves to the head once all are committed.
+        else if (m[1] === FETCH_ID) this.#onEvent(m[2], 0);
+        return;
+      case 'NEG-MSG':
+        if (m[1] === NEG_ID) this.#onNegMsg(m[2]);
+        return;
+      case 'NEG-ERR':
+        if (m[1] === NEG_ID) this.#abandonFirstSync(String(m[2]));
         return;
       case 'EOSE':
         if (m[1] === AUTH_PROBE_ID) return this.#tail();
+        if (m[1] === HEAD_ID) {
+          const cursor = (m[2] as { cursor?: unknown } | undefined)?.cursor;
+          return typeof cursor === 'number' ? this.#openNegentropy(cursor) : this.#abandonFirstSync('no sequence cursor');
+        }
+        if (m[1] === FETCH_ID) return this.#fetchNext();
         if (m[1] === TAIL_ID) this.#onEose((m[2] as { cursor?: unknown } | undefined)?.cursor);
         return;
       case 'AUTH':
@@ -177,6 +258,7 @@ export class Replicator {
           return;
         }
         if (m[1] === TAIL_ID) this.#onClosed(String(m[2]));
+        else if (m[1] === HEAD_ID) this.#abandonFirstSync(String(m[2]));
         return;
       default:
         return;
@@ -298,6 +380,7 @@ export class Replicator {
       void this.#drained().then(() => {
         this.#o.store.setReplicationCursor(this.key, 0, true);
         this.stats.cursor = 0;
+        this.#neg = undefined;
         this.#tail();
       });
       return;

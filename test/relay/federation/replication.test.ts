@@ -116,4 +116,29 @@ describe('replication by sequence cursor', () => {
     await waitFor(() => storedIds(c).includes(late.id), 'live through the chain');
     for (const t of [direct, c, b, a]) await t.close();
   }, 60_000);
+
+  it('a first sync by NIP-77 fetches only what the replica lacks, then tails from the upstream head', async () => {
+    const keys = [makeKey(), makeKey()];
+    const a = await startRelay({}, {}, tempDir());
+    const events = makeEvents(keys, 2000, 'neg');
+    await seed(a, events);
+    const dirB = tempDir();
+    // B starts as a copy of 90 % of A (a restored backup), plus 20 events of its own.
+    const seeded = await startRelay({}, {}, dirB);
+    const own = makeEvents(keys, 20, 'own');
+    await seed(seeded, [...events.slice(0, 1800), ...own]);
+    await seeded.close({ keep: true });
+    const b = await startRelay({ replicateFrom: a.url, replicateFirstSync: 'negentropy' }, fast, dirB);
+    await waitFor(() => statsOf(b).live, 'first sync done and live', 30_000);
+    expect(statsOf(b)).toMatchObject({ pulled: 200, stored: 200, duplicates: 0 });
+    expect(statsOf(b).cursor).toBe(a.relay.ctx.store.lastSeq());
+    expect(storedIds(b)).toEqual([...storedIds(a), ...own.map((e) => e.id)].sort());
+    const client = await RawClient.connect(a.url);
+    const live = signEvent(keys[0]!, { content: 'after first sync' });
+    await client.publish(live);
+    client.close();
+    await waitFor(() => storedIds(b).includes(live.id), 'tailing after the first sync');
+    await b.close();
+    await a.close();
+  }, 60_000);
 });
