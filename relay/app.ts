@@ -1,3 +1,5 @@
+import { type Replication, startReplication } from './replication/index.js';
+import { NegentropySessions, negentropyInfo } from './handlers/negentropy.js';
 import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -62,6 +64,8 @@ export interface RelayDeps {
   nowMs?: () => number;
   /** Span export; by default from the OTEL_* settings (off unless `otelTracesExporter` is `otlp`). */
   tracing?: RelayTracing;
+  /** Replication links: reconnect backoff (tests shorten it). */
+  replication?: { backoffMs?: (attempt: number) => number };
 }
 
 /** A built relay: the fastify app (not listening) and its pipeline context. */
@@ -78,6 +82,8 @@ export interface Relay {
   sharedDocs: SharedDocs;
   /** The relay's own keypair (its NIP-11 pubkey); absent when the store is not SQLite. */
   identity: RelayIdentity | undefined;
+  /** Replication from the `replicateFrom` upstreams (docs/federation.md). */
+  replication: Replication;
   /** Stops accepting, closes connections, flushes pending writes, closes the database. */
   close(): Promise<void>;
 }
@@ -210,7 +216,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const policies = defaultPolicies(config, privateKinds);
   const hooks: RelayContext['hooks'] = { ...policies, onEventSaved: [], onEventUnproven: [], kindHandlers: new Map(), onDelivered: [], onAuth: [] };
   const tracing = deps.tracing ?? createTracing(config);
-  const fanOut = createFanOut(index, privateKinds, stats, config.maxOutboundBytes, hooks.onDelivered);
+  const fanOut = createFanOut(index, privateKinds, stats, config.maxOutboundBytes, hooks.onDelivered, (seq) => store.originOf(seq));
   const ctx: RelayContext = {
     config,
     log,
@@ -220,6 +226,14 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     connections: new Set(),
     online: new Map(),
     privateKinds,
+    replicaReaders: new Set(
+      config.replicaReaders
+        .split(',')
+        .map((k) => k.trim())
+        .filter((k) => k !== ''),
+    ),
+    negentropy: new NegentropySessions(config),
+    replicationOrigins: new Set(),
     isRelayUrl: createRelayUrlCheck(parsePublicUrls(config.publicUrl)),
     hooks,
     stats,
@@ -248,6 +262,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const infoContributors: InfoContributor[] = [
     iceServersInfo(config),
     () => ({ roost: { auth_challenge: config.authRequired ? 'connect' : config.authChallenge } }),
+    negentropyInfo(config),
   ];
   const identity = store instanceof SqliteStore ? loadOrCreateRelayIdentity(config.db) : undefined;
   const push = store instanceof SqliteStore && identity ? wirePushWake(ctx, store, identity, infoContributors, deps.push) : undefined;
@@ -374,6 +389,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       socket.on('close', () => {
         inbound.close();
         for (const sub of [...conn.subs.values()]) closeSubscription(ctx, sub);
+        ctx.negentropy.closeAll(conn);
         for (const pk of conn.authed) {
           const n = (ctx.online.get(pk) ?? 1) - 1;
           if (n <= 0) ctx.online.delete(pk);
@@ -392,6 +408,11 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     return reply.code(204).send();
   });
   registerPresence(app, ctx, infoContributors);
+  const replication = startReplication(
+    ctx,
+    config.replicateFrom === '' ? undefined : loadOrCreateRelayIdentity(config.db).secretKey,
+    deps.replication?.backoffMs ? { backoffMs: deps.replication.backoffMs } : {},
+  );
   if (push) operator.sources.wake = () => push.stats();
   if (mailbox) operator.sources.mailbox = () => mailbox.backlog();
 
@@ -404,10 +425,12 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     operator,
     sharedDocs,
     identity,
+    replication,
     async close() {
       if (closed) return;
       closed = true;
       operator.beginClose();
+      await replication.close();
       clearInterval(sweep);
       clearInterval(heartbeat);
       for (const ws of sockets.values()) ws.close(1001, 'relay shutting down');
