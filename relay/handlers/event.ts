@@ -20,16 +20,12 @@ export async function handleEvent(ctx: RelayContext, conn: Connection, event: No
 }
 
 async function ingestEvent(ctx: RelayContext, conn: Connection, event: NostrEvent, t: IngestTrace | undefined): Promise<void> {
-  const ok = (accepted: boolean, reason: string) => {
-    t?.outcome(accepted, reason);
-    conn.send(makeOkFrame(event.id, accepted, reason));
-  };
   const refuse = (reason: string) => {
     ctx.stats.eventsRejected++;
     countRejection(ctx.stats, reason);
     // The challenge comes first, so a client that authenticates on it can re-send at once (NIP-42).
     if (reason.startsWith('auth-required:')) conn.send(makeAuthFrame(conn.challenge));
-    ok(false, reason);
+    answer(conn, event.id, t, false, reason);
   };
   const unproven = () => {
     for (const hook of ctx.hooks.onEventUnproven) hook(event);
@@ -57,7 +53,7 @@ async function ingestEvent(ctx: RelayContext, conn: Connection, event: NostrEven
   if (known === 'stored') {
     unproven();
     ctx.stats.eventsDuplicate++;
-    ok(true, makeReason('duplicate', 'already have this event'));
+    answer(conn, event.id, t, true, makeReason('duplicate', 'already have this event'));
     return;
   }
   if (known === 'deleted') {
@@ -69,7 +65,7 @@ async function ingestEvent(ctx: RelayContext, conn: Connection, event: NostrEven
   if (special) {
     const r = await (t ? t.step('relay.kind_handler', () => special(verified, conn)) : special(verified, conn));
     if (!r.accepted) return refuse(r.reason);
-    ok(true, r.reason);
+    answer(conn, event.id, t, true, r.reason);
     return;
   }
 
@@ -78,7 +74,7 @@ async function ingestEvent(ctx: RelayContext, conn: Connection, event: NostrEven
     const raw = JSON.stringify(verified);
     if (t) t.step('relay.fan_out', () => ctx.fanOut(verified, raw, undefined));
     else ctx.fanOut(verified, raw, undefined);
-    ok(true, '');
+    answer(conn, event.id, t, true, '');
     return;
   }
 
@@ -87,15 +83,21 @@ async function ingestEvent(ctx: RelayContext, conn: Connection, event: NostrEven
   else result = await ctx.store.write(verified);
   switch (result.status) {
     case 'stored':
-      ok(true, '');
+      answer(conn, event.id, t, true, '');
       return;
     case 'duplicate':
       unproven();
       ctx.stats.eventsDuplicate++;
-      ok(true, makeReason('duplicate', 'already have this event'));
+      answer(conn, event.id, t, true, makeReason('duplicate', 'already have this event'));
       return;
     case 'rejected':
       if (result.reason.startsWith('error:')) ctx.log.error({ eventId: event.id, reason: result.reason }, 'write failed');
       return refuse(result.reason);
   }
+}
+
+/** Sends the OK frame, recording the outcome on the ingest span when there is one. */
+function answer(conn: Connection, id: string, t: IngestTrace | undefined, accepted: boolean, reason: string): void {
+  t?.outcome(accepted, reason);
+  conn.send(makeOkFrame(id, accepted, reason));
 }
