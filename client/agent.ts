@@ -1,3 +1,5 @@
+import { makeRelayList } from '../shared/nip65.js';
+import { Router } from './routing.js';
 import type { AgentCard, HeartbeatStatus } from '../shared/agent-card.js';
 import type { EventTemplate, NostrEvent } from '../shared/event.js';
 import type { Filter } from '../shared/filter.js';
@@ -22,6 +24,8 @@ import { TaskClient } from './tasks.js';
 import type { DirectTransport } from './transport/webrtc.js';
 import type { WakeChannel } from './wake.js';
 import { makeWorkHost } from './work-host.js';
+import { getDefaultTracer, runInSpan, startHandleSpan } from './tracing.js';
+import type { Tracer } from '@opentelemetry/api';
 
 export type { PublishOptions } from './publisher.js';
 
@@ -83,10 +87,22 @@ export interface AgentOptions {
   /** Connection tunables (backoff, pings, timeouts). */
   link?: Partial<Omit<RelayLinkOptions, 'WebSocket' | 'identity' | 'timers' | 'random' | 'now' | 'verify' | 'log'>>;
   outbox?: { retryBaseMs?: number; retryMaxMs?: number };
+  /**
+   * Outbox routing (NIP-65, default true): a message without `relays` goes to the relays its recipient reads
+   * (its kind 10002 list or agent card, looked up on this agent's relays), opening write-only links as needed.
+   */
+  routing?: boolean;
   /** Read the inbox (default true). A send-only agent sets false. */
   inbox?: boolean;
   /** Heartbeat period in seconds while running (default 300; 0: no heartbeat). */
   heartbeatSeconds?: number;
+  /** Spans for publishes, DMs and handled messages (default: the global OpenTelemetry tracer, a no-op until an SDK is registered). */
+  tracer?: Tracer;
+  /**
+   * Relays to prefer for a direct message to `peer` (e.g. a LAN relay the peer advertised:
+   * `LocalDiscovery.relaysFor`); used when the agent is connected to them and the send names none.
+   */
+  preferRelays?: (peer: string) => readonly string[];
 }
 
 /** Creates an agent (not connected yet: call `start()`). */
@@ -108,6 +124,11 @@ export class Agent extends Emitter<AgentEvents> {
   /** Proposals, ballots and tallies (docs/decisions.md). */
   readonly decisions: DecisionClient;
   readonly #links = new Map<string, RelayLink>();
+  /** Write-only links to recipients' relays (outbox routing), opened on first use. */
+  readonly #remote = new Map<string, RelayLink>();
+  /** Own and remote links: where the outbox delivers. */
+  readonly #delivery = new Map<string, RelayLink>();
+  readonly #router: Router | undefined;
   readonly #store: AgentStore;
   readonly #outbox: Outbox;
   readonly #inbox: Inbox | undefined;
@@ -118,6 +139,8 @@ export class Agent extends Emitter<AgentEvents> {
   readonly #docs: Docs;
   readonly #random: () => number;
   readonly #now: () => number;
+  readonly #tracer: Tracer;
+  readonly #preferRelays: ((peer: string) => readonly string[]) | undefined;
   readonly #log: ClientLogger;
   #onMessage: MessageHandler | undefined;
   #state: 'new' | 'running' | 'closed' = 'new';
@@ -134,6 +157,8 @@ export class Agent extends Emitter<AgentEvents> {
     const random = (this.#random = opts.random ?? Math.random);
     const now = (this.#now = opts.now ?? Date.now);
     const log = (this.#log = opts.log ?? silentLogger);
+    const tracer = (this.#tracer = opts.tracer ?? getDefaultTracer());
+    this.#preferRelays = opts.preferRelays;
     const fetch = opts.fetch ?? (globalThis.fetch ? (globalThis.fetch.bind(globalThis) as unknown as FetchLike) : undefined);
     const identity = opts.identity;
     const links = this.#links;
@@ -159,10 +184,22 @@ export class Agent extends Emitter<AgentEvents> {
         this.emit('disconnected', link.url, reason);
       });
     }
-    const outbox = (this.#outbox = new Outbox(store, links, { timers, random, log, ...opts.outbox }));
+    for (const [url, link] of links) this.#delivery.set(url, link);
+    const openLink = (url: string): RelayLink => {
+      const known = this.#delivery.get(url);
+      if (known) return known;
+      const link = new RelayLink(url, { ...opts.link, WebSocket: WS, identity, timers, random, now, verify: opts.verify ?? verifyEvent, log });
+      this.#remote.set(link.url, link);
+      this.#delivery.set(link.url, link);
+      this.#outbox.watch(link.url, link);
+      if (this.#state !== 'closed') link.start();
+      return link;
+    };
+    const outbox = (this.#outbox = new Outbox(store, this.#delivery, { timers, random, log, openLink, ...opts.outbox }));
+    if (opts.routing !== false) this.#router = new Router({ links, openLink, now, log });
     outbox.on('refused', (s) => this.emit('refused', s));
     outbox.on('accepted', (s) => this.emit('accepted', s));
-    const publisher = (this.#publisher = new Publisher({ identity, store, outbox, links, timers, now }));
+    const publisher = (this.#publisher = new Publisher({ identity, store, outbox, links, timers, now, tracer, remoteLinks: this.#remote }));
     this.#messenger = new Messenger({
       identity,
       store,
@@ -173,6 +210,7 @@ export class Agent extends Emitter<AgentEvents> {
       timers,
       now,
       log,
+      tracer,
     });
     const wake = (this.#wake = new Wake({ identity, links, fetch, now, log }));
     this.#presence = new Presence({
@@ -191,7 +229,7 @@ export class Agent extends Emitter<AgentEvents> {
       this.#inbox.on('caughtUp', (relay, cursor) => this.emit('caughtUp', relay, cursor));
       this.#inbox.on('handlerFailed', (_ev, err) => this.emit('error', err instanceof Error ? err : new Error(String(err))));
     }
-    const work = makeWorkHost(this, now);
+    const work = makeWorkHost(this, now, tracer);
     this.tasks = new TaskClient(work);
     this.decisions = new DecisionClient(work);
   }
@@ -335,8 +373,30 @@ export class Agent extends Emitter<AgentEvents> {
    * there is one (`path: 'direct'`, resolved on the peer's acknowledgement), else in a NIP-59 gift
    * wrap through the outbox, resolved when the relays acknowledged it (`wrapId`, `result`).
    */
-  send(to: string, content: string, opts: PublishOptions & { tags?: string[][] } = {}): Promise<SendResult> {
-    return this.#messenger.send(to, content, opts);
+  async send(to: string, content: string, opts: PublishOptions & { tags?: string[][] } = {}): Promise<SendResult> {
+    return this.#messenger.send(to, content, this.#preferred(to, opts) ?? (await this.#routed(to, opts)));
+  }
+
+  /** A LAN relay the recipient advertised (`preferRelays`), when connected to it and the send names no relays. */
+  #preferred<T extends PublishOptions>(to: string, opts: T): T | undefined {
+    if (opts.relays !== undefined || !this.#preferRelays) return undefined;
+    const connected = new Set(this.connectedRelays);
+    const preferred = this.#preferRelays(parsePubkey(to))
+      .map(normalizeRelayUrl)
+      .filter((r) => connected.has(r));
+    return preferred.length > 0 ? { ...opts, relays: preferred } : undefined;
+  }
+
+  /** Outbox routing: without `relays`, a message goes to the relays its recipient reads, when they are known. */
+  async #routed<T extends PublishOptions>(to: string, opts: T): Promise<T> {
+    if (opts.relays || !this.#router) return opts;
+    const relays = await this.#router.route(to);
+    return relays ? { ...opts, relays } : opts;
+  }
+
+  /** Publishes the relays this agent reads as its NIP-65 relay list (kind 10002); `publishCard` does it too. */
+  async publishRelayList(opts: PublishOptions = {}): Promise<PublishResult> {
+    return this.#publisher.publish(makeRelayList(this.relays, Math.floor(this.#now() / 1000)), opts);
   }
 
   /**
@@ -362,12 +422,12 @@ export class Agent extends Emitter<AgentEvents> {
    */
   async request(to: string, content: string, opts: PublishOptions & { timeoutMs?: number } = {}): Promise<DirectMessage> {
     if (!this.#inbox) throw new ClientError('ROOST_ERR_BAD_INPUT', 'request needs the inbox (inbox: false was set)');
-    return this.#messenger.request(to, content, opts);
+    return this.#messenger.request(to, content, await this.#routed(to, opts));
   }
 
   /** Answers a direct message (with the request's correlation id when it was a request). */
-  reply(msg: DirectMessage, content: string, opts: PublishOptions = {}): Promise<SendResult> {
-    return this.#messenger.reply(msg, content, opts);
+  async reply(msg: DirectMessage, content: string, opts: PublishOptions = {}): Promise<SendResult> {
+    return this.#messenger.reply(msg, content, await this.#routed(msg.from, opts));
   }
 
   /**
@@ -411,8 +471,9 @@ export class Agent extends Emitter<AgentEvents> {
   }
 
   /** Publishes (replaces) this agent's card; `relays` defaults to the agent's relays. */
-  publishCard(card: Omit<AgentCard, 'relays'> & { relays?: string[] }, opts: PublishOptions = {}): Promise<PublishResult> {
-    return this.#presence.publishCard(card, opts);
+  async publishCard(card: Omit<AgentCard, 'relays'> & { relays?: string[] }, opts: PublishOptions = {}): Promise<PublishResult> {
+    const [result] = await Promise.all([this.#presence.publishCard(card, opts), this.publishRelayList(opts)]);
+    return result;
   }
 
   /** Publishes a heartbeat now (not durable: a stale one is worth nothing). */
@@ -454,6 +515,7 @@ export class Agent extends Emitter<AgentEvents> {
     this.#outbox.close();
     await this.#messenger.close();
     for (const link of this.#links.values()) link.close();
+    for (const link of this.#remote.values()) link.close();
     await this.#messenger.flush();
     await this.#store.close();
   }
@@ -484,8 +546,14 @@ export class Agent extends Emitter<AgentEvents> {
   }
 
   async #deliver(msg: InboxMessage): Promise<void> {
-    if (msg.type === 'dm' && (await this.tasks.handleDirectMessage(msg))) return;
-    if (this.#onMessage) await this.#onMessage(msg);
-    else this.emit('message', msg);
+    const span =
+      msg.type === 'dm'
+        ? startHandleSpan(this.#tracer, 'client.handle', msg.tags, { 'roost.message': 'dm', 'roost.path': msg.relay === 'direct' ? 'direct' : 'relay' })
+        : startHandleSpan(this.#tracer, 'client.handle', msg.event.tags, { 'roost.message': 'event', 'nostr.event.id': msg.event.id });
+    await runInSpan(span, async () => {
+      if (msg.type === 'dm' && (await this.tasks.handleDirectMessage(msg))) return;
+      if (this.#onMessage) await this.#onMessage(msg);
+      else this.emit('message', msg);
+    });
   }
 }

@@ -1,3 +1,5 @@
+import { type Replication, startReplication } from './replication/index.js';
+import { NegentropySessions, negentropyInfo } from './handlers/negentropy.js';
 import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -43,9 +45,11 @@ import { SubscriptionIndex } from './subscriptions/index.js';
 import { createVerifier, type Verifier } from './verify/index.js';
 import { makeReason } from '../shared/reason.js';
 import { configuredPrivateKinds, installMailbox, type Mailbox } from './mailbox/index.js';
-import { loadOrCreateRelayIdentity } from './identity.js';
+import { loadOrCreateRelayIdentity, type RelayIdentity } from './identity.js';
 import { createPushWake, type PushWake, type PushWakeDeps } from './push/index.js';
 import { installSharedDocs, type SharedDocs } from './crdt/index.js';
+import { createTracing, type RelayTracing, traceLogFields } from './tracing.js';
+import type { VerifiedEvent } from '../shared/event.js';
 
 /** I/O edges a relay is built with; each has a production default. */
 export interface RelayDeps {
@@ -60,6 +64,10 @@ export interface RelayDeps {
   push?: Pick<PushWakeDeps, 'senders' | 'clock' | 'random'>;
   /** Milliseconds since the epoch (rate limits, dashboard sampling). */
   nowMs?: () => number;
+  /** Span export; by default from the OTEL_* settings (off unless `otelTracesExporter` is `otlp`). */
+  tracing?: RelayTracing;
+  /** Replication links: reconnect backoff (tests shorten it). */
+  replication?: { backoffMs?: (attempt: number) => number };
 }
 
 /** A built relay: the fastify app (not listening) and its pipeline context. */
@@ -74,6 +82,10 @@ export interface Relay {
   operator: Operator;
   /** Shared documents: membership enforcement and snapshot compaction. */
   sharedDocs: SharedDocs;
+  /** The relay's own keypair (its NIP-11 pubkey): beside a SQLite file, or in a cluster's database. */
+  identity: RelayIdentity | undefined;
+  /** Replication from the `replicateFrom` upstreams (docs/federation.md). */
+  replication: Replication;
   /** Stops accepting, closes connections, flushes pending writes, closes the database. */
   close(): Promise<void>;
 }
@@ -122,14 +134,14 @@ function packageVersion(): string {
  * Push wake: the relay's identity (NIP-11 pubkey), kind 29059 registrations, and a wake queued in
  * the same transaction as each stored event addressed to an agent that is not connected.
  */
-function wirePushWake(ctx: RelayContext, local: LocalTables, info: InfoContributor[], deps: RelayDeps['push'] = {}): PushWake {
-  const identity = loadOrCreateRelayIdentity(ctx.config.db);
+function wirePushWake(ctx: RelayContext, local: LocalTables, identity: RelayIdentity, info: InfoContributor[], deps: RelayDeps['push'] = {}): PushWake {
   const push = createPushWake({
     db: local.db,
     identity,
     config: ctx.config,
     log: ctx.log,
     isOnline: (pubkey) => ctx.online.has(pubkey),
+    tracing: ctx.tracing,
     ...deps,
   });
   ctx.hooks.kindHandlers.set(Kind.WakeRegistration, async (event) => {
@@ -164,15 +176,15 @@ async function wireSharedPushWake(
   backend: SharedWakeBackend,
   info: InfoContributor[],
   deps: RelayDeps['push'] = {},
-): Promise<SharedPushWake> {
-  const { push, pubkey } = await backend.open({ config: ctx.config, log: ctx.log, ...deps });
+): Promise<{ push: SharedPushWake; identity: RelayIdentity }> {
+  const { push, pubkey, secretKey } = await backend.open({ config: ctx.config, log: ctx.log, ...deps });
   ctx.hooks.kindHandlers.set(Kind.WakeRegistration, async (event) => {
     const r = await push.handleWakeRegistration(event);
     return r.ok ? { accepted: true, reason: '' } : { accepted: false, reason: r.reason };
   });
   info.push(() => ({ pubkey, self: pubkey, wake: push.describeWake() }));
   push.start();
-  return push;
+  return { push, identity: { secretKey, pubkey, path: undefined, created: false } };
 }
 
 /** Says, once at start, which subsystems this store cannot back (so none is turned off silently). */
@@ -207,7 +219,7 @@ export function createRandomPool(size = 4096): (n: number) => Buffer {
 
 /** Builds the relay without listening, so every test can build a fresh one. */
 export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Promise<Relay> {
-  const log = deps.log ?? pino({ level: config.logLevel });
+  const log = deps.log ?? pino({ level: config.logLevel, mixin: traceLogFields });
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   const random = deps.random ?? createRandomPool();
   const store =
@@ -251,7 +263,8 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const index = new SubscriptionIndex<import('./connection.js').Subscription>();
   const policies = defaultPolicies(config, privateKinds);
   const hooks: RelayContext['hooks'] = { ...policies, onEventSaved: [], onEventUnproven: [], kindHandlers: new Map(), onDelivered: [], onAuth: [] };
-  const fanOut = createFanOut(index, privateKinds, stats, config.maxOutboundBytes, hooks.onDelivered);
+  const tracing = deps.tracing ?? createTracing(config);
+  const fanOut = createFanOut(index, privateKinds, stats, config.maxOutboundBytes, hooks.onDelivered, (seq) => store.provides.replication?.originOf(seq));
   const ctx: RelayContext = {
     config,
     log,
@@ -261,14 +274,22 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     connections: new Set(),
     online: new Map(),
     privateKinds,
+    replicaReaders: new Set(
+      config.replicaReaders
+        .split(',')
+        .map((k) => k.trim())
+        .filter((k) => k !== ''),
+    ),
+    negentropy: new NegentropySessions(config),
+    replicationOrigins: new Set(),
     isRelayUrl: createRelayUrlCheck(parsePublicUrls(config.publicUrl)),
     hooks,
     stats,
     now,
+    tracing,
     fanOut,
   };
-  store.setOnStored((event, seq, raw) => {
-    stats.eventsStored++;
+  const committed = (event: VerifiedEvent, seq: number, raw: string) => {
     fanOut(event, raw, seq);
     for (const hook of ctx.hooks.onEventSaved) {
       try {
@@ -278,19 +299,25 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
         log.error({ err, eventId: event.id }, 'onEventSaved hook failed');
       }
     }
+  };
+  store.setOnStored((event, seq, raw) => {
+    stats.eventsStored++;
+    if (tracing.enabled && tracing.isPending(event.id)) tracing.traceCommitted(event.id, () => committed(event, seq, raw));
+    else committed(event, seq, raw);
   });
 
   const version = packageVersion();
   const infoContributors: InfoContributor[] = [
     iceServersInfo(config),
     () => ({ roost: { auth_challenge: config.authRequired ? 'connect' : config.authChallenge } }),
+    negentropyInfo(config),
   ];
   const { local, syncReads } = store.provides;
-  const push = local
-    ? wirePushWake(ctx, local, infoContributors, deps.push)
-    : store.provides.sharedWake
-      ? await wireSharedPushWake(ctx, store.provides.sharedWake, infoContributors, deps.push)
-      : undefined;
+  // The relay's own key lives beside a SQLite file; a shared database keeps it in a table (push/postgres.ts).
+  let identity = local ? loadOrCreateRelayIdentity(config.db) : undefined;
+  let push: PushWake | SharedPushWake | undefined;
+  if (local && identity) push = wirePushWake(ctx, local, identity, infoContributors, deps.push);
+  else if (store.provides.sharedWake) ({ push, identity } = await wireSharedPushWake(ctx, store.provides.sharedWake, infoContributors, deps.push));
   const mailbox = local && syncReads ? installMailbox(ctx, local.db, syncReads, infoContributors) : undefined;
   if (syncReads) {
     const taskLookup = makeTaskLookup(syncReads);
@@ -425,6 +452,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       socket.on('close', () => {
         inbound.close();
         for (const sub of [...conn.subs.values()]) closeSubscription(ctx, sub);
+        ctx.negentropy.closeAll(conn);
         for (const pk of conn.authed) {
           const n = (ctx.online.get(pk) ?? 1) - 1;
           if (n > 0) ctx.online.set(pk, n);
@@ -447,6 +475,11 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   });
   registerPresence(app, ctx, infoContributors);
   const presenceTimer = sharePresence(ctx);
+  const replication = startReplication(
+    ctx,
+    config.replicateFrom === '' || !identity ? undefined : identity.secretKey,
+    deps.replication?.backoffMs ? { backoffMs: deps.replication.backoffMs } : {},
+  );
   if (push) operator.sources.wake = () => push.stats();
   if (mailbox) operator.sources.mailbox = () => mailbox.backlog();
 
@@ -458,10 +491,13 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     mailbox,
     operator,
     sharedDocs,
+    identity,
+    replication,
     async close() {
       if (closed) return;
       closed = true;
       operator.beginClose();
+      await replication.close();
       clearInterval(sweep);
       clearInterval(heartbeat);
       clearInterval(presenceTimer);
@@ -473,6 +509,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       operator.close();
       await store.close();
       await verifier.close();
+      await tracing.close();
     },
   };
 }

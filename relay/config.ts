@@ -6,9 +6,17 @@ import { iceServersSchema, parseIceServersSetting } from '../shared/ice-servers.
 /**
  * Every relay setting, declared once with its default and description. Only this module reads
  * `process.env`; the result is validated once and frozen. Environment name: ROOST_<KEY_IN_SNAKE_CASE>,
- * except `port` (PORT) and `host` (HOST). Command-line flags use --kebab-case.
+ * except `port` (PORT), `host` (HOST) and the standard OpenTelemetry ones (OTEL_*). Command-line flags use --kebab-case.
  */
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const isJsonObject = (v: string): boolean => {
+  try {
+    const o: unknown = JSON.parse(v);
+    return typeof o === 'object' && o !== null && !Array.isArray(o);
+  } catch {
+    return false;
+  }
+};
 const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes')]);
 
 export const configSchema = z.object({
@@ -30,6 +38,40 @@ export const configSchema = z.object({
       "Public ws(s):// URL(s) of this relay, comma-separated; NIP-42 AUTH and NIP-98 must name one of them. Empty accepts only this machine's own addresses on the listening port (localhost, 127.0.0.1, [::1] and the host name for local clients; the address a connection arrived on): set it whenever clients reach the relay through another name, a proxy or a port mapping.",
     ),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level (pino).'),
+
+  // --- tracing (issue 24; standard OpenTelemetry variables, docs/observability.md) ---
+  otelTracesExporter: z
+    .enum(['none', 'otlp'])
+    .default('none')
+    .describe("Trace exporter: `otlp` sends the relay's spans over OTLP/HTTP (JSON); `none` (default) traces nothing and costs nothing."),
+  otelExporterOtlpEndpoint: z
+    .string()
+    .default('http://localhost:4318')
+    .refine((v) => /^https?:\/\/[^/]/.test(v), 'must be an http(s):// URL')
+    .describe('OTLP/HTTP collector base URL; spans go to <endpoint>/v1/traces.'),
+  otelServiceName: z.string().min(1).default('roost-relay').describe("`service.name` of the relay's spans."),
+  otelTracesSampler: z
+    .enum(['parentbased_always_off', 'parentbased_always_on', 'parentbased_traceidratio', 'always_on', 'always_off', 'traceidratio'])
+    .default('parentbased_always_off')
+    .describe(
+      'Which events get spans: by default only those whose sender sampled its trace (a sampled `traceparent` tag); `parentbased_always_on` also starts a trace for every other event, `parentbased_traceidratio` for a share of them (`OTEL_TRACES_SAMPLER_ARG`).',
+    ),
+  otelTracesSamplerArg: z.coerce.number().min(0).max(1).default(1).describe('Share of relay-rooted traces for the `*traceidratio` samplers (0–1).'),
+  traceUrl: z
+    .string()
+    .default('')
+    .refine((v) => v === '' || (/^https?:\/\/[^/]/.test(v) && v.includes('{traceId}')), 'must be an http(s):// URL containing {traceId}')
+    .describe(
+      'Trace UI link for the dashboard, `{traceId}` replaced by the trace id (e.g. `https://jaeger.example/trace/{traceId}`); empty shows the id only.',
+    ),
+
+  // --- local discovery (DNS-SD over mDNS, docs/deploy.md) ---
+  mdns: bool.default(false).describe('Advertise this relay on the local network with DNS-SD over mDNS (`_nostr-relay._tcp`; TXT: URL, pubkey, signed proof).'),
+  mdnsUrl: z
+    .string()
+    .default('')
+    .refine((v) => v === '' || /^wss?:\/\/[^/]/.test(v), 'must be a ws:// or wss:// URL')
+    .describe("The ws(s):// URL advertised over mDNS; empty: ws://<HOST, or this machine's first LAN IPv4>:<port>."),
 
   // --- NIP-11 identity ---
   name: z.string().default('Roost').describe('Relay name in the NIP-11 document.'),
@@ -83,6 +125,46 @@ export const configSchema = z.object({
     ),
   syncMode: z.enum(['full', 'normal']).default('full').describe('SQLite synchronous mode; full fsyncs each commit so OK true survives power loss.'),
   expirySweepSeconds: int(1).default(60).describe('How often expired events (NIP-40) are deleted from disk.'),
+
+  // --- federation (issue 21): NIP-77 and replication ---
+  negentropyMaxRecords: int(0)
+    .default(500000)
+    .describe(
+      'NIP-77: most events one NEG-OPEN may reconcile; a filter matching more gets NEG-ERR blocked: (0 turns NIP-77 off). Advertised in NIP-11 as limitation.max_negentropy_records.',
+    ),
+  negentropyMaxSessions: int(1).default(4).describe('NIP-77 sessions open at once on one connection (a NEG-OPEN past it gets NEG-ERR blocked:).'),
+  negentropyMaxTotalRecords: int(1)
+    .default(2000000)
+    .describe('Events held by all open NIP-77 sessions of all connections together (40 bytes each); a NEG-OPEN past it gets NEG-ERR blocked:.'),
+  negentropyFrameBytes: int(4096)
+    .default(65536)
+    .describe('Largest NIP-77 message the relay writes, in bytes before hex encoding; what does not fit follows in later rounds.'),
+  negentropyIdleSeconds: int(1).default(60).describe('A NIP-77 session without a message for this long is closed (NEG-ERR closed:).'),
+  replicateFrom: z
+    .string()
+    .default('')
+    .refine((v) => v.split(',').every((u) => u.trim() === '' || /^wss?:\/\/[^\s]+$/.test(u.trim())), 'each upstream must be a ws:// or wss:// URL')
+    .describe(
+      "Upstream relays to replicate from, comma-separated ws(s):// URLs: each is read by sequence cursor in tail mode (Roost's sequence extension) and its events are verified and stored here; the cursor per upstream is kept in the database (docs/federation.md).",
+    ),
+  replicateFilter: z
+    .string()
+    .default('')
+    .refine((v) => v === '' || isJsonObject(v), 'must be a JSON filter object, e.g. {"kinds":[1]}')
+    .describe('JSON filter applied to what is replicated from every upstream (no seq fields); empty replicates everything the upstream lets this relay read.'),
+  replicateFirstSync: z
+    .enum(['cursor', 'negentropy'])
+    .default('cursor')
+    .describe(
+      "How an upstream is read the first time (no cursor yet, or its history was reset): 'cursor' tails it from sequence 0; 'negentropy' reconciles with NIP-77 first and fetches only the events missing here (for a replica seeded from a backup or a copy), then tails from the upstream's newest sequence number.",
+    ),
+  replicaReaders: z
+    .string()
+    .default('')
+    .refine((v) => v.split(',').every((k) => k.trim() === '' || /^[0-9a-f]{64}$/.test(k.trim())), 'each replica key must be 64 hex characters')
+    .describe(
+      "Comma-separated pubkeys (hex) of replica relays allowed to read private kinds here: a connection authenticated (NIP-42) as one of them is served every private event, as their author or recipient would be. Give it the replica's NIP-11 `pubkey`.",
+    ),
 
   // --- mailbox (issue 3) ---
   mailboxPrivateKinds: z
@@ -235,6 +317,8 @@ export class RoostError extends Error {
 
 function envName(key: string): string {
   if (key === 'port' || key === 'host') return key.toUpperCase();
+  // the OpenTelemetry settings keep their standard names (OTEL_*)
+  if (key.startsWith('otel')) return key.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
   return 'ROOST_' + key.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
 }
 
@@ -302,6 +386,9 @@ export function loadConfig(input: ConfigInput = {}): RelayConfig {
   return Object.freeze(r.data);
 }
 
+/** Short flags: `roost relay --replicate-from ws://a/ --filter '{"kinds":[1]}'`. */
+const FLAG_ALIASES: Record<string, string> = { '--filter': '--replicate-filter' };
+
 /** Reads settings from the environment and `--flag value` / `--flag=value` arguments (flags win). */
 export function readConfigSources(env: NodeJS.ProcessEnv = process.env, argv: readonly string[] = []): ConfigInput {
   const input: Record<string, unknown> = {};
@@ -316,7 +403,7 @@ export function readConfigSources(env: NodeJS.ProcessEnv = process.env, argv: re
     if (!arg.startsWith('--')) throw new RoostError('ROOST_ERR_CONFIG', `unexpected argument ${JSON.stringify(arg)}`);
     const eq = arg.indexOf('=');
     const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    const key = byFlag.get(flag);
+    const key = byFlag.get(FLAG_ALIASES[flag] ?? flag);
     if (!key) throw new RoostError('ROOST_ERR_CONFIG', `unknown flag ${flag}`);
     let value: string | undefined;
     if (eq > 0) value = arg.slice(eq + 1);

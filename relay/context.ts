@@ -1,3 +1,4 @@
+import type { NegentropySessions } from './handlers/negentropy.js';
 import type { Logger } from 'pino';
 import type { NostrEvent, VerifiedEvent } from '../shared/event.js';
 import type { RelayConfig } from './config.js';
@@ -6,6 +7,7 @@ import type { RejectEvent, RejectFilter } from './policies/types.js';
 import type { RelayUrlCheck } from './relay-url.js';
 import type { EventStore } from './store/types.js';
 import type { SubscriptionIndex } from './subscriptions/index.js';
+import type { RelayTracing } from './tracing.js';
 import type { Verifier } from './verify/index.js';
 
 /** Handles a verified event of one kind in place of storing it (e.g. wake registration). */
@@ -77,6 +79,12 @@ export interface RelayContext {
   /** Authenticated live connections per pubkey (presence, wake decisions). */
   readonly online: Map<string, number>;
   readonly privateKinds: ReadonlySet<number>;
+  /** Replica relays allowed to read every private event once authenticated (`replicaReaders`). */
+  readonly replicaReaders: ReadonlySet<string>;
+  /** Pubkeys of the relays this one replicates from (learnt from their NIP-11 document). */
+  readonly replicationOrigins: Set<string>;
+  /** Open NIP-77 sessions of every connection (handlers/negentropy.ts). */
+  readonly negentropy: NegentropySessions;
   /** Whether a URL names this relay (NIP-42 relay tag, NIP-98 `u` tag), from configuration or the socket, never from headers. */
   readonly isRelayUrl: RelayUrlCheck;
   readonly hooks: {
@@ -91,6 +99,8 @@ export interface RelayContext {
   readonly stats: RelayStats;
   /** Seconds since the epoch. */
   now(): number;
+  /** Spans for ingest (docs/observability.md); `tracing.enabled` is false when off. */
+  readonly tracing: RelayTracing;
   /** Delivers an event (stored with seq, or ephemeral) to matching live subscriptions. */
   fanOut(event: NostrEvent, raw: string, seq: number | undefined): void;
 }

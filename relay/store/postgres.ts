@@ -167,7 +167,7 @@ export class PostgresStore implements EventStore {
           const push = createSharedPushWake({ ...deps, pool: this.pool, secretKey, pubkey });
           const clock = deps.clock ?? systemClock;
           if (push.enabled()) this.#wakeQueue = { minIntervalMs: deps.config.pushMinIntervalSeconds * 1000, now: () => clock.now() };
-          return { push, pubkey };
+          return { push, pubkey, secretKey };
         },
       },
       sharedAdmin: {
@@ -477,6 +477,13 @@ export class PostgresStore implements EventStore {
     const last = events.length > 0 ? events[events.length - 1]!.seq : after;
     const cursor = more ? last : Math.max(last, Math.min(until ?? tail, tail));
     return { events, cursor, more };
+  }
+
+  /** NIP-77 items of one filter (no bodies read), or undefined past `max`. */
+  async negentropyItems(filter: Filter, max: number, opts: ReadOptions = {}): Promise<Array<{ timestamp: number; id: string }> | undefined> {
+    const rows = await this.#run(filter, { now: this.#now(), viewer: opts.viewer, order: { by: 'created', limit: max + 1 }, bodies: false });
+    if (rows.length > max) return undefined;
+    return rows.map((r) => ({ timestamp: r.created_at, id: r.id }));
   }
 
   /** NIP-45 count over the union of the filters. */

@@ -31,6 +31,30 @@ export interface SeqPage {
   more: boolean;
 }
 
+/** What a replicated write records with the event, in the same transaction. */
+export interface ReplicaWrite {
+  /** The upstream's key (URL and filter). */
+  upstream: string;
+  /** The event's sequence number on the upstream: the cursor becomes at least this. */
+  seq: number;
+  /** The upstream relay's pubkey: the event is never served back to a connection authenticated as it. */
+  origin?: string;
+}
+
+/** Replication (relay/replication/): SQLite keeps the upstream cursors and event origins with the events. */
+export interface ReplicationStore {
+  /** Writes an event and, in the same transaction, its upstream cursor and origin. */
+  writeReplicated(event: VerifiedEvent, replica: ReplicaWrite): Promise<WriteResult>;
+  /** An upstream's committed cursor (0 if never read). */
+  getReplicationCursor(upstream: string): number;
+  /** Moves an upstream's cursor forward, or (reset) forgets it. */
+  setReplicationCursor(upstream: string, seq: number, reset?: boolean): void;
+  /** The pubkey of the relay a stored event was replicated from, if any. */
+  originOf(seq: number): string | undefined;
+  /** NIP-77 items of one filter, answered synchronously (see EventStore.negentropyItems). */
+  negentropyItems(filter: Filter, max: number, opts?: ReadOptions): Array<{ timestamp: number; id: string }> | undefined;
+}
+
 /** Reads answered synchronously, on the caller's turn (policies run synchronously and may need them). */
 export interface SyncEventReads {
   /** Stored events matching any filter, newest first. */
@@ -78,11 +102,13 @@ export interface StoreCapabilities {
   readonly sharedPresence?: SharedPresence;
   /** Push wake on the shared database: wakes queued in the event's transaction, sent once by one instance. */
   readonly sharedWake?: SharedWakeBackend;
+  /** Replication from upstream relays (cursor and origin kept with the events). */
+  readonly replication?: ReplicationStore;
 }
 
 /** Opens push wake on a shared database (and turns on queueing wakes in write transactions). */
 export interface SharedWakeBackend {
-  open(deps: Omit<SharedPushWakeDeps, 'pool' | 'secretKey' | 'pubkey'>): Promise<{ push: SharedPushWake; pubkey: string }>;
+  open(deps: Omit<SharedPushWakeDeps, 'pool' | 'secretKey' | 'pubkey'>): Promise<{ push: SharedPushWake; pubkey: string; secretKey: Uint8Array }>;
 }
 
 /** Presence shared by the relays on one database. */
@@ -136,6 +162,11 @@ export interface EventStore {
   getRaw(seq: number): MaybePromise<string | undefined>;
   /** Events with seq in (after, until] matching any filter, ascending, at most `limit`. */
   querySeq(filters: readonly Filter[], after: number, until: number | undefined, limit: number, opts?: ReadOptions): MaybePromise<SeqPage>;
+  /**
+   * NIP-77: the (created_at, id) of every stored event the filter matches, or undefined when more
+   * than `max` do. Unordered; the caller sorts.
+   */
+  negentropyItems(filter: Filter, max: number, opts?: ReadOptions): MaybePromise<Array<{ timestamp: number; id: string }> | undefined>;
   /** NIP-45 count of stored events matching any filter. */
   count(filters: readonly Filter[], opts?: ReadOptions): MaybePromise<number>;
   /** Whether the id is stored, or was deleted by `pubkey` (so it need not be verified again). */
