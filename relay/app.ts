@@ -43,7 +43,7 @@ import { SubscriptionIndex } from './subscriptions/index.js';
 import { createVerifier, type Verifier } from './verify/index.js';
 import { makeReason } from '../shared/reason.js';
 import { configuredPrivateKinds, installMailbox, type Mailbox } from './mailbox/index.js';
-import { loadOrCreateRelayIdentity } from './identity.js';
+import { loadOrCreateRelayIdentity, type RelayIdentity } from './identity.js';
 import { createPushWake, type PushWake, type PushWakeDeps } from './push/index.js';
 import { installSharedDocs, type SharedDocs } from './crdt/index.js';
 
@@ -126,8 +126,7 @@ function packageVersion(): string {
  * Push wake: the relay's identity (NIP-11 pubkey), kind 29059 registrations, and a wake queued in
  * the same transaction as each stored event addressed to an agent that is not connected.
  */
-function wirePushWake(ctx: RelayContext, store: SqliteStore, info: InfoContributor[], deps: RelayDeps['push'] = {}): PushWake {
-  const identity = loadOrCreateRelayIdentity(ctx.config.db);
+function wirePushWake(ctx: RelayContext, store: SqliteStore, identity: RelayIdentity, info: InfoContributor[], deps: RelayDeps['push'] = {}): PushWake {
   const push = createPushWake({
     db: store.db,
     identity,
@@ -141,7 +140,7 @@ function wirePushWake(ctx: RelayContext, store: SqliteStore, info: InfoContribut
     return r.ok ? { accepted: true, reason: '' } : { accepted: false, reason: r.reason };
   });
   store.addInTransaction((event, seq) => push.onEventStored(event, seq));
-  info.push(() => ({ pubkey: identity.pubkey, self: identity.pubkey, wake: push.describeWake() }));
+  info.push(() => ({ wake: push.describeWake() }));
   push.start();
   return push;
 }
@@ -247,12 +246,16 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   });
 
   const version = packageVersion();
+  // One identity: the NIP-11 pubkey, the key wake registrations are encrypted to, and the key a replica
+  // authenticates upstream with. Kept beside the database (`<db>.key`); an in-memory database has one for the run.
+  const identity = loadOrCreateRelayIdentity(config.db);
   const infoContributors: InfoContributor[] = [
+    () => ({ pubkey: identity.pubkey, self: identity.pubkey }),
     iceServersInfo(config),
     () => ({ roost: { auth_challenge: config.authRequired ? 'connect' : config.authChallenge } }),
     negentropyInfo(config),
   ];
-  const push = store instanceof SqliteStore ? wirePushWake(ctx, store, infoContributors, deps.push) : undefined;
+  const push = store instanceof SqliteStore ? wirePushWake(ctx, store, identity, infoContributors, deps.push) : undefined;
   const mailbox = store instanceof SqliteStore ? installMailbox(ctx, store.db, infoContributors) : undefined;
   const taskLookup = makeTaskLookup(store);
   hooks.rejectEvent.push(rejectInvalidTaskEvents(taskLookup), rejectInvalidBallots(taskLookup));
@@ -397,7 +400,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   registerPresence(app, ctx, infoContributors);
   const replication = startReplication(
     ctx,
-    config.replicateFrom === '' ? undefined : loadOrCreateRelayIdentity(config.db).secretKey,
+    config.replicateFrom === '' ? undefined : identity.secretKey,
     deps.replication?.backoffMs ? { backoffMs: deps.replication.backoffMs } : {},
   );
   if (push) operator.sources.wake = () => push.stats();

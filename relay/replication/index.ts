@@ -1,7 +1,10 @@
+import type { NostrEvent } from '../../shared/event.js';
 import type { Filter } from '../../shared/filter.js';
 import { filterSchema } from '../../shared/messages/schema.js';
 import { RoostError } from '../config.js';
 import type { RelayContext } from '../context.js';
+import { rejectOutsideReplicateFilter } from '../policies/replication.js';
+import { firstRejection, type PolicyContext } from '../policies/types.js';
 import { Replicator, type ReplicatorOptions } from './replicator.js';
 
 /** The replicators of a relay, one per configured upstream. */
@@ -23,6 +26,12 @@ export function parseReplicateFilter(text: string): Filter {
   return f;
 }
 
+/** Counts a refused replicated event by its NIP-01 reason prefix (`roost_replication_refused_total{reason}`). */
+function countReplicationRefusal(ctx: RelayContext, reason: string): void {
+  const prefix = reason.slice(0, Math.max(0, reason.indexOf(':'))) || 'other';
+  ctx.stats.replicationRefused.set(prefix, (ctx.stats.replicationRefused.get(prefix) ?? 0) + 1);
+}
+
 /** Starts a replicator per `replicateFrom` upstream (none when it is empty). */
 export function startReplication(
   ctx: RelayContext,
@@ -34,6 +43,14 @@ export function startReplication(
     .map((u) => u.trim())
     .filter((u) => u !== '');
   const filter = parseReplicateFilter(ctx.config.replicateFilter);
+  const outside = rejectOutsideReplicateFilter(filter);
+  if (urls.length > 0 && outside) ctx.hooks.rejectEvent.push(outside);
+  const noAuth: ReadonlySet<string> = new Set();
+  // The relay's own policy hooks decide, in the replicated context (policies/types.ts): one set of rules.
+  const admit = (event: NostrEvent) => {
+    const policyCtx: PolicyContext = { authed: noAuth, ip: '', now: ctx.now(), replicated: true };
+    return firstRejection(ctx.hooks.rejectEvent, event, policyCtx);
+  };
   const replicators = urls.map(
     (url) =>
       new Replicator({
@@ -51,6 +68,9 @@ export function startReplication(
         now: ctx.now,
         firstSync: ctx.config.replicateFirstSync,
         negentropyMaxRecords: ctx.config.negentropyMaxRecords || 500_000,
+        admit,
+        onRefused: (reason) => countReplicationRefusal(ctx, reason),
+        onDuplicate: () => ctx.stats.replicationDuplicates++,
         ...deps,
       }),
   );

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { finalizeEvent } from 'nostr-tools/pure';
 import WebSocket from 'ws';
+import type { NostrEvent, VerifiedEvent } from '../../shared/event.js';
 import type { Filter } from '../../shared/filter.js';
 import { isHistoryReset } from '../../shared/history-reset.js';
 import { eventSchema } from '../../shared/messages/schema.js';
@@ -27,7 +28,7 @@ export interface ReplicatorStats {
   pulled: number;
   stored: number;
   duplicates: number;
-  /** Refused by the local store (a newer replaceable version, deleted) or by verification. */
+  /** Refused here: by this relay's write policies (run in the replicated context), by the store (a newer replaceable version, deleted) or by verification. */
   rejected: number;
   connects: number;
   /** The committed cursor. */
@@ -59,7 +60,16 @@ export interface ReplicatorOptions {
   firstSync?: 'cursor' | 'negentropy';
   /** Most local events the NIP-77 first sync reconciles (past it, it tails from 0 instead). */
   negentropyMaxRecords?: number;
+  /** This relay's write policies in the replicated context: a reason to refuse the event, or undefined. */
+  admit?: (event: NostrEvent) => string | undefined;
+  /** Told each refusal (policy, store or verification), after the cursor has moved past it. */
+  onRefused?: (reason: string, id: string) => void;
+  /** Told each event that was already stored here (checked before any verification or store work). */
+  onDuplicate?: () => void;
 }
+
+/** What becomes of one received event, decided before it reaches the store. */
+type Verdict = { ok: true; event: VerifiedEvent } | { ok: false; reason: string } | { ok: 'duplicate' };
 
 /** The key under which an upstream's cursor is kept: its URL, plus the filter when there is one. */
 export function getUpstreamKey(url: string, filter: Filter): string {
@@ -91,7 +101,9 @@ export class Replicator {
   #inFlight: Promise<unknown> = Promise.resolve();
   #pending = 0;
   /** Verifications in upstream order; the head is written first, so writes keep the upstream's order. */
-  #queue: Array<{ seq: number; verdict: Promise<unknown> }> = [];
+  #queue: Array<{ seq: number; id: string; verdict: Verdict | Promise<Verdict> }> = [];
+  /** Highest upstream seq skipped (duplicate or refused) since the cursor was last written. */
+  #skippedTo = 0;
   #origin: string | undefined;
   #paused = false;
   #draining = false;
@@ -189,7 +201,8 @@ export class Replicator {
     } catch (err) {
       return this.#abandonFirstSync(`bad NEG-MSG: ${(err as Error).message}`);
     }
-    neg.need.push(...round.need);
+    // What this relay refused before would only be refused again: not fetched (no repair loop).
+    for (const id of round.need) if (!this.#o.store.isReplicationRefused(id)) neg.need.push(id);
     if (round.next !== undefined) return this.#send(['NEG-MSG', NEG_ID, bytesToHex(round.next)]);
     this.#send(['NEG-CLOSE', NEG_ID]);
     this.#o.log.info({ upstream: this.#o.url, missing: neg.need.length }, 'NIP-77 reconciled; fetching what is missing');
@@ -300,8 +313,21 @@ export class Replicator {
     }
     this.stats.pulled++;
     const shape = eventSchema.safeParse(raw);
-    const verdict = shape.success ? this.#o.verifier.verify(shape.data) : Promise.resolve({ ok: false as const, reason: 'invalid: malformed event' });
-    this.#queue.push({ seq, verdict });
+    let verdict: Verdict | Promise<Verdict>;
+    let id = '';
+    if (!shape.success) verdict = { ok: false, reason: 'invalid: malformed event' };
+    else {
+      const ev = shape.data;
+      id = ev.id;
+      // Cheapest first: an event already here (it came round a ring of relays, or twice during a first
+      // sync) costs one indexed lookup, no verification and no store work; then this relay's own policies.
+      if (this.#o.store.isKnown(ev.id) === 'stored') verdict = { ok: 'duplicate' };
+      else {
+        const refused = this.#o.admit?.(ev);
+        verdict = refused !== undefined ? { ok: false, reason: refused } : (this.#o.verifier.verify(ev) as Promise<Verdict>);
+      }
+    }
+    this.#queue.push({ seq, id, verdict });
     this.#pending++;
     if (this.#pending >= MAX_PENDING && !this.#paused) {
       this.#paused = true;
@@ -323,24 +349,62 @@ export class Replicator {
   async #drainQueue(): Promise<void> {
     while (this.#queue.length > 0) {
       const head = this.#queue[0]!;
-      const v = (await head.verdict) as Awaited<ReturnType<Verifier['verify']>>;
+      const v = await head.verdict;
       this.#queue.shift();
+      if (v.ok === 'duplicate') {
+        this.stats.duplicates++;
+        this.#o.onDuplicate?.();
+        this.#skip(head.seq);
+        continue;
+      }
       if (!v.ok) {
-        this.stats.rejected++;
-        this.#settle();
+        this.#refused(head.id, v.reason);
+        this.#skip(head.seq);
         continue;
       }
       const write = this.#o.store
         .writeReplicated(v.event, { upstream: this.key, seq: head.seq, ...(this.#origin ? { origin: this.#origin } : {}) })
         .then((r) => {
           if (r.status === 'stored') this.stats.stored++;
-          else if (r.status === 'duplicate') this.stats.duplicates++;
+          else if (r.status === 'duplicate') {
+            this.stats.duplicates++;
+            this.#o.onDuplicate?.();
+          } else if (!r.reason.startsWith('error:')) this.#refused(v.event.id, r.reason);
           else this.stats.rejected++;
           if (head.seq > this.stats.cursor) this.stats.cursor = head.seq;
           this.#settle();
         });
       this.#inFlight = Promise.all([this.#inFlight, write]);
     }
+    this.#commitSkipped();
+  }
+
+  /** An event refused here: counted, remembered (NIP-77 does not fetch it again), logged at debug only. */
+  #refused(id: string, reason: string): void {
+    this.stats.rejected++;
+    if (id !== '') this.#o.store.recordReplicationRefused(id, reason);
+    this.#o.log.debug({ upstream: this.#o.url, eventId: id, reason }, 'replicated event refused');
+    this.#o.onRefused?.(reason, id);
+  }
+
+  #skip(seq: number): void {
+    if (seq > this.#skippedTo) this.#skippedTo = seq;
+    this.#settle();
+  }
+
+  /**
+   * Moves the committed cursor past skipped events once everything before them has committed: one
+   * write per burst (not per event), so a run of duplicates or refusals costs no store work each,
+   * and a restart does not read them again.
+   */
+  #commitSkipped(): void {
+    const to = this.#skippedTo;
+    if (to === 0) return;
+    this.#skippedTo = 0;
+    this.#inFlight = this.#inFlight.then(() => {
+      this.#o.store.setReplicationCursor(this.key, to);
+      if (to > this.stats.cursor) this.stats.cursor = to;
+    });
   }
 
   #settle(): void {

@@ -45,6 +45,10 @@ export interface EventStore {
   getReplicationCursor(upstream: string): number;
   /** Replication: moves an upstream's cursor forward, or (reset) forgets it. */
   setReplicationCursor(upstream: string, seq: number, reset?: boolean): void;
+  /** Replication: remembers a replicated event id this relay's policies refused (bounded). */
+  recordReplicationRefused(id: string, reason: string): void;
+  /** Replication: whether a replicated event id was refused here (NIP-77 repair does not fetch it again). */
+  isReplicationRefused(id: string): boolean;
   /** Replication: the pubkey of the relay a stored event was replicated from, if any. */
   originOf(seq: number): string | undefined;
   /** Stored events matching any filter, newest first; `limits[i]` caps filter i. */
