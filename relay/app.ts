@@ -208,7 +208,17 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const index = new SubscriptionIndex<import('./connection.js').Subscription>();
   const policies = defaultPolicies(config, privateKinds);
   const hooks: RelayContext['hooks'] = { ...policies, onEventSaved: [], onEventUnproven: [], kindHandlers: new Map(), onDelivered: [], onAuth: [] };
-  const fanOut = createFanOut(index, privateKinds, stats, config.maxOutboundBytes, hooks.onDelivered, (seq) => store.originOf(seq));
+  // Every relay named in a stored origin chain: their connections are checked against the chains (handlers/auth.ts).
+  const replicationOrigins = new Set(store.replicationPeers());
+  const fanOut = createFanOut(
+    index,
+    privateKinds,
+    stats,
+    config.maxOutboundBytes,
+    hooks.onDelivered,
+    (seq) => store.originOf(seq),
+    () => replicationOrigins.size > 0,
+  );
   const ctx: RelayContext = {
     config,
     log,
@@ -225,7 +235,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
         .filter((k) => k !== ''),
     ),
     negentropy: new NegentropySessions(config),
-    replicationOrigins: new Set(),
+    replicationOrigins,
     isRelayUrl: createRelayUrlCheck(parsePublicUrls(config.publicUrl)),
     hooks,
     stats,

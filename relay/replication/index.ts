@@ -1,5 +1,6 @@
 import type { NostrEvent } from '../../shared/event.js';
 import type { Filter } from '../../shared/filter.js';
+import { getPublicKey } from 'nostr-tools/pure';
 import { filterSchema } from '../../shared/messages/schema.js';
 import { RoostError } from '../config.js';
 import type { RelayContext } from '../context.js';
@@ -46,6 +47,7 @@ export function startReplication(
   const outside = rejectOutsideReplicateFilter(filter);
   if (urls.length > 0 && outside) ctx.hooks.rejectEvent.push(outside);
   const noAuth: ReadonlySet<string> = new Set();
+  const self = secretKey ? getPublicKey(secretKey) : undefined;
   // The relay's own policy hooks decide, in the replicated context (policies/types.ts): one set of rules.
   const admit = (event: NostrEvent) => {
     const policyCtx: PolicyContext = { authed: noAuth, ip: '', now: ctx.now(), replicated: true };
@@ -61,7 +63,9 @@ export function startReplication(
         log: ctx.log,
         ...(secretKey ? { secretKey } : {}),
         onOrigin: (pubkey) => {
+          if (pubkey === self || ctx.replicationOrigins.has(pubkey)) return;
           ctx.replicationOrigins.add(pubkey);
+          ctx.store.recordReplicationPeer(pubkey);
           // A connection that authenticated as that relay before its key was known.
           for (const conn of ctx.connections) if (conn.authed.has(pubkey)) conn.peerRelay = pubkey;
         },

@@ -7,6 +7,7 @@ import { isHistoryReset } from '../../shared/history-reset.js';
 import { eventSchema } from '../../shared/messages/schema.js';
 import { bytesToHex, hexToBytes, Negentropy, NegentropySet } from '../../shared/nip77.js';
 import type { EventStore } from '../store/types.js';
+import { makeOriginChain } from './origins.js';
 import type { Verifier } from '../verify/index.js';
 
 /** Subscription id of the tail REQ on the upstream. */
@@ -48,7 +49,7 @@ export interface ReplicatorOptions {
   log: Logger;
   /** This relay's key: it authenticates (NIP-42) as it, so an upstream may allow-list it for private kinds. */
   secretKey?: Uint8Array;
-  /** Learns the upstream relay's pubkey (from its NIP-11 document) so its events are not served back to it. */
+  /** Learns each relay of an origin chain (the upstream's NIP-11 pubkey, and the relays it names in `via`) so their events are not served back to them. */
   onOrigin?: (pubkey: string) => void;
   /** Milliseconds before reconnect attempt n (0-based). */
   backoffMs?: (attempt: number) => number;
@@ -101,7 +102,9 @@ export class Replicator {
   #inFlight: Promise<unknown> = Promise.resolve();
   #pending = 0;
   /** Verifications in upstream order; the head is written first, so writes keep the upstream's order. */
-  #queue: Array<{ seq: number; id: string; verdict: Verdict | Promise<Verdict> }> = [];
+  #queue: Array<{ seq: number; id: string; verdict: Verdict | Promise<Verdict>; chain?: string }> = [];
+  /** The origin chain last announced (consecutive events usually share it). */
+  #lastChain: string | undefined;
   /** Highest upstream seq skipped (duplicate or refused) since the cursor was last written. */
   #skippedTo = 0;
   #origin: string | undefined;
@@ -149,8 +152,12 @@ export class Replicator {
     const Impl = this.#o.WebSocketImpl ?? WebSocket;
     const ws = new Impl(this.#o.url, { maxPayload: 64 * 1024 * 1024 });
     this.#ws = ws;
-    ws.on('open', () => {
+    ws.on('open', async () => {
       this.stats.connects++;
+      // The upstream may have come up between the NIP-11 read and this socket: its key must be known before
+      // any event is stored, or the origin chain would lack it (and a ring would bring the event back).
+      await this.#learnOrigin();
+      if (this.#ws !== ws) return;
       this.#o.log.info({ upstream: this.#o.url, cursor: this.stats.cursor }, 'replicating');
       if (this.#o.secretKey) this.#send(['REQ', AUTH_PROBE_ID, { ids: ['0'.repeat(64)], kinds: [4], limit: 1 }]);
       else this.#tail();
@@ -240,7 +247,10 @@ export class Replicator {
     }
     switch (m[0]) {
       case 'EVENT':
-        if (m[1] === TAIL_ID) this.#onEvent(m[2], (m[3] as { seq?: unknown } | undefined)?.seq);
+        if (m[1] === TAIL_ID) {
+          const meta = m[3] as { seq?: unknown; via?: unknown } | undefined;
+          this.#onEvent(m[2], meta?.seq, meta?.via);
+        }
         // Fetched by id: no seq; the cursor moves to the head once all are committed.
         else if (m[1] === FETCH_ID) this.#onEvent(m[2], 0);
         return;
@@ -305,7 +315,7 @@ export class Replicator {
     this.#send(['AUTH', auth]);
   }
 
-  #onEvent(raw: unknown, seq: unknown): void {
+  #onEvent(raw: unknown, seq: unknown, via?: unknown): void {
     if (typeof seq !== 'number' || !Number.isSafeInteger(seq)) {
       this.#o.log.error({ upstream: this.#o.url }, 'upstream sent an event without a sequence number (not a Roost relay?): closing the link');
       this.#ws?.close();
@@ -327,7 +337,13 @@ export class Replicator {
         verdict = refused !== undefined ? { ok: false, reason: refused } : (this.#o.verifier.verify(ev) as Promise<Verdict>);
       }
     }
-    this.#queue.push({ seq, id, verdict });
+    const chain = makeOriginChain(this.#origin, via);
+    // Every relay of the chain is told before the event commits, so it is never served back to any of them.
+    if (chain !== undefined && chain !== this.#lastChain) {
+      this.#lastChain = chain;
+      for (const k of chain.split(',')) this.#o.onOrigin?.(k);
+    }
+    this.#queue.push({ seq, id, verdict, ...(chain !== undefined ? { chain } : {}) });
     this.#pending++;
     if (this.#pending >= MAX_PENDING && !this.#paused) {
       this.#paused = true;
@@ -363,7 +379,7 @@ export class Replicator {
         continue;
       }
       const write = this.#o.store
-        .writeReplicated(v.event, { upstream: this.key, seq: head.seq, ...(this.#origin ? { origin: this.#origin } : {}) })
+        .writeReplicated(v.event, { upstream: this.key, seq: head.seq, ...(head.chain !== undefined ? { origin: head.chain } : {}) })
         .then((r) => {
           if (r.status === 'stored') this.stats.stored++;
           else if (r.status === 'duplicate') {

@@ -228,6 +228,8 @@ export class SqliteStore implements EventStore {
       resetCursor: db.prepare('DELETE FROM replication_cursors WHERE upstream = ?'),
       insertRefused: db.prepare('INSERT OR REPLACE INTO replication_refused (id, reason, at) VALUES (?, ?, ?)'),
       isRefused: db.prepare('SELECT 1 FROM replication_refused WHERE id = ?').pluck(),
+      insertPeer: db.prepare('INSERT OR IGNORE INTO replication_peers (pubkey) VALUES (?)'),
+      listPeers: db.prepare('SELECT pubkey FROM replication_peers').pluck(),
       countRefused: db.prepare('SELECT count(*) FROM replication_refused').pluck(),
       pruneRefused: db.prepare('DELETE FROM replication_refused WHERE id IN (SELECT id FROM replication_refused ORDER BY at ASC LIMIT ?)'),
       deleteTagsBySeq: db.prepare('DELETE FROM tags WHERE seq = ?'),
@@ -497,6 +499,16 @@ export class SqliteStore implements EventStore {
       const over = (this.#s.countRefused.get() as number) - MAX_REFUSED_KEPT;
       if (over > 0) this.#s.pruneRefused.run(over);
     }
+  }
+
+  /** Remembers a relay named in an origin chain. */
+  recordReplicationPeer(pubkey: string): void {
+    this.#s.insertPeer.run(pubkey);
+  }
+
+  /** Every relay ever named in an origin chain here. */
+  replicationPeers(): string[] {
+    return this.#s.listPeers.all() as string[];
   }
 
   /** Whether a replicated event with this id was refused here before. */

@@ -5,6 +5,7 @@ import { npubEncode } from 'nostr-tools/nip19';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../relay/config.js';
 import { rejectOutsideReplicateFilter } from '../../../relay/policies/replication.js';
+import { createVerifier, type Verifier } from '../../../relay/verify/index.js';
 import { makeKey, nowSeconds, signEvent } from '../../helpers/events.js';
 import { RawClient } from '../../helpers/raw-client.js';
 import { startRelay, type TestRelay } from '../../helpers/relay.js';
@@ -132,6 +133,29 @@ describe("replicated events go through the replica's own write policies", () => 
     await b.close();
     await a.close();
   }, 60_000);
+
+  it('an event already here costs one lookup: no verification, no store write; counted, and the cursor still moves', async () => {
+    const a = await startRelay({}, {}, tempDir());
+    const events = makeEvents([makeKey()], 200, 'dup');
+    await seed(a, events);
+    const dirB = tempDir();
+    const pre = await startRelay({}, {}, dirB);
+    await seed(pre, events);
+    await pre.close({ keep: true });
+    const real = await createVerifier({ workers: 0 });
+    let verified = 0;
+    const verifier: Verifier = { backend: real.backend, close: () => real.close(), verify: (e) => (verified++, real.verify(e)) };
+    const b = await startRelay({ replicateFrom: a.url }, { ...fast, verifier }, dirB);
+    await waitFor(() => statsOf(b).live && cursorOf(b) === a.relay.ctx.store.lastSeq(), 'read to the head');
+    const before = b.relay.ctx.store.lastSeq();
+    expect(statsOf(b)).toMatchObject({ pulled: 200, stored: 0, duplicates: 200, rejected: 0 });
+    expect(verified).toBe(0);
+    expect(b.relay.ctx.stats.eventsStored).toBe(0);
+    expect(await metric(b, 'roost_replication_duplicates_total')).toBe(200);
+    expect(b.relay.ctx.store.lastSeq()).toBe(before);
+    await b.close();
+    await a.close();
+  }, 30_000);
 
   it('the replicate filter is enforced on what an upstream sends (a policy that only judges replicated events)', () => {
     const policy = rejectOutsideReplicateFilter({ kinds: [1] })!;

@@ -7,3 +7,9 @@ CREATE TABLE replication_refused (
   at     INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX replication_refused_at ON replication_refused (at);
+
+-- Every relay (NIP-11 pubkey) named in a stored event's origin chain (event_origins.origin now holds the chain,
+-- comma-separated, nearest first): a connection authenticated as one of them is checked against the chains.
+CREATE TABLE replication_peers (
+  pubkey TEXT PRIMARY KEY
+) WITHOUT ROWID;
