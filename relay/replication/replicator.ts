@@ -70,7 +70,7 @@ export interface ReplicatorOptions {
 }
 
 /** What becomes of one received event, decided before it reaches the store. */
-type Verdict = { ok: true; event: VerifiedEvent } | { ok: false; reason: string } | { ok: 'duplicate' };
+type Verdict = { ok: true; event: VerifiedEvent } | { ok: false; reason: string; recheck?: NostrEvent } | { ok: 'duplicate' };
 
 /** The key under which an upstream's cursor is kept: its URL, plus the filter when there is one. */
 export function getUpstreamKey(url: string, filter: Filter): string {
@@ -334,7 +334,7 @@ export class Replicator {
       if (this.#o.store.isKnown(ev.id) === 'stored') verdict = { ok: 'duplicate' };
       else {
         const refused = this.#o.admit?.(ev);
-        verdict = refused !== undefined ? { ok: false, reason: refused } : (this.#o.verifier.verify(ev) as Promise<Verdict>);
+        verdict = refused !== undefined ? { ok: false, reason: refused, recheck: ev } : (this.#o.verifier.verify(ev) as Promise<Verdict>);
       }
     }
     const chain = makeOriginChain(this.#origin, via);
@@ -365,7 +365,8 @@ export class Replicator {
   async #drainQueue(): Promise<void> {
     while (this.#queue.length > 0) {
       const head = this.#queue[0]!;
-      const v = await head.verdict;
+      let v = await head.verdict;
+      if (v.ok === false && v.recheck !== undefined) v = await this.#recheck(v.recheck);
       this.#queue.shift();
       if (v.ok === 'duplicate') {
         this.stats.duplicates++;
@@ -393,6 +394,18 @@ export class Replicator {
       this.#inFlight = Promise.all([this.#inFlight, write]);
     }
     this.#commitSkipped();
+  }
+
+  /**
+   * A policy refused the event when it arrived, before the events ahead of it had committed: a rule that
+   * reads stored state (a task's proposal, a document's membership record) may have missed one of them.
+   * Asked again once they have; only a refusal that stands is final. Refusals are rare, so the wait is too.
+   */
+  async #recheck(ev: NostrEvent): Promise<Verdict> {
+    await this.#inFlight;
+    const reason = this.#o.admit?.(ev);
+    if (reason !== undefined) return { ok: false, reason };
+    return (await this.#o.verifier.verify(ev)) as Verdict;
   }
 
   /** An event refused here: counted, remembered (NIP-77 does not fetch it again), logged at debug only. */

@@ -10,6 +10,7 @@ import { makeKey, nowSeconds, signEvent } from '../../helpers/events.js';
 import { RawClient } from '../../helpers/raw-client.js';
 import { startRelay, type TestRelay } from '../../helpers/relay.js';
 import { waitFor } from '../../helpers/wait.js';
+import { makeBallot, makeProposal } from '../../../shared/decisions.js';
 import { makeEvents, seed, storedIds } from './helpers.js';
 
 const fast = { replication: { backoffMs: () => 50 } };
@@ -108,6 +109,30 @@ describe("replicated events go through the replica's own write policies", () => 
     await b.close();
     await a.close();
   }, 60_000);
+
+  it('rules that read stored state see the events ahead in the stream (a ballot right behind its proposal), and a closed vote is history', async () => {
+    const now = nowSeconds();
+    const [alice, bob] = [makeKey(), makeKey()];
+    const electorate = { type: 'pubkeys' as const, pubkeys: [alice.pk, bob.pk] };
+    const events = [];
+    for (let i = 0; i < 20; i++) {
+      // The last proposal closed two hours ago; its ballot was cast before the deadline.
+      const closed = i === 19;
+      const created = closed ? now - 10_000 : now - 100 + i;
+      const deadline = closed ? now - 7200 : now + 3600;
+      const proposal = signEvent(alice, makeProposal({ question: `q${i}`, options: ['yes', 'no'], electorate, rule: { type: 'majority' }, deadline }, created));
+      events.push(proposal, signEvent(bob, makeBallot({ id: proposal.id, proposer: alice.pk }, 'yes', created + 1)));
+    }
+    const a = await startRelay({}, {}, tempDir());
+    await seed(a, events);
+    const b = await startRelay({ replicateFrom: a.url }, fast, tempDir());
+    await waitFor(() => statsOf(b).live && statsOf(b).pulled === 40, 'backlog read');
+    await waitFor(() => statsOf(b).stored + statsOf(b).rejected === 40, 'all written or refused');
+    expect(statsOf(b)).toMatchObject({ stored: 40, rejected: 0 });
+    expect(storedIds(b)).toEqual(events.map((e) => e.id).sort());
+    await b.close();
+    await a.close();
+  }, 30_000);
 
   it('a NIP-77 first sync does not fetch again what this relay refused before', async () => {
     const banned = makeKey();
