@@ -1,3 +1,4 @@
+import type { Tracer } from '@opentelemetry/api';
 import type { EventTemplate, NostrEvent } from '../shared/event.js';
 import type { Filter } from '../shared/filter.js';
 import type { AgentInfo } from './presence.js';
@@ -23,6 +24,8 @@ export interface WorkHost {
   discover(capabilities: readonly string[]): Promise<AgentInfo[]>;
   /** Milliseconds since the epoch. */
   now(): number;
+  /** Spans for task lifecycles (default: the global OpenTelemetry tracer, a no-op until an SDK is registered). */
+  readonly tracer?: Tracer;
 }
 
 /** What a host needs from an agent (its public API only). */
@@ -38,8 +41,9 @@ interface AgentLike {
 }
 
 /** A {@link WorkHost} over an agent's public API. */
-export function makeWorkHost(agent: AgentLike, now: () => number = Date.now): WorkHost {
+export function makeWorkHost(agent: AgentLike, now: () => number = Date.now, tracer?: Tracer): WorkHost {
   return {
+    tracer,
     pubkey: agent.pubkey,
     sign: (t) => agent.identity.sign(t),
     publish: (ev) => agent.publishSigned(ev),

@@ -46,6 +46,8 @@ import { configuredPrivateKinds, installMailbox, type Mailbox } from './mailbox/
 import { loadOrCreateRelayIdentity, type RelayIdentity } from './identity.js';
 import { createPushWake, type PushWake, type PushWakeDeps } from './push/index.js';
 import { installSharedDocs, type SharedDocs } from './crdt/index.js';
+import { createTracing, type RelayTracing, traceLogFields } from './tracing.js';
+import type { VerifiedEvent } from '../shared/event.js';
 
 /** I/O edges a relay is built with; each has a production default. */
 export interface RelayDeps {
@@ -60,6 +62,8 @@ export interface RelayDeps {
   push?: Pick<PushWakeDeps, 'senders' | 'clock' | 'random'>;
   /** Milliseconds since the epoch (rate limits, dashboard sampling). */
   nowMs?: () => number;
+  /** Span export; by default from the OTEL_* settings (off unless `otelTracesExporter` is `otlp`). */
+  tracing?: RelayTracing;
   /** Replication links: reconnect backoff (tests shorten it). */
   replication?: { backoffMs?: (attempt: number) => number };
 }
@@ -76,6 +80,8 @@ export interface Relay {
   operator: Operator;
   /** Shared documents: membership enforcement and snapshot compaction. */
   sharedDocs: SharedDocs;
+  /** The relay's one keypair: its NIP-11 pubkey, wake registrations, mDNS adverts and the replica's NIP-42 AUTH. */
+  identity: RelayIdentity;
   /** Replication from the `replicateFrom` upstreams (docs/federation.md). */
   replication: Replication;
   /** Stops accepting, closes connections, flushes pending writes, closes the database. */
@@ -133,6 +139,7 @@ function wirePushWake(ctx: RelayContext, store: SqliteStore, identity: RelayIden
     config: ctx.config,
     log: ctx.log,
     isOnline: (pubkey) => ctx.online.has(pubkey),
+    tracing: ctx.tracing,
     ...deps,
   });
   ctx.hooks.kindHandlers.set(Kind.WakeRegistration, async (event) => {
@@ -168,7 +175,7 @@ export function createRandomPool(size = 4096): (n: number) => Buffer {
 
 /** Builds the relay without listening, so every test can build a fresh one. */
 export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Promise<Relay> {
-  const log = deps.log ?? pino({ level: config.logLevel });
+  const log = deps.log ?? pino({ level: config.logLevel, mixin: traceLogFields });
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   const random = deps.random ?? createRandomPool();
   const store =
@@ -208,6 +215,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const index = new SubscriptionIndex<import('./connection.js').Subscription>();
   const policies = defaultPolicies(config, privateKinds);
   const hooks: RelayContext['hooks'] = { ...policies, onEventSaved: [], onEventUnproven: [], kindHandlers: new Map(), onDelivered: [], onAuth: [] };
+  const tracing = deps.tracing ?? createTracing(config);
   // Every relay named in a stored origin chain: their connections are checked against the chains (handlers/auth.ts).
   const replicationOrigins = new Set(store.replicationPeers());
   const fanOut = createFanOut(
@@ -240,10 +248,10 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     hooks,
     stats,
     now,
+    tracing,
     fanOut,
   };
-  store.setOnStored((event, seq, raw) => {
-    stats.eventsStored++;
+  const committed = (event: VerifiedEvent, seq: number, raw: string) => {
     fanOut(event, raw, seq);
     for (const hook of ctx.hooks.onEventSaved) {
       try {
@@ -253,6 +261,11 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
         log.error({ err, eventId: event.id }, 'onEventSaved hook failed');
       }
     }
+  };
+  store.setOnStored((event, seq, raw) => {
+    stats.eventsStored++;
+    if (tracing.enabled && tracing.isPending(event.id)) tracing.traceCommitted(event.id, () => committed(event, seq, raw));
+    else committed(event, seq, raw);
   });
 
   const version = packageVersion();
@@ -424,6 +437,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     mailbox,
     operator,
     sharedDocs,
+    identity,
     replication,
     async close() {
       if (closed) return;
@@ -440,6 +454,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       operator.close();
       await store.close();
       await verifier.close();
+      await tracing.close();
     },
   };
 }

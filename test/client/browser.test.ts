@@ -114,6 +114,8 @@ it('a browser agent exchanges encrypted messages with a Node agent through the r
   await node.agent.close();
   await context.close();
   // Kept small: the bundle is the client plus noble curves/ciphers/hashes, and Yjs with lib0 for
-  // agent.doc (about 25 KiB gzipped of it), and agent.tasks / agent.decisions (about 6 KiB).
-  expect(bundleGzip).toBeLessThan(76 * 1024);
+  // agent.doc (about 25 KiB gzipped of it), agent.tasks / agent.decisions (about 6 KiB), and the
+  // OpenTelemetry API with the client's spans (publish, DMs, handlers, task and decision lifecycles:
+  // about 4.1 KiB; main without them 75.9 KiB, with them 80.0 KiB, measured together).
+  expect(bundleGzip).toBeLessThan(81 * 1024);
 });
