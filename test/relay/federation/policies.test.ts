@@ -169,7 +169,11 @@ describe("replicated events go through the replica's own write policies", () => 
     await pre.close({ keep: true });
     const real = await createVerifier({ workers: 0 });
     let verified = 0;
-    const verifier: Verifier = { backend: real.backend, close: () => real.close(), verify: (e) => (verified++, real.verify(e)) };
+    const verify: Verifier['verify'] = (e) => {
+      verified++;
+      return real.verify(e);
+    };
+    const verifier: Verifier = { backend: real.backend, close: () => real.close(), verify };
     const b = await startRelay({ replicateFrom: a.url }, { ...fast, verifier }, dirB);
     await waitFor(() => statsOf(b).live && cursorOf(b) === a.relay.ctx.store.lastSeq(), 'read to the head');
     const before = b.relay.ctx.store.lastSeq();
