@@ -31,6 +31,7 @@ import {
   rejectUnauthenticatedFilters,
 } from './policies/limits.js';
 import { rejectPrivateInboxReads } from './policies/private-inbox.js';
+import { createKeyEventPolicy, makeKeyEventLookup } from './policies/identity.js';
 import { makeTaskLookup, rejectInvalidBallots, rejectInvalidTaskEvents } from './policies/tasks.js';
 import type { RejectEvent, RejectFilter } from './policies/types.js';
 import { createRelayUrlCheck, parsePublicUrls } from './relay-url.js';
@@ -241,6 +242,10 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const mailbox = store instanceof SqliteStore ? installMailbox(ctx, store.db, infoContributors) : undefined;
   const taskLookup = makeTaskLookup(store);
   hooks.rejectEvent.push(rejectInvalidTaskEvents(taskLookup), rejectInvalidBallots(taskLookup));
+  const keyEvents = createKeyEventPolicy(makeKeyEventLookup(store));
+  hooks.rejectEvent.push(keyEvents.reject);
+  hooks.onEventUnproven.push(keyEvents.release);
+  hooks.onEventSaved.push(keyEvents.release);
   const sharedDocs = installSharedDocs(ctx, store instanceof SqliteStore ? store.db : undefined, infoContributors);
   const app = Fastify({
     loggerInstance: log,
