@@ -55,3 +55,4 @@ export { DecisionClient } from './decisions.js';
 export { makeWorkHost, type WorkHost } from './work-host.js';
 export * from '../shared/tasks.js';
 export * from '../shared/decisions.js';
+export * from '../shared/identity-log.js';

@@ -13,6 +13,7 @@ import { NodeWebSocket } from './websocket.js';
  */
 export * from '../index.js';
 export { loadKeyFile, loadOrCreateKeyFile, saveKeyFile } from './key-file.js';
+export { type KeyRing, openKeyRing, revokeKeyRing, rotateKeyRing } from './key-ring.js';
 export { SqliteAgentStore, type SqliteAgentStoreOptions } from './sqlite-store.js';
 export { wasmCrypto } from './wasm-crypto.js';
 
