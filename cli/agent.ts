@@ -8,7 +8,10 @@ import {
   defaultAgentHome,
   getNpub,
   loadKeyFile,
+  openKeyRing,
   parsePubkey,
+  revokeKeyRing,
+  rotateKeyRing,
   saveKeyFile,
   SqliteAgentStore,
   normalizeRelayUrl,
@@ -44,11 +47,15 @@ Usage:
   roost agent outbox [--purge [ID...]]         list events not yet acknowledged by every relay; --purge drops
                                                them (all, the IDs given, or with --relay only that relay's share)
   roost agent discover [--capability C]...     find agents offering every capability, with presence
+  roost agent identity                         create (once) the next key and the key event log, publish the log
+  roost agent rotate                           make the next key current (the current key co-signs), commit a
+                                               new next key, publish the log; the old key is kept in retired/
+  roost agent revoke [--reason R]              key compromised: the next key alone ends the current key at once
   roost agent card --name N [--description D] [--capability C]... [--version V]
                                                publish this agent's card (what discover finds)
 ${TASK_HELP}
 Options:
-  --home DIR     agent home: agent.key and agent.db (default $ROOST_AGENT_HOME or ~/.roost)
+  --home DIR     agent home: agent.key, agent.next.key, agent.kel.jsonl and agent.db (default $ROOST_AGENT_HOME or ~/.roost)
   --relay URL    relay to use; repeat for several (default $ROOST_RELAYS, comma-separated)
   --json         machine-readable output: one JSON object per line
   -h, --help     this text
@@ -75,6 +82,7 @@ const OPTIONS = {
   name: { type: 'string' },
   description: { type: 'string' },
   version: { type: 'string' },
+  reason: { type: 'string' },
   to: { type: 'string' },
   deadline: { type: 'string' },
   note: { type: 'string' },
@@ -199,6 +207,35 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
         return await outbox(home, values, args, out);
       case 'discover':
         return await discover(needAgent(), values, out);
+      case 'identity':
+      case 'rotate':
+      case 'revoke': {
+        if (!existsSync(keyFile)) throw new UsageError(`no key in ${home}: run \`${keygenHint}\` first`);
+        const ring =
+          command === 'identity'
+            ? openKeyRing(home)
+            : command === 'rotate'
+              ? rotateKeyRing(home).ring
+              : revokeKeyRing(home, values.reason === undefined ? {} : { reason: values.reason }).ring;
+        const summary = { aid: ring.aid, pubkey: ring.current.pubkey, seq: ring.log.head.seq, nextKeyFile: join(home, 'agent.next.key') };
+        const human = `identity ${ring.aid}\ncurrent  ${getNpub(ring.current.pubkey)} (key event ${ring.log.head.seq})\nnext key ${summary.nextKeyFile} (keep a copy offline)`;
+        if (relays.length === 0) {
+          out(`${human}\nnot published: pass --relay URL or set ROOST_RELAYS`, { ...summary, published: [] });
+          return 0;
+        }
+        const a = needAgent();
+        await a.start();
+        const timeoutMs = num(values.timeout, '--timeout', 10) * 1000;
+        // the whole log, oldest first: a relay that missed an event gets it, one that has it answers duplicate
+        const published = [];
+        for (const ev of ring.events) published.push(await a.publishSigned(ev, { timeoutMs }));
+        const refused = published.flatMap((p) => p.relays.filter((r) => !r.accepted).map((r) => `${r.relay}: ${r.reason}`));
+        out(refused.length === 0 ? `${human}\npublished ${published.length} key events` : `${human}\nrefused: ${refused.join('; ')}`, {
+          ...summary,
+          published: published.map((p) => ({ id: p.id, relays: p.relays })),
+        });
+        return refused.length === 0 ? 0 : 1;
+      }
       case 'card': {
         if (!values.name) throw new UsageError('card needs --name');
         const a = needAgent();
