@@ -47,7 +47,8 @@ Usage:
   roost agent outbox [--purge [ID...]]         list events not yet acknowledged by every relay; --purge drops
                                                them (all, the IDs given, or with --relay only that relay's share)
   roost agent discover [--capability C]...     find agents offering every capability, with presence
-  roost agent identity                         create (once) the next key and the key event log, publish the log
+  roost agent identity [--print-next]          create (once) the next key and the key event log, publish the log;
+                                               --print-next also prints the next secret key for an offline backup
   roost agent rotate                           make the next key current (the current key co-signs), commit a
                                                new next key, publish the log; the old key is kept in retired/
   roost agent revoke [--reason R]              key compromised: the next key alone ends the current key at once
@@ -83,6 +84,7 @@ const OPTIONS = {
   description: { type: 'string' },
   version: { type: 'string' },
   reason: { type: 'string' },
+  'print-next': { type: 'boolean' },
   to: { type: 'string' },
   deadline: { type: 'string' },
   note: { type: 'string' },
@@ -217,8 +219,11 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
             : command === 'rotate'
               ? rotateKeyRing(home).ring
               : revokeKeyRing(home, values.reason === undefined ? {} : { reason: values.reason }).ring;
-        const summary = { aid: ring.aid, pubkey: ring.current.pubkey, seq: ring.log.head.seq, nextKeyFile: join(home, 'agent.next.key') };
-        const human = `identity ${ring.aid}\ncurrent  ${getNpub(ring.current.pubkey)} (key event ${ring.log.head.seq})\nnext key ${summary.nextKeyFile} (keep a copy offline)`;
+        // the one deliberate way a secret leaves the ring: asked for by name, for paper or offline storage
+        const backup = values['print-next'] ? { nextNsec: ring.next.exportNsec() } : {};
+        const summary = { aid: ring.aid, pubkey: ring.current.pubkey, seq: ring.log.head.seq, nextKeyFile: join(home, 'agent.next.key'), ...backup };
+        let human = `identity ${ring.aid}\ncurrent  ${getNpub(ring.current.pubkey)} (key event ${ring.log.head.seq})\nnext key ${summary.nextKeyFile} (keep a copy offline)`;
+        if (backup.nextNsec) human += `\nnext secret key (store it offline, apart from ${keyFile}): ${backup.nextNsec}`;
         if (relays.length === 0) {
           out(`${human}\nnot published: pass --relay URL or set ROOST_RELAYS`, { ...summary, published: [] });
           return 0;

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Identity } from '../../client/identity.js';
 import type { NostrEvent } from '../../shared/event.js';
 import { getNextKeyDigest, IdentityKind, verifyKeyLog } from '../../shared/identity-log.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -39,11 +40,17 @@ describe('roost agent identity / rotate / revoke', () => {
       expect(id.published[0].relays[0]).toMatchObject({ accepted: true });
       expect(await relayLog(id.aid, 's0')).toMatchObject({ status: 'active', current: first.pubkey });
 
+      const backup = (await as('identity', '--print-next')).json()[0];
+      expect(backup.nextNsec).toMatch(/^nsec1/);
+      const printedPk = Identity.fromSecretKey(backup.nextNsec as string).pubkey;
+      expect(getNextKeyDigest(printedPk)).toBe((await relayLog(id.aid, 'sb')).head.next);
+      expect(made.stdout).not.toContain('nsec1');
+
       const rotated = await as('rotate');
       expect(rotated.code).toBe(0);
       const r = rotated.json()[0];
       expect(r).toMatchObject({ aid: id.aid, seq: 1 });
-      expect(r.pubkey).not.toBe(first.pubkey);
+      expect(r.pubkey).toBe(printedPk);
       expect((await as('whoami')).json()[0].pubkey).toBe(r.pubkey);
       expect(existsSync(join(a.dir, 'retired', `${first.pubkey}.key`))).toBe(true);
       const afterRotate = await relayLog(id.aid, 's1');
