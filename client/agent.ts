@@ -1,6 +1,7 @@
 import type { AgentCard, HeartbeatStatus } from '../shared/agent-card.js';
 import type { EventTemplate, NostrEvent } from '../shared/event.js';
 import type { Filter } from '../shared/filter.js';
+import { IDENTITY_KINDS, IdentityKind, type KeyLog, verifyKeyLog } from '../shared/identity-log.js';
 import { Kind } from '../shared/kinds.js';
 import { Docs, Presence, Wake } from './agent-parts.js';
 import { systemTimers, type Timers } from './backoff.js';
@@ -392,6 +393,49 @@ export class Agent extends Emitter<AgentEvents> {
       }),
     );
     return { close: () => handles.forEach((h) => h.close()) };
+  }
+
+  /**
+   * Reads an agent's key event log from the connected relays and verifies it here (docs/identity.md),
+   * by agent id or by any key the log revealed. Resolves with the log, or with why there is none.
+   */
+  async fetchKeyLog(who: { aid: string } | { pubkey: string }, opts: { timeoutMs?: number } = {}): Promise<KeyLog | string> {
+    const timeoutMs = opts.timeoutMs ?? 5000;
+    let aid: string;
+    if ('aid' in who) aid = who.aid;
+    else {
+      const [revealing] = await this.#fetchOnce([{ kinds: [...IDENTITY_KINDS], authors: [who.pubkey], limit: 1 }], timeoutMs);
+      if (!revealing) return `no key event by ${who.pubkey} on the connected relays`;
+      const root = revealing.tags.find((t) => t[0] === 'e' && t[3] === 'root')?.[1];
+      aid = revealing.kind === IdentityKind.Inception ? revealing.id : (root ?? revealing.id);
+    }
+    const events = await this.#fetchOnce([{ ids: [aid] }, { kinds: [IdentityKind.Rotation, IdentityKind.Revocation], '#e': [aid] }], timeoutMs);
+    return verifyKeyLog(aid, events);
+  }
+
+  /** Stored events matching `filters` from every connected relay, until each has sent EOSE or the timeout. */
+  #fetchOnce(filters: Filter[], timeoutMs: number): Promise<NostrEvent[]> {
+    return new Promise((resolve) => {
+      const got: NostrEvent[] = [];
+      const waiting = new Set(this.connectedRelays);
+      let sub: { close(): void } | undefined;
+      let finished = false;
+      const done = () => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(timer);
+        sub?.close();
+        resolve(got);
+      };
+      const timer = setTimeout(done, timeoutMs);
+      sub = this.subscribe(filters, (ev) => got.push(ev), {
+        onEose: (relay) => {
+          waiting.delete(relay);
+          if (waiting.size === 0) done();
+        },
+      });
+      if (waiting.size === 0) done();
+    });
   }
 
   /** Opens a gift wrap addressed to this agent (for events from {@link subscribe}); throws ROOST_ERR_DECRYPT. */
