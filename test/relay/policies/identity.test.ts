@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NostrEvent } from '../../../shared/event.js';
 import { getKeyEvent, IdentityKind, type KeyEvent, makeInception, makeRevocation, makeRotation, verifyKeyLog } from '../../../shared/identity-log.js';
 import { type Key, makeKey, nowSeconds, signEvent } from '../../helpers/events.js';
+import { createKeyEventPolicy } from '../../../relay/policies/identity.js';
 import { RawClient } from '../../helpers/raw-client.js';
 import { startRelay, type TestRelay } from '../../helpers/relay.js';
 
@@ -123,5 +124,29 @@ describe('key event policy', () => {
     } finally {
       d.close();
     }
+  });
+});
+
+describe('key event policy claims (pure, in-memory lookup)', () => {
+  // The store lookup sees nothing yet: both events are "in flight" between the policy and the commit.
+  const empty = { get: (id: string) => stored.get(id), successors: () => [], revealedBy: () => [], isStored: () => false };
+  const stored = new Map<string, NostrEvent>();
+
+  it('the first passing event holds its key and prev until it is released or 60 s pass', () => {
+    const keys = Array.from({ length: 4 }, () => makeKey());
+    const inception = signEvent(keys[0]!, makeInception({ nextKey: keys[1]!.pk }, 1000));
+    stored.set(inception.id, inception);
+    const { reject, release } = createKeyEventPolicy(empty);
+    const head = parsed(inception);
+    const a = signEvent(keys[1]!, makeRotation({ head, currentSecretKey: keys[0]!.sk, newKey: keys[1]!.pk, nextKey: keys[2]!.pk }, 1001));
+    const b = signEvent(keys[1]!, makeRevocation({ head, nextKey: keys[3]!.pk }, 1002));
+    const ctx = (now: number) => ({ authed: new Set<string>(), ip: '127.0.0.1', now });
+    expect(reject(a, ctx(2000))).toBeUndefined();
+    expect(reject(a, ctx(2000))).toBeUndefined(); // the same event again (a re-send) keeps its claim
+    expect(reject(b, ctx(2001))).toMatch(/^invalid: key .* was already revealed by key event/);
+    release(a); // refused later or stored: the claim goes
+    expect(reject(b, ctx(2002))).toBeUndefined();
+    expect(reject(a, ctx(2003))).toMatch(/^invalid: /);
+    expect(reject(a, ctx(2002 + 61))).toBeUndefined(); // a claim left by a failed write expires
   });
 });
