@@ -8,7 +8,7 @@ import type { RejectEvent } from './types.js';
 export interface KeyEventLookup {
   /** A stored event by id. */
   get(id: string): NostrEvent | undefined;
-  /** Ids of stored rotations and revocations whose `prev` is this id. */
+  /** Ids of stored rotations and revocations that follow this id (non-empty when it already has a successor). */
   successors(prev: string): string[];
   /** Ids of stored key events authored by this key (the one that revealed it, if any). */
   revealedBy(pubkey: string): string[];
@@ -94,11 +94,15 @@ export function makeKeyEventLookup(store: Pick<EventStore, 'query' | 'isKnown'>)
       return row ? parse(row.raw) : undefined;
     },
     successors(prev) {
-      return store
+      // `#e prev` finds the one event naming prev as its prev and, when prev is an inception, the newest of the
+      // whole log (every event names the agent id as root). The stored log is one chain (this policy admits no
+      // fork), so any event of it means the inception has a successor, however long the log has grown.
+      const found = store
         .query([{ kinds: [IdentityKind.Rotation, IdentityKind.Revocation], '#e': [prev], limit: 50 }])
-        .map((r) => parse(r.raw))
-        .filter((e) => getKeyEvent(e)?.prev === prev)
-        .map((e) => e.id);
+        .map((r) => getKeyEvent(parse(r.raw)))
+        .filter((k) => k !== undefined);
+      const direct = found.filter((k) => k.prev === prev);
+      return (direct.length > 0 ? direct : found.filter((k) => k.aid === prev)).map((k) => k.id);
     },
     revealedBy(pubkey) {
       return store.query([{ kinds: [...IDENTITY_KINDS], authors: [pubkey], limit: 1 }]).map((r) => parse(r.raw).id);
