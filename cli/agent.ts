@@ -181,6 +181,9 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
     switch (command) {
       case 'keygen': {
         if (existsSync(keyFile) && !values.force) throw new UsageError(`${keyFile} already exists (use --force to replace it, losing that identity)`);
+        if (existsSync(join(home, 'agent.kel.jsonl'))) {
+          throw new UsageError(`${home} has a key event log: replace the key with \`roost agent rotate\` or \`revoke\`, not keygen`);
+        }
         const id = Identity.generate();
         saveKeyFile(keyFile, id, { overwrite: values.force === true });
         out(`created ${keyFile}\n${id.npub}`, { npub: id.npub, pubkey: id.pubkey, keyFile });

@@ -46,6 +46,9 @@ describe('roost agent identity / rotate / revoke', () => {
       expect(getNextKeyDigest(printedPk)).toBe((await relayLog(id.aid, 'sb')).head.next);
       expect(made.stdout).not.toContain('nsec1');
 
+      const clobber = await cli(['--home', a.dir, 'keygen', '--force']);
+      expect([clobber.code, clobber.stderr]).toEqual([2, expect.stringMatching(/has a key event log: replace the key with `roost agent rotate`/)]);
+
       const rotated = await as('rotate');
       expect(rotated.code).toBe(0);
       const r = rotated.json()[0];
