@@ -114,6 +114,7 @@ it('a browser agent exchanges encrypted messages with a Node agent through the r
   await node.agent.close();
   await context.close();
   // Kept small: the bundle is the client plus noble curves/ciphers/hashes, and Yjs with lib0 for
-  // agent.doc (about 25 KiB gzipped of it), and agent.tasks / agent.decisions (about 6 KiB).
-  expect(bundleGzip).toBeLessThan(76 * 1024);
+  // agent.doc (about 25 KiB gzipped of it), agent.tasks / agent.decisions (about 6 KiB), and the key
+  // event log verifier with agent.fetchKeyLog (about 2 KiB: 76,991 → 79,190 bytes gzipped).
+  expect(bundleGzip).toBeLessThan(78 * 1024);
 });
