@@ -45,29 +45,37 @@ function notOnce(got: readonly string[], texts: readonly string[]): Record<strin
   return Object.fromEntries([...count].filter(([, n]) => n !== 1));
 }
 
+/**
+ * A relay, Bob's receiving child (first life, with `firstEnv` on top of `bobEnv`) and Alice with a
+ * direct link to him; `lines()` reads what Bob's handler wrote.
+ */
+async function startDirectPair(bobEnv: Record<string, string>, firstEnv: Record<string, string> = {}) {
+  const relay: TestRelay = await startRelay();
+  cleanups.push(() => relay.close());
+  const bobHome = tempDir();
+  const aliceHome = tempDir();
+  cleanups.push(bobHome.cleanup, aliceHome.cleanup);
+  const out = join(bobHome.dir, 'handled.txt');
+  const env = { AGENT_HOME: bobHome.dir, RELAYS: relay.url, MODE: 'receive', OUT: out, ...bobEnv };
+  const lines = () => (existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean) : []);
+  const first = runChild({ ...env, ...firstEnv });
+  await waitFor(() => /ready [0-9a-f]{64}/.test(first.output()), 'bob ready', 15_000);
+  const bob = /ready ([0-9a-f]{64})/.exec(first.output())![1]!;
+  const alice = await startRecordingAgent(aliceHome.dir, [relay.url]);
+  cleanups.push(() => alice.agent.close());
+  alice.agent.enableDirect({ direct, rtc, transport: fastDirect });
+  await alice.agent.whenConnected();
+  await alice.agent.connectDirect(bob);
+  return { env, lines, first, bob, alice };
+}
+
 describe('durable direct messages', () => {
   it('a receiver killed after handling messages it had not acknowledged hands none of them over again after restart', async () => {
-    const relay: TestRelay = await startRelay();
-    cleanups.push(() => relay.close());
-    const bobHome = tempDir();
-    const aliceHome = tempDir();
-    cleanups.push(bobHome.cleanup, aliceHome.cleanup);
-    const out = join(bobHome.dir, 'handled.txt');
-    const env = { AGENT_HOME: bobHome.dir, RELAYS: relay.url, MODE: 'receive', OUT: out };
     const N = 30;
     const K = 12;
     const texts = Array.from({ length: N }, (_, i) => `r${i}`);
-    const lines = () => (existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean) : []);
-
     // Bob's first life withholds its acks and blocks inside the handler of message K+1.
-    const first = runChild({ ...env, BLOCK_AT: String(K), ACK_DELAY_MS: '600000' });
-    await waitFor(() => /ready [0-9a-f]{64}/.test(first.output()), 'bob ready', 15_000);
-    const bob = /ready ([0-9a-f]{64})/.exec(first.output())![1]!;
-    const alice = await startRecordingAgent(aliceHome.dir, [relay.url]);
-    cleanups.push(() => alice.agent.close());
-    alice.agent.enableDirect({ direct, rtc, transport: fastDirect });
-    await alice.agent.whenConnected();
-    await alice.agent.connectDirect(bob);
+    const { env, lines, first, bob, alice } = await startDirectPair({}, { BLOCK_AT: String(K), ACK_DELAY_MS: '600000' });
 
     const sends = texts.map((t) => alice.agent.send(bob, t));
     await waitFor(() => first.output().includes('blocked'), 'bob blocked in a handler', 15_000);
@@ -90,25 +98,9 @@ describe('durable direct messages', () => {
   }, 60_000);
 
   it('a receiver with a synchronous handler SIGKILLed in the middle of a 2,000-message burst hands over at most a few twice (issue 25.2)', async () => {
-    const relay: TestRelay = await startRelay();
-    cleanups.push(() => relay.close());
-    const bobHome = tempDir();
-    const aliceHome = tempDir();
-    cleanups.push(bobHome.cleanup, aliceHome.cleanup);
-    const out = join(bobHome.dir, 'handled.txt');
-    const env = { AGENT_HOME: bobHome.dir, RELAYS: relay.url, MODE: 'receive', OUT: out, SYNC: '1' };
     const N = 2000;
     const texts = Array.from({ length: N }, (_, i) => `b${i}`);
-    const lines = () => (existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean) : []);
-
-    const first = runChild(env);
-    await waitFor(() => /ready [0-9a-f]{64}/.test(first.output()), 'bob ready', 15_000);
-    const bob = /ready ([0-9a-f]{64})/.exec(first.output())![1]!;
-    const alice = await startRecordingAgent(aliceHome.dir, [relay.url]);
-    cleanups.push(() => alice.agent.close());
-    alice.agent.enableDirect({ direct, rtc, transport: fastDirect });
-    await alice.agent.whenConnected();
-    await alice.agent.connectDirect(bob);
+    const { env, lines, first, bob, alice } = await startDirectPair({ SYNC: '1' });
     // One burst, as an application sending 2,000 messages in a loop; Bob dies from outside once he
     // has handled about half of them.
     const sends = texts.map((t) => alice.agent.send(bob, t));
