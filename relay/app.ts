@@ -31,7 +31,7 @@ import {
   rejectUnauthenticatedFilters,
 } from './policies/limits.js';
 import { rejectPrivateInboxReads } from './policies/private-inbox.js';
-import { createKeyEventPolicy, makeKeyEventLookup } from './policies/identity.js';
+import { createKeyEventPolicy, makeKeyEventLookup, onKeyEventSaved } from './policies/identity.js';
 import { makeTaskLookup, rejectInvalidBallots, rejectInvalidTaskEvents } from './policies/tasks.js';
 import type { RejectEvent, RejectFilter } from './policies/types.js';
 import { createRelayUrlCheck, parsePublicUrls } from './relay-url.js';
@@ -242,10 +242,12 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const mailbox = store instanceof SqliteStore ? installMailbox(ctx, store.db, infoContributors) : undefined;
   const taskLookup = makeTaskLookup(store);
   hooks.rejectEvent.push(rejectInvalidTaskEvents(taskLookup), rejectInvalidBallots(taskLookup));
-  const keyEvents = createKeyEventPolicy(makeKeyEventLookup(store));
+  const keyLookup = makeKeyEventLookup(store);
+  const keyEvents = createKeyEventPolicy(keyLookup);
   hooks.rejectEvent.push(keyEvents.reject);
   hooks.onEventUnproven.push(keyEvents.release);
   hooks.onEventSaved.push(keyEvents.release);
+  if (push) hooks.onEventSaved.push(onKeyEventSaved(keyLookup, (from, to, at) => push.followKey(from, to, at)));
   const sharedDocs = installSharedDocs(ctx, store instanceof SqliteStore ? store.db : undefined, infoContributors);
   const app = Fastify({
     loggerInstance: log,

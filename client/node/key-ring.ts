@@ -112,6 +112,15 @@ export function openKeyRing(home: string, opts: { now?: () => number; grace?: nu
   return { current, next, aid, log, events };
 }
 
+/** The rotated-out keys of the ring's log kept in `retired/` (to read mail sent to them during the grace period). */
+export function readRetiredKeys(home: string, ring: KeyRing): Identity[] {
+  return ring.log.keys.flatMap((k) => {
+    if (k.pubkey === ring.current.pubkey) return [];
+    const id = keyIn(join(home, FILES.retired), `${k.pubkey}.key`);
+    return id?.pubkey === k.pubkey ? [id] : [];
+  });
+}
+
 /** The key after next: reuses one left by an interrupted rotation. */
 function afterKey(home: string): Identity {
   const existing = keyIn(home, FILES.after);

@@ -1,6 +1,7 @@
 import type { NostrEvent } from '../../shared/event.js';
 import { checkKeyEventStep, getKeyEvent, IDENTITY_KINDS, IdentityKind, type KeyEvent } from '../../shared/identity-log.js';
 import { makeReason } from '../../shared/reason.js';
+import type { OnEventSaved } from '../context.js';
 import type { EventStore } from '../store/types.js';
 import type { RejectEvent } from './types.js';
 
@@ -83,6 +84,19 @@ export function createKeyEventPolicy(lookup: KeyEventLookup): KeyEventPolicy {
   }
 
   return { reject, release };
+}
+
+/**
+ * An `onEventSaved` hook: once a rotation or revocation is stored, `follow(previous key, new key,
+ * created_at)` (push registrations follow the identity). The chain was checked before storing.
+ */
+export function onKeyEventSaved(lookup: Pick<KeyEventLookup, 'get'>, follow: (from: string, to: string, createdAt: number) => void): OnEventSaved {
+  return function followKeyEvent(ev) {
+    if (ev.kind !== IdentityKind.Rotation && ev.kind !== IdentityKind.Revocation) return;
+    const k = getKeyEvent(ev);
+    const prev = k?.prev === undefined ? undefined : lookup.get(k.prev);
+    if (prev) follow(prev.pubkey, ev.pubkey, ev.created_at);
+  };
 }
 
 /** A {@link KeyEventLookup} over a store's id, author and tag queries. */

@@ -115,6 +115,8 @@ it('a browser agent exchanges encrypted messages with a Node agent through the r
   await context.close();
   // Kept small: the bundle is the client plus noble curves/ciphers/hashes, and Yjs with lib0 for
   // agent.doc (about 25 KiB gzipped of it), agent.tasks / agent.decisions (about 6 KiB), and the key
-  // event log verifier with agent.fetchKeyLog (about 2 KiB: 76,991 → 79,190 bytes gzipped).
-  expect(bundleGzip).toBeLessThan(78 * 1024);
+  // event log verifier with agent.fetchKeyLog (about 2 KiB: 76,991 → 79,190 bytes gzipped), and following
+  // peers' logs (client/key-logs.ts: DMs to the current key, refused keys, cards with the agent id; 79,190 →
+  // 80,944 bytes gzipped).
+  expect(bundleGzip).toBeLessThan(80 * 1024);
 });
