@@ -46,7 +46,9 @@ Usage:
                                                stream live events (default: addressed to me); no cursor
   roost agent outbox [--purge [ID...]]         list events not yet acknowledged by every relay; --purge drops
                                                them (all, the IDs given, or with --relay only that relay's share)
-  roost agent discover [--capability C]...     find agents offering every capability, with presence
+  roost agent discover [--capability C]... [--min-reputation R]
+                                               find agents offering every capability, with presence
+                                               (R in 0-1: only those whose signed history scores R)
   roost agent identity [--print-next]          create (once) the next key and the key event log, publish the log;
                                                --print-next also prints the next secret key for an offline backup
   roost agent rotate                           make the next key current (the current key co-signs), commit a
@@ -85,6 +87,7 @@ const OPTIONS = {
   version: { type: 'string' },
   reason: { type: 'string' },
   'print-next': { type: 'boolean' },
+  'min-reputation': { type: 'string' },
   to: { type: 'string' },
   deadline: { type: 'string' },
   note: { type: 'string' },
@@ -441,10 +444,13 @@ async function outbox(home: string, values: Values, ids: string[], out: Out): Pr
 }
 
 async function discover(agent: Agent, values: Values, out: Out): Promise<number> {
+  const min = values['min-reputation'];
+  if (min !== undefined && !(Number(min) >= 0 && Number(min) <= 1)) throw new UsageError('--min-reputation must be a number from 0 to 1');
   await agent.start();
   await agent.whenConnected(5000, 1);
   // the caller's own card is not a peer it could ask
-  const found: AgentInfo[] = (await agent.discover({ capabilities: values.capability ?? [] })).filter((a) => a.pubkey !== agent.pubkey);
+  const minReputation = min === undefined ? {} : { minReputation: Number(min) };
+  const found: AgentInfo[] = (await agent.discover({ capabilities: values.capability ?? [], ...minReputation })).filter((a) => a.pubkey !== agent.pubkey);
   const nowSec = Math.floor(Date.now() / 1000);
   if (values.json) {
     for (const a of found) out('', a);
@@ -456,7 +462,7 @@ async function discover(agent: Agent, values: Values, out: Out): Promise<number>
   }
   for (const a of found) {
     out(
-      `${a.presence.padEnd(7)} ${a.name || '(no name)'}  ${short(a.pubkey)}  [${a.capabilities.join(', ')}]  v${a.version || '?'}  seen ${when(a.lastSeen, nowSec)}${a.wakeable ? '  wakeable' : ''}`,
+      `${a.presence.padEnd(7)} ${a.name || '(no name)'}  ${short(a.pubkey)}  [${a.capabilities.join(', ')}]  v${a.version || '?'}  seen ${when(a.lastSeen, nowSec)}${a.wakeable ? '  wakeable' : ''}${a.reputation === undefined ? '' : `  reputation ${a.reputation.toFixed(2)}`}`,
       a,
     );
   }

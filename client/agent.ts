@@ -12,6 +12,8 @@ import { ClientError } from './errors.js';
 import { parsePubkey, verifyEvent, type Identity } from './identity.js';
 import { Inbox, type Delivery } from './inbox.js';
 import { KeyLogs } from './key-logs.js';
+import { fetchReputation } from './reputation.js';
+import type { Reputation } from '../shared/reputation.js';
 import { Messenger, type DirectMessage, type DirectSetup, type RequestHandler, type SendResult } from './messaging.js';
 import type { FetchLike } from './nip11.js';
 import { Outbox, type PublishResult, type Settlement } from './outbox.js';
@@ -537,8 +539,27 @@ export class Agent extends Emitter<AgentEvents> {
    * Finds agents offering every capability asked for, across the agent's relays, with presence:
    * online (a relay sees it connected, or a fresh heartbeat), asleep (wakeable by push) or offline.
    */
-  discover(query: { capabilities?: readonly string[]; timeoutMs?: number } = {}): Promise<AgentInfo[]> {
-    return this.#presence.discover(query);
+  async discover(query: { capabilities?: readonly string[]; minReputation?: number; timeoutMs?: number } = {}): Promise<AgentInfo[]> {
+    const found = await this.#presence.discover(query);
+    if (query.minReputation === undefined) return found;
+    const reps = await this.reputation(
+      found.map((f) => f.pubkey),
+      query.timeoutMs === undefined ? {} : { timeoutMs: query.timeoutMs },
+    );
+    const min = query.minReputation;
+    return found.flatMap((f) => {
+      const r = reps.get(f.pubkey);
+      return r && r.score >= min ? [{ ...f, reputation: r.score }] : [];
+    });
+  }
+
+  /**
+   * The reputation of each key's identity (shared/reputation.ts: completed and failed tasks from their
+   * signed chains, attestations weighted by the attesters' task standing and capped), computed here
+   * from what the connected relays hold; follows identities across rotations.
+   */
+  reputation(pubkeys: readonly string[], opts: { timeoutMs?: number } = {}): Promise<Map<string, Reputation>> {
+    return fetchReputation({ fetch: (f, t) => this.#fetchOnce(f, t), keyLogs: this.keyLogs }, pubkeys.map(parsePubkey), opts.timeoutMs ?? 5000);
   }
 
   /**

@@ -75,6 +75,39 @@ export class KeyLogs {
     return p;
   }
 
+  /**
+   * The logs of many keys at once (two queries for all the unknown ones, however many): what a
+   * reputation computation needs for every attester. Keys without a log are absent.
+   */
+  async lookupMany(pubkeys: readonly string[], timeoutMs = this.#d.fetchTimeoutMs ?? 1500): Promise<KeyLog[]> {
+    const logs = new Map<string, KeyLog>();
+    const unknown: string[] = [];
+    for (const pk of new Set(pubkeys)) {
+      const known = this.get(pk);
+      if (known) logs.set(known.aid, known);
+      else if (this.#d.connected()) unknown.push(pk);
+    }
+    if (unknown.length > 0) {
+      const revealing = await this.#d.fetch([{ kinds: [...IDENTITY_KINDS], authors: unknown }], timeoutMs);
+      const aids = new Set<string>();
+      for (const ev of revealing) {
+        const aid = ev.kind === IdentityKind.Inception ? ev.id : ev.tags.find((t) => t[0] === 'e' && t[3] === 'root')?.[1];
+        if (aid !== undefined && !logs.has(aid)) aids.add(aid);
+      }
+      if (aids.size > 0) {
+        const events = await this.#d.fetch([{ ids: [...aids] }, { kinds: [IdentityKind.Rotation, IdentityKind.Revocation], '#e': [...aids] }], timeoutMs);
+        for (const aid of aids) {
+          const log = this.add(
+            aid,
+            events.filter((e) => e.id === aid || e.tags.some((t) => t[0] === 'e' && t[1] === aid && t[3] === 'root')),
+          );
+          if (typeof log !== 'string') logs.set(aid, log);
+        }
+      }
+    }
+    return [...logs.values()];
+  }
+
   /** Reads an identity's whole log from the relays, merges it with what is known and verifies it. */
   async fetchLog(aid: string, timeoutMs = this.#d.fetchTimeoutMs ?? 1500): Promise<KeyLog | string> {
     const events = await this.#d.fetch([{ ids: [aid] }, { kinds: [IdentityKind.Rotation, IdentityKind.Revocation], '#e': [aid] }], timeoutMs);

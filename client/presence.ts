@@ -18,6 +18,8 @@ export interface AgentInfo extends AgentCard {
   wakeable: boolean;
   /** Relays whose presence endpoint answered for this agent. */
   presenceFrom: string[];
+  /** Reputation score (0–1), when discovery was asked for a `minReputation`. */
+  reputation?: number;
 }
 
 /**
