@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { createAgent, type Agent, type AgentOptions } from '../agent.js';
 import { setDefaultCrypto } from '../crypto.js';
 import { loadOrCreateKeyFile } from './key-file.js';
-import { openKeyRing, readRetiredKeys } from './key-ring.js';
+import { openKeyRing, readRetiredKeys, rotateKeyRing } from './key-ring.js';
 import { SqliteAgentStore } from './sqlite-store.js';
 import { wasmCrypto } from './wasm-crypto.js';
 import { NodeWebSocket } from './websocket.js';
@@ -41,6 +41,12 @@ export interface NodeAgentOptions extends Omit<AgentOptions, 'identity' | 'store
   keyRing?: boolean;
   /** Grace period (seconds) an inception created now declares; default 7 days. */
   grace?: number;
+  /**
+   * Rotate the key when the log's head is older than this many seconds (0 or absent: never; the mesh
+   * designs ask for 7–30 days). Checked when the agent is created: a long-running agent rotates at its
+   * next start.
+   */
+  rotationIntervalSeconds?: number;
   /** Database path (default `<home>/agent.db`). */
   dbFile?: string;
   /**
@@ -58,7 +64,9 @@ export function createNodeAgent(opts: NodeAgentOptions): Agent {
   const home = opts.home ?? defaultAgentHome();
   const useRing = opts.keyRing ?? (opts.identity === undefined && opts.keyFile === undefined);
   if (useRing) {
-    const ring = openKeyRing(home, opts.grace === undefined ? {} : { grace: opts.grace });
+    let ring = openKeyRing(home, opts.grace === undefined ? {} : { grace: opts.grace });
+    const every = opts.rotationIntervalSeconds ?? 0;
+    if (every > 0 && Math.floor(Date.now() / 1000) - ring.log.head.created_at >= every) ring = rotateKeyRing(home).ring;
     const store = new SqliteAgentStore(opts.dbFile ?? join(home, 'agent.db'), { synchronous: opts.durability ?? 'full' });
     const keyLog = { events: ring.events, retired: readRetiredKeys(home, ring) };
     return createAgent({ ...opts, identity: ring.current, keyLog, store, WebSocket: opts.WebSocket ?? NodeWebSocket });

@@ -277,3 +277,24 @@ describe('push registrations follow a rotation', () => {
     }
   });
 });
+
+describe('rotation interval', () => {
+  it('an agent whose key is older than its rotation interval rotates when it starts; a younger one does not', async () => {
+    const dir = home();
+    const old = openKeyRing(dir, { now: () => Math.floor(Date.now() / 1000) - 10 * 86_400 });
+    const fresh = await agentIn(dir, [relay.url]);
+    expect(fresh.agent.pubkey).toBe(old.current.pubkey);
+    await fresh.agent.close();
+
+    const { agent } = await startRecordingAgent(dir, [relay.url], { rotationIntervalSeconds: 7 * 86_400 });
+    agents.push(agent);
+    expect(agent.pubkey).toBe(old.next.pubkey);
+    expect([agent.aid, agent.keyLog?.head.seq, agent.keyLog?.head.type]).toEqual([old.aid, 1, 'rotation']);
+    // The relay has the rotation (published on connect): a peer resolves the old key to the new one.
+    const peer = await agentIn(home());
+    expect(await peer.agent.keyLogs.recipient(old.current.pubkey)).toBe(agent.pubkey);
+    await agent.close();
+    const again = await agentIn(dir, [relay.url]);
+    expect(again.agent.pubkey).toBe(agent.pubkey);
+  });
+});
