@@ -31,6 +31,8 @@ export interface SenderCheck {
   refused?: string;
 }
 
+const HEX64 = /^[0-9a-f]{64}$/;
+
 /** See the module comment. */
 export class KeyLogs {
   readonly #d: KeyLogsDeps;
@@ -39,6 +41,7 @@ export class KeyLogs {
   readonly #missing = new Map<string, number>();
   readonly #inflight = new Map<string, Promise<KeyLog | undefined>>();
   #watch: { close(): void } | undefined;
+  #batch: Map<string, (log: KeyLog | undefined) => void> | undefined;
   #watched = '';
   #closed = false;
 
@@ -69,8 +72,9 @@ export class KeyLogs {
     if (!this.#d.connected()) return undefined;
     let p = this.#inflight.get(pubkey);
     if (!p) {
-      p = this.#fetchByKey(pubkey).finally(() => this.#inflight.delete(pubkey));
+      p = this.#enqueue(pubkey);
       this.#inflight.set(pubkey, p);
+      void p.finally(() => this.#inflight.delete(pubkey));
     }
     return p;
   }
@@ -90,9 +94,12 @@ export class KeyLogs {
     if (unknown.length > 0) {
       const revealing = await this.#d.fetch([{ kinds: [...IDENTITY_KINDS], authors: unknown }], timeoutMs);
       const aids = new Set<string>();
+      const aidOf = new Map<string, string>();
       for (const ev of revealing) {
         const aid = ev.kind === IdentityKind.Inception ? ev.id : ev.tags.find((t) => t[0] === 'e' && t[3] === 'root')?.[1];
-        if (aid !== undefined && !logs.has(aid)) aids.add(aid);
+        if (aid === undefined || !HEX64.test(aid)) continue;
+        aidOf.set(ev.pubkey, aid);
+        if (!logs.has(aid)) aids.add(aid);
       }
       if (aids.size > 0) {
         const events = await this.#d.fetch([{ ids: [...aids] }, { kinds: [IdentityKind.Rotation, IdentityKind.Revocation], '#e': [...aids] }], timeoutMs);
@@ -103,6 +110,12 @@ export class KeyLogs {
           );
           if (typeof log !== 'string') logs.set(aid, log);
         }
+      }
+      for (const pk of unknown) {
+        const aid = aidOf.get(pk);
+        // A forked log's chain stops at the fork: a key of a branch is indexed to the log all the same.
+        if (aid !== undefined && this.#logs.has(aid)) this.#byKey.set(pk, aid);
+        else this.#missing.set(pk, this.#d.now());
       }
     }
     return [...logs.values()];
@@ -175,21 +188,28 @@ export class KeyLogs {
     return revealing.kind === IdentityKind.Inception ? revealing.id : revealing.tags.find((t) => t[0] === 'e' && t[3] === 'root')?.[1];
   }
 
-  async #fetchByKey(pubkey: string): Promise<KeyLog | undefined> {
-    const timeoutMs = this.#d.fetchTimeoutMs ?? 1500;
-    const aid = await this.findAid(pubkey, timeoutMs);
-    if (aid === undefined) {
-      this.#missing.set(pubkey, this.#d.now());
-      return undefined;
+  /** Look-ups asked for in one tick share two queries (however many keys: a burst never opens a subscription each). */
+  #enqueue(pubkey: string): Promise<KeyLog | undefined> {
+    let batch = this.#batch;
+    if (!batch) {
+      const fresh = new Map<string, (log: KeyLog | undefined) => void>();
+      this.#batch = batch = fresh;
+      queueMicrotask(() => {
+        this.#batch = undefined;
+        void this.#runBatch(fresh);
+      });
     }
-    const log = await this.fetchLog(aid, timeoutMs);
-    if (typeof log === 'string') {
-      this.#missing.set(pubkey, this.#d.now());
-      return undefined;
+    const pending = batch;
+    return new Promise((resolve) => pending.set(pubkey, resolve));
+  }
+
+  async #runBatch(batch: Map<string, (log: KeyLog | undefined) => void>): Promise<void> {
+    try {
+      await this.lookupMany([...batch.keys()]);
+    } catch (err) {
+      this.#d.log.warn({ keys: batch.size, err: String(err) }, 'key event log look-up failed');
     }
-    // A forked log's chain stops at the fork: a key of a branch is indexed to the log all the same.
-    this.#byKey.set(pubkey, aid);
-    return log;
+    for (const [pubkey, resolve] of batch) resolve(this.get(pubkey));
   }
 
   /** One live subscription on the later key events of every identity met, re-sent when one is added. */

@@ -117,6 +117,14 @@ describe('DMs follow a rotation', () => {
     expect([...alice.errors, ...bob.errors]).toEqual([]);
   });
 
+  it('look-ups of many new peers at once share two queries (no subscription each, within the relay’s 50)', async () => {
+    const alice = await agentIn(home());
+    const peers = Array.from({ length: 80 }, () => Identity.generate().pubkey);
+    const sent = await Promise.all(peers.map((p, i) => alice.agent.send(p, `hello ${i}`)));
+    expect(sent.map((s) => wrapTarget(relay, s.wrapId))).toEqual(peers);
+    expect(alice.errors).toEqual([]);
+  });
+
   it('a key rotated out speaks until its grace period ends, and is refused after', async () => {
     const alice = await agentIn(home());
     const dir = home();
