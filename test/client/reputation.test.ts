@@ -10,7 +10,7 @@ import { getTaskChain, getTaskRequest, makeTaskOffer, makeTaskRequest, makeTaskS
 import { createRng } from '../helpers/prng.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
-import { startRecordingAgent, tempDir } from './helpers.js';
+import { runCli, startRecordingAgent, tempDir } from './helpers.js';
 
 /*
  * Reputation from signed history only (shared/reputation.ts) with real agents through a real relay: a
@@ -146,5 +146,13 @@ describe('reputation from signed history', () => {
     const best = [w1k1, workers[1]!, workers[2]!][scores.indexOf(sorted[2]!)]!;
     expect(found.map((f) => [f.pubkey, f.reputation])).toEqual([[best.pubkey, sorted[2]]]);
     expect(await agents[2]!.discover({ capabilities: ['rep'], minReputation: 0 })).toHaveLength(3);
+    // The CLI equivalent.
+    const home = tempDir();
+    dirs.push(home);
+    expect((await runCli(['--home', home.dir, 'keygen'])).code).toBe(0);
+    const out = await runCli(['--home', home.dir, 'discover', '--capability', 'rep', '--min-reputation', String(min), '--json'], { ROOST_RELAYS: relay.url });
+    expect([out.code, out.stderr]).toEqual([0, '']);
+    expect(out.json().map((f: { pubkey: string; reputation: number }) => [f.pubkey, f.reputation])).toEqual([[best.pubkey, sorted[2]]]);
+    expect((await runCli(['--home', home.dir, 'discover', '--min-reputation', '2'], { ROOST_RELAYS: relay.url })).code).not.toBe(0);
   });
 });
