@@ -13,6 +13,7 @@ import { probeSeqExtension, runBackfillPaged, runBackfillSeq } from './workloads
 import { openSubscribers, runFanoutRound } from './workloads/fanout.mjs';
 import { runAttack } from './workloads/attack.mjs';
 import { runIdle } from './workloads/idle.mjs';
+import { runFederation } from './workloads/federation.mjs';
 import { runIngest } from './workloads/ingest.mjs';
 import { buildFilters, QUERY_SHAPES, runQuery } from './workloads/query.mjs';
 import { runWakeQueue } from './workloads/wake-queue.mjs';
@@ -52,6 +53,7 @@ const SIZES = {
     stormPerAgent: 20,
     stormSockets: 500,
     stormRuns: 3,
+    federationEvents: 100_000,
   },
   smoke: {
     publishers: 8,
@@ -85,6 +87,7 @@ const SIZES = {
     stormPerAgent: 5,
     stormSockets: 50,
     stormRuns: 1,
+    federationEvents: 2000,
   },
 };
 
@@ -101,7 +104,7 @@ const REFERENCE = {
   'storm relay CPU µs/agent': 300,
 };
 
-const WORKLOADS = ['ingest', 'query', 'backfill', 'fanout', 'idle', 'wake', 'attack', 'storm'];
+const WORKLOADS = ['ingest', 'query', 'backfill', 'fanout', 'idle', 'wake', 'attack', 'storm', 'federation'];
 
 const HELP = `usage: node bench/run.mjs [options]
   --smoke             tiny versions of every workload (CI): figures printed, nothing asserted
@@ -460,6 +463,9 @@ async function main() {
     }
     if (opts.only.includes('attack')) t.result.attack = await runAttack({ size, spec: t.spec, startRelay, log });
   }
+  // Roost only (the peer has no replication): figures printed after the table.
+  const federation = opts.only.includes('federation') ? await runFederation({ size, startRelay, log }) : undefined;
+  if (federation) targets[0].result.federation = federation;
   const wall = (performance.now() - tRun) / 1000;
   const self = process.cpuUsage(self0);
   const cpu = { ...meter.stop(), harnessCores: (self.user + self.system) / 1e6 / wall };
@@ -490,6 +496,17 @@ async function main() {
   if (opts.only.includes('wake') && (results.subject.wake === null || results.peer.wake === null))
     console.log('wake-queue: measured for Roost only (the peer has no wake queue)');
   if (results.subject.attack) console.log('attack: Roost only, quiet and attacked phases alternating on the same relay in this run');
+  if (federation) {
+    console.log('\nfederation (Roost only, one run each):');
+    for (const c of federation.catchUp)
+      console.log(
+        `  replication catch-up by ${c.mode}: ${c.rate.toFixed(0)} events/s (${c.events} events in ${c.seconds.toFixed(2)} s)${c.ok ? '' : ' — replica did not end with exactly the backlog'}`,
+      );
+    for (const r of federation.reconcile)
+      console.log(
+        `  NIP-77 reconcile ${r.n} events ${(r.diff * 100).toFixed(0)} % apart: ${r.rounds} round trips, ${((r.bytesUp + r.bytesDown) / 1024).toFixed(0)} KiB (binary; ×2 as hex)${r.ok ? '' : ' — have/need wrong'}`,
+      );
+  }
   if (notes.length) {
     console.log('\nnotes:');
     for (const n of notes) console.log(`  - ${n}`);

@@ -1,3 +1,5 @@
+import { makeRelayList } from '../shared/nip65.js';
+import { Router } from './routing.js';
 import type { AgentCard, HeartbeatStatus } from '../shared/agent-card.js';
 import type { EventTemplate, NostrEvent } from '../shared/event.js';
 import type { Filter } from '../shared/filter.js';
@@ -90,6 +92,11 @@ export interface AgentOptions {
   /** Connection tunables (backoff, pings, timeouts). */
   link?: Partial<Omit<RelayLinkOptions, 'WebSocket' | 'identity' | 'timers' | 'random' | 'now' | 'verify' | 'log'>>;
   outbox?: { retryBaseMs?: number; retryMaxMs?: number };
+  /**
+   * Outbox routing (NIP-65, default true): a message without `relays` goes to the relays its recipient reads
+   * (its kind 10002 list or agent card, looked up on this agent's relays), opening write-only links as needed.
+   */
+  routing?: boolean;
   /** Read the inbox (default true). A send-only agent sets false. */
   inbox?: boolean;
   /** Heartbeat period in seconds while running (default 300; 0: no heartbeat). */
@@ -125,6 +132,11 @@ export class Agent extends Emitter<AgentEvents> {
   /** Proposals, ballots and tallies (docs/decisions.md). */
   readonly decisions: DecisionClient;
   readonly #links = new Map<string, RelayLink>();
+  /** Write-only links to recipients' relays (outbox routing), opened on first use. */
+  readonly #remote = new Map<string, RelayLink>();
+  /** Own and remote links: where the outbox delivers. */
+  readonly #delivery = new Map<string, RelayLink>();
+  readonly #router: Router | undefined;
   readonly #store: AgentStore;
   readonly #outbox: Outbox;
   readonly #inbox: Inbox | undefined;
@@ -214,10 +226,22 @@ export class Agent extends Emitter<AgentEvents> {
         this.emit('disconnected', link.url, reason);
       });
     }
-    const outbox = (this.#outbox = new Outbox(store, links, { timers, random, log, ...opts.outbox }));
+    for (const [url, link] of links) this.#delivery.set(url, link);
+    const openLink = (url: string): RelayLink => {
+      const known = this.#delivery.get(url);
+      if (known) return known;
+      const link = new RelayLink(url, { ...opts.link, WebSocket: WS, identity, timers, random, now, verify: opts.verify ?? verifyEvent, log });
+      this.#remote.set(link.url, link);
+      this.#delivery.set(link.url, link);
+      this.#outbox.watch(link.url, link);
+      if (this.#state !== 'closed') link.start();
+      return link;
+    };
+    const outbox = (this.#outbox = new Outbox(store, this.#delivery, { timers, random, log, openLink, ...opts.outbox }));
+    if (opts.routing !== false) this.#router = new Router({ links, openLink, now, log });
     outbox.on('refused', (s) => this.emit('refused', s));
     outbox.on('accepted', (s) => this.emit('accepted', s));
-    const publisher = (this.#publisher = new Publisher({ identity, store, outbox, links, timers, now }));
+    const publisher = (this.#publisher = new Publisher({ identity, store, outbox, links, timers, now, remoteLinks: this.#remote }));
     this.#messenger = new Messenger({
       identity,
       store,
@@ -405,8 +429,20 @@ export class Agent extends Emitter<AgentEvents> {
    * there is one (`path: 'direct'`, resolved on the peer's acknowledgement), else in a NIP-59 gift
    * wrap through the outbox, resolved when the relays acknowledged it (`wrapId`, `result`).
    */
-  send(to: string, content: string, opts: PublishOptions & { tags?: string[][] } = {}): Promise<SendResult> {
-    return this.#messenger.send(to, content, opts);
+  async send(to: string, content: string, opts: PublishOptions & { tags?: string[][] } = {}): Promise<SendResult> {
+    return this.#messenger.send(to, content, await this.#routed(to, opts));
+  }
+
+  /** Outbox routing: without `relays`, a message goes to the relays its recipient reads, when they are known. */
+  async #routed<T extends PublishOptions>(to: string, opts: T): Promise<T> {
+    if (opts.relays || !this.#router) return opts;
+    const relays = await this.#router.route(to);
+    return relays ? { ...opts, relays } : opts;
+  }
+
+  /** Publishes the relays this agent reads as its NIP-65 relay list (kind 10002); `publishCard` does it too. */
+  async publishRelayList(opts: PublishOptions = {}): Promise<PublishResult> {
+    return this.#publisher.publish(makeRelayList(this.relays, Math.floor(this.#now() / 1000)), opts);
   }
 
   /**
@@ -432,12 +468,12 @@ export class Agent extends Emitter<AgentEvents> {
    */
   async request(to: string, content: string, opts: PublishOptions & { timeoutMs?: number } = {}): Promise<DirectMessage> {
     if (!this.#inbox) throw new ClientError('ROOST_ERR_BAD_INPUT', 'request needs the inbox (inbox: false was set)');
-    return this.#messenger.request(to, content, opts);
+    return this.#messenger.request(to, content, await this.#routed(to, opts));
   }
 
   /** Answers a direct message (with the request's correlation id when it was a request). */
-  reply(msg: DirectMessage, content: string, opts: PublishOptions = {}): Promise<SendResult> {
-    return this.#messenger.reply(msg, content, opts);
+  async reply(msg: DirectMessage, content: string, opts: PublishOptions = {}): Promise<SendResult> {
+    return this.#messenger.reply(msg, content, await this.#routed(msg.from, opts));
   }
 
   /**
@@ -526,8 +562,9 @@ export class Agent extends Emitter<AgentEvents> {
   }
 
   /** Publishes (replaces) this agent's card; `relays` defaults to the agent's relays. */
-  publishCard(card: Omit<AgentCard, 'relays'> & { relays?: string[] }, opts: PublishOptions = {}): Promise<PublishResult> {
-    return this.#presence.publishCard(card, opts);
+  async publishCard(card: Omit<AgentCard, 'relays'> & { relays?: string[] }, opts: PublishOptions = {}): Promise<PublishResult> {
+    const [result] = await Promise.all([this.#presence.publishCard(card, opts), this.publishRelayList(opts)]);
+    return result;
   }
 
   /** Publishes a heartbeat now (not durable: a stale one is worth nothing). */
@@ -589,6 +626,7 @@ export class Agent extends Emitter<AgentEvents> {
     this.#outbox.close();
     await this.#messenger.close();
     for (const link of this.#links.values()) link.close();
+    for (const link of this.#remote.values()) link.close();
     await this.#messenger.flush();
     await this.#store.close();
   }

@@ -48,6 +48,8 @@ export interface OutboxOptions {
   log: ClientLogger;
   retryBaseMs?: number;
   retryMaxMs?: number;
+  /** Opens a link to a relay the agent does not use (outbox routing), so entries for it left by an earlier run are delivered. */
+  openLink?: (url: string) => RelayLink | undefined;
 }
 
 /**
@@ -69,7 +71,7 @@ export function isDuplicateOfThis(event: Pick<NostrEvent, 'kind'>, reason: strin
 export class Outbox extends Emitter<OutboxEvents> {
   readonly #store: AgentStore;
   readonly #links: ReadonlyMap<string, RelayLink>;
-  readonly #opts: Required<OutboxOptions>;
+  readonly #opts: Required<Omit<OutboxOptions, 'openLink'>> & Pick<OutboxOptions, 'openLink'>;
   readonly #entries = new Map<string, Entry>();
   readonly #lanes = new Map<string, Lane>();
   #closed = false;
@@ -80,6 +82,12 @@ export class Outbox extends Emitter<OutboxEvents> {
     this.#links = links;
     this.#opts = { retryBaseMs: 1000, retryMaxMs: 60_000, ...opts };
     for (const [url, link] of links) link.on('ready', () => this.#pump(url));
+  }
+
+  /** Starts delivering to a link added to the map after construction (a recipient's relay). */
+  watch(url: string, link: RelayLink): void {
+    link.on('ready', () => this.#pump(url));
+    this.#pump(url);
   }
 
   /** Number of events not yet settled everywhere. */
@@ -93,6 +101,7 @@ export class Outbox extends Emitter<OutboxEvents> {
     for (const e of entries) {
       // Already queued by this run (published before start): queueing it again would orphan its waiters.
       if (this.#entries.has(e.event.id)) continue;
+      for (const r of e.relays) if (!this.#links.has(r)) this.#opts.openLink?.(r);
       const known = e.relays.filter((r) => this.#links.has(r));
       if (known.length < e.relays.length) {
         this.#opts.log.warn(

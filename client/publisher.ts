@@ -26,6 +26,8 @@ export interface PublisherDeps {
   links: ReadonlyMap<string, RelayLink>;
   timers: Timers;
   now: () => number;
+  /** Links to relays the agent does not use, opened to deliver to a recipient's relays (outbox routing). */
+  remoteLinks?: ReadonlyMap<string, RelayLink>;
 }
 
 /**
@@ -87,13 +89,13 @@ export class Publisher {
   targets(relays: readonly string[] | undefined): string[] {
     if (!relays) return this.relays;
     const out = relays.map(normalizeRelayUrl);
-    const unknown = out.filter((r) => !this.#d.links.has(r));
+    const unknown = out.filter((r) => !this.#d.links.has(r) && !this.#d.remoteLinks?.has(r));
     if (unknown.length) throw new ClientError('ROOST_ERR_NO_RELAY', `not one of this agent's relays: ${unknown.join(', ')}`);
     return out;
   }
 
   async #publishOnce(event: NostrEvent, relays: readonly string[], timeoutMs = 10_000): Promise<PublishResult> {
-    const links = relays.map((r) => this.#d.links.get(r)!).filter((l) => l.isReady);
+    const links = relays.map((r) => (this.#d.links.get(r) ?? this.#d.remoteLinks?.get(r))!).filter((l) => l.isReady);
     if (links.length === 0) throw new ClientError('ROOST_ERR_DISCONNECTED', 'no relay connected', { eventId: event.id });
     const results = await Promise.all(
       links.map((l) =>

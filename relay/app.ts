@@ -1,3 +1,5 @@
+import { type Replication, startReplication } from './replication/index.js';
+import { NegentropySessions, negentropyInfo } from './handlers/negentropy.js';
 import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -59,6 +61,8 @@ export interface RelayDeps {
   push?: Pick<PushWakeDeps, 'senders' | 'clock' | 'random'>;
   /** Milliseconds since the epoch (rate limits, dashboard sampling). */
   nowMs?: () => number;
+  /** Replication links: reconnect backoff (tests shorten it). */
+  replication?: { backoffMs?: (attempt: number) => number };
 }
 
 /** A built relay: the fastify app (not listening) and its pipeline context. */
@@ -73,6 +77,8 @@ export interface Relay {
   operator: Operator;
   /** Shared documents: membership enforcement and snapshot compaction. */
   sharedDocs: SharedDocs;
+  /** Replication from the `replicateFrom` upstreams (docs/federation.md). */
+  replication: Replication;
   /** Stops accepting, closes connections, flushes pending writes, closes the database. */
   close(): Promise<void>;
 }
@@ -204,7 +210,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const index = new SubscriptionIndex<import('./connection.js').Subscription>();
   const policies = defaultPolicies(config, privateKinds);
   const hooks: RelayContext['hooks'] = { ...policies, onEventSaved: [], onEventUnproven: [], kindHandlers: new Map(), onDelivered: [], onAuth: [] };
-  const fanOut = createFanOut(index, privateKinds, stats, config.maxOutboundBytes, hooks.onDelivered);
+  const fanOut = createFanOut(index, privateKinds, stats, config.maxOutboundBytes, hooks.onDelivered, (seq) => store.originOf(seq));
   const ctx: RelayContext = {
     config,
     log,
@@ -214,6 +220,14 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     connections: new Set(),
     online: new Map(),
     privateKinds,
+    replicaReaders: new Set(
+      config.replicaReaders
+        .split(',')
+        .map((k) => k.trim())
+        .filter((k) => k !== ''),
+    ),
+    negentropy: new NegentropySessions(config),
+    replicationOrigins: new Set(),
     isRelayUrl: createRelayUrlCheck(parsePublicUrls(config.publicUrl)),
     hooks,
     stats,
@@ -237,6 +251,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const infoContributors: InfoContributor[] = [
     iceServersInfo(config),
     () => ({ roost: { auth_challenge: config.authRequired ? 'connect' : config.authChallenge } }),
+    negentropyInfo(config),
   ];
   const push = store instanceof SqliteStore ? wirePushWake(ctx, store, infoContributors, deps.push) : undefined;
   const mailbox = store instanceof SqliteStore ? installMailbox(ctx, store.db, infoContributors) : undefined;
@@ -368,6 +383,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       socket.on('close', () => {
         inbound.close();
         for (const sub of [...conn.subs.values()]) closeSubscription(ctx, sub);
+        ctx.negentropy.closeAll(conn);
         for (const pk of conn.authed) {
           const n = (ctx.online.get(pk) ?? 1) - 1;
           if (n <= 0) ctx.online.delete(pk);
@@ -386,6 +402,11 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     return reply.code(204).send();
   });
   registerPresence(app, ctx, infoContributors);
+  const replication = startReplication(
+    ctx,
+    config.replicateFrom === '' ? undefined : loadOrCreateRelayIdentity(config.db).secretKey,
+    deps.replication?.backoffMs ? { backoffMs: deps.replication.backoffMs } : {},
+  );
   if (push) operator.sources.wake = () => push.stats();
   if (mailbox) operator.sources.mailbox = () => mailbox.backlog();
 
@@ -397,10 +418,12 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     mailbox,
     operator,
     sharedDocs,
+    replication,
     async close() {
       if (closed) return;
       closed = true;
       operator.beginClose();
+      await replication.close();
       clearInterval(sweep);
       clearInterval(heartbeat);
       for (const ws of sockets.values()) ws.close(1001, 'relay shutting down');

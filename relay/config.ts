@@ -9,6 +9,14 @@ import { iceServersSchema, parseIceServersSetting } from '../shared/ice-servers.
  * except `port` (PORT) and `host` (HOST). Command-line flags use --kebab-case.
  */
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const isJsonObject = (v: string): boolean => {
+  try {
+    const o: unknown = JSON.parse(v);
+    return typeof o === 'object' && o !== null && !Array.isArray(o);
+  } catch {
+    return false;
+  }
+};
 const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes')]);
 
 export const configSchema = z.object({
@@ -80,6 +88,46 @@ export const configSchema = z.object({
     ),
   syncMode: z.enum(['full', 'normal']).default('full').describe('SQLite synchronous mode; full fsyncs each commit so OK true survives power loss.'),
   expirySweepSeconds: int(1).default(60).describe('How often expired events (NIP-40) are deleted from disk.'),
+
+  // --- federation (issue 21): NIP-77 and replication ---
+  negentropyMaxRecords: int(0)
+    .default(500000)
+    .describe(
+      'NIP-77: most events one NEG-OPEN may reconcile; a filter matching more gets NEG-ERR blocked: (0 turns NIP-77 off). Advertised in NIP-11 as limitation.max_negentropy_records.',
+    ),
+  negentropyMaxSessions: int(1).default(4).describe('NIP-77 sessions open at once on one connection (a NEG-OPEN past it gets NEG-ERR blocked:).'),
+  negentropyMaxTotalRecords: int(1)
+    .default(2000000)
+    .describe('Events held by all open NIP-77 sessions of all connections together (40 bytes each); a NEG-OPEN past it gets NEG-ERR blocked:.'),
+  negentropyFrameBytes: int(4096)
+    .default(65536)
+    .describe('Largest NIP-77 message the relay writes, in bytes before hex encoding; what does not fit follows in later rounds.'),
+  negentropyIdleSeconds: int(1).default(60).describe('A NIP-77 session without a message for this long is closed (NEG-ERR closed:).'),
+  replicateFrom: z
+    .string()
+    .default('')
+    .refine((v) => v.split(',').every((u) => u.trim() === '' || /^wss?:\/\/[^\s]+$/.test(u.trim())), 'each upstream must be a ws:// or wss:// URL')
+    .describe(
+      "Upstream relays to replicate from, comma-separated ws(s):// URLs: each is read by sequence cursor in tail mode (Roost's sequence extension) and its events are verified and stored here; the cursor per upstream is kept in the database (docs/federation.md).",
+    ),
+  replicateFilter: z
+    .string()
+    .default('')
+    .refine((v) => v === '' || isJsonObject(v), 'must be a JSON filter object, e.g. {"kinds":[1]}')
+    .describe('JSON filter applied to what is replicated from every upstream (no seq fields); empty replicates everything the upstream lets this relay read.'),
+  replicateFirstSync: z
+    .enum(['cursor', 'negentropy'])
+    .default('cursor')
+    .describe(
+      "How an upstream is read the first time (no cursor yet, or its history was reset): 'cursor' tails it from sequence 0; 'negentropy' reconciles with NIP-77 first and fetches only the events missing here (for a replica seeded from a backup or a copy), then tails from the upstream's newest sequence number.",
+    ),
+  replicaReaders: z
+    .string()
+    .default('')
+    .refine((v) => v.split(',').every((k) => k.trim() === '' || /^[0-9a-f]{64}$/.test(k.trim())), 'each replica key must be 64 hex characters')
+    .describe(
+      "Comma-separated pubkeys (hex) of replica relays allowed to read private kinds here: a connection authenticated (NIP-42) as one of them is served every private event, as their author or recipient would be. Give it the replica's NIP-11 `pubkey`.",
+    ),
 
   // --- mailbox (issue 3) ---
   mailboxPrivateKinds: z
@@ -299,6 +347,9 @@ export function loadConfig(input: ConfigInput = {}): RelayConfig {
   return Object.freeze(r.data);
 }
 
+/** Short flags: `roost relay --replicate-from ws://a/ --filter '{"kinds":[1]}'`. */
+const FLAG_ALIASES: Record<string, string> = { '--filter': '--replicate-filter' };
+
 /** Reads settings from the environment and `--flag value` / `--flag=value` arguments (flags win). */
 export function readConfigSources(env: NodeJS.ProcessEnv = process.env, argv: readonly string[] = []): ConfigInput {
   const input: Record<string, unknown> = {};
@@ -313,7 +364,7 @@ export function readConfigSources(env: NodeJS.ProcessEnv = process.env, argv: re
     if (!arg.startsWith('--')) throw new RoostError('ROOST_ERR_CONFIG', `unexpected argument ${JSON.stringify(arg)}`);
     const eq = arg.indexOf('=');
     const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    const key = byFlag.get(flag);
+    const key = byFlag.get(FLAG_ALIASES[flag] ?? flag);
     if (!key) throw new RoostError('ROOST_ERR_CONFIG', `unknown flag ${flag}`);
     let value: string | undefined;
     if (eq > 0) value = arg.slice(eq + 1);

@@ -56,6 +56,10 @@ export class Connection {
   readonly authed = new Set<string>();
   /** Bytes sent since the connection opened. */
   bytesOut = 0;
+  /** Authenticated as a relay this one replicates from: events replicated from it are not sent back to it. */
+  peerRelay: string | undefined;
+  /** Authenticated as a replica relay allow-listed to read private kinds (`replicaReaders`). */
+  readsPrivate = false;
   /** Client mistakes seen on this connection (their log is bounded per connection). */
   mistakes = 0;
   #socket: SocketLike;

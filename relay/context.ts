@@ -1,3 +1,4 @@
+import type { NegentropySessions } from './handlers/negentropy.js';
 import type { Logger } from 'pino';
 import type { NostrEvent, VerifiedEvent } from '../shared/event.js';
 import type { RelayConfig } from './config.js';
@@ -77,6 +78,12 @@ export interface RelayContext {
   /** Authenticated live connections per pubkey (presence, wake decisions). */
   readonly online: Map<string, number>;
   readonly privateKinds: ReadonlySet<number>;
+  /** Replica relays allowed to read every private event once authenticated (`replicaReaders`). */
+  readonly replicaReaders: ReadonlySet<string>;
+  /** Pubkeys of the relays this one replicates from (learnt from their NIP-11 document). */
+  readonly replicationOrigins: Set<string>;
+  /** Open NIP-77 sessions of every connection (handlers/negentropy.ts). */
+  readonly negentropy: NegentropySessions;
   /** Whether a URL names this relay (NIP-42 relay tag, NIP-98 `u` tag), from configuration or the socket, never from headers. */
   readonly isRelayUrl: RelayUrlCheck;
   readonly hooks: {

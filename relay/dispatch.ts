@@ -1,5 +1,5 @@
 import { parseClientMessage } from '../shared/messages/client.js';
-import { makeClosedFrame, makeNoticeFrame, makeOkFrame } from '../shared/messages/relay.js';
+import { makeClosedFrame, makeNegErrFrame, makeNoticeFrame, makeOkFrame } from '../shared/messages/relay.js';
 import { makeReason } from '../shared/reason.js';
 import { logClientMistake } from './client-mistakes.js';
 import type { Connection } from './connection.js';
@@ -7,6 +7,7 @@ import { countRejection, observeLatency, recordError, type RelayContext } from '
 import { handleAuth } from './handlers/auth.js';
 import { handleCount } from './handlers/count.js';
 import { handleEvent } from './handlers/event.js';
+import { handleNegClose, handleNegMsg, handleNegOpen } from './handlers/negentropy.js';
 import { handleClose, handleReq } from './handlers/req.js';
 
 /**
@@ -24,7 +25,10 @@ export function dispatch(ctx: RelayContext, conn: Connection, text: string): Pro
     logClientMistake(conn.log, conn, ctx.stats.clientMistakes, 'malformed', 'debug', { message: e.reason });
     if (e.reply === 'OK') conn.send(makeOkFrame(e.eventId, false, e.reason));
     else if (e.reply === 'CLOSED' || e.reply === 'COUNT_CLOSED') conn.send(makeClosedFrame(e.subId, e.reason));
-    else conn.send(makeNoticeFrame(e.reason));
+    else if (e.reply === 'NEG-ERR') {
+      ctx.negentropy.close(conn, e.subId);
+      conn.send(makeNegErrFrame(e.subId, e.reason));
+    } else conn.send(makeNoticeFrame(e.reason));
     return undefined;
   }
   const m = parsed.message;
@@ -34,7 +38,10 @@ export function dispatch(ctx: RelayContext, conn: Connection, text: string): Pro
     const reason = makeReason('error', 'internal error');
     if (m.type === 'EVENT' || m.type === 'AUTH') conn.send(makeOkFrame(m.event.id, false, reason));
     else if (m.type === 'REQ' || m.type === 'COUNT') conn.send(makeClosedFrame(m.subId, reason));
-    else conn.send(makeNoticeFrame(reason));
+    else if (m.type === 'NEG-OPEN' || m.type === 'NEG-MSG') {
+      ctx.negentropy.close(conn, m.subId);
+      conn.send(makeNegErrFrame(m.subId, reason));
+    } else conn.send(makeNoticeFrame(reason));
   };
   try {
     switch (m.type) {
@@ -53,6 +60,15 @@ export function dispatch(ctx: RelayContext, conn: Connection, text: string): Pro
         return handleAuth(ctx, conn, m.event).catch(fail);
       case 'COUNT':
         handleCount(ctx, conn, m.subId, m.filters);
+        return undefined;
+      case 'NEG-OPEN':
+        handleNegOpen(ctx, conn, m.subId, m.filter, m.message);
+        return undefined;
+      case 'NEG-MSG':
+        handleNegMsg(ctx, conn, m.subId, m.message);
+        return undefined;
+      case 'NEG-CLOSE':
+        handleNegClose(ctx, conn, m.subId);
         return undefined;
     }
   } catch (err) {

@@ -35,7 +35,9 @@ export async function handleAuth(ctx: RelayContext, conn: Connection, event: Nos
     conn.authed.add(event.pubkey);
     ctx.online.set(event.pubkey, (ctx.online.get(event.pubkey) ?? 0) + 1);
   }
-  conn.log.debug({ pubkey: event.pubkey }, 'authenticated');
+  if (ctx.replicaReaders.has(event.pubkey)) conn.readsPrivate = true;
+  if (ctx.replicationOrigins.has(event.pubkey)) conn.peerRelay = event.pubkey;
+  conn.log.debug({ pubkey: event.pubkey, replica: conn.readsPrivate }, 'authenticated');
   for (const hook of ctx.hooks.onAuth) hook(conn, event.pubkey);
   conn.send(makeOkFrame(event.id, true, ''));
 }

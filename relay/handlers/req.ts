@@ -16,7 +16,8 @@ const STALL_LIMIT_MS = 30_000;
 
 /** The viewer for store reads: who this connection is, for private inboxes. */
 export function viewerOf(ctx: RelayContext, conn: Connection): Viewer {
-  return { pubkeys: [...conn.authed], privateKinds: [...ctx.privateKinds] };
+  // An allow-listed replica relay reads private kinds as their recipients would.
+  return { pubkeys: [...conn.authed], privateKinds: conn.readsPrivate ? [] : [...ctx.privateKinds] };
 }
 
 /**
@@ -24,7 +25,7 @@ export function viewerOf(ctx: RelayContext, conn: Connection): Viewer {
  * challenge first when authentication would help) and returns false.
  */
 export function admitFilters(ctx: RelayContext, conn: Connection, subId: string, filters: readonly Filter[]): boolean {
-  const reason = firstRejection(ctx.hooks.rejectFilter, filters, { authed: conn.authed, ip: conn.ip, now: ctx.now() });
+  const reason = firstRejection(ctx.hooks.rejectFilter, filters, { authed: conn.authed, ip: conn.ip, now: ctx.now(), readsPrivate: conn.readsPrivate });
   if (reason === undefined) return true;
   countRejection(ctx.stats, reason);
   if (reason.startsWith('auth-required:')) conn.send(makeAuthFrame(conn.challenge));
@@ -215,6 +216,8 @@ function streamBackfill(ctx: RelayContext, sub: Subscription, after: number, vie
 
 /** Sends one stored event (with its seq in sequence mode) and tells the delivery hooks. */
 function deliver(ctx: RelayContext, sub: Subscription, r: StoredEvent): boolean {
+  // Never back to the relay it was replicated from (two relays replicating each other would echo).
+  if (sub.conn.peerRelay !== undefined && ctx.store.originOf(r.seq) === sub.conn.peerRelay) return true;
   if (!sub.conn.send(makeEventFrame(sub.subIdJson, r.raw, sub.seqMode ? r.seq : undefined))) return false;
   for (const hook of ctx.hooks.onDelivered) hook(sub.conn, r.seq, r.raw);
   return true;

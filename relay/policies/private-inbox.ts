@@ -21,6 +21,7 @@ export function canRead(ev: NostrEvent, authed: ReadonlySet<string>, privateKind
  */
 export function rejectPrivateInboxReads(privateKinds: ReadonlySet<number>): RejectFilter {
   return function rejectPrivateInboxReads(filters, ctx) {
+    if (ctx.readsPrivate) return undefined;
     for (const f of filters) {
       if (!f.kinds?.some((k) => privateKinds.has(k))) continue;
       if (ctx.authed.size === 0) return makeReason('auth-required', 'private messages are served only to their author or recipient');

@@ -9,6 +9,8 @@ export interface PolicyContext {
   readonly ip: string;
   /** Now, in seconds. */
   readonly now: number;
+  /** True for a replica relay allow-listed to read every private event (`replicaReaders`). */
+  readonly readsPrivate?: boolean;
 }
 
 /** Returns a NIP-01 reason to refuse the event, or undefined to let it through. First refusal wins. */

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
+import type { ReplicaWrite } from './types.js';
 import type { Database, Statement } from 'better-sqlite3';
 import type { VerifiedEvent } from '../../shared/event.js';
 import { getDTag, getExpiration, getTagValues } from '../../shared/event.js';
@@ -47,6 +48,8 @@ const WAL_SIZE_LIMIT = 64 * 1024 * 1024;
 interface PendingWrite {
   event: VerifiedEvent;
   resolve: (r: WriteResult) => void;
+  /** A replicated event: its upstream cursor (and origin) commit in the same transaction. */
+  replica?: ReplicaWrite;
 }
 
 interface Row {
@@ -212,6 +215,14 @@ export class SqliteStore implements EventStore {
       addressableSeqs: db.prepare('SELECT seq FROM events WHERE kind = ? AND pubkey = ? AND d_tag = ?').pluck(),
       addressDeletedUntil: db.prepare('SELECT until FROM deleted_addresses WHERE kind = ? AND pubkey = ? AND d_tag = ?').pluck(),
       deleteBySeq: db.prepare('DELETE FROM events WHERE seq = ?'),
+      deleteOrigin: db.prepare('DELETE FROM event_origins WHERE seq = ?'),
+      insertOrigin: db.prepare('INSERT OR REPLACE INTO event_origins (seq, origin) VALUES (?, ?)'),
+      originOf: db.prepare('SELECT origin FROM event_origins WHERE seq = ?').pluck(),
+      getCursor: db.prepare('SELECT cursor FROM replication_cursors WHERE upstream = ?').pluck(),
+      setCursor: db.prepare(
+        'INSERT INTO replication_cursors (upstream, cursor, updated_at) VALUES (?, ?, ?) ON CONFLICT (upstream) DO UPDATE SET cursor = max(cursor, excluded.cursor), updated_at = excluded.updated_at',
+      ),
+      resetCursor: db.prepare('DELETE FROM replication_cursors WHERE upstream = ?'),
       deleteTagsBySeq: db.prepare('DELETE FROM tags WHERE seq = ?'),
       seqOfOwnId: db.prepare('SELECT seq, kind FROM events WHERE id = ? AND pubkey = ?'),
       recordDeletedId: db.prepare('INSERT OR IGNORE INTO deleted_ids (id, pubkey) VALUES (?, ?)'),
@@ -226,10 +237,10 @@ export class SqliteStore implements EventStore {
   }
 
   /** Queues a verified event; resolves after its transaction has committed (group commit). */
-  write(event: VerifiedEvent): Promise<WriteResult> {
+  write(event: VerifiedEvent, replica?: ReplicaWrite): Promise<WriteResult> {
     if (this.#closed) return Promise.resolve({ status: 'rejected', reason: makeReason('error', 'relay is shutting down') });
     return new Promise((resolve) => {
-      this.#queue.push({ event, resolve });
+      this.#queue.push(replica ? { event, resolve, replica } : { event, resolve });
       // The window only groups writes under load (the last commit was large and recent); otherwise a
       // write is committed at once, so a lone event does not wait for company that is not coming.
       const busy = this.#lastBatch >= GROUP_MIN_BATCH && performance.now() - this.#lastCommitEnd < this.#windowMs;
@@ -267,7 +278,11 @@ export class SqliteStore implements EventStore {
       const results: WriteResult[] = [];
       try {
         this.db.transaction(() => {
-          for (const w of batch) results.push(this.#writeOne(w.event));
+          for (const w of batch) {
+            const r = this.#writeOne(w.event);
+            results.push(r);
+            if (w.replica) this.#recordReplica(w.replica, r);
+          }
         })();
       } catch (err) {
         const reason = makeReason('error', `storage failure: ${(err as { code?: string }).code ?? (err as Error).message}`);
@@ -291,6 +306,7 @@ export class SqliteStore implements EventStore {
   #removeSeq(seq: number): void {
     this.#s.deleteTagsBySeq.run(seq);
     this.#s.deleteBySeq.run(seq);
+    this.#s.deleteOrigin.run(seq);
   }
 
   #writeOne(ev: VerifiedEvent): WriteResult {
@@ -442,6 +458,40 @@ export class SqliteStore implements EventStore {
     // Caught up: the cursor is the newest committed (or bound) seq, so an idle mailbox advances.
     const cursor = more ? last : Math.max(last, Math.min(until ?? this.#lastSeq, this.#lastSeq));
     return { events, cursor, more };
+  }
+
+  /** Replication: the cursor and origin of a replicated event, inside its write transaction, whatever became of it. */
+  #recordReplica(r: ReplicaWrite, result: WriteResult): void {
+    this.#s.setCursor.run(r.upstream, r.seq, this.#now());
+    if (result.status === 'stored' && r.origin !== undefined) this.#s.insertOrigin.run(result.seq, r.origin);
+  }
+
+  /** Stores a replicated event; its upstream cursor advances in the same transaction (nothing fetched twice after a crash). */
+  writeReplicated(event: VerifiedEvent, replica: ReplicaWrite): Promise<WriteResult> {
+    return this.write(event, replica);
+  }
+
+  /** The committed cursor of an upstream (0 when it was never read). */
+  getReplicationCursor(upstream: string): number {
+    return (this.#s.getCursor.get(upstream) as number | undefined) ?? 0;
+  }
+
+  /** Moves an upstream's cursor forward (past events it examined but did not send); `reset` starts it again from 0. */
+  setReplicationCursor(upstream: string, seq: number, reset = false): void {
+    if (reset) this.#s.resetCursor.run(upstream);
+    else this.#s.setCursor.run(upstream, seq, this.#now());
+  }
+
+  /** The relay a stored event was replicated from (its pubkey), if any. */
+  originOf(seq: number): string | undefined {
+    return (this.#s.originOf.get(seq) as string | undefined) ?? undefined;
+  }
+
+  /** NIP-77 items of one filter (no bodies read), or undefined past `max`. */
+  negentropyItems(filter: Filter, max: number, opts: ReadOptions = {}): Array<{ timestamp: number; id: string }> | undefined {
+    const rows = this.#run(filter, { now: this.#now(), viewer: opts.viewer, order: { by: 'created', limit: max + 1 }, bodies: false });
+    if (rows.length > max) return undefined;
+    return rows.map((r) => ({ timestamp: r.created_at, id: r.id }));
   }
 
   /** NIP-45 count over the union of the filters: one SQL COUNT, no event body read. */

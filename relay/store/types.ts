@@ -25,10 +25,28 @@ export interface SeqPage {
   more: boolean;
 }
 
+/** What a replicated write records with the event, in the same transaction. */
+export interface ReplicaWrite {
+  /** The upstream's key (URL and filter). */
+  upstream: string;
+  /** The event's sequence number on the upstream: the cursor becomes at least this. */
+  seq: number;
+  /** The upstream relay's pubkey: the event is never served back to a connection authenticated as it. */
+  origin?: string;
+}
+
 /** Storage behind the relay; SQLite is the first backend. */
 export interface EventStore {
   /** Queues a verified event; resolves after the transaction holding it has committed. */
   write(event: VerifiedEvent): Promise<WriteResult>;
+  /** Replication: writes an event and, in the same transaction, its upstream cursor and origin. */
+  writeReplicated(event: VerifiedEvent, replica: ReplicaWrite): Promise<WriteResult>;
+  /** Replication: an upstream's committed cursor (0 if never read). */
+  getReplicationCursor(upstream: string): number;
+  /** Replication: moves an upstream's cursor forward, or (reset) forgets it. */
+  setReplicationCursor(upstream: string, seq: number, reset?: boolean): void;
+  /** Replication: the pubkey of the relay a stored event was replicated from, if any. */
+  originOf(seq: number): string | undefined;
   /** Stored events matching any filter, newest first; `limits[i]` caps filter i. */
   query(filters: readonly Filter[], opts?: ReadOptions & { limits?: readonly number[] }): StoredEvent[];
   /** The seqs `query` would answer, in its order, without reading a body: a cursor to stream from. */
@@ -37,6 +55,11 @@ export interface EventStore {
   getRaw(seq: number): string | undefined;
   /** Events with seq in (after, until] matching any filter, ascending, at most `limit`. */
   querySeq(filters: readonly Filter[], after: number, until: number | undefined, limit: number, opts?: ReadOptions): SeqPage;
+  /**
+   * NIP-77: the (created_at, id) of every stored event the filter matches, or undefined when more
+   * than `max` do. Unordered; the caller sorts.
+   */
+  negentropyItems(filter: Filter, max: number, opts?: ReadOptions): Array<{ timestamp: number; id: string }> | undefined;
   /** NIP-45 count of stored events matching any filter. */
   count(filters: readonly Filter[], opts?: ReadOptions): number;
   /** Whether the id is stored, or was deleted by `pubkey` (so it need not be verified again). */

@@ -16,6 +16,8 @@ export function createFanOut(
   stats: RelayStats,
   maxHeldBytes: number,
   onDelivered: readonly OnDelivered[] = [],
+  /** The relay a stored event was replicated from: it is not sent back to a connection authenticated as that relay. */
+  originOf?: (seq: number) => string | undefined,
 ) {
   // Subscriptions sharing an id get the same frame: it is encoded once per event, not per socket.
   const frames = new Map<string, Buffer>();
@@ -33,7 +35,8 @@ export function createFanOut(
     frames.clear();
     index.match(event, (sub) => {
       if (seq !== undefined && seq <= sub.liveFrom) return;
-      if (isPrivate && !canRead(event, sub.conn.authed, privateKinds)) return;
+      if (isPrivate && !sub.conn.readsPrivate && !canRead(event, sub.conn.authed, privateKinds)) return;
+      if (seq !== undefined && sub.conn.peerRelay !== undefined && originOf?.(seq) === sub.conn.peerRelay) return;
       const frame = frameFor(sub, raw, seq);
       if (sub.held) holdFrame(sub, frame, maxHeldBytes);
       else if (sub.conn.send(frame)) stats.deliveries++;

@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import type { NostrEvent } from '../event.js';
 import type { Filter } from '../filter.js';
-import { eventSchema, filterSchema, subIdSchema } from './schema.js';
+import { eventSchema, filterSchema, negMessageSchema, subIdSchema } from './schema.js';
 
 /** A client → relay message after validation. */
 export type ClientMessage =
@@ -9,7 +9,10 @@ export type ClientMessage =
   | { type: 'REQ'; subId: string; filters: Filter[] }
   | { type: 'CLOSE'; subId: string }
   | { type: 'AUTH'; event: NostrEvent }
-  | { type: 'COUNT'; subId: string; filters: Filter[] };
+  | { type: 'COUNT'; subId: string; filters: Filter[] }
+  | { type: 'NEG-OPEN'; subId: string; filter: Filter; message: string }
+  | { type: 'NEG-MSG'; subId: string; message: string }
+  | { type: 'NEG-CLOSE'; subId: string };
 
 /**
  * Why a frame was refused, and where the answer goes: an `OK` for an event whose id could be
@@ -19,6 +22,7 @@ export type ClientMessageError =
   | { reply: 'OK'; eventId: string; reason: string }
   | { reply: 'CLOSED'; subId: string; reason: string }
   | { reply: 'COUNT_CLOSED'; subId: string; reason: string }
+  | { reply: 'NEG-ERR'; subId: string; reason: string }
   | { reply: 'NOTICE'; reason: string };
 
 /** Result of {@link parseClientMessage}. */
@@ -97,7 +101,31 @@ export function parseClientMessage(text: string): ParseResult {
       }
       return { ok: true, message: { type: 'CLOSE', subId: s.data } };
     }
+    case 'NEG-OPEN':
+    case 'NEG-MSG':
+    case 'NEG-CLOSE':
+      return parseNegentropyMessage(verb, frame);
     default:
       return fail({ reply: 'NOTICE', reason: `invalid: unknown message type ${JSON.stringify(verb.slice(0, 20))}` });
   }
+}
+
+/** NIP-77: `["NEG-OPEN", id, filter, hex]`, `["NEG-MSG", id, hex]`, `["NEG-CLOSE", id]`. The hex is decoded by the handler. */
+function parseNegentropyMessage(verb: 'NEG-OPEN' | 'NEG-MSG' | 'NEG-CLOSE', frame: unknown[]): ParseResult {
+  const s = subIdSchema.safeParse(frame[1]);
+  if (!s.success) return fail({ reply: 'NOTICE', reason: `invalid: ${verb}: ${describe(s.error)}` });
+  const subId = s.data;
+  const arity = verb === 'NEG-OPEN' ? 4 : verb === 'NEG-MSG' ? 3 : 2;
+  if (frame.length !== arity) return fail({ reply: 'NEG-ERR', subId, reason: `invalid: ${verb} takes ${arity - 1} arguments` });
+  if (verb === 'NEG-CLOSE') return { ok: true, message: { type: verb, subId } };
+  const m = negMessageSchema.safeParse(frame[arity - 1]);
+  if (!m.success) return fail({ reply: 'NEG-ERR', subId, reason: `invalid: ${describe(m.error)}` });
+  if (verb === 'NEG-MSG') return { ok: true, message: { type: verb, subId, message: m.data } };
+  const f = filterSchema.safeParse(frame[2]);
+  if (!f.success) return fail({ reply: 'NEG-ERR', subId, reason: `invalid: filter: ${describe(f.error)}` });
+  const filter = f.data as Filter;
+  if (filter.seq_after !== undefined || filter.seq_until !== undefined) {
+    return fail({ reply: 'NEG-ERR', subId, reason: 'invalid: NEG-OPEN does not take sequence ranges' });
+  }
+  return { ok: true, message: { type: verb, subId, filter, message: m.data } };
 }

@@ -40,6 +40,16 @@ export function makeCountFrame(subId: string, count: number): string {
   return JSON.stringify(['COUNT', subId, { count }]);
 }
 
+/** `["NEG-MSG", subId, hex]` (NIP-77) */
+export function makeNegMsgFrame(subId: string, hex: string): string {
+  return JSON.stringify(['NEG-MSG', subId, hex]);
+}
+
+/** `["NEG-ERR", subId, reason]` (NIP-77; the session is closed) */
+export function makeNegErrFrame(subId: string, reason: string): string {
+  return JSON.stringify(['NEG-ERR', subId, reason]);
+}
+
 /** A relay → client message as parsed by a client. */
 export type RelayMessage =
   | { type: 'EVENT'; subId: string; event: NostrEvent; seq?: number }

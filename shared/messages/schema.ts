@@ -44,3 +44,6 @@ export const filterSchema = z
 
 /** A subscription id: 1 to 64 characters (NIP-01). */
 export const subIdSchema = z.string().min(1, 'subscription id must not be empty').max(64, 'subscription id longer than 64 characters');
+
+/** A NIP-77 negentropy message: lowercase or uppercase hex, whole bytes, at least the version byte. */
+export const negMessageSchema = z.string().regex(/^(?:[0-9a-fA-F]{2})+$/, 'negentropy message must be hex (whole bytes)');

@@ -147,7 +147,7 @@ describe('sequence extension', () => {
     const res = await fetch(t.httpUrl, { headers: { accept: 'application/nostr+json' } });
     const info = (await res.json()) as { supported_nips: number[]; roost: Record<string, unknown> };
     expect(info.roost).toMatchObject({ seq: true, seq_page_limit: 10, private_kinds: [4, 1059], mailbox_quota: 10000 });
-    expect(info.supported_nips.every((n) => [1, 9, 11, 40, 42, 45, 70, 86].includes(n))).toBe(true);
+    expect(info.supported_nips.every((n) => [1, 9, 11, 40, 42, 45, 70, 77, 86].includes(n))).toBe(true);
   });
 });
 

@@ -1,0 +1,20 @@
+import type { NostrEvent, VerifiedEvent } from '../../../shared/event.js';
+import { type Key, nowSeconds, signEvent } from '../../helpers/events.js';
+import type { TestRelay } from '../../helpers/relay.js';
+
+/** `n` signed events by the given keys (kind 1 unless told), created over the last hour. */
+export function makeEvents(keys: Key[], n: number, tag: string, kind = 1): NostrEvent[] {
+  const base = nowSeconds() - 3600;
+  return Array.from({ length: n }, (_, i) => signEvent(keys[i % keys.length]!, { kind, created_at: base + (i % 3600), content: `${tag}-${i}` }));
+}
+
+/** Stores events straight into a relay's store (seeding; what is under test is replication). */
+export async function seed(t: TestRelay, events: NostrEvent[]): Promise<void> {
+  await Promise.all(events.map((e) => t.relay.ctx.store.write(e as VerifiedEvent)));
+}
+
+/** Every stored event id of a relay (private ones included), sorted. */
+export function storedIds(t: TestRelay): string[] {
+  const page = t.relay.ctx.store.querySeq([{}], 0, undefined, 10_000_000);
+  return page.events.map((e) => (JSON.parse(e.raw) as { id: string }).id).sort();
+}
