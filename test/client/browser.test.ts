@@ -118,6 +118,6 @@ it('a browser agent exchanges encrypted messages with a Node agent through the r
   // event log verifier with agent.fetchKeyLog (about 2 KiB: 76,991 → 79,190 bytes gzipped), and following
   // peers' logs (client/key-logs.ts: DMs to the current key, refused keys, cards with the agent id; 79,190 →
   // 80,944 bytes gzipped), and reputation from signed history (agent.reputation, discover's minReputation;
-  // 80,944 → 82,378 bytes gzipped).
-  expect(bundleGzip).toBeLessThan(81 * 1024);
+  // 80,944 → 82,378 bytes gzipped); with outbox routing (NIP-65) from main, 83,235 bytes.
+  expect(bundleGzip).toBeLessThan(82 * 1024);
 });
