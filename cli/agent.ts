@@ -171,7 +171,10 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
     const needAgent = (opts: { inbox?: boolean } = {}) => {
       if (!existsSync(keyFile)) throw new UsageError(`no key in ${home}: run \`${keygenHint}\` first${values.home === undefined ? ' (or pass --home)' : ''}`);
       if (relays.length === 0) throw new UsageError('no relay: pass --relay URL or set ROOST_RELAYS');
-      agent = createNodeAgent({ home, relays, identity: loadKeyFile(keyFile), inbox: opts.inbox ?? false, heartbeatSeconds: 0 });
+      // A home with a key event log runs on its key ring: the log is published, mail to retired keys is read
+      // during their grace period, cards name the agent id. A bare key stays a bare key (`identity` makes the log).
+      const ring = existsSync(join(home, 'agent.kel.jsonl')) ? { keyRing: true } : { identity: loadKeyFile(keyFile) };
+      agent = createNodeAgent({ home, relays, ...ring, inbox: opts.inbox ?? false, heartbeatSeconds: 0 });
       // say at once why a relay cannot be reached (refused, DNS, TLS, HTTP 429…), once per relay and cause
       const told = new Set<string>();
       agent.on('disconnected', (relay, reason) => {

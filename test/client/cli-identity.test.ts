@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { wrapDirectMessage } from '../../client/dm.js';
 import { Identity } from '../../client/identity.js';
 import type { NostrEvent } from '../../shared/event.js';
 import { getNextKeyDigest, IdentityKind, verifyKeyLog } from '../../shared/identity-log.js';
@@ -59,6 +60,13 @@ describe('roost agent identity / rotate / revoke', () => {
       const afterRotate = await relayLog(id.aid, 's1');
       expect(afterRotate).toMatchObject({ status: 'active', current: r.pubkey });
       expect(afterRotate.chain[0]?.next).toBe(getNextKeyDigest(r.pubkey));
+
+      // Mail a peer sent to the old key is read by `inbox` after the rotation (the grace period).
+      const peer = Identity.generate();
+      const { wrap } = wrapDirectMessage(peer, first.pubkey, 'to the old key');
+      expect((await reader.publish(wrap))[2]).toBe(true);
+      const inbox = await as('inbox', '--limit', '1', '--timeout', '10');
+      expect([inbox.code, inbox.json().map((m: { content: string; to?: string }) => m.content)]).toEqual([0, ['to the old key']]);
 
       const revoked = await as('revoke', '--reason', 'laptop lost');
       expect(revoked.code).toBe(0);
