@@ -1,5 +1,7 @@
 import type { EventTemplate, NostrEvent } from '../shared/event.js';
+import type { PriorKeys } from '../shared/decisions.js';
 import type { Filter } from '../shared/filter.js';
+import { isKeyValidAt, type KeyLog } from '../shared/identity-log.js';
 import type { AgentInfo } from './presence.js';
 
 /**
@@ -23,6 +25,8 @@ export interface WorkHost {
   discover(capabilities: readonly string[]): Promise<AgentInfo[]>;
   /** Milliseconds since the epoch. */
   now(): number;
+  /** Reads the key event logs of `keys` and answers, per key and time, the earlier keys of its identity. */
+  priorKeys?(keys: readonly string[]): Promise<PriorKeys>;
 }
 
 /** What a host needs from an agent (its public API only). */
@@ -35,6 +39,7 @@ interface AgentLike {
   send(to: string, text: string, opts: { tags?: string[][] }): Promise<unknown>;
   discover(query: { capabilities?: readonly string[] }): Promise<AgentInfo[]>;
   whenConnected(timeoutMs?: number, count?: number): Promise<boolean>;
+  readonly keyLogs?: { lookupMany(keys: readonly string[]): Promise<KeyLog[]> };
 }
 
 /** A {@link WorkHost} over an agent's public API. */
@@ -67,5 +72,14 @@ export function makeWorkHost(agent: AgentLike, now: () => number = Date.now): Wo
     sendDirect: (to, content, tags) => agent.send(to, content, { tags }),
     discover: (capabilities) => agent.discover({ capabilities }),
     now,
+    async priorKeys(keys) {
+      const logs = (await agent.keyLogs?.lookupMany(keys)) ?? [];
+      return (voter, at) => {
+        const log = logs.find((l) => l.keys.some((k) => k.pubkey === voter));
+        if (!log || !isKeyValidAt(log, voter, at)) return [];
+        const i = log.keys.findIndex((k) => k.pubkey === voter);
+        return log.keys.slice(0, i).map((k) => k.pubkey);
+      };
+    },
   };
 }

@@ -33,7 +33,7 @@ import {
   rejectUnauthenticatedFilters,
 } from './policies/limits.js';
 import { rejectPrivateInboxReads } from './policies/private-inbox.js';
-import { createKeyEventPolicy, makeKeyEventLookup, onKeyEventSaved } from './policies/identity.js';
+import { createKeyEventPolicy, getPriorKeys, makeKeyEventLookup, onKeyEventSaved } from './policies/identity.js';
 import { makeTaskLookup, rejectInvalidBallots, rejectInvalidTaskEvents } from './policies/tasks.js';
 import type { RejectEvent, RejectFilter } from './policies/types.js';
 import { createRelayUrlCheck, parsePublicUrls } from './relay-url.js';
@@ -256,8 +256,11 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const push = store instanceof SqliteStore ? wirePushWake(ctx, store, infoContributors, deps.push) : undefined;
   const mailbox = store instanceof SqliteStore ? installMailbox(ctx, store.db, infoContributors) : undefined;
   const taskLookup = makeTaskLookup(store);
-  hooks.rejectEvent.push(rejectInvalidTaskEvents(taskLookup), rejectInvalidBallots(taskLookup));
   const keyLookup = makeKeyEventLookup(store);
+  hooks.rejectEvent.push(
+    rejectInvalidTaskEvents(taskLookup),
+    rejectInvalidBallots(taskLookup, (voter) => getPriorKeys(keyLookup, voter)),
+  );
   const keyEvents = createKeyEventPolicy(keyLookup);
   hooks.rejectEvent.push(keyEvents.reject);
   hooks.onEventUnproven.push(keyEvents.release);

@@ -99,6 +99,21 @@ export function onKeyEventSaved(lookup: Pick<KeyEventLookup, 'get'>, follow: (fr
   };
 }
 
+/**
+ * The earlier keys of `pubkey`'s identity, from the chain stored here (which this policy keeps valid and
+ * fork-free), newest first; empty for a key that revealed no key event. Windows are the clients' to check.
+ */
+export function getPriorKeys(lookup: Pick<KeyEventLookup, 'get' | 'revealedBy'>, pubkey: string): string[] {
+  const [revealing] = lookup.revealedBy(pubkey);
+  const out: string[] = [];
+  let ev = revealing === undefined ? undefined : lookup.get(revealing);
+  for (let k = ev && getKeyEvent(ev); k?.prev !== undefined && out.length < 1000; k = ev && getKeyEvent(ev)) {
+    ev = lookup.get(k.prev);
+    if (ev) out.push(ev.pubkey);
+  }
+  return out;
+}
+
 /** A {@link KeyEventLookup} over a store's id, author and tag queries. */
 export function makeKeyEventLookup(store: Pick<EventStore, 'query' | 'isKnown'>): KeyEventLookup {
   const parse = (raw: string) => JSON.parse(raw) as NostrEvent;

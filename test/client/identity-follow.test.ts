@@ -306,3 +306,34 @@ describe('rotation interval', () => {
     expect(again.agent.pubkey).toBe(agent.pubkey);
   });
 });
+
+describe('decision electorates follow a rotation', () => {
+  it('a rotated voter votes with its new key: the relay takes the ballot and the tally counts it once, for the listed member', async () => {
+    const alice = await agentIn(home());
+    const carol = await agentIn(home());
+    const bobHome = home();
+    let bob = await agentIn(bobHome);
+    const bob0 = bob.agent.pubkey;
+    const proposal = await alice.agent.decisions.propose({
+      question: 'ship it?',
+      options: ['yes', 'no'],
+      electorate: { type: 'pubkeys', pubkeys: [alice.agent.pubkey, bob0, carol.agent.pubkey] },
+      rule: { type: 'majority' },
+      deadline: Math.floor(Date.now() / 1000) + 600,
+    });
+    const first = await bob.agent.decisions.vote(proposal.id, 'no');
+    await bob.agent.close();
+    rotateKeyRing(bobHome);
+    bob = await agentIn(bobHome);
+    expect(bob.agent.pubkey).not.toBe(bob0);
+    // A later second than the first ballot, so the new one replaces it whatever the ids.
+    await waitFor(() => Math.floor(Date.now() / 1000) > proposal.createdAt, 'the next second');
+    const second = await bob.agent.decisions.vote(proposal.id, 'yes');
+    await alice.agent.decisions.vote(proposal.id, 'yes');
+    await carol.agent.decisions.vote(proposal.id, 'no');
+    const tally = await carol.agent.decisions.tally(proposal.id);
+    expect([tally.outcome, tally.winner, tally.counts, tally.turnout]).toEqual(['passed', 'yes', { yes: 2, no: 1 }, 3]);
+    expect(tally.counted).toContain(second);
+    expect(tally.ignored).toEqual([{ id: first, why: 'replaced by a later ballot of the same voter' }]);
+  });
+});
