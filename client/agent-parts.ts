@@ -227,6 +227,28 @@ export class Presence {
   }
 }
 
+/** The DocHost's key-following part over the agent's key event logs. */
+function makeKeyFollowing(
+  keyLogs: Pick<KeyLogs, 'priorKeys' | 'lookupMany' | 'lookup' | 'onChange'>,
+  now: () => number,
+): Pick<DocHost, 'priorKeys' | 'followKeys' | 'resolveKey'> {
+  return {
+    priorKeys: (pubkey) => keyLogs.priorKeys(pubkey, Math.floor(now() / 1000)),
+    followKeys(keys, onMoved) {
+      const known = new Set(keys);
+      // Reading their logs puts them under the live watch, so a rotation is seen as it happens.
+      keyLogs.lookupMany(keys).catch(() => undefined);
+      return keyLogs.onChange((log) => {
+        if (!log.keys.some((k) => known.has(k.pubkey))) return;
+        const fresh = log.keys.map((k) => k.pubkey).filter((k) => !known.has(k));
+        for (const k of fresh) known.add(k);
+        if (fresh.length > 0) onMoved(fresh);
+      });
+    },
+    resolveKey: async (pubkey) => keyLogs.lookup(pubkey),
+  };
+}
+
 /** The agent's open shared documents (see crdt-relay.ts), one per address. */
 export class Docs {
   readonly #host: DocHost;
@@ -241,9 +263,13 @@ export class Docs {
     now: () => number;
     random: () => number;
     log: ClientLogger;
+    /** Key event logs: a member's successor key is a member (docs/identity.md). */
+    keyLogs?: Pick<KeyLogs, 'priorKeys' | 'lookupMany' | 'lookup' | 'onChange'>;
   }) {
-    const { identity, outbox, links } = deps;
+    const { identity, outbox, links, keyLogs } = deps;
+    const follow = keyLogs ? makeKeyFollowing(keyLogs, deps.now) : {};
     this.#host = {
+      ...follow,
       self: identity.pubkey,
       links,
       store: deps.store,

@@ -269,7 +269,7 @@ export class Agent extends Emitter<AgentEvents> {
       keyLogs: this.keyLogs,
       keyVersion: () => (this.keyLog ? { aid: this.keyLog.aid, keySeq: this.keyLog.head.seq } : undefined),
     });
-    this.#docs = new Docs({ identity, links, store, outbox, timers, now, random, log });
+    this.#docs = new Docs({ identity, links, store, outbox, timers, now, random, log, keyLogs: this.keyLogs });
     if (opts.inbox !== false) {
       this.#inbox = new Inbox(
         store,
@@ -280,6 +280,8 @@ export class Agent extends Emitter<AgentEvents> {
       this.#inbox.on('caughtUp', (relay, cursor) => this.emit('caughtUp', relay, cursor));
       this.#inbox.on('handlerFailed', (_ev, err) => this.emit('error', err instanceof Error ? err : new Error(String(err))));
     }
+    // Its own log too: its documents and electorates know its earlier keys, and its rotations are watched.
+    if (this.keyLog) this.keyLogs.add(this.keyLog.aid, this.#keyEvents);
     const work = makeWorkHost(this, now);
     this.tasks = new TaskClient(work);
     this.decisions = new DecisionClient(work);

@@ -1,6 +1,6 @@
 import type { NostrEvent } from '../shared/event.js';
 import type { Filter } from '../shared/filter.js';
-import { getKeyWindow, IDENTITY_KINDS, IdentityKind, type KeyLog, verifyKeyLog } from '../shared/identity-log.js';
+import { getKeyWindow, IDENTITY_KINDS, IdentityKind, isKeyValidAt, type KeyLog, verifyKeyLog } from '../shared/identity-log.js';
 import type { ClientLogger } from './emitter.js';
 import { ClientError } from './errors.js';
 
@@ -42,6 +42,7 @@ export class KeyLogs {
   readonly #inflight = new Map<string, Promise<KeyLog | undefined>>();
   #watch: { close(): void } | undefined;
   #batch: Map<string, (log: KeyLog | undefined) => void> | undefined;
+  readonly #listeners = new Set<(log: KeyLog) => void>();
   #watched = '';
   #closed = false;
 
@@ -142,6 +143,7 @@ export class KeyLogs {
     }
     if (before && (before.head.id !== log.head.id || before.status !== log.status)) {
       this.#d.log.info({ aid: aid.slice(0, 16), seq: log.head.seq, status: log.status }, 'peer key event log moved');
+      for (const l of this.#listeners) l(log);
     }
     this.#rewatch();
     return log;
@@ -172,6 +174,23 @@ export class KeyLogs {
     }
     if (w.end === 'forked' && createdAt < (w.until as number)) return { aid: log.aid };
     return { aid: log.aid, refused: `key ${pubkey} was ${w.end === 'forked' ? 'current when identity forked' : w.end}` };
+  }
+
+  /** Calls `listener` whenever a known log moves (a rotation, revocation or fork seen); returns the unsubscribe. */
+  onChange(listener: (log: KeyLog) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * The earlier keys of `pubkey`'s identity, as known now, when `pubkey` speaks for it at `at` (seconds):
+   * what makes a listed member's successor key a member.
+   */
+  priorKeys(pubkey: string, at: number): string[] {
+    const log = this.get(pubkey);
+    if (!log || !isKeyValidAt(log, pubkey, at)) return [];
+    const i = log.keys.findIndex((k) => k.pubkey === pubkey);
+    return log.keys.slice(0, Math.max(0, i)).map((k) => k.pubkey);
   }
 
   /** Stops the live subscription. */

@@ -266,7 +266,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   hooks.onEventUnproven.push(keyEvents.release);
   hooks.onEventSaved.push(keyEvents.release);
   if (push) hooks.onEventSaved.push(onKeyEventSaved(keyLookup, (from, to, at) => push.followKey(from, to, at)));
-  const sharedDocs = installSharedDocs(ctx, store instanceof SqliteStore ? store.db : undefined, infoContributors);
+  const sharedDocs = installSharedDocs(ctx, store instanceof SqliteStore ? store.db : undefined, infoContributors, (pk) => getPriorKeys(keyLookup, pk));
   const app = Fastify({
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),

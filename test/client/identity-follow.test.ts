@@ -337,3 +337,28 @@ describe('decision electorates follow a rotation', () => {
     expect(tally.ignored).toEqual([{ id: first, why: 'replaced by a later ballot of the same voter' }]);
   });
 });
+
+describe('document membership follows a rotation', () => {
+  it('a member rotated while away writes with its new key: the relay enforcing membership takes it, the owner applies it', async () => {
+    const owner = await agentIn(home());
+    const memberHome = home();
+    let member = await agentIn(memberHome);
+    const m0 = member.agent.pubkey;
+    const od = await owner.agent.doc('plan', { members: [m0], enforce: true });
+    let md = await member.agent.doc('plan', { owner: owner.agent.pubkey });
+    await waitFor(() => md.canWrite, 'member sees the record');
+    md.map('x').set('before', 1);
+    await waitFor(() => od.map('x').get('before') === 1, 'owner reads the old key');
+    await member.agent.close();
+
+    rotateKeyRing(memberHome);
+    member = await agentIn(memberHome);
+    expect(member.agent.pubkey).not.toBe(m0);
+    md = await member.agent.doc('plan', { owner: owner.agent.pubkey });
+    expect(md.canWrite).toBe(true);
+    md.map('x').set('after', 2);
+    await waitFor(() => od.map('x').get('after') === 2, 'owner reads the new key');
+    expect(od.isMember(member.agent.pubkey)).toBe(true);
+    expect(od.membership.members).toEqual([m0]);
+  });
+});
