@@ -3,7 +3,8 @@
 // store corpus for ingest and query), runs the workload, stops the relay so V8 writes its profiles,
 // and prints where the CPU went (self time by function and by file, main thread and workers).
 //
-//   node bench/profile.mjs ingest|query:author|query:tag|query:addressable|fanout|idle|storm[:since|:seq|:private] [--seconds N] [--keep DIR]
+//   node bench/profile.mjs ingest|query:author|query:tag|query:addressable|fanout|idle|storm[:since|:seq|:private] [--seconds N] [--keep DIR] [--subject roost|roost-traced]
+//   (--subject roost-traced: the relay exports its spans over OTLP to a sink in this process)
 //   (storm: --runs N storms of 5,000 agents through 500 sockets; the first is the cold one)
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -43,6 +44,7 @@ const opt = (name, dflt) => {
 };
 const seconds = Number(opt('--seconds', '8'));
 const keep = opt('--keep', null);
+const subject = opt('--subject', 'roost');
 const log = (m) => process.stderr.write(`${m}\n`);
 
 const profDir = keep ?? mkdtempSync(join(tmpdir(), 'roost-prof-'));
@@ -55,7 +57,7 @@ async function main() {
   const durationMs = seconds * 1000;
   if (workload === 'ingest' || workload.startsWith('query')) {
     const store = loadStoreCorpus(SIZE, log);
-    relay = await startSeeded('roost', store, { log, relayOptions: { nodeArgs } });
+    relay = await startSeeded(subject, store, { log, relayOptions: { nodeArgs } });
     await sleep(1000); // an idle gap that marks where start-up ends in the profile
     cpu0 = readCpuMs(relay.pid);
     if (workload === 'ingest') {
@@ -73,7 +75,7 @@ async function main() {
     }
   } else if (workload === 'fanout') {
     const data = loadFanoutCorpus(SIZE, log);
-    relay = await startRelay('roost', { nodeArgs });
+    relay = await startRelay(subject, { nodeArgs });
     const subs = await openSubscribers(relay.url, data.targets, SIZE.subscribers);
     await sleep(1000);
     cpu0 = readCpuMs(relay.pid);
@@ -81,7 +83,7 @@ async function main() {
     summary = { units: r.deliveries, unit: 'delivery', text: `${r.rate.toFixed(0)} deliveries/s, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms` };
     await subs.close();
   } else if (workload === 'idle') {
-    relay = await startRelay('roost', { nodeArgs });
+    relay = await startRelay(subject, { nodeArgs });
     await sleep(1000);
     cpu0 = readCpuMs(relay.pid);
     const r = await runIdle(relay.url, relay.pid, { count: 2000 });
@@ -89,7 +91,7 @@ async function main() {
   } else if (workload.startsWith('storm')) {
     const form = workload.split(':')[1] ?? 'since';
     const corpus = loadStormCorpus(SIZE, log);
-    relay = await startSeeded('roost', corpus.both, { log, relayOptions: { nodeArgs } });
+    relay = await startSeeded(subject, corpus.both, { log, relayOptions: { nodeArgs } });
     await sleep(1000);
     cpu0 = readCpuMs(relay.pid);
     const runs = Number(opt('--runs', '3'));

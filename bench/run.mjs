@@ -109,7 +109,8 @@ const WORKLOADS = ['ingest', 'query', 'backfill', 'fanout', 'idle', 'wake', 'att
 const HELP = `usage: node bench/run.mjs [options]
   --smoke             tiny versions of every workload (CI): figures printed, nothing asserted
   --subject SPEC      relay under test: roost (default; dist/relay/main.js), roost:<checkout dir>,
-                      nostr-relay, or ws://host:port
+                      nostr-relay, or ws://host:port; roost-traced / roost-traced-all: Roost exporting
+                      spans over OTLP (the default sampler / every event traced)
   --peer SPEC         comparison relay: nostr-relay (default), or any SPEC as above
                       (a URL is used as is: its memory cannot be measured, and it keeps what it stores)
   --only LIST         comma-separated subset of: ${WORKLOADS.join(',')}

@@ -5,6 +5,7 @@ import {
   ClientError,
   Identity,
   createNodeAgent,
+  discoverLocal,
   defaultAgentHome,
   getNpub,
   loadKeyFile,
@@ -54,6 +55,8 @@ Usage:
   roost agent rotate                           make the next key current (the current key co-signs), commit a
                                                new next key, publish the log; the old key is kept in retired/
   roost agent revoke [--reason R]              key compromised: the next key alone ends the current key at once
+  roost agent discover --local [--timeout SEC] relays and agents on this LAN (mDNS/DNS-SD, default 2 s);
+                                               a relay is listed only once its NIP-11 names the key it advertised
   roost agent card --name N [--description D] [--capability C]... [--version V]
                                                publish this agent's card (what discover finds)
 ${TASK_HELP}
@@ -82,6 +85,7 @@ const OPTIONS = {
   kind: { type: 'string', multiple: true },
   author: { type: 'string', multiple: true },
   capability: { type: 'string', multiple: true },
+  local: { type: 'boolean' },
   name: { type: 'string' },
   description: { type: 'string' },
   version: { type: 'string' },
@@ -217,6 +221,7 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
       case 'outbox':
         return await outbox(home, values, args, out);
       case 'discover':
+        if (values.local) return await discoverOnLan(values, out);
         return await discover(needAgent(), values, out);
       case 'identity':
       case 'rotate':
@@ -469,6 +474,22 @@ async function discover(agent: Agent, values: Values, out: Out): Promise<number>
       a,
     );
   }
+  return 0;
+}
+
+/** `discover --local`: browses the LAN; needs no key and no relay. */
+async function discoverOnLan(values: Values, out: Out): Promise<number> {
+  const found = await discoverLocal({ waitMs: num(values.timeout, '--timeout', 2) * 1000 });
+  if (values.json) {
+    for (const r of found.relays) out('', { type: 'relay', url: r.url, pubkey: r.pubkey, name: r.name, address: r.address });
+    for (const a of found.agents) out('', { type: 'agent', ...a });
+    for (const r of found.rejected) out('', { type: 'rejected', service: r.type, name: r.name, address: r.address, reason: r.reason });
+    return 0;
+  }
+  if (found.relays.length === 0 && found.agents.length === 0) out('nothing found on the local network', {});
+  for (const r of found.relays) out(`relay   ${r.url}  ${short(r.pubkey)}  ${r.name}  (NIP-11 verified)`, r);
+  for (const a of found.agents) out(`agent   ${short(a.pubkey)}  ${a.name}${a.relay ? `  via ${a.relay}` : ''}`, a);
+  if (found.rejected.length > 0) out(`(${found.rejected.length} answer(s) rejected: ${found.rejected.map((r) => r.reason).join('; ')})`, {});
   return 0;
 }
 

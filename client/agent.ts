@@ -28,6 +28,8 @@ import { TaskClient } from './tasks.js';
 import type { DirectTransport } from './transport/webrtc.js';
 import type { WakeChannel } from './wake.js';
 import { makeWorkHost } from './work-host.js';
+import { getDefaultTracer, runInSpan, startHandleSpan } from './tracing.js';
+import type { Tracer } from '@opentelemetry/api';
 
 export type { PublishOptions } from './publisher.js';
 
@@ -111,6 +113,13 @@ export interface AgentOptions {
    * signed by keys that no longer speak for their identity. Costs one look-up per new peer key.
    */
   followKeyLogs?: boolean;
+  /** Spans for publishes, DMs and handled messages (default: the global OpenTelemetry tracer, a no-op until an SDK is registered). */
+  tracer?: Tracer;
+  /**
+   * Relays to prefer for a direct message to `peer` (e.g. a LAN relay the peer advertised:
+   * `LocalDiscovery.relaysFor`); used when the agent is connected to them and the send names none.
+   */
+  preferRelays?: (peer: string) => readonly string[];
 }
 
 /** Creates an agent (not connected yet: call `start()`). */
@@ -148,6 +157,8 @@ export class Agent extends Emitter<AgentEvents> {
   readonly #random: () => number;
   readonly #timers: Timers;
   readonly #now: () => number;
+  readonly #tracer: Tracer;
+  readonly #preferRelays: ((peer: string) => readonly string[]) | undefined;
   readonly #log: ClientLogger;
   readonly #keyEvents: readonly NostrEvent[];
   #keyLogPublished: Promise<void>;
@@ -174,6 +185,8 @@ export class Agent extends Emitter<AgentEvents> {
     const random = (this.#random = opts.random ?? Math.random);
     const now = (this.#now = opts.now ?? Date.now);
     const log = (this.#log = opts.log ?? silentLogger);
+    const tracer = (this.#tracer = opts.tracer ?? getDefaultTracer());
+    this.#preferRelays = opts.preferRelays;
     const fetch = opts.fetch ?? (globalThis.fetch ? (globalThis.fetch.bind(globalThis) as unknown as FetchLike) : undefined);
     const identity = opts.identity;
     const links = this.#links;
@@ -241,7 +254,7 @@ export class Agent extends Emitter<AgentEvents> {
     if (opts.routing !== false) this.#router = new Router({ links, openLink, now, log });
     outbox.on('refused', (s) => this.emit('refused', s));
     outbox.on('accepted', (s) => this.emit('accepted', s));
-    const publisher = (this.#publisher = new Publisher({ identity, store, outbox, links, timers, now, remoteLinks: this.#remote }));
+    const publisher = (this.#publisher = new Publisher({ identity, store, outbox, links, timers, now, tracer, remoteLinks: this.#remote }));
     this.#messenger = new Messenger({
       identity,
       store,
@@ -255,6 +268,7 @@ export class Agent extends Emitter<AgentEvents> {
       timers,
       now,
       log,
+      tracer,
     });
     const wake = (this.#wake = new Wake({ identity, links, fetch, now, log }));
     this.#presence = new Presence({
@@ -282,7 +296,7 @@ export class Agent extends Emitter<AgentEvents> {
     }
     // Its own log too: its documents and electorates know its earlier keys, and its rotations are watched.
     if (this.keyLog) this.keyLogs.add(this.keyLog.aid, this.#keyEvents);
-    const work = makeWorkHost(this, now);
+    const work = makeWorkHost(this, now, tracer);
     this.tasks = new TaskClient(work);
     this.decisions = new DecisionClient(work);
   }
@@ -432,7 +446,17 @@ export class Agent extends Emitter<AgentEvents> {
    * wrap through the outbox, resolved when the relays acknowledged it (`wrapId`, `result`).
    */
   async send(to: string, content: string, opts: PublishOptions & { tags?: string[][] } = {}): Promise<SendResult> {
-    return this.#messenger.send(to, content, await this.#routed(to, opts));
+    return this.#messenger.send(to, content, this.#preferred(to, opts) ?? (await this.#routed(to, opts)));
+  }
+
+  /** A LAN relay the recipient advertised (`preferRelays`), when connected to it and the send names no relays. */
+  #preferred<T extends PublishOptions>(to: string, opts: T): T | undefined {
+    if (opts.relays !== undefined || !this.#preferRelays) return undefined;
+    const connected = new Set(this.connectedRelays);
+    const preferred = this.#preferRelays(parsePubkey(to))
+      .map(normalizeRelayUrl)
+      .filter((r) => connected.has(r));
+    return preferred.length > 0 ? { ...opts, relays: preferred } : undefined;
   }
 
   /** Outbox routing: without `relays`, a message goes to the relays its recipient reads, when they are known. */
@@ -686,8 +710,14 @@ export class Agent extends Emitter<AgentEvents> {
   }
 
   async #deliver(msg: InboxMessage): Promise<void> {
-    if (msg.type === 'dm' && (await this.tasks.handleDirectMessage(msg))) return;
-    if (this.#onMessage) await this.#onMessage(msg);
-    else this.emit('message', msg);
+    const span =
+      msg.type === 'dm'
+        ? startHandleSpan(this.#tracer, 'client.handle', msg.tags, { 'roost.message': 'dm', 'roost.path': msg.relay === 'direct' ? 'direct' : 'relay' })
+        : startHandleSpan(this.#tracer, 'client.handle', msg.event.tags, { 'roost.message': 'event', 'nostr.event.id': msg.event.id });
+    await runInSpan(span, async () => {
+      if (msg.type === 'dm' && (await this.tasks.handleDirectMessage(msg))) return;
+      if (this.#onMessage) await this.#onMessage(msg);
+      else this.emit('message', msg);
+    });
   }
 }

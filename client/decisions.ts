@@ -10,7 +10,9 @@ import {
   type Tally,
   tallyDecision,
 } from '../shared/decisions.js';
+import { SpanKind, type Tracer } from '@opentelemetry/api';
 import { ClientError } from './errors.js';
+import { addTraceTag, getDefaultTracer, runInSpan, startChildSpan } from './tracing.js';
 import type { WorkHost } from './work-host.js';
 
 /**
@@ -21,18 +23,28 @@ export class DecisionClient {
   readonly #host: WorkHost;
   /** created_at of this agent's last ballot per proposal: a new ballot is dated after it, so it replaces it. */
   readonly #lastBallot = new Map<string, number>();
+  readonly #tracer: Tracer;
 
   constructor(host: WorkHost) {
     this.#host = host;
+    this.#tracer = host.tracer ?? getDefaultTracer();
   }
 
-  /** Publishes a proposal; voters of a pubkey electorate get it in their mailboxes. */
+  /**
+   * Publishes a proposal; voters of a pubkey electorate get it in their mailboxes. When tracing, it
+   * names its `client.decision.propose` span in a `traceparent` tag, and the ballots and the result
+   * continue that trace.
+   */
   async propose(input: ProposalInput): Promise<Proposal> {
-    const event = this.#host.sign(makeProposal(input, this.#nowSec()));
-    const proposal = getProposal(event);
-    if (!proposal) throw new ClientError('ROOST_ERR_BAD_INPUT', 'invalid proposal (2–32 distinct options, a deadline, a rule, an electorate)');
-    await this.#host.publish(event);
-    return proposal;
+    const span = this.#tracer.startSpan('client.decision.propose', { kind: SpanKind.PRODUCER });
+    return runInSpan(span, async () => {
+      const event = this.#host.sign(addTraceTag(makeProposal(input, this.#nowSec()), span));
+      const proposal = getProposal(event);
+      if (!proposal) throw new ClientError('ROOST_ERR_BAD_INPUT', 'invalid proposal (2–32 distinct options, a deadline, a rule, an electorate)');
+      span.setAttribute('roost.decision.id', proposal.id);
+      await this.#host.publish(event);
+      return proposal;
+    });
   }
 
   /** The proposal with this id, from the relays. */
@@ -48,9 +60,12 @@ export class DecisionClient {
     const proposal = await this.get(proposalId);
     const at = Math.max(this.#nowSec(), (this.#lastBallot.get(proposalId) ?? 0) + 1);
     this.#lastBallot.set(proposalId, at);
-    const event = this.#host.sign(makeBallot(proposal, choice, at));
-    await this.#host.publish(event);
-    return event.id;
+    const span = startChildSpan(this.#tracer, 'client.decision.vote', proposal.trace, SpanKind.PRODUCER, { 'roost.decision.id': proposalId });
+    return runInSpan(span, async () => {
+      const event = this.#host.sign(addTraceTag(makeBallot(proposal, choice, at), span));
+      await this.#host.publish(event);
+      return event.id;
+    });
   }
 
   /** Tallies from the ballots the relays hold now (`members` resolves a document electorate). */
@@ -70,7 +85,8 @@ export class DecisionClient {
     const proposal = await this.get(proposalId);
     if (proposal.proposer !== this.#host.pubkey) throw new ClientError('ROOST_ERR_BAD_INPUT', 'only the proposer records the result');
     const tally = await this.tally(proposalId, opts);
-    await this.#host.publish(this.#host.sign(makeDecisionResult(proposal, tally, this.#nowSec())));
+    const span = startChildSpan(this.#tracer, 'client.decision.result', proposal.trace, SpanKind.PRODUCER, { 'roost.decision.id': proposalId });
+    await runInSpan(span, () => this.#host.publish(this.#host.sign(addTraceTag(makeDecisionResult(proposal, tally, this.#nowSec()), span))));
     return tally;
   }
 

@@ -53,6 +53,7 @@ export * from './crdt/index.js';
 export { TASK_DM_TAG, TaskClient, taskFilters, type OnRequestOptions, type TaskContext, type TaskHandler } from './tasks.js';
 export { DecisionClient } from './decisions.js';
 export { makeWorkHost, type WorkHost } from './work-host.js';
+export { getTraceLogFields } from './tracing.js';
 export * from '../shared/tasks.js';
 export * from '../shared/decisions.js';
 export * from '../shared/identity-log.js';

@@ -12,6 +12,8 @@ import type { KeyLogs } from './key-logs.js';
 import type { Outbox, PublishResult } from './outbox.js';
 import type { RelayLink } from './relay-link.js';
 import type { AgentStore, ParkedMessage } from './store.js';
+import { getSpanTag, runInSpan, startHandleSpan, startSendSpan } from './tracing.js';
+import type { Tracer } from '@opentelemetry/api';
 import type { RtcFactory, RtcIceServer } from './transport/rtc.js';
 // Types only: the transport (and the zod schemas of its signalling) stays out of bundles that do not use it.
 import type { DeliveryPath, DirectTransport, DirectTransportOptions, PeerMessage } from './transport/webrtc.js';
@@ -200,6 +202,8 @@ export interface MessengerDeps {
   timers: Timers;
   now: () => number;
   log: ClientLogger;
+  /** `client.dm.send` spans; the `traceparent` goes in the rumor, inside the encryption. */
+  tracer: Tracer;
 }
 
 interface PendingRequest {
@@ -261,6 +265,15 @@ export class Messenger {
   async send(to: string, content: string, opts: { relays?: readonly string[]; timeoutMs?: number; tags?: string[][] } = {}): Promise<SendResult> {
     const resolved = this.#recipient(parsePubkey(to));
     const recipient = typeof resolved === 'string' ? resolved : await resolved;
+    const { span, tag } = startSendSpan(this.#d.tracer, 'client.dm.send');
+    return runInSpan(span, async () => {
+      const result = await this.#send(recipient, content, tag ? { ...opts, tags: [...(opts.tags ?? []), tag] } : opts);
+      span.setAttribute('roost.path', result.path);
+      return result;
+    });
+  }
+
+  async #send(recipient: string, content: string, opts: { relays?: readonly string[]; timeoutMs?: number; tags?: string[][] }): Promise<SendResult> {
     const rumor = makeRumor(this.#d.identity, recipient, content, { tags: opts.tags, createdAt: Math.floor(this.#d.now() / 1000) });
     const pool = this.#links;
     if (pool) {
@@ -469,16 +482,20 @@ export class Messenger {
       }
     }
     if (msg.requestId !== undefined && this.#onRequest) {
-      const answer = await this.#onRequest(msg);
-      // Durable before the cursor moves: a crash after this resends the answer, never loses it.
-      const rumor = makeRumor(this.#d.identity, msg.from, answer, {
-        tags: [
-          ['e', msg.id, '', 'reply'],
-          [RESPONSE_TAG, msg.requestId],
-        ],
-        createdAt: Math.floor(this.#d.now() / 1000),
+      const handler = this.#onRequest;
+      const requestId = msg.requestId;
+      // The handler runs in a span of the requester's trace; the response names that span in its rumor.
+      const span = startHandleSpan(this.#d.tracer, 'client.request', msg.tags, { 'roost.path': msg.relay === 'direct' ? 'direct' : 'relay' });
+      await runInSpan(span, async () => {
+        const answer = await handler(msg);
+        const tag = getSpanTag(span);
+        // Durable before the cursor moves: a crash after this resends the answer, never loses it.
+        const rumor = makeRumor(this.#d.identity, msg.from, answer, {
+          tags: [['e', msg.id, '', 'reply'], [RESPONSE_TAG, requestId], ...(tag ? [tag] : [])],
+          createdAt: Math.floor(this.#d.now() / 1000),
+        });
+        await this.#d.outbox.enqueue(wrapRumor(this.#d.identity, msg.from, rumor), this.#targets());
       });
-      await this.#d.outbox.enqueue(wrapRumor(this.#d.identity, msg.from, rumor), this.#targets());
       return;
     }
     await this.#d.deliver(msg);

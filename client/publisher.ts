@@ -1,12 +1,18 @@
 import type { EventTemplate, NostrEvent } from '../shared/event.js';
 import { getTagValue } from '../shared/event.js';
 import { isAddressableKind, isEphemeralKind, isReplaceableKind } from '../shared/kinds.js';
+import { Kind } from '../shared/kinds.js';
+
+/** Kinds whose outside never carries trace context (their context travels inside the encryption). */
+const isPrivateKind = (kind: number) => kind === Kind.GiftWrap || kind === Kind.EncryptedDirectMessage || kind === Kind.Seal;
 import { withTimeout, type Timers } from './backoff.js';
 import { ClientError } from './errors.js';
 import type { Identity } from './identity.js';
 import { isDuplicateOfThis, type Outbox, type PublishResult } from './outbox.js';
 import { normalizeRelayUrl, type RelayLink } from './relay-link.js';
 import type { AgentStore } from './store.js';
+import { runInSpan, startSendSpan } from './tracing.js';
+import type { Tracer } from '@opentelemetry/api';
 
 /** Options of a publish. */
 export interface PublishOptions {
@@ -26,6 +32,8 @@ export interface PublisherDeps {
   links: ReadonlyMap<string, RelayLink>;
   timers: Timers;
   now: () => number;
+  /** `client.publish` spans; its `traceparent` goes in the event's tags (docs/observability.md). */
+  tracer: Tracer;
   /** Links to relays the agent does not use, opened to deliver to a recipient's relays (outbox routing). */
   remoteLinks?: ReadonlyMap<string, RelayLink>;
 }
@@ -49,8 +57,14 @@ export class Publisher {
 
   /** Signs and publishes a template (see `Agent.publish`). */
   async publish(template: EventTemplate | (Partial<EventTemplate> & { kind: number }), opts: PublishOptions = {}): Promise<PublishResult> {
-    const event = this.#d.identity.sign(await this.stamped(this.template(template), template.created_at === undefined));
-    return this.publishSigned(event, opts);
+    const { span, tag } = startSendSpan(this.#d.tracer, 'client.publish');
+    return runInSpan(span, async () => {
+      const t = this.template(template);
+      if (tag && !isPrivateKind(t.kind)) t.tags = [...t.tags, tag];
+      const event = this.#d.identity.sign(await this.stamped(t, template.created_at === undefined));
+      span.setAttributes({ 'nostr.event.id': event.id, 'nostr.event.kind': event.kind });
+      return this.publishSigned(event, opts);
+    });
   }
 
   /** Publishes an already signed event (same rules as {@link publish}). */

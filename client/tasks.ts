@@ -1,3 +1,4 @@
+import { type Span, SpanKind, type Tracer } from '@opentelemetry/api';
 import type { NostrEvent } from '../shared/event.js';
 import {
   countWorkerOutcomes,
@@ -18,6 +19,7 @@ import {
 } from '../shared/tasks.js';
 import { ClientError } from './errors.js';
 import { verifyEvent } from './identity.js';
+import { addTraceTag, getDefaultTracer, runInSpan, startChildSpan, withSpan } from './tracing.js';
 import type { WorkHost } from './work-host.js';
 
 /** Tag marking a direct message that carries a signed task event (a private task). */
@@ -56,29 +58,43 @@ export class TaskClient {
   readonly #watchers = new Set<(taskId: string) => void>();
   readonly #running = new Set<string>();
   readonly #workers: Array<{ capabilities: readonly string[]; handler: TaskHandler }> = [];
+  readonly #tracer: Tracer;
 
   constructor(host: WorkHost) {
     this.#host = host;
+    this.#tracer = host.tracer ?? getDefaultTracer();
   }
 
-  /** Publishes a task request (or sends it privately to `worker`); resolves with its id. */
+  /**
+   * Publishes a task request (or sends it privately to `worker`); resolves with its id. When tracing,
+   * the request names its `client.task.request` span in a `traceparent` tag (for a private task that
+   * tag is on the signed event inside the encrypted DM), and every later event of the task continues
+   * that trace (docs/observability.md).
+   */
   async request(input: TaskRequestInput & { private?: boolean }): Promise<{ id: string; event: NostrEvent }> {
     if (input.private && input.worker === undefined) throw new ClientError('ROOST_ERR_BAD_INPUT', 'a private task needs a worker');
-    const event = this.#host.sign(makeTaskRequest(input, this.#nowSec()));
-    if (!getTaskRequest(event)) throw new ClientError('ROOST_ERR_BAD_INPUT', 'invalid task request (capabilities 1–16, budget amount digits)');
-    if (input.private) {
-      this.#remember(event.id, event);
-      await this.#host.sendDirect(input.worker!, JSON.stringify(event), [[TASK_DM_TAG, event.id]]);
-    } else await this.#host.publish(event);
-    return { id: event.id, event };
+    const span = this.#tracer.startSpan('client.task.request', { kind: SpanKind.PRODUCER, attributes: { 'roost.task.private': input.private === true } });
+    return runInSpan(span, async () => {
+      const event = this.#host.sign(addTraceTag(makeTaskRequest(input, this.#nowSec()), span));
+      if (!getTaskRequest(event)) throw new ClientError('ROOST_ERR_BAD_INPUT', 'invalid task request (capabilities 1–16, budget amount digits)');
+      span.setAttribute('roost.task.id', event.id);
+      if (input.private) {
+        this.#remember(event.id, event);
+        await this.#host.sendDirect(input.worker!, JSON.stringify(event), [[TASK_DM_TAG, event.id]]);
+      } else await this.#host.publish(event);
+      return { id: event.id, event };
+    });
   }
 
   /** Offers to do a public task; resolves with the offer's id. */
   async offer(taskId: string, offer: { note?: string; price?: { amount: string; unit: string } } = {}): Promise<string> {
     const chain = await this.status(taskId);
-    const event = this.#host.sign(makeTaskOffer(chain.request, offer, this.#nowSec()));
-    await this.#host.publish(event);
-    return event.id;
+    const span = startChildSpan(this.#tracer, 'client.task.offer', chain.request.trace, SpanKind.PRODUCER, { 'roost.task.id': taskId });
+    return runInSpan(span, async () => {
+      const event = this.#host.sign(addTraceTag(makeTaskOffer(chain.request, offer, this.#nowSec()), span));
+      await this.#host.publish(event);
+      return event.id;
+    });
   }
 
   /** The requester accepts an offer: the task goes to `working` for the offer's author. */
@@ -97,9 +113,13 @@ export class TaskClient {
 
   /** Adds a step as this agent (progress, input-required, completed, failed, rejected, or the requester's input). */
   async update(taskId: string, state: TaskState, content = ''): Promise<TaskChain> {
+    return this.#update(taskId, state, content, undefined);
+  }
+
+  async #update(taskId: string, state: TaskState, content: string, parent: Span | undefined): Promise<TaskChain> {
     const chain = await this.status(taskId);
     const to = this.#host.pubkey === chain.request.requester ? (chain.worker ?? chain.request.requester) : chain.request.requester;
-    return this.#step(chain, { state, worker: chain.worker ?? this.#host.pubkey, to, content });
+    return this.#step(chain, { state, worker: chain.worker ?? this.#host.pubkey, to, content }, parent);
   }
 
   /** The task's chain as the relays (or, for a private task, its direct messages) hold it now. */
@@ -272,22 +292,26 @@ export class TaskClient {
       else if (chain.worker === me && chain.state === 'working' && chain.steps.at(-1)?.author !== me)
         chain = await this.#step(chain, { state: 'working', worker: me, to: chain.request.requester, content: 'started' });
       if (chain.worker !== me || (chain.state !== 'working' && chain.state !== 'input-required')) return;
-      const ctx: TaskContext = {
-        id: taskId,
-        request: chain.request,
-        input: chain.request.input,
-        progress: async (text) => {
-          await this.update(taskId, 'working', text);
-        },
-      };
-      let outcome: { state: TaskState; content: string };
-      try {
-        outcome = { state: 'completed', content: await handler(ctx) };
-      } catch (err) {
-        outcome = { state: 'failed', content: err instanceof Error ? err.message : String(err) };
-      }
-      const now = await this.status(taskId);
-      if (!TERMINAL_TASK_STATES.has(now.state)) await this.update(taskId, outcome.state, outcome.content);
+      // The handler's work, in the requester's trace: its progress and result steps are children of this span.
+      const span = startChildSpan(this.#tracer, 'client.task.run', chain.request.trace, SpanKind.CONSUMER, { 'roost.task.id': taskId });
+      await runInSpan(span, async () => {
+        const ctx: TaskContext = {
+          id: taskId,
+          request: chain.request,
+          input: chain.request.input,
+          progress: async (text) => {
+            await this.#update(taskId, 'working', text, span);
+          },
+        };
+        let outcome: { state: TaskState; content: string };
+        try {
+          outcome = { state: 'completed', content: await withSpan(span, () => handler(ctx)) };
+        } catch (err) {
+          outcome = { state: 'failed', content: err instanceof Error ? err.message : String(err) };
+        }
+        const now = await this.status(taskId);
+        if (!TERMINAL_TASK_STATES.has(now.state)) await this.#update(taskId, outcome.state, outcome.content, span);
+      });
     } catch {
       // Refused or unreachable: the task stays where the chain says; a later event retries it.
     } finally {
@@ -295,16 +319,25 @@ export class TaskClient {
     }
   }
 
-  /** Signs and sends the next step after the chain's head (publicly, or by DM for a private task). */
-  async #step(chain: TaskChain, s: { state: TaskState; worker?: string; offer?: string; to: string; content?: string }): Promise<TaskChain> {
+  /**
+   * Signs and sends the next step after the chain's head (publicly, or by DM for a private task), in a
+   * `client.task.step` span: a child of `parent` (the worker's run) or else of the request's span.
+   */
+  async #step(chain: TaskChain, s: { state: TaskState; worker?: string; offer?: string; to: string; content?: string }, parent?: Span): Promise<TaskChain> {
     const root = chain.request.id;
-    const event = this.#host.sign(makeTaskStep({ root, prev: chain.head, ...s }, this.#nowSec()));
-    if (this.#private.has(root)) {
-      this.#remember(root, event);
-      await this.#host.sendDirect(s.to, JSON.stringify(event), [[TASK_DM_TAG, root]]);
-      for (const fn of this.#watchers) fn(root);
-    } else await this.#host.publish(event);
-    return getTaskChain(chain.request, [...(await this.#events(root)), event]);
+    const span = startChildSpan(this.#tracer, 'client.task.step', parent ?? chain.request.trace, SpanKind.PRODUCER, {
+      'roost.task.id': root,
+      'roost.task.state': s.state,
+    });
+    return runInSpan(span, async () => {
+      const event = this.#host.sign(addTraceTag(makeTaskStep({ root, prev: chain.head, ...s }, this.#nowSec()), span));
+      if (this.#private.has(root)) {
+        this.#remember(root, event);
+        await this.#host.sendDirect(s.to, JSON.stringify(event), [[TASK_DM_TAG, root]]);
+        for (const fn of this.#watchers) fn(root);
+      } else await this.#host.publish(event);
+      return getTaskChain(chain.request, [...(await this.#events(root)), event]);
+    });
   }
 
   async #events(taskId: string): Promise<NostrEvent[]> {

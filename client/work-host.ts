@@ -1,3 +1,4 @@
+import type { Tracer } from '@opentelemetry/api';
 import type { EventTemplate, NostrEvent } from '../shared/event.js';
 import type { PriorKeys } from '../shared/decisions.js';
 import type { Filter } from '../shared/filter.js';
@@ -27,6 +28,8 @@ export interface WorkHost {
   now(): number;
   /** Reads the key event logs of `keys` and answers, per key and time, the earlier keys of its identity. */
   priorKeys?(keys: readonly string[]): Promise<PriorKeys>;
+  /** Spans for task lifecycles (default: the global OpenTelemetry tracer, a no-op until an SDK is registered). */
+  readonly tracer?: Tracer;
 }
 
 /** What a host needs from an agent (its public API only). */
@@ -43,8 +46,9 @@ interface AgentLike {
 }
 
 /** A {@link WorkHost} over an agent's public API. */
-export function makeWorkHost(agent: AgentLike, now: () => number = Date.now): WorkHost {
+export function makeWorkHost(agent: AgentLike, now: () => number = Date.now, tracer?: Tracer): WorkHost {
   return {
+    tracer,
     pubkey: agent.pubkey,
     sign: (t) => agent.identity.sign(t),
     publish: (ev) => agent.publishSigned(ev),

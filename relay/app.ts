@@ -44,9 +44,11 @@ import { SubscriptionIndex } from './subscriptions/index.js';
 import { createVerifier, type Verifier } from './verify/index.js';
 import { makeReason } from '../shared/reason.js';
 import { configuredPrivateKinds, installMailbox, type Mailbox } from './mailbox/index.js';
-import { loadOrCreateRelayIdentity } from './identity.js';
+import { loadOrCreateRelayIdentity, type RelayIdentity } from './identity.js';
 import { createPushWake, type PushWake, type PushWakeDeps } from './push/index.js';
 import { installSharedDocs, type SharedDocs } from './crdt/index.js';
+import { createTracing, type RelayTracing, traceLogFields } from './tracing.js';
+import type { VerifiedEvent } from '../shared/event.js';
 
 /** I/O edges a relay is built with; each has a production default. */
 export interface RelayDeps {
@@ -61,6 +63,8 @@ export interface RelayDeps {
   push?: Pick<PushWakeDeps, 'senders' | 'clock' | 'random'>;
   /** Milliseconds since the epoch (rate limits, dashboard sampling). */
   nowMs?: () => number;
+  /** Span export; by default from the OTEL_* settings (off unless `otelTracesExporter` is `otlp`). */
+  tracing?: RelayTracing;
   /** Replication links: reconnect backoff (tests shorten it). */
   replication?: { backoffMs?: (attempt: number) => number };
 }
@@ -77,6 +81,8 @@ export interface Relay {
   operator: Operator;
   /** Shared documents: membership enforcement and snapshot compaction. */
   sharedDocs: SharedDocs;
+  /** The relay's own keypair (its NIP-11 pubkey); absent when the store is not SQLite. */
+  identity: RelayIdentity | undefined;
   /** Replication from the `replicateFrom` upstreams (docs/federation.md). */
   replication: Replication;
   /** Stops accepting, closes connections, flushes pending writes, closes the database. */
@@ -127,14 +133,14 @@ function packageVersion(): string {
  * Push wake: the relay's identity (NIP-11 pubkey), kind 29059 registrations, and a wake queued in
  * the same transaction as each stored event addressed to an agent that is not connected.
  */
-function wirePushWake(ctx: RelayContext, store: SqliteStore, info: InfoContributor[], deps: RelayDeps['push'] = {}): PushWake {
-  const identity = loadOrCreateRelayIdentity(ctx.config.db);
+function wirePushWake(ctx: RelayContext, store: SqliteStore, identity: RelayIdentity, info: InfoContributor[], deps: RelayDeps['push'] = {}): PushWake {
   const push = createPushWake({
     db: store.db,
     identity,
     config: ctx.config,
     log: ctx.log,
     isOnline: (pubkey) => ctx.online.has(pubkey),
+    tracing: ctx.tracing,
     ...deps,
   });
   ctx.hooks.kindHandlers.set(Kind.WakeRegistration, async (event) => {
@@ -170,7 +176,7 @@ export function createRandomPool(size = 4096): (n: number) => Buffer {
 
 /** Builds the relay without listening, so every test can build a fresh one. */
 export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Promise<Relay> {
-  const log = deps.log ?? pino({ level: config.logLevel });
+  const log = deps.log ?? pino({ level: config.logLevel, mixin: traceLogFields });
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   const random = deps.random ?? createRandomPool();
   const store =
@@ -210,6 +216,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const index = new SubscriptionIndex<import('./connection.js').Subscription>();
   const policies = defaultPolicies(config, privateKinds);
   const hooks: RelayContext['hooks'] = { ...policies, onEventSaved: [], onEventUnproven: [], kindHandlers: new Map(), onDelivered: [], onAuth: [] };
+  const tracing = deps.tracing ?? createTracing(config);
   const fanOut = createFanOut(index, privateKinds, stats, config.maxOutboundBytes, hooks.onDelivered, (seq) => store.originOf(seq));
   const ctx: RelayContext = {
     config,
@@ -232,10 +239,10 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     hooks,
     stats,
     now,
+    tracing,
     fanOut,
   };
-  store.setOnStored((event, seq, raw) => {
-    stats.eventsStored++;
+  const committed = (event: VerifiedEvent, seq: number, raw: string) => {
     fanOut(event, raw, seq);
     for (const hook of ctx.hooks.onEventSaved) {
       try {
@@ -245,6 +252,11 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
         log.error({ err, eventId: event.id }, 'onEventSaved hook failed');
       }
     }
+  };
+  store.setOnStored((event, seq, raw) => {
+    stats.eventsStored++;
+    if (tracing.enabled && tracing.isPending(event.id)) tracing.traceCommitted(event.id, () => committed(event, seq, raw));
+    else committed(event, seq, raw);
   });
 
   const version = packageVersion();
@@ -253,7 +265,8 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     () => ({ roost: { auth_challenge: config.authRequired ? 'connect' : config.authChallenge } }),
     negentropyInfo(config),
   ];
-  const push = store instanceof SqliteStore ? wirePushWake(ctx, store, infoContributors, deps.push) : undefined;
+  const identity = store instanceof SqliteStore ? loadOrCreateRelayIdentity(config.db) : undefined;
+  const push = store instanceof SqliteStore && identity ? wirePushWake(ctx, store, identity, infoContributors, deps.push) : undefined;
   const mailbox = store instanceof SqliteStore ? installMailbox(ctx, store.db, infoContributors) : undefined;
   const taskLookup = makeTaskLookup(store);
   const keyLookup = makeKeyEventLookup(store);
@@ -421,6 +434,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     mailbox,
     operator,
     sharedDocs,
+    identity,
     replication,
     async close() {
       if (closed) return;
@@ -437,6 +451,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       operator.close();
       await store.close();
       await verifier.close();
+      await tracing.close();
     },
   };
 }

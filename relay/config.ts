@@ -6,7 +6,7 @@ import { iceServersSchema, parseIceServersSetting } from '../shared/ice-servers.
 /**
  * Every relay setting, declared once with its default and description. Only this module reads
  * `process.env`; the result is validated once and frozen. Environment name: ROOST_<KEY_IN_SNAKE_CASE>,
- * except `port` (PORT) and `host` (HOST). Command-line flags use --kebab-case.
+ * except `port` (PORT), `host` (HOST) and the standard OpenTelemetry ones (OTEL_*). Command-line flags use --kebab-case.
  */
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const isJsonObject = (v: string): boolean => {
@@ -35,6 +35,40 @@ export const configSchema = z.object({
       "Public ws(s):// URL(s) of this relay, comma-separated; NIP-42 AUTH and NIP-98 must name one of them. Empty accepts only this machine's own addresses on the listening port (localhost, 127.0.0.1, [::1] and the host name for local clients; the address a connection arrived on): set it whenever clients reach the relay through another name, a proxy or a port mapping.",
     ),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level (pino).'),
+
+  // --- tracing (issue 24; standard OpenTelemetry variables, docs/observability.md) ---
+  otelTracesExporter: z
+    .enum(['none', 'otlp'])
+    .default('none')
+    .describe("Trace exporter: `otlp` sends the relay's spans over OTLP/HTTP (JSON); `none` (default) traces nothing and costs nothing."),
+  otelExporterOtlpEndpoint: z
+    .string()
+    .default('http://localhost:4318')
+    .refine((v) => /^https?:\/\/[^/]/.test(v), 'must be an http(s):// URL')
+    .describe('OTLP/HTTP collector base URL; spans go to <endpoint>/v1/traces.'),
+  otelServiceName: z.string().min(1).default('roost-relay').describe("`service.name` of the relay's spans."),
+  otelTracesSampler: z
+    .enum(['parentbased_always_off', 'parentbased_always_on', 'parentbased_traceidratio', 'always_on', 'always_off', 'traceidratio'])
+    .default('parentbased_always_off')
+    .describe(
+      'Which events get spans: by default only those whose sender sampled its trace (a sampled `traceparent` tag); `parentbased_always_on` also starts a trace for every other event, `parentbased_traceidratio` for a share of them (`OTEL_TRACES_SAMPLER_ARG`).',
+    ),
+  otelTracesSamplerArg: z.coerce.number().min(0).max(1).default(1).describe('Share of relay-rooted traces for the `*traceidratio` samplers (0–1).'),
+  traceUrl: z
+    .string()
+    .default('')
+    .refine((v) => v === '' || (/^https?:\/\/[^/]/.test(v) && v.includes('{traceId}')), 'must be an http(s):// URL containing {traceId}')
+    .describe(
+      'Trace UI link for the dashboard, `{traceId}` replaced by the trace id (e.g. `https://jaeger.example/trace/{traceId}`); empty shows the id only.',
+    ),
+
+  // --- local discovery (DNS-SD over mDNS, docs/deploy.md) ---
+  mdns: bool.default(false).describe('Advertise this relay on the local network with DNS-SD over mDNS (`_nostr-relay._tcp`; TXT: URL, pubkey, signed proof).'),
+  mdnsUrl: z
+    .string()
+    .default('')
+    .refine((v) => v === '' || /^wss?:\/\/[^/]/.test(v), 'must be a ws:// or wss:// URL')
+    .describe("The ws(s):// URL advertised over mDNS; empty: ws://<HOST, or this machine's first LAN IPv4>:<port>."),
 
   // --- NIP-11 identity ---
   name: z.string().default('Roost').describe('Relay name in the NIP-11 document.'),
@@ -280,6 +314,8 @@ export class RoostError extends Error {
 
 function envName(key: string): string {
   if (key === 'port' || key === 'host') return key.toUpperCase();
+  // the OpenTelemetry settings keep their standard names (OTEL_*)
+  if (key.startsWith('otel')) return key.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
   return 'ROOST_' + key.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
 }
 

@@ -7,6 +7,7 @@ import type { RejectEvent, RejectFilter } from './policies/types.js';
 import type { RelayUrlCheck } from './relay-url.js';
 import type { EventStore } from './store/types.js';
 import type { SubscriptionIndex } from './subscriptions/index.js';
+import type { RelayTracing } from './tracing.js';
 import type { Verifier } from './verify/index.js';
 
 /** Handles a verified event of one kind in place of storing it (e.g. wake registration). */
@@ -98,6 +99,8 @@ export interface RelayContext {
   readonly stats: RelayStats;
   /** Seconds since the epoch. */
   now(): number;
+  /** Spans for ingest (docs/observability.md); `tracing.enabled` is false when off. */
+  readonly tracing: RelayTracing;
   /** Delivers an event (stored with seq, or ephemeral) to matching live subscriptions. */
   fanOut(event: NostrEvent, raw: string, seq: number | undefined): void;
 }

@@ -1,6 +1,9 @@
 import { pino } from 'pino';
+import type { AddressInfo } from 'node:net';
 import { buildRelay } from './app.js';
+import { startRelayAdvert } from './mdns.js';
 import { RoostError, loadConfig, readConfigSources } from './config.js';
+import { traceLogFields } from './tracing.js';
 import { checkHost, checkPort, describeListenError, lockDatabase } from './startup-checks.js';
 
 /** One line on stderr with the code, then exit: the mistakes a newcomer makes at start-up are not stack traces. */
@@ -21,7 +24,7 @@ export async function runRelay(argv: readonly string[] = process.argv.slice(2)):
     process.stderr.write(`roost: ${(err as Error).message} (${code})\n`);
     process.exit(2);
   }
-  const log = pino({ level: config.logLevel });
+  const log = pino({ level: config.logLevel, mixin: traceLogFields });
   // in this order, so a wrong HOST or a taken port fails before the database is opened or locked
   try {
     await checkHost(config.host);
@@ -46,6 +49,10 @@ export async function runRelay(argv: readonly string[] = process.argv.slice(2)):
   }
   const url = address.replace(/^http/, 'ws');
   log.info({ url, db: config.db, verifier: relay.ctx.verifier.backend }, `Roost relay listening on ${url}`);
+  // Local discovery, only when asked for (ROOST_MDNS): after listening, so the port is known.
+  const port = (relay.app.server.address() as AddressInfo).port;
+  const advert = config.mdns && relay.identity ? startRelayAdvert({ config, identity: relay.identity, port, log }) : undefined;
+  if (config.mdns && !relay.identity) log.warn('ROOST_MDNS needs a SQLite database (the relay key lives beside it): not advertising');
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -53,6 +60,7 @@ export async function runRelay(argv: readonly string[] = process.argv.slice(2)):
     stopping = true;
     log.info({ signal }, 'shutting down: closing connections, flushing writes');
     try {
+      await advert?.stop();
       await relay.close();
       log.info('stopped cleanly');
       process.exit(0);

@@ -1,5 +1,6 @@
 import type { EventTemplate, NostrEvent } from './event.js';
 import { getTagValue, getTagValues } from './event.js';
+import { getTraceparent, type TraceParent } from './trace-context.js';
 
 /**
  * Collective decisions (Roost): a proposal (kind 4343) names its options, electorate, rule, veto
@@ -38,6 +39,8 @@ export interface Proposal {
   vetoHolders: string[];
   deadline: number;
   createdAt: number;
+  /** The proposer's trace context (its `traceparent` tag): ballots and the result continue this trace. */
+  trace?: TraceParent;
 }
 
 /** A ballot as read from its event. */
@@ -102,7 +105,21 @@ export function getProposal(ev: NostrEvent): Proposal | undefined {
     if (voters.length < 1 || voters.length > 1000) return undefined;
     electorate = { type: 'pubkeys', pubkeys: voters };
   }
-  return { id: ev.id, proposer: ev.pubkey, question: ev.content, options, electorate, rule, quorum, vetoHolders, deadline, createdAt: ev.created_at };
+  const p: Proposal = {
+    id: ev.id,
+    proposer: ev.pubkey,
+    question: ev.content,
+    options,
+    electorate,
+    rule,
+    quorum,
+    vetoHolders,
+    deadline,
+    createdAt: ev.created_at,
+  };
+  const trace = getTraceparent(ev.tags);
+  if (trace) p.trace = trace;
+  return p;
 }
 
 /** Builds a ballot for `choice` (an option or {@link VETO}). */

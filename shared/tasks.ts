@@ -1,5 +1,6 @@
 import type { EventTemplate, NostrEvent } from './event.js';
 import { getTagValue, getTagValues } from './event.js';
+import { getTraceparent, type TraceParent } from './trace-context.js';
 
 /**
  * Signed task lifecycles (Roost): a requester publishes a request (kind 4340), workers offer
@@ -48,6 +49,8 @@ export interface TaskRequest {
   /** Set when the request is addressed to one worker (a private task, or a directed public one). */
   worker?: string;
   createdAt: number;
+  /** The requester's trace context (its `traceparent` tag): every later event of the task continues this trace. */
+  trace?: TraceParent;
 }
 
 /** A worker's offer to do a task. */
@@ -123,6 +126,8 @@ export function getTaskRequest(ev: NostrEvent): TaskRequest | undefined {
   if (deadline !== undefined) r.deadline = deadline;
   if (budget) r.budget = budget;
   if (worker !== undefined) r.worker = worker;
+  const trace = getTraceparent(ev.tags);
+  if (trace) r.trace = trace;
   return r;
 }
 

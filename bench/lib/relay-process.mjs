@@ -2,6 +2,7 @@
 // external ws:// URL that the harness can only talk to. Every child is killed when the harness exits.
 import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
@@ -57,6 +58,24 @@ export const SPAWNABLE = {
     seedEnv: { ROOST_MAILBOX_QUOTA: '0' },
     missing: 'Roost is not built (dist/relay/main.js): run `npm run build`, or compare two peers with --subject nostr-relay',
   },
+};
+// Roost exporting every span over OTLP/HTTP to a sink in the harness process (which reads and drops
+// them): `--subject roost-traced --peer roost` measures what tracing costs the relay, in one run.
+// With the default sampler the relay traces only events whose sender sampled a trace (none in the
+// corpora); `roost-traced-all` has it start a trace for every event (OTEL_TRACES_SAMPLER=parentbased_always_on),
+// the most tracing can cost: five spans per stored event, every one exported.
+SPAWNABLE['roost-traced'] = {
+  ...SPAWNABLE.roost,
+  label: 'Roost (traces to OTLP)',
+  env: (port, db) => ({ ...SPAWNABLE.roost.env(port, db), OTEL_TRACES_EXPORTER: 'otlp' }),
+  otlpSink: true,
+};
+SPAWNABLE['roost-traced-all'] = {
+  ...SPAWNABLE['roost-traced'],
+  label: 'Roost (every event traced)',
+  env: (port, db) => ({ ...SPAWNABLE['roost-traced'].env(port, db), OTEL_TRACES_SAMPLER: 'parentbased_always_on' }),
+};
+Object.assign(SPAWNABLE, {
   'nostr-relay': {
     label: '@nostr-relay/core',
     script: 'bench/peers/nostr-relay-core.mjs',
@@ -67,7 +86,21 @@ export const SPAWNABLE = {
     preloadEnv: (file) => ({ PEER_PRELOAD: file }),
     missing: 'bench/peers/nostr-relay-core.mjs is missing',
   },
-};
+});
+
+let sinkUrl;
+/** An OTLP/HTTP collector on 127.0.0.1 that answers every export 200 and keeps nothing; started once. */
+async function startOtlpSink() {
+  if (sinkUrl) return sinkUrl;
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  server.unref();
+  sinkUrl = `http://127.0.0.1:${server.address().port}`;
+  return sinkUrl;
+}
 
 /**
  * What a spec names: `{ name, kind, root, label }` for a spawnable relay (`roost`, `roost:<checkout dir>`,
@@ -150,7 +183,8 @@ export async function startRelay(spec, { dbFrom, env: extraEnv = {}, nodeArgs = 
   if (dbFrom) for (const f of readdirSync(dbFrom)) if (f.startsWith('relay.db')) copyFileSync(join(dbFrom, f), join(dir, f));
   const port = await freePort();
   const logFile = join(dir, 'relay.log');
-  const env = { ...process.env, ...kind.env(port, join(dir, 'relay.db')), ...extraEnv };
+  const sink = kind.otlpSink ? { OTEL_EXPORTER_OTLP_ENDPOINT: await startOtlpSink() } : {};
+  const env = { ...process.env, ...kind.env(port, join(dir, 'relay.db')), ...sink, ...extraEnv };
   const child = spawn(process.execPath, [...nodeArgs, join(root, kind.script)], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   const log = createWriteStream(logFile, { flags: 'a' });

@@ -17,6 +17,15 @@ export { loadKeyFile, loadOrCreateKeyFile, saveKeyFile } from './key-file.js';
 export { type KeyRing, openKeyRing, readRetiredKeys, revokeKeyRing, rotateKeyRing } from './key-ring.js';
 export { SqliteAgentStore, type SqliteAgentStoreOptions } from './sqlite-store.js';
 export { wasmCrypto } from './wasm-crypto.js';
+export {
+  discoverLocal,
+  LocalDiscovery,
+  type LocalAgent,
+  type LocalDiscoveryEvents,
+  type LocalDiscoveryOptions,
+  type LocalRelay,
+  type RejectedAnswer,
+} from './local-discovery.js';
 
 // In Node, identities sign and verify with WebAssembly (tiny-secp256k1): 10-30x faster than pure JS.
 setDefaultCrypto(wasmCrypto);

@@ -252,5 +252,67 @@ function connect() {
   source.onerror = () => setLive('down');
 }
 
+// Traces: each event links to its trace in the operator's trace UI (ROOST_TRACE_URL, `{traceId}`
+// replaced), or shows the trace id alone when no UI is configured.
+let traceTemplate = '';
+
+/** A trace id as a link into the trace UI, or as text. */
+function traceNode(traceId) {
+  if (!traceId) {
+    const none = document.createElement('span');
+    none.className = 'muted';
+    none.textContent = 'no trace';
+    return none;
+  }
+  if (!/^https?:\/\//.test(traceTemplate) || !/^[0-9a-f]{32}$/.test(traceId)) {
+    const code = document.createElement('code');
+    code.textContent = traceId;
+    return code;
+  }
+  const a = document.createElement('a');
+  a.href = traceTemplate.split('{traceId}').join(traceId);
+  a.target = '_blank';
+  a.rel = 'noopener noreferrer';
+  a.className = 'trace-link';
+  a.textContent = traceId;
+  return a;
+}
+
+async function loadTraces() {
+  const res = await fetch('/dashboard/traces', { credentials: 'same-origin' });
+  if (!res.ok) return;
+  const data = await res.json();
+  traceTemplate = data.urlTemplate;
+  setText('traces-state', data.exporting ? '(exporting spans)' : '(the relay is not exporting spans; trace ids from events\u2019 traceparent tags)');
+  const table = $('recent-traces');
+  $('traces-none').hidden = data.recent.length > 0;
+  table.hidden = data.recent.length === 0;
+  table.tBodies[0].replaceChildren(
+    ...data.recent.map((t) => {
+      const tr = document.createElement('tr');
+      const id = document.createElement('td');
+      id.textContent = t.eventId;
+      const kind = document.createElement('td');
+      kind.textContent = String(t.kind);
+      const trace = document.createElement('td');
+      trace.append(traceNode(t.traceId));
+      tr.append(id, kind, trace);
+      return tr;
+    }),
+  );
+}
+
+$('trace-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const id = $('trace-event').value.trim().toLowerCase();
+  const answer = $('trace-answer');
+  const res = await fetch(`/dashboard/traces/${encodeURIComponent(id)}`, { credentials: 'same-origin' });
+  const data = await res.json();
+  if (!res.ok) answer.replaceChildren(data.error);
+  else answer.replaceChildren(`kind ${data.kind} · `, traceNode(data.traceId));
+});
+
 drawChart();
 connect();
+loadTraces();
+setInterval(loadTraces, 5000);

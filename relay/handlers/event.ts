@@ -5,6 +5,7 @@ import { makeReason } from '../../shared/reason.js';
 import type { Connection } from '../connection.js';
 import { countRejection, type RelayContext } from '../context.js';
 import { firstRejection } from '../policies/types.js';
+import type { IngestTrace } from '../tracing.js';
 
 /**
  * EVENT: policies, signature, duplicate check, then either a kind handler, live-only delivery
@@ -12,12 +13,19 @@ import { firstRejection } from '../policies/types.js';
  */
 export async function handleEvent(ctx: RelayContext, conn: Connection, event: NostrEvent): Promise<void> {
   ctx.stats.eventsReceived++;
+  // Off, tracing costs this one check per frame; on, an event nobody asked to trace costs a scan of its tags.
+  const t = ctx.tracing.enabled ? ctx.tracing.startIngest(event, ctx.privateKinds.has(event.kind)) : undefined;
+  if (!t) return ingestEvent(ctx, conn, event, undefined);
+  return t.run(() => ingestEvent(ctx, conn, event, t));
+}
+
+async function ingestEvent(ctx: RelayContext, conn: Connection, event: NostrEvent, t: IngestTrace | undefined): Promise<void> {
   const refuse = (reason: string) => {
     ctx.stats.eventsRejected++;
     countRejection(ctx.stats, reason);
     // The challenge comes first, so a client that authenticates on it can re-send at once (NIP-42).
     if (reason.startsWith('auth-required:')) conn.send(makeAuthFrame(conn.challenge));
-    conn.send(makeOkFrame(event.id, false, reason));
+    answer(conn, event.id, t, false, reason);
   };
   const unproven = () => {
     for (const hook of ctx.hooks.onEventUnproven) hook(event);
@@ -34,7 +42,7 @@ export async function handleEvent(ctx: RelayContext, conn: Connection, event: No
   // stored here (a forgery reusing the id with a zero signature). Only a sender holding the signed
   // event itself learns that, and it has the content already. A new event is verified anyway, so the
   // order costs only honest re-sends their verification.
-  const checked = await ctx.verifier.verify(event);
+  const checked = await (t ? t.step('relay.verify', () => ctx.verifier.verify(event)) : ctx.verifier.verify(event));
   if (!checked.ok) {
     unproven();
     return refuse(checked.reason);
@@ -45,7 +53,7 @@ export async function handleEvent(ctx: RelayContext, conn: Connection, event: No
   if (known === 'stored') {
     unproven();
     ctx.stats.eventsDuplicate++;
-    conn.send(makeOkFrame(event.id, true, makeReason('duplicate', 'already have this event')));
+    answer(conn, event.id, t, true, makeReason('duplicate', 'already have this event'));
     return;
   }
   if (known === 'deleted') {
@@ -55,31 +63,41 @@ export async function handleEvent(ctx: RelayContext, conn: Connection, event: No
 
   const special = ctx.hooks.kindHandlers.get(event.kind);
   if (special) {
-    const r = await special(verified, conn);
+    const r = await (t ? t.step('relay.kind_handler', () => special(verified, conn)) : special(verified, conn));
     if (!r.accepted) return refuse(r.reason);
-    conn.send(makeOkFrame(event.id, true, r.reason));
+    answer(conn, event.id, t, true, r.reason);
     return;
   }
 
   if (isEphemeralKind(event.kind)) {
     ctx.stats.eventsEphemeral++;
-    ctx.fanOut(verified, JSON.stringify(verified), undefined);
-    conn.send(makeOkFrame(event.id, true, ''));
+    const raw = JSON.stringify(verified);
+    if (t) t.step('relay.fan_out', () => ctx.fanOut(verified, raw, undefined));
+    else ctx.fanOut(verified, raw, undefined);
+    answer(conn, event.id, t, true, '');
     return;
   }
 
-  const result = await ctx.store.write(verified);
+  let result: Awaited<ReturnType<typeof ctx.store.write>>;
+  if (t) result = await t.store(event.id, () => ctx.store.write(verified));
+  else result = await ctx.store.write(verified);
   switch (result.status) {
     case 'stored':
-      conn.send(makeOkFrame(event.id, true, ''));
+      answer(conn, event.id, t, true, '');
       return;
     case 'duplicate':
       unproven();
       ctx.stats.eventsDuplicate++;
-      conn.send(makeOkFrame(event.id, true, makeReason('duplicate', 'already have this event')));
+      answer(conn, event.id, t, true, makeReason('duplicate', 'already have this event'));
       return;
     case 'rejected':
       if (result.reason.startsWith('error:')) ctx.log.error({ eventId: event.id, reason: result.reason }, 'write failed');
       return refuse(result.reason);
   }
+}
+
+/** Sends the OK frame, recording the outcome on the ingest span when there is one. */
+function answer(conn: Connection, id: string, t: IngestTrace | undefined, accepted: boolean, reason: string): void {
+  t?.outcome(accepted, reason);
+  conn.send(makeOkFrame(id, accepted, reason));
 }

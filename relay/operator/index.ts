@@ -15,6 +15,7 @@ import { RateLimiter, normalizeIp, rejectEventRate, rejectFilterRate, type RateL
 import { SqliteStore, openDatabase } from '../store/sqlite.js';
 import { verifyEventSync } from '../verify/index.js';
 import { FigureSampler, createStorageProbe, type DashboardSource } from './figures.js';
+import { createDashboardTraces } from './traces.js';
 
 export type { DashboardSource, MailboxFigures, WakeFigures, Figures } from './figures.js';
 
@@ -213,7 +214,7 @@ export function installOperator(deps: OperatorDeps): Operator {
   });
   if (admins.size === 0) log.info('no admin pubkeys configured: the NIP-86 management API refuses every call');
 
-  const dashboard = config.dashboard ? registerDashboard(app, { sampler, token: config.adminToken }) : undefined;
+  const dashboard = config.dashboard ? registerDashboard(app, { sampler, token: config.adminToken, traces: createDashboardTraces(ctx) }) : undefined;
   if (dashboard && !config.adminToken) log.warn('dashboard is served without a token: set ROOST_ADMIN_TOKEN before exposing this relay');
 
   return {

@@ -15,7 +15,31 @@ export interface DashboardOptions {
   token: string;
   /** Most live streams at once. */
   maxStreams?: number;
+  /** Links from events to their traces (docs/observability.md); absent: no trace section data. */
+  traces?: DashboardTraces;
 }
+
+/** An event and the trace its spans are in (the dashboard's link). */
+export interface EventTraceLink {
+  eventId: string;
+  kind: number;
+  /** 32 hex characters; null when the relay knows of no trace for the event. */
+  traceId: string | null;
+}
+
+/** Where the dashboard reads trace ids from. */
+export interface DashboardTraces {
+  /** Trace UI URL with `{traceId}` (ROOST_TRACE_URL); empty: the page shows the id only. */
+  urlTemplate: string;
+  /** Whether the relay exports spans at all. */
+  exporting: boolean;
+  /** Recently traced public events, newest first. */
+  recent(): EventTraceLink[];
+  /** The trace of a stored event; undefined when the relay does not hold it. */
+  lookup(eventId: string): EventTraceLink | undefined;
+}
+
+const EVENT_ID = /^[0-9a-f]{64}$/;
 
 const COOKIE = 'roost_dashboard';
 const MAX_UNSENT_BYTES = 1 << 20;
@@ -97,6 +121,23 @@ export function registerDashboard(app: FastifyInstance, opts: DashboardOptions):
     if (!allowed(req)) return reply.code(401).send({ error: 'unauthorized' });
     reply.headers(SECURITY_HEADERS);
     return { figures: opts.sampler.latest(), history: opts.sampler.history() };
+  });
+
+  app.get('/dashboard/traces', async (req, reply) => {
+    if (!allowed(req)) return reply.code(401).send({ error: 'unauthorized' });
+    reply.headers(SECURITY_HEADERS);
+    const t = opts.traces;
+    return { urlTemplate: t?.urlTemplate ?? '', exporting: t?.exporting ?? false, recent: t?.recent() ?? [] };
+  });
+
+  app.get('/dashboard/traces/:eventId', async (req, reply) => {
+    if (!allowed(req)) return reply.code(401).send({ error: 'unauthorized' });
+    reply.headers(SECURITY_HEADERS);
+    const eventId = (req.params as { eventId: string }).eventId;
+    if (!EVENT_ID.test(eventId)) return reply.code(400).send({ error: 'an event id is 64 lowercase hex characters' });
+    const found = opts.traces?.lookup(eventId);
+    if (!found) return reply.code(404).send({ error: 'no such event on this relay' });
+    return found;
   });
 
   app.get('/dashboard/stream', (req, reply) => {

@@ -29,6 +29,17 @@ export interface PushWakeDeps {
   clock?: PushClock;
   /** Uniform in [0, 1), for backoff jitter. */
   random?: () => number;
+  /** Spans for queued and sent wakes (relay/tracing.ts); absent or disabled when tracing is off. */
+  tracing?: WakeTracing;
+}
+
+/** What the wake queue reports to tracing: a wake queued for a stored event, and each push attempt. */
+export interface WakeTracing {
+  readonly enabled: boolean;
+  /** A wake was queued for the event stored at `seq`. */
+  wakeQueued(eventId: string, seq: number): void;
+  /** A push for `seq` starts; the returned function ends its span with the outcome. */
+  wakeSend(seq: number, platform: string): (outcome: string) => void;
 }
 
 /** Counters since start, and the current queue. */
@@ -98,6 +109,7 @@ class PushWakeService implements PushWake {
   readonly #keys: ConversationKeyCache;
   readonly #config: PushWakeConfig;
   readonly #log: Logger;
+  readonly #tracing: WakeTracing | undefined;
   readonly #isOnline: (pubkey: string) => boolean;
   readonly #senders: WakeSenders;
   readonly #ownsSenders: boolean;
@@ -125,6 +137,7 @@ class PushWakeService implements PushWake {
     this.#keys = new ConversationKeyCache(deps.identity.secretKey);
     this.#config = deps.config;
     this.#log = deps.log.child({ module: 'push' });
+    this.#tracing = deps.tracing;
     this.#isOnline = deps.isOnline;
     this.#ownsSenders = deps.senders === undefined;
     this.#senders = deps.senders ?? createWakeSenders(deps.config, this.#log);
@@ -191,6 +204,7 @@ class PushWakeService implements PushWake {
         (done ??= new Set()).add(pk);
         if (this.#isOnline(pk)) continue;
         now ??= this.#clock.now();
+        if (this.#tracing?.enabled) this.#tracing.wakeQueued(event.id, seq);
         if (this.#store.inTransaction) this.#queueWake(pk, seq, now);
         else {
           // Outside a transaction each write would be its own commit (an fsync with synchronous=FULL):
@@ -376,10 +390,12 @@ class PushWakeService implements PushWake {
       ttlSeconds: Math.max(0, Math.floor((expiresAtMs - now) / 1000)),
     };
     const key = keyOf(d);
+    const traced = this.#tracing?.enabled ? this.#tracing.wakeSend(d.seq, d.platform) : undefined;
     const p = sender
       .send(d.target!, hint)
       .catch((): SendOutcome => ({ kind: 'retry', code: 'sender:exception' }))
       .then((outcome) => {
+        traced?.(outcome.kind);
         this.#inFlight.delete(key);
         this.#settled.push({ d, attempt, outcome });
         this.#scheduleFlush();

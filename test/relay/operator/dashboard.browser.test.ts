@@ -3,12 +3,13 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeKey } from '../../helpers/events.js';
+import { makeKey, signEvent } from '../../helpers/events.js';
 import { RawClient } from '../../helpers/raw-client.js';
 import { ROOT } from '../../helpers/process.js';
 import { startRelay, type TestRelay } from '../../helpers/relay.js';
 import { signFast } from './support.js';
 import { authenticate } from '../../helpers/mailbox.js';
+import { makeTraceparentTag } from '../../../shared/trace-context.js';
 
 /** Debian's chromium; installed on first use when missing (the suite runs as root). */
 function findChromium(): string {
@@ -29,7 +30,7 @@ describe('dashboard in a real browser', () => {
   let browser: Browser;
   beforeAll(async () => {
     const executablePath = findChromium();
-    t = await startRelay({ adminToken: TOKEN, name: 'Roost (load test)' });
+    t = await startRelay({ adminToken: TOKEN, name: 'Roost (load test)', traceUrl: 'https://jaeger.example/trace/{traceId}' });
     // Stand-in for the push subsystem, which is wired in separately: figures follow the load.
     let queued = 0;
     t.relay.ctx.hooks.onEventSaved.push(() => queued++);
@@ -118,5 +119,26 @@ describe('dashboard in a real browser', () => {
     await Promise.all([page.waitForURL(`${t.httpUrl}/dashboard`), page.click('button[type=submit]')]);
     await page.waitForFunction(() => document.getElementById('live-text')?.textContent === 'live');
     await context.close();
+  });
+
+  it('links an event to its trace in the configured trace UI', async () => {
+    const traceId = 'ab'.repeat(16);
+    const ev = signEvent(makeKey(), { content: 'traced', tags: [makeTraceparentTag({ traceId, spanId: 'cd'.repeat(8), sampled: true })] });
+    const client = await RawClient.connect(t.url);
+    expect((await client.publish(ev))[2]).toBe(true);
+    client.close();
+    const page = await browser.newPage();
+    const consoleErrors: string[] = [];
+    page.on('pageerror', (e) => consoleErrors.push(e.message));
+    await page.goto(`${t.httpUrl}/dashboard?token=${TOKEN}`);
+    await page.fill('#trace-event', ev.id);
+    await page.click('#trace-form button[type=submit]');
+    const link = page.locator('#trace-answer a.trace-link');
+    await link.waitFor();
+    expect(await link.getAttribute('href')).toBe(`https://jaeger.example/trace/${traceId}`);
+    expect(await link.textContent()).toBe(traceId);
+    expect(await page.textContent('#trace-answer')).toContain('kind 1');
+    expect(consoleErrors).toEqual([]);
+    await page.close();
   });
 });

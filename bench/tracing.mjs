@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+// What the OpenTelemetry JS SDK itself costs per traced event, outside the relay: CPU time to create and
+// end the four spans of one stored event (relay.ingest and its verify, store and fan-out children) with
+// the batch span processor, and with it exporting OTLP/HTTP JSON to a collector in another process
+// (which keeps nothing). See docs/performance.md ("Tracing").
+//
+//   node bench/tracing.mjs [--events N]
+import { spawn } from 'node:child_process';
+import { ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { AlwaysOnSampler, BatchSpanProcessor, NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+
+const i = process.argv.indexOf('--events');
+const N = i > 0 ? Number(process.argv[i + 1]) : 40_000;
+
+async function startSink() {
+  const code = `const s=require('http').createServer((q,r)=>{q.resume();q.on('end',()=>r.writeHead(200).end('{}'))});s.listen(0,'127.0.0.1',()=>console.log(s.address().port))`;
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise((r) => child.stdout.once('data', (d) => r(Number(String(d).trim()))));
+  return { url: `http://127.0.0.1:${port}/v1/traces`, stop: () => child.kill() };
+}
+
+async function measure(exporter) {
+  // A queue that holds a whole round, so nothing is dropped and every span is paid for.
+  const provider = new NodeTracerProvider({
+    sampler: new AlwaysOnSampler(),
+    spanProcessors: [new BatchSpanProcessor(exporter, { maxQueueSize: 4 * N, maxExportBatchSize: 2048 })],
+  });
+  const tracer = provider.getTracer('bench');
+  const id = 'a'.repeat(64);
+  const t0 = process.cpuUsage();
+  for (let n = 0; n < N; n++) {
+    const span = tracer.startSpan('relay.ingest', { kind: SpanKind.SERVER, attributes: { 'nostr.event.id': id, 'nostr.event.kind': 1 } }, ROOT_CONTEXT);
+    const ctx = trace.setSpan(ROOT_CONTEXT, span);
+    for (const name of ['relay.verify', 'relay.store', 'relay.fan_out']) tracer.startSpan(name, undefined, ctx).end();
+    span.setAttribute('nostr.ok', true);
+    span.end();
+    if (n % 200 === 0) await new Promise((r) => setImmediate(r));
+  }
+  await provider.forceFlush();
+  const u = process.cpuUsage(t0);
+  await provider.shutdown();
+  return (u.user + u.system) / N;
+}
+
+const sink = await startSink();
+try {
+  const spans = await measure({ export: (_s, done) => done({ code: 0 }), shutdown: async () => {}, forceFlush: async () => {} });
+  const exported = await measure(new OTLPTraceExporter({ url: sink.url }));
+  console.log(`4 spans per event, ${N} events: ${spans.toFixed(1)} µs/event to create and end them; ${exported.toFixed(1)} µs/event exporting OTLP JSON`);
+} finally {
+  sink.stop();
+}

@@ -1,0 +1,296 @@
+import { context, ROOT_CONTEXT, type Context, type Span, SpanKind, SpanStatusCode, type Tracer, TraceFlags, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  NodeTracerProvider,
+  ParentBasedSampler,
+  type Sampler,
+  TraceIdRatioBasedSampler,
+} from '@opentelemetry/sdk-trace-node';
+import type { NostrEvent } from '../shared/event.js';
+import { getTraceparent } from '../shared/trace-context.js';
+import type { RelayConfig } from './config.js';
+import type { WakeTracing } from './push/wake.js';
+
+/** Runs one step of the ingest pipeline, as a child span when the event is traced. */
+export type IngestStep = <T>(name: string, fn: () => T) => T;
+
+/** The spans of one EVENT frame: `relay.ingest` and its steps. */
+export interface IngestTrace {
+  readonly step: IngestStep;
+  /**
+   * Runs the write in a `relay.store` span and remembers this ingest until the commit, so the wake
+   * queue and the fan-out inside and after it join the trace. The write itself runs outside any span:
+   * the group commit it schedules serves other events too and must not inherit this one's context.
+   */
+  store<T>(eventId: string, write: () => Promise<T>): Promise<T>;
+  /** Records the OK answer on the ingest span. */
+  outcome(accepted: boolean, reason: string): void;
+  /** Runs the whole ingest with its span active (log lines carry its ids), then ends the span. */
+  run<T>(fn: () => Promise<T>): Promise<T>;
+}
+
+/** Which events the relay records spans for: an `OTEL_TRACES_SAMPLER` value (relay/config.ts). */
+export type TraceSamplerName = RelayConfig['otelTracesSampler'];
+
+/**
+ * Relay tracing (docs/observability.md). Off unless `OTEL_TRACES_EXPORTER=otlp`: then `enabled` is
+ * false, nothing is allocated per event and the handlers take their untraced path. On, an event is
+ * traced only when {@link RelayTracing.startIngest} says so: by default only an event whose sender
+ * sampled its trace (`parentbased_always_off`); the operator asks for relay-rooted traces with the sampler.
+ */
+export interface RelayTracing extends WakeTracing {
+  readonly enabled: boolean;
+  /**
+   * The spans of one EVENT frame, or undefined when nothing is to be recorded for it (then the
+   * handler takes its untraced path: no span, no context, no closure). A public event's
+   * `traceparent` tag makes `relay.ingest` a child of the sender's span; a private event (DM, gift
+   * wrap) never continues a trace its outside names.
+   */
+  startIngest(event: NostrEvent, isPrivate: boolean): IngestTrace | undefined;
+  /** Runs `fn` inside a `relay.ingest` span (or untraced, see {@link startIngest}). */
+  traceIngest<T>(event: NostrEvent, isPrivate: boolean, fn: (t: IngestTrace | undefined) => Promise<T>): Promise<T>;
+  /** Runs the after-commit work (fan-out, saved hooks) in a `relay.fan_out` span of the event's ingest. */
+  traceCommitted<T>(eventId: string, fn: () => T): T;
+  /** Whether the event stored under this id is being traced (its commit is awaited in a span). */
+  isPending(eventId: string): boolean;
+  /** The public events traced most recently, newest first (at most {@link RECENT_TRACES}; never a private one). */
+  recentTraces(): TracedEvent[];
+  /** The trace a recently traced public event's spans are in, if it is still remembered. */
+  getTraceId(eventId: string): string | undefined;
+  /** Exports every ended span now. */
+  flush(): Promise<void>;
+  /** Flushes and stops the exporter. */
+  close(): Promise<void>;
+}
+
+/** A public event the relay traced, for the dashboard's link to its trace. */
+export interface TracedEvent {
+  eventId: string;
+  kind: number;
+  traceId: string;
+}
+
+/** How many traced events the relay remembers for the dashboard. */
+export const RECENT_TRACES = 100;
+
+/** The tracing that does nothing: handlers check `enabled` once per frame and skip everything else. */
+export const tracingOff: RelayTracing = Object.freeze({
+  enabled: false,
+  startIngest: () => undefined,
+  traceIngest: (_e: NostrEvent, _p: boolean, fn: (t: IngestTrace | undefined) => Promise<unknown>) => fn(undefined),
+  wakeQueued: () => undefined,
+  wakeSend: () => () => undefined,
+  traceCommitted: <T>(_id: string, fn: () => T) => fn(),
+  isPending: () => false,
+  recentTraces: () => [],
+  getTraceId: () => undefined,
+  flush: async () => undefined,
+  close: async () => undefined,
+}) as RelayTracing;
+
+let contextManagerSet = false;
+
+/** The SDK sampler for a configured name and ratio. */
+function makeSampler(name: TraceSamplerName, ratio: number): Sampler {
+  const root = name.endsWith('always_off') ? new AlwaysOffSampler() : name.endsWith('always_on') ? new AlwaysOnSampler() : new TraceIdRatioBasedSampler(ratio);
+  return name.startsWith('parentbased_') ? new ParentBasedSampler({ root }) : root;
+}
+
+/** The tracing settings of the relay's config. */
+export type TracingConfig = Pick<
+  RelayConfig,
+  'otelTracesExporter' | 'otelExporterOtlpEndpoint' | 'otelServiceName' | 'otelTracesSampler' | 'otelTracesSamplerArg'
+>;
+
+/**
+ * Builds the relay's tracing from its config: OTLP over HTTP (JSON) to `OTEL_EXPORTER_OTLP_ENDPOINT`
+ * `/v1/traces`, batched. The process-wide async context manager is installed once, so log lines
+ * written inside a span carry its ids ({@link traceLogFields}).
+ */
+export function createTracing(config: TracingConfig): RelayTracing {
+  if (config.otelTracesExporter === 'none' || config.otelTracesSampler === 'always_off') return tracingOff;
+  const base = config.otelExporterOtlpEndpoint.replace(/\/+$/, '');
+  const provider = new NodeTracerProvider({
+    resource: resourceFromAttributes({ 'service.name': config.otelServiceName }),
+    sampler: makeSampler(config.otelTracesSampler, config.otelTracesSamplerArg),
+    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: `${base}/v1/traces` }))],
+  });
+  if (!contextManagerSet) {
+    contextManagerSet = context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  }
+  return createTracingWith(provider.getTracer('roost-relay'), provider, config.otelTracesSampler);
+}
+
+/**
+ * Tracing over a given tracer (tests pass one with an in-process exporter). `sampler` says which
+ * events get span work at all: with a `parentbased_always_off` root (the default) an event without a
+ * sampled `traceparent` costs one scan of its tags and nothing else.
+ */
+export function createTracingWith(
+  tracer: Tracer,
+  provider: { forceFlush(): Promise<void>; shutdown(): Promise<void> },
+  sampler: TraceSamplerName = 'parentbased_always_on',
+): RelayTracing {
+  const pending = new Map<string, Context>();
+  // seq → context of the queued wake, so the push sent later (once, for however many events) joins the
+  // trace of the event that queued it. Bounded: a wake older than this many queued ones starts its own trace.
+  const wakes = new Map<number, Context>();
+  const maxWakes = 10_000;
+  const recent = new Map<string, TracedEvent>();
+  const parentBased = sampler.startsWith('parentbased_');
+  const roots = sampler !== 'parentbased_always_off';
+
+  const startIngest = (event: NostrEvent, isPrivate: boolean): IngestTrace | undefined => {
+    const parent = isPrivate ? undefined : getTraceparent(event.tags);
+    // The sampler's decision, taken before any span object exists.
+    if (parent ? parentBased && !parent.sampled : !roots) return undefined;
+    const parentCtx = parent
+      ? trace.setSpanContext(ROOT_CONTEXT, {
+          traceId: parent.traceId,
+          spanId: parent.spanId,
+          traceFlags: parent.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
+          isRemote: true,
+        })
+      : ROOT_CONTEXT;
+    // A private event's id and kind stay off its span too: only that one arrived, and its size.
+    const span = tracer.startSpan(
+      'relay.ingest',
+      { kind: SpanKind.SERVER, attributes: isPrivate ? { 'nostr.private': true } : { 'nostr.event.id': event.id, 'nostr.event.kind': event.kind } },
+      parentCtx,
+    );
+    if (!span.isRecording()) return undefined; // a ratio sampler said no
+    if (!isPrivate) {
+      recent.set(event.id, { eventId: event.id, kind: event.kind, traceId: span.spanContext().traceId });
+      if (recent.size > RECENT_TRACES) recent.delete(recent.keys().next().value as string);
+    }
+    return new Ingest(tracer, span, trace.setSpan(parentCtx, span), event.id, pending);
+  };
+
+  return {
+    enabled: true,
+    startIngest,
+    traceIngest(event, isPrivate, fn) {
+      const t = startIngest(event, isPrivate);
+      return t ? t.run(() => fn(t)) : fn(undefined);
+    },
+    wakeQueued(eventId, seq) {
+      const parent = pending.get(eventId);
+      if (!parent) return;
+      const span = tracer.startSpan('relay.wake.queue', { attributes: { 'nostr.seq': seq } }, parent);
+      span.end();
+      wakes.delete(seq);
+      wakes.set(seq, trace.setSpan(parent, span));
+      if (wakes.size > maxWakes) wakes.delete(wakes.keys().next().value as number);
+    },
+    wakeSend(seq, platform) {
+      const parent = wakes.get(seq);
+      // A wake of an untraced event is sent untraced, unless the operator asked for relay-rooted traces.
+      if (!parent && !roots) return () => undefined;
+      const span = tracer.startSpan(
+        'relay.wake.send',
+        { kind: SpanKind.CLIENT, attributes: { 'push.platform': platform, 'nostr.seq': seq } },
+        parent ?? ROOT_CONTEXT,
+      );
+      return (outcome) => {
+        span.setAttribute('push.outcome', outcome);
+        if (outcome === 'sent') wakes.delete(seq);
+        span.end();
+      };
+    },
+    traceCommitted(eventId, fn) {
+      const parent = pending.size === 0 ? undefined : pending.get(eventId);
+      if (!parent) return fn();
+      pending.delete(eventId);
+      const span = tracer.startSpan('relay.fan_out', undefined, parent);
+      return context.with(trace.setSpan(parent, span), () => endAfter(span, fn));
+    },
+    isPending: (eventId) => pending.size > 0 && pending.has(eventId),
+    recentTraces: () => [...recent.values()].reverse(),
+    getTraceId: (eventId) => recent.get(eventId)?.traceId,
+    flush: () => provider.forceFlush(),
+    close: () => provider.shutdown(),
+  };
+}
+
+/**
+ * One traced EVENT frame. Its steps are children of `relay.ingest` by explicit parent, not by
+ * making each active: only the ingest as a whole runs in an async context (one per event).
+ */
+class Ingest implements IngestTrace {
+  readonly #tracer: Tracer;
+  readonly #span: Span;
+  readonly #ctx: Context;
+  readonly #eventId: string;
+  readonly #pending: Map<string, Context>;
+
+  constructor(tracer: Tracer, span: Span, ctx: Context, eventId: string, pending: Map<string, Context>) {
+    this.#tracer = tracer;
+    this.#span = span;
+    this.#ctx = ctx;
+    this.#eventId = eventId;
+    this.#pending = pending;
+  }
+
+  readonly step: IngestStep = (name, fn) => endAfter(this.#tracer.startSpan(name, undefined, this.#ctx), fn);
+
+  store<T>(eventId: string, write: () => Promise<T>): Promise<T> {
+    this.#pending.set(eventId, this.#ctx);
+    const child = this.#tracer.startSpan('relay.store', undefined, this.#ctx);
+    return endAfter(child, () => context.with(ROOT_CONTEXT, write));
+  }
+
+  outcome(accepted: boolean, reason: string): void {
+    this.#span.setAttribute('nostr.ok', accepted);
+    if (reason) this.#span.setAttribute('nostr.reason', reason.split(':')[0] ?? '');
+  }
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await context.with(this.#ctx, fn);
+    } catch (err) {
+      this.#span.recordException(err as Error);
+      this.#span.setStatus({ code: SpanStatusCode.ERROR });
+      throw err;
+    } finally {
+      this.#pending.delete(this.#eventId);
+      this.#span.end();
+    }
+  }
+}
+
+/** Ends a span when `fn` returns or its promise settles, marking errors. */
+function endAfter<T>(span: Span, fn: () => T): T {
+  const fail = (err: unknown) => {
+    span.recordException(err as Error);
+    span.setStatus({ code: SpanStatusCode.ERROR });
+    span.end();
+    throw err;
+  };
+  let out: T;
+  try {
+    out = fn();
+  } catch (err) {
+    return fail(err);
+  }
+  if (out instanceof Promise) {
+    return out.then((v) => {
+      span.end();
+      return v;
+    }, fail) as T;
+  }
+  span.end();
+  return out;
+}
+
+/** pino mixin: `trace_id` and `span_id` of the active span, if any (nothing when tracing is off). */
+export function traceLogFields(): Record<string, string> {
+  const span = trace.getSpan(context.active());
+  if (!span) return {};
+  const c = span.spanContext();
+  return { trace_id: c.traceId, span_id: c.spanId };
+}
