@@ -33,11 +33,13 @@ import {
   rejectUnauthenticatedFilters,
 } from './policies/limits.js';
 import { rejectPrivateInboxReads } from './policies/private-inbox.js';
+import { createKeyEventPolicy, getPriorKeys, makeKeyEventLookup, onKeyEventSaved } from './policies/identity.js';
 import { makeTaskLookup, rejectInvalidBallots, rejectInvalidTaskEvents } from './policies/tasks.js';
 import type { RejectEvent, RejectFilter } from './policies/types.js';
 import { createRelayUrlCheck, parsePublicUrls } from './relay-url.js';
 import { SqliteStore } from './store/sqlite.js';
 import { PostgresStore, isPostgresUrl } from './store/postgres.js';
+import { getPublicKey } from 'nostr-tools/pure';
 import { isPending, type EventStore, type LocalTables, type SharedWakeBackend, type StoreCapabilities } from './store/types.js';
 import type { SharedPushWake } from './push/postgres.js';
 import { createFanOut } from './subscriptions/fan-out.js';
@@ -82,8 +84,8 @@ export interface Relay {
   operator: Operator;
   /** Shared documents: membership enforcement and snapshot compaction. */
   sharedDocs: SharedDocs;
-  /** The relay's own keypair (its NIP-11 pubkey): beside a SQLite file, or in a cluster's database. */
-  identity: RelayIdentity | undefined;
+  /** The relay's one keypair: its NIP-11 pubkey, wake registrations, mDNS adverts and the replica's NIP-42 AUTH. */
+  identity: RelayIdentity;
   /** Replication from the `replicateFrom` upstreams (docs/federation.md). */
   replication: Replication;
   /** Stops accepting, closes connections, flushes pending writes, closes the database. */
@@ -149,7 +151,7 @@ function wirePushWake(ctx: RelayContext, local: LocalTables, identity: RelayIden
     return r.ok ? { accepted: true, reason: '' } : { accepted: false, reason: r.reason };
   });
   local.addInTransaction((event, seq) => push.onEventStored(event, seq));
-  info.push(() => ({ pubkey: identity.pubkey, self: identity.pubkey, wake: push.describeWake() }));
+  info.push(() => ({ wake: push.describeWake() }));
   push.start();
   return push;
 }
@@ -174,23 +176,29 @@ function sharePresence(ctx: RelayContext): NodeJS.Timeout | undefined {
 async function wireSharedPushWake(
   ctx: RelayContext,
   backend: SharedWakeBackend,
+  identity: RelayIdentity,
   info: InfoContributor[],
   deps: RelayDeps['push'] = {},
-): Promise<{ push: SharedPushWake; identity: RelayIdentity }> {
-  const { push, pubkey, secretKey } = await backend.open({ config: ctx.config, log: ctx.log, ...deps });
+): Promise<SharedPushWake> {
+  const push = await backend.open({ config: ctx.config, log: ctx.log, secretKey: identity.secretKey, pubkey: identity.pubkey, ...deps });
   ctx.hooks.kindHandlers.set(Kind.WakeRegistration, async (event) => {
     const r = await push.handleWakeRegistration(event);
     return r.ok ? { accepted: true, reason: '' } : { accepted: false, reason: r.reason };
   });
-  info.push(() => ({ pubkey, self: pubkey, wake: push.describeWake() }));
+  info.push(() => ({ wake: push.describeWake() }));
   push.start();
-  return { push, identity: { secretKey, pubkey, path: undefined, created: false } };
+  return push;
+}
+
+/** The relay identity from a key kept in a shared database. */
+function sharedRelayIdentity(secretKey: Uint8Array): RelayIdentity {
+  return { secretKey, pubkey: getPublicKey(secretKey), path: undefined, created: false };
 }
 
 /** Says, once at start, which subsystems this store cannot back (so none is turned off silently). */
 function logMissingCapabilities(log: Logger, provides: StoreCapabilities): void {
   const off: string[] = [];
-  if (!provides.syncReads) off.push('task and ballot policies', 'CRDT membership and compaction', 'mailbox quota');
+  if (!provides.syncReads) off.push('task and ballot policies', 'key event logs', 'CRDT membership and compaction', 'mailbox quota');
   if (!provides.local) off.push(...(provides.sharedWake ? [] : ['push wake']), 'mailbox ledger and retention', 'storage figures');
   if (!provides.adminDb && !provides.sharedAdmin) off.push('persistent moderation lists and admin state (kept in memory)');
   if (off.length > 0) log.warn({ off }, `this store does not back: ${off.join(', ')}`);
@@ -264,7 +272,17 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const policies = defaultPolicies(config, privateKinds);
   const hooks: RelayContext['hooks'] = { ...policies, onEventSaved: [], onEventUnproven: [], kindHandlers: new Map(), onDelivered: [], onAuth: [] };
   const tracing = deps.tracing ?? createTracing(config);
-  const fanOut = createFanOut(index, privateKinds, stats, config.maxOutboundBytes, hooks.onDelivered, (seq) => store.provides.replication?.originOf(seq));
+  // Every relay named in a stored origin chain: their connections are checked against the chains (handlers/auth.ts).
+  const replicationOrigins = new Set(store.provides.replication?.replicationPeers() ?? []);
+  const fanOut = createFanOut(
+    index,
+    privateKinds,
+    stats,
+    config.maxOutboundBytes,
+    hooks.onDelivered,
+    (seq) => store.provides.replication?.originOf(seq),
+    () => replicationOrigins.size > 0,
+  );
   const ctx: RelayContext = {
     config,
     log,
@@ -281,7 +299,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
         .filter((k) => k !== ''),
     ),
     negentropy: new NegentropySessions(config),
-    replicationOrigins: new Set(),
+    replicationOrigins,
     isRelayUrl: createRelayUrlCheck(parsePublicUrls(config.publicUrl)),
     hooks,
     stats,
@@ -307,23 +325,42 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   });
 
   const version = packageVersion();
+  // One identity: the NIP-11 pubkey, the key wake registrations are encrypted to, and the key a replica
+  // authenticates upstream with. Kept beside the database (`<db>.key`); an in-memory database has one for the run.
+  // The relay's one key: beside a SQLite file, or (a cluster) in the shared database.
+  const relayKey = store.provides.relayKey;
+  const identity = relayKey ? sharedRelayIdentity(await relayKey()) : loadOrCreateRelayIdentity(config.db);
   const infoContributors: InfoContributor[] = [
+    () => ({ pubkey: identity.pubkey, self: identity.pubkey }),
     iceServersInfo(config),
     () => ({ roost: { auth_challenge: config.authRequired ? 'connect' : config.authChallenge } }),
     negentropyInfo(config),
   ];
   const { local, syncReads } = store.provides;
-  // The relay's own key lives beside a SQLite file; a shared database keeps it in a table (push/postgres.ts).
-  let identity = local ? loadOrCreateRelayIdentity(config.db) : undefined;
   let push: PushWake | SharedPushWake | undefined;
-  if (local && identity) push = wirePushWake(ctx, local, identity, infoContributors, deps.push);
-  else if (store.provides.sharedWake) ({ push, identity } = await wireSharedPushWake(ctx, store.provides.sharedWake, infoContributors, deps.push));
+  let sqlitePush: PushWake | undefined;
+  if (local) push = sqlitePush = wirePushWake(ctx, local, identity, infoContributors, deps.push);
+  else if (store.provides.sharedWake) push = await wireSharedPushWake(ctx, store.provides.sharedWake, identity, infoContributors, deps.push);
   const mailbox = local && syncReads ? installMailbox(ctx, local.db, syncReads, infoContributors) : undefined;
-  if (syncReads) {
+  // Key event logs and the task, ballot and membership policies read the store inside synchronous hooks.
+  const keyLookup = syncReads ? makeKeyEventLookup(syncReads) : undefined;
+  const priorKeys = keyLookup ? (pk: string) => getPriorKeys(keyLookup, pk) : undefined;
+  if (syncReads && keyLookup) {
     const taskLookup = makeTaskLookup(syncReads);
-    hooks.rejectEvent.push(rejectInvalidTaskEvents(taskLookup), rejectInvalidBallots(taskLookup));
+    hooks.rejectEvent.push(
+      rejectInvalidTaskEvents(taskLookup),
+      rejectInvalidBallots(taskLookup, (voter) => getPriorKeys(keyLookup, voter)),
+    );
+    const keyEvents = createKeyEventPolicy(keyLookup);
+    hooks.rejectEvent.push(keyEvents.reject);
+    hooks.onEventUnproven.push(keyEvents.release);
+    hooks.onEventSaved.push(keyEvents.release);
+    if (sqlitePush) {
+      const p = sqlitePush;
+      hooks.onEventSaved.push(onKeyEventSaved(keyLookup, (from, to, at) => p.followKey(from, to, at)));
+    }
   }
-  const sharedDocs = installSharedDocs(ctx, syncReads, local?.db, infoContributors);
+  const sharedDocs = installSharedDocs(ctx, syncReads, local?.db, infoContributors, priorKeys);
   const app = Fastify({
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
@@ -477,7 +514,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const presenceTimer = sharePresence(ctx);
   const replication = startReplication(
     ctx,
-    config.replicateFrom === '' || !identity ? undefined : identity.secretKey,
+    config.replicateFrom === '' ? undefined : identity.secretKey,
     deps.replication?.backoffMs ? { backoffMs: deps.replication.backoffMs } : {},
   );
   if (push) operator.sources.wake = () => push.stats();

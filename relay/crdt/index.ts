@@ -35,13 +35,14 @@ export function installSharedDocs(
   reads: SyncEventReads | undefined,
   db: Database | undefined,
   infoContributors: InfoContributor[],
+  priorKeys?: (pubkey: string) => readonly string[],
 ): SharedDocs {
   const { config, log } = ctx;
   // Membership is read inside a synchronous policy: without synchronous reads it is not enforced.
   const book = new MembershipBook((filters) => reads?.query(filters) ?? []);
   if (config.crdtMembership !== 'off' && reads) {
     const isStored = (id: string) => reads.isKnown(id) === 'stored';
-    ctx.hooks.rejectEvent.push(rejectNonMemberDocWrites((a) => book.get(a), config.crdtMembership, isStored));
+    ctx.hooks.rejectEvent.push(rejectNonMemberDocWrites((a) => book.get(a), config.crdtMembership, isStored, priorKeys));
   }
 
   const compactor = db && reads && config.crdtCompaction !== 'off' ? new DocCompactor(db) : undefined;

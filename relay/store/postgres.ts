@@ -7,7 +7,6 @@ import type { Filter } from '../../shared/filter.js';
 import { Kind, isAddressableKind, isReplaceableKind } from '../../shared/kinds.js';
 import { makeReason } from '../../shared/reason.js';
 import { RoostError } from '../config.js';
-import { getPublicKey } from 'nostr-tools/pure';
 import { createSharedPushWake, loadOrCreateSharedIdentity, QUEUE_WAKES_SQL } from '../push/postgres.js';
 import { systemClock } from '../push/types.js';
 import { migratePostgres } from './postgres-migrate.js';
@@ -160,14 +159,13 @@ export class PostgresStore implements EventStore {
           return new Set(r.rows.map((x) => x.pubkey));
         },
       },
+      relayKey: () => loadOrCreateSharedIdentity(this.pool),
       sharedWake: {
         open: async (deps) => {
-          const secretKey = await loadOrCreateSharedIdentity(this.pool);
-          const pubkey = getPublicKey(secretKey);
-          const push = createSharedPushWake({ ...deps, pool: this.pool, secretKey, pubkey });
+          const push = createSharedPushWake({ ...deps, pool: this.pool });
           const clock = deps.clock ?? systemClock;
           if (push.enabled()) this.#wakeQueue = { minIntervalMs: deps.config.pushMinIntervalSeconds * 1000, now: () => clock.now() };
-          return { push, pubkey, secretKey };
+          return push;
         },
       },
       sharedAdmin: {

@@ -37,19 +37,32 @@ export interface ReplicaWrite {
   upstream: string;
   /** The event's sequence number on the upstream: the cursor becomes at least this. */
   seq: number;
-  /** The upstream relay's pubkey: the event is never served back to a connection authenticated as it. */
+  /**
+   * The event's origin chain: the relays it came through (NIP-11 pubkeys, comma-separated, nearest first: the
+   * upstream, then the upstream's own chain). It is never served to a connection authenticated as one of them.
+   */
   origin?: string;
 }
 
 /** Replication (relay/replication/): SQLite keeps the upstream cursors and event origins with the events. */
 export interface ReplicationStore {
+  /** Whether the id is stored, answered at once (a replicated event already here skips verification). */
+  isKnown(id: string, pubkey?: string): 'stored' | 'deleted' | undefined;
   /** Writes an event and, in the same transaction, its upstream cursor and origin. */
   writeReplicated(event: VerifiedEvent, replica: ReplicaWrite): Promise<WriteResult>;
   /** An upstream's committed cursor (0 if never read). */
   getReplicationCursor(upstream: string): number;
   /** Moves an upstream's cursor forward, or (reset) forgets it. */
   setReplicationCursor(upstream: string, seq: number, reset?: boolean): void;
-  /** The pubkey of the relay a stored event was replicated from, if any. */
+  /** Remembers a replicated event id this relay's policies refused (bounded). */
+  recordReplicationRefused(id: string, reason: string): void;
+  /** Whether a replicated event id was refused here (NIP-77 repair does not fetch it again). */
+  isReplicationRefused(id: string): boolean;
+  /** Remembers a relay named in an origin chain (so its connections are checked after a restart). */
+  recordReplicationPeer(pubkey: string): void;
+  /** Every relay named in an origin chain here. */
+  replicationPeers(): string[];
+  /** The origin chain (comma-separated relay pubkeys) of the relay a stored event was replicated from, if any. */
   originOf(seq: number): string | undefined;
   /** NIP-77 items of one filter, answered synchronously (see EventStore.negentropyItems). */
   negentropyItems(filter: Filter, max: number, opts?: ReadOptions): Array<{ timestamp: number; id: string }> | undefined;
@@ -104,11 +117,13 @@ export interface StoreCapabilities {
   readonly sharedWake?: SharedWakeBackend;
   /** Replication from upstream relays (cursor and origin kept with the events). */
   readonly replication?: ReplicationStore;
+  /** The relay's secret key kept in a shared database (one identity for every instance). */
+  readonly relayKey?: () => Promise<Uint8Array>;
 }
 
 /** Opens push wake on a shared database (and turns on queueing wakes in write transactions). */
 export interface SharedWakeBackend {
-  open(deps: Omit<SharedPushWakeDeps, 'pool' | 'secretKey' | 'pubkey'>): Promise<{ push: SharedPushWake; pubkey: string; secretKey: Uint8Array }>;
+  open(deps: Omit<SharedPushWakeDeps, 'pool'>): Promise<SharedPushWake>;
 }
 
 /** Presence shared by the relays on one database. */
