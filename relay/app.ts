@@ -80,8 +80,8 @@ export interface Relay {
   operator: Operator;
   /** Shared documents: membership enforcement and snapshot compaction. */
   sharedDocs: SharedDocs;
-  /** The relay's own keypair (its NIP-11 pubkey); absent when the store is not SQLite. */
-  identity: RelayIdentity | undefined;
+  /** The relay's one keypair: its NIP-11 pubkey, wake registrations, mDNS adverts and the replica's NIP-42 AUTH. */
+  identity: RelayIdentity;
   /** Replication from the `replicateFrom` upstreams (docs/federation.md). */
   replication: Replication;
   /** Stops accepting, closes connections, flushes pending writes, closes the database. */
@@ -147,7 +147,7 @@ function wirePushWake(ctx: RelayContext, store: SqliteStore, identity: RelayIden
     return r.ok ? { accepted: true, reason: '' } : { accepted: false, reason: r.reason };
   });
   store.addInTransaction((event, seq) => push.onEventStored(event, seq));
-  info.push(() => ({ pubkey: identity.pubkey, self: identity.pubkey, wake: push.describeWake() }));
+  info.push(() => ({ wake: push.describeWake() }));
   push.start();
   return push;
 }
@@ -216,7 +216,17 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const policies = defaultPolicies(config, privateKinds);
   const hooks: RelayContext['hooks'] = { ...policies, onEventSaved: [], onEventUnproven: [], kindHandlers: new Map(), onDelivered: [], onAuth: [] };
   const tracing = deps.tracing ?? createTracing(config);
-  const fanOut = createFanOut(index, privateKinds, stats, config.maxOutboundBytes, hooks.onDelivered, (seq) => store.originOf(seq));
+  // Every relay named in a stored origin chain: their connections are checked against the chains (handlers/auth.ts).
+  const replicationOrigins = new Set(store.replicationPeers());
+  const fanOut = createFanOut(
+    index,
+    privateKinds,
+    stats,
+    config.maxOutboundBytes,
+    hooks.onDelivered,
+    (seq) => store.originOf(seq),
+    () => replicationOrigins.size > 0,
+  );
   const ctx: RelayContext = {
     config,
     log,
@@ -233,7 +243,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
         .filter((k) => k !== ''),
     ),
     negentropy: new NegentropySessions(config),
-    replicationOrigins: new Set(),
+    replicationOrigins,
     isRelayUrl: createRelayUrlCheck(parsePublicUrls(config.publicUrl)),
     hooks,
     stats,
@@ -259,13 +269,16 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   });
 
   const version = packageVersion();
+  // One identity: the NIP-11 pubkey, the key wake registrations are encrypted to, and the key a replica
+  // authenticates upstream with. Kept beside the database (`<db>.key`); an in-memory database has one for the run.
+  const identity = loadOrCreateRelayIdentity(config.db);
   const infoContributors: InfoContributor[] = [
+    () => ({ pubkey: identity.pubkey, self: identity.pubkey }),
     iceServersInfo(config),
     () => ({ roost: { auth_challenge: config.authRequired ? 'connect' : config.authChallenge } }),
     negentropyInfo(config),
   ];
-  const identity = store instanceof SqliteStore ? loadOrCreateRelayIdentity(config.db) : undefined;
-  const push = store instanceof SqliteStore && identity ? wirePushWake(ctx, store, identity, infoContributors, deps.push) : undefined;
+  const push = store instanceof SqliteStore ? wirePushWake(ctx, store, identity, infoContributors, deps.push) : undefined;
   const mailbox = store instanceof SqliteStore ? installMailbox(ctx, store.db, infoContributors) : undefined;
   const taskLookup = makeTaskLookup(store);
   hooks.rejectEvent.push(rejectInvalidTaskEvents(taskLookup), rejectInvalidBallots(taskLookup));
@@ -410,7 +423,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   registerPresence(app, ctx, infoContributors);
   const replication = startReplication(
     ctx,
-    config.replicateFrom === '' ? undefined : loadOrCreateRelayIdentity(config.db).secretKey,
+    config.replicateFrom === '' ? undefined : identity.secretKey,
     deps.replication?.backoffMs ? { backoffMs: deps.replication.backoffMs } : {},
   );
   if (push) operator.sources.wake = () => push.stats();

@@ -1,3 +1,4 @@
+import { decode as decodeNip19 } from 'nostr-tools/nip19';
 import { z } from 'zod';
 import { parseKindList, parseRetention } from './mailbox/retention-rules.js';
 import { checkPublicUrls } from './relay-url.js';
@@ -17,6 +18,35 @@ const isJsonObject = (v: string): boolean => {
     return false;
   }
 };
+/** A pubkey given as 64 lowercase hex characters or as an npub, as hex; undefined when it is neither. */
+export function parsePubkey(text: string): string | undefined {
+  if (/^[0-9a-f]{64}$/.test(text)) return text;
+  try {
+    const d = decodeNip19(text);
+    return d.type === 'npub' ? d.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+/** A comma-separated list of pubkeys (hex or npub), checked entry by entry and normalized to hex. */
+const pubkeyList = () =>
+  z
+    .string()
+    .superRefine((v, c) => {
+      for (const item of v.split(',').map((k) => k.trim())) {
+        if (item !== '' && parsePubkey(item) === undefined)
+          c.addIssue({ code: 'custom', message: `"${item.slice(0, 70)}" is not a pubkey (64 hex characters or an npub)` });
+      }
+    })
+    .transform((v) =>
+      v
+        .split(',')
+        .map((k) => k.trim())
+        .filter((k) => k !== '')
+        .map((k) => parsePubkey(k)!)
+        .join(','),
+    )
+    .default('');
 const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes')]);
 
 export const configSchema = z.object({
@@ -155,13 +185,9 @@ export const configSchema = z.object({
     .describe(
       "How an upstream is read the first time (no cursor yet, or its history was reset): 'cursor' tails it from sequence 0; 'negentropy' reconciles with NIP-77 first and fetches only the events missing here (for a replica seeded from a backup or a copy), then tails from the upstream's newest sequence number.",
     ),
-  replicaReaders: z
-    .string()
-    .default('')
-    .refine((v) => v.split(',').every((k) => k.trim() === '' || /^[0-9a-f]{64}$/.test(k.trim())), 'each replica key must be 64 hex characters')
-    .describe(
-      "Comma-separated pubkeys (hex) of replica relays allowed to read private kinds here: a connection authenticated (NIP-42) as one of them is served every private event, as their author or recipient would be. Give it the replica's NIP-11 `pubkey`.",
-    ),
+  replicaReaders: pubkeyList().describe(
+    "Comma-separated pubkeys (hex or npub) of replica relays allowed to read private kinds here: a connection authenticated (NIP-42) as one of them is served every private event, as their author or recipient would be. Give it the replica's NIP-11 `pubkey`.",
+  ),
 
   // --- mailbox (issue 3) ---
   mailboxPrivateKinds: z

@@ -39,6 +39,10 @@ export interface RelayStats {
   eventsDuplicate: number;
   eventsRejected: number;
   rejections: Map<string, number>;
+  /** Replicated events this relay's policies or store refused, by NIP-01 reason prefix. */
+  replicationRefused: Map<string, number>;
+  /** Replicated events that were already stored (a ring of relays; a first sync overlapping the tail). */
+  replicationDuplicates: number;
   reqs: number;
   counts: number;
   deliveries: number;
@@ -114,6 +118,8 @@ export function createStats(): RelayStats {
     eventsDuplicate: 0,
     eventsRejected: 0,
     rejections: new Map(),
+    replicationRefused: new Map(),
+    replicationDuplicates: 0,
     reqs: 0,
     counts: 0,
     deliveries: 0,

@@ -51,8 +51,7 @@ export async function runRelay(argv: readonly string[] = process.argv.slice(2)):
   log.info({ url, db: config.db, verifier: relay.ctx.verifier.backend }, `Roost relay listening on ${url}`);
   // Local discovery, only when asked for (ROOST_MDNS): after listening, so the port is known.
   const port = (relay.app.server.address() as AddressInfo).port;
-  const advert = config.mdns && relay.identity ? startRelayAdvert({ config, identity: relay.identity, port, log }) : undefined;
-  if (config.mdns && !relay.identity) log.warn('ROOST_MDNS needs a SQLite database (the relay key lives beside it): not advertising');
+  const advert = config.mdns ? startRelayAdvert({ config, identity: relay.identity, port, log }) : undefined;
 
   let stopping = false;
   const stop = async (signal: string) => {

@@ -5,6 +5,7 @@ import { makeReason } from '../../shared/reason.js';
 import type { Connection, Subscription } from '../connection.js';
 import { countRejection, type RelayContext } from '../context.js';
 import { firstRejection } from '../policies/types.js';
+import { isInOriginChain } from '../replication/origins.js';
 import type { Viewer } from '../store/sql-filter.js';
 import type { StoredEvent } from '../store/types.js';
 
@@ -216,9 +217,11 @@ function streamBackfill(ctx: RelayContext, sub: Subscription, after: number, vie
 
 /** Sends one stored event (with its seq in sequence mode) and tells the delivery hooks. */
 function deliver(ctx: RelayContext, sub: Subscription, r: StoredEvent): boolean {
-  // Never back to the relay it was replicated from (two relays replicating each other would echo).
-  if (sub.conn.peerRelay !== undefined && ctx.store.originOf(r.seq) === sub.conn.peerRelay) return true;
-  if (!sub.conn.send(makeEventFrame(sub.subIdJson, r.raw, sub.seqMode ? r.seq : undefined))) return false;
+  // Never back to a relay it was replicated through (relays replicating each other would echo); sequence-mode
+  // readers (replicas) get the chain, so it grows along a ring and the event stops before closing it.
+  const chain = ctx.replicationOrigins.size > 0 && (sub.seqMode || sub.conn.peerRelay !== undefined) ? ctx.store.originOf(r.seq) : undefined;
+  if (isInOriginChain(chain, sub.conn.peerRelay)) return true;
+  if (!sub.conn.send(makeEventFrame(sub.subIdJson, r.raw, sub.seqMode ? r.seq : undefined, chain))) return false;
   for (const hook of ctx.hooks.onDelivered) hook(sub.conn, r.seq, r.raw);
   return true;
 }

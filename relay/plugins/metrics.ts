@@ -85,6 +85,26 @@ export function createMetricsRegistry(opts: MetricsOptions): RelayMetrics {
   });
 
   new Counter({
+    name: 'roost_replication_refused_total',
+    help: "Replicated events refused by this relay's own policies or store rules, by NIP-01 reason prefix (the cursor moves past them).",
+    labelNames: ['reason'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [reason, n] of opts.stats.replicationRefused) this.inc({ reason }, n);
+    },
+  });
+  new Counter({
+    name: 'roost_replication_duplicates_total',
+    help: 'Replicated events already stored here (dropped after one lookup: no verification, no write).',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(opts.stats.replicationDuplicates);
+    },
+  });
+
+  new Counter({
     name: 'roost_client_mistakes_total',
     help: 'Client mistakes by kind: oversized frames, WebSocket protocol violations, resets, binary, invalid UTF-8, malformed messages.',
     labelNames: ['kind'],

@@ -22,11 +22,11 @@ export function rejectLongContent(max: number): RejectEvent {
   };
 }
 
-/** Refuses created_at more than `past` seconds ago (0: no bound) or `future` seconds ahead. */
+/** Refuses created_at more than `past` seconds ago (0: no bound; not for replicated history) or `future` seconds ahead. */
 export function rejectCreatedAtOutOfRange(past: number, future: number): RejectEvent {
   return function rejectCreatedAtOutOfRange(ev, ctx) {
     if (ev.created_at > ctx.now + future) return makeReason('invalid', `created_at is more than ${future}s in the future`);
-    if (past > 0 && ev.created_at < ctx.now - past) return makeReason('invalid', `created_at is more than ${past}s in the past`);
+    if (past > 0 && !ctx.replicated && ev.created_at < ctx.now - past) return makeReason('invalid', `created_at is more than ${past}s in the past`);
     return undefined;
   };
 }
@@ -39,10 +39,11 @@ export function rejectExpired(): RejectEvent {
   };
 }
 
-/** NIP-70: a protected event is accepted only from a connection authenticated as its author. */
+/** NIP-70: a protected event is accepted only from a connection authenticated as its author (so never by replication). */
 export function rejectProtectedUnlessAuthor(): RejectEvent {
   return function rejectProtectedUnlessAuthor(ev, ctx) {
     if (!isProtectedEvent(ev)) return undefined;
+    if (ctx.replicated) return makeReason('restricted', 'a protected event (NIP-70) is accepted only from its author');
     if (ctx.authed.size === 0) return makeReason('auth-required', 'this event may only be published by its author');
     if (!ctx.authed.has(ev.pubkey)) return makeReason('restricted', 'this event may only be published by its author');
     return undefined;
@@ -56,10 +57,10 @@ export function rejectAuthEventsAsEvents(): RejectEvent {
   };
 }
 
-/** Requires NIP-42 authentication before publishing. */
+/** Requires NIP-42 authentication before publishing (replication links are the operator's own). */
 export function rejectUnauthenticatedEvents(): RejectEvent {
   return function rejectUnauthenticatedEvents(_ev, ctx) {
-    return ctx.authed.size === 0 ? makeReason('auth-required', 'this relay requires authentication') : undefined;
+    return ctx.authed.size === 0 && !ctx.replicated ? makeReason('auth-required', 'this relay requires authentication') : undefined;
   };
 }
 

@@ -41,8 +41,13 @@ export function rejectFullMailbox(
   const half = Math.max(1, Math.ceil(quota.limit / 2));
   // A quota under MIN_SHARED_QUOTA has no room to share (a tenth is under one event): first come, first served.
   const shared = quota.limit >= MIN_SHARED_QUOTA;
-  return function rejectFullMailbox(ev) {
+  return function rejectFullMailbox(ev, ctx) {
     if (!isRegularKind(ev.kind)) return undefined;
+    // Replicated mail is history the upstream already admitted: counted, never refused (the quota paces senders).
+    if (ctx.replicated) {
+      quota.raise(ev);
+      return undefined;
+    }
     for (const t of ev.tags) {
       if (t[0] !== 'p' || t[1] === undefined || !HEX64.test(t[1])) continue;
       if (!quota.isFull(t[1], half)) continue;

@@ -38,20 +38,21 @@ export function rejectDisallowedKinds(lists: ModerationLists): RejectEvent {
 /**
  * The write policy as a hook (none for `open`). `allow-list` accepts an event whose author is
  * allow-listed or an admin, or one sent by a connection authenticated as such a pubkey (so an
- * allowed agent can publish gift wraps signed by throwaway keys).
+ * allowed agent can publish gift wraps signed by throwaway keys). A replicated event has no sending
+ * connection: its author must be listed. `authenticated` does not apply to replication links.
  */
 export function rejectByWritePolicy(mode: WritePolicy, lists: ModerationLists, admins: ReadonlySet<string>): RejectEvent | undefined {
   if (mode === 'open') return undefined;
   if (mode === 'authenticated') {
     return function rejectUnauthenticatedWriters(_ev, ctx) {
-      return ctx.authed.size === 0 ? makeReason('auth-required', 'this relay accepts events only from authenticated clients') : undefined;
+      return ctx.authed.size === 0 && !ctx.replicated ? makeReason('auth-required', 'this relay accepts events only from authenticated clients') : undefined;
     };
   }
   const allowed = (pk: string) => admins.has(pk) || lists.isAllowedPubkey(pk);
   return function rejectUnlistedWriters(ev, ctx) {
     if (allowed(ev.pubkey)) return undefined;
     for (const pk of ctx.authed) if (allowed(pk)) return undefined;
-    return ctx.authed.size === 0
+    return ctx.authed.size === 0 && !ctx.replicated
       ? makeReason('auth-required', 'this relay accepts events only from allow-listed pubkeys')
       : makeReason('restricted', 'this relay accepts events only from allow-listed pubkeys');
   };

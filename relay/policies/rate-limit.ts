@@ -198,9 +198,10 @@ export class RateLimiter {
   }
 }
 
-/** Refuses EVENTs over the per-IP or per-author rate (`rate-limited:`). */
+/** Refuses EVENTs over the per-IP or per-author rate (`rate-limited:`); replicated history is not paced. */
 export function rejectEventRate(limiter: RateLimiter): RejectEvent {
   return function rejectEventRate(ev, ctx) {
+    if (ctx.replicated) return undefined;
     return limiter.admitEvent(normalizeIp(ctx.ip), ev);
   };
 }

@@ -89,7 +89,8 @@ export function rejectInvalidBallots(lookup: Pick<TaskLookup, 'get' | 'isStored'
     const pev = lookup.get(ballot.proposalId);
     const proposal = pev && getProposal(pev);
     if (!proposal) return makeReason('invalid', `proposal ${ballot.proposalId} is not on this relay`);
-    if (ctx.now > proposal.deadline + BALLOT_GRACE_SECONDS) return makeReason('invalid', 'voting on this proposal has closed');
+    // A replicated ballot arrived on its upstream, which judged the grace; its date is still checked below.
+    if (!ctx.replicated && ctx.now > proposal.deadline + BALLOT_GRACE_SECONDS) return makeReason('invalid', 'voting on this proposal has closed');
     // Membership of a document electorate is the clients' to check (the tally takes the resolved members).
     const why = checkBallot(proposal, ballot, proposal.electorate.type === 'doc' ? [ballot.voter] : undefined);
     return why === undefined

@@ -11,6 +11,12 @@ export interface PolicyContext {
   readonly now: number;
   /** True for a replica relay allow-listed to read every private event (`replicaReaders`). */
   readonly readsPrivate?: boolean;
+  /**
+   * True for an event read from an upstream relay by replication (docs/federation.md): the same hooks
+   * decide, but rules about the sender's connection and pace (rate limits, authentication, the
+   * created_at past bound) do not refuse history; rules about the event itself still do.
+   */
+  readonly replicated?: boolean;
 }
 
 /** Returns a NIP-01 reason to refuse the event, or undefined to let it through. First refusal wins. */

@@ -1,7 +1,11 @@
+import type { NostrEvent } from '../../shared/event.js';
 import type { Filter } from '../../shared/filter.js';
+import { getPublicKey } from 'nostr-tools/pure';
 import { filterSchema } from '../../shared/messages/schema.js';
 import { RoostError } from '../config.js';
 import type { RelayContext } from '../context.js';
+import { rejectOutsideReplicateFilter } from '../policies/replication.js';
+import { firstRejection, type PolicyContext } from '../policies/types.js';
 import { Replicator, type ReplicatorOptions } from './replicator.js';
 
 /** The replicators of a relay, one per configured upstream. */
@@ -23,6 +27,12 @@ export function parseReplicateFilter(text: string): Filter {
   return f;
 }
 
+/** Counts a refused replicated event by its NIP-01 reason prefix (`roost_replication_refused_total{reason}`). */
+function countReplicationRefusal(ctx: RelayContext, reason: string): void {
+  const prefix = reason.slice(0, Math.max(0, reason.indexOf(':'))) || 'other';
+  ctx.stats.replicationRefused.set(prefix, (ctx.stats.replicationRefused.get(prefix) ?? 0) + 1);
+}
+
 /** Starts a replicator per `replicateFrom` upstream (none when it is empty). */
 export function startReplication(
   ctx: RelayContext,
@@ -34,6 +44,15 @@ export function startReplication(
     .map((u) => u.trim())
     .filter((u) => u !== '');
   const filter = parseReplicateFilter(ctx.config.replicateFilter);
+  const outside = rejectOutsideReplicateFilter(filter);
+  if (urls.length > 0 && outside) ctx.hooks.rejectEvent.push(outside);
+  const noAuth: ReadonlySet<string> = new Set();
+  const self = secretKey ? getPublicKey(secretKey) : undefined;
+  // The relay's own policy hooks decide, in the replicated context (policies/types.ts): one set of rules.
+  const admit = (event: NostrEvent) => {
+    const policyCtx: PolicyContext = { authed: noAuth, ip: '', now: ctx.now(), replicated: true };
+    return firstRejection(ctx.hooks.rejectEvent, event, policyCtx);
+  };
   const replicators = urls.map(
     (url) =>
       new Replicator({
@@ -44,13 +63,18 @@ export function startReplication(
         log: ctx.log,
         ...(secretKey ? { secretKey } : {}),
         onOrigin: (pubkey) => {
+          if (pubkey === self || ctx.replicationOrigins.has(pubkey)) return;
           ctx.replicationOrigins.add(pubkey);
+          ctx.store.recordReplicationPeer(pubkey);
           // A connection that authenticated as that relay before its key was known.
           for (const conn of ctx.connections) if (conn.authed.has(pubkey)) conn.peerRelay = pubkey;
         },
         now: ctx.now,
         firstSync: ctx.config.replicateFirstSync,
         negentropyMaxRecords: ctx.config.negentropyMaxRecords || 500_000,
+        admit,
+        onRefused: (reason) => countReplicationRefusal(ctx, reason),
+        onDuplicate: () => ctx.stats.replicationDuplicates++,
         ...deps,
       }),
   );

@@ -1,11 +1,13 @@
 import type { Logger } from 'pino';
 import { finalizeEvent } from 'nostr-tools/pure';
 import WebSocket from 'ws';
+import type { NostrEvent, VerifiedEvent } from '../../shared/event.js';
 import type { Filter } from '../../shared/filter.js';
 import { isHistoryReset } from '../../shared/history-reset.js';
 import { eventSchema } from '../../shared/messages/schema.js';
 import { bytesToHex, hexToBytes, Negentropy, NegentropySet } from '../../shared/nip77.js';
 import type { EventStore } from '../store/types.js';
+import { makeOriginChain } from './origins.js';
 import type { Verifier } from '../verify/index.js';
 
 /** Subscription id of the tail REQ on the upstream. */
@@ -27,7 +29,7 @@ export interface ReplicatorStats {
   pulled: number;
   stored: number;
   duplicates: number;
-  /** Refused by the local store (a newer replaceable version, deleted) or by verification. */
+  /** Refused here: by this relay's write policies (run in the replicated context), by the store (a newer replaceable version, deleted) or by verification. */
   rejected: number;
   connects: number;
   /** The committed cursor. */
@@ -47,7 +49,7 @@ export interface ReplicatorOptions {
   log: Logger;
   /** This relay's key: it authenticates (NIP-42) as it, so an upstream may allow-list it for private kinds. */
   secretKey?: Uint8Array;
-  /** Learns the upstream relay's pubkey (from its NIP-11 document) so its events are not served back to it. */
+  /** Learns each relay of an origin chain (the upstream's NIP-11 pubkey, and the relays it names in `via`) so their events are not served back to them. */
   onOrigin?: (pubkey: string) => void;
   /** Milliseconds before reconnect attempt n (0-based). */
   backoffMs?: (attempt: number) => number;
@@ -59,7 +61,16 @@ export interface ReplicatorOptions {
   firstSync?: 'cursor' | 'negentropy';
   /** Most local events the NIP-77 first sync reconciles (past it, it tails from 0 instead). */
   negentropyMaxRecords?: number;
+  /** This relay's write policies in the replicated context: a reason to refuse the event, or undefined. */
+  admit?: (event: NostrEvent) => string | undefined;
+  /** Told each refusal (policy, store or verification), after the cursor has moved past it. */
+  onRefused?: (reason: string, id: string) => void;
+  /** Told each event that was already stored here (checked before any verification or store work). */
+  onDuplicate?: () => void;
 }
+
+/** What becomes of one received event, decided before it reaches the store. */
+type Verdict = { ok: true; event: VerifiedEvent } | { ok: false; reason: string; recheck?: NostrEvent } | { ok: 'duplicate' };
 
 /** The key under which an upstream's cursor is kept: its URL, plus the filter when there is one. */
 export function getUpstreamKey(url: string, filter: Filter): string {
@@ -91,7 +102,11 @@ export class Replicator {
   #inFlight: Promise<unknown> = Promise.resolve();
   #pending = 0;
   /** Verifications in upstream order; the head is written first, so writes keep the upstream's order. */
-  #queue: Array<{ seq: number; verdict: Promise<unknown> }> = [];
+  #queue: Array<{ seq: number; id: string; verdict: Verdict | Promise<Verdict>; chain?: string }> = [];
+  /** The origin chain last announced (consecutive events usually share it). */
+  #lastChain: string | undefined;
+  /** Highest upstream seq skipped (duplicate or refused) since the cursor was last written. */
+  #skippedTo = 0;
   #origin: string | undefined;
   #paused = false;
   #draining = false;
@@ -137,8 +152,12 @@ export class Replicator {
     const Impl = this.#o.WebSocketImpl ?? WebSocket;
     const ws = new Impl(this.#o.url, { maxPayload: 64 * 1024 * 1024 });
     this.#ws = ws;
-    ws.on('open', () => {
+    ws.on('open', async () => {
       this.stats.connects++;
+      // The upstream may have come up between the NIP-11 read and this socket: its key must be known before
+      // any event is stored, or the origin chain would lack it (and a ring would bring the event back).
+      await this.#learnOrigin();
+      if (this.#ws !== ws) return;
       this.#o.log.info({ upstream: this.#o.url, cursor: this.stats.cursor }, 'replicating');
       if (this.#o.secretKey) this.#send(['REQ', AUTH_PROBE_ID, { ids: ['0'.repeat(64)], kinds: [4], limit: 1 }]);
       else this.#tail();
@@ -189,7 +208,8 @@ export class Replicator {
     } catch (err) {
       return this.#abandonFirstSync(`bad NEG-MSG: ${(err as Error).message}`);
     }
-    neg.need.push(...round.need);
+    // What this relay refused before would only be refused again: not fetched (no repair loop).
+    for (const id of round.need) if (!this.#o.store.isReplicationRefused(id)) neg.need.push(id);
     if (round.next !== undefined) return this.#send(['NEG-MSG', NEG_ID, bytesToHex(round.next)]);
     this.#send(['NEG-CLOSE', NEG_ID]);
     this.#o.log.info({ upstream: this.#o.url, missing: neg.need.length }, 'NIP-77 reconciled; fetching what is missing');
@@ -227,7 +247,10 @@ export class Replicator {
     }
     switch (m[0]) {
       case 'EVENT':
-        if (m[1] === TAIL_ID) this.#onEvent(m[2], (m[3] as { seq?: unknown } | undefined)?.seq);
+        if (m[1] === TAIL_ID) {
+          const meta = m[3] as { seq?: unknown; via?: unknown } | undefined;
+          this.#onEvent(m[2], meta?.seq, meta?.via);
+        }
         // Fetched by id: no seq; the cursor moves to the head once all are committed.
         else if (m[1] === FETCH_ID) this.#onEvent(m[2], 0);
         return;
@@ -292,7 +315,7 @@ export class Replicator {
     this.#send(['AUTH', auth]);
   }
 
-  #onEvent(raw: unknown, seq: unknown): void {
+  #onEvent(raw: unknown, seq: unknown, via?: unknown): void {
     if (typeof seq !== 'number' || !Number.isSafeInteger(seq)) {
       this.#o.log.error({ upstream: this.#o.url }, 'upstream sent an event without a sequence number (not a Roost relay?): closing the link');
       this.#ws?.close();
@@ -300,8 +323,27 @@ export class Replicator {
     }
     this.stats.pulled++;
     const shape = eventSchema.safeParse(raw);
-    const verdict = shape.success ? this.#o.verifier.verify(shape.data) : Promise.resolve({ ok: false as const, reason: 'invalid: malformed event' });
-    this.#queue.push({ seq, verdict });
+    let verdict: Verdict | Promise<Verdict>;
+    let id = '';
+    if (!shape.success) verdict = { ok: false, reason: 'invalid: malformed event' };
+    else {
+      const ev = shape.data;
+      id = ev.id;
+      // Cheapest first: an event already here (it came round a ring of relays, or twice during a first
+      // sync) costs one indexed lookup, no verification and no store work; then this relay's own policies.
+      if (this.#o.store.isKnown(ev.id) === 'stored') verdict = { ok: 'duplicate' };
+      else {
+        const refused = this.#o.admit?.(ev);
+        verdict = refused !== undefined ? { ok: false, reason: refused, recheck: ev } : (this.#o.verifier.verify(ev) as Promise<Verdict>);
+      }
+    }
+    const chain = makeOriginChain(this.#origin, via);
+    // Every relay of the chain is told before the event commits, so it is never served back to any of them.
+    if (chain !== undefined && chain !== this.#lastChain) {
+      this.#lastChain = chain;
+      for (const k of chain.split(',')) this.#o.onOrigin?.(k);
+    }
+    this.#queue.push({ seq, id, verdict, ...(chain !== undefined ? { chain } : {}) });
     this.#pending++;
     if (this.#pending >= MAX_PENDING && !this.#paused) {
       this.#paused = true;
@@ -323,24 +365,75 @@ export class Replicator {
   async #drainQueue(): Promise<void> {
     while (this.#queue.length > 0) {
       const head = this.#queue[0]!;
-      const v = (await head.verdict) as Awaited<ReturnType<Verifier['verify']>>;
+      let v = await head.verdict;
+      if (v.ok === false && v.recheck !== undefined) v = await this.#recheck(v.recheck);
       this.#queue.shift();
+      if (v.ok === 'duplicate') {
+        this.stats.duplicates++;
+        this.#o.onDuplicate?.();
+        this.#skip(head.seq);
+        continue;
+      }
       if (!v.ok) {
-        this.stats.rejected++;
-        this.#settle();
+        this.#refused(head.id, v.reason);
+        this.#skip(head.seq);
         continue;
       }
       const write = this.#o.store
-        .writeReplicated(v.event, { upstream: this.key, seq: head.seq, ...(this.#origin ? { origin: this.#origin } : {}) })
+        .writeReplicated(v.event, { upstream: this.key, seq: head.seq, ...(head.chain !== undefined ? { origin: head.chain } : {}) })
         .then((r) => {
           if (r.status === 'stored') this.stats.stored++;
-          else if (r.status === 'duplicate') this.stats.duplicates++;
+          else if (r.status === 'duplicate') {
+            this.stats.duplicates++;
+            this.#o.onDuplicate?.();
+          } else if (!r.reason.startsWith('error:')) this.#refused(v.event.id, r.reason);
           else this.stats.rejected++;
           if (head.seq > this.stats.cursor) this.stats.cursor = head.seq;
           this.#settle();
         });
       this.#inFlight = Promise.all([this.#inFlight, write]);
     }
+    this.#commitSkipped();
+  }
+
+  /**
+   * A policy refused the event when it arrived, before the events ahead of it had committed: a rule that
+   * reads stored state (a task's proposal, a document's membership record) may have missed one of them.
+   * Asked again once they have; only a refusal that stands is final. Refusals are rare, so the wait is too.
+   */
+  async #recheck(ev: NostrEvent): Promise<Verdict> {
+    await this.#inFlight;
+    const reason = this.#o.admit?.(ev);
+    if (reason !== undefined) return { ok: false, reason };
+    return (await this.#o.verifier.verify(ev)) as Verdict;
+  }
+
+  /** An event refused here: counted, remembered (NIP-77 does not fetch it again), logged at debug only. */
+  #refused(id: string, reason: string): void {
+    this.stats.rejected++;
+    if (id !== '') this.#o.store.recordReplicationRefused(id, reason);
+    this.#o.log.debug({ upstream: this.#o.url, eventId: id, reason }, 'replicated event refused');
+    this.#o.onRefused?.(reason, id);
+  }
+
+  #skip(seq: number): void {
+    if (seq > this.#skippedTo) this.#skippedTo = seq;
+    this.#settle();
+  }
+
+  /**
+   * Moves the committed cursor past skipped events once everything before them has committed: one
+   * write per burst (not per event), so a run of duplicates or refusals costs no store work each,
+   * and a restart does not read them again.
+   */
+  #commitSkipped(): void {
+    const to = this.#skippedTo;
+    if (to === 0) return;
+    this.#skippedTo = 0;
+    this.#inFlight = this.#inFlight.then(() => {
+      this.#o.store.setReplicationCursor(this.key, to);
+      if (to > this.stats.cursor) this.stats.cursor = to;
+    });
   }
 
   #settle(): void {

@@ -34,6 +34,8 @@ export interface SqliteStoreOptions {
   startupCheck?: StartupCheck;
 }
 
+/** Refused replicated ids remembered (oldest dropped first). */
+const MAX_REFUSED_KEPT = 100_000;
 /** A commit at least this large means writes are arriving fast enough for the window to group them. */
 const GROUP_MIN_BATCH = 32;
 /** Events committed since the last checkpoint that make the next one due at once. */
@@ -128,6 +130,7 @@ export class SqliteStore implements EventStore {
   #integrity: IntegrityState = { state: 'pending' };
   /** Settles when the start-up integrity check is over (at once unless it runs in the background). */
   readonly integrityChecked: Promise<IntegrityState>;
+  #refusedSincePrune = 0;
   /** False while no deletion was ever recorded (the common case): the per-event lookup is skipped. */
   #hasDeletedIds: boolean;
 
@@ -223,6 +226,12 @@ export class SqliteStore implements EventStore {
         'INSERT INTO replication_cursors (upstream, cursor, updated_at) VALUES (?, ?, ?) ON CONFLICT (upstream) DO UPDATE SET cursor = max(cursor, excluded.cursor), updated_at = excluded.updated_at',
       ),
       resetCursor: db.prepare('DELETE FROM replication_cursors WHERE upstream = ?'),
+      insertRefused: db.prepare('INSERT OR REPLACE INTO replication_refused (id, reason, at) VALUES (?, ?, ?)'),
+      isRefused: db.prepare('SELECT 1 FROM replication_refused WHERE id = ?').pluck(),
+      insertPeer: db.prepare('INSERT OR IGNORE INTO replication_peers (pubkey) VALUES (?)'),
+      listPeers: db.prepare('SELECT pubkey FROM replication_peers').pluck(),
+      countRefused: db.prepare('SELECT count(*) FROM replication_refused').pluck(),
+      pruneRefused: db.prepare('DELETE FROM replication_refused WHERE id IN (SELECT id FROM replication_refused ORDER BY at ASC LIMIT ?)'),
       deleteTagsBySeq: db.prepare('DELETE FROM tags WHERE seq = ?'),
       seqOfOwnId: db.prepare('SELECT seq, kind FROM events WHERE id = ? AND pubkey = ?'),
       recordDeletedId: db.prepare('INSERT OR IGNORE INTO deleted_ids (id, pubkey) VALUES (?, ?)'),
@@ -480,6 +489,31 @@ export class SqliteStore implements EventStore {
   setReplicationCursor(upstream: string, seq: number, reset = false): void {
     if (reset) this.#s.resetCursor.run(upstream);
     else this.#s.setCursor.run(upstream, seq, this.#now());
+  }
+
+  /** Remembers a replicated event this relay's policies refused (kept to the newest {@link MAX_REFUSED_KEPT}). */
+  recordReplicationRefused(id: string, reason: string): void {
+    this.#s.insertRefused.run(id, reason.slice(0, 200), this.#now());
+    if (++this.#refusedSincePrune >= 1000) {
+      this.#refusedSincePrune = 0;
+      const over = (this.#s.countRefused.get() as number) - MAX_REFUSED_KEPT;
+      if (over > 0) this.#s.pruneRefused.run(over);
+    }
+  }
+
+  /** Remembers a relay named in an origin chain. */
+  recordReplicationPeer(pubkey: string): void {
+    this.#s.insertPeer.run(pubkey);
+  }
+
+  /** Every relay ever named in an origin chain here. */
+  replicationPeers(): string[] {
+    return this.#s.listPeers.all() as string[];
+  }
+
+  /** Whether a replicated event with this id was refused here before. */
+  isReplicationRefused(id: string): boolean {
+    return this.#s.isRefused.get(id) === 1;
   }
 
   /** The relay a stored event was replicated from (its pubkey), if any. */

@@ -31,7 +31,10 @@ export interface ReplicaWrite {
   upstream: string;
   /** The event's sequence number on the upstream: the cursor becomes at least this. */
   seq: number;
-  /** The upstream relay's pubkey: the event is never served back to a connection authenticated as it. */
+  /**
+   * The event's origin chain: the relays it came through (NIP-11 pubkeys, comma-separated, nearest first: the
+   * upstream, then the upstream's own chain). It is never served to a connection authenticated as one of them.
+   */
   origin?: string;
 }
 
@@ -45,7 +48,15 @@ export interface EventStore {
   getReplicationCursor(upstream: string): number;
   /** Replication: moves an upstream's cursor forward, or (reset) forgets it. */
   setReplicationCursor(upstream: string, seq: number, reset?: boolean): void;
-  /** Replication: the pubkey of the relay a stored event was replicated from, if any. */
+  /** Replication: remembers a replicated event id this relay's policies refused (bounded). */
+  recordReplicationRefused(id: string, reason: string): void;
+  /** Replication: whether a replicated event id was refused here (NIP-77 repair does not fetch it again). */
+  isReplicationRefused(id: string): boolean;
+  /** Replication: remembers a relay named in an origin chain (so its connections are checked after a restart). */
+  recordReplicationPeer(pubkey: string): void;
+  /** Replication: every relay named in an origin chain here. */
+  replicationPeers(): string[];
+  /** Replication: the origin chain (comma-separated relay pubkeys) of the relay a stored event was replicated from, if any. */
   originOf(seq: number): string | undefined;
   /** Stored events matching any filter, newest first; `limits[i]` caps filter i. */
   query(filters: readonly Filter[], opts?: ReadOptions & { limits?: readonly number[] }): StoredEvent[];

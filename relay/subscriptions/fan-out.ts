@@ -2,6 +2,7 @@ import type { NostrEvent } from '../../shared/event.js';
 import { makeEventFrame } from '../../shared/messages/relay.js';
 import type { Subscription } from '../connection.js';
 import { canRead } from '../policies/private-inbox.js';
+import { isInOriginChain } from '../replication/origins.js';
 import type { OnDelivered, RelayStats } from '../context.js';
 import type { SubscriptionIndex } from './index.js';
 
@@ -16,16 +17,21 @@ export function createFanOut(
   stats: RelayStats,
   maxHeldBytes: number,
   onDelivered: readonly OnDelivered[] = [],
-  /** The relay a stored event was replicated from: it is not sent back to a connection authenticated as that relay. */
+  /**
+   * The origin chain of a stored event (the relays it was replicated through), or undefined; consulted only
+   * while `hasOrigins()` (this relay has replicated something). The event is not sent to a connection
+   * authenticated as a relay of the chain, and goes to sequence-mode readers with it (`via`).
+   */
   originOf?: (seq: number) => string | undefined,
+  hasOrigins: () => boolean = () => originOf !== undefined,
 ) {
   // Subscriptions sharing an id get the same frame: it is encoded once per event, not per socket.
   const frames = new Map<string, Buffer>();
-  const frameFor = (sub: Subscription, raw: string, seq: number | undefined): Buffer => {
+  const frameFor = (sub: Subscription, raw: string, seq: number | undefined, chain: string | undefined): Buffer => {
     const key = sub.seqMode && seq !== undefined ? sub.subIdJson + ' seq' : sub.subIdJson;
     let frame = frames.get(key);
     if (frame === undefined) {
-      frame = Buffer.from(makeEventFrame(sub.subIdJson, raw, sub.seqMode ? seq : undefined));
+      frame = Buffer.from(makeEventFrame(sub.subIdJson, raw, sub.seqMode ? seq : undefined, chain));
       frames.set(key, frame);
     }
     return frame;
@@ -33,11 +39,13 @@ export function createFanOut(
   return function fanOut(event: NostrEvent, raw: string, seq: number | undefined): void {
     const isPrivate = privateKinds.has(event.kind);
     frames.clear();
+    // One lookup per event, only on a relay that replicates.
+    const chain = seq !== undefined && originOf !== undefined && hasOrigins() ? originOf(seq) : undefined;
     index.match(event, (sub) => {
       if (seq !== undefined && seq <= sub.liveFrom) return;
       if (isPrivate && !sub.conn.readsPrivate && !canRead(event, sub.conn.authed, privateKinds)) return;
-      if (seq !== undefined && sub.conn.peerRelay !== undefined && originOf?.(seq) === sub.conn.peerRelay) return;
-      const frame = frameFor(sub, raw, seq);
+      if (isInOriginChain(chain, sub.conn.peerRelay)) return;
+      const frame = frameFor(sub, raw, seq, chain);
       if (sub.held) holdFrame(sub, frame, maxHeldBytes);
       else if (sub.conn.send(frame)) stats.deliveries++;
       else return;

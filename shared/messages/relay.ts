@@ -5,9 +5,15 @@ export interface SeqInfo {
   seq: number;
 }
 
-/** `["EVENT", subId, event]`, built from the stored raw JSON so it is never re-serialised. */
-export function makeEventFrame(subIdJson: string, rawEvent: string, seq?: number): string {
-  return seq === undefined ? `["EVENT",${subIdJson},${rawEvent}]` : `["EVENT",${subIdJson},${rawEvent},{"seq":${seq}}]`;
+/**
+ * `["EVENT", subId, event]`, built from the stored raw JSON so it is never re-serialised; in sequence mode
+ * `["EVENT", subId, event, {"seq": n}]`, plus `"via": [pubkey, ...]` for a replicated event: its origin chain
+ * (`via`, comma-separated 64-hex pubkeys as stored, checked when stored).
+ */
+export function makeEventFrame(subIdJson: string, rawEvent: string, seq?: number, via?: string): string {
+  if (seq === undefined) return `["EVENT",${subIdJson},${rawEvent}]`;
+  if (via === undefined || via === '') return `["EVENT",${subIdJson},${rawEvent},{"seq":${seq}}]`;
+  return `["EVENT",${subIdJson},${rawEvent},{"seq":${seq},"via":["${via.replaceAll(',', '","')}"]}]`;
 }
 
 /** `["OK", id, accepted, reason]` */
