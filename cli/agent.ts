@@ -9,7 +9,10 @@ import {
   defaultAgentHome,
   getNpub,
   loadKeyFile,
+  openKeyRing,
   parsePubkey,
+  revokeKeyRing,
+  rotateKeyRing,
   saveKeyFile,
   SqliteAgentStore,
   normalizeRelayUrl,
@@ -44,14 +47,21 @@ Usage:
                                                stream live events (default: addressed to me); no cursor
   roost agent outbox [--purge [ID...]]         list events not yet acknowledged by every relay; --purge drops
                                                them (all, the IDs given, or with --relay only that relay's share)
-  roost agent discover [--capability C]...     find agents offering every capability, with presence
+  roost agent discover [--capability C]... [--min-reputation R]
+                                               find agents offering every capability, with presence
+                                               (R in 0-1: only those whose signed history scores R)
+  roost agent identity [--print-next]          create (once) the next key and the key event log, publish the log;
+                                               --print-next also prints the next secret key for an offline backup
+  roost agent rotate                           make the next key current (the current key co-signs), commit a
+                                               new next key, publish the log; the old key is kept in retired/
+  roost agent revoke [--reason R]              key compromised: the next key alone ends the current key at once
   roost agent discover --local [--timeout SEC] relays and agents on this LAN (mDNS/DNS-SD, default 2 s);
                                                a relay is listed only once its NIP-11 names the key it advertised
   roost agent card --name N [--description D] [--capability C]... [--version V]
                                                publish this agent's card (what discover finds)
 ${TASK_HELP}
 Options:
-  --home DIR     agent home: agent.key and agent.db (default $ROOST_AGENT_HOME or ~/.roost)
+  --home DIR     agent home: agent.key, agent.next.key, agent.kel.jsonl and agent.db (default $ROOST_AGENT_HOME or ~/.roost)
   --relay URL    relay to use; repeat for several (default $ROOST_RELAYS, comma-separated)
   --json         machine-readable output: one JSON object per line
   -h, --help     this text
@@ -79,6 +89,9 @@ const OPTIONS = {
   name: { type: 'string' },
   description: { type: 'string' },
   version: { type: 'string' },
+  reason: { type: 'string' },
+  'print-next': { type: 'boolean' },
+  'min-reputation': { type: 'string' },
   to: { type: 'string' },
   deadline: { type: 'string' },
   note: { type: 'string' },
@@ -162,7 +175,10 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
     const needAgent = (opts: { inbox?: boolean } = {}) => {
       if (!existsSync(keyFile)) throw new UsageError(`no key in ${home}: run \`${keygenHint}\` first${values.home === undefined ? ' (or pass --home)' : ''}`);
       if (relays.length === 0) throw new UsageError('no relay: pass --relay URL or set ROOST_RELAYS');
-      agent = createNodeAgent({ home, relays, identity: loadKeyFile(keyFile), inbox: opts.inbox ?? false, heartbeatSeconds: 0 });
+      // A home with a key event log runs on its key ring: the log is published, mail to retired keys is read
+      // during their grace period, cards name the agent id. A bare key stays a bare key (`identity` makes the log).
+      const ring = existsSync(join(home, 'agent.kel.jsonl')) ? { keyRing: true } : { identity: loadKeyFile(keyFile) };
+      agent = createNodeAgent({ home, relays, ...ring, inbox: opts.inbox ?? false, heartbeatSeconds: 0 });
       // say at once why a relay cannot be reached (refused, DNS, TLS, HTTP 429…), once per relay and cause
       const told = new Set<string>();
       agent.on('disconnected', (relay, reason) => {
@@ -175,6 +191,9 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
     switch (command) {
       case 'keygen': {
         if (existsSync(keyFile) && !values.force) throw new UsageError(`${keyFile} already exists (use --force to replace it, losing that identity)`);
+        if (existsSync(join(home, 'agent.kel.jsonl'))) {
+          throw new UsageError(`${home} has a key event log: replace the key with \`roost agent rotate\` or \`revoke\`, not keygen`);
+        }
         const id = Identity.generate();
         saveKeyFile(keyFile, id, { overwrite: values.force === true });
         out(`created ${keyFile}\n${id.npub}`, { npub: id.npub, pubkey: id.pubkey, keyFile });
@@ -204,6 +223,38 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
       case 'discover':
         if (values.local) return await discoverOnLan(values, out);
         return await discover(needAgent(), values, out);
+      case 'identity':
+      case 'rotate':
+      case 'revoke': {
+        if (!existsSync(keyFile)) throw new UsageError(`no key in ${home}: run \`${keygenHint}\` first`);
+        const ring =
+          command === 'identity'
+            ? openKeyRing(home)
+            : command === 'rotate'
+              ? rotateKeyRing(home).ring
+              : revokeKeyRing(home, values.reason === undefined ? {} : { reason: values.reason }).ring;
+        // the one deliberate way a secret leaves the ring: asked for by name, for paper or offline storage
+        const backup = values['print-next'] ? { nextNsec: ring.next.exportNsec() } : {};
+        const summary = { aid: ring.aid, pubkey: ring.current.pubkey, seq: ring.log.head.seq, nextKeyFile: join(home, 'agent.next.key'), ...backup };
+        let human = `identity ${ring.aid}\ncurrent  ${getNpub(ring.current.pubkey)} (key event ${ring.log.head.seq})\nnext key ${summary.nextKeyFile} (keep a copy offline)`;
+        if (backup.nextNsec) human += `\nnext secret key (store it offline, apart from ${keyFile}): ${backup.nextNsec}`;
+        if (relays.length === 0) {
+          out(`${human}\nnot published: pass --relay URL or set ROOST_RELAYS`, { ...summary, published: [] });
+          return 0;
+        }
+        const a = needAgent();
+        await a.start();
+        const timeoutMs = num(values.timeout, '--timeout', 10) * 1000;
+        // the whole log, oldest first: a relay that missed an event gets it, one that has it answers duplicate
+        const published = [];
+        for (const ev of ring.events) published.push(await a.publishSigned(ev, { timeoutMs }));
+        const refused = published.flatMap((p) => p.relays.filter((r) => !r.accepted).map((r) => `${r.relay}: ${r.reason}`));
+        out(refused.length === 0 ? `${human}\npublished ${published.length} key events` : `${human}\nrefused: ${refused.join('; ')}`, {
+          ...summary,
+          published: published.map((p) => ({ id: p.id, relays: p.relays })),
+        });
+        return refused.length === 0 ? 0 : 1;
+      }
       case 'card': {
         if (!values.name) throw new UsageError('card needs --name');
         const a = needAgent();
@@ -401,10 +452,13 @@ async function outbox(home: string, values: Values, ids: string[], out: Out): Pr
 }
 
 async function discover(agent: Agent, values: Values, out: Out): Promise<number> {
+  const min = values['min-reputation'];
+  if (min !== undefined && !(Number(min) >= 0 && Number(min) <= 1)) throw new UsageError('--min-reputation must be a number from 0 to 1');
   await agent.start();
   await agent.whenConnected(5000, 1);
   // the caller's own card is not a peer it could ask
-  const found: AgentInfo[] = (await agent.discover({ capabilities: values.capability ?? [] })).filter((a) => a.pubkey !== agent.pubkey);
+  const minReputation = min === undefined ? {} : { minReputation: Number(min) };
+  const found: AgentInfo[] = (await agent.discover({ capabilities: values.capability ?? [], ...minReputation })).filter((a) => a.pubkey !== agent.pubkey);
   const nowSec = Math.floor(Date.now() / 1000);
   if (values.json) {
     for (const a of found) out('', a);
@@ -416,7 +470,7 @@ async function discover(agent: Agent, values: Values, out: Out): Promise<number>
   }
   for (const a of found) {
     out(
-      `${a.presence.padEnd(7)} ${a.name || '(no name)'}  ${short(a.pubkey)}  [${a.capabilities.join(', ')}]  v${a.version || '?'}  seen ${when(a.lastSeen, nowSec)}${a.wakeable ? '  wakeable' : ''}`,
+      `${a.presence.padEnd(7)} ${a.name || '(no name)'}  ${short(a.pubkey)}  [${a.capabilities.join(', ')}]  v${a.version || '?'}  seen ${when(a.lastSeen, nowSec)}${a.wakeable ? '  wakeable' : ''}${a.reputation === undefined ? '' : `  reputation ${a.reputation.toFixed(2)}`}`,
       a,
     );
   }

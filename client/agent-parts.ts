@@ -8,14 +8,16 @@ import {
   type AgentCard,
   type HeartbeatStatus,
 } from '../shared/agent-card.js';
-import type { NostrEvent } from '../shared/event.js';
+import { getTagValues, type NostrEvent } from '../shared/event.js';
 import type { Filter } from '../shared/filter.js';
+import type { KeyLog } from '../shared/identity-log.js';
 import type { Timers } from './backoff.js';
 import { openAgentDoc, type AgentDoc, type AgentDocOptions, type DocHost } from './crdt-relay.js';
 import { makeDocAddress } from './crdt/wire.js';
 import type { ClientLogger } from './emitter.js';
 import { ClientError } from './errors.js';
 import { parsePubkey, type Identity } from './identity.js';
+import type { KeyLogs } from './key-logs.js';
 import { fetchRelayInfo, type FetchLike, type RelayInfo } from './nip11.js';
 import type { Outbox, PublishResult } from './outbox.js';
 import { combineDiscovery, fetchPresence, type AgentInfo } from './presence.js';
@@ -112,6 +114,8 @@ export class Presence {
   readonly #now: () => number;
   readonly #seconds: number;
   readonly #wakeable: () => boolean;
+  readonly #keyVersion: () => { aid: string; keySeq: number } | undefined;
+  readonly #keyLogs: Pick<KeyLogs, 'fetchLog'> | undefined;
   #timer: unknown;
   #running = false;
 
@@ -124,6 +128,10 @@ export class Presence {
     now: () => number;
     heartbeatSeconds: number;
     wakeable: () => boolean;
+    /** This agent's agent id and key version, named in its card. */
+    keyVersion?: () => { aid: string; keySeq: number } | undefined;
+    /** Verifies the agent ids cards claim (discovery). */
+    keyLogs?: Pick<KeyLogs, 'fetchLog'>;
   }) {
     this.#identity = deps.identity;
     this.#links = deps.links;
@@ -133,6 +141,8 @@ export class Presence {
     this.#now = deps.now;
     this.#seconds = deps.heartbeatSeconds;
     this.#wakeable = deps.wakeable;
+    this.#keyVersion = deps.keyVersion ?? (() => undefined);
+    this.#keyLogs = deps.keyLogs;
   }
 
   /** Heartbeats on: one per period while running. */
@@ -143,7 +153,7 @@ export class Presence {
 
   /** Publishes (replaces) the agent's card; `relays` defaults to the agent's relays. */
   async publishCard(card: Omit<AgentCard, 'relays'> & { relays?: string[] }, opts: PublishOptions = {}): Promise<PublishResult> {
-    const full: AgentCard = { ...card, relays: card.relays ?? this.#publisher.relays };
+    const full: AgentCard = { ...card, relays: card.relays ?? this.#publisher.relays, ...this.#keyVersion() };
     const stamped = await this.#publisher.stamped(makeAgentCard(full, Math.floor(this.#now() / 1000)));
     return this.#publisher.publishSigned(this.#identity.sign(stamped), opts);
   }
@@ -194,7 +204,18 @@ export class Presence {
       const answers = await Promise.all(links.map(async (l) => ({ relay: l.url, online: await fetchPresence(l.url, authors, fetch, timeoutMs) })));
       for (const a of answers) if (a.online) presence.push({ relay: a.relay, online: a.online });
     }
-    return combineDiscovery(cards, beats, presence, wanted, Math.floor(this.#now() / 1000));
+    const logs = new Map<string, KeyLog>();
+    const keyLogs = this.#keyLogs;
+    if (keyLogs) {
+      const aids = [...new Set(cards.flatMap((c) => getTagValues(c, 'aid').slice(0, 1)))];
+      await Promise.all(
+        aids.map(async (aid) => {
+          const log = await keyLogs.fetchLog(aid, timeoutMs).catch(() => 'unreadable');
+          if (typeof log !== 'string') logs.set(aid, log);
+        }),
+      );
+    }
+    return combineDiscovery(cards, beats, presence, wanted, Math.floor(this.#now() / 1000), logs);
   }
 
   #schedule(): void {
@@ -204,6 +225,28 @@ export class Presence {
       this.#schedule();
     }, this.#seconds * 1000);
   }
+}
+
+/** The DocHost's key-following part over the agent's key event logs. */
+function makeKeyFollowing(
+  keyLogs: Pick<KeyLogs, 'priorKeys' | 'lookupMany' | 'lookup' | 'onChange'>,
+  now: () => number,
+): Pick<DocHost, 'priorKeys' | 'followKeys' | 'resolveKey'> {
+  return {
+    priorKeys: (pubkey) => keyLogs.priorKeys(pubkey, Math.floor(now() / 1000)),
+    followKeys(keys, onMoved) {
+      const known = new Set(keys);
+      // Reading their logs puts them under the live watch, so a rotation is seen as it happens.
+      keyLogs.lookupMany(keys).catch(() => undefined);
+      return keyLogs.onChange((log) => {
+        if (!log.keys.some((k) => known.has(k.pubkey))) return;
+        const fresh = log.keys.map((k) => k.pubkey).filter((k) => !known.has(k));
+        for (const k of fresh) known.add(k);
+        if (fresh.length > 0) onMoved(fresh);
+      });
+    },
+    resolveKey: async (pubkey) => keyLogs.lookup(pubkey),
+  };
 }
 
 /** The agent's open shared documents (see crdt-relay.ts), one per address. */
@@ -220,9 +263,13 @@ export class Docs {
     now: () => number;
     random: () => number;
     log: ClientLogger;
+    /** Key event logs: a member's successor key is a member (docs/identity.md). */
+    keyLogs?: Pick<KeyLogs, 'priorKeys' | 'lookupMany' | 'lookup' | 'onChange'>;
   }) {
-    const { identity, outbox, links } = deps;
+    const { identity, outbox, links, keyLogs } = deps;
+    const follow = keyLogs ? makeKeyFollowing(keyLogs, deps.now) : {};
     this.#host = {
+      ...follow,
       self: identity.pubkey,
       links,
       store: deps.store,

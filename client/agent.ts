@@ -3,15 +3,19 @@ import { Router } from './routing.js';
 import type { AgentCard, HeartbeatStatus } from '../shared/agent-card.js';
 import type { EventTemplate, NostrEvent } from '../shared/event.js';
 import type { Filter } from '../shared/filter.js';
+import { type KeyLog, verifyKeyLog } from '../shared/identity-log.js';
 import { Kind } from '../shared/kinds.js';
 import { Docs, Presence, Wake } from './agent-parts.js';
-import { systemTimers, type Timers } from './backoff.js';
+import { sleep, systemTimers, type Timers } from './backoff.js';
 import type { AgentDoc, AgentDocOptions } from './crdt-relay.js';
 import { Emitter, silentLogger, type ClientLogger } from './emitter.js';
 import { DecisionClient } from './decisions.js';
 import { ClientError } from './errors.js';
 import { parsePubkey, verifyEvent, type Identity } from './identity.js';
 import { Inbox, type Delivery } from './inbox.js';
+import { KeyLogs } from './key-logs.js';
+import { fetchReputation } from './reputation.js';
+import type { Reputation } from '../shared/reputation.js';
 import { Messenger, type DirectMessage, type DirectSetup, type RequestHandler, type SendResult } from './messaging.js';
 import type { FetchLike } from './nip11.js';
 import { Outbox, type PublishResult, type Settlement } from './outbox.js';
@@ -28,6 +32,9 @@ import { getDefaultTracer, runInSpan, startHandleSpan } from './tracing.js';
 import type { Tracer } from '@opentelemetry/api';
 
 export type { PublishOptions } from './publisher.js';
+
+/** How long `start()` waits for the relays to acknowledge the agent's key event log (a relay down does not hold it longer). */
+const KEY_LOG_PUBLISH_WAIT_MS = 2000;
 
 /**
  * Options of {@link Agent.enableDirect}: `direct` (the transport module, passed in so it is bundled
@@ -96,6 +103,16 @@ export interface AgentOptions {
   inbox?: boolean;
   /** Heartbeat period in seconds while running (default 300; 0: no heartbeat). */
   heartbeatSeconds?: number;
+  /**
+   * This agent's key event log (docs/identity.md): its events (the current key must be the head's) and
+   * the rotated-out keys, whose mail is read until their grace period ends. Published on start.
+   */
+  keyLog?: { events: readonly NostrEvent[]; retired?: readonly Identity[] };
+  /**
+   * Follow peers' key event logs (default true): encrypt to a peer's current key and refuse messages
+   * signed by keys that no longer speak for their identity. Costs one look-up per new peer key.
+   */
+  followKeyLogs?: boolean;
   /** Spans for publishes, DMs and handled messages (default: the global OpenTelemetry tracer, a no-op until an SDK is registered). */
   tracer?: Tracer;
   /**
@@ -138,10 +155,21 @@ export class Agent extends Emitter<AgentEvents> {
   readonly #wake: Wake;
   readonly #docs: Docs;
   readonly #random: () => number;
+  readonly #timers: Timers;
   readonly #now: () => number;
   readonly #tracer: Tracer;
   readonly #preferRelays: ((peer: string) => readonly string[]) | undefined;
   readonly #log: ClientLogger;
+  readonly #keyEvents: readonly NostrEvent[];
+  #keyLogPublished: Promise<void>;
+  #onKeyLogPublished: () => void = () => undefined;
+  readonly #ownKeys = new Map<string, { identity: Identity; until: number }>();
+  /** Agent id of this agent's key event log; undefined for a bare key. */
+  readonly aid: string | undefined;
+  /** This agent's verified key event log; undefined for a bare key. */
+  readonly keyLog: KeyLog | undefined;
+  /** Peers' key event logs, as this agent follows them. */
+  readonly keyLogs: KeyLogs;
   #onMessage: MessageHandler | undefined;
   #state: 'new' | 'running' | 'closed' = 'new';
 
@@ -153,7 +181,7 @@ export class Agent extends Emitter<AgentEvents> {
     this.identity = opts.identity;
     this.pubkey = opts.identity.pubkey;
     const store = (this.#store = opts.store ?? new MemoryStore());
-    const timers: Timers = opts.timers ?? systemTimers;
+    const timers: Timers = (this.#timers = opts.timers ?? systemTimers);
     const random = (this.#random = opts.random ?? Math.random);
     const now = (this.#now = opts.now ?? Date.now);
     const log = (this.#log = opts.log ?? silentLogger);
@@ -162,6 +190,32 @@ export class Agent extends Emitter<AgentEvents> {
     const fetch = opts.fetch ?? (globalThis.fetch ? (globalThis.fetch.bind(globalThis) as unknown as FetchLike) : undefined);
     const identity = opts.identity;
     const links = this.#links;
+    this.#keyEvents = opts.keyLog?.events ?? [];
+    this.#keyLogPublished = new Promise((resolve) => (this.#onKeyLogPublished = resolve));
+    if (opts.keyLog) {
+      const first = this.#keyEvents[0];
+      const own = first ? verifyKeyLog(first.id, this.#keyEvents) : 'the key event log is empty';
+      if (typeof own === 'string' || own.current !== identity.pubkey) {
+        throw new ClientError(
+          'ROOST_ERR_KEY_FILE',
+          `the key event log does not name ${identity.pubkey} as the current key: ${typeof own === 'string' ? own : own.status}`,
+        );
+      }
+      this.keyLog = own;
+      this.aid = own.aid;
+      for (const r of opts.keyLog.retired ?? []) {
+        const until = own.keys.find((k) => k.pubkey === r.pubkey)?.until;
+        if (until !== undefined) this.#ownKeys.set(r.pubkey, { identity: r, until });
+      }
+    }
+    this.keyLogs = new KeyLogs({
+      fetch: (filters, timeoutMs) => this.#fetchOnce(filters, timeoutMs),
+      subscribe: (filters, onEvent) => this.subscribe(filters, onEvent),
+      connected: () => this.connectedRelays.length > 0,
+      now,
+      log,
+    });
+    const follow = opts.followKeyLogs !== false;
     for (const url of opts.relays) {
       const link = new RelayLink(url, {
         ...opts.link,
@@ -171,6 +225,7 @@ export class Agent extends Emitter<AgentEvents> {
         random,
         now,
         verify: opts.verify ?? verifyEvent,
+        alsoAuth: () => this.#readKeys().flatMap((k) => this.#ownKeys.get(k)?.identity ?? []),
         log,
       });
       if (this.#links.has(link.url)) continue;
@@ -207,6 +262,9 @@ export class Agent extends Emitter<AgentEvents> {
       links,
       publish: (event, o) => publisher.publishSigned(event, o),
       deliver: (msg) => this.#deliver(msg),
+      ...(follow ? { keys: this.keyLogs } : {}),
+      ownKey: (pubkey) => this.#ownKeys.get(pubkey)?.identity,
+      refused: (err) => this.emit('error', err),
       timers,
       now,
       log,
@@ -222,13 +280,22 @@ export class Agent extends Emitter<AgentEvents> {
       now,
       heartbeatSeconds: opts.heartbeatSeconds ?? 300,
       wakeable: () => wake.wakeable,
+      keyLogs: this.keyLogs,
+      keyVersion: () => (this.keyLog ? { aid: this.keyLog.aid, keySeq: this.keyLog.head.seq } : undefined),
     });
-    this.#docs = new Docs({ identity, links, store, outbox, timers, now, random, log });
+    this.#docs = new Docs({ identity, links, store, outbox, timers, now, random, log, keyLogs: this.keyLogs });
     if (opts.inbox !== false) {
-      this.#inbox = new Inbox(store, this.pubkey, (ev, d) => this.#handleInbox(ev, d), { timers, random, now, log });
+      this.#inbox = new Inbox(
+        store,
+        () => this.#readKeys(),
+        (ev, d) => this.#handleInbox(ev, d),
+        { timers, random, now, log },
+      );
       this.#inbox.on('caughtUp', (relay, cursor) => this.emit('caughtUp', relay, cursor));
       this.#inbox.on('handlerFailed', (_ev, err) => this.emit('error', err instanceof Error ? err : new Error(String(err))));
     }
+    // Its own log too: its documents and electorates know its earlier keys, and its rotations are watched.
+    if (this.keyLog) this.keyLogs.add(this.keyLog.aid, this.#keyEvents);
     const work = makeWorkHost(this, now, tracer);
     this.tasks = new TaskClient(work);
     this.decisions = new DecisionClient(work);
@@ -286,7 +353,12 @@ export class Agent extends Emitter<AgentEvents> {
     const firstAttempts = [...this.#links.values()].map((link) => this.#firstAttempt(link));
     for (const link of this.#links.values()) link.start();
     this.#presence.start();
-    if (opts.waitForRelay !== false) await this.#anyReady(firstAttempts);
+    if (opts.waitForRelay === false) return;
+    await this.#anyReady(firstAttempts);
+    // Peers look a key up when they first meet it: a new log head should be on a relay before the agent speaks.
+    if (this.#keyEvents.length > 0 && !(await this.#store.hasSeen(this.#keyLogMark()))) {
+      await Promise.race([this.#keyLogPublished, sleep(this.#timers, KEY_LOG_PUBLISH_WAIT_MS)]);
+    }
   }
 
   /** Resolves with undefined when the link's first connection goes ready, else with why it failed. */
@@ -454,6 +526,51 @@ export class Agent extends Emitter<AgentEvents> {
     return { close: () => handles.forEach((h) => h.close()) };
   }
 
+  /**
+   * Reads an agent's key event log from the connected relays and verifies it here (docs/identity.md),
+   * by agent id or by any key the log revealed. Resolves with the log, or with why there is none.
+   */
+  async fetchKeyLog(who: { aid: string } | { pubkey: string }, opts: { timeoutMs?: number } = {}): Promise<KeyLog | string> {
+    const timeoutMs = opts.timeoutMs ?? 5000;
+    if ('aid' in who) return this.keyLogs.fetchLog(who.aid, timeoutMs);
+    const aid = await this.keyLogs.findAid(who.pubkey, timeoutMs);
+    if (aid === undefined) return `no key event by ${who.pubkey} on the connected relays`;
+    return this.keyLogs.fetchLog(aid, timeoutMs);
+  }
+
+  /** The keys whose mail the inbox reads: the current one, and rotated-out ones until their grace period ends. */
+  #readKeys(): string[] {
+    const nowSec = Math.floor(this.#now() / 1000);
+    const keys = [this.pubkey];
+    for (const [pubkey, k] of this.#ownKeys) if (nowSec < k.until) keys.push(pubkey);
+    return keys;
+  }
+
+  /** Stored events matching `filters` from every connected relay, until each has sent EOSE or the timeout. */
+  #fetchOnce(filters: Filter[], timeoutMs: number): Promise<NostrEvent[]> {
+    return new Promise((resolve) => {
+      const got: NostrEvent[] = [];
+      const waiting = new Set(this.connectedRelays);
+      let sub: { close(): void } | undefined;
+      let finished = false;
+      const done = () => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(timer);
+        sub?.close();
+        resolve(got);
+      };
+      const timer = setTimeout(done, timeoutMs);
+      sub = this.subscribe(filters, (ev) => got.push(ev), {
+        onEose: (relay) => {
+          waiting.delete(relay);
+          if (waiting.size === 0) done();
+        },
+      });
+      if (waiting.size === 0) done();
+    });
+  }
+
   /** Opens a gift wrap addressed to this agent (for events from {@link subscribe}); throws ROOST_ERR_DECRYPT. */
   openDirectMessage(wrap: NostrEvent, delivery: { relay: string; seq?: number }): DirectMessage {
     return this.#messenger.open(wrap, delivery);
@@ -485,8 +602,27 @@ export class Agent extends Emitter<AgentEvents> {
    * Finds agents offering every capability asked for, across the agent's relays, with presence:
    * online (a relay sees it connected, or a fresh heartbeat), asleep (wakeable by push) or offline.
    */
-  discover(query: { capabilities?: readonly string[]; timeoutMs?: number } = {}): Promise<AgentInfo[]> {
-    return this.#presence.discover(query);
+  async discover(query: { capabilities?: readonly string[]; minReputation?: number; timeoutMs?: number } = {}): Promise<AgentInfo[]> {
+    const found = await this.#presence.discover(query);
+    if (query.minReputation === undefined) return found;
+    const reps = await this.reputation(
+      found.map((f) => f.pubkey),
+      query.timeoutMs === undefined ? {} : { timeoutMs: query.timeoutMs },
+    );
+    const min = query.minReputation;
+    return found.flatMap((f) => {
+      const r = reps.get(f.pubkey);
+      return r && r.score >= min ? [{ ...f, reputation: r.score }] : [];
+    });
+  }
+
+  /**
+   * The reputation of each key's identity (shared/reputation.ts: completed and failed tasks from their
+   * signed chains, attestations weighted by the attesters' task standing and capped), computed here
+   * from what the connected relays hold; follows identities across rotations.
+   */
+  reputation(pubkeys: readonly string[], opts: { timeoutMs?: number } = {}): Promise<Map<string, Reputation>> {
+    return fetchReputation({ fetch: (f, t) => this.#fetchOnce(f, t), keyLogs: this.keyLogs }, pubkeys.map(parsePubkey), opts.timeoutMs ?? 5000);
   }
 
   /**
@@ -510,6 +646,7 @@ export class Agent extends Emitter<AgentEvents> {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     await this.#presence.stop(true);
+    this.keyLogs.close();
     await this.#docs.close();
     await this.#inbox?.close();
     this.#outbox.close();
@@ -525,8 +662,35 @@ export class Agent extends Emitter<AgentEvents> {
   async #onLinkReady(link: RelayLink): Promise<void> {
     if (this.#state !== 'running') return;
     this.#presence.onReady(link);
+    if (this.#keyEvents.length > 0) void this.#publishKeyLog(link);
     const err = await this.#wake.onReady(link);
     if (err) this.emit('error', err);
+  }
+
+  /**
+   * The whole key event log to a relay on every connect (not through the outbox: it is re-sent anyway),
+   * so a relay that missed a rotation, or was added since, learns it; `start()` waits for the first.
+   */
+  async #publishKeyLog(link: RelayLink): Promise<void> {
+    let all = true;
+    for (const ev of this.#keyEvents) {
+      const r = await link.publish(ev).catch((err: Error) => ({ accepted: false, reason: String(err.message) }));
+      if (!r.accepted && !r.reason.startsWith('duplicate:')) {
+        all = false;
+        this.#log.warn({ relay: link.url, eventId: ev.id, reason: r.reason }, 'relay refused a key event of this agent');
+        this.emit(
+          'error',
+          new ClientError('ROOST_ERR_REFUSED', `${link.url} refused key event ${ev.id}: ${r.reason}`, { reason: r.reason, relay: link.url, eventId: ev.id }),
+        );
+      }
+    }
+    if (all) await this.#store.markSeen([this.#keyLogMark()], this.#now()).catch(() => undefined);
+    this.#onKeyLogPublished();
+  }
+
+  /** Recorded (with the seen ids) once a relay holds the log up to its head: later starts do not wait for it. */
+  #keyLogMark(): string {
+    return `roost-kel:${this.keyLog?.head.id}`;
   }
 
   async #handleInbox(event: NostrEvent, delivery: Delivery): Promise<void> {

@@ -46,6 +46,12 @@ export interface DocHost {
   now(): number;
   random(): number;
   readonly log: ClientLogger;
+  /** The earlier keys of a key's identity (its key event log, as known now): a member's successor key is a member. */
+  priorKeys?(pubkey: string): readonly string[];
+  /** Follows the key event logs of `keys`; `onMoved(keys)` is told the keys a followed log revealed since. Returns the stop. */
+  followKeys?(keys: readonly string[], onMoved: (keys: readonly string[]) => void): () => void;
+  /** Reads the key event log of `pubkey` (resolves once known, or known to be absent). */
+  resolveKey?(pubkey: string): Promise<unknown>;
 }
 
 /** Options of `agent.doc(name, opts)`. */
@@ -121,6 +127,8 @@ export class AgentDoc {
   readonly #relays = new Map<string, RelayState>();
   /** Per relay: members whose deltas from before the cursor must still be fetched. */
   readonly #backfill = new Map<string, Set<string>>();
+  #stopFollowing: (() => void) | undefined;
+  readonly #resolving = new Set<string>();
   /** Snapshot parts seen in the stream, by author and generation, until complete. */
   readonly #parts = new Map<string, NostrEvent[]>();
   readonly #inflight = new Set<Promise<unknown>>();
@@ -150,6 +158,7 @@ export class AgentDoc {
       now: () => host.now(),
       restore: saved?.state,
       onReject: opts.onReject,
+      priorKeys: (pk) => host.priorKeys?.(pk) ?? [],
     });
     this.address = address;
     this.name = name;
@@ -172,6 +181,7 @@ export class AgentDoc {
         snapshotSince: undefined,
       });
     }
+    this.#followWriters();
   }
 
   // --- the SharedDoc API, forwarded ---
@@ -375,6 +385,7 @@ export class AgentDoc {
 
   async #close(): Promise<void> {
     this.#closed = true;
+    this.#stopFollowing?.();
     for (const off of this.#unlisten) off();
     for (const rs of this.#relays.values()) this.#dropRelay(rs);
     for (const w of [...this.#syncWaiters]) w();
@@ -549,6 +560,20 @@ export class AgentDoc {
     // An event may name several documents in `a` tags; it belongs to the one its first names.
     if (!env || env.address !== this.address) return;
     if (this.doc.receive(env.update, { author: ev.pubkey, kind: 'delta', id: ev.id })) this.#countDelta();
+    else if (!this.doc.isMember(ev.pubkey)) this.#resolveAuthor(ev.pubkey);
+  }
+
+  /** An author refused as a non-member may be a member's new key this replica has not heard of: ask its log. */
+  #resolveAuthor(author: string): void {
+    const resolving = this.#host.resolveKey?.(author);
+    if (!resolving || this.#resolving.has(author)) return;
+    this.#resolving.add(author);
+    void resolving
+      .then(() => {
+        if (!this.#closed && this.doc.isMember(author)) this.#backfillKeys([author]);
+      })
+      .catch(() => undefined)
+      .finally(() => this.#resolving.delete(author));
   }
 
   #onMembership(ev: NostrEvent): void {
@@ -574,7 +599,22 @@ export class AgentDoc {
 
   /** Deltas of new members that a relay sent before the record arrived were refused: fetch them again. */
   #backfillAdded(before: ReadonlySet<string>): void {
-    const added = this.doc.membership.members.filter((m) => !before.has(m));
+    this.#followWriters();
+    this.#backfillKeys(this.doc.membership.members.filter((m) => !before.has(m)));
+  }
+
+  /**
+   * Follows the writers' key event logs: when one rotates, the deltas its new key wrote before this
+   * replica saw the rotation (refused then) are fetched again.
+   */
+  #followWriters(): void {
+    this.#stopFollowing?.();
+    this.#stopFollowing = this.#host.followKeys?.([...this.#writers()], (keys) => {
+      if (!this.#closed) this.#backfillKeys(keys);
+    });
+  }
+
+  #backfillKeys(added: readonly string[]): void {
     if (added.length === 0) return;
     for (const [url, rs] of this.#relays) {
       if (rs.cursor === 0) continue;

@@ -73,7 +73,11 @@ export class DecisionClient {
     const proposal = await this.get(proposalId);
     const events = await this.#host.query([{ kinds: [DecisionKind.Ballot], '#e': [proposalId], limit: 5000 }]);
     const ballots = events.map(getBallot).filter((b) => b !== undefined);
-    return tallyDecision(proposal, ballots, { members: opts.members, now: this.#nowSec() });
+    // Voters not listed may be listed members' successor keys: their key event logs say so.
+    const listed = new Set([...(opts.members ?? []), ...proposal.vetoHolders, ...(proposal.electorate.type === 'pubkeys' ? proposal.electorate.pubkeys : [])]);
+    const others = [...new Set(ballots.map((b) => b.voter).filter((v) => !listed.has(v)))];
+    const priorKeys = others.length > 0 && this.#host.priorKeys ? await this.#host.priorKeys(others) : undefined;
+    return tallyDecision(proposal, ballots, { members: opts.members, now: this.#nowSec(), ...(priorKeys ? { priorKeys } : {}) });
   }
 
   /** The proposer records a tally (kind 4345) naming the ballots it counted; others can recompute it. */

@@ -13,7 +13,10 @@ export type ClientErrorCode =
   | 'ROOST_ERR_NO_RELAY'
   | 'ROOST_ERR_UNREACHABLE'
   | 'ROOST_ERR_RELAY_INFO'
-  | 'ROOST_ERR_TASK_ENDED';
+  | 'ROOST_ERR_TASK_ENDED'
+  | 'ROOST_ERR_IDENTITY_DISPUTED'
+  | 'ROOST_ERR_IDENTITY_CLOSED'
+  | 'ROOST_ERR_KEY_REFUSED';
 
 /**
  * A failure of the agent client, carrying a stable `ROOST_ERR_*` code (same shape as the relay's

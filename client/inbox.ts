@@ -57,7 +57,8 @@ export const INBOX_SUB_ID = 'roost-inbox';
  */
 export class Inbox extends Emitter<InboxEvents> {
   readonly #store: AgentStore;
-  readonly #me: string;
+  /** The keys read: this agent's, and its rotated-out keys during their grace period. */
+  readonly #me: () => string[];
   readonly #handler: InboxHandler;
   readonly #opts: Required<InboxOptions>;
   readonly #cursors = new Map<string, number>();
@@ -73,10 +74,10 @@ export class Inbox extends Emitter<InboxEvents> {
   #closed = false;
   #closing: Promise<void> | undefined;
 
-  constructor(store: AgentStore, me: string, handler: InboxHandler, opts: InboxOptions) {
+  constructor(store: AgentStore, me: string | (() => string[]), handler: InboxHandler, opts: InboxOptions) {
     super();
     this.#store = store;
-    this.#me = me;
+    this.#me = typeof me === 'string' ? () => [me] : me;
     this.#handler = handler;
     this.#opts = { handlerAttempts: 3, seenTtlMs: 7 * 86_400_000, seenMax: 100_000, cursorFlushMs: 200, ...opts };
   }
@@ -90,7 +91,7 @@ export class Inbox extends Emitter<InboxEvents> {
   async attach(link: RelayLink): Promise<void> {
     const relay = link.url;
     this.#cursors.set(relay, await this.#store.getCursor(relay));
-    const filters = (): Filter[] => [{ '#p': [this.#me], seq_after: this.cursor(relay) }];
+    const filters = (): Filter[] => [{ '#p': this.#me(), seq_after: this.cursor(relay) }];
     const handle = link.subscribe(INBOX_SUB_ID, {
       filters,
       onEvent: (event, seq) => this.#push({ relay, event, seq }),

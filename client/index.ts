@@ -56,3 +56,5 @@ export { makeWorkHost, type WorkHost } from './work-host.js';
 export { getTraceLogFields } from './tracing.js';
 export * from '../shared/tasks.js';
 export * from '../shared/decisions.js';
+export * from '../shared/identity-log.js';
+export * from '../shared/reputation.js';

@@ -8,6 +8,7 @@ import { REQUEST_TAG, RESPONSE_TAG, makeRumor, parseRumor, unwrapDirectMessage, 
 import type { ClientLogger } from './emitter.js';
 import { ClientError } from './errors.js';
 import { parsePubkey, type Identity } from './identity.js';
+import type { KeyLogs } from './key-logs.js';
 import type { Outbox, PublishResult } from './outbox.js';
 import type { RelayLink } from './relay-link.js';
 import type { AgentStore, ParkedMessage } from './store.js';
@@ -46,6 +47,8 @@ export interface DirectMessage {
   requestId: string | undefined;
   /** The request this message answers. */
   inReplyTo: string | undefined;
+  /** The sender's agent id when its key belongs to a key event log (docs/identity.md). */
+  aid?: string;
 }
 
 /** Answers requests; the returned text is sent back as the response. */
@@ -190,6 +193,12 @@ export interface MessengerDeps {
   publish(event: NostrEvent, opts: { relays?: readonly string[]; timeoutMs?: number; durable?: boolean }): Promise<PublishResult>;
   /** Hands a message to the application. */
   deliver(msg: DirectMessage): Promise<void>;
+  /** Peers' key event logs: the key to encrypt to, and whether a sender's key may still speak (key-logs.ts). */
+  keys?: Pick<KeyLogs, 'recipient' | 'checkSender'>;
+  /** This agent's own keys still read during their grace period, by public key (wraps addressed to them). */
+  ownKey?: (pubkey: string) => Identity | undefined;
+  /** A message refused because its sender's key no longer speaks for its identity. */
+  refused?: (err: ClientError) => void;
   timers: Timers;
   now: () => number;
   log: ClientLogger;
@@ -223,6 +232,9 @@ export class Messenger {
   #releaseBatch: string[] = [];
   #releaseTimer: unknown;
   #closed = false;
+  /** Sends waiting for a peer's key event log, and the last of them (see #recipient). */
+  #resolving = 0;
+  #resolveTail: Promise<void> = Promise.resolve();
 
   constructor(deps: MessengerDeps) {
     this.#d = deps;
@@ -251,7 +263,8 @@ export class Messenger {
    * through the outbox; resolves when the peer or the relays acknowledged it.
    */
   async send(to: string, content: string, opts: { relays?: readonly string[]; timeoutMs?: number; tags?: string[][] } = {}): Promise<SendResult> {
-    const recipient = parsePubkey(to);
+    const resolved = this.#recipient(parsePubkey(to));
+    const recipient = typeof resolved === 'string' ? resolved : await resolved;
     const { span, tag } = startSendSpan(this.#d.tracer, 'client.dm.send');
     return runInSpan(span, async () => {
       const result = await this.#send(recipient, content, tag ? { ...opts, tags: [...(opts.tags ?? []), tag] } : opts);
@@ -325,7 +338,9 @@ export class Messenger {
 
   /** Opens a gift wrap addressed to this agent; throws ROOST_ERR_DECRYPT. */
   open(wrap: NostrEvent, delivery: { relay: string; seq?: number }): DirectMessage {
-    return toDirectMessage(unwrapDirectMessage(this.#d.identity, wrap), wrap.id, delivery.relay, delivery.seq);
+    const to = wrap.tags.find((t) => t[0] === 'p')?.[1];
+    const me = (to !== undefined && to !== this.#d.identity.pubkey ? this.#d.ownKey?.(to) : undefined) ?? this.#d.identity;
+    return toDirectMessage(unwrapDirectMessage(me, wrap), wrap.id, delivery.relay, delivery.seq);
   }
 
   /**
@@ -414,6 +429,25 @@ export class Messenger {
 
   // --- internals ---
 
+  /**
+   * The key to encrypt to (the peer's current key). Sends keep their order: while one waits for a peer's
+   * log to be read, later ones wait behind it; otherwise the answer is at hand and nothing waits.
+   */
+  #recipient(named: string): string | Promise<string> {
+    const keys = this.#d.keys;
+    if (!keys) return named;
+    const current = keys.recipient(named);
+    if (typeof current === 'string' && this.#resolving === 0) return current;
+    this.#resolving++;
+    const before = this.#resolveTail;
+    const mine = before.then(() => current);
+    this.#resolveTail = mine.then(
+      () => undefined,
+      () => undefined,
+    );
+    return mine.finally(() => this.#resolving--);
+  }
+
   #targets(): string[] {
     return [...this.#d.links.keys()];
   }
@@ -429,6 +463,15 @@ export class Messenger {
   }
 
   async #handle(msg: DirectMessage): Promise<void> {
+    if (this.#d.keys) {
+      const check = await this.#d.keys.checkSender(msg.from, msg.createdAt);
+      if (check.refused !== undefined) {
+        this.#d.log.info({ msgId: msg.id.slice(0, 16), from: msg.from.slice(0, 16) }, 'direct message refused: its key no longer speaks for its identity');
+        this.#d.refused?.(new ClientError('ROOST_ERR_KEY_REFUSED', `direct message ${msg.id} refused: ${check.refused}`, { eventId: msg.id }));
+        return;
+      }
+      if (check.aid !== undefined) msg.aid = check.aid;
+    }
     if (msg.inReplyTo !== undefined) {
       const pending = this.#pending.get(msg.inReplyTo);
       if (pending) {

@@ -1,4 +1,5 @@
 import type { NostrEvent } from '../shared/event.js';
+import type { KeyLog } from '../shared/identity-log.js';
 import { PRESENCE_MAX_PUBKEYS, PRESENCE_PATH, getAgentCard, getHeartbeat, matchCapabilities, type AgentCard, type Heartbeat } from '../shared/agent-card.js';
 import { getNpub } from './identity.js';
 import { getRelayHttpUrl, type FetchLike } from './nip11.js';
@@ -17,6 +18,8 @@ export interface AgentInfo extends AgentCard {
   wakeable: boolean;
   /** Relays whose presence endpoint answered for this agent. */
   presenceFrom: string[];
+  /** Reputation score (0–1), when discovery was asked for a `minReputation`. */
+  reputation?: number;
 }
 
 /**
@@ -53,7 +56,10 @@ export async function fetchPresence(
  * Combines cards, heartbeats and relay presence answers into the discovery result (pure).
  * Online: a relay says the agent is connected; or, when no relay could say, a fresh `online`
  * heartbeat (younger than twice its interval). Asleep: not online, and its last heartbeat says it
- * has a wake channel and did not sign off as offline. Newest card per agent wins.
+ * has a wake channel and did not sign off as offline. Newest card per agent wins. A card naming an
+ * agent id counts only with `logs` (verified key event logs by agent id): signed by the current key of
+ * that log it stands for the identity (its `keySeq` the log's head); signed by one of its older keys it
+ * is superseded and dropped; otherwise its claim is removed and it is a plain key's card.
  */
 export function combineDiscovery(
   cards: readonly NostrEvent[],
@@ -61,11 +67,21 @@ export function combineDiscovery(
   presence: ReadonlyArray<{ relay: string; online: Record<string, boolean> }>,
   wanted: readonly string[],
   nowSec: number,
+  logs: ReadonlyMap<string, KeyLog> = new Map(),
 ): AgentInfo[] {
   const newest = new Map<string, { ev: NostrEvent; card: AgentCard }>();
   for (const ev of cards) {
     const card = getAgentCard(ev);
     if (!card || !matchCapabilities(card, wanted)) continue;
+    if (card.aid !== undefined) {
+      const log = logs.get(card.aid);
+      if (log?.status === 'active' && log.current === ev.pubkey) card.keySeq = log.head.seq;
+      else if (log?.keys.some((k) => k.pubkey === ev.pubkey)) continue;
+      else {
+        delete card.aid;
+        delete card.keySeq;
+      }
+    }
     const prev = newest.get(ev.pubkey);
     if (!prev || ev.created_at > prev.ev.created_at) newest.set(ev.pubkey, { ev, card });
   }

@@ -66,6 +66,8 @@ export interface RelayLinkOptions {
   WebSocket: WebSocketConstructor;
   /** Answers NIP-42 challenges when given. */
   identity?: Identity;
+  /** Further keys to authenticate as on each challenge (the agent's rotated-out keys during their grace period). */
+  alsoAuth?: () => readonly Identity[];
   timers?: Timers;
   /** Uniform in [0, 1): backoff jitter. */
   random?: () => number;
@@ -176,6 +178,7 @@ export class RelayLink extends Emitter<LinkEvents> {
       pingIntervalMs: 30_000,
       pingTimeoutMs: 10_000,
       okTimeoutMs: 15_000,
+      alsoAuth: () => [],
       ...opts,
       identity: opts.identity,
     };
@@ -530,6 +533,21 @@ export class RelayLink extends Emitter<LinkEvents> {
     const identity = this.#opts.identity;
     if (!identity || challenge === this.#answered) return;
     this.#answered = challenge;
+    // Sent first: the relay has them before the main AUTH's OK makes the link ready (answers are not awaited).
+    for (const extra of this.#opts.alsoAuth()) {
+      this.#send([
+        'AUTH',
+        extra.sign({
+          kind: Kind.ClientAuth,
+          created_at: Math.floor(this.#opts.now() / 1000),
+          tags: [
+            ['relay', this.url],
+            ['challenge', challenge],
+          ],
+          content: '',
+        }),
+      ]);
+    }
     const auth = identity.sign({
       kind: Kind.ClientAuth,
       created_at: Math.floor(this.#opts.now() / 1000),

@@ -1,6 +1,8 @@
 import type { Tracer } from '@opentelemetry/api';
 import type { EventTemplate, NostrEvent } from '../shared/event.js';
+import type { PriorKeys } from '../shared/decisions.js';
 import type { Filter } from '../shared/filter.js';
+import { isKeyValidAt, type KeyLog } from '../shared/identity-log.js';
 import type { AgentInfo } from './presence.js';
 
 /**
@@ -24,6 +26,8 @@ export interface WorkHost {
   discover(capabilities: readonly string[]): Promise<AgentInfo[]>;
   /** Milliseconds since the epoch. */
   now(): number;
+  /** Reads the key event logs of `keys` and answers, per key and time, the earlier keys of its identity. */
+  priorKeys?(keys: readonly string[]): Promise<PriorKeys>;
   /** Spans for task lifecycles (default: the global OpenTelemetry tracer, a no-op until an SDK is registered). */
   readonly tracer?: Tracer;
 }
@@ -38,6 +42,7 @@ interface AgentLike {
   send(to: string, text: string, opts: { tags?: string[][] }): Promise<unknown>;
   discover(query: { capabilities?: readonly string[] }): Promise<AgentInfo[]>;
   whenConnected(timeoutMs?: number, count?: number): Promise<boolean>;
+  readonly keyLogs?: { lookupMany(keys: readonly string[]): Promise<KeyLog[]> };
 }
 
 /** A {@link WorkHost} over an agent's public API. */
@@ -71,5 +76,14 @@ export function makeWorkHost(agent: AgentLike, now: () => number = Date.now, tra
     sendDirect: (to, content, tags) => agent.send(to, content, { tags }),
     discover: (capabilities) => agent.discover({ capabilities }),
     now,
+    async priorKeys(keys) {
+      const logs = (await agent.keyLogs?.lookupMany(keys)) ?? [];
+      return (voter, at) => {
+        const log = logs.find((l) => l.keys.some((k) => k.pubkey === voter));
+        if (!log || !isKeyValidAt(log, voter, at)) return [];
+        const i = log.keys.findIndex((k) => k.pubkey === voter);
+        return log.keys.slice(0, i).map((k) => k.pubkey);
+      };
+    },
   };
 }

@@ -33,6 +33,7 @@ import {
   rejectUnauthenticatedFilters,
 } from './policies/limits.js';
 import { rejectPrivateInboxReads } from './policies/private-inbox.js';
+import { createKeyEventPolicy, getPriorKeys, makeKeyEventLookup, onKeyEventSaved } from './policies/identity.js';
 import { makeTaskLookup, rejectInvalidBallots, rejectInvalidTaskEvents } from './policies/tasks.js';
 import type { RejectEvent, RejectFilter } from './policies/types.js';
 import { createRelayUrlCheck, parsePublicUrls } from './relay-url.js';
@@ -281,8 +282,17 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const push = store instanceof SqliteStore ? wirePushWake(ctx, store, identity, infoContributors, deps.push) : undefined;
   const mailbox = store instanceof SqliteStore ? installMailbox(ctx, store.db, infoContributors) : undefined;
   const taskLookup = makeTaskLookup(store);
-  hooks.rejectEvent.push(rejectInvalidTaskEvents(taskLookup), rejectInvalidBallots(taskLookup));
-  const sharedDocs = installSharedDocs(ctx, store instanceof SqliteStore ? store.db : undefined, infoContributors);
+  const keyLookup = makeKeyEventLookup(store);
+  hooks.rejectEvent.push(
+    rejectInvalidTaskEvents(taskLookup),
+    rejectInvalidBallots(taskLookup, (voter) => getPriorKeys(keyLookup, voter)),
+  );
+  const keyEvents = createKeyEventPolicy(keyLookup);
+  hooks.rejectEvent.push(keyEvents.reject);
+  hooks.onEventUnproven.push(keyEvents.release);
+  hooks.onEventSaved.push(keyEvents.release);
+  if (push) hooks.onEventSaved.push(onKeyEventSaved(keyLookup, (from, to, at) => push.followKey(from, to, at)));
+  const sharedDocs = installSharedDocs(ctx, store instanceof SqliteStore ? store.db : undefined, infoContributors, (pk) => getPriorKeys(keyLookup, pk));
   const app = Fastify({
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),

@@ -34,6 +34,10 @@ export interface AgentCard {
   version: string;
   /** Relays the agent reads (its inbox). */
   relays: string[];
+  /** The agent id of the key event log the signing key belongs to (docs/identity.md); tag `aid`. */
+  aid?: string;
+  /** The `seq` of the log's head the card was signed under (the key version); tag `key-seq`. */
+  keySeq?: number;
 }
 
 /** How an agent describes its own state in a heartbeat. */
@@ -62,12 +66,10 @@ const clip = (s: string) => s.slice(0, MAX_FIELD);
 /** The event template of an agent card. */
 export function makeAgentCard(card: AgentCard, createdAt: number): EventTemplate {
   const capabilities = [...new Set(card.capabilities)].slice(0, MAX_CAPABILITIES);
-  return {
-    kind: AGENT_CARD_KIND,
-    created_at: createdAt,
-    content: JSON.stringify({ ...card, capabilities }),
-    tags: [['d', AGENT_CARD_D], ...capabilities.map((c) => [CAPABILITY_TAG, c]), ['name', card.name]],
-  };
+  const { aid, keySeq, ...body } = card;
+  const tags = [['d', AGENT_CARD_D], ...capabilities.map((c) => [CAPABILITY_TAG, c]), ['name', card.name]];
+  if (aid !== undefined) tags.push(['aid', aid], ['key-seq', String(keySeq ?? 0)]);
+  return { kind: AGENT_CARD_KIND, created_at: createdAt, content: JSON.stringify({ ...body, capabilities }), tags };
 }
 
 /** True for an agent card event (kind and `d` tag). */
@@ -90,13 +92,20 @@ export function getAgentCard(ev: Pick<NostrEvent, 'kind' | 'tags' | 'content'>):
     return undefined;
   }
   const relays = Array.isArray(body.relays) ? body.relays.filter(isString).map(clip) : [];
-  return {
+  const card: AgentCard = {
     name: isString(body.name) ? clip(body.name) : '',
     description: isString(body.description) ? clip(body.description) : '',
     capabilities: getTagValues(ev, CAPABILITY_TAG).slice(0, MAX_CAPABILITIES),
     version: isString(body.version) ? clip(body.version) : '',
     relays,
   };
+  const aid = getTagValues(ev, 'aid')[0];
+  const seq = getTagValues(ev, 'key-seq')[0];
+  if (aid !== undefined && /^[0-9a-f]{64}$/.test(aid)) {
+    card.aid = aid;
+    card.keySeq = seq !== undefined && /^(0|[1-9]\d{0,8})$/.test(seq) ? Number(seq) : 0;
+  }
+  return card;
 }
 
 /** The event template of a heartbeat. */

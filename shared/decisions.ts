@@ -150,14 +150,31 @@ export function getElectorate(proposal: Proposal, members?: readonly string[]): 
   return new Set(proposal.electorate.type === 'pubkeys' ? proposal.electorate.pubkeys : (members ?? []));
 }
 
+/**
+ * The earlier keys of a voter's identity (its key event log, docs/identity.md), when the voter's key
+ * speaks for it at the ballot's time: a rotated member votes with its successor key.
+ */
+export type PriorKeys = (voter: string, at: number) => readonly string[];
+
+/** The listed key a ballot votes for: the voter's own, or the earlier key of its identity that is listed. */
+export function getListedVoter(
+  listed: ReadonlySet<string> | readonly string[],
+  ballot: Pick<Ballot, 'voter' | 'createdAt'>,
+  priorKeys?: PriorKeys,
+): string | undefined {
+  const has = (k: string) => (Array.isArray(listed) ? listed.includes(k) : (listed as ReadonlySet<string>).has(k));
+  if (has(ballot.voter)) return ballot.voter;
+  return priorKeys?.(ballot.voter, ballot.createdAt).find(has);
+}
+
 /** Why a ballot is not valid for the proposal, or undefined. `members` resolves a document electorate. */
-export function checkBallot(proposal: Proposal, ballot: Ballot, members?: readonly string[]): string | undefined {
+export function checkBallot(proposal: Proposal, ballot: Ballot, members?: readonly string[], priorKeys?: PriorKeys): string | undefined {
   if (ballot.proposalId !== proposal.id) return 'ballot for another proposal';
   if (ballot.createdAt > proposal.deadline) return 'ballot cast after the deadline';
   if (ballot.createdAt < proposal.createdAt) return 'ballot cast before the proposal';
-  if (ballot.choice === VETO) return proposal.vetoHolders.includes(ballot.voter) ? undefined : 'only a veto holder may veto';
+  if (ballot.choice === VETO) return getListedVoter(proposal.vetoHolders, ballot, priorKeys) !== undefined ? undefined : 'only a veto holder may veto';
   if (!proposal.options.includes(ballot.choice)) return 'not one of the options';
-  if (!getElectorate(proposal, members).has(ballot.voter)) return 'voter not in the electorate';
+  if (getListedVoter(getElectorate(proposal, members), ballot, priorKeys) === undefined) return 'voter not in the electorate';
   return undefined;
 }
 
@@ -189,25 +206,32 @@ export interface Tally {
  * if it meets the rule (majority: more than half; threshold num/den: at least that share) and no
  * other option has as many.
  */
-export function tallyDecision(proposal: Proposal, ballots: readonly Ballot[], opts: { members?: readonly string[]; now?: number } = {}): Tally {
+export function tallyDecision(
+  proposal: Proposal,
+  ballots: readonly Ballot[],
+  opts: { members?: readonly string[]; now?: number; priorKeys?: PriorKeys } = {},
+): Tally {
   const ignored = new Map<string, string>();
   const latest = new Map<string, Ballot>();
+  const listed = new Set([...getElectorate(proposal, opts.members), ...proposal.vetoHolders]);
   for (const b of ballots) {
-    const why = checkBallot(proposal, b, opts.members);
+    const why = checkBallot(proposal, b, opts.members, opts.priorKeys);
     if (why !== undefined) {
       ignored.set(b.id, why);
       continue;
     }
-    const cur = latest.get(b.voter);
-    if (!cur || b.createdAt > cur.createdAt || (b.createdAt === cur.createdAt && b.id < cur.id)) latest.set(b.voter, b);
+    // One voice per listed member, whichever of its identity's keys cast it.
+    const voter = getListedVoter(listed, b, opts.priorKeys) ?? b.voter;
+    const cur = latest.get(voter);
+    if (!cur || b.createdAt > cur.createdAt || (b.createdAt === cur.createdAt && b.id < cur.id)) latest.set(voter, b);
   }
   const counted = new Set([...latest.values()].map((b) => b.id));
   for (const b of ballots) if (!counted.has(b.id) && !ignored.has(b.id)) ignored.set(b.id, 'replaced by a later ballot of the same voter');
   const counts: Record<string, number> = Object.fromEntries(proposal.options.map((o) => [o, 0]));
   const vetoedBy: string[] = [];
   let turnout = 0;
-  for (const b of latest.values()) {
-    if (b.choice === VETO) vetoedBy.push(b.voter);
+  for (const [voter, b] of latest) {
+    if (b.choice === VETO) vetoedBy.push(voter);
     else {
       counts[b.choice] = (counts[b.choice] ?? 0) + 1;
       turnout++;

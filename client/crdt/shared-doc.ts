@@ -44,6 +44,8 @@ export interface SharedDocOptions {
   restore?: Uint8Array;
   /** Told about every rejected remote update. */
   onReject?: (reason: string, meta: RemoteUpdateMeta) => void;
+  /** The earlier keys of `pubkey`'s identity (its key event log): a listed member's successor key is a member. */
+  priorKeys?: (pubkey: string) => readonly string[];
 }
 
 /** A full-state update plus the state vector it covers: what a newcomer loads instead of the whole history. */
@@ -81,6 +83,7 @@ export class SharedDoc {
   readonly self: string;
   #membership: MembershipRecord;
   readonly #policies: readonly UpdatePolicy[];
+  readonly #priorKeys: (pubkey: string) => readonly string[];
   readonly #now: () => number;
   readonly #onReject: ((reason: string, meta: RemoteUpdateMeta) => void) | undefined;
   readonly #transports = new Map<DocTransport, (() => void) | undefined>();
@@ -95,6 +98,7 @@ export class SharedDoc {
     const m = options.membership;
     this.#membership = 'version' in m ? makeMembership(m.owner, m.members, m.version) : makeMembership(m.owner, m.members ?? []);
     this.#policies = options.policies ?? defaultPolicies;
+    this.#priorKeys = options.priorKeys ?? (() => []);
     this.#now = options.now ?? Date.now;
     this.#onReject = options.onReject;
     this.ydoc = new Y.Doc();
@@ -174,9 +178,11 @@ export class SharedDoc {
     return this.#membership;
   }
 
-  /** True when `pubkey` is the owner or a member. */
+  /** True when `pubkey` is the owner or a member, or the successor key of a member (`priorKeys`). */
   isMember(pubkey: string): boolean {
-    return isMemberOf(this.#membership, pubkey);
+    if (isMemberOf(this.#membership, pubkey)) return true;
+    const record = this.#membership;
+    return this.#priorKeys(pubkey).some((k) => isMemberOf(record, k));
   }
 
   /** True when this replica may write (it is a member). */

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { createAgent, type Agent, type AgentOptions } from '../agent.js';
 import { setDefaultCrypto } from '../crypto.js';
 import { loadOrCreateKeyFile } from './key-file.js';
+import { openKeyRing, readRetiredKeys, rotateKeyRing } from './key-ring.js';
 import { SqliteAgentStore } from './sqlite-store.js';
 import { wasmCrypto } from './wasm-crypto.js';
 import { NodeWebSocket } from './websocket.js';
@@ -13,6 +14,7 @@ import { NodeWebSocket } from './websocket.js';
  */
 export * from '../index.js';
 export { loadKeyFile, loadOrCreateKeyFile, saveKeyFile } from './key-file.js';
+export { type KeyRing, openKeyRing, readRetiredKeys, revokeKeyRing, rotateKeyRing } from './key-ring.js';
 export { SqliteAgentStore, type SqliteAgentStoreOptions } from './sqlite-store.js';
 export { wasmCrypto } from './wasm-crypto.js';
 export {
@@ -39,8 +41,21 @@ export function defaultAgentHome(): string {
 export interface NodeAgentOptions extends Omit<AgentOptions, 'identity' | 'store' | 'WebSocket'> {
   /** Folder holding `agent.key` (mode 0600) and `agent.db`; default ~/.roost. */
   home?: string;
-  /** Key file path (default `<home>/agent.key`); created when missing. */
+  /** Key file path (default `<home>/agent.key`); created when missing. A key file named here has no key event log. */
   keyFile?: string;
+  /**
+   * Open the key ring in `home` (default true unless `identity` or `keyFile` is given): the key event log
+   * (created with an inception on first use), the next key apart, the rotated-out keys (docs/identity.md).
+   */
+  keyRing?: boolean;
+  /** Grace period (seconds) an inception created now declares; default 7 days. */
+  grace?: number;
+  /**
+   * Rotate the key when the log's head is older than this many seconds (0 or absent: never; the mesh
+   * designs ask for 7–30 days). Checked when the agent is created: a long-running agent rotates at its
+   * next start.
+   */
+  rotationIntervalSeconds?: number;
   /** Database path (default `<home>/agent.db`). */
   dbFile?: string;
   /**
@@ -56,6 +71,15 @@ export interface NodeAgentOptions extends Omit<AgentOptions, 'identity' | 'store
 /** An agent with a key file and a SQLite store in its home folder, over `ws` (not started). */
 export function createNodeAgent(opts: NodeAgentOptions): Agent {
   const home = opts.home ?? defaultAgentHome();
+  const useRing = opts.keyRing ?? (opts.identity === undefined && opts.keyFile === undefined);
+  if (useRing) {
+    let ring = openKeyRing(home, opts.grace === undefined ? {} : { grace: opts.grace });
+    const every = opts.rotationIntervalSeconds ?? 0;
+    if (every > 0 && Math.floor(Date.now() / 1000) - ring.log.head.created_at >= every) ring = rotateKeyRing(home).ring;
+    const store = new SqliteAgentStore(opts.dbFile ?? join(home, 'agent.db'), { synchronous: opts.durability ?? 'full' });
+    const keyLog = { events: ring.events, retired: readRetiredKeys(home, ring) };
+    return createAgent({ ...opts, identity: ring.current, keyLog, store, WebSocket: opts.WebSocket ?? NodeWebSocket });
+  }
   const identity = opts.identity ?? loadOrCreateKeyFile(opts.keyFile ?? join(home, 'agent.key')).identity;
   const store = new SqliteAgentStore(opts.dbFile ?? join(home, 'agent.db'), { synchronous: opts.durability ?? 'full' });
   return createAgent({ ...opts, identity, store, WebSocket: opts.WebSocket ?? NodeWebSocket });

@@ -29,12 +29,17 @@ export interface SharedDocs {
  * database, compaction: when a trusted snapshot's last part is stored, the deltas before it that it
  * covers expire after `crdtCompactionGraceSeconds`. Compaction runs one page per turn of the event loop.
  */
-export function installSharedDocs(ctx: RelayContext, db: Database | undefined, infoContributors: InfoContributor[]): SharedDocs {
+export function installSharedDocs(
+  ctx: RelayContext,
+  db: Database | undefined,
+  infoContributors: InfoContributor[],
+  priorKeys?: (pubkey: string) => readonly string[],
+): SharedDocs {
   const { config, log } = ctx;
   const book = new MembershipBook((filters) => ctx.store.query(filters));
   if (config.crdtMembership !== 'off') {
     const isStored = (id: string) => ctx.store.isKnown(id) === 'stored';
-    ctx.hooks.rejectEvent.push(rejectNonMemberDocWrites((a) => book.get(a), config.crdtMembership, isStored));
+    ctx.hooks.rejectEvent.push(rejectNonMemberDocWrites((a) => book.get(a), config.crdtMembership, isStored, priorKeys));
   }
 
   const compactor = db && config.crdtCompaction !== 'off' ? new DocCompactor(db) : undefined;

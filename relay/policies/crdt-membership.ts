@@ -19,6 +19,7 @@ export function rejectNonMemberDocWrites(
   lookup: (address: string) => StoredMembership | undefined,
   mode: DocMembershipMode,
   isStored: (id: string) => boolean = () => false,
+  priorKeys: (pubkey: string) => readonly string[] = () => [],
 ): RejectEvent {
   const kinds = new Set(DOC_WRITE_KINDS);
   return function rejectNonMemberDocWrites(ev) {
@@ -36,7 +37,8 @@ export function rejectNonMemberDocWrites(
         if (mode === 'all') return makeReason('restricted', `document ${address} has no membership record on this relay`);
         continue;
       }
-      if ((mode === 'all' || record.enforced) && !isDocMember(record, ev.pubkey)) {
+      // A member's successor key (its key event log, stored here) writes for it.
+      if ((mode === 'all' || record.enforced) && !isDocMember(record, ev.pubkey) && !priorKeys(ev.pubkey).some((k) => isDocMember(record, k))) {
         return makeReason('restricted', `${safeNpub(ev.pubkey)} is not a member of document ${address}`);
       }
     }

@@ -1,4 +1,4 @@
-import { checkBallot, DecisionKind, getBallot, getProposal } from '../../shared/decisions.js';
+import { checkBallot, DecisionKind, getBallot, getProposal, type PriorKeys } from '../../shared/decisions.js';
 import type { NostrEvent } from '../../shared/event.js';
 import { makeReason } from '../../shared/reason.js';
 import { checkTaskStep, getInitialPosition, getTaskOffer, getTaskRequest, getTaskStep, type TaskPosition, TaskKind } from '../../shared/tasks.js';
@@ -79,7 +79,7 @@ export const BALLOT_GRACE_SECONDS = 300;
  * electorate (a document electorate is left to clients), dated after the deadline, or arriving more
  * than {@link BALLOT_GRACE_SECONDS} after it.
  */
-export function rejectInvalidBallots(lookup: Pick<TaskLookup, 'get' | 'isStored'>): RejectEvent {
+export function rejectInvalidBallots(lookup: Pick<TaskLookup, 'get' | 'isStored'>, priorKeys?: PriorKeys): RejectEvent {
   return function rejectInvalidBallots(ev, ctx) {
     if (ev.kind !== DecisionKind.Proposal && ev.kind !== DecisionKind.Ballot) return undefined;
     if (lookup.isStored(ev.id)) return undefined;
@@ -92,7 +92,8 @@ export function rejectInvalidBallots(lookup: Pick<TaskLookup, 'get' | 'isStored'
     // A replicated ballot arrived on its upstream, which judged the grace; its date is still checked below.
     if (!ctx.replicated && ctx.now > proposal.deadline + BALLOT_GRACE_SECONDS) return makeReason('invalid', 'voting on this proposal has closed');
     // Membership of a document electorate is the clients' to check (the tally takes the resolved members).
-    const why = checkBallot(proposal, ballot, proposal.electorate.type === 'doc' ? [ballot.voter] : undefined);
+    // A rotated voter votes with its successor key (the earlier keys come from the key event logs stored here).
+    const why = checkBallot(proposal, ballot, proposal.electorate.type === 'doc' ? [ballot.voter] : undefined, priorKeys);
     return why === undefined
       ? undefined
       : makeReason(why === 'voter not in the electorate' || why === 'only a veto holder may veto' ? 'restricted' : 'invalid', why);

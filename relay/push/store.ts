@@ -154,6 +154,17 @@ export class PushStore {
     return run();
   }
 
+  /** The channels registered for `owner`. */
+  getChannels(owner: string): WakeTarget[] {
+    return this.#s.channelsOf.all(owner).map((c) => ({
+      platform: c.platform,
+      token: c.token,
+      topic: c.topic,
+      environment: c.environment as WakeTarget['environment'],
+      mode: c.mode as WakeTarget['mode'],
+    }));
+  }
+
   /** Agents with at least one channel. */
   listOwnersWithChannels(): string[] {
     return this.#s.ownersWithChannels.all().map((r) => r.owner);

@@ -74,6 +74,12 @@ export interface PushWake {
    * it only notes the wake in memory and commits this tick's notes together on the next one.
    */
   onEventStored(event: NostrEvent, seq: number): void;
+  /**
+   * A key event log moved from key `from` to key `to` (a rotation or revocation the relay stored,
+   * docs/identity.md): `to` gets `from`'s channels unless it registered its own, so an agent asleep
+   * when it was rotated is still woken by mail to its new key. Never throws.
+   */
+  followKey(from: string, to: string, eventCreated: number): void;
   /** Starts the timers that send queued wakes, including those left on disk by an earlier run. */
   start(): void;
   /** Sends everything due now; resolves when nothing is due and nothing is in flight (tests, shutdown). */
@@ -170,6 +176,19 @@ class PushWakeService implements PushWake {
     } catch (err) {
       this.#log.error({ err, event: event.id }, 'wake registration failed');
       return { ok: false, reason: makeReason('error', 'internal error') };
+    }
+  }
+
+  followKey(from: string, to: string, eventCreated: number): void {
+    try {
+      if (!this.#registered.has(from) || this.#store.getRegistrationTime(to) !== undefined) return;
+      const targets = this.#store.getChannels(from);
+      if (targets.length === 0) return;
+      this.#store.replaceChannels(to, eventCreated, targets, this.#clock.now());
+      this.#registered.add(to);
+      this.#log.info({ from, agent: to, channels: targets.length }, 'wake registration follows the key event log');
+    } catch (err) {
+      this.#log.error({ err, agent: to }, 'moving a wake registration to a new key failed');
     }
   }
 

@@ -1,8 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { npubEncode } from 'nostr-tools/nip19';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../relay/config.js';
 import { rejectOutsideReplicateFilter } from '../../../relay/policies/replication.js';
 import { createVerifier, type Verifier } from '../../../relay/verify/index.js';
@@ -11,20 +8,9 @@ import { RawClient } from '../../helpers/raw-client.js';
 import { startRelay, type TestRelay } from '../../helpers/relay.js';
 import { waitFor } from '../../helpers/wait.js';
 import { makeBallot, makeProposal } from '../../../shared/decisions.js';
-import { makeEvents, seed, storedIds } from './helpers.js';
+import { fast, makeEvents, seed, statsOf, storedIds, tempDirs } from './helpers.js';
 
-const fast = { replication: { backoffMs: () => 50 } };
-const dirs: string[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'roost-fedpol-'));
-  dirs.push(d);
-  return d;
-}
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-const statsOf = (t: TestRelay) => t.relay.replication.replicators[0]!.stats;
+const tempDir = tempDirs('roost-fedpol-');
 const cursorOf = (t: TestRelay) => {
   const r = t.relay.replication.replicators[0]!;
   return t.relay.ctx.store.getReplicationCursor(r.key);

@@ -1,27 +1,14 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadOrCreateRelayIdentity } from '../../../relay/identity.js';
 import { makeKey, signEvent } from '../../helpers/events.js';
 import { freePort } from '../../helpers/process.js';
 import { RawClient } from '../../helpers/raw-client.js';
-import { startRelay, type TestRelay } from '../../helpers/relay.js';
+import { startRelay } from '../../helpers/relay.js';
 import { waitFor } from '../../helpers/wait.js';
-import { makeEvents, seed, storedIds } from './helpers.js';
+import { fast, makeEvents, seed, statsOf, storedIds, tempDirs } from './helpers.js';
 
-const fast = { replication: { backoffMs: () => 50 } };
-const dirs: string[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'roost-fed-'));
-  dirs.push(d);
-  return d;
-}
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-const statsOf = (t: TestRelay) => t.relay.replication.replicators[0]!.stats;
+const tempDir = tempDirs('roost-fed-');
 
 describe('replication by sequence cursor', () => {
   it('B replicating A ends with exactly A’s events, goes live, and resumes from its cursor after either side restarts, fetching nothing twice', async () => {

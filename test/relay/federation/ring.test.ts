@@ -1,26 +1,12 @@
-import { afterAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { makeKey } from '../../helpers/events.js';
 import { freePort } from '../../helpers/process.js';
 import { RawClient } from '../../helpers/raw-client.js';
-import { startRelay, type TestRelay } from '../../helpers/relay.js';
+import { startRelay } from '../../helpers/relay.js';
 import { waitFor } from '../../helpers/wait.js';
-import { makeEvents, storedIds } from './helpers.js';
+import { fast, makeEvents, statsOf, storedIds, tempDirs } from './helpers.js';
 
-const fast = { replication: { backoffMs: () => 50 } };
-const dirs: string[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'roost-fedring-'));
-  dirs.push(d);
-  return d;
-}
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-const statsOf = (t: TestRelay) => t.relay.replication.replicators[0]!.stats;
+const tempDir = tempDirs('roost-fedring-');
 
 describe('a ring of three relays (A → B → C → A)', () => {
   it('converges, and the origin chain carried in `via` stops every event before it comes back: no duplicate at all', async () => {

@@ -1,0 +1,364 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Agent, InboxMessage } from '../../client/agent.js';
+import { wrapDirectMessage } from '../../client/dm.js';
+import type { ClientError } from '../../client/errors.js';
+import { Identity } from '../../client/identity.js';
+import { openKeyRing, revokeKeyRing, rotateKeyRing } from '../../client/node/key-ring.js';
+import type { WakeChannel } from '../../client/wake.js';
+import type { SendOutcome, WakeSender, WakeTarget } from '../../relay/push/types.js';
+import type { NostrEvent } from '../../shared/event.js';
+import { type KeyEvent, type KeyLog, makeRotation } from '../../shared/identity-log.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { startRelay, type TestRelay } from '../helpers/relay.js';
+import { waitFor } from '../helpers/wait.js';
+import { dmTexts, startRecordingAgent, tempDir } from './helpers.js';
+
+/*
+ * Everything that names a key follows a rotation (docs/identity.md), with real agents (key rings on
+ * disk) through a real relay: cards and discovery, DMs in both directions, refusal of keys that no
+ * longer speak, a thief holding only the current key, a revocation, and a fork.
+ */
+
+let relay: TestRelay;
+const dirs: Array<{ cleanup: () => void }> = [];
+const agents: Agent[] = [];
+const home = () => {
+  const d = tempDir();
+  dirs.push(d);
+  return d.dir;
+};
+async function agentIn(dir: string, relays = [relay.url]): Promise<{ agent: Agent; got: InboxMessage[]; errors: ClientError[] }> {
+  const { agent, got } = await startRecordingAgent(dir, relays);
+  const errors: ClientError[] = [];
+  agent.on('error', (e) => errors.push(e as ClientError));
+  agents.push(agent);
+  return { agent, got, errors };
+}
+async function publishRaw(url: string, ev: NostrEvent): Promise<unknown[]> {
+  const c = await RawClient.connect(url);
+  try {
+    return await c.publish(ev);
+  } finally {
+    c.close();
+  }
+}
+const APNS: WakeChannel = { platform: 'apns', token: 'ab'.repeat(32), topic: 'org.example.agent', environment: 'sandbox', mode: 'background' };
+const wrapTarget = (r: TestRelay, wrapId: string) => {
+  const [stored] = r.relay.ctx.store.query([{ ids: [wrapId] }]);
+  return (JSON.parse(stored?.raw ?? '{"tags":[]}') as NostrEvent).tags.find((t) => t[0] === 'p')?.[1];
+};
+
+beforeAll(async () => {
+  relay = await startRelay();
+});
+afterAll(async () => {
+  for (const a of agents) await a.close();
+  await relay.close();
+  for (const d of dirs) d.cleanup();
+});
+
+describe('agent identity on a key ring', () => {
+  it('createNodeAgent opens the key ring: the agent id outlives a rotation, and discovery names it with the key version', async () => {
+    const dir = home();
+    const first = await agentIn(dir);
+    const aid = first.agent.aid as string;
+    expect(aid).toBe(openKeyRing(dir).aid);
+    expect(first.agent.keyLog?.head.seq).toBe(0);
+    await first.agent.publishCard({ name: 'carol', description: '', capabilities: ['follow-card'], version: '1' });
+    await first.agent.close();
+
+    rotateKeyRing(dir);
+    const second = await agentIn(dir);
+    expect(second.agent.pubkey).not.toBe(first.agent.pubkey);
+    expect(second.agent.aid).toBe(aid);
+    await second.agent.publishCard({ name: 'carol', description: '', capabilities: ['follow-card'], version: '2' });
+
+    const seeker = await agentIn(home());
+    // The old key's card is superseded by the log: one agent, its current key, key version 1.
+    const found = await seeker.agent.discover({ capabilities: ['follow-card'] });
+    expect(found.map((f) => [f.pubkey, f.aid, f.keySeq, f.version])).toEqual([[second.agent.pubkey, aid, 1, '2']]);
+  });
+});
+
+describe('DMs follow a rotation', () => {
+  it('a rotation in the middle of a conversation loses no DM in either direction; the next message goes to the new key', async () => {
+    const alice = await agentIn(home());
+    const bobHome = home();
+    let bob = await agentIn(bobHome);
+    const bob0 = bob.agent.pubkey;
+    const bobAid = bob.agent.aid;
+
+    await alice.agent.send(bob0, 'a1');
+    await waitFor(() => dmTexts(bob.got).length === 1, 'bob reads a1');
+    await bob.agent.reply(bob.got[0] as never, 'b1');
+    await waitFor(() => dmTexts(alice.got).length === 1, 'alice reads b1');
+    await bob.agent.close();
+
+    // Bob is away and rotates; Alice, who has not seen it yet, writes to the old key.
+    await alice.agent.send(bob0, 'a2');
+    const { ring } = rotateKeyRing(bobHome);
+    const bob1 = ring.current.pubkey;
+    const bobGot = bob.got;
+    bob = await agentIn(bobHome);
+    expect(bob.agent.pubkey).toBe(bob1);
+    // Bob's start publishes the rotation; Alice's live watch on his log sees it.
+    await waitFor(() => alice.agent.keyLogs.get(bob0)?.current === bob1, 'alice sees the rotation');
+    const a3 = await alice.agent.send(bob0, 'a3');
+    expect(wrapTarget(relay, a3.wrapId)).toBe(bob1);
+    await waitFor(() => dmTexts(bob.got).length === 2, 'bob reads a2 (to his old key) and a3');
+    expect([...dmTexts(bobGot), ...dmTexts(bob.got)]).toEqual(['a1', 'a2', 'a3']);
+
+    await bob.agent.send(alice.agent.pubkey, 'b2');
+    await waitFor(() => dmTexts(alice.got).length === 2, 'alice reads b2 from the new key');
+    expect(alice.got.map((m) => m.type === 'dm' && [m.content, m.from, m.aid])).toEqual([
+      ['b1', bob0, bobAid],
+      ['b2', bob1, bobAid],
+    ]);
+    expect([...alice.errors, ...bob.errors]).toEqual([]);
+  });
+
+  it('look-ups of many new peers at once share two queries (no subscription each, within the relay’s 50)', async () => {
+    const alice = await agentIn(home());
+    const peers = Array.from({ length: 80 }, () => Identity.generate().pubkey);
+    const sent = await Promise.all(peers.map((p, i) => alice.agent.send(p, `hello ${i}`)));
+    expect(sent.map((s) => wrapTarget(relay, s.wrapId))).toEqual(peers);
+    expect(alice.errors).toEqual([]);
+  });
+
+  it('a key rotated out speaks until its grace period ends, and is refused after', async () => {
+    const alice = await agentIn(home());
+    const dir = home();
+    let t = Math.floor(Date.now() / 1000) - 1000;
+    const now = () => t;
+    const r0 = openKeyRing(dir, { now, grace: 60 });
+    t += 400;
+    const { ring, event } = rotateKeyRing(dir, { now });
+    for (const ev of ring.events) expect((await publishRaw(relay.url, ev))[2]).toBe(true);
+    const old = r0.current;
+    // Inside the grace period (a message in flight at the rotation): read. After it: refused.
+    const inGrace = wrapDirectMessage(old, alice.agent.pubkey, 'in grace', { createdAt: event.created_at + 30 }).wrap;
+    const late = wrapDirectMessage(old, alice.agent.pubkey, 'too late', { createdAt: event.created_at + 61 }).wrap;
+    expect((await publishRaw(relay.url, inGrace))[2]).toBe(true);
+    expect((await publishRaw(relay.url, late))[2]).toBe(true);
+    await waitFor(() => alice.errors.length === 1 && dmTexts(alice.got).length === 1, 'one read, one refused');
+    expect(dmTexts(alice.got)).toEqual(['in grace']);
+    expect(alice.errors.map((e) => e.code)).toEqual(['ROOST_ERR_KEY_REFUSED']);
+  });
+
+  it('a thief holding only the current key cannot rotate: the relay refuses, clients ignore it and refuse his key', async () => {
+    const alice = await agentIn(home());
+    const dir = home();
+    const ring = openKeyRing(dir);
+    for (const ev of ring.events) expect((await publishRaw(relay.url, ev))[2]).toBe(true);
+    const thief = Identity.generate();
+    const forged = thief.sign(
+      makeRotation(
+        { head: ring.log.head as KeyEvent, currentSecretKey: ring.current.exportSecretKey(), newKey: thief.pubkey, nextKey: Identity.generate().pubkey },
+        ring.log.head.created_at + 1,
+      ),
+    );
+    const ok = await publishRaw(relay.url, forged);
+    expect(ok[2]).toBe(false);
+    expect(String(ok[3])).toMatch(/^invalid: /);
+
+    // A relay that does not check chains (malicious, or an ordinary Nostr relay) takes it; the client ignores it.
+    const lax = await startRelay();
+    try {
+      const hooks = lax.relay.ctx.hooks.rejectEvent;
+      const at = hooks.findIndex((h) => h.name === 'rejectInvalidKeyEvents');
+      expect(at).toBeGreaterThan(-1);
+      hooks.splice(at, 1);
+      for (const ev of [...ring.events, forged]) expect((await publishRaw(lax.url, ev))[2]).toBe(true);
+      const reader = await agentIn(home(), [lax.url]);
+      const log = (await reader.agent.fetchKeyLog({ aid: ring.aid })) as KeyLog;
+      expect(log.current).toBe(ring.current.pubkey);
+      expect(log.ignored.map((i) => i.id)).toEqual([forged.id]);
+      expect(await reader.agent.keyLogs.recipient(ring.current.pubkey)).toBe(ring.current.pubkey);
+      // The thief's key claims the identity in its forged event: its messages are refused.
+      await publishRaw(lax.url, wrapDirectMessage(thief, reader.agent.pubkey, 'I am the owner now').wrap);
+      await waitFor(() => reader.errors.length === 1, 'the thief’s message refused');
+      expect(reader.errors[0]?.code).toBe('ROOST_ERR_KEY_REFUSED');
+      expect(reader.got).toEqual([]);
+    } finally {
+      await lax.close();
+    }
+    expect(alice.errors).toEqual([]);
+  });
+
+  it('a revocation stops the old key at once, even for a message dated before it', async () => {
+    const alice = await agentIn(home());
+    const bobHome = home();
+    const bob = await agentIn(bobHome);
+    const k0 = bob.agent.identity;
+    await bob.agent.send(alice.agent.pubkey, 'before');
+    await waitFor(() => dmTexts(alice.got).length === 1, 'alice reads bob');
+    await bob.agent.close();
+
+    const { ring, event } = revokeKeyRing(bobHome, { reason: 'key leaked' });
+    expect((await publishRaw(relay.url, event))[2]).toBe(true);
+    await waitFor(() => alice.agent.keyLogs.get(k0.pubkey)?.current === ring.current.pubkey, 'alice sees the revocation');
+    // The thief backdates his message before the revocation: refused all the same.
+    const stolen = wrapDirectMessage(k0, alice.agent.pubkey, 'send me the funds', { createdAt: event.created_at - 60 }).wrap;
+    expect((await publishRaw(relay.url, stolen))[2]).toBe(true);
+    await waitFor(() => alice.errors.length === 1, 'refused');
+    expect(alice.errors[0]?.code).toBe('ROOST_ERR_KEY_REFUSED');
+    expect(dmTexts(alice.got)).toEqual(['before']);
+    // Alice's next message to the old key goes to the key the revocation revealed.
+    const sent = await alice.agent.send(k0.pubkey, 'to the new key');
+    expect(wrapTarget(relay, sent.wrapId)).toBe(ring.current.pubkey);
+  });
+
+  it('two competing rotations from one state are detected: the identity is disputed and nothing is sent to it', async () => {
+    const other = await startRelay();
+    try {
+      const dir = home();
+      const ring = openKeyRing(dir);
+      const head = ring.log.head as KeyEvent;
+      // Both keys stolen: two validly co-signed rotations from one head, one per relay.
+      const branch = (n: number) =>
+        ring.next.sign(
+          makeRotation(
+            { head, currentSecretKey: ring.current.exportSecretKey(), newKey: ring.next.pubkey, nextKey: Identity.generate().pubkey },
+            head.created_at + n,
+          ),
+        );
+      const [a, b] = [branch(1), branch(2)];
+      for (const ev of ring.events) {
+        expect((await publishRaw(relay.url, ev))[2]).toBe(true);
+        expect((await publishRaw(other.url, ev))[2]).toBe(true);
+      }
+      expect((await publishRaw(relay.url, a))[2]).toBe(true);
+      expect((await publishRaw(other.url, b))[2]).toBe(true);
+      const second = await publishRaw(relay.url, b);
+      // Refused on the relay that holds the first branch (its key was revealed there).
+      expect([second[2], String(second[3])]).toEqual([false, `invalid: key ${ring.next.pubkey} was already revealed by key event ${a.id}`]);
+
+      const alice = await agentIn(home(), [relay.url, other.url]);
+      await alice.agent.whenConnected(5000);
+      const log = (await alice.agent.fetchKeyLog({ pubkey: ring.current.pubkey })) as KeyLog;
+      expect(log.status).toBe('forked');
+      expect(log.fork?.branches).toEqual([a.id, b.id].sort());
+      await expect(alice.agent.send(ring.current.pubkey, 'hello?')).rejects.toMatchObject({ code: 'ROOST_ERR_IDENTITY_DISPUTED' });
+      await expect(alice.agent.send(ring.next.pubkey, 'hello?')).rejects.toMatchObject({ code: 'ROOST_ERR_IDENTITY_DISPUTED' });
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe('push registrations follow a rotation', () => {
+  it('an agent asleep when it is rotated is woken by mail to its new key and reads all its mail', async () => {
+    const pushed: WakeTarget[] = [];
+    const apns: WakeSender = {
+      platform: 'apns',
+      send: async (target): Promise<SendOutcome> => {
+        pushed.push(target);
+        return { kind: 'sent' };
+      },
+      close: async () => undefined,
+    };
+    const r = await startRelay({ pushMinIntervalSeconds: 0 }, { push: { senders: { apns } } });
+    try {
+      const bobHome = home();
+      let bob = await agentIn(bobHome, [r.url]);
+      const bob0 = bob.agent.pubkey;
+      expect((await bob.agent.registerWake([APNS])).map((a) => a.accepted)).toEqual([true]);
+      await bob.agent.close();
+
+      const alice = await agentIn(home(), [r.url]);
+      await alice.agent.send(bob0, 'asleep 1');
+      await waitFor(() => pushed.length === 1, 'bob woken for his old key');
+      // Rotated while asleep (`roost agent rotate` publishes the rotation); mail now goes to the new key.
+      const { event, ring } = rotateKeyRing(bobHome);
+      expect((await publishRaw(r.url, event))[2]).toBe(true);
+      await waitFor(() => alice.agent.keyLogs.get(bob0)?.current === ring.current.pubkey, 'alice sees the rotation');
+      const sent = await alice.agent.send(bob0, 'asleep 2');
+      expect(wrapTarget(r, sent.wrapId)).toBe(ring.current.pubkey);
+      await waitFor(() => pushed.length === 2, 'bob woken for his new key');
+      expect(pushed.map((p) => p.token)).toEqual([APNS.token, APNS.token]);
+
+      bob = await agentIn(bobHome, [r.url]);
+      await waitFor(() => dmTexts(bob.got).length === 2, 'bob reads everything');
+      expect(dmTexts(bob.got)).toEqual(['asleep 1', 'asleep 2']);
+    } finally {
+      await r.close();
+    }
+  });
+});
+
+describe('rotation interval', () => {
+  it('an agent whose key is older than its rotation interval rotates when it starts; a younger one does not', async () => {
+    const dir = home();
+    const old = openKeyRing(dir, { now: () => Math.floor(Date.now() / 1000) - 10 * 86_400 });
+    const fresh = await agentIn(dir, [relay.url]);
+    expect(fresh.agent.pubkey).toBe(old.current.pubkey);
+    await fresh.agent.close();
+
+    const { agent } = await startRecordingAgent(dir, [relay.url], { rotationIntervalSeconds: 7 * 86_400 });
+    agents.push(agent);
+    expect(agent.pubkey).toBe(old.next.pubkey);
+    expect([agent.aid, agent.keyLog?.head.seq, agent.keyLog?.head.type]).toEqual([old.aid, 1, 'rotation']);
+    // The relay has the rotation (published on connect): a peer resolves the old key to the new one.
+    const peer = await agentIn(home());
+    expect(await peer.agent.keyLogs.recipient(old.current.pubkey)).toBe(agent.pubkey);
+    await agent.close();
+    const again = await agentIn(dir, [relay.url]);
+    expect(again.agent.pubkey).toBe(agent.pubkey);
+  });
+});
+
+describe('decision electorates follow a rotation', () => {
+  it('a rotated voter votes with its new key: the relay takes the ballot and the tally counts it once, for the listed member', async () => {
+    const alice = await agentIn(home());
+    const carol = await agentIn(home());
+    const bobHome = home();
+    let bob = await agentIn(bobHome);
+    const bob0 = bob.agent.pubkey;
+    const proposal = await alice.agent.decisions.propose({
+      question: 'ship it?',
+      options: ['yes', 'no'],
+      electorate: { type: 'pubkeys', pubkeys: [alice.agent.pubkey, bob0, carol.agent.pubkey] },
+      rule: { type: 'majority' },
+      deadline: Math.floor(Date.now() / 1000) + 600,
+    });
+    const first = await bob.agent.decisions.vote(proposal.id, 'no');
+    await bob.agent.close();
+    rotateKeyRing(bobHome);
+    bob = await agentIn(bobHome);
+    expect(bob.agent.pubkey).not.toBe(bob0);
+    // A later second than the first ballot, so the new one replaces it whatever the ids.
+    await waitFor(() => Math.floor(Date.now() / 1000) > proposal.createdAt, 'the next second');
+    const second = await bob.agent.decisions.vote(proposal.id, 'yes');
+    await alice.agent.decisions.vote(proposal.id, 'yes');
+    await carol.agent.decisions.vote(proposal.id, 'no');
+    const tally = await carol.agent.decisions.tally(proposal.id);
+    expect([tally.outcome, tally.winner, tally.counts, tally.turnout]).toEqual(['passed', 'yes', { yes: 2, no: 1 }, 3]);
+    expect(tally.counted).toContain(second);
+    expect(tally.ignored).toEqual([{ id: first, why: 'replaced by a later ballot of the same voter' }]);
+  });
+});
+
+describe('document membership follows a rotation', () => {
+  it('a member rotated while away writes with its new key: the relay enforcing membership takes it, the owner applies it', async () => {
+    const owner = await agentIn(home());
+    const memberHome = home();
+    let member = await agentIn(memberHome);
+    const m0 = member.agent.pubkey;
+    const od = await owner.agent.doc('plan', { members: [m0], enforce: true });
+    let md = await member.agent.doc('plan', { owner: owner.agent.pubkey });
+    await waitFor(() => md.canWrite, 'member sees the record');
+    md.map('x').set('before', 1);
+    await waitFor(() => od.map('x').get('before') === 1, 'owner reads the old key');
+    await member.agent.close();
+
+    rotateKeyRing(memberHome);
+    member = await agentIn(memberHome);
+    expect(member.agent.pubkey).not.toBe(m0);
+    md = await member.agent.doc('plan', { owner: owner.agent.pubkey });
+    expect(md.canWrite).toBe(true);
+    md.map('x').set('after', 2);
+    await waitFor(() => od.map('x').get('after') === 2, 'owner reads the new key');
+    expect(od.isMember(member.agent.pubkey)).toBe(true);
+    expect(od.membership.members).toEqual([m0]);
+  });
+});
