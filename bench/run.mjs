@@ -113,13 +113,15 @@ const HELP = `usage: node bench/run.mjs [options]
                       spans over OTLP (the default sampler / every event traced)
   --peer SPEC         comparison relay: nostr-relay (default), or any SPEC as above
                       (a URL is used as is: its memory cannot be measured, and it keeps what it stores)
+  --also SPEC         a third relay in the ingest rounds (only with --only ingest), e.g. --subject
+                      roost-traced-all --peer roost --also roost-traced: its median is printed after the table
   --only LIST         comma-separated subset of: ${WORKLOADS.join(',')}
   --json FILE         also write every figure, run and note as JSON
   --no-snapshot       pre-load databases through the socket every run instead of reusing snapshots
   --help`;
 
 function parseArgs(argv) {
-  const o = { smoke: false, subject: 'roost', peer: 'nostr-relay', only: WORKLOADS, json: null, snapshots: true };
+  const o = { smoke: false, subject: 'roost', peer: 'nostr-relay', also: null, only: WORKLOADS, json: null, snapshots: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -130,6 +132,7 @@ function parseArgs(argv) {
     if (a === '--smoke') o.smoke = true;
     else if (a === '--subject') o.subject = value();
     else if (a === '--peer') o.peer = value();
+    else if (a === '--also') o.also = value();
     else if (a === '--json') o.json = value();
     else if (a === '--no-snapshot') o.snapshots = false;
     else if (a === '--only') {
@@ -439,6 +442,10 @@ async function main() {
   const size = SIZES[opts.smoke ? 'smoke' : 'full'];
   checkTarget(opts.subject);
   checkTarget(opts.peer);
+  if (opts.also !== null) {
+    if (opts.only.join() !== 'ingest') throw new UsageError('--also works with --only ingest');
+    checkTarget(opts.also);
+  }
   const t0 = performance.now();
   const data = {};
   if (['ingest', 'query', 'backfill'].some((w) => opts.only.includes(w))) {
@@ -449,7 +456,11 @@ async function main() {
   if (opts.only.includes('storm')) data.storm = loadStormCorpus(size, log);
   const notes = [];
   const specs = [opts.subject, opts.peer];
-  const targets = specs.map((spec) => ({ spec, label: targetLabel(spec), result: { spec, label: targetLabel(spec) } }));
+  const targets = [...specs, ...(opts.also === null ? [] : [opts.also])].map((spec) => ({
+    spec,
+    label: targetLabel(spec),
+    result: { spec, label: targetLabel(spec) },
+  }));
   const meter = startCpuMeter();
   const self0 = process.cpuUsage();
   const tRun = performance.now();
@@ -483,6 +494,13 @@ async function main() {
   const table = rows(results.subject, results.peer);
   console.log(`\nRoost bench (${opts.smoke ? 'smoke' : 'full'}) — ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}\n`);
   printTable(table, names);
+  for (const t of targets.slice(2)) {
+    const cpu = t.result.ingest?.cpuUs;
+    if (cpu !== undefined)
+      console.log(
+        `also in these rounds: ${t.label} ingest relay CPU ${cpu.toFixed(0)} µs/event (median), ${(cpu / results.peer.ingest.cpuUs).toFixed(2)}× ${names[1]}`,
+      );
+  }
   if (loads.size > 0) {
     const parts = [...loads].map(([w, l]) => {
       const v = l.filter(Number.isFinite);
