@@ -28,6 +28,8 @@ export interface WorkHost {
   now(): number;
   /** Reads the key event logs of `keys` and answers, per key and time, the earlier keys of its identity. */
   priorKeys?(keys: readonly string[]): Promise<PriorKeys>;
+  /** Every key of this agent's own key event log, the current one included (an agent without a log: absent). */
+  ownKeys?(): readonly string[];
   /** Spans for task lifecycles (default: the global OpenTelemetry tracer, a no-op until an SDK is registered). */
   readonly tracer?: Tracer;
 }
@@ -43,6 +45,7 @@ interface AgentLike {
   discover(query: { capabilities?: readonly string[] }): Promise<AgentInfo[]>;
   whenConnected(timeoutMs?: number, count?: number): Promise<boolean>;
   readonly keyLogs?: { lookupMany(keys: readonly string[]): Promise<KeyLog[]> };
+  readonly keyLog?: KeyLog | undefined;
 }
 
 /** A {@link WorkHost} over an agent's public API. */
@@ -74,6 +77,7 @@ export function makeWorkHost(agent: AgentLike, now: () => number = Date.now, tra
     },
     subscribe: (filters, onEvent) => agent.subscribe(filters, (ev) => onEvent(ev)),
     sendDirect: (to, content, tags) => agent.send(to, content, { tags }),
+    ownKeys: () => agent.keyLog?.keys.map((k) => k.pubkey) ?? [agent.pubkey],
     discover: (capabilities) => agent.discover({ capabilities }),
     now,
     async priorKeys(keys) {

@@ -182,6 +182,12 @@ export interface KeyWindow {
   readonly end?: 'rotated' | 'revoked' | 'closed' | 'forked';
 }
 
+/**
+ * The earlier keys of a key's identity (its key event log), when that key speaks for it at `at` (seconds):
+ * what lets a listed member, voter or task party act with its successor key.
+ */
+export type PriorKeys = (pubkey: string, at: number) => readonly string[];
+
 /** A verified key event log. */
 export interface KeyLog {
   readonly aid: string;
