@@ -2,7 +2,7 @@ import type { Tracer } from '@opentelemetry/api';
 import type { EventTemplate, NostrEvent } from '../shared/event.js';
 import type { PriorKeys } from '../shared/decisions.js';
 import type { Filter } from '../shared/filter.js';
-import { isKeyValidAt, type KeyLog } from '../shared/identity-log.js';
+import { type KeyLog, makePriorKeys } from '../shared/identity-log.js';
 import type { AgentInfo } from './presence.js';
 
 /**
@@ -81,13 +81,7 @@ export function makeWorkHost(agent: AgentLike, now: () => number = Date.now, tra
     discover: (capabilities) => agent.discover({ capabilities }),
     now,
     async priorKeys(keys) {
-      const logs = (await agent.keyLogs?.lookupMany(keys)) ?? [];
-      return (voter, at) => {
-        const log = logs.find((l) => l.keys.some((k) => k.pubkey === voter));
-        if (!log || !isKeyValidAt(log, voter, at)) return [];
-        const i = log.keys.findIndex((k) => k.pubkey === voter);
-        return log.keys.slice(0, i).map((k) => k.pubkey);
-      };
+      return makePriorKeys((await agent.keyLogs?.lookupMany(keys)) ?? []);
     },
   };
 }

@@ -403,6 +403,9 @@ describe('task parties follow a rotation', () => {
     // The task keeps naming the key it was given to; its last step is signed by the successor.
     expect([chain.state, chain.worker, chain.steps.at(-1)?.author]).toEqual(['completed', w0, w1]);
     expect(chain.ignored).toEqual([]);
+    // The completed task counts for the worker's identity, whichever key is asked about.
+    const rep = await requester.agent.reputation([w1, w0]);
+    expect([rep.get(w1)?.completed, rep.get(w0)?.completed]).toEqual([1, 1]);
   });
 
   it('a requester rotated mid-task cancels it with its new key; the worker sees it canceled', async () => {
