@@ -227,8 +227,10 @@ export function checkTaskStep(request: TaskRequest, at: TaskPosition, step: Task
   if (step.root !== request.id) return 'step does not belong to this task';
   if (TERMINAL_TASK_STATES.has(at.state)) return `task already ${at.state}`;
   const requester = request.requester;
-  const byRequester = isTaskParty(requester, step, priorKeys);
-  const byWorker = at.worker !== undefined && isTaskParty(at.worker, step, priorKeys);
+  // The log is asked only about an author that is neither party by its own key (the relay reads it from its store).
+  const prior = step.author === requester || step.author === at.worker ? [] : (priorKeys?.(step.author, step.createdAt) ?? []);
+  const byRequester = step.author === requester || prior.includes(requester);
+  const byWorker = at.worker !== undefined && (step.author === at.worker || prior.includes(at.worker));
   const to = step.state;
   if (at.state === 'submitted' && to === 'working') {
     if (byRequester) {
