@@ -14,6 +14,7 @@ import { openSubscribers, runFanoutRound } from './workloads/fanout.mjs';
 import { runAttack } from './workloads/attack.mjs';
 import { runIdle } from './workloads/idle.mjs';
 import { runFederation } from './workloads/federation.mjs';
+import { identityLines, runIdentity } from './workloads/identity.mjs';
 import { runIngest } from './workloads/ingest.mjs';
 import { buildFilters, QUERY_SHAPES, runQuery } from './workloads/query.mjs';
 import { runWakeQueue } from './workloads/wake-queue.mjs';
@@ -54,6 +55,9 @@ const SIZES = {
     stormSockets: 500,
     stormRuns: 3,
     federationEvents: 100_000,
+    identityRuns: 5,
+    identityEvents: 64,
+    identityCards: 10_000,
   },
   smoke: {
     publishers: 8,
@@ -88,6 +92,9 @@ const SIZES = {
     stormSockets: 50,
     stormRuns: 1,
     federationEvents: 2000,
+    identityRuns: 1,
+    identityEvents: 8,
+    identityCards: 200,
   },
 };
 
@@ -104,7 +111,7 @@ const REFERENCE = {
   'storm relay CPU µs/agent': 300,
 };
 
-const WORKLOADS = ['ingest', 'query', 'backfill', 'fanout', 'idle', 'wake', 'attack', 'storm', 'federation'];
+const WORKLOADS = ['ingest', 'query', 'backfill', 'fanout', 'idle', 'wake', 'attack', 'storm', 'federation', 'identity'];
 
 const HELP = `usage: node bench/run.mjs [options]
   --smoke             tiny versions of every workload (CI): figures printed, nothing asserted
@@ -478,6 +485,13 @@ async function main() {
   // Roost only (the peer has no replication): figures printed after the table.
   const federation = opts.only.includes('federation') ? await runFederation({ size, startRelay, log }) : undefined;
   if (federation) targets[0].result.federation = federation;
+  // Client-side computation (no relay): key event logs, DMs from rotated senders, discovery with minReputation.
+  let identity;
+  if (opts.only.includes('identity')) {
+    log('identity: key event logs, rotated senders, discovery with minReputation');
+    identity = await runIdentity({ runs: size.identityRuns, events: size.identityEvents, cards: size.identityCards });
+    targets[0].result.identity = identity;
+  }
   const wall = (performance.now() - tRun) / 1000;
   const self = process.cpuUsage(self0);
   const cpu = { ...meter.stop(), harnessCores: (self.user + self.system) / 1e6 / wall };
@@ -525,6 +539,10 @@ async function main() {
       console.log(
         `  NIP-77 reconcile ${r.n} events ${(r.diff * 100).toFixed(0)} % apart: ${r.rounds} round trips, ${((r.bytesUp + r.bytesDown) / 1024).toFixed(0)} KiB (binary; ×2 as hex)${r.ok ? '' : ' — have/need wrong'}`,
       );
+  }
+  if (identity) {
+    console.log('\nidentity (client side, no relay; one thread):');
+    for (const l of identityLines(identity)) console.log(`  ${l}`);
   }
   if (notes.length) {
     console.log('\nnotes:');

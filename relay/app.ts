@@ -284,7 +284,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const taskLookup = makeTaskLookup(store);
   const keyLookup = makeKeyEventLookup(store);
   hooks.rejectEvent.push(
-    rejectInvalidTaskEvents(taskLookup),
+    rejectInvalidTaskEvents(taskLookup, (author) => getPriorKeys(keyLookup, author)),
     rejectInvalidBallots(taskLookup, (voter) => getPriorKeys(keyLookup, voter)),
   );
   const keyEvents = createKeyEventPolicy(keyLookup);
