@@ -14,6 +14,7 @@ import { openSubscribers, runFanoutRound } from './workloads/fanout.mjs';
 import { runAttack } from './workloads/attack.mjs';
 import { runIdle } from './workloads/idle.mjs';
 import { runFederation } from './workloads/federation.mjs';
+import { identityLines, runIdentity } from './workloads/identity.mjs';
 import { runIngest } from './workloads/ingest.mjs';
 import { buildFilters, QUERY_SHAPES, runQuery } from './workloads/query.mjs';
 import { runWakeQueue } from './workloads/wake-queue.mjs';
@@ -55,6 +56,9 @@ const SIZES = {
     stormSockets: 500,
     stormRuns: 3,
     federationEvents: 100_000,
+    identityRuns: 5,
+    identityEvents: 64,
+    identityCards: 10_000,
   },
   smoke: {
     publishers: 8,
@@ -89,6 +93,9 @@ const SIZES = {
     stormSockets: 50,
     stormRuns: 1,
     federationEvents: 2000,
+    identityRuns: 1,
+    identityEvents: 8,
+    identityCards: 200,
   },
 };
 
@@ -105,7 +112,7 @@ const REFERENCE = {
   'storm relay CPU µs/agent': 300,
 };
 
-const WORKLOADS = ['ingest', 'query', 'backfill', 'fanout', 'idle', 'wake', 'attack', 'storm', 'federation'];
+const WORKLOADS = ['ingest', 'query', 'backfill', 'fanout', 'idle', 'wake', 'attack', 'storm', 'federation', 'identity'];
 
 const HELP = `usage: node bench/run.mjs [options]
   --smoke             tiny versions of every workload (CI): figures printed, nothing asserted
@@ -114,6 +121,8 @@ const HELP = `usage: node bench/run.mjs [options]
                       spans over OTLP (the default sampler / every event traced)
   --peer SPEC         comparison relay: nostr-relay (default), or any SPEC as above
                       (a URL is used as is: its memory cannot be measured, and it keeps what it stores)
+  --also SPEC         a third relay in the ingest rounds (only with --only ingest), e.g. --subject
+                      roost-traced-all --peer roost --also roost-traced: its median is printed after the table
   --only LIST         comma-separated subset of: ${WORKLOADS.join(',')}
   --store postgres    instead: ingest and fan-out on SQLite, one Roost on PostgreSQL and three Roost
                       instances on one PostgreSQL (same run), and the sequencer's ceiling
@@ -122,7 +131,7 @@ const HELP = `usage: node bench/run.mjs [options]
   --help`;
 
 function parseArgs(argv) {
-  const o = { smoke: false, subject: 'roost', peer: 'nostr-relay', only: WORKLOADS, json: null, snapshots: true };
+  const o = { smoke: false, subject: 'roost', peer: 'nostr-relay', also: null, only: WORKLOADS, json: null, snapshots: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -136,6 +145,7 @@ function parseArgs(argv) {
       if (o.store !== 'postgres' && o.store !== 'sqlite') throw new UsageError(`unknown store ${o.store}: use postgres`);
     } else if (a === '--subject') o.subject = value();
     else if (a === '--peer') o.peer = value();
+    else if (a === '--also') o.also = value();
     else if (a === '--json') o.json = value();
     else if (a === '--no-snapshot') o.snapshots = false;
     else if (a === '--only') {
@@ -451,6 +461,10 @@ async function main() {
   }
   checkTarget(opts.subject);
   checkTarget(opts.peer);
+  if (opts.also !== null) {
+    if (opts.only.join() !== 'ingest') throw new UsageError('--also works with --only ingest');
+    checkTarget(opts.also);
+  }
   const t0 = performance.now();
   const data = {};
   if (['ingest', 'query', 'backfill'].some((w) => opts.only.includes(w))) {
@@ -461,7 +475,11 @@ async function main() {
   if (opts.only.includes('storm')) data.storm = loadStormCorpus(size, log);
   const notes = [];
   const specs = [opts.subject, opts.peer];
-  const targets = specs.map((spec) => ({ spec, label: targetLabel(spec), result: { spec, label: targetLabel(spec) } }));
+  const targets = [...specs, ...(opts.also === null ? [] : [opts.also])].map((spec) => ({
+    spec,
+    label: targetLabel(spec),
+    result: { spec, label: targetLabel(spec) },
+  }));
   const meter = startCpuMeter();
   const self0 = process.cpuUsage();
   const tRun = performance.now();
@@ -479,6 +497,13 @@ async function main() {
   // Roost only (the peer has no replication): figures printed after the table.
   const federation = opts.only.includes('federation') ? await runFederation({ size, startRelay, log }) : undefined;
   if (federation) targets[0].result.federation = federation;
+  // Client-side computation (no relay): key event logs, DMs from rotated senders, discovery with minReputation.
+  let identity;
+  if (opts.only.includes('identity')) {
+    log('identity: key event logs, rotated senders, discovery with minReputation');
+    identity = await runIdentity({ runs: size.identityRuns, events: size.identityEvents, cards: size.identityCards });
+    targets[0].result.identity = identity;
+  }
   const wall = (performance.now() - tRun) / 1000;
   const self = process.cpuUsage(self0);
   const cpu = { ...meter.stop(), harnessCores: (self.user + self.system) / 1e6 / wall };
@@ -495,6 +520,13 @@ async function main() {
   const table = rows(results.subject, results.peer);
   console.log(`\nRoost bench (${opts.smoke ? 'smoke' : 'full'}) — ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}\n`);
   printTable(table, names);
+  for (const t of targets.slice(2)) {
+    const cpu = t.result.ingest?.cpuUs;
+    if (cpu !== undefined)
+      console.log(
+        `also in these rounds: ${t.label} ingest relay CPU ${cpu.toFixed(0)} µs/event (median), ${(cpu / results.peer.ingest.cpuUs).toFixed(2)}× ${names[1]}`,
+      );
+  }
   if (loads.size > 0) {
     const parts = [...loads].map(([w, l]) => {
       const v = l.filter(Number.isFinite);
@@ -519,6 +551,10 @@ async function main() {
       console.log(
         `  NIP-77 reconcile ${r.n} events ${(r.diff * 100).toFixed(0)} % apart: ${r.rounds} round trips, ${((r.bytesUp + r.bytesDown) / 1024).toFixed(0)} KiB (binary; ×2 as hex)${r.ok ? '' : ' — have/need wrong'}`,
       );
+  }
+  if (identity) {
+    console.log('\nidentity (client side, no relay; one thread):');
+    for (const l of identityLines(identity)) console.log(`  ${l}`);
   }
   if (notes.length) {
     console.log('\nnotes:');

@@ -8,12 +8,15 @@ import {
   discoverLocal,
   defaultAgentHome,
   getNpub,
+  isRotationDue,
   loadKeyFile,
   openKeyRing,
+  parseRotationInterval,
   parsePubkey,
   revokeKeyRing,
   rotateKeyRing,
   saveKeyFile,
+  saveRotationInterval,
   SqliteAgentStore,
   normalizeRelayUrl,
   type Agent,
@@ -54,6 +57,9 @@ Usage:
                                                --print-next also prints the next secret key for an offline backup
   roost agent rotate                           make the next key current (the current key co-signs), commit a
                                                new next key, publish the log; the old key is kept in retired/
+  roost agent rotate --every D                 rotate on a schedule instead: keep the interval D (1h-365d, like
+                                               30d, 12h, 2w; off stops it) in the home; the agent rotates when it
+                                               starts with a key older than D (now too, if it already is)
   roost agent revoke [--reason R]              key compromised: the next key alone ends the current key at once
   roost agent discover --local [--timeout SEC] relays and agents on this LAN (mDNS/DNS-SD, default 2 s);
                                                a relay is listed only once its NIP-11 names the key it advertised
@@ -92,6 +98,7 @@ const OPTIONS = {
   reason: { type: 'string' },
   'print-next': { type: 'boolean' },
   'min-reputation': { type: 'string' },
+  every: { type: 'string' },
   to: { type: 'string' },
   deadline: { type: 'string' },
   note: { type: 'string' },
@@ -227,16 +234,41 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
       case 'rotate':
       case 'revoke': {
         if (!existsSync(keyFile)) throw new UsageError(`no key in ${home}: run \`${keygenHint}\` first`);
+        if (values.every !== undefined && command !== 'rotate') throw new UsageError('--every goes with rotate');
+        let schedule: { everySeconds: number; rotated: boolean } | undefined;
+        if (values.every !== undefined) {
+          let everySeconds: number;
+          try {
+            everySeconds = parseRotationInterval(values.every);
+          } catch (err) {
+            throw new UsageError((err as Error).message);
+          }
+          saveRotationInterval(home, everySeconds);
+          schedule = { everySeconds, rotated: isRotationDue(openKeyRing(home), everySeconds, Math.floor(Date.now() / 1000)) };
+        }
         const ring =
-          command === 'identity'
+          command === 'identity' || (schedule && !schedule.rotated)
             ? openKeyRing(home)
             : command === 'rotate'
               ? rotateKeyRing(home).ring
               : revokeKeyRing(home, values.reason === undefined ? {} : { reason: values.reason }).ring;
         // the one deliberate way a secret leaves the ring: asked for by name, for paper or offline storage
         const backup = values['print-next'] ? { nextNsec: ring.next.exportNsec() } : {};
-        const summary = { aid: ring.aid, pubkey: ring.current.pubkey, seq: ring.log.head.seq, nextKeyFile: join(home, 'agent.next.key'), ...backup };
+        const summary = {
+          aid: ring.aid,
+          pubkey: ring.current.pubkey,
+          seq: ring.log.head.seq,
+          nextKeyFile: join(home, 'agent.next.key'),
+          ...backup,
+          ...(schedule ? { rotationIntervalSeconds: schedule.everySeconds, rotated: schedule.rotated } : {}),
+        };
         let human = `identity ${ring.aid}\ncurrent  ${getNpub(ring.current.pubkey)} (key event ${ring.log.head.seq})\nnext key ${summary.nextKeyFile} (keep a copy offline)`;
+        if (schedule) {
+          human +=
+            schedule.everySeconds === 0
+              ? '\nrotation schedule off'
+              : `\nrotates every ${schedule.everySeconds} s when the agent starts (next due ${new Date((ring.log.head.created_at + schedule.everySeconds) * 1000).toISOString()})${schedule.rotated ? '; rotated now' : ''}`;
+        }
         if (backup.nextNsec) human += `\nnext secret key (store it offline, apart from ${keyFile}): ${backup.nextNsec}`;
         if (relays.length === 0) {
           out(`${human}\nnot published: pass --relay URL or set ROOST_RELAYS`, { ...summary, published: [] });

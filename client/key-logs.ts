@@ -1,6 +1,6 @@
 import type { NostrEvent } from '../shared/event.js';
 import type { Filter } from '../shared/filter.js';
-import { getKeyWindow, IDENTITY_KINDS, IdentityKind, isKeyValidAt, type KeyLog, verifyKeyLog } from '../shared/identity-log.js';
+import { getKeyWindow, IDENTITY_KINDS, IdentityKind, type KeyLog, makePriorKeys, verifyKeyLog } from '../shared/identity-log.js';
 import type { ClientLogger } from './emitter.js';
 import { ClientError } from './errors.js';
 
@@ -186,11 +186,9 @@ export class KeyLogs {
    * The earlier keys of `pubkey`'s identity, as known now, when `pubkey` speaks for it at `at` (seconds):
    * what makes a listed member's successor key a member.
    */
-  priorKeys(pubkey: string, at: number): string[] {
+  priorKeys(pubkey: string, at: number): readonly string[] {
     const log = this.get(pubkey);
-    if (!log || !isKeyValidAt(log, pubkey, at)) return [];
-    const i = log.keys.findIndex((k) => k.pubkey === pubkey);
-    return log.keys.slice(0, Math.max(0, i)).map((k) => k.pubkey);
+    return log ? makePriorKeys([log])(pubkey, at) : [];
   }
 
   /** Stops the live subscription. */

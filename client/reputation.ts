@@ -1,6 +1,6 @@
 import type { NostrEvent } from '../shared/event.js';
 import type { Filter } from '../shared/filter.js';
-import type { KeyLog } from '../shared/identity-log.js';
+import { type KeyLog, makePriorKeys, type PriorKeys } from '../shared/identity-log.js';
 import { ATTESTATION_KIND, computeReputation, makeIdentityResolver, type Reputation } from '../shared/reputation.js';
 import { getTaskChain, getTaskRequest, getTaskStep, TaskKind, type TaskChain } from '../shared/tasks.js';
 import type { KeyLogs } from './key-logs.js';
@@ -29,7 +29,7 @@ export async function fetchReputation(
   const attesters = [...new Set(attestations.map((a) => a.pubkey))];
   addLogs(await deps.keyLogs.lookupMany(attesters, timeoutMs));
   const workers = keysOf([...subjectKeys, ...attesters], logs);
-  const tasks = await fetchTaskChains(deps.fetch, workers, timeoutMs);
+  const tasks = await fetchTaskChains(deps.fetch, workers, timeoutMs, makePriorKeys(logs.values()));
   const all = computeReputation({ tasks, attestations, logs: [...logs.values()] });
   const { identityOf } = makeIdentityResolver([...logs.values()]);
   for (const pk of subjects) {
@@ -51,6 +51,7 @@ async function fetchTaskChains(
   fetch: (filters: Filter[], timeoutMs: number) => Promise<NostrEvent[]>,
   workers: readonly string[],
   timeoutMs: number,
+  priorKeys: PriorKeys,
 ): Promise<TaskChain[]> {
   if (workers.length === 0) return [];
   const steps = await fetch([{ kinds: [TaskKind.Step], authors: [...workers] }], timeoutMs);
@@ -65,7 +66,8 @@ async function fetchTaskChains(
   const chains: TaskChain[] = [];
   for (const ev of events) {
     const request = ev.kind === TaskKind.Request ? getTaskRequest(ev) : undefined;
-    if (request) chains.push(getTaskChain(request, byRoot.get(request.id) ?? []));
+    // A worker that rotated mid-task completed it with its successor key (the logs gathered above say so).
+    if (request) chains.push(getTaskChain(request, byRoot.get(request.id) ?? [], priorKeys));
   }
   return chains;
 }

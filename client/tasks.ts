@@ -118,7 +118,7 @@ export class TaskClient {
 
   async #update(taskId: string, state: TaskState, content: string, parent: Span | undefined): Promise<TaskChain> {
     const chain = await this.status(taskId);
-    const to = this.#host.pubkey === chain.request.requester ? (chain.worker ?? chain.request.requester) : chain.request.requester;
+    const to = this.#isMe(chain.request.requester) ? (chain.worker ?? chain.request.requester) : chain.request.requester;
     return this.#step(chain, { state, worker: chain.worker ?? this.#host.pubkey, to, content }, parent);
   }
 
@@ -128,7 +128,28 @@ export class TaskClient {
     const reqEv = events.find((e) => e.id === taskId);
     const request = reqEv && getTaskRequest(reqEv);
     if (!request) throw new ClientError('ROOST_ERR_BAD_INPUT', `task ${taskId} not found`);
-    return getTaskChain(request, events);
+    return this.#chain(request, events);
+  }
+
+  /**
+   * {@link getTaskChain}, with the key event logs of authors the task does not name read first: a
+   * requester or worker that rotated continues the task with its successor key (docs/identity.md).
+   */
+  async #chain(request: TaskRequest, events: readonly NostrEvent[]): Promise<TaskChain> {
+    const named = new Set([request.requester, ...(request.worker === undefined ? [] : [request.worker])]);
+    for (const ev of events) if (ev.kind === TaskKind.Offer) named.add(ev.pubkey);
+    for (const ev of events) {
+      const worker = ev.kind === TaskKind.Step ? getTaskStep(ev)?.worker : undefined;
+      if (worker !== undefined) named.add(worker);
+    }
+    const others = [...new Set(events.filter((e) => e.kind === TaskKind.Step && !named.has(e.pubkey)).map((e) => e.pubkey))];
+    const priorKeys = others.length > 0 && this.#host.priorKeys ? await this.#host.priorKeys(others) : undefined;
+    return getTaskChain(request, events, priorKeys);
+  }
+
+  /** Whether `pubkey` is this agent: its key, or an earlier key of its own log. */
+  #isMe(pubkey: string | undefined): boolean {
+    return pubkey !== undefined && (pubkey === this.#host.pubkey || (this.#host.ownKeys?.().includes(pubkey) ?? false));
   }
 
   /**
@@ -148,20 +169,20 @@ export class TaskClient {
       const events = new Map<string, NostrEvent>();
       let request: TaskRequest | undefined;
       let settled = false;
-      const check = () => {
+      const check = async () => {
         if (settled) return;
         for (const [id, ev] of this.#private.get(taskId) ?? []) events.set(id, ev);
         const reqEv = events.get(taskId);
         request ??= reqEv && getTaskRequest(reqEv);
         if (!request) return;
-        const chain = getTaskChain(request, [...events.values()]);
-        if (done(chain)) finish(() => resolve(chain));
+        const chain = await this.#chain(request, [...events.values()]);
+        if (!settled && done(chain)) finish(() => resolve(chain));
       };
       const sub = this.#host.subscribe(taskFilters(taskId), (ev) => {
         events.set(ev.id, ev);
-        check();
+        void check();
       });
-      const watcher = (id: string) => id === taskId && check();
+      const watcher = (id: string) => id === taskId && void check();
       this.#watchers.add(watcher);
       const timer = setTimeout(
         () => finish(() => reject(new ClientError('ROOST_ERR_TIMEOUT', `task ${taskId} did not reach the awaited state within ${timeoutMs} ms`))),
@@ -174,7 +195,7 @@ export class TaskClient {
         queueMicrotask(() => sub.close());
         then();
       };
-      check();
+      void check();
     });
   }
 
@@ -189,22 +210,23 @@ export class TaskClient {
     if (capabilities.length === 0) throw new ClientError('ROOST_ERR_BAD_INPUT', 'onRequest needs at least one capability');
     const entry = { capabilities, handler };
     this.#workers.push(entry);
-    const me = this.#host.pubkey;
     const since = this.#nowSec() - (opts.lookbackSeconds ?? 3600);
     const offered = new Set<string>();
     const requests = this.#host.subscribe([{ kinds: [TaskKind.Request], '#c': [...capabilities], since }], (ev) => {
       const request = getTaskRequest(ev);
-      if (!request || request.requester === me || !request.capabilities.every((c) => capabilities.includes(c))) return;
-      if (request.worker === me) void this.#run(request.id, handler, true);
+      if (!request || this.#isMe(request.requester) || !request.capabilities.every((c) => capabilities.includes(c))) return;
+      if (this.#isMe(request.worker)) void this.#run(request.id, handler, true);
       else if (request.worker === undefined && opts.offer !== false && !offered.has(request.id)) {
         offered.add(request.id);
         const terms = typeof opts.offer === 'function' ? opts.offer(request) : {};
         if (terms) void this.#offerOnce(request.id, terms);
       }
     });
-    const steps = this.#host.subscribe([{ kinds: [TaskKind.Step], '#p': [me] }], (ev) => {
+    // Steps name the worker's key as it was when the task was given: every key of this agent's log is asked for.
+    const mine = [...new Set([this.#host.pubkey, ...(this.#host.ownKeys?.() ?? [])])];
+    const steps = this.#host.subscribe([{ kinds: [TaskKind.Step], '#p': mine }], (ev) => {
       const step = getTaskStep(ev);
-      if (step?.worker === me) void this.#run(step.root, handler, false);
+      if (this.#isMe(step?.worker)) void this.#run(step!.root, handler, false);
     });
     return {
       close: () => {
@@ -262,8 +284,7 @@ export class TaskClient {
     this.#remember(root, ev);
     if (ev.kind === TaskKind.Request) {
       const request = getTaskRequest(ev);
-      const me = this.#host.pubkey;
-      const w = request && request.worker === me ? this.#workers.find((x) => request.capabilities.every((c) => x.capabilities.includes(c))) : undefined;
+      const w = request && this.#isMe(request.worker) ? this.#workers.find((x) => request.capabilities.every((c) => x.capabilities.includes(c))) : undefined;
       if (w) void this.#run(root, w.handler, true);
     }
     for (const fn of this.#watchers) fn(root);
@@ -273,7 +294,7 @@ export class TaskClient {
   async #offerOnce(taskId: string, terms: { note?: string; price?: { amount: string; unit: string } }): Promise<void> {
     try {
       const chain = await this.status(taskId);
-      if (chain.state !== 'submitted' || chain.offers.some((o) => o.worker === this.#host.pubkey)) return;
+      if (chain.state !== 'submitted' || chain.offers.some((o) => this.#isMe(o.worker))) return;
       await this.offer(taskId, terms);
     } catch {
       // A request that went away or a refused offer: nothing to do.
@@ -286,12 +307,13 @@ export class TaskClient {
     this.#running.add(taskId);
     try {
       let chain = await this.status(taskId);
-      const me = this.#host.pubkey;
-      if (take && chain.state === 'submitted' && chain.worker === me)
-        chain = await this.#step(chain, { state: 'working', worker: me, to: chain.request.requester, content: 'started' });
-      else if (chain.worker === me && chain.state === 'working' && chain.steps.at(-1)?.author !== me)
-        chain = await this.#step(chain, { state: 'working', worker: me, to: chain.request.requester, content: 'started' });
-      if (chain.worker !== me || (chain.state !== 'working' && chain.state !== 'input-required')) return;
+      // The worker named may be an earlier key of this agent (rotated since): steps keep naming it.
+      const worker = chain.worker;
+      if (worker === undefined || !this.#isMe(worker)) return;
+      if (take && chain.state === 'submitted') chain = await this.#step(chain, { state: 'working', worker, to: chain.request.requester, content: 'started' });
+      else if (chain.state === 'working' && !this.#isMe(chain.steps.at(-1)?.author))
+        chain = await this.#step(chain, { state: 'working', worker, to: chain.request.requester, content: 'started' });
+      if (chain.worker !== worker || (chain.state !== 'working' && chain.state !== 'input-required')) return;
       // The handler's work, in the requester's trace: its progress and result steps are children of this span.
       const span = startChildSpan(this.#tracer, 'client.task.run', chain.request.trace, SpanKind.CONSUMER, { 'roost.task.id': taskId });
       await runInSpan(span, async () => {
@@ -336,7 +358,7 @@ export class TaskClient {
         await this.#host.sendDirect(s.to, JSON.stringify(event), [[TASK_DM_TAG, root]]);
         for (const fn of this.#watchers) fn(root);
       } else await this.#host.publish(event);
-      return getTaskChain(chain.request, [...(await this.#events(root)), event]);
+      return this.#chain(chain.request, [...(await this.#events(root)), event]);
     });
   }
 

@@ -2,7 +2,7 @@ import type { Tracer } from '@opentelemetry/api';
 import type { EventTemplate, NostrEvent } from '../shared/event.js';
 import type { PriorKeys } from '../shared/decisions.js';
 import type { Filter } from '../shared/filter.js';
-import { isKeyValidAt, type KeyLog } from '../shared/identity-log.js';
+import { type KeyLog, makePriorKeys } from '../shared/identity-log.js';
 import type { AgentInfo } from './presence.js';
 
 /**
@@ -28,6 +28,8 @@ export interface WorkHost {
   now(): number;
   /** Reads the key event logs of `keys` and answers, per key and time, the earlier keys of its identity. */
   priorKeys?(keys: readonly string[]): Promise<PriorKeys>;
+  /** Every key of this agent's own key event log, the current one included (an agent without a log: absent). */
+  ownKeys?(): readonly string[];
   /** Spans for task lifecycles (default: the global OpenTelemetry tracer, a no-op until an SDK is registered). */
   readonly tracer?: Tracer;
 }
@@ -43,6 +45,7 @@ interface AgentLike {
   discover(query: { capabilities?: readonly string[] }): Promise<AgentInfo[]>;
   whenConnected(timeoutMs?: number, count?: number): Promise<boolean>;
   readonly keyLogs?: { lookupMany(keys: readonly string[]): Promise<KeyLog[]> };
+  readonly keyLog?: KeyLog | undefined;
 }
 
 /** A {@link WorkHost} over an agent's public API. */
@@ -74,16 +77,11 @@ export function makeWorkHost(agent: AgentLike, now: () => number = Date.now, tra
     },
     subscribe: (filters, onEvent) => agent.subscribe(filters, (ev) => onEvent(ev)),
     sendDirect: (to, content, tags) => agent.send(to, content, { tags }),
+    ownKeys: () => agent.keyLog?.keys.map((k) => k.pubkey) ?? [agent.pubkey],
     discover: (capabilities) => agent.discover({ capabilities }),
     now,
     async priorKeys(keys) {
-      const logs = (await agent.keyLogs?.lookupMany(keys)) ?? [];
-      return (voter, at) => {
-        const log = logs.find((l) => l.keys.some((k) => k.pubkey === voter));
-        if (!log || !isKeyValidAt(log, voter, at)) return [];
-        const i = log.keys.findIndex((k) => k.pubkey === voter);
-        return log.keys.slice(0, i).map((k) => k.pubkey);
-      };
+      return makePriorKeys((await agent.keyLogs?.lookupMany(keys)) ?? []);
     },
   };
 }

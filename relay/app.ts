@@ -348,7 +348,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   if (syncReads && keyLookup) {
     const taskLookup = makeTaskLookup(syncReads);
     hooks.rejectEvent.push(
-      rejectInvalidTaskEvents(taskLookup),
+      rejectInvalidTaskEvents(taskLookup, (author) => getPriorKeys(keyLookup, author)),
       rejectInvalidBallots(taskLookup, (voter) => getPriorKeys(keyLookup, voter)),
     );
     const keyEvents = createKeyEventPolicy(keyLookup);

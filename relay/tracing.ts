@@ -16,16 +16,20 @@ import { getTraceparent } from '../shared/trace-context.js';
 import type { RelayConfig } from './config.js';
 import type { WakeTracing } from './push/wake.js';
 
-/** Runs one step of the ingest pipeline, as a child span when the event is traced. */
-export type IngestStep = <T>(name: string, fn: () => T) => T;
+/** A step of the ingest pipeline, recorded as an event on `relay.ingest` when it ends. */
+export type IngestStep = 'verified' | 'kind_handled' | 'stored' | 'fanned_out';
 
-/** The spans of one EVENT frame: `relay.ingest` and its steps. */
+/**
+ * The span of one EVENT frame: `relay.ingest`, its steps as span events (one span per event, not one
+ * per step: a span costs the SDK several times what an event on it does, see docs/performance.md).
+ */
 export interface IngestTrace {
-  readonly step: IngestStep;
+  /** Records that a step ended (a span event with its time). */
+  mark(step: IngestStep): void;
   /**
-   * Runs the write in a `relay.store` span and remembers this ingest until the commit, so the wake
-   * queue and the fan-out inside and after it join the trace. The write itself runs outside any span:
-   * the group commit it schedules serves other events too and must not inherit this one's context.
+   * Runs the write and remembers this ingest until the commit, so the wake queue and the fan-out
+   * inside and after it join the trace. The write itself runs outside any context: the group commit
+   * it schedules serves other events too and must not inherit this one's.
    */
   store<T>(eventId: string, write: () => Promise<T>): Promise<T>;
   /** Records the OK answer on the ingest span. */
@@ -54,7 +58,7 @@ export interface RelayTracing extends WakeTracing {
   startIngest(event: NostrEvent, isPrivate: boolean): IngestTrace | undefined;
   /** Runs `fn` inside a `relay.ingest` span (or untraced, see {@link startIngest}). */
   traceIngest<T>(event: NostrEvent, isPrivate: boolean, fn: (t: IngestTrace | undefined) => Promise<T>): Promise<T>;
-  /** Runs the after-commit work (fan-out, saved hooks) in a `relay.fan_out` span of the event's ingest. */
+  /** Runs the after-commit work (fan-out, saved hooks), then marks `fanned_out` on the event's ingest span. */
   traceCommitted<T>(eventId: string, fn: () => T): T;
   /** Whether the event stored under this id is being traced (its commit is awaited in a span). */
   isPending(eventId: string): boolean;
@@ -136,7 +140,7 @@ export function createTracingWith(
   provider: { forceFlush(): Promise<void>; shutdown(): Promise<void> },
   sampler: TraceSamplerName = 'parentbased_always_on',
 ): RelayTracing {
-  const pending = new Map<string, Context>();
+  const pending = new Map<string, Ingest>();
   // seq → context of the queued wake, so the push sent later (once, for however many events) joins the
   // trace of the event that queued it. Bounded: a wake older than this many queued ones starts its own trace.
   const wakes = new Map<number, Context>();
@@ -168,7 +172,7 @@ export function createTracingWith(
       recent.set(event.id, { eventId: event.id, kind: event.kind, traceId: span.spanContext().traceId });
       if (recent.size > RECENT_TRACES) recent.delete(recent.keys().next().value as string);
     }
-    return new Ingest(tracer, span, trace.setSpan(parentCtx, span), event.id, pending);
+    return new Ingest(span, trace.setSpan(parentCtx, span), event.id, pending);
   };
 
   return {
@@ -179,7 +183,7 @@ export function createTracingWith(
       return t ? t.run(() => fn(t)) : fn(undefined);
     },
     wakeQueued(eventId, seq) {
-      const parent = pending.get(eventId);
+      const parent = pending.get(eventId)?.ctx;
       if (!parent) return;
       const span = tracer.startSpan('relay.wake.queue', { attributes: { 'nostr.seq': seq } }, parent);
       span.end();
@@ -203,11 +207,14 @@ export function createTracingWith(
       };
     },
     traceCommitted(eventId, fn) {
-      const parent = pending.size === 0 ? undefined : pending.get(eventId);
-      if (!parent) return fn();
+      const ingest = pending.size === 0 ? undefined : pending.get(eventId);
+      if (!ingest) return fn();
       pending.delete(eventId);
-      const span = tracer.startSpan('relay.fan_out', undefined, parent);
-      return context.with(trace.setSpan(parent, span), () => endAfter(span, fn));
+      // Synchronous (fan-out and the saved hooks), so no context switch: a step is an event, not a span.
+      ingest.mark('stored');
+      const out = fn();
+      ingest.mark('fanned_out');
+      return out;
     },
     isPending: (eventId) => pending.size > 0 && pending.has(eventId),
     recentTraces: () => [...recent.values()].reverse(),
@@ -218,40 +225,43 @@ export function createTracingWith(
 }
 
 /**
- * One traced EVENT frame. Its steps are children of `relay.ingest` by explicit parent, not by
- * making each active: only the ingest as a whole runs in an async context (one per event).
+ * One traced EVENT frame: one span, its steps marked on it. Only the ingest as a whole runs in an
+ * async context (one per event); the steps add no context, closure or promise of their own.
  */
 class Ingest implements IngestTrace {
-  readonly #tracer: Tracer;
   readonly #span: Span;
-  readonly #ctx: Context;
+  /** The context with `relay.ingest` as its span: the parent of a wake queued for the event. */
+  readonly ctx: Context;
   readonly #eventId: string;
-  readonly #pending: Map<string, Context>;
+  readonly #pending: Map<string, Ingest>;
 
-  constructor(tracer: Tracer, span: Span, ctx: Context, eventId: string, pending: Map<string, Context>) {
-    this.#tracer = tracer;
+  constructor(span: Span, ctx: Context, eventId: string, pending: Map<string, Ingest>) {
     this.#span = span;
-    this.#ctx = ctx;
+    this.ctx = ctx;
     this.#eventId = eventId;
     this.#pending = pending;
   }
 
-  readonly step: IngestStep = (name, fn) => endAfter(this.#tracer.startSpan(name, undefined, this.#ctx), fn);
+  mark(step: IngestStep): void {
+    this.#span.addEvent(step);
+  }
 
   store<T>(eventId: string, write: () => Promise<T>): Promise<T> {
-    this.#pending.set(eventId, this.#ctx);
-    const child = this.#tracer.startSpan('relay.store', undefined, this.#ctx);
-    return endAfter(child, () => context.with(ROOT_CONTEXT, write));
+    this.#pending.set(eventId, this);
+    return context.with(ROOT_CONTEXT, write);
   }
 
   outcome(accepted: boolean, reason: string): void {
     this.#span.setAttribute('nostr.ok', accepted);
-    if (reason) this.#span.setAttribute('nostr.reason', reason.split(':')[0] ?? '');
+    if (reason) {
+      const colon = reason.indexOf(':');
+      this.#span.setAttribute('nostr.reason', colon > 0 ? reason.slice(0, colon) : reason);
+    }
   }
 
   async run<T>(fn: () => Promise<T>): Promise<T> {
     try {
-      return await context.with(this.#ctx, fn);
+      return await context.with(this.ctx, fn);
     } catch (err) {
       this.#span.recordException(err as Error);
       this.#span.setStatus({ code: SpanStatusCode.ERROR });
@@ -261,30 +271,6 @@ class Ingest implements IngestTrace {
       this.#span.end();
     }
   }
-}
-
-/** Ends a span when `fn` returns or its promise settles, marking errors. */
-function endAfter<T>(span: Span, fn: () => T): T {
-  const fail = (err: unknown) => {
-    span.recordException(err as Error);
-    span.setStatus({ code: SpanStatusCode.ERROR });
-    span.end();
-    throw err;
-  };
-  let out: T;
-  try {
-    out = fn();
-  } catch (err) {
-    return fail(err);
-  }
-  if (out instanceof Promise) {
-    return out.then((v) => {
-      span.end();
-      return v;
-    }, fail) as T;
-  }
-  span.end();
-  return out;
 }
 
 /** pino mixin: `trace_id` and `span_id` of the active span, if any (nothing when tracing is off). */

@@ -1,4 +1,5 @@
 import type { EventTemplate, NostrEvent } from './event.js';
+import type { PriorKeys } from './identity-log.js';
 import { getTagValue, getTagValues } from './event.js';
 import { getTraceparent, type TraceParent } from './trace-context.js';
 
@@ -150,11 +151,8 @@ export function getElectorate(proposal: Proposal, members?: readonly string[]): 
   return new Set(proposal.electorate.type === 'pubkeys' ? proposal.electorate.pubkeys : (members ?? []));
 }
 
-/**
- * The earlier keys of a voter's identity (its key event log, docs/identity.md), when the voter's key
- * speaks for it at the ballot's time: a rotated member votes with its successor key.
- */
-export type PriorKeys = (voter: string, at: number) => readonly string[];
+/** The earlier keys of a voter's identity (shared/identity-log.ts): a rotated member votes with its successor key. */
+export type { PriorKeys };
 
 /** The listed key a ballot votes for: the voter's own, or the earlier key of its identity that is listed. */
 export function getListedVoter(

@@ -182,6 +182,24 @@ export interface KeyWindow {
   readonly end?: 'rotated' | 'revoked' | 'closed' | 'forked';
 }
 
+/**
+ * The earlier keys of a key's identity (its key event log), when that key speaks for it at `at` (seconds):
+ * what lets a listed member, voter or task party act with its successor key.
+ */
+export type PriorKeys = (pubkey: string, at: number) => readonly string[];
+
+/** {@link PriorKeys} over verified logs: the keys before `pubkey` in its log, when `pubkey` speaks at `at`. */
+export function makePriorKeys(logs: Iterable<KeyLog>): PriorKeys {
+  const byKey = new Map<string, KeyLog>();
+  for (const log of logs) for (const k of log.keys) byKey.set(k.pubkey, log);
+  return (pubkey, at) => {
+    const log = byKey.get(pubkey);
+    if (!log || !isKeyValidAt(log, pubkey, at)) return [];
+    const i = log.keys.findIndex((k) => k.pubkey === pubkey);
+    return log.keys.slice(0, Math.max(0, i)).map((k) => k.pubkey);
+  };
+}
+
 /** A verified key event log. */
 export interface KeyLog {
   readonly aid: string;

@@ -1,5 +1,6 @@
 import type { EventTemplate, NostrEvent } from './event.js';
 import { getTagValue, getTagValues } from './event.js';
+import type { PriorKeys } from './identity-log.js';
 import { getTraceparent, type TraceParent } from './trace-context.js';
 
 /**
@@ -218,14 +219,18 @@ export function getInitialPosition(request: TaskRequest): TaskPosition {
  * answers a request for input (input-required → working) and cancels (any open state → canceled);
  * the assigned worker reports progress (working → working), asks for input, completes, fails or
  * rejects; a worker named by a directed request takes it (submitted → working) or rejects it.
- * `offer` is the accepted offer's event when the step names one.
+ * `offer` is the accepted offer's event when the step names one. A party that rotated its key acts
+ * with its successor key (`priorKeys`: the earlier keys of the step's author, from its key event
+ * log); the request and the steps keep naming the party's key as it was when named.
  */
-export function checkTaskStep(request: TaskRequest, at: TaskPosition, step: TaskStep, offer?: TaskOffer): string | undefined {
+export function checkTaskStep(request: TaskRequest, at: TaskPosition, step: TaskStep, offer?: TaskOffer, priorKeys?: PriorKeys): string | undefined {
   if (step.root !== request.id) return 'step does not belong to this task';
   if (TERMINAL_TASK_STATES.has(at.state)) return `task already ${at.state}`;
   const requester = request.requester;
-  const byRequester = step.author === requester;
-  const byWorker = at.worker !== undefined && step.author === at.worker;
+  // The log is asked only about an author that is neither party by its own key (the relay reads it from its store).
+  const prior = step.author === requester || step.author === at.worker ? [] : (priorKeys?.(step.author, step.createdAt) ?? []);
+  const byRequester = step.author === requester || prior.includes(requester);
+  const byWorker = at.worker !== undefined && (step.author === at.worker || prior.includes(at.worker));
   const to = step.state;
   if (at.state === 'submitted' && to === 'working') {
     if (byRequester) {
@@ -253,6 +258,11 @@ export function checkTaskStep(request: TaskRequest, at: TaskPosition, step: Task
   return sameWorker(at, step);
 }
 
+/** Whether `party` made `step`: its author, or a successor key of the author's identity at the step's time. */
+export function isTaskParty(party: string, step: Pick<TaskStep, 'author' | 'createdAt'>, priorKeys?: PriorKeys): boolean {
+  return step.author === party || (priorKeys?.(step.author, step.createdAt).includes(party) ?? false);
+}
+
 function sameWorker(at: TaskPosition, step: TaskStep): string | undefined {
   return step.worker === at.worker ? undefined : 'a step cannot change the worker';
 }
@@ -276,8 +286,9 @@ export interface TaskChain {
  * The chain of a task from the request and any set of events naming it (in any order, duplicates
  * allowed): from the request, each step's valid successors are tried in (created_at, id) order and
  * the first valid one continues the chain. Every party holding the same events gets the same chain.
+ * `priorKeys` lets a rotated party continue with its successor key ({@link checkTaskStep}).
  */
-export function getTaskChain(request: TaskRequest, events: readonly NostrEvent[]): TaskChain {
+export function getTaskChain(request: TaskRequest, events: readonly NostrEvent[], priorKeys?: PriorKeys): TaskChain {
   const offers = new Map<string, TaskOffer>();
   const byPrev = new Map<string, TaskStep[]>();
   const ignored = new Map<string, string>();
@@ -286,7 +297,7 @@ export function getTaskChain(request: TaskRequest, events: readonly NostrEvent[]
     if (ev.kind === TaskKind.Offer) {
       const o = getTaskOffer(ev);
       if (!o || o.requestId !== request.id) ignored.set(ev.id, 'not an offer for this task');
-      else if (o.worker === request.requester) ignored.set(ev.id, 'the requester cannot offer');
+      else if (isTaskParty(request.requester, { author: o.worker, createdAt: o.createdAt }, priorKeys)) ignored.set(ev.id, 'the requester cannot offer');
       else if (request.worker !== undefined && o.worker !== request.worker) ignored.set(ev.id, 'the request is addressed to another worker');
       else offers.set(o.id, o);
     } else if (ev.kind === TaskKind.Step) {
@@ -308,7 +319,7 @@ export function getTaskChain(request: TaskRequest, events: readonly NostrEvent[]
     const next = (byPrev.get(head) ?? []).sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
     let chosen: TaskStep | undefined;
     for (const s of next) {
-      const why = checkTaskStep(request, at, s, s.offer === undefined ? undefined : offers.get(s.offer));
+      const why = checkTaskStep(request, at, s, s.offer === undefined ? undefined : offers.get(s.offer), priorKeys);
       if (why === undefined && chosen === undefined) chosen = s;
       else ignored.set(s.id, why ?? 'another step already follows the same previous step');
     }

@@ -63,7 +63,7 @@ export const SPAWNABLE = {
 // them): `--subject roost-traced --peer roost` measures what tracing costs the relay, in one run.
 // With the default sampler the relay traces only events whose sender sampled a trace (none in the
 // corpora); `roost-traced-all` has it start a trace for every event (OTEL_TRACES_SAMPLER=parentbased_always_on),
-// the most tracing can cost: five spans per stored event, every one exported.
+// the most tracing can cost: a span (with its step events) per event, every one exported.
 SPAWNABLE['roost-traced'] = {
   ...SPAWNABLE.roost,
   label: 'Roost (traces to OTLP)',

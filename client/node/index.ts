@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { createAgent, type Agent, type AgentOptions } from '../agent.js';
 import { setDefaultCrypto } from '../crypto.js';
 import { loadOrCreateKeyFile } from './key-file.js';
-import { openKeyRing, readRetiredKeys, rotateKeyRing } from './key-ring.js';
+import { isRotationDue, openKeyRing, readRetiredKeys, readRotationInterval, rotateKeyRing } from './key-ring.js';
 import { SqliteAgentStore } from './sqlite-store.js';
 import { wasmCrypto } from './wasm-crypto.js';
 import { NodeWebSocket } from './websocket.js';
@@ -14,7 +14,17 @@ import { NodeWebSocket } from './websocket.js';
  */
 export * from '../index.js';
 export { loadKeyFile, loadOrCreateKeyFile, saveKeyFile } from './key-file.js';
-export { type KeyRing, openKeyRing, readRetiredKeys, revokeKeyRing, rotateKeyRing } from './key-ring.js';
+export {
+  isRotationDue,
+  type KeyRing,
+  openKeyRing,
+  parseRotationInterval,
+  readRetiredKeys,
+  readRotationInterval,
+  revokeKeyRing,
+  rotateKeyRing,
+  saveRotationInterval,
+} from './key-ring.js';
 export { SqliteAgentStore, type SqliteAgentStoreOptions } from './sqlite-store.js';
 export { wasmCrypto } from './wasm-crypto.js';
 export {
@@ -51,9 +61,9 @@ export interface NodeAgentOptions extends Omit<AgentOptions, 'identity' | 'store
   /** Grace period (seconds) an inception created now declares; default 7 days. */
   grace?: number;
   /**
-   * Rotate the key when the log's head is older than this many seconds (0 or absent: never; the mesh
-   * designs ask for 7–30 days). Checked when the agent is created: a long-running agent rotates at its
-   * next start.
+   * Rotate the key when the log's head is older than this many seconds (0: never; absent: the interval kept
+   * in the home's `agent.rotation.json` by `roost agent rotate --every`, else never; the mesh designs ask for
+   * 7–30 days). Checked when the agent is created: a long-running agent rotates at its next start.
    */
   rotationIntervalSeconds?: number;
   /** Database path (default `<home>/agent.db`). */
@@ -74,8 +84,8 @@ export function createNodeAgent(opts: NodeAgentOptions): Agent {
   const useRing = opts.keyRing ?? (opts.identity === undefined && opts.keyFile === undefined);
   if (useRing) {
     let ring = openKeyRing(home, opts.grace === undefined ? {} : { grace: opts.grace });
-    const every = opts.rotationIntervalSeconds ?? 0;
-    if (every > 0 && Math.floor(Date.now() / 1000) - ring.log.head.created_at >= every) ring = rotateKeyRing(home).ring;
+    const every = opts.rotationIntervalSeconds ?? readRotationInterval(home) ?? 0;
+    if (isRotationDue(ring, every, Math.floor(Date.now() / 1000))) ring = rotateKeyRing(home).ring;
     const store = new SqliteAgentStore(opts.dbFile ?? join(home, 'agent.db'), { synchronous: opts.durability ?? 'full' });
     const keyLog = { events: ring.events, retired: readRetiredKeys(home, ring) };
     return createAgent({ ...opts, identity: ring.current, keyLog, store, WebSocket: opts.WebSocket ?? NodeWebSocket });

@@ -1,4 +1,4 @@
-import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NostrEvent } from '../../shared/event.js';
 import { getNextKeyDigest, type KeyEvent, type KeyLog, makeInception, makeRevocation, makeRotation, verifyKeyLog } from '../../shared/identity-log.js';
@@ -157,4 +157,60 @@ export function revokeKeyRing(home: string, opts: { now?: () => number; reason?:
   const reason = opts.reason === undefined ? {} : { reason: opts.reason };
   const event = ring.next.sign(makeRevocation({ head, nextKey: after.pubkey, ...reason }, Math.max(at, head.created_at)));
   return { ring: advance(home, ring, event, opts.now), event };
+}
+
+/** Shortest and longest rotation interval accepted (a rotation is a permanent key event; one an hour is plenty). */
+export const ROTATION_INTERVAL_BOUNDS = { min: 3600, max: 365 * 86_400 } as const;
+
+const ROTATION_FILE = 'agent.rotation.json';
+const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
+
+/**
+ * Reads a rotation interval: `30d`, `12h`, `2w`, `90m`, `86400` (seconds) or `off`/`0` (never); seconds, 0 for
+ * never. Throws ROOST_ERR_BAD_INPUT for anything else or outside {@link ROTATION_INTERVAL_BOUNDS}.
+ */
+export function parseRotationInterval(text: string): number {
+  const t = text.trim().toLowerCase();
+  if (t === 'off' || t === 'never' || t === '0') return 0;
+  const m = /^(\d{1,9})([smhdw]?)$/.exec(t);
+  const seconds = m ? Number(m[1]) * (UNITS[m[2] || 's'] as number) : Number.NaN;
+  const { min, max } = ROTATION_INTERVAL_BOUNDS;
+  if (!(seconds >= min && seconds <= max)) {
+    throw new ClientError('ROOST_ERR_BAD_INPUT', `rotation interval ${JSON.stringify(text)}: give 1h to 365d (like 30d, 12h, 2w) or off`);
+  }
+  return seconds;
+}
+
+/** The rotation interval kept in the agent's home (`agent.rotation.json`), in seconds; undefined when none is set. */
+export function readRotationInterval(home: string): number | undefined {
+  const path = join(home, ROTATION_FILE);
+  if (!existsSync(path)) return undefined;
+  let every: unknown;
+  try {
+    every = (JSON.parse(readFileSync(path, 'utf8')) as { everySeconds?: unknown }).everySeconds;
+  } catch {
+    return fail(`${path} is not JSON`);
+  }
+  const { min, max } = ROTATION_INTERVAL_BOUNDS;
+  if (every !== 0 && !(typeof every === 'number' && Number.isInteger(every) && every >= min && every <= max)) {
+    return fail(`${path}: everySeconds must be 0 (never) or an integer from ${min} to ${max}`);
+  }
+  return every;
+}
+
+/** Keeps the rotation interval (seconds, 0 for never) in the agent's home; `createNodeAgent` rotates by it when it starts. */
+export function saveRotationInterval(home: string, everySeconds: number): void {
+  const { min, max } = ROTATION_INTERVAL_BOUNDS;
+  if (everySeconds !== 0 && !(Number.isInteger(everySeconds) && everySeconds >= min && everySeconds <= max)) {
+    throw new ClientError('ROOST_ERR_BAD_INPUT', `rotation interval must be 0 or ${min}–${max} seconds`);
+  }
+  mkdirSync(home, { recursive: true, mode: 0o700 });
+  const path = join(home, ROTATION_FILE);
+  writeFileSync(`${path}.tmp`, `${JSON.stringify({ everySeconds })}\n`, { mode: 0o600 });
+  renameSync(`${path}.tmp`, path);
+}
+
+/** Whether the ring's log head is older than `everySeconds` at `nowSec` (0: never due). */
+export function isRotationDue(ring: Pick<KeyRing, 'log'>, everySeconds: number, nowSec: number): boolean {
+  return everySeconds > 0 && nowSec - ring.log.head.created_at >= everySeconds;
 }

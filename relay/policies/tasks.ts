@@ -1,7 +1,7 @@
 import { checkBallot, DecisionKind, getBallot, getProposal, type PriorKeys } from '../../shared/decisions.js';
 import type { NostrEvent } from '../../shared/event.js';
 import { makeReason } from '../../shared/reason.js';
-import { checkTaskStep, getInitialPosition, getTaskOffer, getTaskRequest, getTaskStep, type TaskPosition, TaskKind } from '../../shared/tasks.js';
+import { checkTaskStep, getInitialPosition, isTaskParty, getTaskOffer, getTaskRequest, getTaskStep, type TaskPosition, TaskKind } from '../../shared/tasks.js';
 import type { SyncEventReads } from '../store/types.js';
 import type { RejectEvent } from './types.js';
 
@@ -19,9 +19,11 @@ export interface TaskLookup {
  * Refuses a public task event that breaks the task state machine (shared/tasks.ts): a malformed
  * request, offer or step; an offer by the requester; a step whose request or previous step is not on
  * this relay, whose previous step already has a successor, or that its author may not make (a worker
- * accepting its own offer, a third party posting a result, anything after the task ended).
+ * accepting its own offer, a third party posting a result, anything after the task ended). A party
+ * that rotated acts with its successor key: `priorKeys` gives the earlier keys of an author from the key
+ * event chains stored here (as for ballots).
  */
-export function rejectInvalidTaskEvents(lookup: TaskLookup): RejectEvent {
+export function rejectInvalidTaskEvents(lookup: TaskLookup, priorKeys?: PriorKeys): RejectEvent {
   return function rejectInvalidTaskEvents(ev) {
     if (ev.kind !== TaskKind.Request && ev.kind !== TaskKind.Offer && ev.kind !== TaskKind.Step) return undefined;
     if (lookup.isStored(ev.id)) return undefined;
@@ -36,7 +38,8 @@ export function rejectInvalidTaskEvents(lookup: TaskLookup): RejectEvent {
       if (!offer) return 'malformed task offer';
       const request = requestOf(offer.requestId);
       if (typeof request === 'string') return request;
-      if (offer.worker === request.requester) return 'the requester cannot offer to do its own task';
+      if (isTaskParty(request.requester, { author: offer.worker, createdAt: offer.createdAt }, priorKeys))
+        return 'the requester cannot offer to do its own task';
       if (request.worker !== undefined && request.worker !== offer.worker) return 'this task request is addressed to another worker';
       return undefined;
     }
@@ -60,7 +63,7 @@ export function rejectInvalidTaskEvents(lookup: TaskLookup): RejectEvent {
       offer = offerEv && getTaskOffer(offerEv);
       if (!offer) return `offer ${step.offer} is not on this relay`;
     }
-    return checkTaskStep(request, at, step, offer);
+    return checkTaskStep(request, at, step, offer, priorKeys);
   }
 
   function requestOf(id: string) {

@@ -7,7 +7,8 @@ import type { NostrEvent } from '../../shared/event.js';
 import { getNextKeyDigest, IdentityKind, verifyKeyLog } from '../../shared/identity-log.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
-import { runCli as cli, tempDir } from './helpers.js';
+import { openKeyRing, readRotationInterval, saveRotationInterval } from '../../client/node/key-ring.js';
+import { runCli as cli, startRecordingAgent, tempDir } from './helpers.js';
 
 let relay: TestRelay;
 let reader: RawClient;
@@ -76,6 +77,47 @@ describe('roost agent identity / rotate / revoke', () => {
       expect(afterRevoke.keys.map((k) => k.end)).toEqual(['rotated', 'revoked', undefined]);
     } finally {
       a.cleanup();
+    }
+  });
+});
+
+describe('roost agent rotate --every', () => {
+  it('keeps a validated interval in the home, rotates now only when due, and createNodeAgent rotates by it at start', async () => {
+    const a = tempDir();
+    const b = tempDir();
+    try {
+      const as = (...args: string[]) => cli(['--home', a.dir, '--json', ...args], { ROOST_RELAYS: relay.url });
+      // A log whose head is ten days old.
+      const old = openKeyRing(a.dir, { now: () => Math.floor(Date.now() / 1000) - 10 * 86_400 });
+      for (const bad of ['2m', 'banana', '400d', '0.5d', '']) {
+        const r = await as('rotate', '--every', bad);
+        expect([bad, r.code, r.stderr]).toEqual([bad, 2, expect.stringMatching(/rotation interval .*1h to 365d/)]);
+      }
+      expect((await as('identity', '--every', '30d')).code).toBe(2);
+      expect(readRotationInterval(a.dir)).toBeUndefined();
+
+      const notDue = await as('rotate', '--every', '30d');
+      expect(notDue.code).toBe(0);
+      expect(notDue.json()[0]).toMatchObject({ pubkey: old.current.pubkey, seq: 0, rotationIntervalSeconds: 30 * 86_400, rotated: false });
+      const due = await as('rotate', '--every', '1w');
+      expect(due.json()[0]).toMatchObject({ pubkey: old.next.pubkey, seq: 1, rotationIntervalSeconds: 7 * 86_400, rotated: true });
+      expect(due.json()[0].published).toHaveLength(2);
+      expect(readRotationInterval(a.dir)).toBe(7 * 86_400);
+      expect((await as('rotate', '--every', 'off')).json()[0]).toMatchObject({ seq: 1, rotationIntervalSeconds: 0, rotated: false });
+      expect(readRotationInterval(a.dir)).toBe(0);
+
+      // The interval kept in the home is what an agent started there without the option rotates by.
+      const ten = openKeyRing(b.dir, { now: () => Math.floor(Date.now() / 1000) - 10 * 86_400 });
+      saveRotationInterval(b.dir, 7 * 86_400);
+      const { agent } = await startRecordingAgent(b.dir, [relay.url]);
+      try {
+        expect([agent.pubkey, agent.keyLog?.head.seq]).toEqual([ten.next.pubkey, 1]);
+      } finally {
+        await agent.close();
+      }
+    } finally {
+      a.cleanup();
+      b.cleanup();
     }
   });
 });

@@ -8,6 +8,8 @@ import type { WakeChannel } from '../../client/wake.js';
 import type { SendOutcome, WakeSender, WakeTarget } from '../../relay/push/types.js';
 import type { NostrEvent } from '../../shared/event.js';
 import { type KeyEvent, type KeyLog, makeRotation } from '../../shared/identity-log.js';
+import { makeTaskStep } from '../../shared/tasks.js';
+import { makeKey, signEvent } from '../helpers/events.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
 import { waitFor } from '../helpers/wait.js';
@@ -360,5 +362,67 @@ describe('document membership follows a rotation', () => {
     await waitFor(() => od.map('x').get('after') === 2, 'owner reads the new key');
     expect(od.isMember(member.agent.pubkey)).toBe(true);
     expect(od.membership.members).toEqual([m0]);
+  });
+});
+
+describe('task parties follow a rotation', () => {
+  it('a worker rotated between acceptance and result completes the task with its new key; a stranger key is still refused', async () => {
+    const requester = await agentIn(home());
+    const workerHome = home();
+    let worker = await agentIn(workerHome);
+    const w0 = worker.agent.pubkey;
+    let release: () => void = () => {};
+    const held = new Promise<void>((r) => (release = r));
+    worker.agent.tasks.onRequest(['rotating-work'], async () => {
+      await held;
+      return 'never: the worker stops before it answers';
+    });
+    const { id } = await requester.agent.tasks.request({ capabilities: ['rotating-work'], input: 'x' });
+    const offered = await requester.agent.tasks.waitFor(id, (c) => c.offers.length === 1, 10_000);
+    await requester.agent.tasks.accept(id, offered.offers[0]!.id);
+    await requester.agent.tasks.waitFor(id, (c) => c.steps.length === 2, 10_000);
+    await worker.agent.close();
+    release();
+
+    rotateKeyRing(workerHome);
+    worker = await agentIn(workerHome);
+    const w1 = worker.agent.pubkey;
+    expect(w1).not.toBe(w0);
+    // A key with no part in the task still cannot post its result.
+    const head = (await requester.agent.tasks.status(id)).head;
+    const stranger = signEvent(
+      makeKey(),
+      makeTaskStep({ root: id, prev: head, state: 'completed', worker: w0, to: requester.agent.pubkey, content: 'fake' }, Math.floor(Date.now() / 1000)),
+    );
+    const refused = await publishRaw(relay.url, stranger);
+    expect([refused[2], refused[3]]).toEqual([false, 'invalid: only the assigned worker moves the task to completed']);
+
+    worker.agent.tasks.onRequest(['rotating-work'], (t) => `done for ${t.input}`);
+    const { result, chain } = await requester.agent.tasks.result(id, { timeoutMs: 15_000 });
+    expect(result).toBe('done for x');
+    // The task keeps naming the key it was given to; its last step is signed by the successor.
+    expect([chain.state, chain.worker, chain.steps.at(-1)?.author]).toEqual(['completed', w0, w1]);
+    expect(chain.ignored).toEqual([]);
+    // The completed task counts for the worker's identity, whichever key is asked about.
+    const rep = await requester.agent.reputation([w1, w0]);
+    expect([rep.get(w1)?.completed, rep.get(w0)?.completed]).toEqual([1, 1]);
+  });
+
+  it('a requester rotated mid-task cancels it with its new key; the worker sees it canceled', async () => {
+    const requesterHome = home();
+    let requester = await agentIn(requesterHome);
+    const worker = await agentIn(home());
+    const held = new Promise<string>(() => {});
+    worker.agent.tasks.onRequest(['rotating-ask'], () => held);
+    const { id } = await requester.agent.tasks.request({ capabilities: ['rotating-ask'], input: 'y' });
+    const offered = await requester.agent.tasks.waitFor(id, (c) => c.offers.length === 1, 10_000);
+    await requester.agent.tasks.accept(id, offered.offers[0]!.id);
+    await requester.agent.close();
+    rotateKeyRing(requesterHome);
+    requester = await agentIn(requesterHome);
+    const chain = await requester.agent.tasks.cancel(id, 'no longer needed');
+    expect([chain.state, chain.steps.at(-1)?.author]).toEqual(['canceled', requester.agent.pubkey]);
+    const seen = await worker.agent.tasks.waitFor(id, (c) => c.state === 'canceled', 10_000);
+    expect(seen.request.requester).not.toBe(requester.agent.pubkey);
   });
 });

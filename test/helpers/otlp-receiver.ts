@@ -10,6 +10,8 @@ export interface ReceivedSpan {
   /** Empty for a root span. */
   parentSpanId: string;
   attributes: Record<string, unknown>;
+  /** Names of the span's events, in order. */
+  events: string[];
 }
 
 /** A collector on 127.0.0.1 accepting OTLP/HTTP JSON trace exports at /v1/traces. */
@@ -55,6 +57,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
               spanId: s.spanId as string,
               parentSpanId: (s.parentSpanId as string | undefined) ?? '',
               attributes: attrs(s.attributes as KeyValue[] | undefined),
+              events: ((s.events as Array<{ name: string }> | undefined) ?? []).map((e) => e.name),
             });
       }
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}');

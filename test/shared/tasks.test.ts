@@ -132,6 +132,33 @@ describe('getTaskChain', () => {
     expect(reversed).toEqual(chain);
   });
 
+  it('a rotated requester or worker continues with its successor key; a stranger key does not', () => {
+    const { reqEv, request, offerA } = setup();
+    const alice1 = makeKey();
+    const requester1 = makeKey();
+    // The earlier keys of each successor key (what a key event log says), only from the rotation on.
+    const rotatedAt = t + 2;
+    const priorKeys = (pk: string, at: number) => (at < rotatedAt ? [] : pk === alice1.pk ? [alice.pk] : pk === requester1.pk ? [requester.pk] : []);
+    const accept = step(requester, { root: request.id, prev: request.id, state: 'working', worker: alice.pk, offer: offerA.id, to: alice.pk });
+    const ask = step(alice, { root: request.id, prev: accept.id, state: 'input-required', worker: alice.pk, to: requester.pk });
+    const answer = step(requester1, { root: request.id, prev: ask.id, state: 'working', worker: alice.pk, to: alice.pk, content: 'more' });
+    const strangerResult = step(eve, { root: request.id, prev: answer.id, state: 'completed', worker: alice.pk, to: requester.pk, content: 'fake' });
+    const result = step(alice1, { root: request.id, prev: answer.id, state: 'completed', worker: alice.pk, to: requester.pk, content: 'summary' });
+    const all = [reqEv, offerA, accept, ask, answer, strangerResult, result];
+    const chain = getTaskChain(request, all, priorKeys);
+    expect([chain.state, chain.worker, chain.steps.map((x) => x.id)]).toEqual(['completed', alice.pk, [accept.id, ask.id, answer.id, result.id]]);
+    expect(chain.ignored.map((i) => i.id)).toEqual([strangerResult.id]);
+    // Without the logs the successor keys are strangers too.
+    expect(getTaskChain(request, all).steps.map((x) => x.id)).toEqual([accept.id, ask.id]);
+    // A successor key dated before its rotation is not yet the party.
+    const early = getTaskStep(
+      sign(alice1, makeTaskStep({ root: request.id, prev: answer.id, state: 'completed', worker: alice.pk, to: requester.pk }, rotatedAt - 1)),
+    )!;
+    expect(checkTaskStep(request, { state: 'working', worker: alice.pk }, early, undefined, priorKeys)).toBe(
+      'only the assigned worker moves the task to completed',
+    );
+  });
+
   it('of two valid successors of one step the earlier (then lower id) wins', () => {
     const { request, offerA } = setup();
     const accept = step(requester, { root: request.id, prev: request.id, state: 'working', worker: alice.pk, offer: offerA.id, to: alice.pk });
