@@ -19,6 +19,7 @@ import { runIngest } from './workloads/ingest.mjs';
 import { buildFilters, QUERY_SHAPES, runQuery } from './workloads/query.mjs';
 import { runWakeQueue } from './workloads/wake-queue.mjs';
 import { benchStorm, loadStormCorpus, stormRows } from './workloads/storm.mjs';
+import { runClusterBench } from './cluster.mjs';
 
 /** Workload sizes: the full run (under 5 minutes on 2 cores once caches exist) and the CI smoke run. */
 const SIZES = {
@@ -123,6 +124,8 @@ const HELP = `usage: node bench/run.mjs [options]
   --also SPEC         a third relay in the ingest rounds (only with --only ingest), e.g. --subject
                       roost-traced-all --peer roost --also roost-traced: its median is printed after the table
   --only LIST         comma-separated subset of: ${WORKLOADS.join(',')}
+  --store postgres    instead: ingest and fan-out on SQLite, one Roost on PostgreSQL and three Roost
+                      instances on one PostgreSQL (same run), and the sequencer's ceiling
   --json FILE         also write every figure, run and note as JSON
   --no-snapshot       pre-load databases through the socket every run instead of reusing snapshots
   --help`;
@@ -137,7 +140,10 @@ function parseArgs(argv) {
       return v;
     };
     if (a === '--smoke') o.smoke = true;
-    else if (a === '--subject') o.subject = value();
+    else if (a === '--store') {
+      o.store = value();
+      if (o.store !== 'postgres' && o.store !== 'sqlite') throw new UsageError(`unknown store ${o.store}: use postgres`);
+    } else if (a === '--subject') o.subject = value();
     else if (a === '--peer') o.peer = value();
     else if (a === '--also') o.also = value();
     else if (a === '--json') o.json = value();
@@ -447,6 +453,12 @@ function printTable(table, names, footer = 'medians of repeated runs') {
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const size = SIZES[opts.smoke ? 'smoke' : 'full'];
+  if (opts.store === 'postgres') {
+    checkTarget('roost');
+    const data = { ingest: loadIngestCorpus(size, log), fanout: loadFanoutCorpus(size, log) };
+    await runClusterBench({ size, data, rounds: opts.smoke ? 1 : 3 });
+    return;
+  }
   checkTarget(opts.subject);
   checkTarget(opts.peer);
   if (opts.also !== null) {

@@ -285,6 +285,10 @@ export async function runDb(argv: readonly string[], io: CliIo): Promise<number>
   }
   try {
     const path = dbPath(args, io);
+    if (/^postgres(ql)?:\/\//.test(path)) {
+      println(io.stderr, 'roost db: works on SQLite files; for a PostgreSQL database use pg_dump and pg_restore (docs/deploy.md)');
+      return 2;
+    }
     switch (command) {
       case 'export': {
         const outPath = args.options.get('out');

@@ -38,7 +38,10 @@ import { makeTaskLookup, rejectInvalidBallots, rejectInvalidTaskEvents } from '.
 import type { RejectEvent, RejectFilter } from './policies/types.js';
 import { createRelayUrlCheck, parsePublicUrls } from './relay-url.js';
 import { SqliteStore } from './store/sqlite.js';
-import type { EventStore } from './store/types.js';
+import { PostgresStore, isPostgresUrl } from './store/postgres.js';
+import { getPublicKey } from 'nostr-tools/pure';
+import { isPending, type EventStore, type LocalTables, type SharedWakeBackend, type StoreCapabilities } from './store/types.js';
+import type { SharedPushWake } from './push/postgres.js';
 import { createFanOut } from './subscriptions/fan-out.js';
 import { SubscriptionIndex } from './subscriptions/index.js';
 import { createVerifier, type Verifier } from './verify/index.js';
@@ -75,7 +78,7 @@ export interface Relay {
   ctx: RelayContext;
   /** Subsystems add NIP-11 fields here. */
   infoContributors: InfoContributor[];
-  /** Delivery accounting, quota and retention; absent when the store is not SQLite. */
+  /** Delivery accounting, quota and retention; absent when the store has no relay-local tables. */
   mailbox: Mailbox | undefined;
   /** Moderation, rate limits, metrics, health and the dashboard; subsystems add dashboard figures to `operator.sources`. */
   operator: Operator;
@@ -133,9 +136,9 @@ function packageVersion(): string {
  * Push wake: the relay's identity (NIP-11 pubkey), kind 29059 registrations, and a wake queued in
  * the same transaction as each stored event addressed to an agent that is not connected.
  */
-function wirePushWake(ctx: RelayContext, store: SqliteStore, identity: RelayIdentity, info: InfoContributor[], deps: RelayDeps['push'] = {}): PushWake {
+function wirePushWake(ctx: RelayContext, local: LocalTables, identity: RelayIdentity, info: InfoContributor[], deps: RelayDeps['push'] = {}): PushWake {
   const push = createPushWake({
-    db: store.db,
+    db: local.db,
     identity,
     config: ctx.config,
     log: ctx.log,
@@ -147,10 +150,58 @@ function wirePushWake(ctx: RelayContext, store: SqliteStore, identity: RelayIden
     const r = push.handleWakeRegistration(event);
     return r.ok ? { accepted: true, reason: '' } : { accepted: false, reason: r.reason };
   });
-  store.addInTransaction((event, seq) => push.onEventStored(event, seq));
+  local.addInTransaction((event, seq) => push.onEventStored(event, seq));
   info.push(() => ({ wake: push.describeWake() }));
   push.start();
   return push;
+}
+
+/**
+ * With presence shared across a cluster: an agent's row is written when it authenticates, refreshed
+ * by a heartbeat of every agent online here, and removed when its last connection here closes.
+ */
+function sharePresence(ctx: RelayContext): NodeJS.Timeout | undefined {
+  const shared = ctx.store.provides.sharedPresence;
+  if (!shared) return undefined;
+  const failed = (err: unknown) => ctx.log.warn({ err }, 'presence update failed');
+  ctx.hooks.onAuth.push(function sharePresence(_conn, pubkey) {
+    shared.markOnline([pubkey]).catch(failed);
+  });
+  const timer = setInterval(() => shared.markOnline([...ctx.online.keys()]).catch(failed), shared.heartbeatMs);
+  timer.unref();
+  return timer;
+}
+
+/** Push wake on a database shared by a cluster: the same identity and queue on every instance. */
+async function wireSharedPushWake(
+  ctx: RelayContext,
+  backend: SharedWakeBackend,
+  identity: RelayIdentity,
+  info: InfoContributor[],
+  deps: RelayDeps['push'] = {},
+): Promise<SharedPushWake> {
+  const push = await backend.open({ config: ctx.config, log: ctx.log, secretKey: identity.secretKey, pubkey: identity.pubkey, ...deps });
+  ctx.hooks.kindHandlers.set(Kind.WakeRegistration, async (event) => {
+    const r = await push.handleWakeRegistration(event);
+    return r.ok ? { accepted: true, reason: '' } : { accepted: false, reason: r.reason };
+  });
+  info.push(() => ({ wake: push.describeWake() }));
+  push.start();
+  return push;
+}
+
+/** The relay identity from a key kept in a shared database. */
+function sharedRelayIdentity(secretKey: Uint8Array): RelayIdentity {
+  return { secretKey, pubkey: getPublicKey(secretKey), path: undefined, created: false };
+}
+
+/** Says, once at start, which subsystems this store cannot back (so none is turned off silently). */
+function logMissingCapabilities(log: Logger, provides: StoreCapabilities): void {
+  const off: string[] = [];
+  if (!provides.syncReads) off.push('task and ballot policies', 'key event logs', 'CRDT membership and compaction', 'mailbox quota');
+  if (!provides.local) off.push(...(provides.sharedWake ? [] : ['push wake']), 'mailbox ledger and retention', 'storage figures');
+  if (!provides.adminDb && !provides.sharedAdmin) off.push('persistent moderation lists and admin state (kept in memory)');
+  if (off.length > 0) log.warn({ off }, `this store does not back: ${off.join(', ')}`);
 }
 
 /**
@@ -181,17 +232,21 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const random = deps.random ?? createRandomPool();
   const store =
     deps.store ??
-    new SqliteStore({
-      path: config.db,
-      syncMode: config.syncMode,
-      startupCheck: config.dbStartupCheck,
-      commitWindowMs: config.commitWindowMs,
-      commitMaxBatch: config.commitMaxBatch,
-      now,
-    });
-  if (store instanceof SqliteStore && store.integrity.state === 'pending') {
+    (isPostgresUrl(config.db)
+      ? await PostgresStore.open({ url: config.db, commitMaxBatch: config.commitMaxBatch, now, log })
+      : new SqliteStore({
+          path: config.db,
+          syncMode: config.syncMode,
+          startupCheck: config.dbStartupCheck,
+          commitWindowMs: config.commitWindowMs,
+          commitMaxBatch: config.commitMaxBatch,
+          now,
+        }));
+  logMissingCapabilities(log, store.provides);
+  const checked = store.provides.local;
+  if (checked && checked.integrity().state === 'pending') {
     log.info({ db: config.db }, 'database integrity check running in the background');
-    void store.integrityChecked.then((s) => {
+    void checked.integrityChecked.then((s) => {
       if (s.state === 'failed')
         log.error(
           { db: config.db, problems: s.detail },
@@ -218,14 +273,14 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const hooks: RelayContext['hooks'] = { ...policies, onEventSaved: [], onEventUnproven: [], kindHandlers: new Map(), onDelivered: [], onAuth: [] };
   const tracing = deps.tracing ?? createTracing(config);
   // Every relay named in a stored origin chain: their connections are checked against the chains (handlers/auth.ts).
-  const replicationOrigins = new Set(store.replicationPeers());
+  const replicationOrigins = new Set(store.provides.replication?.replicationPeers() ?? []);
   const fanOut = createFanOut(
     index,
     privateKinds,
     stats,
     config.maxOutboundBytes,
     hooks.onDelivered,
-    (seq) => store.originOf(seq),
+    (seq) => store.provides.replication?.originOf(seq),
     () => replicationOrigins.size > 0,
   );
   const ctx: RelayContext = {
@@ -272,27 +327,40 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const version = packageVersion();
   // One identity: the NIP-11 pubkey, the key wake registrations are encrypted to, and the key a replica
   // authenticates upstream with. Kept beside the database (`<db>.key`); an in-memory database has one for the run.
-  const identity = loadOrCreateRelayIdentity(config.db);
+  // The relay's one key: beside a SQLite file, or (a cluster) in the shared database.
+  const relayKey = store.provides.relayKey;
+  const identity = relayKey ? sharedRelayIdentity(await relayKey()) : loadOrCreateRelayIdentity(config.db);
   const infoContributors: InfoContributor[] = [
     () => ({ pubkey: identity.pubkey, self: identity.pubkey }),
     iceServersInfo(config),
     () => ({ roost: { auth_challenge: config.authRequired ? 'connect' : config.authChallenge } }),
     negentropyInfo(config),
   ];
-  const push = store instanceof SqliteStore ? wirePushWake(ctx, store, identity, infoContributors, deps.push) : undefined;
-  const mailbox = store instanceof SqliteStore ? installMailbox(ctx, store.db, infoContributors) : undefined;
-  const taskLookup = makeTaskLookup(store);
-  const keyLookup = makeKeyEventLookup(store);
-  hooks.rejectEvent.push(
-    rejectInvalidTaskEvents(taskLookup, (author) => getPriorKeys(keyLookup, author)),
-    rejectInvalidBallots(taskLookup, (voter) => getPriorKeys(keyLookup, voter)),
-  );
-  const keyEvents = createKeyEventPolicy(keyLookup);
-  hooks.rejectEvent.push(keyEvents.reject);
-  hooks.onEventUnproven.push(keyEvents.release);
-  hooks.onEventSaved.push(keyEvents.release);
-  if (push) hooks.onEventSaved.push(onKeyEventSaved(keyLookup, (from, to, at) => push.followKey(from, to, at)));
-  const sharedDocs = installSharedDocs(ctx, store instanceof SqliteStore ? store.db : undefined, infoContributors, (pk) => getPriorKeys(keyLookup, pk));
+  const { local, syncReads } = store.provides;
+  let push: PushWake | SharedPushWake | undefined;
+  let sqlitePush: PushWake | undefined;
+  if (local) push = sqlitePush = wirePushWake(ctx, local, identity, infoContributors, deps.push);
+  else if (store.provides.sharedWake) push = await wireSharedPushWake(ctx, store.provides.sharedWake, identity, infoContributors, deps.push);
+  const mailbox = local && syncReads ? installMailbox(ctx, local.db, syncReads, infoContributors) : undefined;
+  // Key event logs and the task, ballot and membership policies read the store inside synchronous hooks.
+  const keyLookup = syncReads ? makeKeyEventLookup(syncReads) : undefined;
+  const priorKeys = keyLookup ? (pk: string) => getPriorKeys(keyLookup, pk) : undefined;
+  if (syncReads && keyLookup) {
+    const taskLookup = makeTaskLookup(syncReads);
+    hooks.rejectEvent.push(
+      rejectInvalidTaskEvents(taskLookup, (author) => getPriorKeys(keyLookup, author)),
+      rejectInvalidBallots(taskLookup, (voter) => getPriorKeys(keyLookup, voter)),
+    );
+    const keyEvents = createKeyEventPolicy(keyLookup);
+    hooks.rejectEvent.push(keyEvents.reject);
+    hooks.onEventUnproven.push(keyEvents.release);
+    hooks.onEventSaved.push(keyEvents.release);
+    if (sqlitePush) {
+      const p = sqlitePush;
+      hooks.onEventSaved.push(onKeyEventSaved(keyLookup, (from, to, at) => p.followKey(from, to, at)));
+    }
+  }
+  const sharedDocs = installSharedDocs(ctx, syncReads, local?.db, infoContributors, priorKeys);
   const app = Fastify({
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
@@ -328,14 +396,23 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   }
   // Before the routes, so its connection gate hooks the WebSocket route.
   const operator = installOperator({ app, ctx, infoContributors, version, log, nowMs: deps.nowMs ?? Date.now });
+  // Bans and settings made on other instances of a cluster are in force before the first connection.
+  await store.provides.sharedAdmin?.catchUp();
 
+  const swept = (n: number) => {
+    if (n > 0) log.info({ removed: n }, 'expired events swept');
+  };
+  const sweepFailed = (err: unknown) => {
+    recordError(stats, 'expiry sweep', err);
+    log.error({ err }, 'expiry sweep failed');
+  };
   const sweep = setInterval(() => {
     try {
       const n = store.sweepExpired(now());
-      if (n > 0) log.info({ removed: n }, 'expired events swept');
+      if (isPending(n)) n.then(swept, sweepFailed);
+      else swept(n);
     } catch (err) {
-      recordError(stats, 'expiry sweep', err);
-      log.error({ err }, 'expiry sweep failed');
+      sweepFailed(err);
     }
   }, config.expirySweepSeconds * 1000);
   sweep.unref();
@@ -415,8 +492,11 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
         ctx.negentropy.closeAll(conn);
         for (const pk of conn.authed) {
           const n = (ctx.online.get(pk) ?? 1) - 1;
-          if (n <= 0) ctx.online.delete(pk);
-          else ctx.online.set(pk, n);
+          if (n > 0) ctx.online.set(pk, n);
+          else {
+            ctx.online.delete(pk);
+            ctx.store.provides.sharedPresence?.markOffline(pk).catch((err) => log.warn({ err }, 'presence update failed'));
+          }
         }
         ctx.connections.delete(conn);
         sockets.delete(conn);
@@ -431,6 +511,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     return reply.code(204).send();
   });
   registerPresence(app, ctx, infoContributors);
+  const presenceTimer = sharePresence(ctx);
   const replication = startReplication(
     ctx,
     config.replicateFrom === '' ? undefined : identity.secretKey,
@@ -456,6 +537,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       await replication.close();
       clearInterval(sweep);
       clearInterval(heartbeat);
+      clearInterval(presenceTimer);
       for (const ws of sockets.values()) ws.close(1001, 'relay shutting down');
       await app.close();
       await push?.close();

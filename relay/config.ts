@@ -53,7 +53,10 @@ export const configSchema = z.object({
   // --- server ---
   port: int(0, 65535).default(7447).describe('TCP port to listen on (env PORT).'),
   host: z.string().default('0.0.0.0').describe('Interface to bind (env HOST).'),
-  db: z.string().default('./data/roost.db').describe('SQLite database file; its folder is created (env ROOST_DB).'),
+  db: z
+    .string()
+    .default('./data/roost.db')
+    .describe('SQLite database file (its folder is created), or postgres://user:pass@host/db for a cluster of relays on one PostgreSQL (env ROOST_DB).'),
   publicUrl: z
     .string()
     .default('')

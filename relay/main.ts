@@ -5,6 +5,7 @@ import { startRelayAdvert } from './mdns.js';
 import { RoostError, loadConfig, readConfigSources } from './config.js';
 import { traceLogFields } from './tracing.js';
 import { checkHost, checkPort, describeListenError, lockDatabase } from './startup-checks.js';
+import { isPostgresUrl, redactDbUrl } from './store/postgres.js';
 
 /** One line on stderr with the code, then exit: the mistakes a newcomer makes at start-up are not stack traces. */
 function fail(err: unknown, log?: { fatal: (o: object, m: string) => void }): never {
@@ -29,7 +30,8 @@ export async function runRelay(argv: readonly string[] = process.argv.slice(2)):
   try {
     await checkHost(config.host);
     await checkPort(config.host, config.port);
-    lockDatabase(config.db);
+    // A PostgreSQL database is shared by design (several instances); a SQLite file has one owner.
+    if (!isPostgresUrl(config.db)) lockDatabase(config.db);
   } catch (err) {
     fail(err);
   }
@@ -48,7 +50,7 @@ export async function runRelay(argv: readonly string[] = process.argv.slice(2)):
     fail(describeListenError(err as NodeJS.ErrnoException, config.host, config.port));
   }
   const url = address.replace(/^http/, 'ws');
-  log.info({ url, db: config.db, verifier: relay.ctx.verifier.backend }, `Roost relay listening on ${url}`);
+  log.info({ url, db: isPostgresUrl(config.db) ? redactDbUrl(config.db) : config.db, verifier: relay.ctx.verifier.backend }, `Roost relay listening on ${url}`);
   // Local discovery, only when asked for (ROOST_MDNS): after listening, so the port is known.
   const port = (relay.app.server.address() as AddressInfo).port;
   const advert = config.mdns ? startRelayAdvert({ config, identity: relay.identity, port, log }) : undefined;

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Debian packages the test suite uses: chromium (browser tests) and libsecp256k1 (native verifier).
+# Debian packages the test suite uses: chromium (browser tests), libsecp256k1 (native verifier) and
+# postgresql (throwaway servers for the cluster store's tests).
 # Installs only what is missing; needs root (CI runs as root). Without root it says what to install.
 set -uo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ -f /usr/include/secp256k1_schnorrsig.h ] || need+=(libsecp256k1-dev)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "install-system-deps: please install: ${need[*]} (apt-get install -y ${need[*]})" >&2

@@ -86,6 +86,29 @@ const METHODS: Record<string, Method<readonly unknown[]>> = {
 /** Names of the supported methods. */
 export const SUPPORTED_METHODS: readonly string[] = Object.keys(METHODS);
 
+/** Whether a method changes the relay's state (recorded in the audit trail, shared across a cluster). */
+export function isChangingMethod(name: string): boolean {
+  return Object.hasOwn(METHODS, name) && !name.startsWith('list') && name !== 'supportedmethods';
+}
+
+/** A call's parameters validated by its method's schema, or the error answer. */
+export function parseManagementParams(name: string, rawParams: readonly unknown[]): { params: readonly unknown[] } | { error: string } {
+  const m = Object.hasOwn(METHODS, name) ? METHODS[name] : undefined;
+  if (!m) return { error: `unsupported method ${JSON.stringify(name)}` };
+  const parsed = m.params.safeParse(rawParams);
+  if (!parsed.success) {
+    return { error: `invalid params for ${name}: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'params'}: ${i.message}`).join('; ')}` };
+  }
+  return { params: parsed.data };
+}
+
+/** Applies a change recorded in a shared admin log (another instance validated and audited it). */
+export function applyManagementChange(deps: ManagementDeps, name: string, params: readonly unknown[]): void {
+  const p = parseManagementParams(name, params);
+  if ('error' in p || !isChangingMethod(name)) return;
+  METHODS[name]!.run(deps, p.params);
+}
+
 /** Runs one management call for an authorised admin (records it in the audit trail). */
 export function callManagementMethod(deps: ManagementDeps, pubkey: string, name: string, rawParams: readonly unknown[]): ManagementResponse {
   const m = Object.hasOwn(METHODS, name) ? METHODS[name] : undefined;

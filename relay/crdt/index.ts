@@ -1,4 +1,5 @@
 import type { Database } from 'better-sqlite3';
+import type { SyncEventReads } from '../store/types.js';
 import { DocKind, getSnapshotPart, makeDocAddress, parseDocAddress, parseStateVector } from '../../shared/crdt-events.js';
 import { getDTag, getTagValue, type NostrEvent, type VerifiedEvent } from '../../shared/event.js';
 import { Kind } from '../../shared/kinds.js';
@@ -31,18 +32,20 @@ export interface SharedDocs {
  */
 export function installSharedDocs(
   ctx: RelayContext,
+  reads: SyncEventReads | undefined,
   db: Database | undefined,
   infoContributors: InfoContributor[],
   priorKeys?: (pubkey: string) => readonly string[],
 ): SharedDocs {
   const { config, log } = ctx;
-  const book = new MembershipBook((filters) => ctx.store.query(filters));
-  if (config.crdtMembership !== 'off') {
-    const isStored = (id: string) => ctx.store.isKnown(id) === 'stored';
+  // Membership is read inside a synchronous policy: without synchronous reads it is not enforced.
+  const book = new MembershipBook((filters) => reads?.query(filters) ?? []);
+  if (config.crdtMembership !== 'off' && reads) {
+    const isStored = (id: string) => reads.isKnown(id) === 'stored';
     ctx.hooks.rejectEvent.push(rejectNonMemberDocWrites((a) => book.get(a), config.crdtMembership, isStored, priorKeys));
   }
 
-  const compactor = db && config.crdtCompaction !== 'off' ? new DocCompactor(db) : undefined;
+  const compactor = db && reads && config.crdtCompaction !== 'off' ? new DocCompactor(db) : undefined;
   const queue: CompactionJob[] = [];
   let running = false;
   let closed = false;
@@ -99,7 +102,7 @@ export function installSharedDocs(
     let beforeSeq = seq;
     if (part.count > 1) {
       const have = new Set<number>();
-      for (const row of ctx.store.query([{ kinds: [DocKind.Snapshot], authors: [ev.pubkey], '#a': [address] }])) {
+      for (const row of reads?.query([{ kinds: [DocKind.Snapshot], authors: [ev.pubkey], '#a': [address] }]) ?? []) {
         const p = JSON.parse(row.raw) as NostrEvent;
         const pp = getSnapshotPart(p);
         if (!pp || pp.id !== part.id || pp.count !== part.count || getTagValue(p, 'sv') !== svText || getDTag(p) !== `${address}#${pp.index}`) continue;
@@ -124,7 +127,7 @@ export function installSharedDocs(
     roost: {
       crdt: {
         kinds: { update: DocKind.Update, awareness: DocKind.Awareness, membership: DocKind.Membership, snapshot: DocKind.Snapshot },
-        membership: config.crdtMembership,
+        membership: reads ? config.crdtMembership : 'off',
         compaction: compactor ? config.crdtCompaction : 'off',
         compaction_grace: config.crdtCompactionGraceSeconds,
       },

@@ -2,7 +2,8 @@ import type { Filter } from '../../shared/filter.js';
 import { makeClosedFrame, makeCountFrame } from '../../shared/messages/relay.js';
 import { makeReason } from '../../shared/reason.js';
 import type { Connection } from '../connection.js';
-import type { RelayContext } from '../context.js';
+import { recordError, type RelayContext } from '../context.js';
+import { isPending } from '../store/types.js';
 import { admitFilters, viewerOf } from './req.js';
 
 /** NIP-45 COUNT: the same policies and private-inbox rule as REQ, so a count leaks nothing a REQ would not. */
@@ -13,5 +14,17 @@ export function handleCount(ctx: RelayContext, conn: Connection, subId: string, 
     return;
   }
   if (!admitFilters(ctx, conn, subId, filters)) return;
-  conn.send(makeCountFrame(subId, ctx.store.count(filters, { viewer: viewerOf(ctx, conn) })));
+  const n = ctx.store.count(filters, { viewer: viewerOf(ctx, conn) });
+  if (!isPending(n)) {
+    conn.send(makeCountFrame(subId, n));
+    return;
+  }
+  n.then(
+    (v) => conn.send(makeCountFrame(subId, v)),
+    (err) => {
+      recordError(ctx.stats, 'handler COUNT', err);
+      conn.log.error({ err, type: 'COUNT' }, 'handler failed');
+      conn.send(makeClosedFrame(subId, makeReason('error', 'internal error')));
+    },
+  );
 }

@@ -5,6 +5,7 @@ import { makeReason } from '../../shared/reason.js';
 import type { Connection } from '../connection.js';
 import { countRejection, type RelayContext } from '../context.js';
 import { firstRejection } from '../policies/types.js';
+import { isPending } from '../store/types.js';
 import type { IngestTrace } from '../tracing.js';
 
 /**
@@ -50,7 +51,8 @@ async function ingestEvent(ctx: RelayContext, conn: Connection, event: NostrEven
   }
   const verified = checked.event;
 
-  const known = ctx.store.isKnown(event.id, event.pubkey);
+  const maybeKnown = ctx.store.isKnown(event.id, event.pubkey);
+  const known = isPending(maybeKnown) ? await maybeKnown : maybeKnown;
   if (known === 'stored') {
     unproven();
     ctx.stats.eventsDuplicate++;

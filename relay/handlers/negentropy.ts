@@ -5,7 +5,8 @@ import { makeReason } from '../../shared/reason.js';
 import { logClientMistake } from '../client-mistakes.js';
 import type { RelayConfig } from '../config.js';
 import type { Connection } from '../connection.js';
-import { countRejection, type RelayContext } from '../context.js';
+import { countRejection, recordError, type RelayContext } from '../context.js';
+import { isPending } from '../store/types.js';
 import { firstRejection } from '../policies/types.js';
 import { viewerOf } from './req.js';
 
@@ -135,6 +136,10 @@ function answer(ctx: RelayContext, conn: Connection, subId: string, neg: Negentr
  * replaced (NIP-77).
  */
 export function handleNegOpen(ctx: RelayContext, conn: Connection, subId: string, filter: Filter, message: string): void {
+  inOrder(ctx, conn, () => negOpen(ctx, conn, subId, filter, message));
+}
+
+function negOpen(ctx: RelayContext, conn: Connection, subId: string, filter: Filter, message: string): void | Promise<void> {
   const cfg = ctx.config;
   ctx.negentropy.close(conn, subId);
   if (cfg.negentropyMaxRecords === 0) return refuse(ctx, conn, subId, makeReason('blocked', 'negentropy sync is off on this relay'));
@@ -153,7 +158,46 @@ export function handleNegOpen(ctx: RelayContext, conn: Connection, subId: string
   }
   // A malformed message is refused before the store is read for it.
   if (!answer(ctx, conn, subId, undefined, message)) return;
-  const items = ctx.store.negentropyItems(filter, cfg.negentropyMaxRecords, { viewer: viewerOf(ctx, conn) });
+  const found = ctx.store.negentropyItems(filter, cfg.negentropyMaxRecords, { viewer: viewerOf(ctx, conn) });
+  if (!isPending(found)) return openSession(ctx, conn, subId, message, found);
+  return found.then(
+    (items) => {
+      // The connection may have ended while the store read (its sessions were freed then).
+      if (conn.isOpen) openSession(ctx, conn, subId, message, items);
+    },
+    (err) => {
+      recordError(ctx.stats, 'handler NEG-OPEN', err);
+      conn.log.error({ err, type: 'NEG-OPEN' }, 'handler failed');
+      refuse(ctx, conn, subId, makeReason('error', 'internal error'));
+    },
+  );
+}
+
+/**
+ * A connection's NEG frames run in the order they came: when a NEG-OPEN waits for the store (a
+ * networked one), the frames after it wait behind it, so limits, replaced ids and NEG-MSG/NEG-CLOSE
+ * act exactly as with a store that answers at once (which never queues anything here).
+ */
+const negQueues = new WeakMap<Connection, Promise<void>>();
+function inOrder(ctx: RelayContext, conn: Connection, fn: () => void | Promise<void>): void {
+  const queued = negQueues.get(conn);
+  const run = queued ? queued.then(fn) : fn();
+  if (!run) return;
+  const done = () => {
+    if (negQueues.get(conn) === tail) negQueues.delete(conn);
+  };
+  const tail: Promise<void> = run.then(done, (err) => {
+    // What dispatch does for a frame handled at once.
+    recordError(ctx.stats, 'handler NEG', err);
+    conn.log.error({ err, type: 'NEG' }, 'handler failed');
+    done();
+  });
+  negQueues.set(conn, tail);
+}
+
+/** Starts a session over the items the store found (or refuses when there were too many). */
+function openSession(ctx: RelayContext, conn: Connection, subId: string, message: string, items: Array<{ timestamp: number; id: string }> | undefined): void {
+  const cfg = ctx.config;
   if (items === undefined) {
     return refuse(
       ctx,
@@ -171,6 +215,10 @@ export function handleNegOpen(ctx: RelayContext, conn: Connection, subId: string
 
 /** NEG-MSG: the next round of an open session. */
 export function handleNegMsg(ctx: RelayContext, conn: Connection, subId: string, message: string): void {
+  inOrder(ctx, conn, () => negMsg(ctx, conn, subId, message));
+}
+
+function negMsg(ctx: RelayContext, conn: Connection, subId: string, message: string): void {
   const session = ctx.negentropy.get(conn, subId);
   if (!session) return refuse(ctx, conn, subId, 'closed: no open negentropy session with this id');
   ctx.negentropy.touch(conn, subId);
@@ -179,5 +227,5 @@ export function handleNegMsg(ctx: RelayContext, conn: Connection, subId: string,
 
 /** NEG-CLOSE: ends a session; unknown ids are ignored. */
 export function handleNegClose(ctx: RelayContext, conn: Connection, subId: string): void {
-  ctx.negentropy.close(conn, subId);
+  inOrder(ctx, conn, () => ctx.negentropy.close(conn, subId));
 }

@@ -3,11 +3,11 @@ import { makeAuthFrame, makeClosedFrame, makeEoseFrame, makeEventFrame } from '.
 import { makeHistoryResetReason } from '../../shared/history-reset.js';
 import { makeReason } from '../../shared/reason.js';
 import type { Connection, Subscription } from '../connection.js';
-import { countRejection, type RelayContext } from '../context.js';
+import { countRejection, recordError, type RelayContext } from '../context.js';
 import { firstRejection } from '../policies/types.js';
 import { isInOriginChain } from '../replication/origins.js';
 import type { Viewer } from '../store/sql-filter.js';
-import type { StoredEvent } from '../store/types.js';
+import { isPending, type SeqPage, type StoredEvent } from '../store/types.js';
 
 /** Backfill chunk size when streaming a sequence range. */
 const SEQ_CHUNK = 500;
@@ -49,9 +49,10 @@ function seqRange(filters: readonly Filter[]): { after: number; until: number | 
 }
 
 /**
- * REQ: answers from storage, then goes live with no gap and no duplicate. Because the store is
- * synchronous and commits on this thread, a query and the registration that follows it in the
- * same tick see exactly the committed sequence prefix; live delivery continues after it.
+ * REQ: answers from storage, then goes live with no gap and no duplicate. The live part starts at
+ * the store's `lastSeq()` read in the same turn as the query is issued: a synchronous store (SQLite)
+ * has answered by then; an asynchronous one bounds its answer by that seq and the live frames that
+ * arrive meanwhile are held behind the stored answer.
  */
 export function handleReq(ctx: RelayContext, conn: Connection, subId: string, filters: Filter[]): void {
   ctx.stats.reqs++;
@@ -64,12 +65,7 @@ export function handleReq(ctx: RelayContext, conn: Connection, subId: string, fi
     return;
   }
   if (!admitFilters(ctx, conn, subId, filters)) return;
-  let range = seqRange(filters);
-  if (range !== undefined && typeof range !== 'string' && range.after > ctx.store.lastSeq()) {
-    // Sequence numbers only grow, so a cursor past the newest one was issued by another database
-    // (replaced, or restored from an older backup): resuming from it would skip events silently.
-    range = makeHistoryResetReason(range.after, ctx.store.lastSeq());
-  }
+  const range = seqRange(filters);
   if (typeof range === 'string') {
     countRejection(ctx.stats, range);
     conn.send(makeClosedFrame(subId, range));
@@ -86,6 +82,32 @@ export function handleReq(ctx: RelayContext, conn: Connection, subId: string, fi
     closed: false,
   };
   conn.subs.set(subId, sub);
+  if (range !== undefined && range.after > ctx.store.lastSeq()) {
+    // Another relay on a shared database may have handed out this cursor before this one caught up
+    // with it: catch up once before deciding.
+    ctx.store.catchUp().then(
+      () => {
+        if (sub.closed) return;
+        if (range.after > ctx.store.lastSeq()) return refuseReset(ctx, sub, range.after);
+        start(ctx, sub, range, filters);
+      },
+      failWith(ctx, sub),
+    );
+    return;
+  }
+  start(ctx, sub, range, filters);
+}
+
+/** Sequence numbers only grow: a cursor past the newest one was issued by another database. */
+function refuseReset(ctx: RelayContext, sub: Subscription, after: number): void {
+  // Replaced, or restored from an older backup: resuming from the cursor would skip events silently.
+  const reason = makeHistoryResetReason(after, ctx.store.lastSeq());
+  closeSubscription(ctx, sub);
+  countRejection(ctx.stats, reason);
+  sub.conn.send(makeClosedFrame(sub.subId, reason));
+}
+
+function start(ctx: RelayContext, sub: Subscription, range: SeqRange | undefined, filters: Filter[]): void {
   try {
     answer(ctx, sub, range, filters);
   } catch (err) {
@@ -95,36 +117,65 @@ export function handleReq(ctx: RelayContext, conn: Connection, subId: string, fi
   }
 }
 
+/** Ends a subscription whose asynchronous read failed, as dispatch does for a synchronous one. */
+function failWith(ctx: RelayContext, sub: Subscription): (err: unknown) => void {
+  return (err) => {
+    recordError(ctx.stats, 'handler REQ', err);
+    sub.conn.log.error({ err, type: 'REQ' }, 'handler failed');
+    const open = !sub.closed;
+    closeSubscription(ctx, sub);
+    if (open) sub.conn.send(makeClosedFrame(sub.subId, makeReason('error', 'internal error')));
+  };
+}
+
+type SeqRange = { after: number; until: number | undefined; limit: number | undefined };
+
 /** Starts the stored answer of an admitted subscription (and its live part). */
-function answer(
-  ctx: RelayContext,
-  sub: Subscription,
-  range: { after: number; until: number | undefined; limit: number | undefined } | undefined,
-  filters: Filter[],
-): void {
+function answer(ctx: RelayContext, sub: Subscription, range: SeqRange | undefined, filters: Filter[]): void {
   const { conn, subId } = sub;
   const viewer = viewerOf(ctx, conn);
+  const store = ctx.store;
+  const from = store.lastSeq();
 
   if (range === undefined) {
     const limits = filters.map((f) => Math.min(f.limit ?? ctx.config.defaultLimit, ctx.config.maxLimit));
     // Only the answer's seqs are held (8 bytes an event): bodies are read as the socket drains, so a
-    // reader that stops reading pins no stored events, whatever it asked for.
-    const seqs = ctx.store.querySeqs(filters, { viewer, limits });
-    goLive(ctx, sub, ctx.store.lastSeq());
-    sendStored(ctx, sub, seqs, makeEoseFrame(subId));
+    // reader that stops reading pins no stored events, whatever it asked for. A store without
+    // synchronous reads answers with bodies (one round trip instead of one per event).
+    const rows = store.provides.syncReads ? store.querySeqs(filters, { viewer, limits, maxSeq: from }) : store.query(filters, { viewer, limits, maxSeq: from });
+    if (!isPending(rows)) {
+      goLive(ctx, sub, from);
+      sendStored(ctx, sub, rows, makeEoseFrame(subId));
+      return;
+    }
+    sub.held = { frames: [], bytes: 0 };
+    goLive(ctx, sub, from);
+    rows.then((r) => sendStored(ctx, sub, r, makeEoseFrame(subId)), failWith(ctx, sub));
     return;
   }
 
   if (range.limit !== undefined || range.until !== undefined) {
     // Page mode: one bounded page; live only when it reached the end of an open range.
     const limit = Math.min(range.limit ?? ctx.config.maxLimit, ctx.config.maxLimit);
-    const page = ctx.store.querySeq(filters, range.after, range.until, limit, { viewer });
-    const live = !page.more && range.until === undefined;
-    if (live) goLive(ctx, sub, page.cursor);
-    sendStored(ctx, sub, page.events, makeEoseFrame(subId, { cursor: page.cursor, more: page.more }), () => {
-      // A page that does not go live is complete: it holds no subscription slot (a CLOSE is harmless).
-      if (!live) closeSubscription(ctx, sub);
-    });
+    // Without synchronous reads the page is bounded by `from`, and live frames after it are held
+    // meanwhile (dropped if the page does not reach the end).
+    const preLive = !store.provides.syncReads && range.until === undefined;
+    if (preLive) {
+      sub.held = { frames: [], bytes: 0 };
+      goLive(ctx, sub, from);
+    }
+    const page = store.querySeq(filters, range.after, preLive ? from : range.until, limit, { viewer });
+    const sendPage = (p: SeqPage) => {
+      const live = !p.more && range.until === undefined;
+      if (live && !preLive) goLive(ctx, sub, p.cursor);
+      if (!live && preLive) leaveLive(ctx, sub);
+      sendStored(ctx, sub, p.events, makeEoseFrame(subId, { cursor: p.cursor, more: p.more }), () => {
+        // A page that does not go live is complete: it holds no subscription slot (a CLOSE is harmless).
+        if (!live) closeSubscription(ctx, sub);
+      });
+    };
+    if (isPending(page)) page.then(sendPage, failWith(ctx, sub));
+    else sendPage(page);
     return;
   }
 
@@ -154,6 +205,17 @@ function sendStored(ctx: RelayContext, sub: Subscription, rows: readonly (Stored
       else {
         // Gone since the query (deleted or expired): nothing to send.
         const raw = ctx.store.getRaw(row);
+        if (typeof raw !== 'string' && raw !== undefined) {
+          sub.held ??= { frames: [], bytes: 0 };
+          raw.then(
+            (r) => {
+              if (r !== undefined && !sub.closed) deliver(ctx, sub, { seq: row, raw: r });
+              step();
+            },
+            failWith(ctx, sub),
+          );
+          return;
+        }
         if (raw !== undefined) deliver(ctx, sub, { seq: row, raw });
       }
     }
@@ -176,12 +238,40 @@ function sendStored(ctx: RelayContext, sub: Subscription, rows: readonly (Stored
 /**
  * Tail mode: streams the whole backlog in keyset pages, yielding between them and pausing while
  * the client drains (mid-page too, so large events never pile up past the cap), then goes live in
- * the same tick as the query that found nothing more, so no event falls between backfill and live.
+ * the same turn as the query that found nothing more, so no event falls between backfill and live.
+ * With an asynchronous store each page is bounded by the `lastSeq()` read when it was asked for, and
+ * live frames from there are held while it is read; they are dropped again if it was not the last.
  */
 function streamBackfill(ctx: RelayContext, sub: Subscription, after: number, viewer: Viewer): void {
   const conn = sub.conn;
   let cursor = after;
   let stalledSince = 0;
+  const take = (page: SeqPage, from: number | undefined) => {
+    if (sub.closed || !conn.isOpen) return;
+    let sent = 0;
+    for (const r of page.events) {
+      if (conn.isCongested() || !deliver(ctx, sub, r)) break;
+      cursor = r.seq;
+      sent++;
+    }
+    if (sent < page.events.length) {
+      if (from !== undefined) leaveLive(ctx, sub);
+      // Paused mid-page (or the socket went away): resume after the last event sent.
+      if (conn.isOpen) setTimeout(step, 5);
+      return;
+    }
+    cursor = page.cursor;
+    if (page.more) {
+      if (from !== undefined) leaveLive(ctx, sub);
+      setImmediate(step);
+      return;
+    }
+    if (from === undefined) goLive(ctx, sub, cursor);
+    conn.send(makeEoseFrame(sub.subId, { cursor, more: false }));
+    const held = sub.held;
+    sub.held = undefined;
+    if (held) for (const f of held.frames) conn.send(f);
+  };
   const step = () => {
     if (sub.closed || !conn.isOpen) return;
     // Let a slow reader drain before reading more from disk.
@@ -192,34 +282,33 @@ function streamBackfill(ctx: RelayContext, sub: Subscription, after: number, vie
       return;
     }
     stalledSince = 0;
-    const page = ctx.store.querySeq(sub.filters, cursor, undefined, SEQ_CHUNK, { viewer });
-    let sent = 0;
-    for (const r of page.events) {
-      if (conn.isCongested() || !deliver(ctx, sub, r)) break;
-      cursor = r.seq;
-      sent++;
-    }
-    if (sent < page.events.length) {
-      // Paused mid-page (or the socket went away): resume after the last event sent.
-      if (conn.isOpen) setTimeout(step, 5);
+    if (ctx.store.provides.syncReads) {
+      const page = ctx.store.querySeq(sub.filters, cursor, undefined, SEQ_CHUNK, { viewer });
+      if (!isPending(page)) return take(page, undefined);
+      page.then((p) => take(p, undefined), failWith(ctx, sub));
       return;
     }
-    cursor = page.cursor;
-    if (page.more) {
-      setImmediate(step);
-      return;
-    }
-    goLive(ctx, sub, cursor);
-    conn.send(makeEoseFrame(sub.subId, { cursor, more: false }));
+    const from = Math.max(cursor, ctx.store.lastSeq());
+    sub.held = { frames: [], bytes: 0 };
+    goLive(ctx, sub, from);
+    Promise.resolve(ctx.store.querySeq(sub.filters, cursor, from, SEQ_CHUNK, { viewer })).then((p) => take(p, from), failWith(ctx, sub));
   };
   step();
+}
+
+/** Takes a subscription out of live delivery again, dropping the frames held for it. */
+function leaveLive(ctx: RelayContext, sub: Subscription): void {
+  ctx.index.remove(sub);
+  sub.liveFrom = Number.MAX_SAFE_INTEGER;
+  sub.held = undefined;
 }
 
 /** Sends one stored event (with its seq in sequence mode) and tells the delivery hooks. */
 function deliver(ctx: RelayContext, sub: Subscription, r: StoredEvent): boolean {
   // Never back to a relay it was replicated through (relays replicating each other would echo); sequence-mode
   // readers (replicas) get the chain, so it grows along a ring and the event stops before closing it.
-  const chain = ctx.replicationOrigins.size > 0 && (sub.seqMode || sub.conn.peerRelay !== undefined) ? ctx.store.originOf(r.seq) : undefined;
+  const chain =
+    ctx.replicationOrigins.size > 0 && (sub.seqMode || sub.conn.peerRelay !== undefined) ? ctx.store.provides.replication?.originOf(r.seq) : undefined;
   if (isInOriginChain(chain, sub.conn.peerRelay)) return true;
   if (!sub.conn.send(makeEventFrame(sub.subIdJson, r.raw, sub.seqMode ? r.seq : undefined, chain))) return false;
   for (const hook of ctx.hooks.onDelivered) hook(sub.conn, r.seq, r.raw);

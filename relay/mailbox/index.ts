@@ -1,4 +1,5 @@
 import type { Database } from 'better-sqlite3';
+import type { SyncEventReads } from '../store/types.js';
 import { isRegularKind } from '../../shared/kinds.js';
 import { makeNoticeFrame } from '../../shared/messages/relay.js';
 import type { RelayConfig } from '../config.js';
@@ -43,7 +44,7 @@ function retentionRules(config: RelayConfig): RetentionRule[] {
  * post-save hook and an appended policy enforce the quota, timers flush the ledger and sweep
  * retention, and NIP-11 advertises the sequence extension, private kinds, quota and retention.
  */
-export function installMailbox(ctx: RelayContext, db: Database, infoContributors: InfoContributor[]): Mailbox {
+export function installMailbox(ctx: RelayContext, db: Database, reads: SyncEventReads, infoContributors: InfoContributor[]): Mailbox {
   const { config, log } = ctx;
   const ledger = new DeliveryLedger(db, () => ctx.now());
   const rules = retentionRules(config);
@@ -78,7 +79,7 @@ export function installMailbox(ctx: RelayContext, db: Database, infoContributors
   senderTimer.unref();
   if (config.mailboxQuota > 0) {
     const quota = new MailboxQuota(ledger, config.mailboxQuota, () => ctx.now());
-    const isStored = (id: string) => ctx.store.isKnown(id) === 'stored';
+    const isStored = (id: string) => reads.isKnown(id) === 'stored';
     // Only consulted for a full mailbox: the recipient's kind-3 list (events_pk_kind, then its tags by seq).
     const contact = db.prepare<[string, string]>(
       `SELECT 1 FROM events e JOIN tags t ON t.seq = e.seq

@@ -4,6 +4,7 @@ import { decode as decodeNip19 } from 'nostr-tools/nip19';
 import { RoostError, type RelayConfig } from '../config.js';
 import { countRejection, type RelayContext } from '../context.js';
 import { AdminStore } from '../admin/store.js';
+import { applyManagementChange } from '../admin/nip86.js';
 import { registerDashboard } from '../plugins/dashboard.js';
 import { createSqliteReadiness, registerHealth, type ReadinessCheck } from '../plugins/health.js';
 import { createMetricsRegistry, registerMetrics, type RelayMetrics } from '../plugins/metrics.js';
@@ -12,7 +13,7 @@ import { registerHttpLimits } from '../plugins/http-limits.js';
 import { registerNip86 } from '../plugins/nip86.js';
 import { rejectBannedEvents, rejectBannedPubkeys, rejectByWritePolicy, rejectDisallowedKinds } from '../policies/moderation.js';
 import { RateLimiter, normalizeIp, rejectEventRate, rejectFilterRate, type RateLimits } from '../policies/rate-limit.js';
-import { SqliteStore, openDatabase } from '../store/sqlite.js';
+import { openDatabase } from '../store/sqlite.js';
 import { verifyEventSync } from '../verify/index.js';
 import { FigureSampler, createStorageProbe, type DashboardSource } from './figures.js';
 import { createDashboardTraces } from './traces.js';
@@ -106,8 +107,8 @@ export function installOperator(deps: OperatorDeps): Operator {
   const { app, ctx, log } = deps;
   const config = ctx.config;
   const admins = parseAdminPubkeys(config.adminPubkeys);
-  const sqlite = ctx.store instanceof SqliteStore ? ctx.store : undefined;
-  const db = sqlite?.db ?? openDatabase(':memory:');
+  const { local, adminDb } = ctx.store.provides;
+  const db = adminDb ?? openDatabase(':memory:');
   const admin = new AdminStore(db, () => ctx.now());
   const limits = getRateLimits(config);
   const limiter = limits ? new RateLimiter(limits, deps.nowMs) : undefined;
@@ -175,7 +176,7 @@ export function installOperator(deps: OperatorDeps): Operator {
   const sampler = new FigureSampler({
     stats: ctx.stats,
     connections: ctx.connections,
-    storage: sqlite ? createStorageProbe(db, config.db, deps.nowMs) : undefined,
+    storage: local ? createStorageProbe(local.db, local.path, deps.nowMs) : undefined,
     sources,
     moderation: () => admin.counts(),
     relay: () => ({ name: admin.settings().name ?? config.name, version: deps.version, writePolicy: config.writePolicy }),
@@ -187,30 +188,35 @@ export function installOperator(deps: OperatorDeps): Operator {
   registerMetrics(app, metrics, config.metricsToken);
 
   let closing = false;
-  const ready: ReadinessCheck = sqlite
+  const ready: ReadinessCheck = local
     ? createSqliteReadiness(
-        db,
+        local.db,
         () => closing,
-        () => sqlite.integrity,
+        () => local.integrity(),
       )
     : () => (closing ? { ready: false, reason: 'shutting down' } : { ready: true, schema: 0 });
   registerHealth(app, ready);
 
+  const disconnectIp = (ip: string) => {
+    let n = 0;
+    for (const conn of ctx.connections) {
+      if (normalizeIp(conn.ip) !== ip) continue;
+      conn.close(1008, 'blocked');
+      n++;
+    }
+    return n;
+  };
+  // On a shared database every instance applies every NIP-86 change, in log order.
+  const shared = ctx.store.provides.sharedAdmin;
+  shared?.follow((entry) => applyManagementChange({ admin, disconnectIp }, entry.method, entry.params));
   registerNip86(app, {
     admin,
     admins,
     isRelayUrl: ctx.isRelayUrl,
     now: () => ctx.now(),
     verify: (ev) => verifyEventSync(ev).ok,
-    disconnectIp(ip) {
-      let n = 0;
-      for (const conn of ctx.connections) {
-        if (normalizeIp(conn.ip) !== ip) continue;
-        conn.close(1008, 'blocked');
-        n++;
-      }
-      return n;
-    },
+    disconnectIp,
+    shared,
   });
   if (admins.size === 0) log.info('no admin pubkeys configured: the NIP-86 management API refuses every call');
 
@@ -231,7 +237,7 @@ export function installOperator(deps: OperatorDeps): Operator {
     },
     close() {
       sampler.stop();
-      if (!sqlite && db.open) db.close();
+      if (!adminDb && db.open) db.close();
     },
   };
 }

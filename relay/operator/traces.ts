@@ -15,7 +15,8 @@ export function createDashboardTraces(ctx: Pick<RelayContext, 'config' | 'store'
     exporting: ctx.tracing.enabled,
     recent: () => ctx.tracing.recentTraces(),
     lookup(eventId) {
-      const [stored] = ctx.store.query([{ ids: [eventId] }]);
+      // Synchronous (the dashboard asks on its turn): a store without synchronous reads answers from what was remembered.
+      const [stored] = ctx.store.provides.syncReads?.query([{ ids: [eventId] }]) ?? [];
       const remembered = ctx.tracing.getTraceId(eventId) ?? null;
       if (!stored) {
         const r = ctx.tracing.recentTraces().find((t) => t.eventId === eventId);

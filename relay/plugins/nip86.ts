@@ -2,7 +2,15 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { NostrEvent } from '../../shared/event.js';
 import { HTTP_AUTH_WINDOW_SECONDS, checkHttpAuthEvent, getAuthorizationEvent } from '../../shared/nip98.js';
-import { callManagementMethod, managementRequestSchema, type ManagementDeps } from '../admin/nip86.js';
+import {
+  callManagementMethod,
+  isChangingMethod,
+  managementRequestSchema,
+  parseManagementParams,
+  type ManagementDeps,
+  type ManagementResponse,
+} from '../admin/nip86.js';
+import type { SharedAdminLog } from '../store/types.js';
 import type { RelayUrlCheck } from '../relay-url.js';
 import { getMediaType, hasRequestBody } from './http-limits.js';
 
@@ -19,11 +27,36 @@ export interface Nip86Options extends ManagementDeps {
   now: () => number;
   /** Checks an event's id and signature. */
   verify: (event: NostrEvent) => boolean;
+  /** The admin log shared with the other relays on this database, if any. */
+  shared?: SharedAdminLog;
 }
 
 /** Refusals of the endpoint, in NIP-86 response shape. */
 function refuse(reply: FastifyReply, code: number, error: string) {
   return reply.code(code).type('application/json').send({ result: null, error });
+}
+
+/**
+ * A management call on a relay sharing its database with others: a change is appended to the
+ * shared log and answered once this instance has applied it from there (every instance applies
+ * the log, in the same order); a list is answered after catching up with the log.
+ */
+async function callSharedManagementMethod(
+  deps: ManagementDeps,
+  shared: SharedAdminLog,
+  pubkey: string,
+  name: string,
+  params: readonly unknown[],
+): Promise<ManagementResponse> {
+  if (!isChangingMethod(name)) {
+    await shared.catchUp();
+    return callManagementMethod(deps, pubkey, name, params);
+  }
+  const p = parseManagementParams(name, params);
+  if ('error' in p) return p;
+  await shared.append({ pubkey, method: name, params: [...p.params] });
+  await shared.catchUp();
+  return { result: true };
 }
 
 /**
@@ -35,7 +68,7 @@ export function registerNip86(app: FastifyInstance, opts: Nip86Options): void {
   // Its size is the relay's HTTP body limit (fastify's bodyLimit, checked in plugins/http-limits.ts).
   app.addContentTypeParser(NIP86_CONTENT_TYPE, { parseAs: 'string' }, (_req, body, done) => done(null, body));
 
-  const authorise = (req: FastifyRequest, body: string): { pubkey: string } | { code: number; error: string } => {
+  const authorise = (req: FastifyRequest, body: string): { pubkey: string; sig: string; until: number } | { code: number; error: string } => {
     const ev = getAuthorizationEvent(req.headers.authorization);
     if (!ev) return { code: 401, error: 'unauthorized: a NIP-98 Authorization header is required' };
     const now = opts.now();
@@ -49,7 +82,7 @@ export function registerNip86(app: FastifyInstance, opts: Nip86Options): void {
     if (used.has(ev.sig)) return { code: 401, error: 'unauthorized: this authorization event was already used' };
     used.set(ev.sig, ev.created_at + HTTP_AUTH_WINDOW_SECONDS);
     if (!opts.admins.has(ev.pubkey)) return { code: 403, error: 'forbidden: this pubkey may not manage the relay' };
-    return { pubkey: ev.pubkey };
+    return { pubkey: ev.pubkey, sig: ev.sig, until: ev.created_at + HTTP_AUTH_WINDOW_SECONDS };
   };
 
   app.post(
@@ -71,6 +104,11 @@ export function registerNip86(app: FastifyInstance, opts: Nip86Options): void {
         req.log.warn({ code: who.code }, 'management call refused');
         return refuse(reply, who.code, who.error);
       }
+      // In a cluster, one use across every instance: a header replayed to another one is refused too.
+      if (opts.shared && !(await opts.shared.claimAuthorization(who.sig, who.until))) {
+        req.log.warn({ code: 401 }, 'management call refused');
+        return refuse(reply, 401, 'unauthorized: this authorization event was already used');
+      }
       let json: unknown;
       try {
         json = JSON.parse(body);
@@ -81,7 +119,9 @@ export function registerNip86(app: FastifyInstance, opts: Nip86Options): void {
       if (!parsed.success) return refuse(reply, 400, 'invalid: body must be {"method": string, "params": array}');
       let res;
       try {
-        res = callManagementMethod(opts, who.pubkey, parsed.data.method, parsed.data.params);
+        res = opts.shared
+          ? await callSharedManagementMethod(opts, opts.shared, who.pubkey, parsed.data.method, parsed.data.params)
+          : callManagementMethod(opts, who.pubkey, parsed.data.method, parsed.data.params);
       } catch (err) {
         req.log.error({ err, method: parsed.data.method }, 'management call failed');
         return refuse(reply, 500, 'error: internal error');

@@ -27,8 +27,8 @@ export function parsePresenceQuery(p: unknown): string[] | string {
  * agent card stored here are answered; the others are left out, exactly as unknown keys are, so the
  * endpoint reveals nothing about anyone who did not publish a card.
  */
-export function answerPresence(ctx: RelayContext, pubkeys: readonly string[]): PresenceAnswer {
-  const rows = ctx.store.query([{ kinds: [AGENT_CARD_KIND], authors: [...pubkeys], '#d': [AGENT_CARD_D] }], {
+export async function answerPresence(ctx: RelayContext, pubkeys: readonly string[]): Promise<PresenceAnswer> {
+  const rows = await ctx.store.query([{ kinds: [AGENT_CARD_KIND], authors: [...pubkeys], '#d': [AGENT_CARD_D] }], {
     limits: [pubkeys.length],
   });
   const carded = new Set<string>();
@@ -39,6 +39,10 @@ export function answerPresence(ctx: RelayContext, pubkeys: readonly string[]): P
     if (!conn.isOpen) continue;
     for (const pk of conn.authed) if (carded.has(pk)) online[pk] = true;
   }
+  // Online on another relay of the cluster.
+  const shared = ctx.store.provides.sharedPresence;
+  const elsewhere = shared && carded.size > 0 ? await shared.onlineOf([...carded].filter((pk) => !online[pk])) : undefined;
+  for (const pk of elsewhere ?? []) online[pk] = true;
   return { online };
 }
 

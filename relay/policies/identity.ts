@@ -2,7 +2,7 @@ import type { NostrEvent } from '../../shared/event.js';
 import { checkKeyEventStep, getKeyEvent, IDENTITY_KINDS, IdentityKind, type KeyEvent } from '../../shared/identity-log.js';
 import { makeReason } from '../../shared/reason.js';
 import type { OnEventSaved } from '../context.js';
-import type { EventStore } from '../store/types.js';
+import type { SyncEventReads } from '../store/types.js';
 import type { RejectEvent } from './types.js';
 
 /** What the key event policy reads from the store. */
@@ -115,7 +115,7 @@ export function getPriorKeys(lookup: Pick<KeyEventLookup, 'get' | 'revealedBy'>,
 }
 
 /** A {@link KeyEventLookup} over a store's id, author and tag queries. */
-export function makeKeyEventLookup(store: Pick<EventStore, 'query' | 'isKnown'>): KeyEventLookup {
+export function makeKeyEventLookup(store: SyncEventReads): KeyEventLookup {
   const parse = (raw: string) => JSON.parse(raw) as NostrEvent;
   return {
     get(id) {

@@ -2,7 +2,7 @@ import { checkBallot, DecisionKind, getBallot, getProposal, type PriorKeys } fro
 import type { NostrEvent } from '../../shared/event.js';
 import { makeReason } from '../../shared/reason.js';
 import { checkTaskStep, getInitialPosition, isTaskParty, getTaskOffer, getTaskRequest, getTaskStep, type TaskPosition, TaskKind } from '../../shared/tasks.js';
-import type { EventStore } from '../store/types.js';
+import type { SyncEventReads } from '../store/types.js';
 import type { RejectEvent } from './types.js';
 
 /** What the task and ballot policies read from the store. */
@@ -104,7 +104,7 @@ export function rejectInvalidBallots(lookup: Pick<TaskLookup, 'get' | 'isStored'
 }
 
 /** A {@link TaskLookup} over a store's id and tag queries. */
-export function makeTaskLookup(store: Pick<EventStore, 'query' | 'isKnown'>): TaskLookup {
+export function makeTaskLookup(store: SyncEventReads): TaskLookup {
   return {
     get(id) {
       const row = store.query([{ ids: [id], limit: 1 }])[0];

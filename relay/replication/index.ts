@@ -44,6 +44,10 @@ export function startReplication(
     .map((u) => u.trim())
     .filter((u) => u !== '');
   const filter = parseReplicateFilter(ctx.config.replicateFilter);
+  const store = ctx.store.provides.replication;
+  if (urls.length > 0 && !store) {
+    throw new RoostError('ROOST_ERR_CONFIG', 'ROOST_REPLICATE_FROM needs a SQLite database (ROOST_DB): this store keeps no replication cursors');
+  }
   const outside = rejectOutsideReplicateFilter(filter);
   if (urls.length > 0 && outside) ctx.hooks.rejectEvent.push(outside);
   const noAuth: ReadonlySet<string> = new Set();
@@ -58,14 +62,14 @@ export function startReplication(
       new Replicator({
         url,
         filter,
-        store: ctx.store,
+        store: store!,
         verifier: ctx.verifier,
         log: ctx.log,
         ...(secretKey ? { secretKey } : {}),
         onOrigin: (pubkey) => {
           if (pubkey === self || ctx.replicationOrigins.has(pubkey)) return;
           ctx.replicationOrigins.add(pubkey);
-          ctx.store.recordReplicationPeer(pubkey);
+          store?.recordReplicationPeer(pubkey);
           // A connection that authenticated as that relay before its key was known.
           for (const conn of ctx.connections) if (conn.authed.has(pubkey)) conn.peerRelay = pubkey;
         },

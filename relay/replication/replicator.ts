@@ -6,7 +6,7 @@ import type { Filter } from '../../shared/filter.js';
 import { isHistoryReset } from '../../shared/history-reset.js';
 import { eventSchema } from '../../shared/messages/schema.js';
 import { bytesToHex, hexToBytes, Negentropy, NegentropySet } from '../../shared/nip77.js';
-import type { EventStore } from '../store/types.js';
+import type { ReplicationStore } from '../store/types.js';
 import { makeOriginChain } from './origins.js';
 import type { Verifier } from '../verify/index.js';
 
@@ -44,7 +44,7 @@ export interface ReplicatorOptions {
   url: string;
   /** Extra filter fields (no seq fields). */
   filter: Filter;
-  store: EventStore;
+  store: ReplicationStore;
   verifier: Verifier;
   log: Logger;
   /** This relay's key: it authenticates (NIP-42) as it, so an upstream may allow-list it for private kinds. */

@@ -16,7 +16,7 @@ export interface Viewer {
  */
 export interface SqlQuery {
   sql: string;
-  params: Array<string | number>;
+  params: SqlParam[];
   /**
    * Set when an event may fill more than one of the LIMIT rows (it repeats the driving tag): the
    * caller folds repeats, and if that leaves fewer rows than the limit while the limit was reached,
@@ -38,7 +38,17 @@ export interface SqlFilterOptions {
   bodies?: boolean;
   /** False: never drive a newest-first query by a tag index walk (see {@link SqlQuery.mayRepeat}). */
   tagDriver?: boolean;
+  /** Leave out events with a higher seq (a stored answer bounded where live delivery starts). */
+  maxSeq?: number;
+  /** SQL flavour (default SQLite); PostgreSQL's placeholders stay `?` here and are numbered by its store. */
+  dialect?: Dialect;
 }
+
+/** The SQL flavours the builder writes. */
+export type Dialect = 'sqlite' | 'postgres';
+
+/** A bound value: a number, a string, or (PostgreSQL) one array of them. */
+export type SqlParam = string | number | readonly string[] | readonly number[];
 
 function placeholders(n: number): string {
   return n === 1 ? '?' : '?' + ',?'.repeat(n - 1);
@@ -52,7 +62,12 @@ function placeholders(n: number): string {
 const MAX_INLINE_VALUES = 32;
 
 /** `expr IN (...)` over the values, pushing their parameters: inline placeholders, or one JSON array. */
-function inList(expr: string, values: ReadonlyArray<string | number>, params: Array<string | number>): string {
+function inList(expr: string, values: ReadonlyArray<string | number>, params: SqlParam[], dialect: Dialect = 'sqlite'): string {
+  if (dialect === 'postgres' && values.length > MAX_INLINE_VALUES) {
+    // One array parameter: PostgreSQL plans `= ANY` over it like an IN list.
+    params.push(values as string[] | number[]);
+    return `${expr} = ANY(?::${typeof values[0] === 'number' ? 'bigint' : 'text'}[])`;
+  }
   if (values.length <= MAX_INLINE_VALUES) {
     params.push(...values);
     return `${expr} IN (${placeholders(values.length)})`;
@@ -72,9 +87,24 @@ function columns(opts: SqlFilterOptions): string {
 }
 
 /** A LIMIT clause with its value written out (a non-negative integer, or -1 for none). */
-function limitClause(n: number): string {
+function limitClause(n: number, dialect: Dialect = 'sqlite'): string {
   if (!Number.isSafeInteger(n) || n < -1) throw new RangeError(`bad limit ${n}`);
-  return `LIMIT ${n}`;
+  return n === -1 && dialect === 'postgres' ? 'LIMIT ALL' : `LIMIT ${n}`;
+}
+
+/** A subquery's name (PostgreSQL 15 requires one; SQLite's text stays as it was). */
+function alias(dialect: Dialect | undefined, i: number): string {
+  return dialect === 'postgres' ? ` AS b${i}` : '';
+}
+
+/** A condition that is never true. */
+function never(dialect: Dialect = 'sqlite'): string {
+  return dialect === 'postgres' ? 'FALSE' : '0';
+}
+
+/** The join of an event to the tag row driving it (SQLite is told the join order). */
+function tagJoin(dialect: Dialect = 'sqlite'): string {
+  return dialect === 'postgres' ? 'JOIN' : 'CROSS JOIN';
 }
 
 /** How a tag condition is written: as an IN list (materialised once) or a per-row EXISTS probe. */
@@ -83,10 +113,11 @@ type TagStyle = 'in' | 'exists';
 /** Every condition of the filter on `events e`, except the tag filter named `skipTag` and any ordering. */
 function conditions(f: Filter, opts: SqlFilterOptions, tagStyle: TagStyle, skipTag?: string): SqlQuery {
   const where: string[] = [];
-  const params: Array<string | number> = [];
-  if (f.ids) where.push(f.ids.length === 0 ? '0' : inList('e.id', f.ids, params));
-  if (f.authors) where.push(f.authors.length === 0 ? '0' : inList('e.pubkey', f.authors, params));
-  if (f.kinds) where.push(f.kinds.length === 0 ? '0' : inList('e.kind', f.kinds, params));
+  const params: SqlParam[] = [];
+  const d = opts.dialect;
+  if (f.ids) where.push(f.ids.length === 0 ? never(d) : inList('e.id', f.ids, params, d));
+  if (f.authors) where.push(f.authors.length === 0 ? never(d) : inList('e.pubkey', f.authors, params, d));
+  if (f.kinds) where.push(f.kinds.length === 0 ? never(d) : inList('e.kind', f.kinds, params, d));
   if (f.since !== undefined) {
     where.push('e.created_at >= ?');
     params.push(f.since);
@@ -98,11 +129,11 @@ function conditions(f: Filter, opts: SqlFilterOptions, tagStyle: TagStyle, skipT
   for (const [name, values] of getTagFilters(f)) {
     if (name === skipTag) continue;
     if (values.length === 0) {
-      where.push('0');
+      where.push(never(d));
       continue;
     }
     params.push(name);
-    const inValues = inList('t.value', values, params);
+    const inValues = inList('t.value', values, params, d);
     where.push(
       tagStyle === 'in'
         ? `e.seq IN (SELECT t.seq FROM tags t WHERE t.name = ? AND ${inValues})`
@@ -111,6 +142,10 @@ function conditions(f: Filter, opts: SqlFilterOptions, tagStyle: TagStyle, skipT
   }
   where.push('(e.expires_at IS NULL OR e.expires_at > ?)');
   params.push(opts.now);
+  if (opts.maxSeq !== undefined) {
+    where.push('e.seq <= ?');
+    params.push(opts.maxSeq);
+  }
   const viewer = opts.viewer;
   if (viewer && viewer.privateKinds.length > 0) {
     const pk = placeholders(viewer.privateKinds.length);
@@ -153,14 +188,17 @@ function buildSeqByTag(f: Filter, opts: SqlFilterOptions & { order: { by: 'seq' 
   const order = opts.order;
   const range = order.until !== undefined ? 'd.seq > ? AND d.seq <= ?' : 'd.seq > ?';
   const bounds = order.until !== undefined ? [order.after, order.until] : [order.after];
-  const limit = limitClause(order.limit);
+  const d = opts.dialect;
+  const limit = limitClause(order.limit, d);
+  // PostgreSQL groups by the event's key (its other columns depend on it) and names each subquery.
+  const group = d === 'postgres' ? 'GROUP BY e.seq ORDER BY e.seq' : 'GROUP BY d.seq ORDER BY d.seq';
   const branch =
-    `SELECT ${columns(opts)} FROM tags d CROSS JOIN events e ON e.seq = d.seq ` +
-    `WHERE d.name = ? AND d.value = ? AND ${range} AND ${rest.sql} GROUP BY d.seq ORDER BY d.seq ${limit}`;
+    `SELECT ${columns(opts)} FROM tags d ${tagJoin(d)} events e ON e.seq = d.seq ` +
+    `WHERE d.name = ? AND d.value = ? AND ${range} AND ${rest.sql} ${group} ${limit}`;
   if (values.length === 1) return { sql: branch, params: [name, values[0]!, ...bounds, ...rest.params] };
-  const params: Array<string | number> = [];
+  const params: SqlParam[] = [];
   for (const v of values) params.push(name, v, ...bounds, ...rest.params);
-  const sql = values.map(() => `SELECT * FROM (${branch})`).join(' UNION ') + ` ORDER BY 1 ${limit}`;
+  const sql = values.map((_, i) => `SELECT * FROM (${branch})${alias(d, i)}`).join(' UNION ') + ` ORDER BY 1 ${limit}`;
   return { sql, params };
 }
 
@@ -183,15 +221,16 @@ function buildCreatedByTag(f: Filter, opts: SqlFilterOptions & { order: { by: 'c
     range.push('d.created_at <= ?');
     bounds.push(f.until);
   }
-  const limit = limitClause(opts.order.limit);
+  const d = opts.dialect;
+  const limit = limitClause(opts.order.limit, d);
   const branch =
-    `SELECT ${columns(opts)} FROM tags d CROSS JOIN events e ON e.seq = d.seq ` +
+    `SELECT ${columns(opts)} FROM tags d ${tagJoin(d)} events e ON e.seq = d.seq ` +
     `WHERE d.name = ? AND d.value = ? AND ${[...range, rest.sql].join(' AND ')} ORDER BY d.created_at DESC, e.id ASC ${limit}`;
   if (values.length === 1) return { sql: branch, params: [name, values[0]!, ...bounds, ...rest.params], mayRepeat: true };
-  const params: Array<string | number> = [];
+  const params: SqlParam[] = [];
   for (const v of values) params.push(name, v, ...bounds, ...rest.params);
   // UNION ALL keeps an event found by two values twice, so the caller sees that it took two rows.
-  const sql = values.map(() => `SELECT * FROM (${branch})`).join(' UNION ALL ') + ` ORDER BY 3 DESC, 4 ASC ${limit}`;
+  const sql = values.map((_, i) => `SELECT * FROM (${branch})${alias(d, i)}`).join(' UNION ALL ') + ` ORDER BY 3 DESC, 4 ASC ${limit}`;
   return { sql, params, mayRepeat: true };
 }
 
@@ -225,7 +264,7 @@ export function buildFilterQuery(f: Filter, opts: SqlFilterOptions): SqlQuery {
   const all = where.join(' AND ');
   if (opts.count) return { sql: `SELECT e.seq FROM events e WHERE ${all}`, params };
   const tail = order.by === 'seq' ? 'ORDER BY e.seq ASC' : 'ORDER BY e.created_at DESC, e.id ASC';
-  return { sql: `SELECT ${columns(opts)} FROM events e WHERE ${all} ${tail} ${limitClause(order.limit)}`, params };
+  return { sql: `SELECT ${columns(opts)} FROM events e WHERE ${all} ${tail} ${limitClause(order.limit, opts.dialect)}`, params };
 }
 
 /**
@@ -234,6 +273,6 @@ export function buildFilterQuery(f: Filter, opts: SqlFilterOptions): SqlQuery {
  */
 export function buildCountQuery(filters: readonly Filter[], opts: Omit<SqlFilterOptions, 'order' | 'count'>): SqlQuery {
   const parts = filters.map((f) => buildFilterQuery(f, { ...opts, order: { by: 'created', limit: -1 }, count: true }));
-  const sql = parts.length === 0 ? 'SELECT 0 AS n' : `SELECT COUNT(*) AS n FROM (${parts.map((p) => p.sql).join(' UNION ')})`;
+  const sql = parts.length === 0 ? 'SELECT 0 AS n' : `SELECT COUNT(*) AS n FROM (${parts.map((p) => p.sql).join(' UNION ')})${alias(opts.dialect, 0)}`;
   return { sql, params: parts.flatMap((p) => p.params) };
 }

@@ -13,7 +13,7 @@ import { Checkpointer } from './checkpointer.js';
 import { checkInBackground, resolveStartupCheck, type IntegrityState, type StartupCheck } from './integrity.js';
 import { migrate } from './migrate.js';
 import { buildCountQuery, buildFilterQuery, type SqlFilterOptions } from './sql-filter.js';
-import type { EventStore, ReadOptions, SeqPage, StoredEvent, WriteResult } from './types.js';
+import type { EventStore, ReadOptions, SeqPage, StoreCapabilities, StoredEvent, WriteResult } from './types.js';
 
 /** Settings of the SQLite store. */
 export interface SqliteStoreOptions {
@@ -106,6 +106,8 @@ export function openDatabase(path: string, syncMode: 'full' | 'normal' = 'full',
 /** The SQLite event store: group-committed writes, indexed reads, raw JSON kept for sending. */
 export class SqliteStore implements EventStore {
   readonly db: Database;
+  /** Everything: synchronous reads, the relay-local tables and persistent admin state. */
+  readonly provides: StoreCapabilities;
   #now: () => number;
   #queue: PendingWrite[] = [];
   #timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
@@ -151,6 +153,14 @@ export class SqliteStore implements EventStore {
     this.#hasDeletedIds = this.db.prepare('SELECT EXISTS (SELECT 1 FROM deleted_ids)').pluck().get() === 1;
     const row = this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'events'").get() as { seq: number } | undefined;
     this.#lastSeq = row?.seq ?? 0;
+    const local = {
+      db: this.db,
+      path: opts.path,
+      addInTransaction: (fn: (event: VerifiedEvent, seq: number) => void) => this.addInTransaction(fn),
+      integrity: () => this.#integrity,
+      integrityChecked: this.integrityChecked,
+    };
+    this.provides = { syncReads: this, local, adminDb: this.db, replication: this };
   }
 
   #startCheckpointer(opts: SqliteStoreOptions): void {
@@ -420,13 +430,18 @@ export class SqliteStore implements EventStore {
   }
 
   /** Stored events matching any filter, newest first; `limits[i]` caps filter i. */
-  query(filters: readonly Filter[], opts: ReadOptions & { limits?: readonly number[] } = {}): StoredEvent[] {
-    return this.#query(filters, opts, true);
+  query(filters: readonly Filter[], opts: ReadOptions & { limits?: readonly number[]; maxSeq?: number } = {}): StoredEvent[] {
+    const rows = this.#query(filters, opts, true);
+    const max = opts.maxSeq;
+    return max === undefined || max >= this.#lastSeq ? rows : rows.filter((r) => r.seq <= max);
   }
 
   /** The seqs `query` would answer, in its order, without reading a body (streamed later with `getRaw`). */
-  querySeqs(filters: readonly Filter[], opts: ReadOptions & { limits?: readonly number[] } = {}): number[] {
-    return this.#query(filters, opts, false).map((r) => r.seq);
+  querySeqs(filters: readonly Filter[], opts: ReadOptions & { limits?: readonly number[]; maxSeq?: number } = {}): number[] {
+    const rows = this.#query(filters, opts, false);
+    // Asked on the turn that reads lastSeq (the relay's REQ), nothing newer exists: no filtering.
+    const max = opts.maxSeq;
+    return max === undefined || max >= this.#lastSeq ? rows.map((r) => r.seq) : rows.filter((r) => r.seq <= max).map((r) => r.seq);
   }
 
   /** The stored JSON of one event by seq; undefined once it was deleted. */
@@ -546,9 +561,14 @@ export class SqliteStore implements EventStore {
     return this.#integrity;
   }
 
-  /** Highest committed sequence number. */
+  /** Highest committed sequence number (every commit is handed to the listener on its own turn). */
   lastSeq(): number {
     return this.#lastSeq;
+  }
+
+  /** The only writer of its file: the listener has seen every commit already. */
+  catchUp(): Promise<number> {
+    return Promise.resolve(this.#lastSeq);
   }
 
   /** Deletes events whose NIP-40 expiration has passed. */

@@ -1,6 +1,12 @@
+import type { Database } from 'better-sqlite3';
 import type { VerifiedEvent } from '../../shared/event.js';
 import type { Filter } from '../../shared/filter.js';
+import type { SharedPushWake, SharedPushWakeDeps } from '../push/postgres.js';
+import type { IntegrityState } from './integrity.js';
 import type { Viewer } from './sql-filter.js';
+
+/** A value now (SQLite answers on the caller's turn) or later (a networked backend). */
+export type MaybePromise<T> = T | Promise<T>;
 
 /** Who reads, for private inboxes. */
 export interface ReadOptions {
@@ -38,49 +44,168 @@ export interface ReplicaWrite {
   origin?: string;
 }
 
-/** Storage behind the relay; SQLite is the first backend. */
+/** Replication (relay/replication/): SQLite keeps the upstream cursors and event origins with the events. */
+export interface ReplicationStore {
+  /** Whether the id is stored, answered at once (a replicated event already here skips verification). */
+  isKnown(id: string, pubkey?: string): 'stored' | 'deleted' | undefined;
+  /** Writes an event and, in the same transaction, its upstream cursor and origin. */
+  writeReplicated(event: VerifiedEvent, replica: ReplicaWrite): Promise<WriteResult>;
+  /** An upstream's committed cursor (0 if never read). */
+  getReplicationCursor(upstream: string): number;
+  /** Moves an upstream's cursor forward, or (reset) forgets it. */
+  setReplicationCursor(upstream: string, seq: number, reset?: boolean): void;
+  /** Remembers a replicated event id this relay's policies refused (bounded). */
+  recordReplicationRefused(id: string, reason: string): void;
+  /** Whether a replicated event id was refused here (NIP-77 repair does not fetch it again). */
+  isReplicationRefused(id: string): boolean;
+  /** Remembers a relay named in an origin chain (so its connections are checked after a restart). */
+  recordReplicationPeer(pubkey: string): void;
+  /** Every relay named in an origin chain here. */
+  replicationPeers(): string[];
+  /** The origin chain (comma-separated relay pubkeys) of the relay a stored event was replicated from, if any. */
+  originOf(seq: number): string | undefined;
+  /** NIP-77 items of one filter, answered synchronously (see EventStore.negentropyItems). */
+  negentropyItems(filter: Filter, max: number, opts?: ReadOptions): Array<{ timestamp: number; id: string }> | undefined;
+}
+
+/** Reads answered synchronously, on the caller's turn (policies run synchronously and may need them). */
+export interface SyncEventReads {
+  /** Stored events matching any filter, newest first. */
+  query(filters: readonly Filter[], opts?: ReadOptions & { limits?: readonly number[] }): StoredEvent[];
+  /** Whether the id is stored, or was deleted by `pubkey`. */
+  isKnown(id: string, pubkey?: string): 'stored' | 'deleted' | undefined;
+}
+
+/**
+ * Relay-local tables in a SQLite database: the mailbox delivery ledger and quota, the wake queue,
+ * CRDT compaction and the dashboard's storage figures live there.
+ */
+export interface LocalTables {
+  readonly db: Database;
+  /** The database file (for size figures). */
+  readonly path: string;
+  /** Adds work that commits atomically with each stored event (queueing a wake); quick, never throws. */
+  addInTransaction(fn: (event: VerifiedEvent, seq: number) => void): void;
+  /** What the start-up integrity check found so far (readiness answers 503 on damage). */
+  integrity(): IntegrityState;
+  /** Settles when that check is over (at once unless it runs in the background). */
+  readonly integrityChecked: Promise<IntegrityState>;
+}
+
+/**
+ * What a backend provides besides events and the sequence tail, which every backend provides. The
+ * relay turns on each subsystem a capability backs and logs, at start, each one it must leave off.
+ */
+export interface StoreCapabilities {
+  /**
+   * Synchronous reads: the task and ballot policies, CRDT membership and the mailbox quota's
+   * duplicate check run inside synchronous policy hooks.
+   */
+  readonly syncReads?: SyncEventReads;
+  /** Relay-local tables: mailbox ledger, wake queue, CRDT compaction, storage figures. */
+  readonly local?: LocalTables;
+  /**
+   * Where moderation lists and admin state persist (SQLite). Without it they live in memory and are
+   * lost at restart.
+   */
+  readonly adminDb?: Database;
+  /** NIP-86 changes shared by every relay on this store (bans, allow lists, kind rules, settings). */
+  readonly sharedAdmin?: SharedAdminLog;
+  /** Who is online on any relay sharing this store (heartbeat rows with expiry). */
+  readonly sharedPresence?: SharedPresence;
+  /** Push wake on the shared database: wakes queued in the event's transaction, sent once by one instance. */
+  readonly sharedWake?: SharedWakeBackend;
+  /** Replication from upstream relays (cursor and origin kept with the events). */
+  readonly replication?: ReplicationStore;
+  /** The relay's secret key kept in a shared database (one identity for every instance). */
+  readonly relayKey?: () => Promise<Uint8Array>;
+}
+
+/** Opens push wake on a shared database (and turns on queueing wakes in write transactions). */
+export interface SharedWakeBackend {
+  open(deps: Omit<SharedPushWakeDeps, 'pool'>): Promise<SharedPushWake>;
+}
+
+/** Presence shared by the relays on one database. */
+export interface SharedPresence {
+  /** Records which agents are authenticated here now (all of them: the heartbeat) or one more. */
+  markOnline(pubkeys: readonly string[]): Promise<void>;
+  /** This relay's last connection of the agent closed. */
+  markOffline(pubkey: string): Promise<void>;
+  /** Which of `pubkeys` are online on any relay. */
+  onlineOf(pubkeys: readonly string[]): Promise<Set<string>>;
+  /** How often `markOnline` must be called with every agent online here. */
+  readonly heartbeatMs: number;
+}
+
+/** One NIP-86 change in a shared admin log (validated parameters). */
+export interface AdminLogEntry {
+  pubkey: string;
+  method: string;
+  params: unknown[];
+}
+
+/** A log of NIP-86 changes that every relay on a shared database applies in the same order. */
+export interface SharedAdminLog {
+  /** Records a change durably (and carries out its effect on shared storage: `banevent` deletes the event). */
+  append(entry: AdminLogEntry): Promise<void>;
+  /** Adds a function called for every entry, in log order, from the first one on. */
+  follow(fn: (entry: AdminLogEntry) => void): void;
+  /** Resolves once every entry recorded before the call has been handed to the followers. */
+  catchUp(): Promise<void>;
+  /** Records a NIP-98 authorisation as used on every instance; false when it already was. */
+  claimAuthorization(sig: string, until: number): Promise<boolean>;
+}
+
+/**
+ * Storage behind the relay. Reads may answer synchronously (SQLite: no promise, no extra turn) or
+ * with a promise (a networked backend); callers only wait when they got a promise.
+ */
 export interface EventStore {
+  /** What this backend provides beyond events and the sequence tail. */
+  readonly provides: StoreCapabilities;
   /** Queues a verified event; resolves after the transaction holding it has committed. */
   write(event: VerifiedEvent): Promise<WriteResult>;
-  /** Replication: writes an event and, in the same transaction, its upstream cursor and origin. */
-  writeReplicated(event: VerifiedEvent, replica: ReplicaWrite): Promise<WriteResult>;
-  /** Replication: an upstream's committed cursor (0 if never read). */
-  getReplicationCursor(upstream: string): number;
-  /** Replication: moves an upstream's cursor forward, or (reset) forgets it. */
-  setReplicationCursor(upstream: string, seq: number, reset?: boolean): void;
-  /** Replication: remembers a replicated event id this relay's policies refused (bounded). */
-  recordReplicationRefused(id: string, reason: string): void;
-  /** Replication: whether a replicated event id was refused here (NIP-77 repair does not fetch it again). */
-  isReplicationRefused(id: string): boolean;
-  /** Replication: remembers a relay named in an origin chain (so its connections are checked after a restart). */
-  recordReplicationPeer(pubkey: string): void;
-  /** Replication: every relay named in an origin chain here. */
-  replicationPeers(): string[];
-  /** Replication: the origin chain (comma-separated relay pubkeys) of the relay a stored event was replicated from, if any. */
-  originOf(seq: number): string | undefined;
-  /** Stored events matching any filter, newest first; `limits[i]` caps filter i. */
-  query(filters: readonly Filter[], opts?: ReadOptions & { limits?: readonly number[] }): StoredEvent[];
-  /** The seqs `query` would answer, in its order, without reading a body: a cursor to stream from. */
-  querySeqs(filters: readonly Filter[], opts?: ReadOptions & { limits?: readonly number[] }): number[];
+  /** Stored events matching any filter, newest first; `limits[i]` caps filter i; `maxSeq` as for `querySeqs`. */
+  query(filters: readonly Filter[], opts?: ReadOptions & { limits?: readonly number[]; maxSeq?: number }): MaybePromise<StoredEvent[]>;
+  /**
+   * The seqs `query` would answer, in its order, without reading a body: a cursor to stream from.
+   * `maxSeq` leaves out events with a higher seq (they are delivered live instead).
+   */
+  querySeqs(filters: readonly Filter[], opts?: ReadOptions & { limits?: readonly number[]; maxSeq?: number }): MaybePromise<number[]>;
   /** One stored event's JSON by seq; undefined once it is gone (deleted or expired since). */
-  getRaw(seq: number): string | undefined;
+  getRaw(seq: number): MaybePromise<string | undefined>;
   /** Events with seq in (after, until] matching any filter, ascending, at most `limit`. */
-  querySeq(filters: readonly Filter[], after: number, until: number | undefined, limit: number, opts?: ReadOptions): SeqPage;
+  querySeq(filters: readonly Filter[], after: number, until: number | undefined, limit: number, opts?: ReadOptions): MaybePromise<SeqPage>;
   /**
    * NIP-77: the (created_at, id) of every stored event the filter matches, or undefined when more
    * than `max` do. Unordered; the caller sorts.
    */
-  negentropyItems(filter: Filter, max: number, opts?: ReadOptions): Array<{ timestamp: number; id: string }> | undefined;
+  negentropyItems(filter: Filter, max: number, opts?: ReadOptions): MaybePromise<Array<{ timestamp: number; id: string }> | undefined>;
   /** NIP-45 count of stored events matching any filter. */
-  count(filters: readonly Filter[], opts?: ReadOptions): number;
+  count(filters: readonly Filter[], opts?: ReadOptions): MaybePromise<number>;
   /** Whether the id is stored, or was deleted by `pubkey` (so it need not be verified again). */
-  isKnown(id: string, pubkey?: string): 'stored' | 'deleted' | undefined;
-  /** Sets the listener called synchronously, in sequence order, right after each event commits. */
+  isKnown(id: string, pubkey?: string): MaybePromise<'stored' | 'deleted' | undefined>;
+  /** Sets the listener called synchronously, in sequence order, for each committed event. */
   setOnStored(fn: (event: VerifiedEvent, seq: number, raw: string) => void): void;
-  /** Highest sequence number committed so far. */
+  /**
+   * Highest sequence number handed to the `onStored` listener: every event up to it was, in order,
+   * and every later one will be. A subscription goes live from it in the same turn.
+   */
   lastSeq(): number;
+  /**
+   * Resolves once the listener has been handed every event committed (by any writer of a shared
+   * database) before the call; for a store that is its only writer it resolves at once.
+   */
+  catchUp(): Promise<number>;
   /** Deletes expired events; returns how many. */
-  sweepExpired(now: number): number;
+  sweepExpired(now: number): MaybePromise<number>;
   /** Flushes queued writes and closes. */
   close(): Promise<void>;
+}
+
+/** Whether a store's answer is still to come. */
+export function isPending<T>(v: MaybePromise<T>): v is Promise<T> {
+  // instanceof, not a `then` lookup: SQLite's answers are often strings, and a property lookup boxes them.
+  return v instanceof Promise;
 }

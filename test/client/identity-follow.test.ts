@@ -46,7 +46,7 @@ async function publishRaw(url: string, ev: NostrEvent): Promise<unknown[]> {
 }
 const APNS: WakeChannel = { platform: 'apns', token: 'ab'.repeat(32), topic: 'org.example.agent', environment: 'sandbox', mode: 'background' };
 const wrapTarget = (r: TestRelay, wrapId: string) => {
-  const [stored] = r.relay.ctx.store.query([{ ids: [wrapId] }]);
+  const [stored] = r.relay.ctx.store.provides.syncReads!.query([{ ids: [wrapId] }]);
   return (JSON.parse(stored?.raw ?? '{"tags":[]}') as NostrEvent).tags.find((t) => t[0] === 'p')?.[1];
 };
 

@@ -5,10 +5,11 @@ import { freePort } from '../helpers/process.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
 import { waitFor } from '../helpers/wait.js';
 import { dmTexts, startRecordingAgent, tempDir } from './helpers.js';
+import type { SqliteStore } from '../../relay/store/sqlite.js';
 
 /** Gift-wrap ids stored on a relay. */
 const wrapsOn = (t: TestRelay) =>
-  t.relay.ctx.store.querySeq([{ kinds: [1059] }], 0, undefined, 10_000).events.map((e) => (JSON.parse(e.raw) as { id: string }).id);
+  (t.relay.ctx.store as SqliteStore).querySeq([{ kinds: [1059] }], 0, undefined, 10_000).events.map((e) => (JSON.parse(e.raw) as { id: string }).id);
 
 describe('outbox routing (NIP-65)', () => {
   const cleanups: Array<() => void | Promise<void>> = [];
@@ -38,11 +39,14 @@ describe('outbox routing (NIP-65)', () => {
     // Each publishes its card, and with it its relay list (kind 10002) naming the relay it reads.
     await alice.agent.publishCard({ name: 'alice', description: '', capabilities: [], version: '1' });
     await bob.agent.publishCard({ name: 'bob', description: '', capabilities: ['echo'], version: '1' });
-    const bobList = () => a.relay.ctx.store.query([{ kinds: [RELAY_LIST_KIND], authors: [bob.agent.pubkey] }]);
+    const bobList = () => a.relay.ctx.store.provides.syncReads!.query([{ kinds: [RELAY_LIST_KIND], authors: [bob.agent.pubkey] }]);
     await waitFor(() => bobList().length === 1, "Bob's relay list reaches A");
-    await waitFor(() => a.relay.ctx.store.query([{ kinds: [31340], authors: [bob.agent.pubkey] }]).length === 1, "Bob's card reaches A");
+    await waitFor(() => a.relay.ctx.store.provides.syncReads!.query([{ kinds: [31340], authors: [bob.agent.pubkey] }]).length === 1, "Bob's card reaches A");
     expect(getReadRelays(JSON.parse(bobList()[0]!.raw))).toEqual([b.url]);
-    await waitFor(() => b.relay.ctx.store.query([{ kinds: [RELAY_LIST_KIND], authors: [alice.agent.pubkey] }]).length === 1, "Alice's list reaches B");
+    await waitFor(
+      () => b.relay.ctx.store.provides.syncReads!.query([{ kinds: [RELAY_LIST_KIND], authors: [alice.agent.pubkey] }]).length === 1,
+      "Alice's list reaches B",
+    );
 
     // Discovery from A alone finds Bob, whose card came from B.
     const found = await alice.agent.discover({ capabilities: ['echo'], timeoutMs: 2000 });

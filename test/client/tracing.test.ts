@@ -103,7 +103,7 @@ describe('end-to-end traces: agent → relay → agent', () => {
     expect(wrapIngest.length).toBeGreaterThan(0);
     for (const s of wrapIngest) expect(s.parentSpanId).toBe('');
     // The gift wrap as stored (private-inbox reads need the recipient's AUTH; the store is read directly).
-    const [wrap] = relay.relay.ctx.store.query([{ ids: [wrapId] }]);
+    const [wrap] = relay.relay.ctx.store.provides.syncReads!.query([{ ids: [wrapId] }]);
     expect(wrap).toBeDefined();
     expect(JSON.stringify(wrap)).not.toContain(send!.traceId);
   });

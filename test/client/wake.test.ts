@@ -65,7 +65,7 @@ describe('push wake registration', () => {
     expect(answers.map((a) => a.accepted)).toEqual([true]);
     expect(seen).toEqual([{ author: agent.pubkey, payload: { channels: [APNS, FCM] } }]);
     // Never stored: the relay intercepts it.
-    expect(relay.relay.ctx.store.query([{ kinds: [WAKE_REGISTRATION_KIND] }])).toEqual([]);
+    expect(relay.relay.ctx.store.provides.syncReads!.query([{ kinds: [WAKE_REGISTRATION_KIND] }])).toEqual([]);
 
     await relay.close({ keep: true });
     const again = await wakeRelay(t.dir, relaySk, port);
@@ -139,7 +139,7 @@ describe('replaceable versions the agent publishes (issue 17)', () => {
       await agent.whenConnected();
       expect((await agent.registerWake([FCM])).map((a) => a.accepted)).toEqual([true]);
       await agent.close();
-      const stored = relay.relay.ctx.store.query([{ kinds: [AGENT_HEARTBEAT_KIND], authors: [agent.pubkey] }]);
+      const stored = relay.relay.ctx.store.provides.syncReads!.query([{ kinds: [AGENT_HEARTBEAT_KIND], authors: [agent.pubkey] }]);
       expect(stored.length).toBe(1);
       expect(getHeartbeat(JSON.parse(stored[0]!.raw) as NostrEvent)).toMatchObject({ status: 'asleep', wake: true });
     }
@@ -154,7 +154,9 @@ describe('replaceable versions the agent publishes (issue 17)', () => {
     cleanups.push(home.cleanup);
     const storedName = (pubkey: string) =>
       (
-        JSON.parse((JSON.parse(relay.relay.ctx.store.query([{ kinds: [AGENT_CARD_KIND], authors: [pubkey] }])[0]!.raw) as NostrEvent).content) as {
+        JSON.parse(
+          (JSON.parse(relay.relay.ctx.store.provides.syncReads!.query([{ kinds: [AGENT_CARD_KIND], authors: [pubkey] }])[0]!.raw) as NostrEvent).content,
+        ) as {
           name: string;
         }
       ).name;
@@ -171,7 +173,7 @@ describe('replaceable versions the agent publishes (issue 17)', () => {
     const res = await agent.publishCard({ name: 'after-restart', description: 'd', capabilities: ['x'], version: '1' });
     expect(storedName(agent.pubkey)).toBe('after-restart');
     // The same event again is a true duplicate: success.
-    const sent = JSON.parse(relay.relay.ctx.store.query([{ ids: [res.id] }])[0]!.raw) as NostrEvent;
+    const sent = JSON.parse(relay.relay.ctx.store.provides.syncReads!.query([{ ids: [res.id] }])[0]!.raw) as NostrEvent;
     await expect(agent.publishSigned(sent)).resolves.toMatchObject({ id: res.id });
     // An older version is not the one stored: publish rejects, durable or not.
     const stale = { kind: AGENT_CARD_KIND, created_at: Math.floor(Date.now() / 1000) - 100, tags: [['d', AGENT_CARD_D]], content: '{}' };

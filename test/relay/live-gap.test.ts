@@ -2,14 +2,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NostrEvent } from '../../shared/event.js';
 import { makeKey, nowSeconds, signEvent } from '../helpers/events.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { startRelay, type TestRelay } from '../helpers/relay.js';
+import type { TestRelay } from '../helpers/relay.js';
+import { testBackends } from '../helpers/backends.js';
 import { waitFor } from '../helpers/wait.js';
 
 // History then live, with no gap and no duplicate: subscriptions open at random moments while
 // publishers write at full speed; each must end up with every matching event exactly once.
-describe('stored → live hand-over', () => {
+// Run against each store backend: SQLite, and one answering every read later (as a networked one does).
+describe.each(testBackends())('stored → live hand-over ($name)', (backend) => {
   let t: TestRelay;
-  beforeAll(async () => (t = await startRelay({ maxLimit: 5000, defaultLimit: 5000, maxSubscriptions: 1000 })));
+  beforeAll(async () => (t = await backend.start({ maxLimit: 5000, defaultLimit: 5000, maxSubscriptions: 1000 })));
   afterAll(async () => t.close());
 
   it('delivers every event exactly once to subscriptions opened during a write flood', async () => {

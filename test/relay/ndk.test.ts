@@ -1,16 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { makeKey, nowSeconds } from '../helpers/events.js';
-import { startRelay, type TestRelay } from '../helpers/relay.js';
+import type { TestRelay } from '../helpers/relay.js';
+import { testBackends } from '../helpers/backends.js';
 import { waitFor } from '../helpers/wait.js';
 
 // NDK uses the global WebSocket, which Node 20 lacks; give it the ws implementation.
 (globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;
 const { default: NDK, NDKEvent, NDKPrivateKeySigner } = await import('@nostr-dev-kit/ndk');
 
-describe('NIP-01 with NDK', () => {
+describe.each(testBackends({ late: false }))('NIP-01 with NDK ($name)', (backend) => {
   let t: TestRelay;
-  beforeAll(async () => (t = await startRelay()));
+  beforeAll(async () => (t = await backend.start()));
   afterAll(async () => t.close());
 
   it('publishes, fetches and subscribes', async () => {

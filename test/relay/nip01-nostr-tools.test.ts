@@ -5,7 +5,8 @@ import { SimplePool, useWebSocketImplementation as usePoolWebSocket } from 'nost
 import type { NostrEvent } from '../../shared/event.js';
 import { makeKey, nowSeconds, signEvent } from '../helpers/events.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { startRelay, type TestRelay } from '../helpers/relay.js';
+import type { TestRelay } from '../helpers/relay.js';
+import { testBackends } from '../helpers/backends.js';
 import { waitFor } from '../helpers/wait.js';
 
 useWebSocketImplementation(WebSocket);
@@ -13,10 +14,10 @@ usePoolWebSocket(WebSocket);
 
 // NIP-01 through a client nobody here wrote (nostr-tools), over a real socket, against a real
 // relay on a real SQLite file.
-describe('NIP-01 with nostr-tools', () => {
+describe.each(testBackends({ late: false }))('NIP-01 with nostr-tools ($name)', (backend) => {
   let t: TestRelay;
   beforeAll(async () => {
-    t = await startRelay({ maxLimit: 50, defaultLimit: 20 });
+    t = await backend.start({ maxLimit: 50, defaultLimit: 20 });
   });
   afterAll(async () => {
     await t.close();
@@ -171,7 +172,7 @@ describe('NIP-01 with nostr-tools', () => {
   });
 
   it('works through SimplePool across two relays', async () => {
-    const t2 = await startRelay();
+    const t2 = await backend.start();
     const pool = new SimplePool();
     const k = makeKey();
     const e = signEvent(k, { content: 'pooled' });
@@ -185,7 +186,7 @@ describe('NIP-01 with nostr-tools', () => {
   });
 
   it('enforces advertised limits: subscriptions per connection, filters, created_at window, tags, content', async () => {
-    const small = await startRelay({
+    const small = await backend.start({
       maxSubscriptions: 2,
       maxFilters: 2,
       maxEventTags: 3,

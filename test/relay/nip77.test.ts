@@ -9,6 +9,7 @@ import { authenticate } from '../helpers/mailbox.js';
 import { createRng } from '../helpers/prng.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
+import { testBackends } from '../helpers/backends.js';
 import { waitFor } from '../helpers/wait.js';
 
 useWebSocketImplementation(WebSocket);
@@ -54,7 +55,8 @@ async function syncWithNostrTools(nip77: NostrToolsNip77, url: string, mine: Nos
 
 const ids = (events: NostrEvent[]) => events.map((e) => e.id).sort();
 
-describe('NIP-77 negentropy on the relay', () => {
+// On SQLite and on PostgreSQL (whose store answers NEG-OPEN's read asynchronously).
+describe.each(testBackends({ late: false }))('NIP-77 negentropy on the relay ($name)', (backend) => {
   let t: TestRelay;
   let nip77: NostrToolsNip77;
   const keys = Array.from({ length: 8 }, makeKey);
@@ -65,7 +67,7 @@ describe('NIP-77 negentropy on the relay', () => {
 
   beforeAll(async () => {
     nip77 = await loadNostrToolsNip77();
-    t = await startRelay({ negentropyFrameBytes: 8192, negentropyMaxSessions: 2 });
+    t = await backend.start({ negentropyFrameBytes: 8192, negentropyMaxSessions: 2 });
     await seed(t, [...common, ...onlyRelay]);
   }, 60_000);
   afterAll(async () => {

@@ -5,6 +5,7 @@ import { afterAll } from 'vitest';
 import type { NostrEvent, VerifiedEvent } from '../../../shared/event.js';
 import { type Key, nowSeconds, signEvent } from '../../helpers/events.js';
 import type { TestRelay } from '../../helpers/relay.js';
+import type { SqliteStore } from '../../../relay/store/sqlite.js';
 
 /** `n` signed events by the given keys (kind 1 unless told), created over the last hour. */
 export function makeEvents(keys: Key[], n: number, tag: string, kind = 1): NostrEvent[] {
@@ -19,7 +20,7 @@ export async function seed(t: TestRelay, events: NostrEvent[]): Promise<void> {
 
 /** Every stored event id of a relay (private ones included), sorted. */
 export function storedIds(t: TestRelay): string[] {
-  const page = t.relay.ctx.store.querySeq([{}], 0, undefined, 10_000_000);
+  const page = (t.relay.ctx.store as SqliteStore).querySeq([{}], 0, undefined, 10_000_000);
   return page.events.map((e) => (JSON.parse(e.raw) as { id: string }).id).sort();
 }
 

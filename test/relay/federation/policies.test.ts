@@ -13,7 +13,7 @@ import { fast, makeEvents, seed, statsOf, storedIds, tempDirs } from './helpers.
 const tempDir = tempDirs('roost-fedpol-');
 const cursorOf = (t: TestRelay) => {
   const r = t.relay.replication.replicators[0]!;
-  return t.relay.ctx.store.getReplicationCursor(r.key);
+  return t.relay.ctx.store.provides.replication!.getReplicationCursor(r.key);
 };
 async function metric(t: TestRelay, line: string): Promise<number> {
   const text = await (await fetch(`${t.httpUrl}/metrics`)).text();
@@ -81,7 +81,7 @@ describe("replicated events go through the replica's own write policies", () => 
     expect(await metric(b, 'roost_replication_refused_total{reason="invalid"}')).toBe(3); // tags, content, expired
     expect(await metric(b, 'roost_replication_refused_total{reason="restricted"}')).toBe(1); // NIP-70
     expect(await metric(b, 'roost_replication_refused_total{reason="duplicate"}')).toBe(1); // superseded profile
-    for (const e of refuse) expect(b.relay.ctx.store.isReplicationRefused(e.id)).toBe(true);
+    for (const e of refuse) expect(b.relay.ctx.store.provides.replication!.isReplicationRefused(e.id)).toBe(true);
 
     // Live: a refused event is the newest the upstream has, and no EOSE follows; the cursor still moves past it.
     await waitFor(() => cursorOf(b) === a.relay.ctx.store.lastSeq(), 'cursor at the upstream head');
@@ -135,7 +135,7 @@ describe("replicated events go through the replica's own write policies", () => 
     await waitFor(() => statsOf(b).live && statsOf(b).cursor === a.relay.ctx.store.lastSeq(), 'first sync');
     expect(statsOf(b)).toMatchObject({ pulled: 50, stored: 30, rejected: 20 });
     // The upstream's history is "reset" (here: the cursor forgotten): the next first sync reconciles again.
-    b.relay.ctx.store.setReplicationCursor(b.relay.replication.replicators[0]!.key, 0, true);
+    b.relay.ctx.store.provides.replication!.setReplicationCursor(b.relay.replication.replicators[0]!.key, 0, true);
     await b.close({ keep: true });
     b = await startRelay(opts, fast, dirB);
     await waitFor(() => statsOf(b).live && statsOf(b).cursor === a.relay.ctx.store.lastSeq(), 'second first sync');

@@ -7,6 +7,8 @@ import { authenticate, signFast } from '../../helpers/mailbox.js';
 import { createRng } from '../../helpers/prng.js';
 import { RawClient } from '../../helpers/raw-client.js';
 import { startRelay } from '../../helpers/relay.js';
+import { createPgDatabase } from '../../helpers/backends.js';
+import { postgresSkipReason } from '../../helpers/postgres.js';
 import { waitFor } from '../../helpers/wait.js';
 
 useWebSocketImplementation(WebSocket);
@@ -84,9 +86,29 @@ async function session(url: string, a: AgentState, rng: ReturnType<typeof create
   await closed;
 }
 
-describe('resume under load', () => {
+// On SQLite, and on a cluster of three relays on one PostgreSQL database where every publisher
+// and every session of an agent picks an instance at random (so agents resume on another one).
+const pgSkip = postgresSkipReason();
+if (pgSkip) console.warn(pgSkip);
+const backends = [
+  { name: 'sqlite', start: async () => [await startRelay({ mailboxQuota: 0 })] },
+  ...(pgSkip
+    ? []
+    : [
+        {
+          name: 'postgres, 3 instances',
+          async start() {
+            const db = await createPgDatabase();
+            return [await startRelay({ db, mailboxQuota: 0 }), await startRelay({ db, mailboxQuota: 0 }), await startRelay({ db, mailboxQuota: 0 })];
+          },
+        },
+      ]),
+];
+
+describe.each(backends)('resume under load ($name)', (backend) => {
   it(`20 agents dropping and resuming while 8 publishers run at full speed (seed ${SEED})`, async () => {
-    const t = await startRelay({ mailboxQuota: 0 });
+    const relays = await backend.start();
+    const t = relays[0]!;
     const rng = createRng(SEED);
     const deadline = Date.now() + DEADLINE_MS;
     try {
@@ -111,8 +133,8 @@ describe('resume under load', () => {
       const expected = agents.map(() => new Set<string>());
 
       let publishing = true;
-      const publishers = batches.map(async (batch) => {
-        const relay = await Relay.connect(t.url);
+      const publishers = batches.map(async (batch, p) => {
+        const relay = await Relay.connect(relays[p % relays.length]!.url);
         // Full speed: each publisher keeps WINDOW events unacknowledged; together they keep the
         // relay's verifier saturated, and a larger window would only queue more in front of the
         // agents' reconnects.
@@ -131,7 +153,7 @@ describe('resume under load', () => {
       const runners = agents.map(async (a, i) => {
         const own = createRng(SEED * 1000 + i);
         while (Date.now() < deadline) {
-          await session(t.url, a, own, () => publishing);
+          await session(relays[own.int(0, relays.length - 1)]!.url, a, own, () => publishing);
           if (publishing) continue;
           if (a.sessions >= MIN_SESSIONS && expected[i]!.size === new Set(a.received).size) break;
         }
@@ -158,11 +180,12 @@ describe('resume under load', () => {
         expect(a.duringLoad, `agent ${i} resumed under load`).toBeGreaterThanOrEqual(2);
       });
       // Delivery accounting agrees: nothing addressed to any agent is left undelivered.
+      if (!t.relay.mailbox) return;
       await waitFor(() => agents.every((a) => t.relay.mailbox!.status(a.key.pk).undelivered === 0), 'ledger');
       for (const a of agents) expect(t.relay.mailbox!.status(a.key.pk).deliveredSeq).toBe(a.seqs.at(-1));
       expect(t.relay.mailbox!.backlog()).toMatchObject({ agents: AGENTS, waiting: 0, undelivered: 0 });
     } finally {
-      await t.close();
+      for (const r of relays) await r.close();
     }
   }, 60_000);
 });

@@ -99,6 +99,13 @@ describe('roost db', () => {
     await t.close({ keep: true });
   });
 
+  it('refuses a PostgreSQL connection string instead of making a file of it', async () => {
+    const r = await run(['export', '--db', 'postgres://roost:secret@127.0.0.1:1/roost']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/pg_dump/);
+    expect(r.err).not.toMatch(/secret/);
+  });
+
   it('reports statistics', async () => {
     const r = await run(['stats', '--db', source, '--json']);
     expect(r.code).toBe(0);

@@ -1,10 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { NostrEvent, VerifiedEvent } from '../../../shared/event.js';
 import { SqliteStore } from '../../../relay/store/sqlite.js';
-import type { WriteResult } from '../../../relay/store/types.js';
+import type { EventStore, WriteResult } from '../../../relay/store/types.js';
+import { PostgresStore } from '../../../relay/store/postgres.js';
+import { postgresSkipReason, startPostgres, type PgServer } from '../../helpers/postgres.js';
 
 // Table-driven storage rules: each case writes a sequence of events and states what each write
 // returns and which ids remain stored. Ids are chosen so tie-breaks are explicit.
@@ -129,16 +131,67 @@ const cases: Case[] = [
   },
 ];
 
-describe('storage rules', () => {
-  let dir: string;
-  let store: SqliteStore;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'roost-rules-'));
-    store = new SqliteStore({ path: join(dir, 'r.db'), now: () => NOW, commitWindowMs: 0, syncMode: 'normal' });
+// Each rule on each backend: SQLite, and PostgreSQL on a throwaway server (a fresh database per case).
+const pgSkip = postgresSkipReason();
+if (pgSkip) console.warn(pgSkip);
+let server: Promise<PgServer> | undefined;
+afterAll(async () => (await server)?.stop());
+
+interface Opened {
+  store: EventStore;
+  /** Stored ids, ascending. */
+  ids(): Promise<string[]>;
+  /** Tag rows whose event is gone. */
+  orphanTags(): Promise<number>;
+  close(): Promise<void>;
+}
+
+const backends: Array<{ name: string; open(): Promise<Opened> }> = [
+  {
+    name: 'sqlite',
+    async open() {
+      const dir = mkdtempSync(join(tmpdir(), 'roost-rules-'));
+      const store = new SqliteStore({ path: join(dir, 'r.db'), now: () => NOW, commitWindowMs: 0, syncMode: 'normal' });
+      return {
+        store,
+        ids: async () => store.db.prepare('SELECT id FROM events ORDER BY id').pluck().all() as string[],
+        orphanTags: async () => store.db.prepare('SELECT COUNT(*) FROM tags WHERE seq NOT IN (SELECT seq FROM events)').pluck().get() as number,
+        async close() {
+          await store.close();
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  },
+  ...(pgSkip
+    ? []
+    : [
+        {
+          name: 'postgres',
+          async open(): Promise<Opened> {
+            server ??= startPostgres({ fast: true });
+            const store = await PostgresStore.open({ url: await (await server).createDatabase(), now: () => NOW });
+            const col = async (sql: string) => (await store.pool.query(sql)).rows.map((r) => Object.values(r)[0]);
+            return {
+              store,
+              ids: async () => (await col('SELECT id FROM events ORDER BY id')) as string[],
+              orphanTags: async () => (await col('SELECT COUNT(*) FROM tags WHERE seq NOT IN (SELECT seq FROM events)'))[0] as number,
+              close: () => store.close(),
+            };
+          },
+        },
+      ]),
+];
+
+describe.each(backends)('storage rules ($name)', (backend) => {
+  let opened: Opened;
+  let store: EventStore;
+  beforeEach(async () => {
+    opened = await backend.open();
+    store = opened.store;
   });
   afterEach(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
+    await opened.close();
   });
 
   it.each(cases)('$name', async ({ writes, outcomes, stored }) => {
@@ -148,10 +201,10 @@ describe('storage rules', () => {
       got.push(r.status === 'rejected' ? (`rejected:${r.reason.split(':')[0]}` as Outcome) : r.status);
     }
     expect(got).toEqual(outcomes);
-    const ids = (store.db.prepare('SELECT id FROM events ORDER BY id').pluck().all() as string[]).map((x) => parseInt(x, 16));
+    const ids = (await opened.ids()).map((x) => parseInt(x, 16));
     expect(ids).toEqual(stored);
     // Tag rows never outlive their event.
-    expect(store.db.prepare('SELECT COUNT(*) FROM tags WHERE seq NOT IN (SELECT seq FROM events)').pluck().get()).toBe(0);
+    expect(await opened.orphanTags()).toBe(0);
   });
 
   it('sequence numbers increase and are never reused after the newest event is deleted', async () => {
@@ -162,6 +215,7 @@ describe('storage rules', () => {
     const e = await store.write(ev(5, { kind: 1 }));
     const seqs = [a, b, c, d, e].map((r) => (r.status === 'stored' ? r.seq : -1));
     expect(seqs).toEqual([1, 2, 3, 4, 5]);
+    await store.catchUp();
     expect(store.lastSeq()).toBe(5);
   });
 
@@ -176,10 +230,10 @@ describe('storage rules', () => {
     await store.write(ev(1, { tags: [['expiration', String(NOW - 1)]] }));
     await store.write(ev(2, { tags: [['expiration', String(NOW + 100)]] }));
     await store.write(ev(3, {}));
-    expect(store.query([{}]).length).toBe(2);
-    expect(store.count([{}])).toBe(2);
-    expect(store.sweepExpired(NOW)).toBe(1);
-    expect(store.sweepExpired(NOW + 100)).toBe(1);
-    expect(store.db.prepare('SELECT COUNT(*) FROM events').pluck().get()).toBe(1);
+    expect((await store.query([{}])).length).toBe(2);
+    expect(await store.count([{}])).toBe(2);
+    expect(await store.sweepExpired(NOW)).toBe(1);
+    expect(await store.sweepExpired(NOW + 100)).toBe(1);
+    expect((await opened.ids()).length).toBe(1);
   });
 });
