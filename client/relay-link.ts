@@ -533,22 +533,7 @@ export class RelayLink extends Emitter<LinkEvents> {
     const identity = this.#opts.identity;
     if (!identity || challenge === this.#answered) return;
     this.#answered = challenge;
-    // Sent first: the relay has them before the main AUTH's OK makes the link ready (answers are not awaited).
-    for (const extra of this.#opts.alsoAuth()) {
-      this.#send([
-        'AUTH',
-        extra.sign({
-          kind: Kind.ClientAuth,
-          created_at: Math.floor(this.#opts.now() / 1000),
-          tags: [
-            ['relay', this.url],
-            ['challenge', challenge],
-          ],
-          content: '',
-        }),
-      ]);
-    }
-    const auth = identity.sign({
+    const template = {
       kind: Kind.ClientAuth,
       created_at: Math.floor(this.#opts.now() / 1000),
       tags: [
@@ -556,7 +541,10 @@ export class RelayLink extends Emitter<LinkEvents> {
         ['challenge', challenge],
       ],
       content: '',
-    });
+    };
+    // Sent first: the relay has them before the main AUTH's OK makes the link ready (answers are not awaited).
+    for (const extra of this.#opts.alsoAuth()) this.#send(['AUTH', extra.sign(template)]);
+    const auth = identity.sign(template);
     this.#authEventId = auth.id;
     this.#send(['AUTH', auth]);
   }

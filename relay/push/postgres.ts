@@ -5,8 +5,9 @@ import type { NostrEvent } from '../../shared/event.js';
 import { makeReason } from '../../shared/reason.js';
 import { parsePublicUrls } from '../relay-url.js';
 import { getRetryDelay, TokenBucket } from './backoff.js';
-import { ConversationKeyCache, getUnconfiguredPlatform, getWakeTargets, parseWakeRegistration, type WakeRegistrationResult } from './registration.js';
+import { admitWakeRegistration, ConversationKeyCache, type WakeRegistrationResult } from './registration.js';
 import { createWakeSenders, describeWake, getConfiguredPlatforms, type WakeDescription } from './senders.js';
+import type { DeliveryRow } from './store.js';
 import type { PushStats, PushWakeConfig } from './wake.js';
 import { systemClock, type PushClock, type SendOutcome, type WakeHint, type WakePlatform, type WakeSenders, type WakeTarget } from './types.js';
 
@@ -117,14 +118,9 @@ class SharedPushWakeService implements SharedPushWake {
 
   async handleWakeRegistration(event: NostrEvent): Promise<WakeRegistrationResult> {
     try {
-      const parsed = parseWakeRegistration(event, this.#keys);
-      if (!parsed.ok) {
-        this.#log.info({ event: event.id, agent: event.pubkey, reason: parsed.reason }, 'wake registration refused');
-        return parsed;
-      }
-      const targets = getWakeTargets(parsed.registration);
-      const missing = getUnconfiguredPlatform(targets, this.#configured);
-      if (missing) return { ok: false, reason: makeReason('restricted', `${missing} wake is not configured on this relay`) };
+      const admitted = admitWakeRegistration(event, this.#keys, this.#configured, this.#log);
+      if (!admitted.ok) return admitted;
+      const { targets } = admitted;
       const now = this.#clock.now();
       const client = await this.#pool.connect();
       try {
@@ -282,17 +278,7 @@ class SharedPushWakeService implements SharedPushWake {
    */
   async #claim(now: number, room: number): Promise<Claimed[]> {
     const rows = (
-      await this.#pool.query<{
-        owner: string;
-        platform: WakePlatform;
-        token: string;
-        seq: number;
-        queued_at: number;
-        attempts: number;
-        topic: string | null;
-        environment: WakeTarget['environment'] | null;
-        mode: 'background' | 'alert' | null;
-      }>(
+      await this.#pool.query<Omit<DeliveryRow, 'registered_at'>>(
         `WITH s AS (SELECT owner, platform, token FROM push_deliveries WHERE due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED),
          u AS (UPDATE push_deliveries d SET due_at = $3, attempts = d.attempts + 1 FROM s
                WHERE d.owner = s.owner AND d.platform = s.platform AND d.token = s.token RETURNING d.*)

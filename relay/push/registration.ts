@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import * as nip44 from 'nostr-tools/nip44';
 import * as ecc from 'tiny-secp256k1';
+import type { Logger } from 'pino';
 import type { NostrEvent } from '../../shared/event.js';
 import { Kind } from '../../shared/kinds.js';
 import { makeReason } from '../../shared/reason.js';
@@ -98,4 +99,25 @@ export function getWakeTargets(registration: WakeRegistration): WakeTarget[] {
 /** The first platform a registration uses that the relay has no sender for, if any. */
 export function getUnconfiguredPlatform(targets: readonly WakeTarget[], configured: ReadonlySet<WakePlatform>): WakePlatform | undefined {
   return targets.find((t) => !configured.has(t.platform))?.platform;
+}
+
+/**
+ * A registration's wake targets, or its refusal: the payload does not read, or it names a platform
+ * this relay has no sender for. A refused payload is the client's mistake, logged at info.
+ */
+export function admitWakeRegistration(
+  event: NostrEvent,
+  keys: ConversationKeyCache,
+  configured: ReadonlySet<WakePlatform>,
+  log: Pick<Logger, 'info'>,
+): { ok: true; targets: WakeTarget[] } | { ok: false; reason: string } {
+  const parsed = parseWakeRegistration(event, keys);
+  if (!parsed.ok) {
+    log.info({ event: event.id, agent: event.pubkey, reason: parsed.reason }, 'wake registration refused');
+    return parsed;
+  }
+  const targets = getWakeTargets(parsed.registration);
+  const missing = getUnconfiguredPlatform(targets, configured);
+  if (missing) return { ok: false, reason: makeReason('restricted', `${missing} wake is not configured on this relay`) };
+  return { ok: true, targets };
 }

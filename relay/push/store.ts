@@ -27,7 +27,8 @@ export interface OwnerWindow {
   windowCount: number;
 }
 
-interface DeliveryRow {
+/** A due push as both stores read it (snake_case columns). */
+export interface DeliveryRow {
   owner: string;
   platform: WakePlatform;
   token: string;

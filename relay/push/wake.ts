@@ -7,7 +7,7 @@ import { makeReason } from '../../shared/reason.js';
 import type { RelayConfig } from '../config.js';
 import type { RelayIdentity } from '../identity.js';
 import { getRetryDelay, TokenBucket } from './backoff.js';
-import { ConversationKeyCache, getUnconfiguredPlatform, getWakeTargets, parseWakeRegistration, type WakeRegistrationResult } from './registration.js';
+import { admitWakeRegistration, ConversationKeyCache, type WakeRegistrationResult } from './registration.js';
 import { createWakeSenders, describeWake, getConfiguredPlatforms, type PushConfig, type WakeDescription } from './senders.js';
 import { PushStore, type DueDelivery } from './store.js';
 import { systemClock, type PushClock, type SendOutcome, type WakeHint, type WakePlatform, type WakeSenders } from './types.js';
@@ -152,14 +152,9 @@ class PushWakeService implements PushWake {
 
   handleWakeRegistration(event: NostrEvent): WakeRegistrationResult {
     try {
-      const parsed = parseWakeRegistration(event, this.#keys);
-      if (!parsed.ok) {
-        this.#log.info({ event: event.id, agent: event.pubkey, reason: parsed.reason }, 'wake registration refused');
-        return parsed;
-      }
-      const targets = getWakeTargets(parsed.registration);
-      const missing = getUnconfiguredPlatform(targets, this.#configured);
-      if (missing) return { ok: false, reason: makeReason('restricted', `${missing} wake is not configured on this relay`) };
+      const admitted = admitWakeRegistration(event, this.#keys, this.#configured, this.#log);
+      if (!admitted.ok) return admitted;
+      const { targets } = admitted;
       const inForce = this.#store.getRegistrationTime(event.pubkey);
       if (inForce !== undefined && event.created_at < inForce) {
         return { ok: false, reason: makeReason('invalid', 'a newer wake registration is already in force') };

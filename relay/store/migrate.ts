@@ -38,14 +38,7 @@ export function migrate(db: Database, migrations: readonly Migration[] = readMig
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
   const applied = new Set((db.prepare('SELECT version FROM schema_migrations').all() as Array<{ version: number }>).map((r) => r.version));
-  const known = new Set(migrations.map((m) => m.version));
-  const unknown = [...applied].filter((v) => !known.has(v));
-  if (unknown.length > 0) {
-    throw new RoostError(
-      'ROOST_ERR_SCHEMA_NEWER',
-      `database schema has migrations ${unknown.join(', ')} that this version of Roost does not know; upgrade Roost`,
-    );
-  }
+  assertKnownMigrations(applied, migrations);
   const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
   const done: number[] = [];
   for (const m of migrations) {
@@ -57,4 +50,16 @@ export function migrate(db: Database, migrations: readonly Migration[] = readMig
     done.push(m.version);
   }
   return done;
+}
+
+/** Refuses a database that a newer Roost migrated: it holds migrations this version does not know. */
+export function assertKnownMigrations(applied: ReadonlySet<number>, migrations: ReadonlyArray<{ version: number }>): void {
+  const known = new Set(migrations.map((m) => m.version));
+  const unknown = [...applied].filter((v) => !known.has(v));
+  if (unknown.length > 0) {
+    throw new RoostError(
+      'ROOST_ERR_SCHEMA_NEWER',
+      `database schema has migrations ${unknown.join(', ')} that this version of Roost does not know; upgrade Roost`,
+    );
+  }
 }

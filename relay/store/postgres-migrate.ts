@@ -1,8 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type pg from 'pg';
-import { RoostError } from '../config.js';
-import { findMigrationsDir, type Migration } from './migrate.js';
+import { assertKnownMigrations, findMigrationsDir, type Migration } from './migrate.js';
 
 /** Reads migrations/postgres/NNNN_name.sql in version order. */
 export function readPostgresMigrations(dir = join(findMigrationsDir(), 'postgres')): Migration[] {
@@ -26,14 +25,7 @@ export async function migratePostgres(client: pg.ClientBase, migrations: readonl
     await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
       version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`);
     const applied = new Set((await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
-    const known = new Set(migrations.map((m) => m.version));
-    const unknown = [...applied].filter((v) => !known.has(v));
-    if (unknown.length > 0) {
-      throw new RoostError(
-        'ROOST_ERR_SCHEMA_NEWER',
-        `database schema has migrations ${unknown.join(', ')} that this version of Roost does not know; upgrade Roost`,
-      );
-    }
+    assertKnownMigrations(applied, migrations);
     const done: number[] = [];
     for (const m of migrations) {
       if (applied.has(m.version)) continue;

@@ -96,3 +96,20 @@ export class RawClient {
     this.ws.close();
   }
 }
+
+/**
+ * Publishes `events` spread round-robin over `clients`, each keeping `inFlight` events unanswered
+ * at most; resolves when every one has its OK.
+ */
+export async function publishSpread(clients: RawClient[], events: Array<{ id: string }>, inFlight = 16): Promise<void> {
+  await Promise.all(
+    clients.map(async (p, pi) => {
+      const mine = events.filter((_, i) => i % clients.length === pi);
+      for (let i = 0; i < mine.length; i += inFlight) {
+        const batch = mine.slice(i, i + inFlight);
+        for (const e of batch) p.send(['EVENT', e]);
+        await Promise.all(batch.map((e) => p.ok(e.id)));
+      }
+    }),
+  );
+}

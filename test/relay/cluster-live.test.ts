@@ -4,7 +4,7 @@ import { PostgresStore } from '../../relay/store/postgres.js';
 import { createPgDatabase } from '../helpers/backends.js';
 import { makeKey, nowSeconds, signEvent } from '../helpers/events.js';
 import { postgresSkipReason } from '../helpers/postgres.js';
-import { RawClient } from '../helpers/raw-client.js';
+import { publishSpread, RawClient } from '../helpers/raw-client.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -36,16 +36,7 @@ describe.skipIf(skip !== undefined)('cluster: stored → live across instances',
     const events = Array.from({ length: TOTAL }, (_, i) => signEvent(author, { content: `m${i}`, created_at: base + i }));
     const pubs = [await RawClient.connect(a.url), await RawClient.connect(b.url)];
     const sub = await RawClient.connect(c.url);
-    const publishing = Promise.all(
-      pubs.map(async (p, pi) => {
-        const mine = events.filter((_, i) => i % 2 === pi);
-        for (let i = 0; i < mine.length; i += 16) {
-          const batch = mine.slice(i, i + 16);
-          for (const e of batch) p.send(['EVENT', e]);
-          await Promise.all(batch.map((e) => p.ok(e.id)));
-        }
-      }),
-    );
+    const publishing = publishSpread(pubs, events);
     const subIds: string[] = [];
     let n = 0;
     let done = false;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NostrEvent } from '../../shared/event.js';
 import { makeKey, nowSeconds, signEvent } from '../helpers/events.js';
-import { RawClient } from '../helpers/raw-client.js';
+import { publishSpread, RawClient } from '../helpers/raw-client.js';
 import type { TestRelay } from '../helpers/relay.js';
 import { testBackends } from '../helpers/backends.js';
 import { waitFor } from '../helpers/wait.js';
@@ -21,19 +21,8 @@ describe.each(testBackends())('stored → live hand-over ($name)', (backend) => 
     const events = Array.from({ length: TOTAL }, (_, i) => signEvent(author, { content: `m${i}`, created_at: base + i }));
     const pubs = await Promise.all([1, 2, 3].map(() => RawClient.connect(t.url)));
     const sub = await RawClient.connect(t.url);
-    const publishing = (async () => {
-      // Three publishers, each keeping 16 events in flight.
-      await Promise.all(
-        pubs.map(async (p, pi) => {
-          const mine = events.filter((_, i) => i % 3 === pi);
-          for (let i = 0; i < mine.length; i += 16) {
-            const batch = mine.slice(i, i + 16);
-            for (const e of batch) p.send(['EVENT', e]);
-            await Promise.all(batch.map((e) => p.ok(e.id)));
-          }
-        }),
-      );
-    })();
+    // Three publishers, each keeping 16 events in flight.
+    const publishing = publishSpread(pubs, events);
     const subIds: string[] = [];
     let n = 0;
     let done = false;
