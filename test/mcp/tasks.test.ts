@@ -131,6 +131,13 @@ describe('task and decision tools of roost mcp (two bridges, SDK client, real re
     await waitFor(async () => (await call<{ offers: unknown[] }>(asker.client, 'task_status', { task })).offers.length === 1, 'the offer');
     await call(asker.client, 'task_accept', { task });
     await call(worker.client, 'task_update', { task, state: 'working', text: 'started' });
+    const { proposal } = await call<{ proposal: string }>(asker.client, 'decision_propose', {
+      question: 'ship it?',
+      options: ['yes', 'no'],
+      voters: [w0.npub],
+      veto_holders: [w0.npub],
+      deadline_s: 600,
+    });
     await Promise.all([asker.close(), worker.close()]);
 
     for (const h of homes) expect((await as(h.dir, 'rotate')).code).toBe(0);
@@ -157,6 +164,9 @@ describe('task and decision tools of roost mcp (two bridges, SDK client, real re
     await waitFor(async () => (await call<TaskDetail>(worker.client, 'task_status', { task })).state === 'working', 'the answer');
     await call(worker.client, 'task_update', { task, state: 'completed', text: 'section 2, summarised' });
     expect(await call(asker.client, 'task_result', { task, wait_s: 20 })).toMatchObject({ done: true, state: 'completed', result: 'section 2, summarised' });
+    // a voter listed by its earlier key votes with its new key, and is counted
+    await call(worker.client, 'decision_vote', { proposal, choice: 'yes' });
+    expect(await call(asker.client, 'decision_tally', { proposal })).toMatchObject({ counts: { yes: 1 }, turnout: 1 });
     // the requester's new key is still the requester: it cannot offer on its own request
     expect(await callError(asker.client, 'task_offer', { task })).toMatch(/your own request/);
   });
