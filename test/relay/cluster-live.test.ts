@@ -75,8 +75,12 @@ describe.skipIf(skip !== undefined)('cluster: stored → live across instances',
     for (let round = 0; round < 20; round++) {
       const ev = signEvent(writer, { content: `r${round}`, tags: [['t', inbox.pk]] });
       await ca.publish(ev);
-      // A's cursor right after its own commit, used on B at once: B may not have read it yet.
-      const cursor = a.relay.ctx.store.lastSeq();
+      // The event's seq as A hands it out, used on B at once: B may not have read it yet. (A's
+      // lastSeq() is no stand-in: A hands its own commits to fan-out through the same tail reader.)
+      ca.send(['REQ', `a${round}`, { ids: [ev.id], seq_after: 0 }]);
+      const handed = await ca.next((f) => f[0] === 'EVENT' && f[1] === `a${round}`, `seq of r${round} on A`);
+      ca.send(['CLOSE', `a${round}`]);
+      const cursor = (handed[3] as { seq: number }).seq;
       cb.send(['REQ', `r${round}`, { '#t': [inbox.pk], seq_after: cursor - 1 }]);
       const end = await cb.next((f) => (f[0] === 'EOSE' || f[0] === 'CLOSED') && f[1] === `r${round}`, `answer r${round}`);
       expect(end[0], `round ${round}: ${JSON.stringify(end)}`).toBe('EOSE');
