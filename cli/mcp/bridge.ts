@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClientError, createNodeAgent, loadOrCreateKeyFile, parsePubkey, type Agent, type AgentInfo } from '../../client/node/index.js';
 import { Mailbox } from './mailbox.js';
@@ -30,7 +31,11 @@ export class Bridge {
     this.home = opts.home;
     const key = loadOrCreateKeyFile(join(opts.home, 'agent.key'));
     this.keyCreated = key.created;
-    this.agent = createNodeAgent({ home: opts.home, relays: opts.relays, identity: key.identity });
+    // A home with a key event log (`roost agent identity|rotate`) runs on its key ring, as `roost agent` does: the
+    // log is published, mail to retired keys is read during their grace period, and the task tools know every key
+    // of the log as this agent's. A bare key stays a bare key.
+    const ring = existsSync(join(opts.home, 'agent.kel.jsonl')) ? { keyRing: true } : { identity: key.identity };
+    this.agent = createNodeAgent({ home: opts.home, relays: opts.relays, ...ring });
     this.mailbox = new Mailbox(join(opts.home, 'mcp.db'));
     // Committed to mcp.db before this returns, hence before the agent moves the relay's cursor.
     this.agent.onMessage((m) => {

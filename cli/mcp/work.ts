@@ -7,8 +7,10 @@ import {
   getNpub,
   getTaskChain,
   getTaskRequest,
+  makePriorKeys,
   makeWorkHost,
   TaskKind,
+  type PriorKeys,
   type Proposal,
   type TaskChain,
   type TaskState,
@@ -44,10 +46,21 @@ const iso = (sec: number) => new Date(sec * 1000).toISOString().replace('.000Z',
 const cut = (s: string, max = TASK_TEXT_CHARS) => (s.length > max ? `${s.slice(0, max)}…` : s);
 const text = (value: unknown): CallToolResult => ({ content: [{ type: 'text', text: JSON.stringify(value) }] });
 
+/**
+ * This agent in its own key event log (docs/identity.md): `isMe` holds for every key of the log, so a task
+ * requested, offered on or given to an earlier key is still this agent's; `priorKeys` (the helper the relay's
+ * task policy and `agent.tasks` use) lets the current key act for a party named by an earlier one.
+ */
+interface Me {
+  readonly pubkey: string;
+  isMe(pubkey: string | undefined): boolean;
+  readonly priorKeys: PriorKeys;
+}
+
 /** A task in a few fields: what an LLM needs to decide its next call. */
-function taskSummary(c: TaskChain, me: string) {
+function taskSummary(c: TaskChain, me: Me) {
   const last = c.steps.at(-1);
-  const role = c.request.requester === me ? 'requester' : c.worker === me || c.request.worker === me ? 'worker' : 'other';
+  const role = me.isMe(c.request.requester) ? 'requester' : me.isMe(c.worker) || me.isMe(c.request.worker) ? 'worker' : 'other';
   return {
     task: c.request.id,
     state: c.state,
@@ -57,16 +70,16 @@ function taskSummary(c: TaskChain, me: string) {
     requester: getNpub(c.request.requester),
     ...(c.worker ? { worker: getNpub(c.worker) } : {}),
     offers: c.offers.length,
-    ...(c.offers.some((o) => o.worker === me) ? { offered_by_me: true } : {}),
+    ...(c.offers.some((o) => me.isMe(o.worker)) ? { offered_by_me: true } : {}),
     ...(last
-      ? { last_step: { state: last.state, by: last.author === me ? 'me' : getNpub(last.author), at: iso(last.createdAt), text: cut(last.content, 200) } }
+      ? { last_step: { state: last.state, by: me.isMe(last.author) ? 'me' : getNpub(last.author), at: iso(last.createdAt), text: cut(last.content, 200) } }
       : {}),
     at: iso(c.request.createdAt),
   };
 }
 
 /** The task in full (bounded): offers, steps, and what this agent may do next. */
-function taskDetail(c: TaskChain, me: string) {
+function taskDetail(c: TaskChain, me: Me) {
   const steps = c.steps.slice(-20);
   return {
     ...taskSummary(c, me),
@@ -77,7 +90,7 @@ function taskDetail(c: TaskChain, me: string) {
     offers: c.offers
       .slice(0, 20)
       .map((o) => ({ offer: o.id, worker: getNpub(o.worker), note: cut(o.note, 200), ...(o.price ? { price: o.price } : {}), at: iso(o.createdAt) })),
-    steps: steps.map((s) => ({ state: s.state, by: s.author === me ? 'me' : getNpub(s.author), at: iso(s.createdAt), text: cut(s.content) })),
+    steps: steps.map((s) => ({ state: s.state, by: me.isMe(s.author) ? 'me' : getNpub(s.author), at: iso(s.createdAt), text: cut(s.content) })),
     ...(c.steps.length > steps.length ? { earlier_steps: c.steps.length - steps.length } : {}),
     ...(c.ignored.length ? { ignored_events: c.ignored.length } : {}),
     next: nextMoves(c, me),
@@ -85,14 +98,14 @@ function taskDetail(c: TaskChain, me: string) {
 }
 
 /** What this agent may do now, in words an LLM acts on. */
-function nextMoves(c: TaskChain, me: string): string {
-  const requester = c.request.requester === me;
-  const worker = c.worker === me;
+function nextMoves(c: TaskChain, me: Me): string {
+  const requester = me.isMe(c.request.requester);
+  const worker = me.isMe(c.worker);
   switch (c.state) {
     case 'submitted':
       if (requester) return c.offers.length ? 'accept an offer with task_accept, or task_cancel' : 'wait for offers (task_status again later), or task_cancel';
-      if (c.request.worker === me) return 'addressed to you: take it with task_update state "working", or decline with state "rejected"';
-      return c.offers.some((o) => o.worker === me) ? 'you offered: wait for the requester to accept' : 'offer to do it with task_offer';
+      if (me.isMe(c.request.worker)) return 'addressed to you: take it with task_update state "working", or decline with state "rejected"';
+      return c.offers.some((o) => me.isMe(o.worker)) ? 'you offered: wait for the requester to accept' : 'offer to do it with task_offer';
     case 'working':
       if (worker) return 'do the work; report with task_update: "working" (progress), "input-required", "completed" (text = the result) or "failed"';
       if (requester) return 'the worker is on it: wait with task_result, or task_cancel';
@@ -107,12 +120,14 @@ function nextMoves(c: TaskChain, me: string): string {
 }
 
 /** Fails with the reason the step would be refused (the relay's own rule), before signing anything. */
-function precheck(c: TaskChain, me: string, state: TaskState, worker: string | undefined, offer?: TaskChain['offers'][number]): void {
+function precheck(c: TaskChain, me: Me, state: TaskState, worker: string | undefined, offer?: TaskChain['offers'][number]): void {
+  const createdAt = Math.floor(Date.now() / 1000);
   const why = checkTaskStep(
     c.request,
     { state: c.state, worker: c.worker },
-    { id: '', author: me, root: c.request.id, prev: c.head, state, worker, offer: offer?.id, content: '', createdAt: 0 },
+    { id: '', author: me.pubkey, root: c.request.id, prev: c.head, state, worker, offer: offer?.id, content: '', createdAt },
     offer,
+    me.priorKeys,
   );
   if (why !== undefined) throw new ClientError('ROOST_ERR_BAD_INPUT', `refused: ${why} (task is ${c.state}; ${nextMoves(c, me)})`);
 }
@@ -130,11 +145,24 @@ async function chainsOf(host: WorkHost, requests: ReturnType<typeof getTaskReque
   );
 }
 
+/** This agent's keys: those of its own key event log when it has one (the work host's `ownKeys`), else its key. */
+function ownKeys(bridge: Bridge): Me & { keys: ReadonlySet<string> } {
+  const agent = bridge.agent;
+  const keys = new Set([agent.pubkey, ...(makeWorkHost(agent).ownKeys?.() ?? [])]);
+  return {
+    pubkey: agent.pubkey,
+    keys,
+    isMe: (pubkey) => pubkey !== undefined && keys.has(pubkey),
+    priorKeys: makePriorKeys(agent.keyLog ? [agent.keyLog] : []),
+  };
+}
+
 /** Registers the task tools (docs/tasks.md) on an MCP server. */
 export function registerTaskTools(server: McpServer, bridge: Bridge): void {
   const agent = bridge.agent;
-  const me = agent.pubkey;
   const host = makeWorkHost(agent);
+  const me = ownKeys(bridge);
+  const mine = [...me.keys];
   const status = async (id: string) => {
     await agent.whenConnected(5000, 1);
     return agent.tasks.status(id);
@@ -165,7 +193,7 @@ export function registerTaskTools(server: McpServer, bridge: Bridge): void {
     },
     async ({ capability, input, input_ref, deadline_s, budget, worker }) => {
       const w = worker === undefined ? undefined : await bridge.resolveRecipient(worker);
-      if (w === me) throw new ClientError('ROOST_ERR_BAD_INPUT', 'worker is yourself: address the task to another agent, or leave worker out');
+      if (me.isMe(w)) throw new ClientError('ROOST_ERR_BAD_INPUT', 'worker is yourself: address the task to another agent, or leave worker out');
       await agent.whenConnected(5000, 1);
       const { id } = await agent.tasks.request({
         capabilities: typeof capability === 'string' ? [capability] : capability,
@@ -198,12 +226,12 @@ export function registerTaskTools(server: McpServer, bridge: Bridge): void {
       const max = limit ?? 20;
       let requests;
       if (role === 'requester') {
-        requests = (await host.query([{ kinds: [TaskKind.Request], authors: [me], limit: 200 }])).map(getTaskRequest);
+        requests = (await host.query([{ kinds: [TaskKind.Request], authors: mine, limit: 200 }])).map(getTaskRequest);
       } else if (role === 'worker') {
         const refs = await host.query([
-          { kinds: [TaskKind.Request], '#p': [me], limit: 200 },
-          { kinds: [TaskKind.Step], '#p': [me], limit: 500 },
-          { kinds: [TaskKind.Step], authors: [me], limit: 500 },
+          { kinds: [TaskKind.Request], '#p': mine, limit: 200 },
+          { kinds: [TaskKind.Step], '#p': mine, limit: 500 },
+          { kinds: [TaskKind.Step], authors: mine, limit: 500 },
         ]);
         const direct = refs.filter((e) => e.kind === TaskKind.Request);
         const roots = [
@@ -215,16 +243,16 @@ export function registerTaskTools(server: McpServer, bridge: Bridge): void {
         requests = [...direct, ...more].map(getTaskRequest);
       } else {
         let caps = capabilities ?? [];
-        if (caps.length === 0) caps = (await agent.discover({})).find((a) => a.pubkey === me)?.capabilities ?? [];
+        if (caps.length === 0) caps = (await agent.discover({})).find((a) => a.pubkey === me.pubkey)?.capabilities ?? [];
         if (caps.length === 0)
           throw new ClientError('ROOST_ERR_BAD_INPUT', 'role "open" needs capabilities: pass them, or publish your card with card {capabilities}');
         const since = Math.floor(Date.now() / 1000) - 7 * 24 * 3600;
         requests = (await host.query([{ kinds: [TaskKind.Request], '#c': caps, since, limit: 200 }]))
           .map(getTaskRequest)
-          .filter((r) => r && r.requester !== me && (r.worker === undefined || r.worker === me));
+          .filter((r) => r && !me.isMe(r.requester) && (r.worker === undefined || me.isMe(r.worker)));
       }
       let chains = await chainsOf(host, requests);
-      if (role === 'worker') chains = chains.filter((c) => c.worker === me || c.request.worker === me);
+      if (role === 'worker') chains = chains.filter((c) => me.isMe(c.worker) || me.isMe(c.request.worker));
       if (role === 'open') chains = chains.filter((c) => c.state === 'submitted');
       if (active_only) chains = chains.filter((c) => !['completed', 'failed', 'canceled', 'rejected'].includes(c.state));
       chains.sort((a, b) => b.request.createdAt - a.request.createdAt || (a.request.id < b.request.id ? -1 : 1));
@@ -254,9 +282,9 @@ export function registerTaskTools(server: McpServer, bridge: Bridge): void {
     },
     async ({ task, note, price }) => {
       const c = await status(task);
-      if (c.request.requester === me) throw new ClientError('ROOST_ERR_BAD_INPUT', 'this is your own request: you cannot offer on it');
+      if (me.isMe(c.request.requester)) throw new ClientError('ROOST_ERR_BAD_INPUT', 'this is your own request: you cannot offer on it');
       if (c.state !== 'submitted') throw new ClientError('ROOST_ERR_BAD_INPUT', `the task is ${c.state}: offers are only taken while it is submitted`);
-      if (c.request.worker !== undefined && c.request.worker !== me) throw new ClientError('ROOST_ERR_BAD_INPUT', 'the task is addressed to another worker');
+      if (c.request.worker !== undefined && !me.isMe(c.request.worker)) throw new ClientError('ROOST_ERR_BAD_INPUT', 'the task is addressed to another worker');
       const offer = await agent.tasks.offer(task, { note, price });
       return text({ offer, task, next: 'wait for the requester to accept (task_list role "worker", or inbox)' });
     },
@@ -299,7 +327,7 @@ export function registerTaskTools(server: McpServer, bridge: Bridge): void {
     },
     async ({ task, state, text: body }) => {
       const c = await status(task);
-      precheck(c, me, state, c.worker ?? me);
+      precheck(c, me, state, c.worker ?? me.pubkey);
       return text(taskDetail(await agent.tasks.update(task, state, body ?? ''), me));
     },
   );
@@ -390,6 +418,7 @@ function tallySummary(t: Tally, p: Proposal) {
 /** Registers the decision tools (docs/decisions.md) on an MCP server. */
 export function registerDecisionTools(server: McpServer, bridge: Bridge): void {
   const agent = bridge.agent;
+  const me = ownKeys(bridge);
   const resolveAll = async (refs: readonly string[]) => [...new Set(await Promise.all(refs.map((r) => bridge.resolveRecipient(r))))];
 
   server.registerTool(
@@ -461,11 +490,11 @@ export function registerDecisionTools(server: McpServer, bridge: Bridge): void {
       const now = Math.floor(Date.now() / 1000);
       if (now > p.deadline) throw new ClientError('ROOST_ERR_BAD_INPUT', `voting closed at ${iso(p.deadline)}`);
       if (choice === 'veto') {
-        if (!p.vetoHolders.includes(agent.pubkey)) throw new ClientError('ROOST_ERR_BAD_INPUT', 'you hold no veto on this proposal: choose an option');
+        if (!p.vetoHolders.some(me.isMe)) throw new ClientError('ROOST_ERR_BAD_INPUT', 'you hold no veto on this proposal: choose an option');
       } else {
         if (!p.options.includes(choice))
           throw new ClientError('ROOST_ERR_BAD_INPUT', `"${choice}" is not an option; choose one of ${JSON.stringify(p.options)}`);
-        if (p.electorate.type === 'pubkeys' && !p.electorate.pubkeys.includes(agent.pubkey))
+        if (p.electorate.type === 'pubkeys' && !p.electorate.pubkeys.some(me.isMe))
           throw new ClientError('ROOST_ERR_BAD_INPUT', 'you are not among the voters of this proposal');
       }
       const ballot = await agent.decisions.vote(proposal, choice);

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startRelay } from '../helpers/relay.js';
 import { waitFor } from '../helpers/wait.js';
-import { startRecordingAgent, tempDir } from '../client/helpers.js';
+import { runCli, startRecordingAgent, tempDir } from '../client/helpers.js';
 import { call, callError, startStdioBridge, type StdioBridge } from './helpers.js';
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -105,6 +105,70 @@ describe('task and decision tools of roost mcp (two bridges, SDK client, real re
     }
     expect(await call(asker.client, 'task_result', { task, wait_s: 0 })).toMatchObject({ done: true, result: 'a short summary' });
     expect(await call(asker.client, 'task_list', { role: 'requester' })).toMatchObject({ tasks: [{ task, state: 'completed', role: 'requester' }] });
+  });
+
+  it('both parties rotate mid-task (roost agent rotate, server restarted): each continues the task with its new key to completion', async () => {
+    const r = await startRelay();
+    cleanups.push(() => r.close());
+    const homes = [tempDir('roost-mcp-'), tempDir('roost-mcp-')];
+    for (const h of homes) cleanups.push(h.cleanup);
+    const as = (home: string, ...args: string[]) => runCli(['--home', home, '--json', ...args], { ROOST_RELAYS: r.url });
+    for (const h of homes) {
+      expect((await as(h.dir, 'keygen')).code).toBe(0);
+      expect((await as(h.dir, 'identity')).code).toBe(0);
+    }
+    const start = async () => {
+      const [asker, worker] = await Promise.all(homes.map((h) => startStdioBridge(h.dir, [r.url])));
+      return { asker: asker!, worker: worker! };
+    };
+    let { asker, worker } = await start();
+    const w0 = await call<{ npub: string; pubkey: string }>(worker.client, 'whoami');
+    const a0 = await call<{ npub: string; pubkey: string }>(asker.client, 'whoami');
+    await call(worker.client, 'card', { name: 'summariser', capabilities: ['summarise'] });
+    const { task } = await call<{ task: string }>(asker.client, 'task_request', { capability: 'summarise', input: 'the paper' });
+    await waitFor(async () => (await call<{ tasks: TaskSummary[] }>(worker.client, 'task_list', { role: 'open' })).tasks.length === 1, 'the open request');
+    await call(worker.client, 'task_offer', { task });
+    await waitFor(async () => (await call<{ offers: unknown[] }>(asker.client, 'task_status', { task })).offers.length === 1, 'the offer');
+    await call(asker.client, 'task_accept', { task });
+    await call(worker.client, 'task_update', { task, state: 'working', text: 'started' });
+    const { proposal } = await call<{ proposal: string }>(asker.client, 'decision_propose', {
+      question: 'ship it?',
+      options: ['yes', 'no'],
+      voters: [w0.npub],
+      veto_holders: [w0.npub],
+      deadline_s: 600,
+    });
+    await Promise.all([asker.close(), worker.close()]);
+
+    for (const h of homes) expect((await as(h.dir, 'rotate')).code).toBe(0);
+    ({ asker, worker } = await start());
+    cleanups.push(
+      () => asker.close(),
+      () => worker.close(),
+    );
+    const w1 = await call<{ pubkey: string }>(worker.client, 'whoami');
+    const a1 = await call<{ pubkey: string }>(asker.client, 'whoami');
+    expect([w1.pubkey, a1.pubkey]).not.toContain(w0.pubkey);
+    expect(a1.pubkey).not.toBe(a0.pubkey);
+
+    // the worker's new key still finds the task given to its earlier key, as its own
+    const mine = await call<{ tasks: TaskSummary[] }>(worker.client, 'task_list', { role: 'worker' });
+    expect(mine.tasks).toMatchObject([{ task, state: 'working', role: 'worker', worker: w0.npub }]);
+    const asked = await call<TaskDetail>(worker.client, 'task_update', { task, state: 'input-required', text: 'which section?' });
+    expect(asked).toMatchObject({ state: 'input-required', role: 'worker', next: 'waiting for the requester to answer' });
+    expect(asked.steps.map((s) => s.by)).toEqual([a0.npub, 'me', 'me']); // accepted by the requester's earlier key; both worker steps are mine
+    // the requester's new key answers as the requester, and sees its task among its requests
+    expect(await call(asker.client, 'task_list', { role: 'requester' })).toMatchObject({ tasks: [{ task, role: 'requester' }] });
+    await waitFor(async () => (await call<TaskDetail>(asker.client, 'task_status', { task })).state === 'input-required', 'the question');
+    expect(await call(asker.client, 'task_update', { task, state: 'working', text: 'section 2' })).toMatchObject({ state: 'working', role: 'requester' });
+    await waitFor(async () => (await call<TaskDetail>(worker.client, 'task_status', { task })).state === 'working', 'the answer');
+    await call(worker.client, 'task_update', { task, state: 'completed', text: 'section 2, summarised' });
+    expect(await call(asker.client, 'task_result', { task, wait_s: 20 })).toMatchObject({ done: true, state: 'completed', result: 'section 2, summarised' });
+    // a voter listed by its earlier key votes with its new key, and is counted
+    await call(worker.client, 'decision_vote', { proposal, choice: 'yes' });
+    expect(await call(asker.client, 'decision_tally', { proposal })).toMatchObject({ counts: { yes: 1 }, turnout: 1 });
+    // the requester's new key is still the requester: it cannot offer on its own request
+    expect(await callError(asker.client, 'task_offer', { task })).toMatch(/your own request/);
   });
 
   it('a proposal with three voters (two bridges, one library agent): every one tallies the same outcome', async () => {
