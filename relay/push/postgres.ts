@@ -7,6 +7,7 @@ import { parsePublicUrls } from '../relay-url.js';
 import { getRetryDelay, TokenBucket } from './backoff.js';
 import { admitWakeRegistration, ConversationKeyCache, type WakeRegistrationResult } from './registration.js';
 import { createWakeSenders, describeWake, getConfiguredPlatforms, type WakeDescription } from './senders.js';
+import { inTransaction } from '../store/postgres-transaction.js';
 import type { DeliveryRow } from './store.js';
 import type { PushStats, PushWakeConfig } from './wake.js';
 import { systemClock, type PushClock, type SendOutcome, type WakeHint, type WakePlatform, type WakeSenders, type WakeTarget } from './types.js';
@@ -122,17 +123,13 @@ class SharedPushWakeService implements SharedPushWake {
       if (!admitted.ok) return admitted;
       const { targets } = admitted;
       const now = this.#clock.now();
-      const client = await this.#pool.connect();
-      try {
-        await client.query('BEGIN');
+      const replaced = await inTransaction(this.#pool, async (client) => {
         // Registrations of one agent take turns across instances (the owner row is locked).
         await client.query('INSERT INTO push_owners (owner, event_created) VALUES ($1, 0) ON CONFLICT (owner) DO NOTHING', [event.pubkey]);
         const inForce = (await client.query<{ event_created: number }>('SELECT event_created FROM push_owners WHERE owner = $1 FOR UPDATE', [event.pubkey]))
           .rows[0]!.event_created;
-        if (inForce > 0 && event.created_at < inForce) {
-          await client.query('ROLLBACK');
-          return { ok: false, reason: makeReason('invalid', 'a newer wake registration is already in force') };
-        }
+        // Refused: the transaction changed nothing (the owner row it may insert already existed).
+        if (inForce > 0 && event.created_at < inForce) return false;
         await client.query('UPDATE push_owners SET event_created = $2 WHERE owner = $1', [event.pubkey, event.created_at]);
         await client.query('DELETE FROM push_channels WHERE owner = $1', [event.pubkey]);
         for (const t of targets) {
@@ -143,13 +140,9 @@ class SharedPushWakeService implements SharedPushWake {
           );
         }
         if (targets.length === 0) await client.query('DELETE FROM push_deliveries WHERE owner = $1', [event.pubkey]);
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
+        return true;
+      });
+      if (!replaced) return { ok: false, reason: makeReason('invalid', 'a newer wake registration is already in force') };
       this.#log.info({ event: event.id, agent: event.pubkey, channels: targets.length }, 'wake registration');
       return { ok: true };
     } catch (err) {
@@ -212,17 +205,13 @@ class SharedPushWakeService implements SharedPushWake {
   /** Turns due wakes into one delivery per channel; each wake is taken by exactly one instance. */
   async #releaseDueWakes(now: number): Promise<void> {
     for (;;) {
-      const client = await this.#pool.connect();
-      let n = 0;
-      try {
-        await client.query('BEGIN');
+      const n = await inTransaction(this.#pool, async (client) => {
         const wakes = (
           await client.query<{ owner: string; seq: number; queued_at: number }>(
             'SELECT owner, seq, queued_at FROM push_wakes WHERE due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED',
             [now, RELEASE_BATCH],
           )
         ).rows;
-        n = wakes.length;
         for (const w of wakes) {
           if (await this.#isOnline(client, w.owner, now)) {
             await client.query('DELETE FROM push_wakes WHERE owner = $1', [w.owner]);
@@ -257,13 +246,8 @@ class SharedPushWakeService implements SharedPushWake {
             windowCount + 1,
           ]);
         }
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
+        return wakes.length;
+      });
       if (n < RELEASE_BATCH) return;
     }
   }
