@@ -95,6 +95,8 @@ export class Replicator {
   readonly #o: ReplicatorOptions;
   readonly #backoff: (attempt: number) => number;
   #ws: WebSocket | undefined;
+  /** The id of this link's AUTH event while its OK is awaited. */
+  #authId: string | undefined;
   #closed = false;
   #attempt = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -149,6 +151,7 @@ export class Replicator {
     this.stats.cursor = this.#o.store.getReplicationCursor(this.key);
     this.stats.live = false;
     this.#neg = undefined;
+    this.#authId = undefined;
     const Impl = this.#o.WebSocketImpl ?? WebSocket;
     const ws = new Impl(this.#o.url, { maxPayload: 64 * 1024 * 1024 });
     this.#ws = ws;
@@ -273,6 +276,10 @@ export class Replicator {
         if (typeof m[1] === 'string') this.#authenticate(m[1]);
         return;
       case 'OK':
+        if (this.#authId === undefined || m[1] !== this.#authId) return;
+        this.#authId = undefined;
+        if (m[2] !== true) this.#o.log.warn({ upstream: this.#o.url, reason: String(m[3]) }, 'upstream refused AUTH; replicating public events only');
+        this.#tail();
         return;
       case 'CLOSED':
         if (m[1] === AUTH_PROBE_ID) {
@@ -303,15 +310,7 @@ export class Replicator {
       },
       sk,
     );
-    const ws = this.#ws;
-    const onOk = (data: WebSocket.RawData) => {
-      const f = JSON.parse(String(data)) as unknown[];
-      if (f[0] !== 'OK' || f[1] !== auth.id) return;
-      ws?.off('message', onOk);
-      if (f[2] !== true) this.#o.log.warn({ upstream: this.#o.url, reason: f[3] }, 'upstream refused AUTH; replicating public events only');
-      this.#tail();
-    };
-    ws?.on('message', onOk);
+    this.#authId = auth.id;
     this.#send(['AUTH', auth]);
   }
 
