@@ -1,16 +1,16 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { NostrEvent } from '../../shared/event.js';
 import { makeReason } from '../../shared/reason.js';
-import { parsePublicUrls } from '../relay-url.js';
-import { getRetryDelay, TokenBucket } from './backoff.js';
+import { TokenBucket } from './backoff.js';
 import { admitWakeRegistration, ConversationKeyCache, type WakeRegistrationResult } from './registration.js';
 import { createWakeSenders, describeWake, getConfiguredPlatforms, type WakeDescription } from './senders.js';
 import { inTransaction } from '../store/postgres-transaction.js';
 import type { DeliveryRow } from './store.js';
 import type { PushStats, PushWakeConfig } from './wake.js';
-import { systemClock, type PushClock, type SendOutcome, type WakeHint, type WakePlatform, type WakeSenders, type WakeTarget } from './types.js';
+import { countDrop, decideWakeRelease, getDropReason, getPushKey, makeWakeCounters, makeWakeHint, planRetry, type DuePush } from './rules.js';
+import { systemClock, type PushClock, type SendOutcome, type WakePlatform, type WakeSenders } from './types.js';
 
 /** Push wake on a database shared by several relays (the cluster's counterpart of wake.ts). */
 export interface SharedPushWake {
@@ -40,17 +40,8 @@ export interface SharedPushWakeDeps {
   random?: () => number;
 }
 
-interface Claimed {
-  owner: string;
-  platform: WakePlatform;
-  token: string;
-  seq: number;
-  queuedAt: number;
-  attempts: number;
-  target: WakeTarget | undefined;
-}
+type Claimed = DuePush;
 
-const HOUR_MS = 3_600_000;
 const RELEASE_BATCH = 256;
 const PUMP_MS = 500;
 
@@ -95,7 +86,7 @@ class SharedPushWakeService implements SharedPushWake {
   readonly #bucket: TokenBucket;
   readonly #leaseMs: number;
   readonly #inFlight = new Map<string, Promise<void>>();
-  readonly #counters = { queued: 0, sent: 0, retried: 0, failed: 0, pruned: 0, cancelled: 0, rateLimited: 0 };
+  readonly #counters = makeWakeCounters();
   #pending = { wakes: 0, deliveries: 0 };
   #pumping: Promise<void> | undefined;
   #timer: (() => void) | undefined;
@@ -220,15 +211,10 @@ class SharedPushWakeService implements SharedPushWake {
           }
           const win = (
             await client.query<{ window_start: number; window_count: number }>('SELECT window_start, window_count FROM push_owners WHERE owner = $1', [w.owner])
-          ).rows[0] ?? { window_start: 0, window_count: 0 };
-          let windowStart = win.window_start;
-          let windowCount = win.window_count;
-          if (now - windowStart >= HOUR_MS) {
-            windowStart = now;
-            windowCount = 0;
-          }
-          if (windowCount >= this.#config.pushAgentWakesPerHour) {
-            await client.query('UPDATE push_wakes SET due_at = $2 WHERE owner = $1', [w.owner, windowStart + HOUR_MS]);
+          ).rows[0];
+          const release = decideWakeRelease(win && { windowStart: win.window_start, windowCount: win.window_count }, now, this.#config.pushAgentWakesPerHour);
+          if (release.kind === 'hold') {
+            await client.query('UPDATE push_wakes SET due_at = $2 WHERE owner = $1', [w.owner, release.until]);
             this.#counters.rateLimited++;
             continue;
           }
@@ -242,8 +228,8 @@ class SharedPushWakeService implements SharedPushWake {
           await client.query('UPDATE push_owners SET last_wake_at = $2, window_start = $3, window_count = $4 WHERE owner = $1', [
             w.owner,
             now,
-            windowStart,
-            windowCount + 1,
+            release.window.windowStart,
+            release.window.windowCount,
           ]);
         }
         return wakes.length;
@@ -283,15 +269,13 @@ class SharedPushWakeService implements SharedPushWake {
   }
 
   async #isSendable(d: Claimed, now: number): Promise<boolean> {
-    let why: 'removed' | 'online' | 'expired' | 'unconfigured' | undefined;
-    if (!d.target) why = 'removed';
-    else if ((await this.#pool.query('SELECT 1 FROM presence WHERE pubkey = $1 AND expires_at > $2 LIMIT 1', [d.owner, now])).rows.length > 0) why = 'online';
-    else if (now >= d.queuedAt + this.#config.pushWakeTtlSeconds * 1000) why = 'expired';
-    else if (!this.#senders[d.platform]) why = 'unconfigured';
+    const online = d.target
+      ? (await this.#pool.query('SELECT 1 FROM presence WHERE pubkey = $1 AND expires_at > $2 LIMIT 1', [d.owner, now])).rows.length > 0
+      : undefined;
+    const why = getDropReason(d, online, now, this.#config, this.#senders);
     if (!why) return true;
     await this.#deleteDelivery(d);
-    if (why === 'removed' || why === 'online') this.#counters.cancelled++;
-    else this.#counters.failed++;
+    countDrop(this.#counters, why);
     this.#log.info({ agent: d.owner, platform: d.platform, why }, 'wake dropped');
     return false;
   }
@@ -302,15 +286,8 @@ class SharedPushWakeService implements SharedPushWake {
 
   #startSend(d: Claimed, now: number): void {
     const attempt = d.attempts + 1;
-    const expiresAtMs = d.queuedAt + this.#config.pushWakeTtlSeconds * 1000;
-    const hint: WakeHint = {
-      relay: parsePublicUrls(this.#config.publicUrl)[0] ?? '',
-      seq: d.seq,
-      collapseId: `roost-${createHash('sha256').update(`${this.#pubkey}\n${this.#config.publicUrl}\n${d.owner}`).digest('hex').slice(0, 32)}`,
-      expiresAt: Math.floor(expiresAtMs / 1000),
-      ttlSeconds: Math.max(0, Math.floor((expiresAtMs - now) / 1000)),
-    };
-    const key = `${d.owner}\u0000${d.platform}\u0000${d.token}`;
+    const hint = makeWakeHint(d, now, this.#config, this.#pubkey);
+    const key = getPushKey(d);
     const p = this.#senders[d.platform]!.send(d.target!, hint)
       .catch((): SendOutcome => ({ kind: 'retry', code: 'sender:exception' }))
       .then((outcome) => this.#settle(d, attempt, outcome, this.#clock.now()))
@@ -328,8 +305,8 @@ class SharedPushWakeService implements SharedPushWake {
         this.#log.info({ ...base, seq: d.seq }, 'wake sent');
         return;
       case 'retry': {
-        const delay = getRetryDelay(attempt, { baseMs: this.#config.pushRetryBaseMs, maxMs: this.#config.pushRetryMaxMs }, this.#random, outcome.retryAfterMs);
-        if (attempt >= this.#config.pushMaxAttempts || now + delay >= d.queuedAt + this.#config.pushWakeTtlSeconds * 1000) {
+        const plan = planRetry(d, attempt, outcome, now, this.#config, this.#random);
+        if (plan.kind === 'give-up') {
           await this.#deleteDelivery(d);
           this.#counters.failed++;
           this.#log.warn({ ...base, code: outcome.code }, 'wake given up');
@@ -339,7 +316,7 @@ class SharedPushWakeService implements SharedPushWake {
           d.owner,
           d.platform,
           d.token,
-          now + delay,
+          plan.at,
           attempt,
         ]);
         this.#counters.retried++;

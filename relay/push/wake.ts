@@ -1,16 +1,15 @@
-import { createHash } from 'node:crypto';
-import { parsePublicUrls } from '../relay-url.js';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import type { NostrEvent } from '../../shared/event.js';
 import { makeReason } from '../../shared/reason.js';
 import type { RelayConfig } from '../config.js';
 import type { RelayIdentity } from '../identity.js';
-import { getRetryDelay, TokenBucket } from './backoff.js';
+import { TokenBucket } from './backoff.js';
 import { admitWakeRegistration, ConversationKeyCache, type WakeRegistrationResult } from './registration.js';
 import { createWakeSenders, describeWake, getConfiguredPlatforms, type PushConfig, type WakeDescription } from './senders.js';
 import { PushStore, type DueDelivery } from './store.js';
-import { systemClock, type PushClock, type SendOutcome, type WakeHint, type WakePlatform, type WakeSenders } from './types.js';
+import { countDrop, decideWakeRelease, getDropReason, getPushKey, makeWakeCounters, makeWakeHint, planRetry } from './rules.js';
+import { systemClock, type PushClock, type SendOutcome, type WakePlatform, type WakeSenders } from './types.js';
 
 /** Settings push wake reads: every push* key, and the public URL it names in wake hints. */
 export type PushWakeConfig = PushConfig & Pick<RelayConfig, 'publicUrl'>;
@@ -92,7 +91,6 @@ export interface PushWake {
   close(): Promise<void>;
 }
 
-const HOUR_MS = 3_600_000;
 const MAX_TIMER_MS = 60_000;
 const RELEASE_BATCH = 256;
 /** An unchanged registration younger than this is not rewritten. */
@@ -125,7 +123,7 @@ class PushWakeService implements PushWake {
   #deferredWakes: Array<{ owner: string; seq: number; now: number }> = [];
   #settled: Array<{ d: DueDelivery; attempt: number; outcome: SendOutcome }> = [];
   #flushScheduled = false;
-  readonly #counters = { queued: 0, sent: 0, retried: 0, failed: 0, pruned: 0, cancelled: 0, rateLimited: 0 };
+  readonly #counters = makeWakeCounters();
   #started = false;
   #closed = false;
   #timerAt: number | undefined;
@@ -306,7 +304,7 @@ class PushWakeService implements PushWake {
           const due = this.#store.listDueDeliveries(now, limit);
           let progressed = false;
           for (const d of due) {
-            if (this.#inFlight.has(keyOf(d))) continue;
+            if (this.#inFlight.has(getPushKey(d))) continue;
             progressed = true;
             if (!this.#isSendable(d, now)) continue;
             if (!this.#bucket.take(now)) {
@@ -337,19 +335,14 @@ class PushWakeService implements PushWake {
             this.#counters.cancelled++;
             continue;
           }
-          const win = this.#store.getWindow(w.owner) ?? { lastWakeAt: null, windowStart: 0, windowCount: 0 };
-          let { windowStart, windowCount } = win;
-          if (now - windowStart >= HOUR_MS) {
-            windowStart = now;
-            windowCount = 0;
-          }
-          if (windowCount >= this.#config.pushAgentWakesPerHour) {
-            this.#store.postponeWake(w.owner, windowStart + HOUR_MS);
+          const release = decideWakeRelease(this.#store.getWindow(w.owner), now, this.#config.pushAgentWakesPerHour);
+          if (release.kind === 'hold') {
+            this.#store.postponeWake(w.owner, release.until);
             this.#counters.rateLimited++;
-            this.#log.info({ agent: w.owner, until: windowStart + HOUR_MS }, 'wake held by the per-agent cap');
+            this.#log.info({ agent: w.owner, until: release.until }, 'wake held by the per-agent cap');
             continue;
           }
-          this.#store.releaseWake(w, now, { lastWakeAt: now, windowStart, windowCount: windowCount + 1 });
+          this.#store.releaseWake(w, now, { lastWakeAt: now, ...release.window });
         }
         return wakes.length;
       });
@@ -359,15 +352,10 @@ class PushWakeService implements PushWake {
 
   /** Drops a due push that can no longer be sent; true when it should be sent. */
   #isSendable(d: DueDelivery, now: number): boolean {
-    let why: 'removed' | 'online' | 'expired' | 'unconfigured' | undefined;
-    if (!d.target) why = 'removed';
-    else if (this.#isOnline(d.owner)) why = 'online';
-    else if (now >= d.queuedAt + this.#config.pushWakeTtlSeconds * 1000) why = 'expired';
-    else if (!this.#senders[d.platform]) why = 'unconfigured';
+    const why = getDropReason(d, d.target && this.#isOnline(d.owner), now, this.#config, this.#senders);
     if (!why) return true;
     this.#store.deleteDelivery(d);
-    if (why === 'removed' || why === 'online') this.#counters.cancelled++;
-    else this.#counters.failed++;
+    countDrop(this.#counters, why);
     this.#log.info({ agent: d.owner, platform: d.platform, why }, 'wake dropped');
     return false;
   }
@@ -375,16 +363,8 @@ class PushWakeService implements PushWake {
   #startSend(d: DueDelivery, now: number): void {
     const attempt = d.attempts + 1;
     const sender = this.#senders[d.platform]!;
-    const expiresAtMs = d.queuedAt + this.#config.pushWakeTtlSeconds * 1000;
-    const hint: WakeHint = {
-      // The first public URL: the one agents are told to reconnect to.
-      relay: parsePublicUrls(this.#config.publicUrl)[0] ?? '',
-      seq: d.seq,
-      collapseId: this.#collapseId(d.owner),
-      expiresAt: Math.floor(expiresAtMs / 1000),
-      ttlSeconds: Math.max(0, Math.floor((expiresAtMs - now) / 1000)),
-    };
-    const key = keyOf(d);
+    const hint = makeWakeHint(d, now, this.#config, this.#identity.pubkey);
+    const key = getPushKey(d);
     const traced = this.#tracing?.enabled ? this.#tracing.wakeSend(d.seq, d.platform) : undefined;
     const p = sender
       .send(d.target!, hint)
@@ -407,18 +387,17 @@ class PushWakeService implements PushWake {
         this.#log.info({ ...base, seq: d.seq }, 'wake sent');
         return;
       case 'retry': {
-        const delay = getRetryDelay(attempt, { baseMs: this.#config.pushRetryBaseMs, maxMs: this.#config.pushRetryMaxMs }, this.#random, outcome.retryAfterMs);
-        const expiresAt = d.queuedAt + this.#config.pushWakeTtlSeconds * 1000;
-        if (attempt >= this.#config.pushMaxAttempts || now + delay >= expiresAt) {
+        const plan = planRetry(d, attempt, outcome, now, this.#config, this.#random);
+        if (plan.kind === 'give-up') {
           this.#store.deleteDelivery(d);
           this.#counters.failed++;
           this.#log.warn({ ...base, code: outcome.code }, 'wake given up');
           return;
         }
-        this.#store.scheduleDelivery(d, now + delay, attempt);
+        this.#store.scheduleDelivery(d, plan.at, attempt);
         this.#counters.retried++;
-        this.#log.info({ ...base, code: outcome.code, delayMs: delay, retryAfterMs: outcome.retryAfterMs }, 'wake will be retried');
-        this.#arm(now + delay);
+        this.#log.info({ ...base, code: outcome.code, delayMs: plan.delayMs, retryAfterMs: outcome.retryAfterMs }, 'wake will be retried');
+        this.#arm(plan.at);
         return;
       }
       case 'prune': {
@@ -465,13 +444,4 @@ class PushWakeService implements PushWake {
       this.#pump();
     }, delay);
   }
-
-  #collapseId(owner: string): string {
-    const h = createHash('sha256').update(`${this.#identity.pubkey}\n${this.#config.publicUrl}\n${owner}`).digest('hex');
-    return `roost-${h.slice(0, 32)}`;
-  }
-}
-
-function keyOf(d: Pick<DueDelivery, 'owner' | 'platform' | 'token'>): string {
-  return `${d.owner}\u0000${d.platform}\u0000${d.token}`;
 }
