@@ -162,9 +162,14 @@ export class WakeLoop {
   async runDue(): Promise<void> {
     for (;;) {
       await this.pump();
-      if (this.#inFlight.size === 0) return;
+      // The pass joined may have begun before the last push finished (a timer's): its result is recorded here.
+      const flushed = this.flush();
+      if (isPending(flushed)) await flushed;
+      if (this.#inFlight.size === 0 && this.#settled.length === 0) break;
       await Promise.all(this.#inFlight.values());
     }
+    const counted = this.#store.refreshPending?.();
+    if (counted) await counted;
   }
 
   /** One pass, single flight; with a store that answers at once it has run when this returns. */
