@@ -11,7 +11,7 @@ import { createSharedPushWake, loadOrCreateSharedIdentity, queueWakesSql } from 
 import { systemClock } from '../push/types.js';
 import { migratePostgres } from './postgres-migrate.js';
 import { buildCountQuery, buildFilterQuery, type SqlFilterOptions } from './sql-filter.js';
-import type { AdminLogEntry, EventStore, ReadOptions, SeqPage, StoreCapabilities, StoredEvent, WriteResult } from './types.js';
+import type { AdminLogEntry, EventStore, ReadOptions, ReplicaWrite, ReplicationStore, SeqPage, StoreCapabilities, StoredEvent, WriteResult } from './types.js';
 
 /** Settings of the PostgreSQL store. */
 export interface PostgresStoreOptions {
@@ -47,8 +47,15 @@ const TAIL_PAGE = 1000;
 
 interface PendingWrite {
   event: VerifiedEvent;
+  /** A replicated event: its upstream cursor and origin chain, committed with it. */
+  replica?: ReplicaWrite;
   resolve: (r: WriteResult) => void;
 }
+
+/** Replicated event ids refused here that are kept (the oldest go first), as on SQLite. */
+const MAX_REFUSED_KEPT = 100_000;
+/** Origin chains kept in memory for `originOf` (those of the events last read or handed to `onStored`). */
+const MAX_ORIGINS_CACHED = 100_000;
 
 interface Row {
   seq: number;
@@ -126,6 +133,11 @@ export class PostgresStore implements EventStore {
   #adminTail = 0;
   #adminQueued: Promise<void> | undefined;
   #adminRunning: Promise<unknown> = Promise.resolve();
+  /** Relays named in an origin chain here (replication_peers): while there are none, no origin is read. */
+  #peers = new Set<string>();
+  /** Origin chains of the events last handed to `onStored` or read (bounded; `originOf` answers from it). */
+  #origins = new Map<number, string>();
+  #refusedSincePrune = 0;
 
   private constructor(opts: PostgresStoreOptions, pool: pg.Pool) {
     this.#opts = opts;
@@ -161,6 +173,7 @@ export class PostgresStore implements EventStore {
         },
       },
       relayKey: () => loadOrCreateSharedIdentity(this.pool),
+      replication: this.#replication(),
       sharedWake: {
         open: async (deps) => {
           const push = createSharedPushWake({ ...deps, pool: this.pool });
@@ -205,6 +218,7 @@ export class PostgresStore implements EventStore {
     }
     const store = new PostgresStore(opts, pool);
     store.#tail = (await pool.query<{ n: number }>('SELECT n FROM seq_counter WHERE id = 1')).rows[0]!.n;
+    for (const r of (await pool.query<{ pubkey: string }>('SELECT pubkey FROM replication_peers')).rows) store.#peers.add(r.pubkey);
     await store.#listen();
     store.#pollTimer = setInterval(() => {
       void store.#pull().catch(store.#failed);
@@ -242,10 +256,10 @@ export class PostgresStore implements EventStore {
   }
 
   /** Queues a verified event; resolves after the transaction holding it has committed. */
-  write(event: VerifiedEvent): Promise<WriteResult> {
+  write(event: VerifiedEvent, replica?: ReplicaWrite): Promise<WriteResult> {
     if (this.#closed) return Promise.resolve({ status: 'rejected', reason: makeReason('error', 'relay is shutting down') });
     return new Promise((resolve) => {
-      this.#queue.push({ event, resolve });
+      this.#queue.push(replica ? { event, replica, resolve } : { event, resolve });
       this.#writing ??= this.#drain();
     });
   }
@@ -257,7 +271,7 @@ export class PostgresStore implements EventStore {
         const batch = this.#queue.splice(0, this.#maxBatch);
         let results: WriteResult[];
         try {
-          results = await this.#commit(batch.map((w) => w.event));
+          results = await this.#commit(batch);
         } catch (err) {
           const reason = makeReason('error', `storage failure: ${(err as { code?: string }).code ?? (err as Error).message}`);
           results = batch.map(() => ({ status: 'rejected', reason }));
@@ -280,18 +294,24 @@ export class PostgresStore implements EventStore {
    *    numbered from it, and NOTIFYs;
    * 4. COMMIT. The sequencer row is locked from 3 to the end of 4 only.
    */
-  async #commit(events: readonly VerifiedEvent[]): Promise<WriteResult[]> {
-    const plan = new BatchPlan(events);
+  async #commit(writes: readonly PendingWrite[]): Promise<WriteResult[]> {
+    const plan = new BatchPlan(
+      writes.map((w) => w.event),
+      this.#now(),
+    );
     const client = await this.pool.connect();
     let broken = false;
     try {
       // Integers only in the text: the keys are computed here, never taken from an event.
-      await client.query(`BEGIN; SELECT pg_advisory_xact_lock(k) FROM unnest('{${plan.lockKeys.join(',')}}'::bigint[]) AS k ORDER BY k`);
+      await client.query(plan.lockStatement());
       // A new statement, so a new snapshot: whatever a holder of one of these keys committed is in it.
       const read = plan.readStatement();
       plan.load((await client.query<StoredRow>(read.sql, read.params)).rows);
-      const results = events.map((ev) => plan.add(ev));
+      const results = writes.map((w) => plan.add(w.event, w.replica));
       if (plan.count === 0) {
+        // Nothing numbered: only replication cursors (past duplicates and refusals) may move.
+        const cursors = plan.cursorStatement();
+        if (cursors) await client.query(cursors.sql, cursors.params);
         await client.query('COMMIT');
         return results;
       }
@@ -338,9 +358,9 @@ export class PostgresStore implements EventStore {
     for (;;) {
       if (this.#closed) return this.#tail;
       // One statement, one snapshot: every seq up to the counter it reads has committed in it.
-      const r = await this.pool.query<{ top: number; seq: number | null; raw: string | null }>(
-        `SELECT c.n AS top, e.seq, e.raw FROM seq_counter c
-         LEFT JOIN LATERAL (SELECT seq, raw FROM events WHERE seq > $1 AND seq <= c.n ORDER BY seq LIMIT ${TAIL_PAGE}) e ON TRUE
+      const r = await this.pool.query<{ top: number; seq: number | null; raw: string | null; origin: string | null }>(
+        `SELECT c.n AS top, e.seq, e.raw, e.origin FROM seq_counter c
+         LEFT JOIN LATERAL (SELECT seq, raw, origin FROM events WHERE seq > $1 AND seq <= c.n ORDER BY seq LIMIT ${TAIL_PAGE}) e ON TRUE
          WHERE c.id = 1`,
         [this.#tail],
       );
@@ -350,6 +370,8 @@ export class PostgresStore implements EventStore {
         if (row.seq === null || row.raw === null || row.seq <= this.#tail) continue;
         rows++;
         this.#tail = row.seq;
+        // Fan-out asks for the chain of a replicated event in the same turn.
+        if (row.origin !== null) this.#cacheOrigin(row.seq, row.origin);
         this.#onStored?.(JSON.parse(row.raw) as VerifiedEvent, row.seq, row.raw);
       }
       if (rows < TAIL_PAGE) {
@@ -358,6 +380,63 @@ export class PostgresStore implements EventStore {
         return this.#tail;
       }
     }
+  }
+
+  #cacheOrigin(seq: number, origin: string): void {
+    this.#origins.delete(seq);
+    this.#origins.set(seq, origin);
+    if (this.#origins.size > MAX_ORIGINS_CACHED) this.#origins.delete(this.#origins.keys().next().value!);
+  }
+
+  /** Reads the origin chains of events about to be served (only once this relay has replicated anything). */
+  async #readOrigins(seqs: readonly number[]): Promise<void> {
+    if (this.#peers.size === 0 || seqs.length === 0) return;
+    const r = await this.pool.query<{ seq: number; origin: string }>('SELECT seq, origin FROM events WHERE seq = ANY($1::bigint[]) AND origin IS NOT NULL', [
+      seqs,
+    ]);
+    for (const row of r.rows) this.#cacheOrigin(row.seq, row.origin);
+  }
+
+  /** Replication: cursors and origins go in the events' own transactions (BatchPlan); the rest are plain statements. */
+  #replication(): ReplicationStore {
+    return {
+      isKnown: (id, pubkey) => this.isKnown(id, pubkey),
+      writeReplicated: (event, replica) => this.write(event, replica),
+      getReplicationCursor: async (upstream) =>
+        (await this.pool.query<{ cursor: number }>('SELECT cursor FROM replication_cursors WHERE upstream = $1', [upstream])).rows[0]?.cursor ?? 0,
+      setReplicationCursor: async (upstream, seq, reset = false) => {
+        if (reset) await this.pool.query('DELETE FROM replication_cursors WHERE upstream = $1', [upstream]);
+        else
+          await this.pool.query(
+            `INSERT INTO replication_cursors (upstream, cursor, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (upstream) DO UPDATE SET cursor = GREATEST(replication_cursors.cursor, excluded.cursor), updated_at = excluded.updated_at`,
+            [upstream, seq, this.#now()],
+          );
+      },
+      recordReplicationRefused: async (id, reason) => {
+        await this.pool.query(
+          'INSERT INTO replication_refused (id, reason, at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET reason = excluded.reason, at = excluded.at',
+          [id, reason.slice(0, 200), this.#now()],
+        );
+        if (++this.#refusedSincePrune < 1000) return;
+        this.#refusedSincePrune = 0;
+        await this.pool.query(
+          `DELETE FROM replication_refused WHERE id IN (SELECT id FROM replication_refused ORDER BY at ASC
+             LIMIT GREATEST((SELECT count(*) FROM replication_refused) - ${MAX_REFUSED_KEPT}, 0))`,
+        );
+      },
+      isReplicationRefused: async (id) => (await this.pool.query('SELECT 1 FROM replication_refused WHERE id = $1', [id])).rowCount === 1,
+      recordReplicationPeer: async (pubkey) => {
+        this.#peers.add(pubkey);
+        await this.pool.query('INSERT INTO replication_peers (pubkey) VALUES ($1) ON CONFLICT DO NOTHING', [pubkey]);
+      },
+      replicationPeers: async () => {
+        for (const r of (await this.pool.query<{ pubkey: string }>('SELECT pubkey FROM replication_peers')).rows) this.#peers.add(r.pubkey);
+        return [...this.#peers];
+      },
+      originOf: (seq) => this.#origins.get(seq),
+      negentropyItems: (filter, max, opts) => this.negentropyItems(filter, max, opts),
+    };
   }
 
   /** Presence writes of this instance run one after another, so a logout never overtakes its login. */
@@ -454,7 +533,9 @@ export class PostgresStore implements EventStore {
 
   /** Stored events matching any filter, newest first. */
   async query(filters: readonly Filter[], opts: ReadOptions & { limits?: readonly number[]; maxSeq?: number } = {}): Promise<StoredEvent[]> {
-    return (await this.#query(filters, opts, true)).map((r) => ({ seq: r.seq, raw: r.raw }));
+    const rows = await this.#query(filters, opts, true);
+    await this.#readOrigins(rows.map((r) => r.seq));
+    return rows.map((r) => ({ seq: r.seq, raw: r.raw }));
   }
 
   /** The seqs `query` would answer, in its order. */
@@ -464,7 +545,9 @@ export class PostgresStore implements EventStore {
 
   /** One stored event's JSON by seq. */
   async getRaw(seq: number): Promise<string | undefined> {
-    return (await this.pool.query<{ raw: string }>('SELECT raw FROM events WHERE seq = $1', [seq])).rows[0]?.raw;
+    const row = (await this.pool.query<{ raw: string; origin: string | null }>('SELECT raw, origin FROM events WHERE seq = $1', [seq])).rows[0];
+    if (row?.origin) this.#cacheOrigin(seq, row.origin);
+    return row?.raw;
   }
 
   /** Events with seq in (after, until] matching any filter, ascending by seq, at most `limit`. */
@@ -478,6 +561,7 @@ export class PostgresStore implements EventStore {
     const rows = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
     const more = rows.length > limit;
     const events = rows.slice(0, limit).map((r) => ({ seq: r.seq, raw: r.raw }));
+    await this.#readOrigins(events.map((e) => e.seq));
     const last = events.length > 0 ? events[events.length - 1]!.seq : after;
     const cursor = more ? last : Math.max(last, Math.min(until ?? tail, tail));
     return { events, cursor, more };
@@ -565,17 +649,30 @@ interface NewRow {
   off: number;
   ev: VerifiedEvent;
   d: string | null;
+  origin: string | null;
   raw: string;
   dropped: boolean;
   result: { status: 'stored'; seq: number; raw: string };
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
+/**
+ * Most key locks one write transaction takes (each is a slot of PostgreSQL's shared lock table, sized
+ * max_locks_per_transaction × max_connections: 6,400 by default). A batch with more takes the store-wide
+ * lock exclusively instead (every batch takes it shared first), so it waits for the others and they for it.
+ */
+const MAX_KEY_LOCKS = 1024;
+/** The store-wide advisory lock: the two-integer form, a key space apart from the hashed keys' (one bigint). */
+const STORE_LOCK = '1383034739, 1';
 const repKey = (pubkey: string, kind: number) => `r\u0000${pubkey}\u0000${kind}`;
 const addrKey = (kind: number, pubkey: string, d: string) => `a\u0000${kind}\u0000${pubkey}\u0000${d}`;
 
-/** An advisory lock key: 8 bytes of a SHA-256 of the key (of an event id too: test and bench ids are not hashes). */
+/**
+ * An advisory lock key: an event id's last 8 bytes (already a hash: of ids made up in tests and benches,
+ * the varying end), or 8 bytes of a SHA-256 of any other key.
+ */
 function lockKey(key: string): bigint {
+  if (HEX64.test(key)) return BigInt.asIntN(64, BigInt(`0x${key.slice(48)}`));
   return createHash('sha256').update(key).digest().readBigInt64BE(0);
 }
 
@@ -598,7 +695,7 @@ function deletedAddresses(ev: VerifiedEvent): Array<{ kind: number; d: string | 
  * write statement. Every lookup the checks make is under a key that is locked and was read.
  */
 class BatchPlan {
-  /** Advisory lock keys, ascending, distinct (as decimal text). */
+  /** Advisory lock keys, ascending, distinct (as decimal text); none when the batch takes the whole store. */
   readonly lockKeys: string[];
   /** Numbers handed out in this batch (its stored events, superseded ones included). */
   count = 0;
@@ -614,8 +711,12 @@ class BatchPlan {
   #gone: number[] = [];
   #newDeletedIds = new Map<string, { id: string; pubkey: string }>();
   #newDeletedAddr = new Map<string, { kind: number; pubkey: string; d: string; until: number }>();
+  /** Replication cursors to move (upstream → highest upstream seq in the batch, whatever became of its event). */
+  #cursors = new Map<string, number>();
+  #now: number;
 
-  constructor(events: readonly VerifiedEvent[]) {
+  constructor(events: readonly VerifiedEvent[], now: number) {
+    this.#now = now;
     const ids = new Set<string>();
     for (const ev of events) {
       ids.add(ev.id);
@@ -634,7 +735,17 @@ class BatchPlan {
     this.#ids = [...ids];
     const keys = new Set<bigint>();
     for (const k of [...this.#ids, ...this.#reps.keys(), ...this.#addrs.keys()]) keys.add(lockKey(k));
-    this.lockKeys = [...keys].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(String);
+    this.lockKeys = keys.size > MAX_KEY_LOCKS ? [] : [...keys].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(String);
+  }
+
+  /**
+   * BEGIN and the locks, in one message: the store-wide key first (shared; exclusive for a batch with more
+   * than {@link MAX_KEY_LOCKS} keys, which then takes no others), then the keys in ascending order. Only
+   * integers computed here are written into the text.
+   */
+  lockStatement(): string {
+    if (this.lockKeys.length === 0) return `BEGIN; SELECT pg_advisory_xact_lock(${STORE_LOCK})`;
+    return `BEGIN; SELECT pg_advisory_xact_lock_shared(${STORE_LOCK}); SELECT pg_advisory_xact_lock(k) FROM unnest('{${this.lockKeys.join(',')}}'::bigint[]) AS k ORDER BY k`;
   }
 
   /** What is stored under the batch's keys: events by id, deleted ids, and (when the batch has any) replaceable and addressable keys. */
@@ -709,7 +820,8 @@ class BatchPlan {
   }
 
   /** Decides one event of the batch, in batch order: later events see the earlier ones' effects. */
-  add(ev: VerifiedEvent): WriteResult {
+  add(ev: VerifiedEvent, replica?: ReplicaWrite): WriteResult {
+    if (replica) this.#cursors.set(replica.upstream, Math.max(this.#cursors.get(replica.upstream) ?? 0, replica.seq));
     const known = this.#byId.get(ev.id);
     if ((known && !known.gone) || this.#inBatch.has(ev.id)) return { status: 'duplicate' };
     if (this.#deletedIds.has(`${ev.id}:${ev.pubkey}`)) return { status: 'rejected', reason: makeReason('blocked', 'this event was deleted by its author') };
@@ -734,7 +846,7 @@ class BatchPlan {
     if (ev.kind === Kind.Deletion) this.#applyDeletion(ev);
     const raw = JSON.stringify(ev);
     const result = { status: 'stored' as const, seq: 0, raw };
-    const row: NewRow = { off: ++this.count, ev, d, raw, dropped: false, result };
+    const row: NewRow = { off: ++this.count, ev, d, origin: replica?.origin ?? null, raw, dropped: false, result };
     this.#rows.push(row);
     this.#inBatch.add(ev.id);
     this.#register({ id: ev.id, pubkey: ev.pubkey, kind: ev.kind, created_at: ev.created_at, row, gone: false }, d);
@@ -786,11 +898,12 @@ class BatchPlan {
         p(rows.map((r) => r.d)),
         p(rows.map((r) => getExpiration(r.ev) ?? null)),
         p(rows.map((r) => r.raw)),
+        p(rows.map((r) => r.origin)),
       ];
-      ctes.push(`ins AS (INSERT INTO events (seq, id, pubkey, created_at, kind, d_tag, expires_at, raw)
-        SELECT ${seq}, x.id, x.pubkey, x.created_at, x.kind, x.d_tag, x.expires_at, x.raw
-        FROM s, unnest(${cols[0]}::bigint[], ${cols[1]}::text[], ${cols[2]}::text[], ${cols[3]}::bigint[], ${cols[4]}::int[], ${cols[5]}::text[], ${cols[6]}::bigint[], ${cols[7]}::text[])
-          AS x(off, id, pubkey, created_at, kind, d_tag, expires_at, raw))`);
+      ctes.push(`ins AS (INSERT INTO events (seq, id, pubkey, created_at, kind, d_tag, expires_at, raw, origin)
+        SELECT ${seq}, x.id, x.pubkey, x.created_at, x.kind, x.d_tag, x.expires_at, x.raw, x.origin
+        FROM s, unnest(${cols[0]}::bigint[], ${cols[1]}::text[], ${cols[2]}::text[], ${cols[3]}::bigint[], ${cols[4]}::int[], ${cols[5]}::text[], ${cols[6]}::bigint[], ${cols[7]}::text[], ${cols[8]}::text[])
+          AS x(off, id, pubkey, created_at, kind, d_tag, expires_at, raw, origin))`);
       const tags: { off: number[]; name: string[]; value: string[]; created: number[] } = { off: [], name: [], value: [], created: [] };
       const wakeOwners: string[] = [];
       const wakeOffs: number[] = [];
@@ -839,7 +952,23 @@ class BatchPlan {
           AS x(kind, pubkey, d_tag, until)
         ON CONFLICT (kind, pubkey, d_tag) DO UPDATE SET until = GREATEST(deleted_addresses.until, excluded.until))`);
     }
+    if (this.#cursors.size > 0) ctes.push(`cur AS (${this.#cursorUpsert(p, 's, ')})`);
     return { sql: `WITH ${ctes.join(',\n')}\nSELECT s.n, pg_notify('${SEQ_CHANNEL}', s.n::text) FROM s`, params };
+  }
+
+  /** Replication cursors moved in the event's transaction: each upstream's greatest (instances replicating one upstream commit its events in order). */
+  #cursorUpsert(p: (v: unknown) => string, from: string): string {
+    const c = [...this.#cursors.entries()];
+    return `INSERT INTO replication_cursors (upstream, cursor, updated_at)
+      SELECT x.upstream, x.cursor, ${p(this.#now)}::bigint FROM ${from}unnest(${p(c.map((x) => x[0]))}::text[], ${p(c.map((x) => x[1]))}::bigint[]) AS x(upstream, cursor)
+      ON CONFLICT (upstream) DO UPDATE SET cursor = GREATEST(replication_cursors.cursor, excluded.cursor), updated_at = excluded.updated_at`;
+  }
+
+  /** The cursor statement of a batch that stored nothing (duplicates and refusals move the cursor too), if any. */
+  cursorStatement(): { sql: string; params: unknown[] } | undefined {
+    if (this.#cursors.size === 0) return undefined;
+    const params: unknown[] = [];
+    return { sql: this.#cursorUpsert((v) => `$${params.push(v)}`, ''), params };
   }
 
   /** Numbers the batch's stored events once the write statement returned the sequencer's new end. */
