@@ -197,4 +197,39 @@ describe.skipIf(skip !== undefined)('PostgreSQL write locks', () => {
     }
     for (const s of stores) await s.close();
   }, 120_000);
+  it('a batch with more keys than one transaction may lock takes the store-wide lock, and its deletions hold', async () => {
+    const db = await server.createDatabase();
+    const [a, b] = [await PostgresStore.open({ url: db, pollMs: 50 }), await PostgresStore.open({ url: db, pollMs: 50 })];
+    const ev = (id: number, pubkey: string, kind: number, tags: string[][] = []) =>
+      ({ id: hex(id), pubkey, created_at: 1000, kind, tags, content: '', sig: '0'.repeat(128) }) as VerifiedEvent;
+    const author = hex(7);
+    const mine = Array.from({ length: 5 }, (_, i) => ev(100 + i, author, 1));
+    for (const e of mine) expect((await a.write(e)).status).toBe('stored');
+    // 1,100 `e` targets (the author's five events among them) in one event: past the per-transaction key bound.
+    const targets = [...mine.map((e) => e.id), ...Array.from({ length: 1095 }, (_, i) => hex(10_000 + i))];
+    const late = ev(10_000 + 7, author, 1); // one of the targets, sent to the other instance at the same time
+    const other = Array.from({ length: 20 }, (_, i) => ev(500 + i, hex(8), 1));
+    const [del, lateResult, ...others] = await Promise.all([
+      a.write(
+        ev(
+          900,
+          author,
+          5,
+          targets.map((t) => ['e', t]),
+        ),
+      ),
+      b.write(late),
+      ...other.map((e) => b.write(e)),
+    ]);
+    expect(del.status).toBe('stored');
+    expect(others.every((r) => r.status === 'stored')).toBe(true);
+    const ids = new Set((await a.pool.query<{ id: string }>('SELECT id FROM events')).rows.map((r) => r.id));
+    for (const e of mine) expect(ids.has(e.id)).toBe(false);
+    // Either refused (the deletion came first) or stored and then deleted: never left behind.
+    expect(ids.has(late.id)).toBe(false);
+    expect(['stored', 'rejected']).toContain(lateResult.status);
+    expect(Number((await a.pool.query<{ n: number }>('SELECT count(*) AS n FROM deleted_ids')).rows[0]!.n)).toBe(1100);
+    await a.close();
+    await b.close();
+  }, 60_000);
 });
