@@ -5,7 +5,7 @@
 import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { startPostgresServer } from './lib/postgres.mjs';
-import { readCpuMs, ROOT, startRelay } from './lib/relay-process.mjs';
+import { readCpuMs, resolveSpec, ROOT, startRelay, targetLabel } from './lib/relay-process.mjs';
 import { median, sleep } from './lib/stats.mjs';
 import { openSubscribers, runFanoutRound } from './workloads/fanout.mjs';
 import { runIngest } from './workloads/ingest.mjs';
@@ -49,8 +49,8 @@ async function ingestRound(setup, events, size) {
  * The sequencer's ceiling: `instances` PostgresStore objects (separate pools) keep 200 writes each
  * queued, 20 per transaction, for `ms`; events and transactions per second.
  */
-async function sequencerCeiling(url, instances, ms) {
-  const { PostgresStore } = await import(pathToFileURL(join(ROOT, 'dist/relay/store/postgres.js')).href);
+async function sequencerCeiling(url, instances, ms, root = ROOT) {
+  const { PostgresStore } = await import(pathToFileURL(join(root, 'dist/relay/store/postgres.js')).href);
   const stores = [];
   for (let i = 0; i < instances; i++) stores.push(await PostgresStore.open({ url, commitMaxBatch: 20, poolSize: 2 }));
   let stored = 0;
@@ -75,7 +75,7 @@ async function sequencerCeiling(url, instances, ms) {
 }
 
 /** Runs the comparison and prints its table. */
-export async function runClusterBench({ size, data, rounds }) {
+export async function runClusterBench({ size, data, rounds, baseline }) {
   const pg = await startPostgresServer();
   const setups = [];
   try {
@@ -86,6 +86,15 @@ export async function runClusterBench({ size, data, rounds }) {
     const threeRelays = [];
     for (let i = 0; i < 3; i++) threeRelays.push(await startRelay('roost', { env: { ROOST_DB: three } }));
     setups.push({ label: 'PostgreSQL ×3', pg: true, relays: threeRelays });
+    if (baseline) {
+      // Another build on the same PostgreSQL server, in the same alternating rounds: a before/after.
+      const tag = targetLabel(baseline);
+      setups.push({ label: `${tag} ×1`, pg: true, relays: [await startRelay(baseline, { env: { ROOST_DB: await pg.createDatabase('roost_base_one') } })] });
+      const base3 = await pg.createDatabase('roost_base_three');
+      const baseRelays = [];
+      for (let i = 0; i < 3; i++) baseRelays.push(await startRelay(baseline, { env: { ROOST_DB: base3 } }));
+      setups.push({ label: `${tag} ×3`, pg: true, relays: baseRelays });
+    }
     for (const s of setups) s.ingest = [];
     for (const s of setups) s.fanout = [];
 
@@ -136,8 +145,21 @@ export async function runClusterBench({ size, data, rounds }) {
     for (const s of setups) for (const r of s.relays) await r.stop();
 
     log('sequencer ceiling: store instances writing 20 events per transaction, no relay');
-    const ceiling1 = await sequencerCeiling(await pg.createDatabase('roost_seq1'), 1, 3000);
-    const ceiling3 = await sequencerCeiling(await pg.createDatabase('roost_seq3'), 3, 3000);
+    // With a baseline: this build and the baseline alternate, twice each (the median is of two).
+    const ceilings = { this: { 1: [], 3: [] }, base: { 1: [], 3: [] } };
+    const builds = baseline
+      ? [
+          ['this', ROOT],
+          ['base', resolveSpec(baseline).root],
+        ]
+      : [['this', ROOT]];
+    let db = 0;
+    for (let r = 0; r < (baseline ? 2 : 1); r++) {
+      for (const [name, root] of r % 2 ? [...builds].reverse() : builds) {
+        for (const n of [1, 3]) ceilings[name][n].push(await sequencerCeiling(await pg.createDatabase(`roost_seq${++db}`), n, 3000, root));
+      }
+    }
+    const ceil = (name, n, k) => median(ceilings[name][n].map((x) => x[k]));
 
     const m = (s, w, k) => median(s[w].map((x) => x[k]));
     const fmt = (v, d = 0) => (Number.isFinite(v) ? (Math.abs(v) >= 10_000 ? `${(v / 1000).toFixed(1)}k` : v.toFixed(d)) : 'n/a');
@@ -155,8 +177,15 @@ export async function runClusterBench({ size, data, rounds }) {
     ];
     const head = ['figure', ...setups.map((s) => s.label)];
     const table = [head, ...rows.map(([name, f]) => [name, ...setups.map(f)])];
-    table.push(['sequencer ceiling events/s (20/tx, no relay) ↑', '—', fmt(ceiling1.rate), fmt(ceiling3.rate)]);
-    table.push(['sequencer ceiling transactions/s ↑', '—', fmt(ceiling1.txPerSecond), fmt(ceiling3.txPerSecond)]);
+    const baseCeil = (k) => (baseline ? [fmt(ceil('base', 1, k)), fmt(ceil('base', 3, k))] : []);
+    table.push(['sequencer ceiling events/s (20/tx, no relay) ↑', '—', fmt(ceil('this', 1, 'rate')), fmt(ceil('this', 3, 'rate')), ...baseCeil('rate')]);
+    table.push([
+      'sequencer ceiling transactions/s ↑',
+      '—',
+      fmt(ceil('this', 1, 'txPerSecond')),
+      fmt(ceil('this', 3, 'txPerSecond')),
+      ...baseCeil('txPerSecond'),
+    ]);
     const widths = head.map((_, c) => Math.max(...table.map((row) => row[c].length)));
     console.log('\nRoost cluster bench — SQLite and PostgreSQL 1 and 3 instances, same run, medians of alternating rounds\n');
     for (const [k, row] of table.entries()) {

@@ -125,7 +125,8 @@ const HELP = `usage: node bench/run.mjs [options]
                       roost-traced-all --peer roost --also roost-traced: its median is printed after the table
   --only LIST         comma-separated subset of: ${WORKLOADS.join(',')}
   --store postgres    instead: ingest and fan-out on SQLite, one Roost on PostgreSQL and three Roost
-                      instances on one PostgreSQL (same run), and the sequencer's ceiling
+                      instances on one PostgreSQL (same run), and the sequencer's ceiling; with
+                      --peer roost:<checkout dir>, that build's PostgreSQL ×1 and ×3 too (before/after)
   --json FILE         also write every figure, run and note as JSON
   --no-snapshot       pre-load databases through the socket every run instead of reusing snapshots
   --help`;
@@ -144,8 +145,10 @@ function parseArgs(argv) {
       o.store = value();
       if (o.store !== 'postgres' && o.store !== 'sqlite') throw new UsageError(`unknown store ${o.store}: use postgres`);
     } else if (a === '--subject') o.subject = value();
-    else if (a === '--peer') o.peer = value();
-    else if (a === '--also') o.also = value();
+    else if (a === '--peer') {
+      o.peer = value();
+      o.peerGiven = true;
+    } else if (a === '--also') o.also = value();
     else if (a === '--json') o.json = value();
     else if (a === '--no-snapshot') o.snapshots = false;
     else if (a === '--only') {
@@ -456,7 +459,7 @@ async function main() {
   if (opts.store === 'postgres') {
     checkTarget('roost');
     const data = { ingest: loadIngestCorpus(size, log), fanout: loadFanoutCorpus(size, log) };
-    await runClusterBench({ size, data, rounds: opts.smoke ? 1 : 3 });
+    await runClusterBench({ size, data, rounds: opts.smoke ? 1 : 3, baseline: opts.peerGiven ? opts.peer : undefined });
     return;
   }
   checkTarget(opts.subject);

@@ -274,7 +274,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const hooks: RelayContext['hooks'] = { ...policies, onEventSaved: [], onEventUnproven: [], kindHandlers: new Map(), onDelivered: [], onAuth: [] };
   const tracing = deps.tracing ?? createTracing(config);
   // Every relay named in a stored origin chain: their connections are checked against the chains (handlers/auth.ts).
-  const replicationOrigins = new Set(store.provides.replication?.replicationPeers() ?? []);
+  const replicationOrigins = new Set(await (store.provides.replication?.replicationPeers() ?? []));
   const fanOut = createFanOut(
     index,
     privateKinds,

@@ -52,17 +52,19 @@ export async function loadOrCreateSharedIdentity(pool: pg.Pool): Promise<Uint8Ar
 /**
  * The queueing statement run inside each write transaction: one wake per registered, offline
  * (no live presence row on any instance) `p`-tagged agent, keeping the first seq; none while one is
- * pending. Parameters: owners, seqs, now (ms), minimum interval (ms).
+ * pending. `rows` is a FROM item `x(owner, seq)`; `now` and `interval` (ms) are SQL expressions.
  */
-export const QUEUE_WAKES_SQL = `
+export function queueWakesSql(rows: string, now: string, interval: string): string {
+  return `
   INSERT INTO push_wakes (owner, seq, queued_at, due_at)
-  SELECT DISTINCT ON (o.owner) o.owner, x.seq, $3, GREATEST($3, COALESCE(o.last_wake_at + $4, 0))
-  FROM unnest($1::text[], $2::bigint[]) AS x(owner, seq)
+  SELECT DISTINCT ON (o.owner) o.owner, x.seq, ${now}, GREATEST(${now}, COALESCE(o.last_wake_at + ${interval}, 0))
+  FROM ${rows}
   JOIN push_owners o ON o.owner = x.owner
   WHERE EXISTS (SELECT 1 FROM push_channels c WHERE c.owner = x.owner)
-    AND NOT EXISTS (SELECT 1 FROM presence p WHERE p.pubkey = x.owner AND p.expires_at > $3)
+    AND NOT EXISTS (SELECT 1 FROM presence p WHERE p.pubkey = x.owner AND p.expires_at > ${now})
   ORDER BY o.owner, x.seq
   ON CONFLICT (owner) DO NOTHING`;
+}
 
 /** Builds push wake over a shared PostgreSQL database. */
 export function createSharedPushWake(deps: SharedPushWakeDeps): SharedPushWake {

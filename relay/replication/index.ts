@@ -7,6 +7,7 @@ import type { RelayContext } from '../context.js';
 import { rejectOutsideReplicateFilter } from '../policies/replication.js';
 import { firstRejection, type PolicyContext } from '../policies/types.js';
 import { Replicator, type ReplicatorOptions } from './replicator.js';
+import { isPending } from '../store/types.js';
 
 /** The replicators of a relay, one per configured upstream. */
 export interface Replication {
@@ -46,7 +47,7 @@ export function startReplication(
   const filter = parseReplicateFilter(ctx.config.replicateFilter);
   const store = ctx.store.provides.replication;
   if (urls.length > 0 && !store) {
-    throw new RoostError('ROOST_ERR_CONFIG', 'ROOST_REPLICATE_FROM needs a SQLite database (ROOST_DB): this store keeps no replication cursors');
+    throw new RoostError('ROOST_ERR_CONFIG', 'ROOST_REPLICATE_FROM: this store keeps no replication cursors');
   }
   const outside = rejectOutsideReplicateFilter(filter);
   if (urls.length > 0 && outside) ctx.hooks.rejectEvent.push(outside);
@@ -69,7 +70,8 @@ export function startReplication(
         onOrigin: (pubkey) => {
           if (pubkey === self || ctx.replicationOrigins.has(pubkey)) return;
           ctx.replicationOrigins.add(pubkey);
-          store?.recordReplicationPeer(pubkey);
+          const recorded = store?.recordReplicationPeer(pubkey);
+          if (isPending(recorded)) recorded.catch((err) => ctx.log.warn({ err, peer: pubkey }, 'replication peer not recorded'));
           // A connection that authenticated as that relay before its key was known.
           for (const conn of ctx.connections) if (conn.authed.has(pubkey)) conn.peerRelay = pubkey;
         },

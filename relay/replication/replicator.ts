@@ -6,7 +6,7 @@ import type { Filter } from '../../shared/filter.js';
 import { isHistoryReset } from '../../shared/history-reset.js';
 import { parseRelayFrame } from '../../shared/messages/relay-parse.js';
 import { bytesToHex, hexToBytes, Negentropy, NegentropySet } from '../../shared/nip77.js';
-import type { ReplicationStore } from '../store/types.js';
+import { isPending, type ReplicationStore } from '../store/types.js';
 import { makeOriginChain } from './origins.js';
 import type { Verifier } from '../verify/index.js';
 
@@ -119,7 +119,9 @@ export class Replicator {
     this.#o = opts;
     this.key = getUpstreamKey(opts.url, opts.filter);
     this.#backoff = opts.backoffMs ?? defaultBackoffMs;
-    this.stats.cursor = opts.store.getReplicationCursor(this.key);
+    const cursor = opts.store.getReplicationCursor(this.key);
+    // A store that answers later: read again before each connection anyway.
+    this.stats.cursor = isPending(cursor) ? 0 : cursor;
   }
 
   /** Starts (connects, and reconnects until closed). */
@@ -148,7 +150,14 @@ export class Replicator {
     await this.#drained();
     await this.#learnOrigin();
     if (this.#closed) return;
-    this.stats.cursor = this.#o.store.getReplicationCursor(this.key);
+    try {
+      this.stats.cursor = await this.#o.store.getReplicationCursor(this.key);
+    } catch (err) {
+      this.#o.log.warn({ err, upstream: this.#o.url }, 'replication cursor not read; retrying');
+      this.#timer = setTimeout(() => void this.#connect(), this.#backoff(this.#attempt++));
+      return;
+    }
+    if (this.#closed) return;
     this.stats.live = false;
     this.#neg = undefined;
     this.#authId = undefined;
@@ -193,16 +202,22 @@ export class Replicator {
   }
 
   /** Step 2: reconcile what is here with what the upstream has under the filter. */
-  #openNegentropy(head: number): void {
+  async #openNegentropy(head: number): Promise<void> {
     const neg = this.#neg!;
     neg.head = head;
-    const items = this.#o.store.negentropyItems(this.#o.filter, this.#o.negentropyMaxRecords ?? 500_000);
+    let items: Array<{ timestamp: number; id: string }> | undefined;
+    try {
+      items = await this.#o.store.negentropyItems(this.#o.filter, this.#o.negentropyMaxRecords ?? 500_000);
+    } catch (err) {
+      return this.#abandonFirstSync(`local items not read: ${(err as Error).message}`);
+    }
+    if (this.#neg !== neg) return;
     if (items === undefined) return this.#abandonFirstSync('too many local events for NIP-77');
     neg.session = new Negentropy(NegentropySet.from(items), 'initiator', { frameSizeLimit: 60_000 });
     this.#send(['NEG-OPEN', NEG_ID, this.#o.filter, bytesToHex(neg.session.initiate())]);
   }
 
-  #onNegMsg(hex: string): void {
+  async #onNegMsg(hex: string): Promise<void> {
     const neg = this.#neg;
     if (!neg?.session) return;
     let round: ReturnType<Negentropy['reconcile']>;
@@ -212,7 +227,14 @@ export class Replicator {
       return this.#abandonFirstSync(`bad NEG-MSG: ${(err as Error).message}`);
     }
     // What this relay refused before would only be refused again: not fetched (no repair loop).
-    for (const id of round.need) if (!this.#o.store.isReplicationRefused(id)) neg.need.push(id);
+    try {
+      const refused = round.need.map((id) => this.#o.store.isReplicationRefused(id));
+      const answers = refused.some(isPending) ? await Promise.all(refused) : (refused as boolean[]);
+      for (const [i, id] of round.need.entries()) if (!answers[i]) neg.need.push(id);
+    } catch (err) {
+      return this.#abandonFirstSync(`refused ids not read: ${(err as Error).message}`);
+    }
+    if (this.#neg !== neg) return;
     if (round.next !== undefined) return this.#send(['NEG-MSG', NEG_ID, bytesToHex(round.next)]);
     this.#send(['NEG-CLOSE', NEG_ID]);
     this.#o.log.info({ upstream: this.#o.url, missing: neg.need.length }, 'NIP-77 reconciled; fetching what is missing');
@@ -225,10 +247,10 @@ export class Replicator {
     const ids = neg.need.splice(0, FETCH_CHUNK);
     if (ids.length > 0) return this.#send(['REQ', FETCH_ID, { ids, limit: ids.length }]);
     const head = neg.head;
-    void this.#drained().then(() => {
+    void this.#drained().then(async () => {
       if (this.#closed) return;
       // Everything up to the head is here now; what was written since comes by the tail.
-      this.#o.store.setReplicationCursor(this.key, head);
+      await this.#writeCursor(head);
       this.stats.cursor = Math.max(this.stats.cursor, head);
       this.#tail();
     });
@@ -254,14 +276,14 @@ export class Replicator {
         else if (m.subId === FETCH_ID) this.#onEvent(undefined, 0);
         return;
       case 'NEG-MSG':
-        if (m.subId === NEG_ID) this.#onNegMsg(m.message);
+        if (m.subId === NEG_ID) void this.#onNegMsg(m.message);
         return;
       case 'NEG-ERR':
         if (m.subId === NEG_ID) this.#abandonFirstSync(m.reason);
         return;
       case 'EOSE':
         if (m.subId === AUTH_PROBE_ID) return this.#tail();
-        if (m.subId === HEAD_ID) return m.cursor !== undefined ? this.#openNegentropy(m.cursor) : this.#abandonFirstSync('no sequence cursor');
+        if (m.subId === HEAD_ID) return m.cursor !== undefined ? void this.#openNegentropy(m.cursor) : this.#abandonFirstSync('no sequence cursor');
         if (m.subId === FETCH_ID) return this.#fetchNext();
         if (m.subId === TAIL_ID) this.#onEose(m.cursor);
         return;
@@ -322,11 +344,8 @@ export class Replicator {
       id = ev.id;
       // Cheapest first: an event already here (it came round a ring of relays, or twice during a first
       // sync) costs one indexed lookup, no verification and no store work; then this relay's own policies.
-      if (this.#o.store.isKnown(ev.id) === 'stored') verdict = { ok: 'duplicate' };
-      else {
-        const refused = this.#o.admit?.(ev);
-        verdict = refused !== undefined ? { ok: false, reason: refused, recheck: ev } : (this.#o.verifier.verify(ev) as Promise<Verdict>);
-      }
+      const known = this.#o.store.isKnown(ev.id);
+      verdict = isPending(known) ? known.then((k) => this.#judge(ev, k)) : this.#judge(ev, known);
     }
     const chain = makeOriginChain(this.#origin, via);
     // Every relay of the chain is told before the event commits, so it is never served back to any of them.
@@ -341,6 +360,22 @@ export class Replicator {
       this.#ws?.pause();
     }
     if (!this.#draining) void this.#drain();
+  }
+
+  /** Writes the committed cursor; a failure is logged (the events past the old cursor are fetched again, as duplicates). */
+  async #writeCursor(seq: number, reset = false): Promise<void> {
+    try {
+      await this.#o.store.setReplicationCursor(this.key, seq, reset);
+    } catch (err) {
+      this.#o.log.warn({ err, upstream: this.#o.url }, 'replication cursor not written (what follows it is fetched again)');
+    }
+  }
+
+  /** A duplicate, a refusal by this relay's policies, or the verification to come. */
+  #judge(ev: NostrEvent, known: 'stored' | 'deleted' | undefined): Verdict | Promise<Verdict> {
+    if (known === 'stored') return { ok: 'duplicate' };
+    const refused = this.#o.admit?.(ev);
+    return refused !== undefined ? { ok: false, reason: refused, recheck: ev } : (this.#o.verifier.verify(ev) as Promise<Verdict>);
   }
 
   /** Writes verified events strictly in upstream order (verification may finish out of order). */
@@ -402,7 +437,10 @@ export class Replicator {
   /** An event refused here: counted, remembered (NIP-77 does not fetch it again), logged at debug only. */
   #refused(id: string, reason: string): void {
     this.stats.rejected++;
-    if (id !== '') this.#o.store.recordReplicationRefused(id, reason);
+    if (id !== '') {
+      const recorded = this.#o.store.recordReplicationRefused(id, reason);
+      if (isPending(recorded)) recorded.catch((err) => this.#o.log.warn({ err, upstream: this.#o.url }, 'refused id not recorded'));
+    }
     this.#o.log.debug({ upstream: this.#o.url, eventId: id, reason }, 'replicated event refused');
     this.#o.onRefused?.(reason, id);
   }
@@ -421,8 +459,8 @@ export class Replicator {
     const to = this.#skippedTo;
     if (to === 0) return;
     this.#skippedTo = 0;
-    this.#inFlight = this.#inFlight.then(() => {
-      this.#o.store.setReplicationCursor(this.key, to);
+    this.#inFlight = this.#inFlight.then(async () => {
+      await this.#writeCursor(to);
       if (to > this.stats.cursor) this.stats.cursor = to;
     });
   }
@@ -441,9 +479,9 @@ export class Replicator {
     if (cursor === undefined) return;
     // The upstream examined events up to here that this replica may not read or that were skipped:
     // once everything before it has committed, the cursor moves past them.
-    void this.#drained().then(() => {
+    void this.#drained().then(async () => {
       if (!this.#closed && cursor > this.stats.cursor) {
-        this.#o.store.setReplicationCursor(this.key, cursor);
+        await this.#writeCursor(cursor);
         this.stats.cursor = cursor;
       }
       const { pulled, stored, duplicates, rejected } = this.stats;
@@ -461,8 +499,8 @@ export class Replicator {
     if (isHistoryReset(reason)) {
       // The upstream's database was replaced: read it again from 0 (stored events come back as duplicates).
       this.#o.log.warn({ upstream: this.#o.url, reason }, 'upstream history was reset; replicating it again from 0');
-      void this.#drained().then(() => {
-        this.#o.store.setReplicationCursor(this.key, 0, true);
+      void this.#drained().then(async () => {
+        await this.#writeCursor(0, true);
         this.stats.cursor = 0;
         this.#neg = undefined;
         this.#tail();

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { VerifiedEvent } from '../../shared/event.js';
@@ -7,12 +7,12 @@ import type { Filter } from '../../shared/filter.js';
 import { Kind, isAddressableKind, isReplaceableKind } from '../../shared/kinds.js';
 import { makeReason } from '../../shared/reason.js';
 import { RoostError } from '../config.js';
-import { createSharedPushWake, loadOrCreateSharedIdentity, QUEUE_WAKES_SQL } from '../push/postgres.js';
+import { createSharedPushWake, loadOrCreateSharedIdentity, queueWakesSql } from '../push/postgres.js';
 import { systemClock } from '../push/types.js';
 import { migratePostgres } from './postgres-migrate.js';
 import { createPostgresRateStore } from './postgres-rates.js';
-import { buildCountQuery, buildFilterQuery, type SqlFilterOptions, type SqlParam } from './sql-filter.js';
-import type { AdminLogEntry, EventStore, ReadOptions, SeqPage, StoreCapabilities, StoredEvent, WriteResult } from './types.js';
+import { buildCountQuery, buildFilterQuery, type SqlFilterOptions } from './sql-filter.js';
+import type { AdminLogEntry, EventStore, ReadOptions, ReplicaWrite, ReplicationStore, SeqPage, StoreCapabilities, StoredEvent, WriteResult } from './types.js';
 
 /** Settings of the PostgreSQL store. */
 export interface PostgresStoreOptions {
@@ -48,8 +48,15 @@ const TAIL_PAGE = 1000;
 
 interface PendingWrite {
   event: VerifiedEvent;
+  /** A replicated event: its upstream cursor and origin chain, committed with it. */
+  replica?: ReplicaWrite;
   resolve: (r: WriteResult) => void;
 }
+
+/** Replicated event ids refused here that are kept (the oldest go first), as on SQLite. */
+const MAX_REFUSED_KEPT = 100_000;
+/** Origin chains kept in memory for `originOf` (those of the events last read or handed to `onStored`). */
+const MAX_ORIGINS_CACHED = 100_000;
 
 interface Row {
   seq: number;
@@ -90,9 +97,10 @@ export function isPostgresUrl(db: string): boolean {
 
 /**
  * The PostgreSQL event store, for several relay instances on one database. Writes are group
- * committed (one transaction per batch, one batch in flight per instance); each transaction takes
- * the one-row sequencer first and sets it last, so sequence numbers are handed out in commit order
- * across instances. Every instance, the writer included, learns of commits by reading the shared
+ * committed (one transaction per batch, one batch in flight per instance); each transaction locks
+ * the keys its events touch (advisory locks, so instances writing unrelated events do not wait for
+ * each other) and bumps the one-row sequencer in its last statement, so sequence numbers are handed
+ * out in commit order across instances. Every instance, the writer included, learns of commits by reading the shared
  * log past its tail — woken by NOTIFY (payload: the new end, never the event) or a slow poll — and
  * hands each event to `onStored` in sequence order.
  */
@@ -126,6 +134,11 @@ export class PostgresStore implements EventStore {
   #adminTail = 0;
   #adminQueued: Promise<void> | undefined;
   #adminRunning: Promise<unknown> = Promise.resolve();
+  /** Relays named in an origin chain here (replication_peers): while there are none, no origin is read. */
+  #peers = new Set<string>();
+  /** Origin chains of the events last handed to `onStored` or read (bounded; `originOf` answers from it). */
+  #origins = new Map<number, string>();
+  #refusedSincePrune = 0;
 
   private constructor(opts: PostgresStoreOptions, pool: pg.Pool) {
     this.#opts = opts;
@@ -162,6 +175,7 @@ export class PostgresStore implements EventStore {
       },
       relayKey: () => loadOrCreateSharedIdentity(this.pool),
       sharedRates: createPostgresRateStore(this.pool, instance),
+      replication: this.#replication(),
       sharedWake: {
         open: async (deps) => {
           const push = createSharedPushWake({ ...deps, pool: this.pool });
@@ -206,6 +220,7 @@ export class PostgresStore implements EventStore {
     }
     const store = new PostgresStore(opts, pool);
     store.#tail = (await pool.query<{ n: number }>('SELECT n FROM seq_counter WHERE id = 1')).rows[0]!.n;
+    for (const r of (await pool.query<{ pubkey: string }>('SELECT pubkey FROM replication_peers')).rows) store.#peers.add(r.pubkey);
     await store.#listen();
     store.#pollTimer = setInterval(() => {
       void store.#pull().catch(store.#failed);
@@ -243,10 +258,10 @@ export class PostgresStore implements EventStore {
   }
 
   /** Queues a verified event; resolves after the transaction holding it has committed. */
-  write(event: VerifiedEvent): Promise<WriteResult> {
+  write(event: VerifiedEvent, replica?: ReplicaWrite): Promise<WriteResult> {
     if (this.#closed) return Promise.resolve({ status: 'rejected', reason: makeReason('error', 'relay is shutting down') });
     return new Promise((resolve) => {
-      this.#queue.push({ event, resolve });
+      this.#queue.push(replica ? { event, replica, resolve } : { event, resolve });
       this.#writing ??= this.#drain();
     });
   }
@@ -258,7 +273,7 @@ export class PostgresStore implements EventStore {
         const batch = this.#queue.splice(0, this.#maxBatch);
         let results: WriteResult[];
         try {
-          results = await this.#commit(batch.map((w) => w.event));
+          results = await this.#commit(batch);
         } catch (err) {
           const reason = makeReason('error', `storage failure: ${(err as { code?: string }).code ?? (err as Error).message}`);
           results = batch.map(() => ({ status: 'rejected', reason }));
@@ -271,40 +286,51 @@ export class PostgresStore implements EventStore {
     }
   }
 
-  /** One write transaction: sequencer lock, the batch's rows, the sequencer's new end, NOTIFY, commit. */
-  async #commit(events: readonly VerifiedEvent[]): Promise<WriteResult[]> {
+  /**
+   * One write transaction, four round trips (docs/architecture.md, "Sequence numbers in commit order"):
+   * 1. BEGIN and an advisory lock per key the batch touches (event ids, deletion targets, replaceable
+   *    and addressable keys), all in one statement in ascending order;
+   * 2. one read of what is stored under those keys (held still by the locks), after which the batch is
+   *    decided in memory, in order;
+   * 3. one statement that bumps the sequencer row first and then deletes, inserts and queues wakes
+   *    numbered from it, and NOTIFYs;
+   * 4. COMMIT. The sequencer row is locked from 3 to the end of 4 only.
+   */
+  async #commit(writes: readonly PendingWrite[]): Promise<WriteResult[]> {
+    const plan = new BatchPlan(
+      writes.map((w) => w.event),
+      this.#now(),
+    );
     const client = await this.pool.connect();
     let broken = false;
     try {
-      // Four round trips a batch. First the sequencer row, locked until COMMIT: writers on every
-      // instance take turns (BEGIN and the lock in one simple-protocol message).
-      const begun = (await client.query('BEGIN; SELECT n FROM seq_counter WHERE id = 1 FOR UPDATE')) as unknown as pg.QueryResult<{ n: number }>[];
-      const base = begun[1]!.rows[0]!.n;
-      const w = new BatchWriter(client, base);
-      const results: WriteResult[] = [];
-      // After the lock, so a duplicate another instance committed meanwhile is seen.
-      const ids = events.map((e) => e.id);
-      const seen = (
-        await client.query<{ known: string[]; deleted: string[] }>(
-          `SELECT ARRAY(SELECT id FROM events WHERE id = ANY($1::text[])) AS known,
-                  ARRAY(SELECT id || ':' || pubkey FROM deleted_ids WHERE id = ANY($1::text[])) AS deleted`,
-          [ids],
-        )
-      ).rows[0]!;
-      const known = new Set(seen.known);
-      const deleted = new Set(seen.deleted);
-      for (const ev of events) results.push(await w.writeOne(ev, known, deleted));
-      await w.flushInserts();
-      const q = this.#wakeQueue;
-      // In the event's own transaction: an acknowledged event to a sleeping agent always leads to a wake.
-      if (q && w.wakeOwners.length > 0) await client.query(QUEUE_WAKES_SQL, [w.wakeOwners, w.wakeSeqs, q.now(), q.minIntervalMs]);
-      if (w.seq > base) {
-        await this.#opts.beforeCommit?.(base + 1, w.seq);
-        // The sequencer's new end, the notification (delivered only on commit) and COMMIT: one message.
-        const end = Number(w.seq);
-        if (!Number.isSafeInteger(end)) throw new RangeError(`bad sequence number ${end}`);
-        await client.query(`UPDATE seq_counter SET n = ${end} WHERE id = 1; NOTIFY ${SEQ_CHANNEL}, '${end}'; COMMIT`);
-      } else await client.query('COMMIT');
+      // Integers only in the text: the keys are computed here, never taken from an event.
+      await client.query(plan.lockStatement());
+      // A new statement, so a new snapshot: whatever a holder of one of these keys committed is in it.
+      const read = plan.readStatement();
+      plan.load((await client.query<StoredRow>(read.sql, read.params)).rows);
+      const results = writes.map((w) => plan.add(w.event, w.replica));
+      if (plan.count === 0) {
+        // Nothing numbered: only replication cursors (past duplicates and refusals) may move.
+        const cursors = plan.cursorStatement();
+        if (cursors) await client.query(cursors.sql, cursors.params);
+        await client.query('COMMIT');
+        return results;
+      }
+      const write = plan.writeStatement(this.#wakeQueue);
+      const written = client.query<{ n: number }>(write.sql, write.params);
+      const before = this.#opts.beforeCommit;
+      // Without a hook, COMMIT is queued behind the statement at once (sent as soon as it completes;
+      // after a failed statement PostgreSQL answers it with a rollback).
+      const committed = before ? undefined : client.query('COMMIT');
+      committed?.catch(() => undefined);
+      const end = (await written).rows[0]!.n;
+      if (!Number.isSafeInteger(end)) throw new RangeError(`bad sequence number ${end}`);
+      plan.number(end);
+      if (before) {
+        await before(end - plan.count + 1, end);
+        await client.query('COMMIT');
+      } else await committed;
       return results;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => (broken = true));
@@ -334,9 +360,9 @@ export class PostgresStore implements EventStore {
     for (;;) {
       if (this.#closed) return this.#tail;
       // One statement, one snapshot: every seq up to the counter it reads has committed in it.
-      const r = await this.pool.query<{ top: number; seq: number | null; raw: string | null }>(
-        `SELECT c.n AS top, e.seq, e.raw FROM seq_counter c
-         LEFT JOIN LATERAL (SELECT seq, raw FROM events WHERE seq > $1 AND seq <= c.n ORDER BY seq LIMIT ${TAIL_PAGE}) e ON TRUE
+      const r = await this.pool.query<{ top: number; seq: number | null; raw: string | null; origin: string | null }>(
+        `SELECT c.n AS top, e.seq, e.raw, e.origin FROM seq_counter c
+         LEFT JOIN LATERAL (SELECT seq, raw, origin FROM events WHERE seq > $1 AND seq <= c.n ORDER BY seq LIMIT ${TAIL_PAGE}) e ON TRUE
          WHERE c.id = 1`,
         [this.#tail],
       );
@@ -346,6 +372,8 @@ export class PostgresStore implements EventStore {
         if (row.seq === null || row.raw === null || row.seq <= this.#tail) continue;
         rows++;
         this.#tail = row.seq;
+        // Fan-out asks for the chain of a replicated event in the same turn.
+        if (row.origin !== null) this.#cacheOrigin(row.seq, row.origin);
         this.#onStored?.(JSON.parse(row.raw) as VerifiedEvent, row.seq, row.raw);
       }
       if (rows < TAIL_PAGE) {
@@ -354,6 +382,63 @@ export class PostgresStore implements EventStore {
         return this.#tail;
       }
     }
+  }
+
+  #cacheOrigin(seq: number, origin: string): void {
+    this.#origins.delete(seq);
+    this.#origins.set(seq, origin);
+    if (this.#origins.size > MAX_ORIGINS_CACHED) this.#origins.delete(this.#origins.keys().next().value!);
+  }
+
+  /** Reads the origin chains of events about to be served (only once this relay has replicated anything). */
+  async #readOrigins(seqs: readonly number[]): Promise<void> {
+    if (this.#peers.size === 0 || seqs.length === 0) return;
+    const r = await this.pool.query<{ seq: number; origin: string }>('SELECT seq, origin FROM events WHERE seq = ANY($1::bigint[]) AND origin IS NOT NULL', [
+      seqs,
+    ]);
+    for (const row of r.rows) this.#cacheOrigin(row.seq, row.origin);
+  }
+
+  /** Replication: cursors and origins go in the events' own transactions (BatchPlan); the rest are plain statements. */
+  #replication(): ReplicationStore {
+    return {
+      isKnown: (id, pubkey) => this.isKnown(id, pubkey),
+      writeReplicated: (event, replica) => this.write(event, replica),
+      getReplicationCursor: async (upstream) =>
+        (await this.pool.query<{ cursor: number }>('SELECT cursor FROM replication_cursors WHERE upstream = $1', [upstream])).rows[0]?.cursor ?? 0,
+      setReplicationCursor: async (upstream, seq, reset = false) => {
+        if (reset) await this.pool.query('DELETE FROM replication_cursors WHERE upstream = $1', [upstream]);
+        else
+          await this.pool.query(
+            `INSERT INTO replication_cursors (upstream, cursor, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (upstream) DO UPDATE SET cursor = GREATEST(replication_cursors.cursor, excluded.cursor), updated_at = excluded.updated_at`,
+            [upstream, seq, this.#now()],
+          );
+      },
+      recordReplicationRefused: async (id, reason) => {
+        await this.pool.query(
+          'INSERT INTO replication_refused (id, reason, at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET reason = excluded.reason, at = excluded.at',
+          [id, reason.slice(0, 200), this.#now()],
+        );
+        if (++this.#refusedSincePrune < 1000) return;
+        this.#refusedSincePrune = 0;
+        await this.pool.query(
+          `DELETE FROM replication_refused WHERE id IN (SELECT id FROM replication_refused ORDER BY at ASC
+             LIMIT GREATEST((SELECT count(*) FROM replication_refused) - ${MAX_REFUSED_KEPT}, 0))`,
+        );
+      },
+      isReplicationRefused: async (id) => (await this.pool.query('SELECT 1 FROM replication_refused WHERE id = $1', [id])).rowCount === 1,
+      recordReplicationPeer: async (pubkey) => {
+        this.#peers.add(pubkey);
+        await this.pool.query('INSERT INTO replication_peers (pubkey) VALUES ($1) ON CONFLICT DO NOTHING', [pubkey]);
+      },
+      replicationPeers: async () => {
+        for (const r of (await this.pool.query<{ pubkey: string }>('SELECT pubkey FROM replication_peers')).rows) this.#peers.add(r.pubkey);
+        return [...this.#peers];
+      },
+      originOf: (seq) => this.#origins.get(seq),
+      negentropyItems: (filter, max, opts) => this.negentropyItems(filter, max, opts),
+    };
   }
 
   /** Presence writes of this instance run one after another, so a logout never overtakes its login. */
@@ -450,7 +535,9 @@ export class PostgresStore implements EventStore {
 
   /** Stored events matching any filter, newest first. */
   async query(filters: readonly Filter[], opts: ReadOptions & { limits?: readonly number[]; maxSeq?: number } = {}): Promise<StoredEvent[]> {
-    return (await this.#query(filters, opts, true)).map((r) => ({ seq: r.seq, raw: r.raw }));
+    const rows = await this.#query(filters, opts, true);
+    await this.#readOrigins(rows.map((r) => r.seq));
+    return rows.map((r) => ({ seq: r.seq, raw: r.raw }));
   }
 
   /** The seqs `query` would answer, in its order. */
@@ -460,7 +547,9 @@ export class PostgresStore implements EventStore {
 
   /** One stored event's JSON by seq. */
   async getRaw(seq: number): Promise<string | undefined> {
-    return (await this.pool.query<{ raw: string }>('SELECT raw FROM events WHERE seq = $1', [seq])).rows[0]?.raw;
+    const row = (await this.pool.query<{ raw: string; origin: string | null }>('SELECT raw, origin FROM events WHERE seq = $1', [seq])).rows[0];
+    if (row?.origin) this.#cacheOrigin(seq, row.origin);
+    return row?.raw;
   }
 
   /** Events with seq in (after, until] matching any filter, ascending by seq, at most `limit`. */
@@ -474,6 +563,7 @@ export class PostgresStore implements EventStore {
     const rows = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
     const more = rows.length > limit;
     const events = rows.slice(0, limit).map((r) => ({ seq: r.seq, raw: r.raw }));
+    await this.#readOrigins(events.map((e) => e.seq));
     const last = events.length > 0 ? events[events.length - 1]!.seq : after;
     const cursor = more ? last : Math.max(last, Math.min(until ?? tail, tail));
     return { events, cursor, more };
@@ -531,160 +621,362 @@ export class PostgresStore implements EventStore {
   }
 }
 
+/** A row read back by the batch's read statement. */
+interface StoredRow {
+  /** 'e': a stored event; 'x': a deleted id; 'a': a deleted address. */
+  t: 'e' | 'x' | 'a';
+  seq: number | null;
+  id: string | null;
+  pubkey: string;
+  kind: number | null;
+  created_at: number | null;
+  d_tag: string | null;
+  until: number | null;
+}
+
+/** A stored event or one of the batch, as the batch's checks see it. */
+interface Candidate {
+  id: string;
+  pubkey: string;
+  kind: number;
+  created_at: number;
+  /** Stored: its seq (deleted by the write statement when superseded). */
+  seq?: number;
+  /** Of this batch: its row (left out of the write statement when superseded). */
+  row?: NewRow;
+  gone: boolean;
+}
+
+interface NewRow {
+  off: number;
+  ev: VerifiedEvent;
+  d: string | null;
+  origin: string | null;
+  raw: string;
+  dropped: boolean;
+  result: { status: 'stored'; seq: number; raw: string };
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
 /**
- * The statements of one write transaction. Plain events are collected and inserted together (one
- * statement for the events, one for their tags); replaceable, addressable and deletion events first
- * insert what is collected, so their checks see every earlier event of the batch.
+ * Most key locks one write transaction takes (each is a slot of PostgreSQL's shared lock table, sized
+ * max_locks_per_transaction × max_connections: 6,400 by default). A batch with more takes the store-wide
+ * lock exclusively instead (every batch takes it shared first), so it waits for the others and they for it.
  */
-class BatchWriter {
-  #client: pg.ClientBase;
-  /** Last seq handed out in this transaction. */
-  seq: number;
-  #rows: { seq: number[]; id: string[]; pubkey: string[]; created: number[]; kind: number[]; d: (string | null)[]; exp: (number | null)[]; raw: string[] } = {
-    seq: [],
-    id: [],
-    pubkey: [],
-    created: [],
-    kind: [],
-    d: [],
-    exp: [],
-    raw: [],
-  };
-  #tags: { seq: number[]; name: string[]; value: string[]; created: number[] } = { seq: [], name: [], value: [], created: [] };
+const MAX_KEY_LOCKS = 1024;
+/** The store-wide advisory lock: the two-integer form, a key space apart from the hashed keys' (one bigint). */
+const STORE_LOCK = '1383034739, 1';
+const repKey = (pubkey: string, kind: number) => `r\u0000${pubkey}\u0000${kind}`;
+const addrKey = (kind: number, pubkey: string, d: string) => `a\u0000${kind}\u0000${pubkey}\u0000${d}`;
+
+/**
+ * An advisory lock key: an event id's last 8 bytes (already a hash: of ids made up in tests and benches,
+ * the varying end), or 8 bytes of a SHA-256 of any other key.
+ */
+function lockKey(key: string): bigint {
+  if (HEX64.test(key)) return BigInt.asIntN(64, BigInt(`0x${key.slice(48)}`));
+  return createHash('sha256').update(key).digest().readBigInt64BE(0);
+}
+
+/** The NIP-09 `a` tags of a deletion that name the author's own replaceable or addressable events. */
+function deletedAddresses(ev: VerifiedEvent): Array<{ kind: number; d: string | null }> {
+  const out: Array<{ kind: number; d: string | null }> = [];
+  for (const addr of getTagValues(ev, 'a')) {
+    const m = /^(\d+):([0-9a-f]{64}):(.*)$/s.exec(addr);
+    if (!m || m[2] !== ev.pubkey) continue;
+    const kind = Number(m[1]);
+    if (isAddressableKind(kind)) out.push({ kind, d: m[3]! });
+    else if (isReplaceableKind(kind)) out.push({ kind, d: null });
+  }
+  return out;
+}
+
+/**
+ * One write transaction's batch: the keys it locks, the one read of what is stored under them, the
+ * checks (duplicate, deleted, superseded, NIP-09) decided in memory in batch order, and the one
+ * write statement. Every lookup the checks make is under a key that is locked and was read.
+ */
+class BatchPlan {
+  /** Advisory lock keys, ascending, distinct (as decimal text); none when the batch takes the whole store. */
+  readonly lockKeys: string[];
+  /** Numbers handed out in this batch (its stored events, superseded ones included). */
+  count = 0;
+  #ids: string[];
+  #reps = new Map<string, { pubkey: string; kind: number }>();
+  #addrs = new Map<string, { kind: number; pubkey: string; d: string }>();
+  #byId = new Map<string, Candidate>();
+  #byKey = new Map<string, Candidate[]>();
   #inBatch = new Set<string>();
-  /** `p`-tagged agents of the stored events, with the event's seq (wake candidates). */
-  wakeOwners: string[] = [];
-  wakeSeqs: number[] = [];
+  #deletedIds = new Set<string>();
+  #deletedAddr = new Map<string, number>();
+  #rows: NewRow[] = [];
+  #gone: number[] = [];
+  #newDeletedIds = new Map<string, { id: string; pubkey: string }>();
+  #newDeletedAddr = new Map<string, { kind: number; pubkey: string; d: string; until: number }>();
+  /** Replication cursors to move (upstream → highest upstream seq in the batch, whatever became of its event). */
+  #cursors = new Map<string, number>();
+  #now: number;
 
-  constructor(client: pg.ClientBase, base: number) {
-    this.#client = client;
-    this.seq = base;
-  }
-
-  #q<T extends pg.QueryResultRow>(sql: string, params: SqlParam[] | unknown[]): Promise<pg.QueryResult<T>> {
-    return this.#client.query<T>(sql, params as unknown[]);
-  }
-
-  async writeOne(ev: VerifiedEvent, known: ReadonlySet<string>, deleted: ReadonlySet<string>): Promise<WriteResult> {
-    if (known.has(ev.id) || this.#inBatch.has(ev.id)) return { status: 'duplicate' };
-    if (deleted.has(`${ev.id}:${ev.pubkey}`)) return { status: 'rejected', reason: makeReason('blocked', 'this event was deleted by its author') };
-    let dTag: string | null = null;
-    if (isReplaceableKind(ev.kind) || isAddressableKind(ev.kind) || ev.kind === Kind.Deletion) {
-      await this.flushInserts();
-      if (isReplaceableKind(ev.kind)) {
-        const newest = (
-          await this.#q<Row>('SELECT seq, created_at, id FROM events WHERE pubkey = $1 AND kind = $2 ORDER BY created_at DESC, id ASC LIMIT 1', [
-            ev.pubkey,
-            ev.kind,
-          ])
-        ).rows[0];
-        if (newest && !isNewer(ev, newest)) {
-          return { status: 'rejected', reason: makeReason('duplicate', 'a newer version of this replaceable event is stored') };
-        }
-        await this.#q('DELETE FROM events WHERE pubkey = $1 AND kind = $2', [ev.pubkey, ev.kind]);
-      } else if (isAddressableKind(ev.kind)) {
-        dTag = getDTag(ev);
-        const until = (
-          await this.#q<{ until: number }>('SELECT until FROM deleted_addresses WHERE kind = $1 AND pubkey = $2 AND d_tag = $3', [ev.kind, ev.pubkey, dTag])
-        ).rows[0]?.until;
-        if (until !== undefined && ev.created_at <= until) {
-          return { status: 'rejected', reason: makeReason('blocked', 'this address was deleted by its author') };
-        }
-        const newest = (
-          await this.#q<Row>('SELECT seq, created_at, id FROM events WHERE kind = $1 AND pubkey = $2 AND d_tag = $3 ORDER BY created_at DESC, id ASC LIMIT 1', [
-            ev.kind,
-            ev.pubkey,
-            dTag,
-          ])
-        ).rows[0];
-        if (newest && !isNewer(ev, newest)) {
-          return { status: 'rejected', reason: makeReason('duplicate', 'a newer version of this addressable event is stored') };
-        }
-        await this.#q('DELETE FROM events WHERE kind = $1 AND pubkey = $2 AND d_tag = $3', [ev.kind, ev.pubkey, dTag]);
+  constructor(events: readonly VerifiedEvent[], now: number) {
+    this.#now = now;
+    const ids = new Set<string>();
+    for (const ev of events) {
+      ids.add(ev.id);
+      if (isReplaceableKind(ev.kind)) this.#reps.set(repKey(ev.pubkey, ev.kind), { pubkey: ev.pubkey, kind: ev.kind });
+      else if (isAddressableKind(ev.kind)) {
+        const d = getDTag(ev);
+        this.#addrs.set(addrKey(ev.kind, ev.pubkey, d), { kind: ev.kind, pubkey: ev.pubkey, d });
       }
-      if (ev.kind === Kind.Deletion) await this.#applyDeletion(ev);
+      if (ev.kind !== Kind.Deletion) continue;
+      for (const id of getTagValues(ev, 'e')) if (HEX64.test(id)) ids.add(id);
+      for (const { kind, d } of deletedAddresses(ev)) {
+        if (d === null) this.#reps.set(repKey(ev.pubkey, kind), { pubkey: ev.pubkey, kind });
+        else this.#addrs.set(addrKey(kind, ev.pubkey, d), { kind, pubkey: ev.pubkey, d });
+      }
     }
+    this.#ids = [...ids];
+    const keys = new Set<bigint>();
+    for (const k of [...this.#ids, ...this.#reps.keys(), ...this.#addrs.keys()]) keys.add(lockKey(k));
+    this.lockKeys = keys.size > MAX_KEY_LOCKS ? [] : [...keys].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(String);
+  }
+
+  /**
+   * BEGIN and the locks, in one message: the store-wide key first (shared; exclusive for a batch with more
+   * than {@link MAX_KEY_LOCKS} keys, which then takes no others), then the keys in ascending order. Only
+   * integers computed here are written into the text.
+   */
+  lockStatement(): string {
+    if (this.lockKeys.length === 0) return `BEGIN; SELECT pg_advisory_xact_lock(${STORE_LOCK})`;
+    return `BEGIN; SELECT pg_advisory_xact_lock_shared(${STORE_LOCK}); SELECT pg_advisory_xact_lock(k) FROM unnest('{${this.lockKeys.join(',')}}'::bigint[]) AS k ORDER BY k`;
+  }
+
+  /** What is stored under the batch's keys: events by id, deleted ids, and (when the batch has any) replaceable and addressable keys. */
+  readStatement(): { sql: string; params: unknown[] } {
+    const params: unknown[] = [this.#ids];
+    const parts = [
+      `SELECT 'e' AS t, seq, id, pubkey, kind, created_at, d_tag, NULL::bigint AS until FROM events WHERE id = ANY($1::text[])`,
+      `SELECT 'x', NULL, id, pubkey, NULL, NULL, NULL, NULL FROM deleted_ids WHERE id = ANY($1::text[])`,
+    ];
+    if (this.#reps.size > 0) {
+      const r = [...this.#reps.values()];
+      params.push(
+        r.map((x) => x.pubkey),
+        r.map((x) => x.kind),
+      );
+      parts.push(`SELECT 'e', e.seq, e.id, e.pubkey, e.kind, e.created_at, e.d_tag, NULL
+        FROM unnest($2::text[], $3::int[]) AS k(pubkey, kind) JOIN events e ON e.pubkey = k.pubkey AND e.kind = k.kind`);
+    }
+    if (this.#addrs.size > 0) {
+      const a = [...this.#addrs.values()];
+      const n = params.length;
+      params.push(
+        a.map((x) => x.kind),
+        a.map((x) => x.pubkey),
+        a.map((x) => x.d),
+      );
+      const keys = `unnest($${n + 1}::int[], $${n + 2}::text[], $${n + 3}::text[]) AS k(kind, pubkey, d_tag)`;
+      parts.push(
+        `SELECT 'e', e.seq, e.id, e.pubkey, e.kind, e.created_at, e.d_tag, NULL
+         FROM ${keys} JOIN events e ON e.kind = k.kind AND e.pubkey = k.pubkey AND e.d_tag = k.d_tag`,
+        `SELECT 'a', NULL, NULL, x.pubkey, x.kind, NULL, x.d_tag, x.until
+         FROM ${keys} JOIN deleted_addresses x ON x.kind = k.kind AND x.pubkey = k.pubkey AND x.d_tag = k.d_tag`,
+      );
+    }
+    return { sql: parts.join('\nUNION ALL '), params };
+  }
+
+  /** Takes in the read statement's rows. */
+  load(rows: readonly StoredRow[]): void {
+    const seen = new Set<number>();
+    for (const r of rows) {
+      if (r.t === 'x') this.#deletedIds.add(`${r.id}:${r.pubkey}`);
+      else if (r.t === 'a') this.#deletedAddr.set(addrKey(r.kind!, r.pubkey, r.d_tag!), r.until!);
+      else if (!seen.has(r.seq!)) {
+        seen.add(r.seq!);
+        this.#register({ id: r.id!, pubkey: r.pubkey, kind: r.kind!, created_at: r.created_at!, seq: r.seq!, gone: false }, r.d_tag);
+      }
+    }
+  }
+
+  #register(c: Candidate, d: string | null): void {
+    this.#byId.set(c.id, c);
+    const key = isReplaceableKind(c.kind) ? repKey(c.pubkey, c.kind) : isAddressableKind(c.kind) && d !== null ? addrKey(c.kind, c.pubkey, d) : undefined;
+    if (key === undefined) return;
+    const list = this.#byKey.get(key);
+    if (list) list.push(c);
+    else this.#byKey.set(key, [c]);
+  }
+
+  #remove(c: Candidate): void {
+    if (c.gone) return;
+    c.gone = true;
+    if (c.seq !== undefined) this.#gone.push(c.seq);
+    if (c.row) c.row.dropped = true;
+  }
+
+  /** The newest live event under a replaceable or addressable key, if any. */
+  #newest(key: string): Candidate | undefined {
+    let newest: Candidate | undefined;
+    for (const c of this.#byKey.get(key) ?? []) if (!c.gone && (!newest || isNewer(c, newest))) newest = c;
+    return newest;
+  }
+
+  /** Decides one event of the batch, in batch order: later events see the earlier ones' effects. */
+  add(ev: VerifiedEvent, replica?: ReplicaWrite): WriteResult {
+    if (replica) this.#cursors.set(replica.upstream, Math.max(this.#cursors.get(replica.upstream) ?? 0, replica.seq));
+    const known = this.#byId.get(ev.id);
+    if ((known && !known.gone) || this.#inBatch.has(ev.id)) return { status: 'duplicate' };
+    if (this.#deletedIds.has(`${ev.id}:${ev.pubkey}`)) return { status: 'rejected', reason: makeReason('blocked', 'this event was deleted by its author') };
+    let d: string | null = null;
+    if (isReplaceableKind(ev.kind) || isAddressableKind(ev.kind)) {
+      let key: string;
+      if (isReplaceableKind(ev.kind)) key = repKey(ev.pubkey, ev.kind);
+      else {
+        d = getDTag(ev);
+        key = addrKey(ev.kind, ev.pubkey, d);
+        const until = this.#deletedAddr.get(key);
+        if (until !== undefined && ev.created_at <= until)
+          return { status: 'rejected', reason: makeReason('blocked', 'this address was deleted by its author') };
+      }
+      const newest = this.#newest(key);
+      if (newest && !isNewer(ev, newest)) {
+        const what = isReplaceableKind(ev.kind) ? 'replaceable' : 'addressable';
+        return { status: 'rejected', reason: makeReason('duplicate', `a newer version of this ${what} event is stored`) };
+      }
+      for (const c of this.#byKey.get(key) ?? []) this.#remove(c);
+    }
+    if (ev.kind === Kind.Deletion) this.#applyDeletion(ev);
     const raw = JSON.stringify(ev);
-    const seq = ++this.seq;
+    const result = { status: 'stored' as const, seq: 0, raw };
+    const row: NewRow = { off: ++this.count, ev, d, origin: replica?.origin ?? null, raw, dropped: false, result };
+    this.#rows.push(row);
     this.#inBatch.add(ev.id);
-    const r = this.#rows;
-    r.seq.push(seq);
-    r.id.push(ev.id);
-    r.pubkey.push(ev.pubkey);
-    r.created.push(ev.created_at);
-    r.kind.push(ev.kind);
-    r.d.push(dTag);
-    r.exp.push(getExpiration(ev) ?? null);
-    r.raw.push(raw);
-    for (const pk of new Set(getTagValues(ev, 'p'))) {
-      if (pk === ev.pubkey || !/^[0-9a-f]{64}$/.test(pk)) continue;
-      this.wakeOwners.push(pk);
-      this.wakeSeqs.push(seq);
-    }
-    // One row per distinct (name, value): a repeated tag would take two rows of a LIMIT.
-    const indexed = new Set<string>();
-    for (const t of ev.tags) {
-      const name = t[0];
-      const value = t[1];
-      if (name === undefined || name.length !== 1 || value === undefined) continue;
-      const key = `${name}\u0000${value}`;
-      if (indexed.has(key)) continue;
-      indexed.add(key);
-      this.#tags.seq.push(seq);
-      this.#tags.name.push(name);
-      this.#tags.value.push(value);
-      this.#tags.created.push(ev.created_at);
-    }
-    return { status: 'stored', seq, raw };
+    this.#register({ id: ev.id, pubkey: ev.pubkey, kind: ev.kind, created_at: ev.created_at, row, gone: false }, d);
+    return result;
   }
 
   /** NIP-09: removes the author's own events named by `e` and `a` tags, and remembers them. */
-  async #applyDeletion(ev: VerifiedEvent): Promise<void> {
-    const ids = getTagValues(ev, 'e').filter((id) => /^[0-9a-f]{64}$/.test(id));
-    if (ids.length > 0) {
+  #applyDeletion(ev: VerifiedEvent): void {
+    for (const id of getTagValues(ev, 'e')) {
+      if (!HEX64.test(id)) continue;
+      const c = this.#byId.get(id);
+      const live = c && !c.gone && c.pubkey === ev.pubkey ? c : undefined;
       // A deletion never deletes (or shadows) another deletion.
-      const dels = new Set(
-        (
-          await this.#q<{ id: string }>('SELECT id FROM events WHERE id = ANY($1::text[]) AND pubkey = $2 AND kind = $3', [ids, ev.pubkey, Kind.Deletion])
-        ).rows.map((r) => r.id),
-      );
-      const targets = ids.filter((id) => !dels.has(id));
-      await this.#q('DELETE FROM events WHERE id = ANY($1::text[]) AND pubkey = $2', [targets, ev.pubkey]);
-      await this.#q('INSERT INTO deleted_ids (id, pubkey) SELECT unnest($1::text[]), $2 ON CONFLICT DO NOTHING', [targets, ev.pubkey]);
+      if (live?.kind === Kind.Deletion) continue;
+      if (live) this.#remove(live);
+      this.#deletedIds.add(`${id}:${ev.pubkey}`);
+      this.#newDeletedIds.set(`${id}:${ev.pubkey}`, { id, pubkey: ev.pubkey });
     }
-    for (const addr of getTagValues(ev, 'a')) {
-      const m = /^(\d+):([0-9a-f]{64}):(.*)$/s.exec(addr);
-      if (!m || m[2] !== ev.pubkey) continue;
-      const kind = Number(m[1]);
-      if (isAddressableKind(kind)) {
-        await this.#q('DELETE FROM events WHERE kind = $1 AND pubkey = $2 AND d_tag = $3 AND created_at <= $4', [kind, ev.pubkey, m[3]!, ev.created_at]);
-        await this.#q(
-          `INSERT INTO deleted_addresses (kind, pubkey, d_tag, until) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (kind, pubkey, d_tag) DO UPDATE SET until = GREATEST(deleted_addresses.until, excluded.until)`,
-          [kind, ev.pubkey, m[3]!, ev.created_at],
-        );
-      } else if (isReplaceableKind(kind)) {
-        await this.#q('DELETE FROM events WHERE kind = $1 AND pubkey = $2 AND created_at <= $3', [kind, ev.pubkey, ev.created_at]);
-      }
+    for (const { kind, d } of deletedAddresses(ev)) {
+      const key = d === null ? repKey(ev.pubkey, kind) : addrKey(kind, ev.pubkey, d);
+      for (const c of this.#byKey.get(key) ?? []) if (c.created_at <= ev.created_at) this.#remove(c);
+      if (d === null) continue;
+      const until = Math.max(this.#deletedAddr.get(key) ?? ev.created_at, ev.created_at);
+      this.#deletedAddr.set(key, until);
+      this.#newDeletedAddr.set(key, { kind, pubkey: ev.pubkey, d, until });
     }
   }
 
-  /** Inserts the collected events and their tags: two statements however many there are. */
-  async flushInserts(): Promise<void> {
-    const r = this.#rows;
-    if (r.seq.length === 0) return;
-    const t = this.#tags;
-    // Events and their tags in one statement (the tags' foreign key is checked at its end).
-    await this.#q(
-      `WITH e AS (
-         INSERT INTO events (seq, id, pubkey, created_at, kind, d_tag, expires_at, raw)
-         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[], $7::bigint[], $8::text[])
-         RETURNING 1)
-       INSERT INTO tags (seq, name, value, created_at) SELECT * FROM unnest($9::bigint[], $10::text[], $11::text[], $12::bigint[])`,
-      [r.seq, r.id, r.pubkey, r.created, r.kind, r.d, r.exp, r.raw, t.seq, t.name, t.value, t.created],
-    );
-    this.#rows = { seq: [], id: [], pubkey: [], created: [], kind: [], d: [], exp: [], raw: [] };
-    this.#tags = { seq: [], name: [], value: [], created: [] };
+  /**
+   * The one write statement: the sequencer row is bumped by `count` first (every other part reads its
+   * new value, so none touches a row before the sequencer is held), then superseded and deleted
+   * events go, the batch's events and tags are inserted under `end - count + off`, deletions are
+   * remembered, wakes queued, and the new end NOTIFYed (delivered on commit). Returns the new end.
+   */
+  writeStatement(wake: { minIntervalMs: number; now: () => number } | undefined): { sql: string; params: unknown[] } {
+    const params: unknown[] = [this.count];
+    const p = (v: unknown) => `$${params.push(v)}`;
+    const seq = '(s.n - $1 + x.off)';
+    const rows = this.#rows.filter((r) => !r.dropped);
+    const ctes = ['s AS (UPDATE seq_counter SET n = n + $1 WHERE id = 1 RETURNING n)'];
+    if (this.#gone.length > 0) ctes.push(`gone AS (DELETE FROM events WHERE seq = ANY(${p(this.#gone)}::bigint[]) AND EXISTS (SELECT 1 FROM s))`);
+    if (rows.length > 0) {
+      const cols = [
+        p(rows.map((r) => r.off)),
+        p(rows.map((r) => r.ev.id)),
+        p(rows.map((r) => r.ev.pubkey)),
+        p(rows.map((r) => r.ev.created_at)),
+        p(rows.map((r) => r.ev.kind)),
+        p(rows.map((r) => r.d)),
+        p(rows.map((r) => getExpiration(r.ev) ?? null)),
+        p(rows.map((r) => r.raw)),
+        p(rows.map((r) => r.origin)),
+      ];
+      ctes.push(`ins AS (INSERT INTO events (seq, id, pubkey, created_at, kind, d_tag, expires_at, raw, origin)
+        SELECT ${seq}, x.id, x.pubkey, x.created_at, x.kind, x.d_tag, x.expires_at, x.raw, x.origin
+        FROM s, unnest(${cols[0]}::bigint[], ${cols[1]}::text[], ${cols[2]}::text[], ${cols[3]}::bigint[], ${cols[4]}::int[], ${cols[5]}::text[], ${cols[6]}::bigint[], ${cols[7]}::text[], ${cols[8]}::text[])
+          AS x(off, id, pubkey, created_at, kind, d_tag, expires_at, raw, origin))`);
+      const tags: { off: number[]; name: string[]; value: string[]; created: number[] } = { off: [], name: [], value: [], created: [] };
+      const wakeOwners: string[] = [];
+      const wakeOffs: number[] = [];
+      for (const r of rows) {
+        // One row per distinct (name, value): a repeated tag would take two rows of a LIMIT.
+        const indexed = new Set<string>();
+        for (const t of r.ev.tags) {
+          const name = t[0];
+          const value = t[1];
+          if (name === undefined || name.length !== 1 || value === undefined) continue;
+          const key = `${name}\u0000${value}`;
+          if (indexed.has(key)) continue;
+          indexed.add(key);
+          tags.off.push(r.off);
+          tags.name.push(name);
+          tags.value.push(value);
+          tags.created.push(r.ev.created_at);
+        }
+        if (!wake) continue;
+        for (const pk of new Set(getTagValues(r.ev, 'p'))) {
+          if (pk === r.ev.pubkey || !HEX64.test(pk)) continue;
+          wakeOwners.push(pk);
+          wakeOffs.push(r.off);
+        }
+      }
+      // The tags' foreign key is checked at the end of the statement, when the events are in.
+      if (tags.off.length > 0) {
+        ctes.push(`tg AS (INSERT INTO tags (seq, name, value, created_at) SELECT ${seq}, x.name, x.value, x.created_at
+          FROM s, unnest(${p(tags.off)}::bigint[], ${p(tags.name)}::text[], ${p(tags.value)}::text[], ${p(tags.created)}::bigint[]) AS x(off, name, value, created_at))`);
+      }
+      // In the event's own transaction: an acknowledged event to a sleeping agent always leads to a wake.
+      if (wake && wakeOwners.length > 0) {
+        const from = `(SELECT x.owner, ${seq} FROM s, unnest(${p(wakeOwners)}::text[], ${p(wakeOffs)}::bigint[]) AS x(owner, off)) AS x(owner, seq)`;
+        ctes.push(`wk AS (${queueWakesSql(from, `${p(wake.now())}::bigint`, `${p(wake.minIntervalMs)}::bigint`)})`);
+      }
+    }
+    if (this.#newDeletedIds.size > 0) {
+      const v = [...this.#newDeletedIds.values()];
+      ctes.push(`di AS (INSERT INTO deleted_ids (id, pubkey) SELECT x.id, x.pubkey
+        FROM s, unnest(${p(v.map((x) => x.id))}::text[], ${p(v.map((x) => x.pubkey))}::text[]) AS x(id, pubkey) ON CONFLICT DO NOTHING)`);
+    }
+    if (this.#newDeletedAddr.size > 0) {
+      const v = [...this.#newDeletedAddr.values()];
+      ctes.push(`da AS (INSERT INTO deleted_addresses (kind, pubkey, d_tag, until) SELECT x.kind, x.pubkey, x.d_tag, x.until
+        FROM s, unnest(${p(v.map((x) => x.kind))}::int[], ${p(v.map((x) => x.pubkey))}::text[], ${p(v.map((x) => x.d))}::text[], ${p(v.map((x) => x.until))}::bigint[])
+          AS x(kind, pubkey, d_tag, until)
+        ON CONFLICT (kind, pubkey, d_tag) DO UPDATE SET until = GREATEST(deleted_addresses.until, excluded.until))`);
+    }
+    if (this.#cursors.size > 0) ctes.push(`cur AS (${this.#cursorUpsert(p, 's, ')})`);
+    return { sql: `WITH ${ctes.join(',\n')}\nSELECT s.n, pg_notify('${SEQ_CHANNEL}', s.n::text) FROM s`, params };
+  }
+
+  /** Replication cursors moved in the event's transaction: each upstream's greatest (instances replicating one upstream commit its events in order). */
+  #cursorUpsert(p: (v: unknown) => string, from: string): string {
+    const c = [...this.#cursors.entries()];
+    return `INSERT INTO replication_cursors (upstream, cursor, updated_at)
+      SELECT x.upstream, x.cursor, ${p(this.#now)}::bigint FROM ${from}unnest(${p(c.map((x) => x[0]))}::text[], ${p(c.map((x) => x[1]))}::bigint[]) AS x(upstream, cursor)
+      ON CONFLICT (upstream) DO UPDATE SET cursor = GREATEST(replication_cursors.cursor, excluded.cursor), updated_at = excluded.updated_at`;
+  }
+
+  /** The cursor statement of a batch that stored nothing (duplicates and refusals move the cursor too), if any. */
+  cursorStatement(): { sql: string; params: unknown[] } | undefined {
+    if (this.#cursors.size === 0) return undefined;
+    const params: unknown[] = [];
+    return { sql: this.#cursorUpsert((v) => `$${params.push(v)}`, ''), params };
+  }
+
+  /** Numbers the batch's stored events once the write statement returned the sequencer's new end. */
+  number(end: number): void {
+    const base = end - this.count;
+    for (const r of this.#rows) r.result.seq = base + r.off;
   }
 }
 

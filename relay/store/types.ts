@@ -44,28 +44,35 @@ export interface ReplicaWrite {
   origin?: string;
 }
 
-/** Replication (relay/replication/): SQLite keeps the upstream cursors and event origins with the events. */
+/**
+ * Replication (relay/replication/): the upstream cursors, refused ids and origin chains kept with the events.
+ * SQLite answers at once; PostgreSQL answers later (callers only wait when they got a promise).
+ */
 export interface ReplicationStore {
-  /** Whether the id is stored, answered at once (a replicated event already here skips verification). */
-  isKnown(id: string, pubkey?: string): 'stored' | 'deleted' | undefined;
+  /** Whether the id is stored (a replicated event already here skips verification). */
+  isKnown(id: string, pubkey?: string): MaybePromise<'stored' | 'deleted' | undefined>;
   /** Writes an event and, in the same transaction, its upstream cursor and origin. */
   writeReplicated(event: VerifiedEvent, replica: ReplicaWrite): Promise<WriteResult>;
   /** An upstream's committed cursor (0 if never read). */
-  getReplicationCursor(upstream: string): number;
+  getReplicationCursor(upstream: string): MaybePromise<number>;
   /** Moves an upstream's cursor forward, or (reset) forgets it. */
-  setReplicationCursor(upstream: string, seq: number, reset?: boolean): void;
+  setReplicationCursor(upstream: string, seq: number, reset?: boolean): MaybePromise<void>;
   /** Remembers a replicated event id this relay's policies refused (bounded). */
-  recordReplicationRefused(id: string, reason: string): void;
+  recordReplicationRefused(id: string, reason: string): MaybePromise<void>;
   /** Whether a replicated event id was refused here (NIP-77 repair does not fetch it again). */
-  isReplicationRefused(id: string): boolean;
+  isReplicationRefused(id: string): MaybePromise<boolean>;
   /** Remembers a relay named in an origin chain (so its connections are checked after a restart). */
-  recordReplicationPeer(pubkey: string): void;
+  recordReplicationPeer(pubkey: string): MaybePromise<void>;
   /** Every relay named in an origin chain here. */
-  replicationPeers(): string[];
-  /** The origin chain (comma-separated relay pubkeys) of the relay a stored event was replicated from, if any. */
+  replicationPeers(): MaybePromise<string[]>;
+  /**
+   * The origin chain (comma-separated relay pubkeys) of the relay a stored event was replicated from, if any;
+   * answered at once for any event just handed to `onStored` or returned by a read of this store (PostgreSQL
+   * reads the chains along with those events).
+   */
   originOf(seq: number): string | undefined;
-  /** NIP-77 items of one filter, answered synchronously (see EventStore.negentropyItems). */
-  negentropyItems(filter: Filter, max: number, opts?: ReadOptions): Array<{ timestamp: number; id: string }> | undefined;
+  /** NIP-77 items of one filter (see EventStore.negentropyItems). */
+  negentropyItems(filter: Filter, max: number, opts?: ReadOptions): MaybePromise<Array<{ timestamp: number; id: string }> | undefined>;
 }
 
 /** Reads answered synchronously, on the caller's turn (policies run synchronously and may need them). */

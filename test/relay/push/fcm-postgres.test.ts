@@ -4,7 +4,7 @@ import { getPublicKey } from 'nostr-tools/pure';
 import type pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { loadConfig, type RelayConfig } from '../../../relay/config.js';
-import { createSharedPushWake, loadOrCreateSharedIdentity, QUEUE_WAKES_SQL, type SharedPushWake } from '../../../relay/push/postgres.js';
+import { createSharedPushWake, loadOrCreateSharedIdentity, queueWakesSql, type SharedPushWake } from '../../../relay/push/postgres.js';
 import { PostgresStore } from '../../../relay/store/postgres.js';
 import { createPgDatabase } from '../../helpers/backends.js';
 import { fcmError, makeServiceAccount, startFakeFcm, type FakeFcm, type FcmReply } from '../../helpers/fake-fcm.js';
@@ -70,7 +70,7 @@ describe.skipIf(skip !== undefined)('FCM wake on the PostgreSQL queue', () => {
   };
   /** What the store's write transaction runs for an event p-tagging `owners` at `seq`. */
   const queue = async (owners: string[], seq: number) => {
-    await pool.query(QUEUE_WAKES_SQL, [owners, owners.map(() => seq), clock.now(), 0]);
+    await pool.query(queueWakesSql('unnest($1::text[], $2::bigint[]) AS x(owner, seq)', '$3', '$4'), [owners, owners.map(() => seq), clock.now(), 0]);
   };
   const channelCount = async () => (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM push_channels')).rows[0]!.n;
 
