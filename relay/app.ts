@@ -33,14 +33,15 @@ import {
   rejectUnauthenticatedFilters,
 } from './policies/limits.js';
 import { rejectPrivateInboxReads } from './policies/private-inbox.js';
-import { createKeyEventPolicy, getPriorKeys, makeKeyEventLookup, onKeyEventSaved } from './policies/identity.js';
-import { makeTaskLookup, rejectInvalidBallots, rejectInvalidTaskEvents } from './policies/tasks.js';
+import { createKeyEventPolicy, getKeyEventClaims, getPriorKeys, makeKeyEventLookup, onKeyEventSaved } from './policies/identity.js';
+import { getTaskStepClaims, makeTaskLookup, rejectInvalidBallots, rejectInvalidTaskEvents } from './policies/tasks.js';
+import { createLocalClaims, makeClaimReason, ReplayedReads, releaseClaims, runWithLaterReads } from './policies/later-reads.js';
 import type { RejectEvent, RejectFilter } from './policies/types.js';
 import { createRelayUrlCheck, parsePublicUrls } from './relay-url.js';
 import { SqliteStore } from './store/sqlite.js';
 import { PostgresStore, isPostgresUrl } from './store/postgres.js';
 import { getPublicKey } from 'nostr-tools/pure';
-import { isPending, type EventStore, type LocalTables, type SharedWakeBackend, type StoreCapabilities } from './store/types.js';
+import { isPending, type EventStore, type LocalTables, type SharedWakeBackend, type StoreCapabilities, type SyncEventReads } from './store/types.js';
 import type { SharedPushWake } from './push/postgres.js';
 import { createFanOut } from './subscriptions/fan-out.js';
 import { SubscriptionIndex } from './subscriptions/index.js';
@@ -198,7 +199,8 @@ function sharedRelayIdentity(secretKey: Uint8Array): RelayIdentity {
 /** Says, once at start, which subsystems this store cannot back (so none is turned off silently). */
 function logMissingCapabilities(log: Logger, provides: StoreCapabilities): void {
   const off: string[] = [];
-  if (!provides.syncReads) off.push('task and ballot policies', 'key event logs', 'CRDT membership and compaction', 'mailbox quota');
+  if (!provides.local && !provides.docCompaction) off.push('CRDT compaction');
+  if (!provides.syncReads) off.push('mailbox quota');
   if (!provides.local) off.push(...(provides.sharedWake ? [] : ['push wake']), 'mailbox ledger and retention', 'storage figures');
   if (!provides.adminDb && !provides.sharedAdmin) off.push('persistent moderation lists and admin state (kept in memory)');
   if (off.length > 0) log.warn({ off }, `this store does not back: ${off.join(', ')}`);
@@ -342,25 +344,41 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   if (local) push = sqlitePush = wirePushWake(ctx, local, identity, infoContributors, deps.push);
   else if (store.provides.sharedWake) push = await wireSharedPushWake(ctx, store.provides.sharedWake, identity, infoContributors, deps.push);
   const mailbox = local && syncReads ? installMailbox(ctx, local.db, syncReads, infoContributors) : undefined;
-  // Key event logs and the task, ballot and membership policies read the store inside synchronous hooks.
-  const keyLookup = syncReads ? makeKeyEventLookup(syncReads) : undefined;
-  const priorKeys = keyLookup ? (pk: string) => getPriorKeys(keyLookup, pk) : undefined;
-  if (syncReads && keyLookup) {
-    const taskLookup = makeTaskLookup(syncReads);
+  // Key event logs and the task, ballot and membership policies read the store. On SQLite they read on the
+  // caller's turn; on a store that answers later the same hooks run over replayed reads and answer with a
+  // promise, and the rules with a check-then-insert race claim their keys in the database (later-reads.ts).
+  const replayed = syncReads ? undefined : new ReplayedReads(store);
+  const reads: SyncEventReads = syncReads ?? replayed!;
+  const keyLookup = makeKeyEventLookup(reads);
+  const priorKeys = (pk: string) => getPriorKeys(keyLookup, pk);
+  const taskLookup = makeTaskLookup(reads);
+  const taskPolicy = rejectInvalidTaskEvents(taskLookup, priorKeys);
+  const ballotPolicy = rejectInvalidBallots(taskLookup, priorKeys);
+  const keyEvents = createKeyEventPolicy(keyLookup);
+  if (replayed) {
+    const claims = store.provides.claims ?? createLocalClaims();
+    const held = new Map<string, readonly string[]>();
     hooks.rejectEvent.push(
-      rejectInvalidTaskEvents(taskLookup, (author) => getPriorKeys(keyLookup, author)),
-      rejectInvalidBallots(taskLookup, (voter) => getPriorKeys(keyLookup, voter)),
+      runWithLaterReads(replayed, taskPolicy, { store: claims, rule: { keys: getTaskStepClaims, reason: makeClaimReason }, held }),
+      runWithLaterReads(replayed, ballotPolicy),
+      runWithLaterReads(replayed, keyEvents.reject, { store: claims, rule: { keys: getKeyEventClaims, reason: makeClaimReason }, held }),
     );
-    const keyEvents = createKeyEventPolicy(keyLookup);
-    hooks.rejectEvent.push(keyEvents.reject);
-    hooks.onEventUnproven.push(keyEvents.release);
-    hooks.onEventSaved.push(keyEvents.release);
-    if (sqlitePush) {
-      const p = sqlitePush;
-      hooks.onEventSaved.push(onKeyEventSaved(keyLookup, (from, to, at) => p.followKey(from, to, at)));
-    }
+    const release = releaseClaims(claims, held, (err) => log.warn({ err }, 'releasing a policy claim failed (it lapses after 60 s)'));
+    hooks.onEventUnproven.push(release);
+    hooks.onEventSaved.push(release);
+  } else hooks.rejectEvent.push(taskPolicy, ballotPolicy, keyEvents.reject);
+  hooks.onEventUnproven.push(keyEvents.release);
+  hooks.onEventSaved.push(keyEvents.release);
+  if (sqlitePush) {
+    const p = sqlitePush;
+    hooks.onEventSaved.push(onKeyEventSaved(keyLookup, (from, to, at) => p.followKey(from, to, at)));
   }
-  const sharedDocs = installSharedDocs(ctx, syncReads, local?.db, infoContributors, priorKeys);
+  const sharedDocs = installSharedDocs(
+    ctx,
+    { reads, replayed, db: local?.db, compaction: store.provides.docCompaction, claims: store.provides.claims },
+    infoContributors,
+    priorKeys,
+  );
   const app = Fastify({
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),

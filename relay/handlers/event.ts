@@ -4,7 +4,7 @@ import { makeAuthFrame, makeOkFrame } from '../../shared/messages/relay.js';
 import { makeReason } from '../../shared/reason.js';
 import type { Connection } from '../connection.js';
 import { countRejection, type RelayContext } from '../context.js';
-import { firstRejection } from '../policies/types.js';
+import { firstEventRejection } from '../policies/types.js';
 import { isPending } from '../store/types.js';
 import type { IngestTrace } from '../tracing.js';
 
@@ -32,7 +32,9 @@ async function ingestEvent(ctx: RelayContext, conn: Connection, event: NostrEven
     for (const hook of ctx.hooks.onEventUnproven) hook(event);
   };
   const policyCtx = { authed: conn.authed, ip: conn.ip, now: ctx.now() };
-  const rejected = firstRejection(ctx.hooks.rejectEvent, event, policyCtx);
+  const verdict = firstEventRejection(ctx.hooks.rejectEvent, event, policyCtx);
+  // Only a hook reading a networked store answers later; on SQLite there is nothing to wait for.
+  const rejected = isPending(verdict) ? await verdict : verdict;
   if (rejected) {
     unproven();
     return refuse(rejected);

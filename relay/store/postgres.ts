@@ -9,6 +9,8 @@ import { makeReason } from '../../shared/reason.js';
 import { RoostError } from '../config.js';
 import { createSharedPushWake, loadOrCreateSharedIdentity, QUEUE_WAKES_SQL } from '../push/postgres.js';
 import { systemClock } from '../push/types.js';
+import { createPostgresClaims } from './postgres-claims.js';
+import { createPostgresDocCompaction } from './postgres-compaction.js';
 import { migratePostgres } from './postgres-migrate.js';
 import { buildCountQuery, buildFilterQuery, type SqlFilterOptions, type SqlParam } from './sql-filter.js';
 import type { AdminLogEntry, EventStore, ReadOptions, SeqPage, StoreCapabilities, StoredEvent, WriteResult } from './types.js';
@@ -160,6 +162,8 @@ export class PostgresStore implements EventStore {
         },
       },
       relayKey: () => loadOrCreateSharedIdentity(this.pool),
+      claims: createPostgresClaims(pool),
+      docCompaction: createPostgresDocCompaction(pool),
       sharedWake: {
         open: async (deps) => {
           const push = createSharedPushWake({ ...deps, pool: this.pool });

@@ -58,7 +58,7 @@ describe('rejectNonMemberDocWrites (table)', () => {
     { name: 'a second a tag naming an enforced doc', mode: 'tagged', e: ev(stranger.pk, 4337, [open, enforced]), prefix: 'restricted' },
     { name: 'other kinds pass', mode: 'all', e: ev(stranger.pk, 1, [enforced]), prefix: undefined },
   ] as const)('$name → $prefix', ({ mode, e, prefix }) => {
-    const r = rejectNonMemberDocWrites(lookup, mode)(e, ctx);
+    const r = rejectNonMemberDocWrites(lookup, mode)(e, ctx) as string | undefined;
     expect(r === undefined ? undefined : getReasonPrefix(r)).toBe(prefix);
   });
 });
