@@ -1,5 +1,5 @@
 import type { Database } from 'better-sqlite3';
-import { isPending, type DocCompaction, type PolicyClaims, type SyncEventReads } from '../store/types.js';
+import { isPending, type DocCompaction, type MaybePromise, type PolicyClaims, type SyncEventReads } from '../store/types.js';
 import { runWithLaterReads, type ReplayedReads } from '../policies/later-reads.js';
 import { DocKind, getSnapshotPart, makeDocAddress, parseDocAddress, parseStateVector } from '../../shared/crdt-events.js';
 import { getDTag, getTagValue, type NostrEvent, type VerifiedEvent } from '../../shared/event.js';
@@ -15,9 +15,9 @@ export { MembershipBook, isDocMember, readMembership, type StoredMembership } fr
 
 /** Shared documents (issue 5) on the relay side: membership enforcement and compaction. */
 export interface SharedDocs {
-  /** The stored membership record of the document at `address`. */
-  membership(address: string): StoredMembership | undefined;
-  /** Resolves once every queued compaction has run. */
+  /** The stored membership record of the document at `address` (later, on a store that answers later). */
+  membership(address: string): MaybePromise<StoredMembership | undefined>;
+  /** Resolves once every event committed before the call has been looked at and every compaction it queued has run. */
   idle(): Promise<void>;
   /** Compactions run and deltas given an expiry since start. */
   stats(): { compactions: number; deltasExpired: number };
@@ -68,6 +68,8 @@ export function installSharedDocs(
   const queue: CompactionJob[] = [];
   let running = false;
   let closed = false;
+  // Snapshots being looked at over replayed reads (not queued yet).
+  let preparing = 0;
   let idleWaiters: Array<() => void> = [];
   const counts = { compactions: 0, deltasExpired: 0 };
 
@@ -126,11 +128,16 @@ export function installSharedDocs(
     if (!replayed) return compactIfComplete(ev, seq);
     // Every instance of a cluster sees the snapshot; the one that claims it compacts (the work is idempotent anyway).
     const claimed = storage.claims ? storage.claims.claim([`compact:${ev.id}`], instance, ctx.now()) : Promise.resolve(undefined);
+    preparing++;
     claimed
       .then((taken) => (taken ? undefined : replayed.run(() => compactIfComplete(ev, seq))))
       .catch((err) => {
         recordError(ctx.stats, 'crdt compaction', err);
         log.error({ err, eventId: ev.id }, 'document compaction failed');
+      })
+      .finally(() => {
+        preparing--;
+        setImmediate(drain);
       });
   };
   const compactIfComplete = (ev: VerifiedEvent, seq: number): void => {
@@ -176,8 +183,12 @@ export function installSharedDocs(
   }));
 
   return {
-    membership: (address) => book.get(address),
-    idle: () => (!running && queue.length === 0 ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve))),
+    membership: (address) => (replayed ? replayed.run(() => book.get(address)) : book.get(address)),
+    async idle() {
+      // On a shared database a commit reaches the post-save hooks after its OK: first every commit so far.
+      await ctx.store.catchUp();
+      while (!closed && (running || preparing > 0 || queue.length > 0)) await new Promise<void>((resolve) => idleWaiters.push(resolve));
+    },
     stats: () => ({ ...counts }),
     close() {
       closed = true;
