@@ -47,7 +47,7 @@ import { createFanOut } from './subscriptions/fan-out.js';
 import { SubscriptionIndex } from './subscriptions/index.js';
 import { createVerifier, type Verifier } from './verify/index.js';
 import { makeReason } from '../shared/reason.js';
-import { configuredPrivateKinds, installMailbox, type Mailbox } from './mailbox/index.js';
+import { configuredPrivateKinds, createSqliteMailboxStorage, installMailbox, type Mailbox, type MailboxBacklog } from './mailbox/index.js';
 import { loadOrCreateRelayIdentity, type RelayIdentity } from './identity.js';
 import { createPushWake, type PushWake, type PushWakeDeps } from './push/index.js';
 import { installSharedDocs, type SharedDocs } from './crdt/index.js';
@@ -196,12 +196,29 @@ function sharedRelayIdentity(secretKey: Uint8Array): RelayIdentity {
   return { secretKey, pubkey: getPublicKey(secretKey), path: undefined, created: false };
 }
 
+/**
+ * The dashboard's mailbox figures (sampled about once a second, synchronously): a backlog that answers
+ * later is shown from the last answer, one read at a time.
+ */
+function mailboxFigures(mailbox: Mailbox, onError: (err: unknown) => void): () => MailboxBacklog {
+  let last: MailboxBacklog = { agents: 0, waiting: 0, undelivered: 0 };
+  let reading = false;
+  return () => {
+    if (reading) return last;
+    const r = mailbox.backlog();
+    if (!isPending(r)) return (last = r);
+    reading = true;
+    r.then((v) => void (last = v), onError).finally(() => (reading = false));
+    return last;
+  };
+}
+
 /** Says, once at start, which subsystems this store cannot back (so none is turned off silently). */
 function logMissingCapabilities(log: Logger, provides: StoreCapabilities): void {
   const off: string[] = [];
   if (!provides.local && !provides.docCompaction) off.push('CRDT compaction');
-  if (!provides.syncReads) off.push('mailbox quota');
-  if (!provides.local) off.push(...(provides.sharedWake ? [] : ['push wake']), 'mailbox ledger and retention', 'storage figures');
+  if (!provides.local && !provides.mailbox) off.push('mailbox ledger, quota and retention');
+  if (!provides.local) off.push(...(provides.sharedWake ? [] : ['push wake']), 'storage figures');
   if (!provides.adminDb && !provides.sharedAdmin) off.push('persistent moderation lists and admin state (kept in memory)');
   if (off.length > 0) log.warn({ off }, `this store does not back: ${off.join(', ')}`);
 }
@@ -343,12 +360,13 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   let sqlitePush: PushWake | undefined;
   if (local) push = sqlitePush = wirePushWake(ctx, local, identity, infoContributors, deps.push);
   else if (store.provides.sharedWake) push = await wireSharedPushWake(ctx, store.provides.sharedWake, identity, infoContributors, deps.push);
-  const mailbox = local && syncReads ? installMailbox(ctx, local.db, syncReads, infoContributors) : undefined;
   // Key event logs and the task, ballot and membership policies read the store. On SQLite they read on the
   // caller's turn; on a store that answers later the same hooks run over replayed reads and answer with a
   // promise, and the rules with a check-then-insert race claim their keys in the database (later-reads.ts).
   const replayed = syncReads ? undefined : new ReplayedReads(store);
   const reads: SyncEventReads = syncReads ?? replayed!;
+  const mailboxStorage = local && syncReads ? createSqliteMailboxStorage(local.db) : replayed ? store.provides.mailbox?.(replayed) : undefined;
+  const mailbox = mailboxStorage ? installMailbox(ctx, mailboxStorage, reads, infoContributors) : undefined;
   const keyLookup = makeKeyEventLookup(reads);
   const priorKeys = (pk: string) => getPriorKeys(keyLookup, pk);
   const taskLookup = makeTaskLookup(reads);
@@ -536,7 +554,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     deps.replication?.backoffMs ? { backoffMs: deps.replication.backoffMs } : {},
   );
   if (push) operator.sources.wake = () => push.stats();
-  if (mailbox) operator.sources.mailbox = () => mailbox.backlog();
+  if (mailbox) operator.sources.mailbox = mailboxFigures(mailbox, (err) => log.warn({ err }, 'reading the mailbox backlog failed'));
 
   let closed = false;
   return {
@@ -559,7 +577,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       for (const ws of sockets.values()) ws.close(1001, 'relay shutting down');
       await app.close();
       await push?.close();
-      mailbox?.close();
+      await mailbox?.close();
       sharedDocs.close();
       operator.close();
       await store.close();

@@ -32,7 +32,8 @@ export class ReplayedReads implements SyncEventReads {
     this.#store = store;
   }
 
-  #read<T>(key: string, fetch: () => MaybePromise<T>): T {
+  /** One read by key: from this run's cache, or (a miss) stops the run until `fetch` has answered. */
+  read<T>(key: string, fetch: () => MaybePromise<T>): T {
     if (!this.#active) throw new Error('a replayed read outside ReplayedReads.run');
     const c = this.#cache;
     if (c?.has(key)) return c.get(key) as T;
@@ -41,12 +42,12 @@ export class ReplayedReads implements SyncEventReads {
 
   /** Stored events matching any filter, newest first (from this run's cache). */
   query(filters: readonly Filter[], opts?: ReadOptions & { limits?: readonly number[] }): StoredEvent[] {
-    return this.#read(`q${JSON.stringify(filters)}${opts ? JSON.stringify(opts) : ''}`, () => this.#store.query(filters, opts));
+    return this.read(`q${JSON.stringify(filters)}${opts ? JSON.stringify(opts) : ''}`, () => this.#store.query(filters, opts));
   }
 
   /** Whether the id is stored, or was deleted by `pubkey` (from this run's cache). */
   isKnown(id: string, pubkey?: string): 'stored' | 'deleted' | undefined {
-    return this.#read(`k${id}:${pubkey ?? ''}`, () => this.#store.isKnown(id, pubkey));
+    return this.read(`k${id}:${pubkey ?? ''}`, () => this.#store.isKnown(id, pubkey));
   }
 
   /**

@@ -11,6 +11,7 @@ import { createSharedPushWake, loadOrCreateSharedIdentity, QUEUE_WAKES_SQL } fro
 import { systemClock } from '../push/types.js';
 import { createPostgresClaims } from './postgres-claims.js';
 import { createPostgresDocCompaction } from './postgres-compaction.js';
+import { createPostgresMailboxStorage } from './postgres-mailbox.js';
 import { migratePostgres } from './postgres-migrate.js';
 import { buildCountQuery, buildFilterQuery, type SqlFilterOptions, type SqlParam } from './sql-filter.js';
 import type { AdminLogEntry, EventStore, ReadOptions, SeqPage, StoreCapabilities, StoredEvent, WriteResult } from './types.js';
@@ -164,6 +165,7 @@ export class PostgresStore implements EventStore {
       relayKey: () => loadOrCreateSharedIdentity(this.pool),
       claims: createPostgresClaims(pool),
       docCompaction: createPostgresDocCompaction(pool),
+      mailbox: (replayed) => createPostgresMailboxStorage(pool, replayed),
       sharedWake: {
         open: async (deps) => {
           const push = createSharedPushWake({ ...deps, pool: this.pool });

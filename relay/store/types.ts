@@ -5,6 +5,8 @@ import type { SharedPushWake, SharedPushWakeDeps } from '../push/postgres.js';
 import type { IntegrityState } from './integrity.js';
 import type { Viewer } from './sql-filter.js';
 import type { CompactionJob, CompactionStep } from '../crdt/compaction.js';
+import type { MailboxStorage } from '../mailbox/index.js';
+import type { ReplayedReads } from '../policies/later-reads.js';
 
 /** A value now (SQLite answers on the caller's turn) or later (a networked backend). */
 export type MaybePromise<T> = T | Promise<T>;
@@ -127,6 +129,8 @@ export interface StoreCapabilities {
   readonly claims?: PolicyClaims;
   /** Compaction of shared documents on this store's own database (a SQLite store compacts through `local`). */
   readonly docCompaction?: DocCompaction;
+  /** The agent mailbox (ledger, quota questions, refusal notices, retention) on this store's own database. */
+  readonly mailbox?: (replayed: ReplayedReads) => MailboxStorage;
 }
 
 /** Marks the deltas a document snapshot covers to expire (relay/crdt/compaction.ts). */

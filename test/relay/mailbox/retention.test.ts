@@ -61,7 +61,7 @@ describe('retention', () => {
       // Once delivered, the agent's old mail goes the way of everything else.
       const r = await seqReq(a, 'in', { '#p': [agent.pk], seq_after: 0 });
       expect(r.events.map((e) => e.id)).toEqual([ev.oldMail.id, ev.dm40d.id]);
-      expect(t.relay.mailbox!.sweepRetention()).toBe(2);
+      expect(await t.relay.mailbox!.sweepRetention()).toBe(2);
       expect(storedIds(t).has(ev.oldMail.id)).toBe(false);
       expect(storedIds(t).has(ev.dm40d.id)).toBe(false);
       a.close();
@@ -80,9 +80,9 @@ describe('retention', () => {
       const old = signFast(makeKey(), { kind: 4, created_at: nowSeconds() - 2 * DAY, tags: [['p', agent.pk]] });
       const w = await RawClient.connect(t.url);
       await publishAll(w, [old]);
-      expect(t.relay.mailbox!.status(agent.pk).undelivered).toBe(1);
-      expect(t.relay.mailbox!.sweepRetention()).toBe(1);
-      expect(t.relay.mailbox!.status(agent.pk).undelivered).toBe(0);
+      expect((await t.relay.mailbox!.status(agent.pk)).undelivered).toBe(1);
+      expect(await t.relay.mailbox!.sweepRetention()).toBe(1);
+      expect((await t.relay.mailbox!.status(agent.pk)).undelivered).toBe(0);
       a.close();
       w.close();
     } finally {
@@ -95,7 +95,7 @@ describe('retention', () => {
     try {
       const info = (await (await fetch(t.httpUrl, { headers: { accept: 'application/nostr+json' } })).json()) as Record<string, unknown>;
       expect(info.retention).toBeUndefined();
-      expect(t.relay.mailbox!.sweepRetention()).toBe(0);
+      expect(await t.relay.mailbox!.sweepRetention()).toBe(0);
     } finally {
       await t.close();
     }
@@ -124,19 +124,19 @@ describe('NIP-40 expiry of mail', () => {
       const keep2 = signFast(sender, { kind: 4, content: 'keep2', tags: [['p', agent.pk]] });
       const w = await RawClient.connect(t.url);
       for (const ok of await publishAll(w, [keep, fleeting, keep2])) expect(ok[2]).toBe(true);
-      expect(t.relay.mailbox!.status(agent.pk).undelivered).toBe(3);
+      expect((await t.relay.mailbox!.status(agent.pk)).undelivered).toBe(3);
       // The mailbox is full until the fleeting message expires.
       expect((await w.publish(signFast(sender, { kind: 4, tags: [['p', agent.pk]] })))[2]).toBe(false);
 
       offset = 120;
-      expect(t.relay.mailbox!.status(agent.pk).undelivered).toBe(2);
+      expect((await t.relay.mailbox!.status(agent.pk)).undelivered).toBe(2);
       const late = signFast(sender, { kind: 4, content: 'late', tags: [['p', agent.pk]], created_at: nowSeconds() + 60 });
       expect((await w.publish(late))[2]).toBe(true);
       await waitFor(() => !storedIds(t).has(fleeting.id), 'expiry sweep', 5000);
       expect(orphanTags(t)).toBe(0);
       const r = await seqReq(a, 'in', { '#p': [agent.pk], seq_after: 0 });
       expect(r.events.map((e) => e.content)).toEqual(['keep', 'keep2', 'late']);
-      expect(t.relay.mailbox!.status(agent.pk)).toEqual({ deliveredSeq: r.events[2]!.seq, undelivered: 0 });
+      expect(await t.relay.mailbox!.status(agent.pk)).toEqual({ deliveredSeq: r.events[2]!.seq, undelivered: 0 });
       a.close();
       w.close();
     } finally {
