@@ -8,18 +8,20 @@ import { authenticate, publishAll, seqReq, signFast } from '../../helpers/mailbo
 import { RawClient } from '../../helpers/raw-client.js';
 import { startRelay, type TestRelay } from '../../helpers/relay.js';
 import { waitFor } from '../../helpers/wait.js';
+import { testBackends } from '../../helpers/backends.js';
 
 useWebSocketImplementation(WebSocket);
 
 // Per-recipient mailbox quota and delivery accounting: a full mailbox refuses the sender with a
 // clear reason instead of dropping anything; reading the mailbox frees it; the ledger knows what
 // each agent has been delivered, persists it in coalesced writes, and sums the global backlog.
-describe('mailbox quota', () => {
+// The same quota on SQLite and on PostgreSQL (ledger and counts in the shared database, the policy over replayed reads).
+describe.each(testBackends({ late: false }))('mailbox quota ($name)', (backend) => {
   let t: TestRelay;
   let sender: Key;
   let agent: Key;
   beforeEach(async () => {
-    t = await startRelay({ mailboxQuota: 5 });
+    t = await backend.start({ mailboxQuota: 5 });
     sender = makeKey();
     agent = makeKey();
   });
@@ -34,7 +36,7 @@ describe('mailbox quota', () => {
     const sixth = signFast(sender, { kind: 4, content: 'six', tags: [['p', agent.pk]] });
     await expect(relay.publish(sixth)).rejects.toThrow(`rate-limited: mailbox of ${npubEncode(agent.pk)} is full`);
     // Nothing was stored for it, and nothing already stored was dropped.
-    expect(t.relay.ctx.store.isKnown(sixth.id)).toBeUndefined();
+    expect(await t.relay.ctx.store.isKnown(sixth.id)).toBeUndefined();
     expect(await t.relay.mailbox!.status(agent.pk)).toEqual({ deliveredSeq: 0, undelivered: 5 });
     // An event naming the full mailbox among other recipients is refused as a whole.
     const other = makeKey();
