@@ -100,6 +100,8 @@ export class DeliveryLedger {
 
   /** Highest delivered inbox seq of the agent (0 when nothing was delivered yet). */
   deliveredSeq(pubkey: string): number {
+    // Shared with other instances: the database may be ahead of anything kept here, so it is read every time.
+    if (!this.#storage.loadsAnywhere) return Math.max(this.#delivered.get(pubkey) ?? 0, this.#storage.load(pubkey));
     let seq = this.#delivered.get(pubkey);
     if (seq === undefined) {
       seq = this.#storage.load(pubkey);
