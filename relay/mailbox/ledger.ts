@@ -92,6 +92,8 @@ export class DeliveryLedger {
   #delivered = new Map<string, number>();
   #dirty = new Set<string>();
   #needles = new Map<string, string>();
+  /** Settles when every write begun so far has (a storage that writes later). */
+  #saving: Promise<void> | undefined;
 
   constructor(storage: LedgerStorage, now: () => number) {
     this.#storage = storage;
@@ -158,9 +160,12 @@ export class DeliveryLedger {
     this.#needles.clear();
   }
 
-  /** Writes every changed entry in one transaction; returns how many. */
+  /**
+   * Writes every changed entry in one transaction; returns how many. A write that answers later settles
+   * after every earlier one (a sweep that flushes first never runs ahead of a timer's flush in flight).
+   */
   flush(): MaybePromise<number> {
-    if (this.#dirty.size === 0) return 0;
+    if (this.#dirty.size === 0) return this.#saving ? this.#saving.then(() => 0) : 0;
     const now = this.#now();
     const entries = [...this.#dirty].map((pk) => [pk, this.#delivered.get(pk) ?? 0] as const);
     this.#dirty.clear();
@@ -172,9 +177,9 @@ export class DeliveryLedger {
       throw err;
     }
     if (!isPending(saved)) return entries.length;
-    return saved.then(
+    const done = Promise.all([this.#saving, saved]).then(
       () => {
-        // The database holds the highest value any instance wrote: read it again next time (unless changed meanwhile).
+        // Written: the database now holds at least these values (reads take the higher of both).
         for (const [pk, seq] of entries) if (!this.#dirty.has(pk) && this.#delivered.get(pk) === seq) this.#delivered.delete(pk);
         return entries.length;
       },
@@ -183,5 +188,15 @@ export class DeliveryLedger {
         throw err;
       },
     );
+    const settled: Promise<void> = done.then(
+      () => {
+        if (this.#saving === settled) this.#saving = undefined;
+      },
+      () => {
+        if (this.#saving === settled) this.#saving = undefined;
+      },
+    );
+    this.#saving = settled;
+    return done;
   }
 }

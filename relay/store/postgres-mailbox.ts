@@ -20,7 +20,10 @@ export function createPostgresMailboxStorage(pool: pg.Pool, replayed: ReplayedRe
     ledger: {
       loadsAnywhere: false,
       load: (pubkey) =>
-        replayed.read(`mb:load:${pubkey}`, async () => (await one<{ s: number }>('SELECT delivered_seq AS s FROM mailbox_delivery WHERE pubkey = $1', [pubkey]))?.s ?? 0),
+        replayed.read(
+          `mb:load:${pubkey}`,
+          async () => (await one<{ s: number }>('SELECT delivered_seq AS s FROM mailbox_delivery WHERE pubkey = $1', [pubkey]))?.s ?? 0,
+        ),
       // Tags are one row per distinct (seq, name, value) here: no GROUP BY needed.
       count: (pubkey, afterSeq, now) =>
         replayed.read(
