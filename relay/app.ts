@@ -218,7 +218,7 @@ function logMissingCapabilities(log: Logger, provides: StoreCapabilities): void 
   const off: string[] = [];
   if (!provides.local && !provides.docCompaction) off.push('CRDT compaction');
   if (!provides.local && !provides.mailbox) off.push('mailbox ledger, quota and retention');
-  if (!provides.local) off.push(...(provides.sharedWake ? [] : ['push wake']), 'storage figures');
+  if (!provides.local) off.push(...(provides.sharedWake ? [] : ['push wake']), ...(provides.storageFigures ? [] : ['storage figures']));
   if (!provides.adminDb && !provides.sharedAdmin) off.push('persistent moderation lists and admin state (kept in memory)');
   if (off.length > 0) log.warn({ off }, `this store does not back: ${off.join(', ')}`);
 }

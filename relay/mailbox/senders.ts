@@ -58,7 +58,7 @@ export class SenderAge {
   /** Writes a mark when the last one is old enough, and moves the established bound on. */
   tick(): MaybePromise<void> {
     const now = this.#now();
-    let marked: MaybePromise<void>;
+    let marked: MaybePromise<void> | undefined;
     if (now - this.#lastMarkAt >= this.markEverySeconds) {
       // Kept: every mark younger than two ages, so the one of an age ago is always there.
       marked = this.#storage.mark(now, now - 2 * this.freshSeconds - this.markEverySeconds);

@@ -12,6 +12,7 @@ import { systemClock } from '../push/types.js';
 import { createPostgresClaims } from './postgres-claims.js';
 import { createPostgresDocCompaction } from './postgres-compaction.js';
 import { createPostgresMailboxStorage } from './postgres-mailbox.js';
+import { createPostgresStorageProbe } from './postgres-figures.js';
 import { migratePostgres } from './postgres-migrate.js';
 import { buildCountQuery, buildFilterQuery, type SqlFilterOptions, type SqlParam } from './sql-filter.js';
 import type { AdminLogEntry, EventStore, ReadOptions, SeqPage, StoreCapabilities, StoredEvent, WriteResult } from './types.js';
@@ -166,6 +167,7 @@ export class PostgresStore implements EventStore {
       claims: createPostgresClaims(pool),
       docCompaction: createPostgresDocCompaction(pool),
       mailbox: (replayed) => createPostgresMailboxStorage(pool, replayed),
+      storageFigures: createPostgresStorageProbe(pool, (err) => opts.log?.warn({ err }, 'reading storage figures failed')),
       sharedWake: {
         open: async (deps) => {
           const push = createSharedPushWake({ ...deps, pool: this.pool });

@@ -6,6 +6,7 @@ import type { IntegrityState } from './integrity.js';
 import type { Viewer } from './sql-filter.js';
 import type { CompactionJob, CompactionStep } from '../crdt/compaction.js';
 import type { MailboxStorage } from '../mailbox/index.js';
+import type { StorageFigures } from '../operator/figures.js';
 import type { ReplayedReads } from '../policies/later-reads.js';
 
 /** A value now (SQLite answers on the caller's turn) or later (a networked backend). */
@@ -131,6 +132,8 @@ export interface StoreCapabilities {
   readonly docCompaction?: DocCompaction;
   /** The agent mailbox (ledger, quota questions, refusal notices, retention) on this store's own database. */
   readonly mailbox?: (replayed: ReplayedReads) => MailboxStorage;
+  /** The dashboard's storage figures for a store without local tables (answered from the last reading). */
+  readonly storageFigures?: () => StorageFigures;
 }
 
 /** Marks the deltas a document snapshot covers to expire (relay/crdt/compaction.ts). */

@@ -3,9 +3,8 @@ import type { NostrEvent } from '../../shared/event.js';
 import { getKeyEvent, IdentityKind, type KeyEvent, makeInception, makeRotation } from '../../shared/identity-log.js';
 import { getTaskRequest, makeTaskOffer, makeTaskRequest, makeTaskStep, TaskKind, type TaskRequest } from '../../shared/tasks.js';
 import { PostgresStore } from '../../relay/store/postgres.js';
-import { createPgDatabase } from '../helpers/backends.js';
 import { makeKey, nowSeconds, signEvent } from '../helpers/events.js';
-import { postgresSkipReason } from '../helpers/postgres.js';
+import { postgresSkipReason, startPostgres, type PgServer } from '../helpers/postgres.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
 
@@ -22,8 +21,10 @@ describe.skipIf(skip !== undefined)('cluster: competing events on two instances'
   const relays: TestRelay[] = [];
   let a: RawClient;
   let b: RawClient;
+  let server: PgServer | undefined;
   beforeAll(async () => {
-    const db = await createPgDatabase();
+    server = await startPostgres({ fast: true });
+    const db = await server.createDatabase();
     for (let i = 0; i < 2; i++) {
       const store = await PostgresStore.open({ url: db, beforeCommit: () => new Promise((r) => setTimeout(r, 150)) });
       relays.push(await startRelay({ db }, { store }));
@@ -35,6 +36,7 @@ describe.skipIf(skip !== undefined)('cluster: competing events on two instances'
     a?.close();
     b?.close();
     for (const r of relays) await r.close();
+    await server?.stop();
   });
 
   const publish = async (client: RawClient, ev: NostrEvent) => (await client.publish(ev)) as Ok;
