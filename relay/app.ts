@@ -33,6 +33,7 @@ import {
   rejectUnauthenticatedFilters,
 } from './policies/limits.js';
 import { rejectPrivateInboxReads } from './policies/private-inbox.js';
+import { IDENTITY_KINDS } from '../shared/identity-log.js';
 import { createKeyEventPolicy, getKeyEventClaims, getPriorKeys, makeKeyEventLookup, onKeyEventSaved } from './policies/identity.js';
 import { getTaskStepClaims, makeTaskLookup, rejectInvalidBallots, rejectInvalidTaskEvents } from './policies/tasks.js';
 import { createLocalClaims, makeClaimReason, ReplayedReads, releaseClaims, runWithLaterReads } from './policies/later-reads.js';
@@ -390,6 +391,16 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   if (sqlitePush) {
     const p = sqlitePush;
     hooks.onEventSaved.push(onKeyEventSaved(keyLookup, (from, to, at) => p.followKey(from, to, at)));
+  } else if (push && replayed && store.provides.sharedWake?.followKey) {
+    // Every instance sees the stored rotation; the statement copies the registration once.
+    const follow = store.provides.sharedWake.followKey.bind(store.provides.sharedWake);
+    const failed = (err: unknown) => log.error({ err }, 'moving a wake registration to a new key failed');
+    const hook = onKeyEventSaved(keyLookup, (from, to, at) => void follow(from, to, at).catch(failed));
+    hooks.onEventSaved.push(function followKeyEventShared(event, seq) {
+      if (!IDENTITY_KINDS.includes(event.kind)) return;
+      const r = replayed.run(() => hook(event, seq));
+      if (isPending(r)) r.catch(failed);
+    });
   }
   const sharedDocs = installSharedDocs(
     ctx,

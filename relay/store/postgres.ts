@@ -8,6 +8,7 @@ import { Kind, isAddressableKind, isReplaceableKind } from '../../shared/kinds.j
 import { makeReason } from '../../shared/reason.js';
 import { RoostError } from '../config.js';
 import { createSharedPushWake, loadOrCreateSharedIdentity, QUEUE_WAKES_SQL } from '../push/postgres.js';
+import { followKeyShared } from '../push/postgres-follow.js';
 import { systemClock } from '../push/types.js';
 import { createPostgresClaims } from './postgres-claims.js';
 import { createPostgresDocCompaction } from './postgres-compaction.js';
@@ -175,6 +176,7 @@ export class PostgresStore implements EventStore {
           if (push.enabled()) this.#wakeQueue = { minIntervalMs: deps.config.pushMinIntervalSeconds * 1000, now: () => clock.now() };
           return push;
         },
+        followKey: (from, to, eventCreated) => followKeyShared(this.pool, from, to, eventCreated, Date.now()),
       },
       sharedAdmin: {
         append: (entry) => this.#appendAdmin(entry),

@@ -158,6 +158,8 @@ export interface PolicyClaims {
 /** Opens push wake on a shared database (and turns on queueing wakes in write transactions). */
 export interface SharedWakeBackend {
   open(deps: Omit<SharedPushWakeDeps, 'pool'>): Promise<SharedPushWake>;
+  /** Gives `to` the wake registration of `from` (a stored rotation), unless `to` has its own; once across instances. */
+  followKey?(from: string, to: string, eventCreated: number): Promise<number>;
 }
 
 /** Presence shared by the relays on one database. */
