@@ -15,3 +15,13 @@ CREATE TABLE seq_marks (
   at  BIGINT PRIMARY KEY,
   seq BIGINT NOT NULL
 );
+-- Mail admitted by the quota policy of some instance and not yet stored (relay/store/postgres-mailbox.ts):
+-- counted with the stored mail when a mailbox near its limit admits more, under a per-recipient advisory
+-- lock, so two instances cannot both take a mailbox's last place. A row older than 60 s no longer counts.
+CREATE TABLE mailbox_admissions (
+  recipient TEXT   COLLATE "C" NOT NULL,
+  id        TEXT   COLLATE "C" NOT NULL,
+  at        BIGINT NOT NULL,
+  PRIMARY KEY (recipient, id)
+);
+CREATE INDEX mailbox_admissions_at ON mailbox_admissions (at);

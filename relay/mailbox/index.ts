@@ -2,7 +2,10 @@ import type { Database } from 'better-sqlite3';
 import { isPending, type MaybePromise, type SyncEventReads } from '../store/types.js';
 import type { OnAuth } from '../context.js';
 import { runWithLaterReads, type ReplayedReads } from '../policies/later-reads.js';
+import { npubEncode } from 'nostr-tools/nip19';
+import type { NostrEvent } from '../../shared/event.js';
 import { isRegularKind } from '../../shared/kinds.js';
+import { makeReason } from '../../shared/reason.js';
 import { makeNoticeFrame } from '../../shared/messages/relay.js';
 import type { RelayConfig } from '../config.js';
 import type { RelayContext } from '../context.js';
@@ -49,6 +52,14 @@ export interface MailboxStorage {
   sweepRetention(rules: readonly RetentionRule[], now: number, opts: RetentionOptions, maxBatches?: number): MaybePromise<{ removed: number; done: boolean }>;
   /** Set when the questions above answer inside a replayed run only (the quota policy then runs through it). */
   replayed?: ReplayedReads;
+  /**
+   * With several writers (a cluster): takes a place for event `id` in each mailbox the policy found at
+   * least half full, counting stored mail and the places other events hold, atomically per recipient;
+   * answers the first recipient whose mailbox is full (nothing taken then).
+   */
+  admit?(places: ReadonlyArray<{ recipient: string; ceiling: number; delivered: number }>, id: string, now: number): Promise<string | undefined>;
+  /** Gives up the places event `id` took (it was stored or refused). */
+  releaseAdmission?(id: string): Promise<void>;
 }
 
 /** The mailbox's statements on a SQLite database. */
@@ -149,8 +160,52 @@ export function installMailbox(ctx: RelayContext, storage: MailboxStorage, reads
       }
     };
     const isEstablished = (sender: string) => senders.isEstablished(sender);
-    const policy = rejectFullMailbox(quota, isStored, isContact, noteRefused, senderHolds, isEstablished);
-    ctx.hooks.rejectEvent.push(replayed ? runWithLaterReads(replayed, policy) : policy);
+    // Mail this instance's policy admitted (it raised the bounds then), until it is stored or refused.
+    const admittedHere = replayed ? new Set<string>() : undefined;
+    // The places an event takes in mailboxes near their limit, per event, from the run that decided it.
+    const near = storage.admit ? new Map<string, Array<{ recipient: string; ceiling: number; delivered: number }>>() : undefined;
+    const onNearLimit = near
+      ? (ev: NostrEvent, recipient: string, ceiling: number) => near.get(ev.id)?.push({ recipient, ceiling, delivered: ledger.deliveredSeq(recipient) })
+      : undefined;
+    const policy = rejectFullMailbox(quota, isStored, isContact, noteRefused, senderHolds, isEstablished, onNearLimit);
+    if (!replayed) ctx.hooks.rejectEvent.push(policy);
+    else if (!near || !storage.admit) ctx.hooks.rejectEvent.push(runWithLaterReads(replayed, policy));
+    else {
+      const admit = storage.admit.bind(storage);
+      const release = storage.releaseAdmission?.bind(storage);
+      const held = new Set<string>();
+      const later = runWithLaterReads(replayed, (ev, pctx) => {
+        // Each run of the replay starts the list afresh: only the run that decided counts.
+        near.set(ev.id, []);
+        const v = policy(ev, pctx);
+        if (v === undefined && isRegularKind(ev.kind)) admittedHere?.add(ev.id);
+        return v;
+      });
+      ctx.hooks.rejectEvent.push(function rejectFullMailboxAcrossInstances(ev, pctx) {
+        const verdict = later(ev, pctx);
+        const placesOf = (v: string | undefined) => {
+          const places = near.get(ev.id) ?? [];
+          near.delete(ev.id);
+          if (v !== undefined || places.length === 0) return v;
+          // The limit is near: take the places under the database's per-recipient locks (closes the race between instances).
+          return admit(places, ev.id, pctx.now).then((full) => {
+            if (full === undefined) {
+              held.add(ev.id);
+              return undefined;
+            }
+            noteRefused(full);
+            return makeReason('rate-limited', `mailbox of ${npubEncode(full)} is full (${quota.limit} undelivered events)`);
+          });
+        };
+        return isPending(verdict) ? verdict.then(placesOf) : placesOf(verdict);
+      });
+      const releasePlaces = (ev: NostrEvent) => {
+        if (!held.delete(ev.id)) return;
+        release?.(ev.id).catch(failed('releasing mailbox places'));
+      };
+      ctx.hooks.onEventSaved.push(releasePlaces);
+      ctx.hooks.onEventUnproven.push(releasePlaces);
+    }
     const tell = (conn: Parameters<OnAuth>[0], pubkey: string, saved: { refused: number; since: number } | undefined) => {
       const pending = refused.get(pubkey);
       refused.delete(pubkey);
@@ -168,10 +223,12 @@ export function installMailbox(ctx: RelayContext, storage: MailboxStorage, reads
       if (isPending(saved)) saved.then((s) => tell(conn, pubkey, s), failed('reading mailbox refusals'));
       else tell(conn, pubkey, saved);
     });
-    // Regular kinds were counted when the policy admitted them; state kinds skip the policy.
+    // Regular kinds were counted when the policy admitted them; state kinds skip the policy. In a cluster,
+    // mail admitted by another instance is counted here when it is stored.
     ctx.hooks.onEventSaved.push(function raiseQuotaBounds(event) {
-      if (!isRegularKind(event.kind)) quota.raise(event);
+      if (!isRegularKind(event.kind) || (admittedHere && !admittedHere.delete(event.id))) quota.raise(event);
     });
+    if (admittedHere) ctx.hooks.onEventUnproven.push((event) => void admittedHere.delete(event.id));
   }
 
   infoContributors.push(() => ({

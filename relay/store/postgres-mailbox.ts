@@ -4,6 +4,8 @@ import { buildRetentionQueries } from '../mailbox/retention.js';
 import type { ReplayedReads } from '../policies/later-reads.js';
 import { toPostgresPlaceholders } from './postgres.js';
 
+/** How long an admitted event's place counts while it is verified and stored. */
+const ADMISSION_SECONDS = 60;
 /** Events removed per statement of a retention sweep (as on SQLite). */
 const SWEEP_BATCH = 2000;
 
@@ -96,6 +98,50 @@ export function createPostgresMailboxStorage(pool: pg.Pool, replayed: ReplayedRe
             )
           )?.n ?? 0,
       ),
+    async admit(places, id, now) {
+      const client = await pool.connect();
+      let broken = false;
+      try {
+        await client.query('BEGIN');
+        // One recipient at a time, in one order on every instance (no deadlock between two events naming the same two).
+        for (const r of [...places].sort((x, y) => (x.recipient < y.recipient ? -1 : 1)))
+          await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`roost-mailbox:${r.recipient}`]);
+        // Under the locks: stored undelivered mail plus what other events hold places for and have not stored yet.
+        const counted = await client.query<{ recipient: string; n: number; ceiling: number }>(
+          `SELECT r.recipient, r.ceiling,
+             (SELECT count(*) FROM tags t JOIN events e ON e.seq = t.seq
+               WHERE t.name = 'p' AND t.value = r.recipient
+                 AND t.seq > GREATEST(r.delivered, coalesce((SELECT delivered_seq FROM mailbox_delivery WHERE pubkey = r.recipient), 0))
+                 AND (e.expires_at IS NULL OR e.expires_at > $4))
+           + (SELECT count(*) FROM mailbox_admissions a
+               WHERE a.recipient = r.recipient AND a.id <> $5 AND a.at > $6
+                 AND NOT EXISTS (SELECT 1 FROM events WHERE id = a.id)) AS n
+           FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS r(recipient, delivered, ceiling)`,
+          [places.map((p) => p.recipient), places.map((p) => p.delivered), places.map((p) => p.ceiling), now, id, now - ADMISSION_SECONDS],
+        );
+        const full = counted.rows.find((r) => r.n >= r.ceiling);
+        if (full) {
+          await client.query('ROLLBACK');
+          return full.recipient;
+        }
+        await client.query(
+          `INSERT INTO mailbox_admissions (recipient, id, at) SELECT unnest($1::text[]), $2, $3
+           ON CONFLICT (recipient, id) DO UPDATE SET at = excluded.at`,
+          [places.map((p) => p.recipient), id, now],
+        );
+        await client.query('DELETE FROM mailbox_admissions WHERE at <= $1', [now - ADMISSION_SECONDS]);
+        await client.query('COMMIT');
+        return undefined;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => (broken = true));
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    },
+    async releaseAdmission(id) {
+      await pool.query('DELETE FROM mailbox_admissions WHERE id = $1', [id]);
+    },
     async saveRefused(entries) {
       if (entries.length === 0) return;
       await pool.query(

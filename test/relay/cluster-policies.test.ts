@@ -9,9 +9,10 @@ import { RawClient } from '../helpers/raw-client.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
 
 // Two relay instances on one PostgreSQL database, and two events competing for one state (two rotations
-// of one key event log, two acceptances of one task) sent at once, one to each instance. Every write
+// of one key event log, two acceptances of one task, the last place in a mailbox) sent at once, one to each instance. Every write
 // transaction waits 150 ms before it commits, so both events have passed their policy's store reads
-// before either is committed: only the claim in the database (policy_claims) can keep one of them out.
+// before either is committed: only the database (a claim in policy_claims, a place in mailbox_admissions
+// taken under a per-recipient lock) can keep one of them out.
 const skip = postgresSkipReason();
 if (skip) console.warn(skip);
 
@@ -27,7 +28,7 @@ describe.skipIf(skip !== undefined)('cluster: competing events on two instances'
     const db = await server.createDatabase();
     for (let i = 0; i < 2; i++) {
       const store = await PostgresStore.open({ url: db, beforeCommit: () => new Promise((r) => setTimeout(r, 150)) });
-      relays.push(await startRelay({ db }, { store }));
+      relays.push(await startRelay({ db, mailboxQuota: 5 }, { store }));
     }
     a = await RawClient.connect(relays[0]!.url);
     b = await RawClient.connect(relays[1]!.url);
@@ -59,9 +60,10 @@ describe.skipIf(skip !== undefined)('cluster: competing events on two instances'
   });
 
   it('two acceptances of one task, one per instance: exactly one is accepted and stored', async () => {
-    const requester = makeKey();
     const workers = [makeKey(), makeKey()];
     for (let round = 0; round < 3; round++) {
+      // A requester per round: its mailbox takes the offers (the quota here is 5).
+      const requester = makeKey();
       const req = signEvent(requester, makeTaskRequest({ capabilities: ['race'], input: `r${round}` }, ++t));
       expect((await publish(a, req))[2]).toBe(true);
       const request = getTaskRequest(req) as TaskRequest;
@@ -75,6 +77,20 @@ describe.skipIf(skip !== undefined)('cluster: competing events on two instances'
       expect(answers.find((x) => !x[2])![3]).toMatch(/^invalid: step .* already has a successor/);
       const stored = await a.req(`task${round}`, { kinds: [TaskKind.Step], '#e': [request.id] });
       expect(stored).toHaveLength(1);
+    }
+  });
+
+  it("a mailbox's last place, taken from two instances at once: exactly one is accepted", async () => {
+    for (let round = 0; round < 3; round++) {
+      const recipient = makeKey();
+      const sender = makeKey();
+      const mail = (i: number) => signEvent(sender, { kind: 1, content: `m${i}`, tags: [['p', recipient.pk]], created_at: ++t });
+      for (let i = 0; i < 4; i++) expect((await publish(i % 2 ? a : b, mail(i)))[2]).toBe(true);
+      const answers = await Promise.all([publish(a, mail(4)), publish(b, mail(5))]);
+      expect(answers.map((x) => x[2]).sort(), `round ${round}: ${answers.map((x) => x[3]).join(' | ')}`).toEqual([false, true]);
+      expect(answers.find((x) => !x[2])![3]).toMatch(/^rate-limited: mailbox of npub1\w+ is full/);
+      const stored = await b.req(`mail${round}`, { kinds: [1], '#p': [recipient.pk] });
+      expect(stored).toHaveLength(5);
     }
   });
 });
