@@ -61,7 +61,7 @@ describe.each(testBackends({ late: false }))('retention ($name)', (backend) => {
       // The sweep runs on its timer (a pass may have started while the events were still arriving,
       // so wait for a pass that saw them all).
       const want = [ev.newNote.id, ev.oldMail.id, ev.reaction2h.id, ev.article2d.id, ev.dm40d.id].sort();
-      await waitFor(async () => JSON.stringify([...(await storedIds(t))].sort()) === JSON.stringify(want), 'retention sweep', 5000);
+      await waitFor(async () => JSON.stringify([...(await storedIds(t))].sort()) === JSON.stringify(want), 'retention sweep', 10_000);
       expect([...(await storedIds(t))].sort()).toEqual(want);
       expect(await orphanTags(t)).toBe(0);
 
