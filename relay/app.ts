@@ -34,20 +34,22 @@ import {
   rejectUnauthenticatedFilters,
 } from './policies/limits.js';
 import { rejectPrivateInboxReads } from './policies/private-inbox.js';
-import { createKeyEventPolicy, getPriorKeys, makeKeyEventLookup, onKeyEventSaved } from './policies/identity.js';
-import { makeTaskLookup, rejectInvalidBallots, rejectInvalidTaskEvents } from './policies/tasks.js';
+import { IDENTITY_KINDS } from '../shared/identity-log.js';
+import { createKeyEventPolicy, getKeyEventClaims, getPriorKeys, makeKeyEventLookup, onKeyEventSaved } from './policies/identity.js';
+import { getTaskStepClaims, makeTaskLookup, rejectInvalidBallots, rejectInvalidTaskEvents } from './policies/tasks.js';
+import { createLocalClaims, makeClaimReason, ReplayedReads, releaseClaims, runWithLaterReads } from './policies/later-reads.js';
 import type { RejectEvent, RejectFilter } from './policies/types.js';
 import { createRelayUrlCheck, parsePublicUrls } from './relay-url.js';
 import { SqliteStore } from './store/sqlite.js';
 import { PostgresStore, isPostgresUrl } from './store/postgres.js';
 import { getPublicKey } from 'nostr-tools/pure';
-import { isPending, type EventStore, type LocalTables, type SharedWakeBackend, type StoreCapabilities } from './store/types.js';
+import { isPending, type EventStore, type LocalTables, type SharedWakeBackend, type StoreCapabilities, type SyncEventReads } from './store/types.js';
 import type { SharedPushWake } from './push/postgres.js';
 import { createFanOut } from './subscriptions/fan-out.js';
 import { SubscriptionIndex } from './subscriptions/index.js';
 import { createVerifier, type Verifier } from './verify/index.js';
 import { makeReason } from '../shared/reason.js';
-import { configuredPrivateKinds, installMailbox, type Mailbox } from './mailbox/index.js';
+import { configuredPrivateKinds, createSqliteMailboxStorage, installMailbox, type Mailbox, type MailboxBacklog } from './mailbox/index.js';
 import { loadOrCreateRelayIdentity, type RelayIdentity } from './identity.js';
 import { createPushWake, type PushWake, type PushWakeDeps } from './push/index.js';
 import { installSharedDocs, type SharedDocs } from './crdt/index.js';
@@ -196,11 +198,29 @@ function sharedRelayIdentity(secretKey: Uint8Array): RelayIdentity {
   return { secretKey, pubkey: getPublicKey(secretKey), path: undefined, created: false };
 }
 
+/**
+ * The dashboard's mailbox figures (sampled about once a second, synchronously): a backlog that answers
+ * later is shown from the last answer, one read at a time.
+ */
+function mailboxFigures(mailbox: Mailbox, onError: (err: unknown) => void): () => MailboxBacklog {
+  let last: MailboxBacklog = { agents: 0, waiting: 0, undelivered: 0 };
+  let reading = false;
+  return () => {
+    if (reading) return last;
+    const r = mailbox.backlog();
+    if (!isPending(r)) return (last = r);
+    reading = true;
+    r.then((v) => void (last = v), onError).finally(() => (reading = false));
+    return last;
+  };
+}
+
 /** Says, once at start, which subsystems this store cannot back (so none is turned off silently). */
 function logMissingCapabilities(log: Logger, provides: StoreCapabilities): void {
   const off: string[] = [];
-  if (!provides.syncReads) off.push('task and ballot policies', 'key event logs', 'CRDT membership and compaction', 'mailbox quota');
-  if (!provides.local) off.push(...(provides.sharedWake ? [] : ['push wake']), 'mailbox ledger and retention', 'storage figures');
+  if (!provides.local && !provides.docCompaction) off.push('CRDT compaction');
+  if (!provides.local && !provides.mailbox) off.push('mailbox ledger, quota and retention');
+  if (!provides.local) off.push(...(provides.sharedWake ? [] : ['push wake']), ...(provides.storageFigures ? [] : ['storage figures']));
   if (!provides.adminDb && !provides.sharedAdmin) off.push('persistent moderation lists and admin state (kept in memory)');
   if (off.length > 0) log.warn({ off }, `this store does not back: ${off.join(', ')}`);
 }
@@ -342,26 +362,53 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   let sqlitePush: PushWake | undefined;
   if (local) push = sqlitePush = wirePushWake(ctx, local, identity, infoContributors, deps.push);
   else if (store.provides.sharedWake) push = await wireSharedPushWake(ctx, store.provides.sharedWake, identity, infoContributors, deps.push);
-  const mailbox = local && syncReads ? installMailbox(ctx, local.db, syncReads, infoContributors) : undefined;
-  // Key event logs and the task, ballot and membership policies read the store inside synchronous hooks.
-  const keyLookup = syncReads ? makeKeyEventLookup(syncReads) : undefined;
-  const priorKeys = keyLookup ? (pk: string) => getPriorKeys(keyLookup, pk) : undefined;
-  if (syncReads && keyLookup) {
-    const taskLookup = makeTaskLookup(syncReads);
+  // Key event logs and the task, ballot and membership policies read the store. On SQLite they read on the
+  // caller's turn; on a store that answers later the same hooks run over replayed reads and answer with a
+  // promise, and the rules with a check-then-insert race claim their keys in the database (later-reads.ts).
+  const replayed = syncReads ? undefined : new ReplayedReads(store);
+  const reads: SyncEventReads = syncReads ?? replayed!;
+  const mailboxStorage = local && syncReads ? createSqliteMailboxStorage(local.db) : replayed ? store.provides.mailbox?.(replayed) : undefined;
+  const mailbox = mailboxStorage ? installMailbox(ctx, mailboxStorage, reads, infoContributors) : undefined;
+  const keyLookup = makeKeyEventLookup(reads);
+  const priorKeys = (pk: string) => getPriorKeys(keyLookup, pk);
+  const taskLookup = makeTaskLookup(reads);
+  const taskPolicy = rejectInvalidTaskEvents(taskLookup, priorKeys);
+  const ballotPolicy = rejectInvalidBallots(taskLookup, priorKeys);
+  const keyEvents = createKeyEventPolicy(keyLookup);
+  if (replayed) {
+    const claims = store.provides.claims ?? createLocalClaims();
+    const held = new Map<string, readonly string[]>();
     hooks.rejectEvent.push(
-      rejectInvalidTaskEvents(taskLookup, (author) => getPriorKeys(keyLookup, author)),
-      rejectInvalidBallots(taskLookup, (voter) => getPriorKeys(keyLookup, voter)),
+      runWithLaterReads(replayed, taskPolicy, { store: claims, rule: { keys: getTaskStepClaims, reason: makeClaimReason }, held }),
+      runWithLaterReads(replayed, ballotPolicy),
+      runWithLaterReads(replayed, keyEvents.reject, { store: claims, rule: { keys: getKeyEventClaims, reason: makeClaimReason }, held }),
     );
-    const keyEvents = createKeyEventPolicy(keyLookup);
-    hooks.rejectEvent.push(keyEvents.reject);
-    hooks.onEventUnproven.push(keyEvents.release);
-    hooks.onEventSaved.push(keyEvents.release);
-    if (sqlitePush) {
-      const p = sqlitePush;
-      hooks.onEventSaved.push(onKeyEventSaved(keyLookup, (from, to, at) => p.followKey(from, to, at)));
-    }
+    const release = releaseClaims(claims, held, (err) => log.warn({ err }, 'releasing a policy claim failed (it lapses after 60 s)'));
+    hooks.onEventUnproven.push(release);
+    hooks.onEventSaved.push(release);
+  } else hooks.rejectEvent.push(taskPolicy, ballotPolicy, keyEvents.reject);
+  hooks.onEventUnproven.push(keyEvents.release);
+  hooks.onEventSaved.push(keyEvents.release);
+  if (sqlitePush) {
+    const p = sqlitePush;
+    hooks.onEventSaved.push(onKeyEventSaved(keyLookup, (from, to, at) => p.followKey(from, to, at)));
+  } else if (push && replayed && store.provides.sharedWake?.followKey) {
+    // Every instance sees the stored rotation; the statement copies the registration once.
+    const follow = store.provides.sharedWake.followKey.bind(store.provides.sharedWake);
+    const failed = (err: unknown) => log.error({ err }, 'moving a wake registration to a new key failed');
+    const hook = onKeyEventSaved(keyLookup, (from, to, at) => void follow(from, to, at).catch(failed));
+    hooks.onEventSaved.push(function followKeyEventShared(event, seq) {
+      if (!IDENTITY_KINDS.includes(event.kind)) return;
+      const r = replayed.run(() => hook(event, seq));
+      if (isPending(r)) r.catch(failed);
+    });
   }
-  const sharedDocs = installSharedDocs(ctx, syncReads, local?.db, infoContributors, priorKeys);
+  const sharedDocs = installSharedDocs(
+    ctx,
+    { reads, replayed, db: local?.db, compaction: store.provides.docCompaction, claims: store.provides.claims },
+    infoContributors,
+    priorKeys,
+  );
   const app = Fastify({
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
@@ -522,7 +569,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     deps.replication?.backoffMs ? { backoffMs: deps.replication.backoffMs } : {},
   );
   if (push) operator.sources.wake = () => push.stats();
-  if (mailbox) operator.sources.mailbox = () => mailbox.backlog();
+  if (mailbox) operator.sources.mailbox = mailboxFigures(mailbox, (err) => log.warn({ err }, 'reading the mailbox backlog failed'));
 
   let closed = false;
   return {
@@ -545,7 +592,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       for (const ws of sockets.values()) ws.close(1001, 'relay shutting down');
       await app.close();
       await push?.close();
-      mailbox?.close();
+      await mailbox?.close();
       sharedDocs.close();
       operator.close();
       await rateBudget?.close().catch((err) => log.warn({ err }, 'giving back rate leases failed'));

@@ -62,6 +62,12 @@ export class Connection {
   readsPrivate = false;
   /** Client mistakes seen on this connection (their log is bounded per connection). */
   mistakes = 0;
+  /**
+   * Settles when the policy verdicts of this connection's events still being decided later (a store
+   * that answers later) are in: the next event's policies wait for it, so they decide in arrival order.
+   * Never set on SQLite, where every verdict is given at once.
+   */
+  verdictsPending: Promise<void> | undefined = undefined;
   #socket: SocketLike;
   #maxBuffered: number;
   #onOverflow: (conn: Connection) => void;

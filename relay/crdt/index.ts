@@ -1,12 +1,13 @@
 import type { Database } from 'better-sqlite3';
-import type { SyncEventReads } from '../store/types.js';
+import { isPending, type DocCompaction, type MaybePromise, type PolicyClaims, type SyncEventReads } from '../store/types.js';
+import { runWithLaterReads, type ReplayedReads } from '../policies/later-reads.js';
 import { DocKind, getSnapshotPart, makeDocAddress, parseDocAddress, parseStateVector } from '../../shared/crdt-events.js';
 import { getDTag, getTagValue, type NostrEvent, type VerifiedEvent } from '../../shared/event.js';
 import { Kind } from '../../shared/kinds.js';
 import { recordError, type RelayContext } from '../context.js';
 import type { InfoContributor } from '../plugins/nip11.js';
 import { rejectNonMemberDocWrites } from '../policies/crdt-membership.js';
-import { DocCompactor, type CompactionJob } from './compaction.js';
+import { DocCompactor, type CompactionJob, type CompactionStep } from './compaction.js';
 import { MembershipBook, isDocMember, type StoredMembership } from './membership.js';
 
 export { DocCompactor, type CompactionJob, type CompactionStep } from './compaction.js';
@@ -14,9 +15,9 @@ export { MembershipBook, isDocMember, readMembership, type StoredMembership } fr
 
 /** Shared documents (issue 5) on the relay side: membership enforcement and compaction. */
 export interface SharedDocs {
-  /** The stored membership record of the document at `address`. */
-  membership(address: string): StoredMembership | undefined;
-  /** Resolves once every queued compaction has run. */
+  /** The stored membership record of the document at `address` (later, on a store that answers later). */
+  membership(address: string): MaybePromise<StoredMembership | undefined>;
+  /** Resolves once every event committed before the call has been looked at and every compaction it queued has run. */
   idle(): Promise<void>;
   /** Compactions run and deltas given an expiry since start. */
   stats(): { compactions: number; deltasExpired: number };
@@ -24,31 +25,51 @@ export interface SharedDocs {
   close(): void;
 }
 
+/** Where shared documents read and compact. */
+export interface SharedDocsStorage {
+  /** Event reads (synchronous on SQLite; replayed reads on a store that answers later). */
+  reads: SyncEventReads | undefined;
+  /** Set when `reads` are replayed: the membership policy and compaction's reads run through it. */
+  replayed?: ReplayedReads;
+  /** A SQLite database: compaction runs on it. */
+  db?: Database | undefined;
+  /** Compaction on a shared database (when there is no SQLite one). */
+  compaction?: DocCompaction | undefined;
+  /** Claims shared by the instances of a cluster: one instance compacts each snapshot. */
+  claims?: PolicyClaims | undefined;
+}
+
 /**
  * Wires shared documents into a built relay: the membership policy (appended to `rejectEvent` unless
- * `crdtMembership` is off), a post-save hook that keeps the membership cache fresh, and, with a SQLite
- * database, compaction: when a trusted snapshot's last part is stored, the deltas before it that it
- * covers expire after `crdtCompactionGraceSeconds`. Compaction runs one page per turn of the event loop.
+ * `crdtMembership` is off), a post-save hook that keeps the membership cache fresh, and compaction (on a
+ * SQLite database, or a store's own): when a trusted snapshot's last part is stored, the deltas before it
+ * that it covers expire after `crdtCompactionGraceSeconds`. Compaction runs one page per turn of the event loop.
  */
 export function installSharedDocs(
   ctx: RelayContext,
-  reads: SyncEventReads | undefined,
-  db: Database | undefined,
+  storage: SharedDocsStorage,
   infoContributors: InfoContributor[],
   priorKeys?: (pubkey: string) => readonly string[],
 ): SharedDocs {
   const { config, log } = ctx;
-  // Membership is read inside a synchronous policy: without synchronous reads it is not enforced.
-  const book = new MembershipBook((filters) => reads?.query(filters) ?? []);
+  const { reads, replayed } = storage;
+  // Over replayed reads nothing is cached between events: a record read for one event could otherwise be
+  // cached after the notice of its replacement (another instance's commit) had already cleared the cache.
+  const book = new MembershipBook((filters) => reads?.query(filters) ?? [], replayed ? 0 : undefined);
   if (config.crdtMembership !== 'off' && reads) {
     const isStored = (id: string) => reads.isKnown(id) === 'stored';
-    ctx.hooks.rejectEvent.push(rejectNonMemberDocWrites((a) => book.get(a), config.crdtMembership, isStored, priorKeys));
+    const policy = rejectNonMemberDocWrites((a) => book.get(a), config.crdtMembership, isStored, priorKeys);
+    ctx.hooks.rejectEvent.push(replayed ? runWithLaterReads(replayed, policy) : policy);
   }
 
-  const compactor = db && reads && config.crdtCompaction !== 'off' ? new DocCompactor(db) : undefined;
+  const compactor: DocCompaction | undefined =
+    !reads || config.crdtCompaction === 'off' ? undefined : storage.db ? new DocCompactor(storage.db) : storage.compaction;
+  const instance = Math.random().toString(36).slice(2);
   const queue: CompactionJob[] = [];
   let running = false;
   let closed = false;
+  // Snapshots being looked at over replayed reads (not queued yet).
+  let preparing = 0;
   let idleWaiters: Array<() => void> = [];
   const counts = { compactions: 0, deltasExpired: 0 };
 
@@ -72,28 +93,54 @@ export function installSharedDocs(
     running = true;
     let after = 0;
     let marked = 0;
+    const failed = (err: unknown) => {
+      recordError(ctx.stats, 'crdt compaction', err);
+      log.error({ err, address: job.address }, 'document compaction failed');
+      running = false;
+      setImmediate(drain);
+    };
+    const stepped = (s: CompactionStep) => {
+      marked += s.marked;
+      after = s.lastSeq;
+      if (!s.done) return void setImmediate(step);
+      counts.compactions++;
+      counts.deltasExpired += marked;
+      log.info({ address: job.address, expiring: marked, beforeSeq: job.beforeSeq }, 'document compacted');
+      running = false;
+      setImmediate(drain);
+    };
     const step = () => {
       try {
         if (closed) return void (running = false);
         const s = compactor!.step(job, after);
-        marked += s.marked;
-        after = s.lastSeq;
-        if (!s.done) return void setImmediate(step);
-        counts.compactions++;
-        counts.deltasExpired += marked;
-        log.info({ address: job.address, expiring: marked, beforeSeq: job.beforeSeq }, 'document compacted');
+        if (isPending(s)) s.then(stepped, failed);
+        else stepped(s);
       } catch (err) {
-        recordError(ctx.stats, 'crdt compaction', err);
-        log.error({ err, address: job.address }, 'document compaction failed');
+        failed(err);
       }
-      running = false;
-      setImmediate(drain);
     };
     step();
   };
 
   /** A trusted snapshot part was stored: when its generation is complete, queue the compaction. */
-  const onSnapshotStored = (ev: VerifiedEvent, seq: number) => {
+  const onSnapshotStored = (ev: VerifiedEvent, seq: number): void => {
+    if (!compactor) return;
+    if (!replayed) return compactIfComplete(ev, seq);
+    // Every instance of a cluster sees the snapshot; the one that claims it compacts (the work is idempotent anyway).
+    const claimed = storage.claims ? storage.claims.claim([`compact:${ev.id}`], instance, ctx.now()) : Promise.resolve(undefined);
+    preparing++;
+    claimed
+      .then((taken) => (taken ? undefined : replayed.run(() => compactIfComplete(ev, seq))))
+      .catch((err) => {
+        recordError(ctx.stats, 'crdt compaction', err);
+        log.error({ err, eventId: ev.id }, 'document compaction failed');
+      })
+      .finally(() => {
+        preparing--;
+        setImmediate(drain);
+      });
+  };
+  const compactIfComplete = (ev: VerifiedEvent, seq: number): void => {
     const address = getTagValue(ev, 'a');
     const part = getSnapshotPart(ev);
     const svText = getTagValue(ev, 'sv');
@@ -112,7 +159,8 @@ export function installSharedDocs(
       if (have.size < part.count) return;
     }
     const expiresAt = ctx.now() + config.crdtCompactionGraceSeconds;
-    compactor.expireStaleParts(address, ev.pubkey, part.id, expiresAt);
+    const stale = compactor.expireStaleParts(address, ev.pubkey, part.id, expiresAt);
+    if (isPending(stale)) stale.catch((err) => log.error({ err, address }, 'expiring stale snapshot parts failed'));
     queue.push({ address, stateVector, beforeSeq, expiresAt });
     setImmediate(drain);
   };
@@ -135,8 +183,12 @@ export function installSharedDocs(
   }));
 
   return {
-    membership: (address) => book.get(address),
-    idle: () => (!running && queue.length === 0 ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve))),
+    membership: (address) => (replayed ? replayed.run(() => book.get(address)) : book.get(address)),
+    async idle() {
+      // On a shared database a commit reaches the post-save hooks after its OK: first every commit so far.
+      await ctx.store.catchUp();
+      while (!closed && (running || preparing > 0 || queue.length > 0)) await new Promise<void>((resolve) => idleWaiters.push(resolve));
+    },
     stats: () => ({ ...counts }),
     close() {
       closed = true;

@@ -39,6 +39,7 @@ export class MembershipBook {
   readonly #max: number;
   readonly #cache = new Map<string, StoredMembership | null>();
 
+  /** `max` records are cached; 0 caches none (every `get` reads the store). */
   constructor(query: (filters: readonly Filter[]) => StoredEvent[], max = 10_000) {
     this.#query = query;
     this.#max = max;
@@ -52,6 +53,7 @@ export class MembershipBook {
     if (!doc) return undefined;
     const [row] = this.#query([{ kinds: [DocKind.Membership], authors: [doc.owner], '#d': [doc.name], limit: 1 }]);
     const record = row ? readMembership(row.raw) : undefined;
+    if (this.#max === 0) return record;
     if (this.#cache.size >= this.#max) this.#cache.clear();
     this.#cache.set(address, record ?? null);
     return record;

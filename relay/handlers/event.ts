@@ -4,7 +4,7 @@ import { makeAuthFrame, makeOkFrame } from '../../shared/messages/relay.js';
 import { makeReason } from '../../shared/reason.js';
 import type { Connection } from '../connection.js';
 import { countRejection, type RelayContext } from '../context.js';
-import { firstRejection } from '../policies/types.js';
+import { firstEventRejection } from '../policies/types.js';
 import { isPending } from '../store/types.js';
 import type { IngestTrace } from '../tracing.js';
 
@@ -32,7 +32,9 @@ async function ingestEvent(ctx: RelayContext, conn: Connection, event: NostrEven
     for (const hook of ctx.hooks.onEventUnproven) hook(event);
   };
   const policyCtx = { authed: conn.authed, ip: conn.ip, now: ctx.now() };
-  const rejected = firstRejection(ctx.hooks.rejectEvent, event, policyCtx);
+  // Only a hook reading a networked store answers later; on SQLite there is nothing to wait for.
+  const verdict = conn.verdictsPending ? decideAfterEarlierEvents(ctx, conn, event, policyCtx) : firstEventRejection(ctx.hooks.rejectEvent, event, policyCtx);
+  const rejected = isPending(verdict) ? await decidedInOrder(conn, verdict) : verdict;
   if (rejected) {
     unproven();
     return refuse(rejected);
@@ -97,6 +99,42 @@ async function ingestEvent(ctx: RelayContext, conn: Connection, event: NostrEven
     case 'rejected':
       if (result.reason.startsWith('error:')) ctx.log.error({ eventId: event.id, reason: result.reason }, 'write failed');
       return refuse(result.reason);
+  }
+}
+
+/**
+ * Verdicts that answer later are given in the connection's arrival order (a quota edge or a task chain
+ * sent in one burst is decided as on SQLite): while one is pending, later events of the connection
+ * start their policies only after it, each in turn.
+ */
+function decidedInOrder(conn: Connection, verdict: Promise<string | undefined>): Promise<string | undefined> {
+  const settled = verdict.then(
+    () => undefined,
+    () => undefined,
+  );
+  conn.verdictsPending = settled;
+  void settled.then(() => {
+    if (conn.verdictsPending === settled) conn.verdictsPending = undefined;
+  });
+  return verdict;
+}
+
+async function decideAfterEarlierEvents(
+  ctx: RelayContext,
+  conn: Connection,
+  event: NostrEvent,
+  policyCtx: Parameters<typeof firstEventRejection>[2],
+): Promise<string | undefined> {
+  let done!: () => void;
+  const mine = new Promise<void>((resolve) => (done = resolve));
+  const earlier = conn.verdictsPending;
+  conn.verdictsPending = mine;
+  try {
+    await earlier;
+    return await firstEventRejection(ctx.hooks.rejectEvent, event, policyCtx);
+  } finally {
+    done();
+    if (conn.verdictsPending === mine) conn.verdictsPending = undefined;
   }
 }
 

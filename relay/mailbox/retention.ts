@@ -11,7 +11,7 @@ export interface RetentionOptions {
 }
 
 function kindCondition(rule: RetentionRule, params: number[]): string {
-  if (!rule.kinds) return '1';
+  if (!rule.kinds) return 'TRUE';
   const parts = rule.kinds.map(([lo, hi]) => {
     params.push(lo, hi);
     return '(e.kind BETWEEN ? AND ?)';

@@ -178,7 +178,7 @@ export function installOperator(deps: OperatorDeps): Operator {
   const sampler = new FigureSampler({
     stats: ctx.stats,
     connections: ctx.connections,
-    storage: local ? createStorageProbe(local.db, local.path, deps.nowMs) : undefined,
+    storage: local ? createStorageProbe(local.db, local.path, deps.nowMs) : ctx.store.provides.storageFigures,
     sources,
     moderation: () => admin.counts(),
     relay: () => ({ name: admin.settings().name ?? config.name, version: deps.version, writePolicy: config.writePolicy }),

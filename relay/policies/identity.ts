@@ -139,3 +139,14 @@ export function makeKeyEventLookup(store: SyncEventReads): KeyEventLookup {
     isStored: (id) => store.isKnown(id) === 'stored',
   };
 }
+
+/**
+ * What a key event holds while it is verified and stored, across instances (relay/policies/later-reads.ts):
+ * the key it reveals and, for a rotation or revocation, its previous event (which may have one successor).
+ */
+export function getKeyEventClaims(ev: NostrEvent): string[] {
+  if (!IDENTITY_KINDS.includes(ev.kind)) return [];
+  const k = getKeyEvent(ev);
+  if (!k) return [];
+  return k.prev === undefined ? [`key:${k.pubkey}`] : [`key:${k.pubkey}`, `prev:${k.prev}`];
+}

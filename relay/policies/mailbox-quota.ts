@@ -1,4 +1,5 @@
 import { npubEncode } from 'nostr-tools/nip19';
+import type { NostrEvent } from '../../shared/event.js';
 import { isRegularKind } from '../../shared/kinds.js';
 import { makeReason } from '../../shared/reason.js';
 import type { MailboxQuota } from '../mailbox/quota.js';
@@ -36,6 +37,7 @@ export function rejectFullMailbox(
   onRefused: (recipient: string) => void = () => {},
   senderHolds: (recipient: string, sender: string) => number = () => 0,
   isEstablished: (sender: string) => boolean = () => true,
+  onNearLimit?: (event: NostrEvent, recipient: string, ceiling: number) => void,
 ): RejectEvent {
   const share = getStrangerShare(quota.limit);
   const half = Math.max(1, Math.ceil(quota.limit / 2));
@@ -56,13 +58,22 @@ export function rejectFullMailbox(
         let why: string | undefined;
         if (!isEstablished(ev.pubkey)) why = 'is half full and takes no more mail from keys new to this relay';
         else if (senderHolds(t[1], ev.pubkey) >= share) why = `holds this sender's share (${share} undelivered events)`;
-        if (why === undefined) continue;
+        if (why === undefined) {
+          onNearLimit?.(ev, t[1], quota.limit);
+          continue;
+        }
         if (isStored(ev.id)) return undefined;
         onRefused(t[1]);
         return makeReason('rate-limited', `mailbox of ${npubEncode(t[1])} ${why}`);
       }
-      if (!quota.isFull(t[1])) continue;
-      if (!stranger && !quota.isFull(t[1], 2 * quota.limit)) continue;
+      if (!quota.isFull(t[1])) {
+        onNearLimit?.(ev, t[1], stranger ? quota.limit : 2 * quota.limit);
+        continue;
+      }
+      if (!stranger && !quota.isFull(t[1], 2 * quota.limit)) {
+        onNearLimit?.(ev, t[1], 2 * quota.limit);
+        continue;
+      }
       if (isStored(ev.id)) return undefined;
       onRefused(t[1]);
       return makeReason('rate-limited', `mailbox of ${npubEncode(t[1])} is full (${quota.limit} undelivered events)`);

@@ -120,3 +120,10 @@ export function makeTaskLookup(store: SyncEventReads): TaskLookup {
     isStored: (id) => store.isKnown(id) === 'stored',
   };
 }
+
+/** What a task step holds while it is verified and stored, across instances: its `prev` (one successor each). */
+export function getTaskStepClaims(ev: NostrEvent): string[] {
+  if (ev.kind !== TaskKind.Step) return [];
+  const step = getTaskStep(ev);
+  return step ? [`task:${step.prev}`] : [];
+}

@@ -5,7 +5,7 @@ import { filterSchema } from '../../shared/messages/schema.js';
 import { RoostError } from '../config.js';
 import type { RelayContext } from '../context.js';
 import { rejectOutsideReplicateFilter } from '../policies/replication.js';
-import { firstRejection, type PolicyContext } from '../policies/types.js';
+import { firstEventRejection, type PolicyContext } from '../policies/types.js';
 import { Replicator, type ReplicatorOptions } from './replicator.js';
 import { isPending } from '../store/types.js';
 
@@ -56,7 +56,10 @@ export function startReplication(
   // The relay's own policy hooks decide, in the replicated context (policies/types.ts): one set of rules.
   const admit = (event: NostrEvent) => {
     const policyCtx: PolicyContext = { authed: noAuth, ip: '', now: ctx.now(), replicated: true };
-    return firstRejection(ctx.hooks.rejectEvent, event, policyCtx);
+    const verdict = firstEventRejection(ctx.hooks.rejectEvent, event, policyCtx);
+    // Replication runs only on SQLite (the store must provide it), where every hook answers at once.
+    if (verdict instanceof Promise) throw new RoostError('ROOST_ERR_CONFIG', 'replication needs policies that answer synchronously');
+    return verdict;
   };
   const replicators = urls.map(
     (url) =>

@@ -8,7 +8,12 @@ import { Kind, isAddressableKind, isReplaceableKind } from '../../shared/kinds.j
 import { makeReason } from '../../shared/reason.js';
 import { RoostError } from '../config.js';
 import { createSharedPushWake, loadOrCreateSharedIdentity, queueWakesSql } from '../push/postgres.js';
+import { followKeyShared } from '../push/postgres-follow.js';
 import { systemClock } from '../push/types.js';
+import { createPostgresClaims } from './postgres-claims.js';
+import { createPostgresDocCompaction } from './postgres-compaction.js';
+import { createPostgresMailboxStorage } from './postgres-mailbox.js';
+import { createPostgresStorageProbe } from './postgres-figures.js';
 import { migratePostgres } from './postgres-migrate.js';
 import { createPostgresRateStore } from './postgres-rates.js';
 import { buildCountQuery, buildFilterQuery, type SqlFilterOptions } from './sql-filter.js';
@@ -176,6 +181,10 @@ export class PostgresStore implements EventStore {
       relayKey: () => loadOrCreateSharedIdentity(this.pool),
       sharedRates: createPostgresRateStore(this.pool, instance),
       replication: this.#replication(),
+      claims: createPostgresClaims(pool),
+      docCompaction: createPostgresDocCompaction(pool),
+      mailbox: (replayed) => createPostgresMailboxStorage(pool, replayed),
+      storageFigures: createPostgresStorageProbe(pool, (err) => opts.log?.warn({ err }, 'reading storage figures failed')),
       sharedWake: {
         open: async (deps) => {
           const push = createSharedPushWake({ ...deps, pool: this.pool });
@@ -183,6 +192,7 @@ export class PostgresStore implements EventStore {
           if (push.enabled()) this.#wakeQueue = { minIntervalMs: deps.config.pushMinIntervalSeconds * 1000, now: () => clock.now() };
           return push;
         },
+        followKey: (from, to, eventCreated) => followKeyShared(this.pool, from, to, eventCreated, Date.now()),
       },
       sharedAdmin: {
         append: (entry) => this.#appendAdmin(entry),

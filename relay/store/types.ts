@@ -4,6 +4,10 @@ import type { Filter } from '../../shared/filter.js';
 import type { SharedPushWake, SharedPushWakeDeps } from '../push/postgres.js';
 import type { IntegrityState } from './integrity.js';
 import type { Viewer } from './sql-filter.js';
+import type { CompactionJob, CompactionStep } from '../crdt/compaction.js';
+import type { MailboxStorage } from '../mailbox/index.js';
+import type { StorageFigures } from '../operator/figures.js';
+import type { ReplayedReads } from '../policies/later-reads.js';
 
 /** A value now (SQLite answers on the caller's turn) or later (a networked backend). */
 export type MaybePromise<T> = T | Promise<T>;
@@ -128,6 +132,36 @@ export interface StoreCapabilities {
   readonly relayKey?: () => Promise<Uint8Array>;
   /** Rate-limit budgets shared by every relay on this store (per IP and per pubkey, cluster-wide). */
   readonly sharedRates?: SharedRateStore;
+  /**
+   * Claims shared by every relay on this store: what closes the check-then-insert races of the key
+   * event and task policies across instances (relay/policies/later-reads.ts).
+   */
+  readonly claims?: PolicyClaims;
+  /** Compaction of shared documents on this store's own database (a SQLite store compacts through `local`). */
+  readonly docCompaction?: DocCompaction;
+  /** The agent mailbox (ledger, quota questions, refusal notices, retention) on this store's own database. */
+  readonly mailbox?: (replayed: ReplayedReads) => MailboxStorage;
+  /** The dashboard's storage figures for a store without local tables (answered from the last reading). */
+  readonly storageFigures?: () => StorageFigures;
+}
+
+/** Marks the deltas a document snapshot covers to expire (relay/crdt/compaction.ts). */
+export interface DocCompaction {
+  /** Marks one page of a job (at most `pageSize` deltas examined), starting after `afterSeq`. */
+  step(job: CompactionJob, afterSeq: number, pageSize?: number): MaybePromise<CompactionStep>;
+  /** Expires an author's snapshot parts of `address` left over from other generations than `generation`. */
+  expireStaleParts(address: string, author: string, generation: string, expiresAt: number): MaybePromise<number>;
+}
+
+/** Keys an event holds from passing a policy until it is stored or refused (unique across instances). */
+export interface PolicyClaims {
+  /**
+   * Claims every key for event `id`, or none: undefined when they are its now, else the first key
+   * another event holds. A claim older than the claim window (60 s) is taken over.
+   */
+  claim(keys: readonly string[], id: string, now: number): Promise<{ key: string; holder: string } | undefined>;
+  /** Gives up the keys `id` holds. */
+  release(keys: readonly string[], id: string): Promise<void>;
 }
 
 /** One key's exchange with a shared rate budget (relay/policies/shared-rate-limit.ts). */
@@ -168,6 +202,8 @@ export interface SharedRateStore {
 /** Opens push wake on a shared database (and turns on queueing wakes in write transactions). */
 export interface SharedWakeBackend {
   open(deps: Omit<SharedPushWakeDeps, 'pool'>): Promise<SharedPushWake>;
+  /** Gives `to` the wake registration of `from` (a stored rotation), unless `to` has its own; once across instances. */
+  followKey?(from: string, to: string, eventCreated: number): Promise<number>;
 }
 
 /** Presence shared by the relays on one database. */

@@ -1,6 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { RelayDeps } from '../../relay/app.js';
 import type { ConfigInput } from '../../relay/config.js';
 import { SqliteStore } from '../../relay/store/sqlite.js';
 import { startRelay, type TestRelay } from './relay.js';
@@ -12,7 +13,7 @@ import { afterAll } from 'vitest';
 export interface TestBackend {
   name: string;
   /** Starts a relay on this backend (a fresh database). */
-  start(overrides?: ConfigInput): Promise<TestRelay>;
+  start(overrides?: ConfigInput, deps?: RelayDeps): Promise<TestRelay>;
 }
 
 let server: Promise<PgServer> | undefined;
@@ -27,19 +28,19 @@ export function testBackends(opts: { late?: boolean } = {}): TestBackend[] {
   if (pgSkip) console.warn(pgSkip);
   else afterAll(async () => (await server)?.stop());
   const all: TestBackend[] = [
-    { name: 'sqlite', start: (o) => startRelay(o) },
+    { name: 'sqlite', start: (o, d) => startRelay(o, d) },
     {
       name: 'late reads',
-      async start(o = {}) {
+      async start(o = {}, d = {}) {
         const folder = mkdtempSync(join(tmpdir(), 'roost-test-'));
         const store = new SqliteStore({ path: join(folder, 'roost.db'), commitWindowMs: 1 });
-        return startRelay(o, { store: makeLateStore(store) }, folder);
+        return startRelay(o, { ...d, store: makeLateStore(store) }, folder);
       },
     },
     {
       name: 'postgres',
-      async start(o = {}) {
-        return startRelay({ ...o, db: await createPgDatabase() });
+      async start(o = {}, d = {}) {
+        return startRelay({ ...o, db: await createPgDatabase() }, d);
       },
     },
   ];

@@ -86,7 +86,11 @@ export async function startPostgres(opts: { fast?: boolean } = {}): Promise<PgSe
   const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
   let n = 0;
   let stopped = false;
-  return {
+  // A file that never stops its server (or a worker that dies) must not leave it running: pg_ctl stop is synchronous.
+  process.once('exit', () => {
+    if (!stopped) void server.stop().catch(() => undefined);
+  });
+  const server: PgServer = {
     adminUrl,
     port,
     async createDatabase() {
@@ -110,4 +114,5 @@ export async function startPostgres(opts: { fast?: boolean } = {}): Promise<PgSe
       }
     },
   };
+  return server;
 }

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WakeHint, WakeSender, WakeTarget } from '../../relay/push/types.js';
 import { createPgDatabase } from '../helpers/backends.js';
 import { makeKey, signEvent } from '../helpers/events.js';
+import { getKeyEvent, type KeyEvent, makeInception, makeRotation } from '../../shared/identity-log.js';
 import { authenticate } from '../helpers/mailbox.js';
 import { postgresSkipReason } from '../helpers/postgres.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -127,6 +128,45 @@ describe.skipIf(skip !== undefined)('cluster: push wake sent once by one instanc
     expect(new Set(sent.map((x) => x.target.token)).size).toBe(owners.length);
     // Spread over the instances, not all taken by one.
     expect(new Set(sent.map((x) => x.instance)).size).toBeGreaterThan(1);
+    await check.end();
+  });
+
+  it('a registration follows a rotation stored through another instance, once, and the new key is woken', async () => {
+    while (relays.length < 3) await start(9 + relays.length);
+    const [a, b] = relays as [TestRelay, TestRelay];
+    const relayKey = ((await (await fetch(a.httpUrl, { headers: { accept: 'application/nostr+json' } })).json()) as { pubkey: string }).pubkey;
+    const agent = makeAgent();
+    const token = makeFcmToken();
+    const ca = await RawClient.connect(a.url);
+    expect((await ca.publish(makeRegistrationEvent(agent, relayKey, { channels: [{ platform: 'fcm', token, mode: 'background' }] })))[2]).toBe(true);
+    const keys = { sk: agent.secretKey, pk: agent.pubkey };
+    const next = makeKey();
+    const inception = signEvent(keys, makeInception({ nextKey: next.pk }, Math.floor(Date.now() / 1000) - 10));
+    expect((await ca.publish(inception))[2]).toBe(true);
+    const cb = await RawClient.connect(b.url);
+    const rotation = signEvent(
+      next,
+      makeRotation(
+        { head: getKeyEvent(inception) as KeyEvent, currentSecretKey: agent.secretKey, newKey: next.pk, nextKey: makeKey().pk },
+        Math.floor(Date.now() / 1000) - 5,
+      ),
+    );
+    expect((await cb.publish(rotation))[2]).toBe(true);
+    const check = new pg.Client({ connectionString: db });
+    await check.connect();
+    const channelsOf = async (owner: string) => (await check.query('SELECT token FROM push_channels WHERE owner = $1', [owner])).rows.map((r) => r.token);
+    // Every instance sees the rotation; the registration is copied once.
+    await waitFor(async () => (await channelsOf(next.pk)).length > 0, 'registration followed');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await channelsOf(next.pk)).toEqual([token]);
+    const mine = () => sent.filter((x) => x.target.token === token);
+    expect((await cb.publish(signEvent(makeKey(), { content: 'to the new key', tags: [['p', next.pk]] })))[2]).toBe(true);
+    await pumpAll();
+    await waitFor(() => mine().length >= 1, 'wake sent');
+    await pumpAll();
+    expect(mine()).toHaveLength(1);
+    ca.close();
+    cb.close();
     await check.end();
   });
 });

@@ -5,7 +5,9 @@ import type { NostrEvent } from '../../../shared/event.js';
 import type { SqliteStore } from '../../../relay/store/sqlite.js';
 import { makeKey, nowSeconds, signEvent, type Key } from '../../helpers/events.js';
 import { RawClient } from '../../helpers/raw-client.js';
-import { startRelay, type TestRelay } from '../../helpers/relay.js';
+import type { TestRelay } from '../../helpers/relay.js';
+import { testBackends } from '../../helpers/backends.js';
+import type { PostgresStore } from '../../../relay/store/postgres.js';
 
 const owner = makeKey();
 const member = makeKey();
@@ -34,7 +36,8 @@ function edit(doc: SharedDoc, i: number) {
   else doc.set('peers').remove(`p${(i + 1) % 5}`);
 }
 
-describe('compaction: deltas covered by a trusted snapshot expire', () => {
+// SQLite compacts in its own database, PostgreSQL in the cluster's (a store that only answers later has neither).
+describe.each(testBackends({ late: false }))('compaction: deltas covered by a trusted snapshot expire ($name)', (backend) => {
   let t: TestRelay | undefined;
   const clients: RawClient[] = [];
   afterEach(async () => {
@@ -44,7 +47,7 @@ describe('compaction: deltas covered by a trusted snapshot expire', () => {
   });
 
   it('expires exactly the covered deltas before an owner snapshot; a newcomer rebuilds the state from what is left', async () => {
-    t = await startRelay({ crdtCompactionGraceSeconds: 0 });
+    t = await backend.start({ crdtCompactionGraceSeconds: 0 });
     const c = await RawClient.connect(t.url);
     clients.push(c);
     await c.publish(signEvent(owner, makeMembershipEvent(NAME, [member.pk], nowSeconds())));
@@ -76,9 +79,13 @@ describe('compaction: deltas covered by a trusted snapshot expire', () => {
     const left = (await c.req('all2', { kinds: [4337], '#a': [ADDRESS] })) as unknown as NostrEvent[];
     expect(new Set(left.map((e) => e.id))).toEqual(new Set(events.slice(covered).map((e) => e.id)));
     // The sweep removes them from disk.
-    const store = t.relay.ctx.store as SqliteStore;
-    store.sweepExpired(nowSeconds() + 1);
-    expect(store.db.prepare('SELECT count(*) FROM events WHERE kind = 4337').pluck().get()).toBe(events.length - covered);
+    const store = t.relay.ctx.store;
+    await store.sweepExpired(nowSeconds() + 1);
+    const onDisk =
+      backend.name === 'postgres'
+        ? (await (store as PostgresStore).pool.query<{ n: number }>('SELECT count(*)::int AS n FROM events WHERE kind = 4337')).rows[0]!.n
+        : (store as SqliteStore).db.prepare('SELECT count(*) FROM events WHERE kind = 4337').pluck().get();
+    expect(onDisk).toBe(events.length - covered);
 
     // A newcomer: the snapshot plus every delta still stored gives the members' state.
     const snapEvents = (await c.req('snap', { kinds: [34338], '#a': [ADDRESS], authors: [owner.pk] })) as unknown as NostrEvent[];
@@ -93,7 +100,7 @@ describe('compaction: deltas covered by a trusted snapshot expire', () => {
 
   it('waits out the grace period, and replaces nothing when compaction is off', async () => {
     let now = nowSeconds();
-    t = await startRelay({ crdtCompactionGraceSeconds: 3600 }, { now: () => now });
+    t = await backend.start({ crdtCompactionGraceSeconds: 3600 }, { now: () => now });
     let c = await RawClient.connect(t.url);
     clients.push(c);
     await c.publish(signEvent(owner, makeMembershipEvent(NAME, [member.pk], now)));
@@ -108,7 +115,7 @@ describe('compaction: deltas covered by a trusted snapshot expire', () => {
     await t.close();
 
     now = nowSeconds();
-    t = await startRelay({ crdtCompaction: 'off', crdtCompactionGraceSeconds: 0 });
+    t = await backend.start({ crdtCompaction: 'off', crdtCompactionGraceSeconds: 0 });
     c = await RawClient.connect(t.url);
     clients.push(c);
     r = makeReplicas();

@@ -7,7 +7,8 @@ import type { NostrEvent } from '../../../shared/event.js';
 import { getReasonPrefix } from '../../../shared/reason.js';
 import { makeKey, nowSeconds, signEvent, type Key } from '../../helpers/events.js';
 import { RawClient } from '../../helpers/raw-client.js';
-import { startRelay, type TestRelay } from '../../helpers/relay.js';
+import type { TestRelay } from '../../helpers/relay.js';
+import { testBackends } from '../../helpers/backends.js';
 
 const owner = makeKey();
 const member = makeKey();
@@ -58,12 +59,12 @@ describe('rejectNonMemberDocWrites (table)', () => {
     { name: 'a second a tag naming an enforced doc', mode: 'tagged', e: ev(stranger.pk, 4337, [open, enforced]), prefix: 'restricted' },
     { name: 'other kinds pass', mode: 'all', e: ev(stranger.pk, 1, [enforced]), prefix: undefined },
   ] as const)('$name → $prefix', ({ mode, e, prefix }) => {
-    const r = rejectNonMemberDocWrites(lookup, mode)(e, ctx);
+    const r = rejectNonMemberDocWrites(lookup, mode)(e, ctx) as string | undefined;
     expect(r === undefined ? undefined : getReasonPrefix(r)).toBe(prefix);
   });
 });
 
-describe('relay-enforced documents (real socket)', () => {
+describe.each(testBackends())('relay-enforced documents (real socket, $name)', (backend) => {
   let t: TestRelay | undefined;
   const clients: RawClient[] = [];
   afterEach(async () => {
@@ -78,7 +79,7 @@ describe('relay-enforced documents (real socket)', () => {
   };
 
   it("refuses a stranger's delta once the owner's record asks for enforcement, follows record changes", async () => {
-    t = await startRelay();
+    t = await backend.start();
     const c = await connect();
     const address = makeDocAddress(owner.pk, 'board');
     const now = nowSeconds();
@@ -88,7 +89,7 @@ describe('relay-enforced documents (real socket)', () => {
 
     const record = signEvent(owner, makeMembershipEvent('board', [member.pk], now - 10, { enforce: true }));
     expect((await c.publish(record))[2]).toBe(true);
-    expect(t.relay.sharedDocs.membership(address)?.enforced).toBe(true);
+    expect((await t.relay.sharedDocs.membership(address))?.enforced).toBe(true);
 
     const memberDelta = delta(member, address, 'member');
     const ok = await c.publish(memberDelta);
@@ -126,7 +127,7 @@ describe('relay-enforced documents (real socket)', () => {
   });
 
   it("mode 'all' refuses writes to documents without a record; 'off' takes anything", async () => {
-    t = await startRelay({ crdtMembership: 'all' });
+    t = await backend.start({ crdtMembership: 'all' });
     let c = await connect();
     const address = makeDocAddress(owner.pk, 'strict');
     const r = await c.publish(delta(owner, address));
@@ -139,7 +140,7 @@ describe('relay-enforced documents (real socket)', () => {
     expect(info.roost.crdt.membership).toBe('all');
     await t.close();
 
-    t = await startRelay({ crdtMembership: 'off' });
+    t = await backend.start({ crdtMembership: 'off' });
     c = await connect();
     await c.publish(signEvent(owner, makeMembershipEvent('strict', [], nowSeconds(), { enforce: true })));
     expect((await c.publish(delta(stranger, address)))[2]).toBe(true);

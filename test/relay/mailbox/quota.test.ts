@@ -8,18 +8,20 @@ import { authenticate, publishAll, seqReq, signFast } from '../../helpers/mailbo
 import { RawClient } from '../../helpers/raw-client.js';
 import { startRelay, type TestRelay } from '../../helpers/relay.js';
 import { waitFor } from '../../helpers/wait.js';
+import { testBackends } from '../../helpers/backends.js';
 
 useWebSocketImplementation(WebSocket);
 
 // Per-recipient mailbox quota and delivery accounting: a full mailbox refuses the sender with a
 // clear reason instead of dropping anything; reading the mailbox frees it; the ledger knows what
 // each agent has been delivered, persists it in coalesced writes, and sums the global backlog.
-describe('mailbox quota', () => {
+// The same quota on SQLite and on PostgreSQL (ledger and counts in the shared database, the policy over replayed reads).
+describe.each(testBackends({ late: false }))('mailbox quota ($name)', (backend) => {
   let t: TestRelay;
   let sender: Key;
   let agent: Key;
   beforeEach(async () => {
-    t = await startRelay({ mailboxQuota: 5 });
+    t = await backend.start({ mailboxQuota: 5 });
     sender = makeKey();
     agent = makeKey();
   });
@@ -34,8 +36,8 @@ describe('mailbox quota', () => {
     const sixth = signFast(sender, { kind: 4, content: 'six', tags: [['p', agent.pk]] });
     await expect(relay.publish(sixth)).rejects.toThrow(`rate-limited: mailbox of ${npubEncode(agent.pk)} is full`);
     // Nothing was stored for it, and nothing already stored was dropped.
-    expect(t.relay.ctx.store.isKnown(sixth.id)).toBeUndefined();
-    expect(t.relay.mailbox!.status(agent.pk)).toEqual({ deliveredSeq: 0, undelivered: 5 });
+    expect(await t.relay.ctx.store.isKnown(sixth.id)).toBeUndefined();
+    expect(await t.relay.mailbox!.status(agent.pk)).toEqual({ deliveredSeq: 0, undelivered: 5 });
     // An event naming the full mailbox among other recipients is refused as a whole.
     const other = makeKey();
     await expect(
@@ -73,7 +75,7 @@ describe('mailbox quota', () => {
     const oks = await publishAll(w, burst);
     expect(oks.filter((o) => o[2] === true)).toHaveLength(5);
     expect(oks.filter((o) => o[2] === false).every((o) => String(o[3]).startsWith('rate-limited: mailbox of npub1'))).toBe(true);
-    expect(t.relay.mailbox!.status(agent.pk).undelivered).toBe(5);
+    expect((await t.relay.mailbox!.status(agent.pk)).undelivered).toBe(5);
     w.close();
   });
 
@@ -88,18 +90,18 @@ describe('mailbox quota', () => {
     await authenticate(a, agent, t.url);
     const page = await seqReq(a, 'in', { '#p': [agent.pk], seq_after: 0, limit: 2 });
     expect(page.events).toHaveLength(2);
-    expect(t.relay.mailbox!.status(agent.pk)).toEqual({ deliveredSeq: page.events[1]!.seq, undelivered: 3 });
+    expect(await t.relay.mailbox!.status(agent.pk)).toEqual({ deliveredSeq: page.events[1]!.seq, undelivered: 3 });
     // Two slots are free, not three.
     const oks = await publishAll(w, more);
     expect(oks.map((o) => o[2])).toEqual([true, true, false]);
 
     const rest = await seqReq(a, 'in2', { '#p': [agent.pk], seq_after: page.cursor! });
     expect(rest.events).toHaveLength(5);
-    expect(t.relay.mailbox!.status(agent.pk).undelivered).toBe(0);
+    expect((await t.relay.mailbox!.status(agent.pk)).undelivered).toBe(0);
     const again = signFast(sender, { kind: 1059, content: 'again', tags: [['p', agent.pk]] });
     expect(await w.publish(again)).toEqual(['OK', again.id, true, '']);
     // Delivered live on the open tail subscription.
-    await waitFor(() => t.relay.mailbox!.status(agent.pk).undelivered === 0, 'live delivery accounted');
+    await waitFor(async () => (await t.relay.mailbox!.status(agent.pk)).undelivered === 0, 'live delivery accounted');
     a.close();
     w.close();
   });
@@ -115,7 +117,7 @@ describe('mailbox quota', () => {
     const stranger = await RawClient.connect(t.url);
     await authenticate(stranger, makeKey(), t.url);
     expect((await seqReq(stranger, 'peek', { '#p': [agent.pk], seq_after: 0 })).events).toHaveLength(3);
-    expect(t.relay.mailbox!.status(agent.pk)).toEqual({ deliveredSeq: 0, undelivered: 3 });
+    expect(await t.relay.mailbox!.status(agent.pk)).toEqual({ deliveredSeq: 0, undelivered: 3 });
     w.close();
     stranger.close();
   });
@@ -150,21 +152,21 @@ describe('delivery ledger', () => {
     c.close();
 
     const mb = t.relay.mailbox!;
-    expect(mb.status(agents[0]!.pk)).toEqual({ deliveredSeq: read.events[2]!.seq, undelivered: 2 });
-    expect(mb.status(agents[1]!.pk)).toEqual({ deliveredSeq: 0, undelivered: 6 });
-    expect(mb.status(agents[2]!.pk)).toEqual({ deliveredSeq: 0, undelivered: 6 });
+    expect(await mb.status(agents[0]!.pk)).toEqual({ deliveredSeq: read.events[2]!.seq, undelivered: 2 });
+    expect(await mb.status(agents[1]!.pk)).toEqual({ deliveredSeq: 0, undelivered: 6 });
+    expect(await mb.status(agents[2]!.pk)).toEqual({ deliveredSeq: 0, undelivered: 6 });
     // Nothing written yet: deliveries only touch memory until the (long) flush interval.
     const rows = () => (t.relay.ctx.store as SqliteStore).db.prepare('SELECT pubkey, delivered_seq FROM mailbox_delivery').all();
     expect(rows()).toEqual([]);
     // Agents 0 and 1 authenticated here, agent 2 never did: the backlog covers known agents.
-    expect(mb.backlog()).toEqual({ agents: 2, waiting: 2, undelivered: 8 });
+    expect(await mb.backlog()).toEqual({ agents: 2, waiting: 2, undelivered: 8 });
     expect(rows()).toHaveLength(2);
     await t.close({ keep: true });
 
     const t2 = await startRelay({ db: dbPath, mailboxQuota: 0 }, {}, t.dir);
     try {
-      expect(t2.relay.mailbox!.status(agents[0]!.pk)).toEqual({ deliveredSeq: read.events[2]!.seq, undelivered: 2 });
-      expect(t2.relay.mailbox!.backlog()).toEqual({ agents: 2, waiting: 2, undelivered: 8 });
+      expect(await t2.relay.mailbox!.status(agents[0]!.pk)).toEqual({ deliveredSeq: read.events[2]!.seq, undelivered: 2 });
+      expect(await t2.relay.mailbox!.backlog()).toEqual({ agents: 2, waiting: 2, undelivered: 8 });
     } finally {
       await t2.close();
     }

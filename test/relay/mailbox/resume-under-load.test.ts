@@ -181,9 +181,9 @@ describe.each(backends)('resume under load ($name)', (backend) => {
       });
       // Delivery accounting agrees: nothing addressed to any agent is left undelivered.
       if (!t.relay.mailbox) return;
-      await waitFor(() => agents.every((a) => t.relay.mailbox!.status(a.key.pk).undelivered === 0), 'ledger');
-      for (const a of agents) expect(t.relay.mailbox!.status(a.key.pk).deliveredSeq).toBe(a.seqs.at(-1));
-      expect(t.relay.mailbox!.backlog()).toMatchObject({ agents: AGENTS, waiting: 0, undelivered: 0 });
+      await waitFor(async () => (await Promise.all(agents.map((a) => t.relay.mailbox!.status(a.key.pk)))).every((s) => s.undelivered === 0), 'ledger');
+      for (const a of agents) expect((await t.relay.mailbox!.status(a.key.pk)).deliveredSeq).toBe(a.seqs.at(-1));
+      expect(await t.relay.mailbox!.backlog()).toMatchObject({ agents: AGENTS, waiting: 0, undelivered: 0 });
     } finally {
       for (const r of relays) await r.close();
     }

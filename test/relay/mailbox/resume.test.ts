@@ -80,10 +80,10 @@ describe('resume from a cursor', () => {
     // A fresh relay process on the same file: sequence numbers continue, delivery accounting persisted.
     const t2 = await startRelay({ db: join(dir, 'roost.db') }, {}, dir);
     try {
-      expect(t2.relay.mailbox!.status(agent.pk)).toEqual({ deliveredSeq: page.events.at(-1)!.seq, undelivered: 30 });
+      expect(await t2.relay.mailbox!.status(agent.pk)).toEqual({ deliveredSeq: page.events.at(-1)!.seq, undelivered: 30 });
       const after = Array.from({ length: 25 }, (_, i) => signFast(sender, { kind: 1059, content: `y${i}`, tags: [['p', agent.pk]] }));
       await publish(t2.url, after);
-      expect(t2.relay.mailbox!.status(agent.pk).undelivered).toBe(55);
+      expect((await t2.relay.mailbox!.status(agent.pk)).undelivered).toBe(55);
 
       // The agent restarted too: only its persisted cursor survives.
       const cursor = Number(readFileSync(cursorFile, 'utf8'));
@@ -94,7 +94,7 @@ describe('resume from a cursor', () => {
       expect(rest.events.filter((e) => e.content.startsWith('y')).every((e) => e.seq > lastSeqBefore)).toBe(true);
       const seqs = [...page.events, ...rest.events].map((e) => e.seq);
       expect(seqs).toEqual([...new Set(seqs)].sort((a, b) => a - b));
-      expect(t2.relay.mailbox!.status(agent.pk)).toEqual({ deliveredSeq: seqs.at(-1), undelivered: 0 });
+      expect(await t2.relay.mailbox!.status(agent.pk)).toEqual({ deliveredSeq: seqs.at(-1), undelivered: 0 });
       c2.close();
     } finally {
       await t2.close();

@@ -5,6 +5,8 @@ import { authenticate, publishAll, seqReq, signFast } from '../../helpers/mailbo
 import { RawClient } from '../../helpers/raw-client.js';
 import { startRelay, type TestRelay } from '../../helpers/relay.js';
 import { waitFor } from '../../helpers/wait.js';
+import { testBackends } from '../../helpers/backends.js';
+import { PostgresStore } from '../../../relay/store/postgres.js';
 
 // Retention by kind and age (advertised in NIP-11), which never removes mail still undelivered to
 // an agent unless told to, and NIP-40 expiry, which removes expired mail from disk and from the
@@ -12,19 +14,24 @@ import { waitFor } from '../../helpers/wait.js';
 const HOUR = 3600;
 const DAY = 86400;
 
-function storedIds(t: TestRelay): Set<string> {
-  const db = (t.relay.ctx.store as SqliteStore).db;
-  return new Set(db.prepare('SELECT id FROM events').pluck().all() as string[]);
+/** Ids of every event on disk (expired or not). */
+async function storedIds(t: TestRelay): Promise<Set<string>> {
+  const store = t.relay.ctx.store;
+  if (store instanceof PostgresStore) return new Set((await store.pool.query<{ id: string }>('SELECT id FROM events')).rows.map((r) => r.id));
+  return new Set((store as SqliteStore).db.prepare('SELECT id FROM events').pluck().all() as string[]);
 }
 
-function orphanTags(t: TestRelay): number {
-  const db = (t.relay.ctx.store as SqliteStore).db;
-  return db.prepare('SELECT count(*) FROM tags WHERE seq NOT IN (SELECT seq FROM events)').pluck().get() as number;
+async function orphanTags(t: TestRelay): Promise<number> {
+  const store = t.relay.ctx.store;
+  const sql = 'SELECT count(*) AS n FROM tags WHERE seq NOT IN (SELECT seq FROM events)';
+  if (store instanceof PostgresStore) return (await store.pool.query<{ n: number }>(sql)).rows[0]!.n;
+  return ((store as SqliteStore).db.prepare(sql).get() as { n: number }).n;
 }
 
-describe('retention', () => {
+// The same rules on SQLite and on PostgreSQL (the sweep, the ledger it consults and the events in the shared database).
+describe.each(testBackends({ late: false }))('retention ($name)', (backend) => {
   it('removes events past their kind age, first rule wins, keeping undelivered mail of known agents', async () => {
-    const t = await startRelay({ retention: '1:1h, 7+9000-9999:1d, *:30d', retentionSweepSeconds: 1, mailboxQuota: 0 });
+    const t = await backend.start({ retention: '1:1h, 7+9000-9999:1d, *:30d', retentionSweepSeconds: 1, mailboxQuota: 0 });
     try {
       const now = nowSeconds();
       const author = makeKey();
@@ -54,16 +61,16 @@ describe('retention', () => {
       // The sweep runs on its timer (a pass may have started while the events were still arriving,
       // so wait for a pass that saw them all).
       const want = [ev.newNote.id, ev.oldMail.id, ev.reaction2h.id, ev.article2d.id, ev.dm40d.id].sort();
-      await waitFor(() => JSON.stringify([...storedIds(t)].sort()) === JSON.stringify(want), 'retention sweep', 5000);
-      expect([...storedIds(t)].sort()).toEqual(want);
-      expect(orphanTags(t)).toBe(0);
+      await waitFor(async () => JSON.stringify([...(await storedIds(t))].sort()) === JSON.stringify(want), 'retention sweep', 10_000);
+      expect([...(await storedIds(t))].sort()).toEqual(want);
+      expect(await orphanTags(t)).toBe(0);
 
       // Once delivered, the agent's old mail goes the way of everything else.
       const r = await seqReq(a, 'in', { '#p': [agent.pk], seq_after: 0 });
       expect(r.events.map((e) => e.id)).toEqual([ev.oldMail.id, ev.dm40d.id]);
-      expect(t.relay.mailbox!.sweepRetention()).toBe(2);
-      expect(storedIds(t).has(ev.oldMail.id)).toBe(false);
-      expect(storedIds(t).has(ev.dm40d.id)).toBe(false);
+      expect(await t.relay.mailbox!.sweepRetention()).toBe(2);
+      expect((await storedIds(t)).has(ev.oldMail.id)).toBe(false);
+      expect((await storedIds(t)).has(ev.dm40d.id)).toBe(false);
       a.close();
       w.close();
     } finally {
@@ -72,7 +79,7 @@ describe('retention', () => {
   });
 
   it('with retentionKeepUndelivered off, undelivered mail ages out like the rest', async () => {
-    const t = await startRelay({ retention: '*:1d', retentionKeepUndelivered: false });
+    const t = await backend.start({ retention: '*:1d', retentionKeepUndelivered: false });
     try {
       const agent = makeKey();
       const a = await RawClient.connect(t.url);
@@ -80,9 +87,9 @@ describe('retention', () => {
       const old = signFast(makeKey(), { kind: 4, created_at: nowSeconds() - 2 * DAY, tags: [['p', agent.pk]] });
       const w = await RawClient.connect(t.url);
       await publishAll(w, [old]);
-      expect(t.relay.mailbox!.status(agent.pk).undelivered).toBe(1);
-      expect(t.relay.mailbox!.sweepRetention()).toBe(1);
-      expect(t.relay.mailbox!.status(agent.pk).undelivered).toBe(0);
+      expect((await t.relay.mailbox!.status(agent.pk)).undelivered).toBe(1);
+      expect(await t.relay.mailbox!.sweepRetention()).toBe(1);
+      expect((await t.relay.mailbox!.status(agent.pk)).undelivered).toBe(0);
       a.close();
       w.close();
     } finally {
@@ -91,11 +98,11 @@ describe('retention', () => {
   });
 
   it('an empty setting keeps everything and advertises no retention', async () => {
-    const t = await startRelay();
+    const t = await backend.start();
     try {
       const info = (await (await fetch(t.httpUrl, { headers: { accept: 'application/nostr+json' } })).json()) as Record<string, unknown>;
       expect(info.retention).toBeUndefined();
-      expect(t.relay.mailbox!.sweepRetention()).toBe(0);
+      expect(await t.relay.mailbox!.sweepRetention()).toBe(0);
     } finally {
       await t.close();
     }
@@ -124,19 +131,19 @@ describe('NIP-40 expiry of mail', () => {
       const keep2 = signFast(sender, { kind: 4, content: 'keep2', tags: [['p', agent.pk]] });
       const w = await RawClient.connect(t.url);
       for (const ok of await publishAll(w, [keep, fleeting, keep2])) expect(ok[2]).toBe(true);
-      expect(t.relay.mailbox!.status(agent.pk).undelivered).toBe(3);
+      expect((await t.relay.mailbox!.status(agent.pk)).undelivered).toBe(3);
       // The mailbox is full until the fleeting message expires.
       expect((await w.publish(signFast(sender, { kind: 4, tags: [['p', agent.pk]] })))[2]).toBe(false);
 
       offset = 120;
-      expect(t.relay.mailbox!.status(agent.pk).undelivered).toBe(2);
+      expect((await t.relay.mailbox!.status(agent.pk)).undelivered).toBe(2);
       const late = signFast(sender, { kind: 4, content: 'late', tags: [['p', agent.pk]], created_at: nowSeconds() + 60 });
       expect((await w.publish(late))[2]).toBe(true);
-      await waitFor(() => !storedIds(t).has(fleeting.id), 'expiry sweep', 5000);
-      expect(orphanTags(t)).toBe(0);
+      await waitFor(async () => !(await storedIds(t)).has(fleeting.id), 'expiry sweep', 5000);
+      expect(await orphanTags(t)).toBe(0);
       const r = await seqReq(a, 'in', { '#p': [agent.pk], seq_after: 0 });
       expect(r.events.map((e) => e.content)).toEqual(['keep', 'keep2', 'late']);
-      expect(t.relay.mailbox!.status(agent.pk)).toEqual({ deliveredSeq: r.events[2]!.seq, undelivered: 0 });
+      expect(await t.relay.mailbox!.status(agent.pk)).toEqual({ deliveredSeq: r.events[2]!.seq, undelivered: 0 });
       a.close();
       w.close();
     } finally {

@@ -8,6 +8,8 @@ import { makeKey, nowSeconds, signEvent } from '../../helpers/events.js';
 import { RawClient } from '../../helpers/raw-client.js';
 import { startRelay, type TestRelay } from '../../helpers/relay.js';
 import { makeForwardingStore, makeLateStore } from '../../helpers/stores.js';
+import { postgresSkipReason, startPostgres } from '../../helpers/postgres.js';
+import { waitFor } from '../../helpers/wait.js';
 
 // The relay turns subsystems on by what the store says it provides, not by its class: a store that
 // forwards to SQLite keeps push, the mailbox and persistent moderation; one without those says so.
@@ -33,17 +35,37 @@ describe('store capabilities', () => {
     }
   });
 
-  it('a store without synchronous reads or local tables is named in a start-up warning', async () => {
+  it('a store without local tables is named in a start-up warning; its policies still run (over replayed reads)', async () => {
     const lines: Array<{ msg: string; off?: string[] }> = [];
     const log = pino({ level: 'warn' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
     const inner = new SqliteStore({ path: join(dir, 'late.db') });
     const t = await startRelay({ db: join(dir, 'late.db') }, { store: makeLateStore(inner), log });
     try {
       const warning = lines.find((l) => l.off !== undefined);
-      expect(warning?.off).toEqual(expect.arrayContaining(['push wake', 'mailbox ledger and retention', 'task and ballot policies']));
+      expect(warning?.off).toEqual(expect.arrayContaining(['push wake', 'mailbox ledger, quota and retention', 'CRDT compaction']));
+      expect(warning?.off).not.toContain('task and ballot policies');
       expect(t.relay.mailbox).toBeUndefined();
     } finally {
       await t.close();
+    }
+  });
+});
+
+// PostgreSQL backs every subsystem SQLite does but replication (refused only when configured).
+const pgSkip = postgresSkipReason();
+describe.skipIf(pgSkip !== undefined)('store capabilities on PostgreSQL', () => {
+  it('leaves nothing off: no start-up warning, mailbox and storage figures present', async () => {
+    const lines: Array<{ msg: string; off?: string[] }> = [];
+    const log = pino({ level: 'warn' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+    const server = await startPostgres({ fast: true });
+    const t = await startRelay({ db: await server.createDatabase() }, { log });
+    try {
+      expect(lines.find((l) => l.off !== undefined)).toBeUndefined();
+      expect(t.relay.mailbox).toBeDefined();
+      await waitFor(() => (t.relay.operator.sampler.latest().storage?.bytes ?? 0) > 0, 'storage figures');
+    } finally {
+      await t.close();
+      await server.stop();
     }
   });
 });
