@@ -1,5 +1,4 @@
 import { context, ROOT_CONTEXT, type Context, type Span, SpanKind, SpanStatusCode, type Tracer, TraceFlags, trace } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
@@ -28,13 +27,19 @@ export interface IngestTrace {
   mark(step: IngestStep): void;
   /**
    * Runs the write and remembers this ingest until the commit, so the wake queue and the fan-out
-   * inside and after it join the trace. The write itself runs outside any context: the group commit
-   * it schedules serves other events too and must not inherit this one's.
+   * inside and after it join the trace (the group commit serves other events too: it is told which
+   * of its events are traced, it inherits no context).
    */
   store<T>(eventId: string, write: () => Promise<T>): Promise<T>;
   /** Records the OK answer on the ingest span. */
   outcome(accepted: boolean, reason: string): void;
-  /** Runs the whole ingest with its span active (log lines carry its ids), then ends the span. */
+  /**
+   * Runs the synchronous `fn` as a step of this ingest: pino lines it writes carry the span's
+   * `trace_id` and `span_id` ({@link traceLogFields}). Synchronous only: what `fn` leaves for later
+   * (after an await) is outside it.
+   */
+  within<T>(fn: () => T): T;
+  /** Runs the whole ingest, then ends the span (recording an exception that escapes). */
   run<T>(fn: () => Promise<T>): Promise<T>;
 }
 
@@ -56,7 +61,10 @@ export interface RelayTracing extends WakeTracing {
    * wrap) never continues a trace its outside names.
    */
   startIngest(event: NostrEvent, isPrivate: boolean): IngestTrace | undefined;
-  /** Runs `fn` inside a `relay.ingest` span (or untraced, see {@link startIngest}). */
+  /**
+   * Runs `fn` with a `relay.ingest` span (or untraced, see {@link startIngest}); its synchronous
+   * part is a step of the ingest ({@link IngestTrace.within}).
+   */
   traceIngest<T>(event: NostrEvent, isPrivate: boolean, fn: (t: IngestTrace | undefined) => Promise<T>): Promise<T>;
   /** Runs the after-commit work (fan-out, saved hooks), then marks `fanned_out` on the event's ingest span. */
   traceCommitted<T>(eventId: string, fn: () => T): T;
@@ -97,8 +105,6 @@ export const tracingOff: RelayTracing = Object.freeze({
   close: async () => undefined,
 }) as RelayTracing;
 
-let contextManagerSet = false;
-
 /** The SDK sampler for a configured name and ratio. */
 function makeSampler(name: TraceSamplerName, ratio: number): Sampler {
   const root = name.endsWith('always_off') ? new AlwaysOffSampler() : name.endsWith('always_on') ? new AlwaysOnSampler() : new TraceIdRatioBasedSampler(ratio);
@@ -113,8 +119,10 @@ export type TracingConfig = Pick<
 
 /**
  * Builds the relay's tracing from its config: OTLP over HTTP (JSON) to `OTEL_EXPORTER_OTLP_ENDPOINT`
- * `/v1/traces`, batched. The process-wide async context manager is installed once, so log lines
- * written inside a span carry its ids ({@link traceLogFields}).
+ * `/v1/traces`, batched. No async context manager is installed: the relay passes its spans
+ * explicitly, and an `AsyncLocalStorage` in use makes Node run its hook on every promise of the
+ * process, traced or not (docs/performance.md, "Tracing"). Log lines get the ids from the ingest step
+ * that writes them ({@link IngestTrace.within}, {@link traceLogFields}).
  */
 export function createTracing(config: TracingConfig): RelayTracing {
   if (config.otelTracesExporter === 'none' || config.otelTracesSampler === 'always_off') return tracingOff;
@@ -124,9 +132,6 @@ export function createTracing(config: TracingConfig): RelayTracing {
     sampler: makeSampler(config.otelTracesSampler, config.otelTracesSamplerArg),
     spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: `${base}/v1/traces` }))],
   });
-  if (!contextManagerSet) {
-    contextManagerSet = context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-  }
   return createTracingWith(provider.getTracer('roost-relay'), provider, config.otelTracesSampler);
 }
 
@@ -172,7 +177,7 @@ export function createTracingWith(
       recent.set(event.id, { eventId: event.id, kind: event.kind, traceId: span.spanContext().traceId });
       if (recent.size > RECENT_TRACES) recent.delete(recent.keys().next().value as string);
     }
-    return new Ingest(span, trace.setSpan(parentCtx, span), event.id, pending);
+    return new Ingest(span, parentCtx, event.id, pending);
   };
 
   return {
@@ -180,7 +185,7 @@ export function createTracingWith(
     startIngest,
     traceIngest(event, isPrivate, fn) {
       const t = startIngest(event, isPrivate);
-      return t ? t.run(() => fn(t)) : fn(undefined);
+      return t ? t.run(() => t.within(() => fn(t))) : fn(undefined);
     },
     wakeQueued(eventId, seq) {
       const parent = pending.get(eventId)?.ctx;
@@ -210,9 +215,9 @@ export function createTracingWith(
       const ingest = pending.size === 0 ? undefined : pending.get(eventId);
       if (!ingest) return fn();
       pending.delete(eventId);
-      // Synchronous (fan-out and the saved hooks), so no context switch: a step is an event, not a span.
+      // Synchronous (fan-out and the saved hooks): a step is an event, not a span.
       ingest.mark('stored');
-      const out = fn();
+      const out = ingest.within(fn);
       ingest.mark('fanned_out');
       return out;
     },
@@ -224,58 +229,82 @@ export function createTracingWith(
   };
 }
 
+/** The ingest whose synchronous step is running now (see {@link IngestTrace.within}), if any. */
+let current: Ingest | undefined;
+
 /**
- * One traced EVENT frame: one span, its steps marked on it. Only the ingest as a whole runs in an
- * async context (one per event); the steps add no context, closure or promise of their own.
+ * One traced EVENT frame: one span, its steps marked on it. The span is passed explicitly: no async
+ * context, and the steps add no closure or promise of their own.
  */
 class Ingest implements IngestTrace {
-  readonly #span: Span;
-  /** The context with `relay.ingest` as its span: the parent of a wake queued for the event. */
-  readonly ctx: Context;
+  readonly span: Span;
+  readonly #parent: Context;
+  #ctx: Context | undefined;
   readonly #eventId: string;
   readonly #pending: Map<string, Ingest>;
 
-  constructor(span: Span, ctx: Context, eventId: string, pending: Map<string, Ingest>) {
-    this.#span = span;
-    this.ctx = ctx;
+  constructor(span: Span, parent: Context, eventId: string, pending: Map<string, Ingest>) {
+    this.span = span;
+    this.#parent = parent;
     this.#eventId = eventId;
     this.#pending = pending;
   }
 
+  /** The context with `relay.ingest` as its span: the parent of a wake queued for the event (made when first asked). */
+  get ctx(): Context {
+    this.#ctx ??= trace.setSpan(this.#parent, this.span);
+    return this.#ctx;
+  }
+
+  within<T>(fn: () => T): T {
+    const outer = current;
+    current = this;
+    try {
+      return fn();
+    } finally {
+      current = outer;
+    }
+  }
+
   mark(step: IngestStep): void {
-    this.#span.addEvent(step);
+    this.span.addEvent(step);
   }
 
   store<T>(eventId: string, write: () => Promise<T>): Promise<T> {
     this.#pending.set(eventId, this);
-    return context.with(ROOT_CONTEXT, write);
+    return write();
   }
 
   outcome(accepted: boolean, reason: string): void {
-    this.#span.setAttribute('nostr.ok', accepted);
-    if (reason) {
-      const colon = reason.indexOf(':');
-      this.#span.setAttribute('nostr.reason', colon > 0 ? reason.slice(0, colon) : reason);
+    if (!reason) {
+      this.span.setAttribute('nostr.ok', accepted);
+      return;
     }
+    const colon = reason.indexOf(':');
+    this.span.setAttributes({ 'nostr.ok': accepted, 'nostr.reason': colon > 0 ? reason.slice(0, colon) : reason });
   }
 
   async run<T>(fn: () => Promise<T>): Promise<T> {
     try {
-      return await context.with(this.ctx, fn);
+      return await fn();
     } catch (err) {
-      this.#span.recordException(err as Error);
-      this.#span.setStatus({ code: SpanStatusCode.ERROR });
+      this.span.recordException(err as Error);
+      this.span.setStatus({ code: SpanStatusCode.ERROR });
       throw err;
     } finally {
       this.#pending.delete(this.#eventId);
-      this.#span.end();
+      this.span.end();
     }
   }
 }
 
-/** pino mixin: `trace_id` and `span_id` of the active span, if any (nothing when tracing is off). */
+/**
+ * pino mixin: `trace_id` and `span_id` of the ingest step running now ({@link IngestTrace.within}),
+ * else of the active span of a context manager the application registered; nothing otherwise (and
+ * when tracing is off). Called only for a line that is written.
+ */
 export function traceLogFields(): Record<string, string> {
-  const span = trace.getSpan(context.active());
+  const span = current?.span ?? trace.getSpan(context.active());
   if (!span) return {};
   const c = span.spanContext();
   return { trace_id: c.traceId, span_id: c.spanId };
