@@ -1,5 +1,6 @@
 import { context, ROOT_CONTEXT, type Context, type Span, SpanKind, SpanStatusCode, type Tracer, TraceFlags, trace } from '@opentelemetry/api';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OTLPJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OTLPProtobufTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AlwaysOffSampler,
@@ -114,12 +115,13 @@ function makeSampler(name: TraceSamplerName, ratio: number): Sampler {
 /** The tracing settings of the relay's config. */
 export type TracingConfig = Pick<
   RelayConfig,
-  'otelTracesExporter' | 'otelExporterOtlpEndpoint' | 'otelServiceName' | 'otelTracesSampler' | 'otelTracesSamplerArg'
+  'otelTracesExporter' | 'otelExporterOtlpEndpoint' | 'otelExporterOtlpProtocol' | 'otelServiceName' | 'otelTracesSampler' | 'otelTracesSamplerArg'
 >;
 
 /**
- * Builds the relay's tracing from its config: OTLP over HTTP (JSON) to `OTEL_EXPORTER_OTLP_ENDPOINT`
- * `/v1/traces`, batched. No async context manager is installed: the relay passes its spans
+ * Builds the relay's tracing from its config: OTLP over HTTP to `OTEL_EXPORTER_OTLP_ENDPOINT`
+ * `/v1/traces`, batched, as protobuf (the default: it is written straight from the spans, where the
+ * JSON encoding builds an object tree and a string first) or JSON (`OTEL_EXPORTER_OTLP_PROTOCOL`). No async context manager is installed: the relay passes its spans
  * explicitly, and an `AsyncLocalStorage` in use makes Node run its hook on every promise of the
  * process, traced or not (docs/performance.md, "Tracing"). Log lines get the ids from the ingest step
  * that writes them ({@link IngestTrace.within}, {@link traceLogFields}).
@@ -127,10 +129,12 @@ export type TracingConfig = Pick<
 export function createTracing(config: TracingConfig): RelayTracing {
   if (config.otelTracesExporter === 'none' || config.otelTracesSampler === 'always_off') return tracingOff;
   const base = config.otelExporterOtlpEndpoint.replace(/\/+$/, '');
+  const url = `${base}/v1/traces`;
+  const exporter = config.otelExporterOtlpProtocol === 'http/json' ? new OTLPJsonTraceExporter({ url }) : new OTLPProtobufTraceExporter({ url });
   const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({ 'service.name': config.otelServiceName }),
     sampler: makeSampler(config.otelTracesSampler, config.otelTracesSamplerArg),
-    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: `${base}/v1/traces` }))],
+    spanProcessors: [new BatchSpanProcessor(exporter)],
   });
   return createTracingWith(provider.getTracer('roost-relay'), provider, config.otelTracesSampler);
 }
@@ -150,7 +154,10 @@ export function createTracingWith(
   // trace of the event that queued it. Bounded: a wake older than this many queued ones starts its own trace.
   const wakes = new Map<number, Context>();
   const maxWakes = 10_000;
-  const recent = new Map<string, TracedEvent>();
+  // The last RECENT_TRACES traced public events, a ring (a Map trimmed from the front costs more per
+  // event: its iterator steps over the deleted entries); looked up by a scan, for the dashboard only.
+  const recent: Array<TracedEvent | undefined> = new Array(RECENT_TRACES);
+  let recentNext = 0;
   const parentBased = sampler.startsWith('parentbased_');
   const roots = sampler !== 'parentbased_always_off';
 
@@ -174,8 +181,8 @@ export function createTracingWith(
     );
     if (!span.isRecording()) return undefined; // a ratio sampler said no
     if (!isPrivate) {
-      recent.set(event.id, { eventId: event.id, kind: event.kind, traceId: span.spanContext().traceId });
-      if (recent.size > RECENT_TRACES) recent.delete(recent.keys().next().value as string);
+      recent[recentNext] = { eventId: event.id, kind: event.kind, traceId: span.spanContext().traceId };
+      recentNext = (recentNext + 1) % RECENT_TRACES;
     }
     return new Ingest(span, parentCtx, event.id, pending);
   };
@@ -222,8 +229,21 @@ export function createTracingWith(
       return out;
     },
     isPending: (eventId) => pending.size > 0 && pending.has(eventId),
-    recentTraces: () => [...recent.values()].reverse(),
-    getTraceId: (eventId) => recent.get(eventId)?.traceId,
+    recentTraces() {
+      const out: TracedEvent[] = [];
+      for (let i = 1; i <= RECENT_TRACES; i++) {
+        const t = recent[(recentNext - i + RECENT_TRACES) % RECENT_TRACES];
+        if (t) out.push(t);
+      }
+      return out;
+    },
+    getTraceId(eventId) {
+      for (let i = 1; i <= RECENT_TRACES; i++) {
+        const t = recent[(recentNext - i + RECENT_TRACES) % RECENT_TRACES];
+        if (t?.eventId === eventId) return t.traceId; // the latest, for an event sent again
+      }
+      return undefined;
+    },
     flush: () => provider.forceFlush(),
     close: () => provider.shutdown(),
   };

@@ -69,9 +69,37 @@ describe('relay tracing over OTLP/HTTP', () => {
     // One span per event: the steps are its events, in the order they ended (fan-out runs in the commit).
     expect(ingest.events).toEqual(['verified', 'stored', 'fanned_out']);
     expect(spans).toHaveLength(1);
-    expect(receiver.contentTypes.every((t) => t.startsWith('application/json'))).toBe(true);
+    // OTLP protobuf by default (OTEL_EXPORTER_OTLP_PROTOCOL), as OpenTelemetry's exporters do.
+    expect(receiver.contentTypes.length).toBeGreaterThan(0);
+    expect(receiver.contentTypes.every((t) => t.startsWith('application/x-protobuf'))).toBe(true);
     reader.close();
     writer.close();
+  });
+
+  it('OTEL_EXPORTER_OTLP_PROTOCOL=http/json exports the same span as OTLP JSON', async () => {
+    const json = await startOtlpReceiver();
+    const other = await startRelay({
+      otelTracesExporter: 'otlp',
+      otelExporterOtlpEndpoint: json.url,
+      otelExporterOtlpProtocol: 'http/json',
+      otelServiceName: 'relay-json',
+    });
+    try {
+      const sender = { traceId: hex(16), spanId: hex(8), sampled: true };
+      const ev = signEvent(makeKey(), { tags: [makeTraceparentTag(sender)] });
+      const client = await RawClient.connect(other.url);
+      expect(await client.publish(ev)).toEqual(['OK', ev.id, true, '']);
+      client.close();
+      await other.relay.ctx.tracing.flush();
+      await waitFor(() => json.spans.some((s) => s.traceId === sender.traceId), 'JSON span');
+      const ingest = json.spans.find((s) => s.traceId === sender.traceId)!;
+      expect(ingest).toMatchObject({ name: 'relay.ingest', parentSpanId: sender.spanId, service: 'relay-json', events: ['verified', 'stored', 'fanned_out'] });
+      expect(ingest.attributes).toMatchObject({ 'nostr.event.id': ev.id, 'nostr.event.kind': 1, 'nostr.ok': true });
+      expect(json.contentTypes.every((t) => t.startsWith('application/json'))).toBe(true);
+    } finally {
+      await other.close();
+      await json.close();
+    }
   });
 
   it('an ephemeral event: one ingest span, verified then fanned out (nothing stored)', async () => {
@@ -302,6 +330,7 @@ describe('tracing configuration', () => {
         createTracing({
           otelTracesExporter: 'none',
           otelExporterOtlpEndpoint: receiver.url,
+          otelExporterOtlpProtocol: 'http/protobuf',
           otelServiceName: 'x',
           otelTracesSampler: 'parentbased_always_on',
           otelTracesSamplerArg: 1,
