@@ -127,6 +127,10 @@ const HELP = `usage: node bench/run.mjs [options]
   --store postgres    instead: ingest and fan-out on SQLite, one Roost on PostgreSQL and three Roost
                       instances on one PostgreSQL (same run), and the sequencer's ceiling; with
                       --peer roost:<checkout dir>, that build's PostgreSQL ×1 and ×3 too (before/after)
+  --ingest-rounds N   ingest rounds per relay (default 3); more rounds steady the median of a small
+                      difference, e.g. tracing's cost
+  --ingest-rate N     offer the ingest rounds N events/s in all instead of as fast as each relay answers,
+                      so the relays commit like-sized groups and CPU per event compares their own work
   --json FILE         also write every figure, run and note as JSON
   --no-snapshot       pre-load databases through the socket every run instead of reusing snapshots
   --help`;
@@ -150,7 +154,13 @@ function parseArgs(argv) {
       o.peerGiven = true;
     } else if (a === '--also') o.also = value();
     else if (a === '--json') o.json = value();
-    else if (a === '--no-snapshot') o.snapshots = false;
+    else if (a === '--ingest-rate') {
+      o.ingestRate = Number(value());
+      if (!(o.ingestRate > 0)) throw new UsageError('--ingest-rate needs a number of events per second > 0');
+    } else if (a === '--ingest-rounds') {
+      o.ingestRounds = Number(value());
+      if (!Number.isInteger(o.ingestRounds) || o.ingestRounds < 1) throw new UsageError('--ingest-rounds needs a whole number ≥ 1');
+    } else if (a === '--no-snapshot') o.snapshots = false;
     else if (a === '--only') {
       o.only = value().split(',');
       for (const w of o.only) if (!WORKLOADS.includes(w)) throw new UsageError(`unknown workload ${w}`);
@@ -218,6 +228,7 @@ async function benchStore(targets, data, size, opts, notes) {
     livePids = relays.map((r) => r.pid).filter((pid) => pid !== null);
     if (want('ingest')) {
       const runs = relays.map(() => []);
+      if (opts.ingestRate) notes.push(`ingest offered at ${opts.ingestRate} events/s (--ingest-rate): a relay that kept up ran at that rate`);
       const per = Math.floor(data.ingest.events.length / (size.ingestRounds * relays.length));
       for (let r = 0; r < size.ingestRounds; r++) {
         for (const [i, relay] of turns(relays, r)) {
@@ -226,7 +237,14 @@ async function benchStore(targets, data, size, opts, notes) {
           const slice = data.ingest.events.slice(first, first + per);
           const run = await withCpu(
             relay,
-            () => runIngest(relay.url, slice, { connections: size.publishers, window: size.window, durationMs: size.ingestDurationMs, timeoutMs: 60_000 }),
+            () =>
+              runIngest(relay.url, slice, {
+                connections: size.publishers,
+                window: size.window,
+                durationMs: size.ingestDurationMs,
+                timeoutMs: 60_000,
+                rate: opts.ingestRate ?? 0,
+              }),
             (x) => x.accepted,
           );
           log(
@@ -235,7 +253,7 @@ async function benchStore(targets, data, size, opts, notes) {
           noteLoad('ingest', run);
           if (run.rejected) notes.push(`${relay.label} ingest round ${r + 1}: ${run.rejected} rejected ${JSON.stringify(run.reasons)}`);
           if (run.timedOut) notes.push(`${relay.label} ingest round ${r + 1} timed out (${run.answered}/${run.sent} answered)`);
-          if (run.sent === slice.length && size === SIZES.full)
+          if (run.sent === slice.length && !opts.smoke)
             notes.push(`${relay.label} ingest round ${r + 1} used its whole slice before ${size.ingestDurationMs} ms: raise ingestEvents`);
           runs[i].push(run);
         }
@@ -455,7 +473,8 @@ function printTable(table, names, footer = 'medians of repeated runs') {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
-  const size = SIZES[opts.smoke ? 'smoke' : 'full'];
+  const size = { ...SIZES[opts.smoke ? 'smoke' : 'full'] };
+  if (opts.ingestRounds) size.ingestRounds = opts.ingestRounds;
   if (opts.store === 'postgres') {
     checkTarget('roost');
     const data = { ingest: loadIngestCorpus(size, log), fanout: loadFanoutCorpus(size, log) };

@@ -2,20 +2,22 @@
 // What the OpenTelemetry JS SDK itself costs per traced event, outside the relay: CPU time to create and
 // end the span of one stored event (relay.ingest with its verified, stored and fanned_out events, the
 // relay's shape) and, for comparison, the four spans of the earlier shape (relay.ingest with verify,
-// store and fan-out children), with the batch span processor, and with it exporting OTLP/HTTP JSON to a
-// collector in another process (which keeps nothing). See docs/performance.md ("Tracing").
+// store and fan-out children), with the batch span processor, and with it exporting OTLP/HTTP protobuf
+// (the relay's default) or JSON to a collector in another process (which keeps nothing). See
+// docs/performance.md ("Tracing").
 //
 //   node bench/tracing.mjs [--events N]
 import { spawn } from 'node:child_process';
 import { ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OTLPJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OTLPProtobufTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { AlwaysOnSampler, BatchSpanProcessor, NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 
 const i = process.argv.indexOf('--events');
 const N = i > 0 ? Number(process.argv[i + 1]) : 40_000;
 
 async function startSink() {
-  const code = `const s=require('http').createServer((q,r)=>{q.resume();q.on('end',()=>r.writeHead(200).end('{}'))});s.listen(0,'127.0.0.1',()=>console.log(s.address().port))`;
+  const code = `const s=require('http').createServer((q,r)=>{q.resume();const p=String(q.headers['content-type']).startsWith('application/x-protobuf');q.on('end',()=>r.writeHead(200,{'content-type':p?'application/x-protobuf':'application/json'}).end(p?'':'{}'))});s.listen(0,'127.0.0.1',()=>console.log(s.address().port))`;
   const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise((r) => child.stdout.once('data', (d) => r(Number(String(d).trim()))));
   return { url: `http://127.0.0.1:${port}/v1/traces`, stop: () => child.kill() };
@@ -55,8 +57,11 @@ try {
     ['spans', '4 spans (the earlier shape)'],
   ]) {
     const made = await measure(discard, shape);
-    const exported = await measure(new OTLPTraceExporter({ url: sink.url }), shape);
-    console.log(`${label} per event, ${N} events: ${made.toFixed(1)} µs/event to create and end; ${exported.toFixed(1)} µs/event exporting OTLP JSON`);
+    const proto = await measure(new OTLPProtobufTraceExporter({ url: sink.url }), shape);
+    const json = await measure(new OTLPJsonTraceExporter({ url: sink.url }), shape);
+    console.log(
+      `${label} per event, ${N} events: ${made.toFixed(1)} µs/event to create and end; exporting ${proto.toFixed(1)} µs/event as OTLP protobuf, ${json.toFixed(1)} as JSON`,
+    );
   }
 } finally {
   sink.stop();

@@ -73,12 +73,16 @@ export const configSchema = z.object({
   otelTracesExporter: z
     .enum(['none', 'otlp'])
     .default('none')
-    .describe("Trace exporter: `otlp` sends the relay's spans over OTLP/HTTP (JSON); `none` (default) traces nothing and costs nothing."),
+    .describe("Trace exporter: `otlp` sends the relay's spans over OTLP/HTTP; `none` (default) traces nothing and costs nothing."),
   otelExporterOtlpEndpoint: z
     .string()
     .default('http://localhost:4318')
     .refine((v) => /^https?:\/\/[^/]/.test(v), 'must be an http(s):// URL')
     .describe('OTLP/HTTP collector base URL; spans go to <endpoint>/v1/traces.'),
+  otelExporterOtlpProtocol: z
+    .enum(['http/protobuf', 'http/json'])
+    .default('http/protobuf')
+    .describe('OTLP/HTTP encoding of exported spans: `http/protobuf` (default, as in OpenTelemetry; cheaper for the relay) or `http/json`.'),
   otelServiceName: z.string().min(1).default('roost-relay').describe("`service.name` of the relay's spans."),
   otelTracesSampler: z
     .enum(['parentbased_always_off', 'parentbased_always_on', 'parentbased_traceidratio', 'always_on', 'always_off', 'traceidratio'])

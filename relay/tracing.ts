@@ -1,6 +1,6 @@
 import { context, ROOT_CONTEXT, type Context, type Span, SpanKind, SpanStatusCode, type Tracer, TraceFlags, trace } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OTLPJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OTLPProtobufTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AlwaysOffSampler,
@@ -28,13 +28,19 @@ export interface IngestTrace {
   mark(step: IngestStep): void;
   /**
    * Runs the write and remembers this ingest until the commit, so the wake queue and the fan-out
-   * inside and after it join the trace. The write itself runs outside any context: the group commit
-   * it schedules serves other events too and must not inherit this one's.
+   * inside and after it join the trace (the group commit serves other events too: it is told which
+   * of its events are traced, it inherits no context).
    */
   store<T>(eventId: string, write: () => Promise<T>): Promise<T>;
   /** Records the OK answer on the ingest span. */
   outcome(accepted: boolean, reason: string): void;
-  /** Runs the whole ingest with its span active (log lines carry its ids), then ends the span. */
+  /**
+   * Runs the synchronous `fn` as a step of this ingest: pino lines it writes carry the span's
+   * `trace_id` and `span_id` ({@link traceLogFields}). Synchronous only: what `fn` leaves for later
+   * (after an await) is outside it.
+   */
+  within<T>(fn: () => T): T;
+  /** Runs the whole ingest, then ends the span (recording an exception that escapes). */
   run<T>(fn: () => Promise<T>): Promise<T>;
 }
 
@@ -56,7 +62,10 @@ export interface RelayTracing extends WakeTracing {
    * wrap) never continues a trace its outside names.
    */
   startIngest(event: NostrEvent, isPrivate: boolean): IngestTrace | undefined;
-  /** Runs `fn` inside a `relay.ingest` span (or untraced, see {@link startIngest}). */
+  /**
+   * Runs `fn` with a `relay.ingest` span (or untraced, see {@link startIngest}); its synchronous
+   * part is a step of the ingest ({@link IngestTrace.within}).
+   */
   traceIngest<T>(event: NostrEvent, isPrivate: boolean, fn: (t: IngestTrace | undefined) => Promise<T>): Promise<T>;
   /** Runs the after-commit work (fan-out, saved hooks), then marks `fanned_out` on the event's ingest span. */
   traceCommitted<T>(eventId: string, fn: () => T): T;
@@ -97,8 +106,6 @@ export const tracingOff: RelayTracing = Object.freeze({
   close: async () => undefined,
 }) as RelayTracing;
 
-let contextManagerSet = false;
-
 /** The SDK sampler for a configured name and ratio. */
 function makeSampler(name: TraceSamplerName, ratio: number): Sampler {
   const root = name.endsWith('always_off') ? new AlwaysOffSampler() : name.endsWith('always_on') ? new AlwaysOnSampler() : new TraceIdRatioBasedSampler(ratio);
@@ -108,25 +115,27 @@ function makeSampler(name: TraceSamplerName, ratio: number): Sampler {
 /** The tracing settings of the relay's config. */
 export type TracingConfig = Pick<
   RelayConfig,
-  'otelTracesExporter' | 'otelExporterOtlpEndpoint' | 'otelServiceName' | 'otelTracesSampler' | 'otelTracesSamplerArg'
+  'otelTracesExporter' | 'otelExporterOtlpEndpoint' | 'otelExporterOtlpProtocol' | 'otelServiceName' | 'otelTracesSampler' | 'otelTracesSamplerArg'
 >;
 
 /**
- * Builds the relay's tracing from its config: OTLP over HTTP (JSON) to `OTEL_EXPORTER_OTLP_ENDPOINT`
- * `/v1/traces`, batched. The process-wide async context manager is installed once, so log lines
- * written inside a span carry its ids ({@link traceLogFields}).
+ * Builds the relay's tracing from its config: OTLP over HTTP to `OTEL_EXPORTER_OTLP_ENDPOINT`
+ * `/v1/traces`, batched, as protobuf (the default: it is written straight from the spans, where the
+ * JSON encoding builds an object tree and a string first) or JSON (`OTEL_EXPORTER_OTLP_PROTOCOL`). No async context manager is installed: the relay passes its spans
+ * explicitly, and an `AsyncLocalStorage` in use makes Node run its hook on every promise of the
+ * process, traced or not (docs/performance.md, "Tracing"). Log lines get the ids from the ingest step
+ * that writes them ({@link IngestTrace.within}, {@link traceLogFields}).
  */
 export function createTracing(config: TracingConfig): RelayTracing {
   if (config.otelTracesExporter === 'none' || config.otelTracesSampler === 'always_off') return tracingOff;
   const base = config.otelExporterOtlpEndpoint.replace(/\/+$/, '');
+  const url = `${base}/v1/traces`;
+  const exporter = config.otelExporterOtlpProtocol === 'http/json' ? new OTLPJsonTraceExporter({ url }) : new OTLPProtobufTraceExporter({ url });
   const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({ 'service.name': config.otelServiceName }),
     sampler: makeSampler(config.otelTracesSampler, config.otelTracesSamplerArg),
-    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: `${base}/v1/traces` }))],
+    spanProcessors: [new BatchSpanProcessor(exporter)],
   });
-  if (!contextManagerSet) {
-    contextManagerSet = context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-  }
   return createTracingWith(provider.getTracer('roost-relay'), provider, config.otelTracesSampler);
 }
 
@@ -145,7 +154,10 @@ export function createTracingWith(
   // trace of the event that queued it. Bounded: a wake older than this many queued ones starts its own trace.
   const wakes = new Map<number, Context>();
   const maxWakes = 10_000;
-  const recent = new Map<string, TracedEvent>();
+  // The last RECENT_TRACES traced public events, a ring (a Map trimmed from the front costs more per
+  // event: its iterator steps over the deleted entries); looked up by a scan, for the dashboard only.
+  const recent: Array<TracedEvent | undefined> = new Array(RECENT_TRACES);
+  let recentNext = 0;
   const parentBased = sampler.startsWith('parentbased_');
   const roots = sampler !== 'parentbased_always_off';
 
@@ -169,10 +181,10 @@ export function createTracingWith(
     );
     if (!span.isRecording()) return undefined; // a ratio sampler said no
     if (!isPrivate) {
-      recent.set(event.id, { eventId: event.id, kind: event.kind, traceId: span.spanContext().traceId });
-      if (recent.size > RECENT_TRACES) recent.delete(recent.keys().next().value as string);
+      recent[recentNext] = { eventId: event.id, kind: event.kind, traceId: span.spanContext().traceId };
+      recentNext = (recentNext + 1) % RECENT_TRACES;
     }
-    return new Ingest(span, trace.setSpan(parentCtx, span), event.id, pending);
+    return new Ingest(span, parentCtx, event.id, pending);
   };
 
   return {
@@ -180,7 +192,7 @@ export function createTracingWith(
     startIngest,
     traceIngest(event, isPrivate, fn) {
       const t = startIngest(event, isPrivate);
-      return t ? t.run(() => fn(t)) : fn(undefined);
+      return t ? t.run(() => t.within(() => fn(t))) : fn(undefined);
     },
     wakeQueued(eventId, seq) {
       const parent = pending.get(eventId)?.ctx;
@@ -210,72 +222,109 @@ export function createTracingWith(
       const ingest = pending.size === 0 ? undefined : pending.get(eventId);
       if (!ingest) return fn();
       pending.delete(eventId);
-      // Synchronous (fan-out and the saved hooks), so no context switch: a step is an event, not a span.
+      // Synchronous (fan-out and the saved hooks): a step is an event, not a span.
       ingest.mark('stored');
-      const out = fn();
+      const out = ingest.within(fn);
       ingest.mark('fanned_out');
       return out;
     },
     isPending: (eventId) => pending.size > 0 && pending.has(eventId),
-    recentTraces: () => [...recent.values()].reverse(),
-    getTraceId: (eventId) => recent.get(eventId)?.traceId,
+    recentTraces() {
+      const out: TracedEvent[] = [];
+      for (let i = 1; i <= RECENT_TRACES; i++) {
+        const t = recent[(recentNext - i + RECENT_TRACES) % RECENT_TRACES];
+        if (t) out.push(t);
+      }
+      return out;
+    },
+    getTraceId(eventId) {
+      for (let i = 1; i <= RECENT_TRACES; i++) {
+        const t = recent[(recentNext - i + RECENT_TRACES) % RECENT_TRACES];
+        if (t?.eventId === eventId) return t.traceId; // the latest, for an event sent again
+      }
+      return undefined;
+    },
     flush: () => provider.forceFlush(),
     close: () => provider.shutdown(),
   };
 }
 
+/** The ingest whose synchronous step is running now (see {@link IngestTrace.within}), if any. */
+let current: Ingest | undefined;
+
 /**
- * One traced EVENT frame: one span, its steps marked on it. Only the ingest as a whole runs in an
- * async context (one per event); the steps add no context, closure or promise of their own.
+ * One traced EVENT frame: one span, its steps marked on it. The span is passed explicitly: no async
+ * context, and the steps add no closure or promise of their own.
  */
 class Ingest implements IngestTrace {
-  readonly #span: Span;
-  /** The context with `relay.ingest` as its span: the parent of a wake queued for the event. */
-  readonly ctx: Context;
+  readonly span: Span;
+  readonly #parent: Context;
+  #ctx: Context | undefined;
   readonly #eventId: string;
   readonly #pending: Map<string, Ingest>;
 
-  constructor(span: Span, ctx: Context, eventId: string, pending: Map<string, Ingest>) {
-    this.#span = span;
-    this.ctx = ctx;
+  constructor(span: Span, parent: Context, eventId: string, pending: Map<string, Ingest>) {
+    this.span = span;
+    this.#parent = parent;
     this.#eventId = eventId;
     this.#pending = pending;
   }
 
+  /** The context with `relay.ingest` as its span: the parent of a wake queued for the event (made when first asked). */
+  get ctx(): Context {
+    this.#ctx ??= trace.setSpan(this.#parent, this.span);
+    return this.#ctx;
+  }
+
+  within<T>(fn: () => T): T {
+    const outer = current;
+    current = this;
+    try {
+      return fn();
+    } finally {
+      current = outer;
+    }
+  }
+
   mark(step: IngestStep): void {
-    this.#span.addEvent(step);
+    this.span.addEvent(step);
   }
 
   store<T>(eventId: string, write: () => Promise<T>): Promise<T> {
     this.#pending.set(eventId, this);
-    return context.with(ROOT_CONTEXT, write);
+    return write();
   }
 
   outcome(accepted: boolean, reason: string): void {
-    this.#span.setAttribute('nostr.ok', accepted);
-    if (reason) {
-      const colon = reason.indexOf(':');
-      this.#span.setAttribute('nostr.reason', colon > 0 ? reason.slice(0, colon) : reason);
+    if (!reason) {
+      this.span.setAttribute('nostr.ok', accepted);
+      return;
     }
+    const colon = reason.indexOf(':');
+    this.span.setAttributes({ 'nostr.ok': accepted, 'nostr.reason': colon > 0 ? reason.slice(0, colon) : reason });
   }
 
   async run<T>(fn: () => Promise<T>): Promise<T> {
     try {
-      return await context.with(this.ctx, fn);
+      return await fn();
     } catch (err) {
-      this.#span.recordException(err as Error);
-      this.#span.setStatus({ code: SpanStatusCode.ERROR });
+      this.span.recordException(err as Error);
+      this.span.setStatus({ code: SpanStatusCode.ERROR });
       throw err;
     } finally {
       this.#pending.delete(this.#eventId);
-      this.#span.end();
+      this.span.end();
     }
   }
 }
 
-/** pino mixin: `trace_id` and `span_id` of the active span, if any (nothing when tracing is off). */
+/**
+ * pino mixin: `trace_id` and `span_id` of the ingest step running now ({@link IngestTrace.within}),
+ * else of the active span of a context manager the application registered; nothing otherwise (and
+ * when tracing is off). Called only for a line that is written.
+ */
 export function traceLogFields(): Record<string, string> {
-  const span = trace.getSpan(context.active());
+  const span = current?.span ?? trace.getSpan(context.active());
   if (!span) return {};
   const c = span.spanContext();
   return { trace_id: c.traceId, span_id: c.spanId };

@@ -69,11 +69,19 @@ SPAWNABLE['roost-traced'] = {
   label: 'Roost (traces to OTLP)',
   env: (port, db) => ({ ...SPAWNABLE.roost.env(port, db), OTEL_TRACES_EXPORTER: 'otlp' }),
   otlpSink: true,
+  // Its database is Roost's: the pre-loaded snapshot is shared (the variants differ only in tracing).
+  snapshotAs: 'roost',
 };
 SPAWNABLE['roost-traced-all'] = {
   ...SPAWNABLE['roost-traced'],
   label: 'Roost (every event traced)',
   env: (port, db) => ({ ...SPAWNABLE['roost-traced'].env(port, db), OTEL_TRACES_SAMPLER: 'parentbased_always_on' }),
+};
+// The same, exporting OTLP JSON instead of the default protobuf (what the encoding costs).
+SPAWNABLE['roost-traced-all-json'] = {
+  ...SPAWNABLE['roost-traced-all'],
+  label: 'Roost (every event traced, OTLP JSON)',
+  env: (port, db) => ({ ...SPAWNABLE['roost-traced-all'].env(port, db), OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }),
 };
 Object.assign(SPAWNABLE, {
   'nostr-relay': {
@@ -89,12 +97,19 @@ Object.assign(SPAWNABLE, {
 });
 
 let sinkUrl;
-/** An OTLP/HTTP collector on 127.0.0.1 that answers every export 200 and keeps nothing; started once. */
+/**
+ * An OTLP/HTTP collector on 127.0.0.1 that answers every export 200 and keeps nothing; started once.
+ * It answers in the request's encoding, as a collector does: an empty ExportTraceServiceResponse is
+ * an empty protobuf body or `{}`.
+ */
 async function startOtlpSink() {
   if (sinkUrl) return sinkUrl;
   const server = http.createServer((req, res) => {
     req.resume();
-    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+    const proto = String(req.headers['content-type']).startsWith('application/x-protobuf');
+    req.on('end', () =>
+      proto ? res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end() : res.writeHead(200, { 'content-type': 'application/json' }).end('{}'),
+    );
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   server.unref();

@@ -54,7 +54,7 @@ export async function startSeeded(spec, corpus, { log = () => {}, snapshots = tr
   const { name, kind, root, label } = spawnable;
   const code = createHash('sha256');
   for (const f of kind.codeFiles) hashTree(code, root, f);
-  const key = `${name}-${corpus.key}-${code.digest('hex').slice(0, 12)}`;
+  const key = `${kind.snapshotAs ?? name}-${corpus.key}-${code.digest('hex').slice(0, 12)}`;
   const dir = join(CACHE_DIR, 'snapshots', key);
   if (snapshots && existsSync(join(dir, 'complete'))) {
     return { ...(await startRelay(spec, { ...relayOptions, dbFrom: dir })), seeded: { snapshot: 'reused', rejected: 0, duplicates: 0 } };
@@ -80,7 +80,7 @@ export async function startSeeded(spec, corpus, { log = () => {}, snapshots = tr
   for (const f of readdirSync(built)) if (f.startsWith('relay.db')) cpSync(join(built, f), join(dir, f));
   rmSync(built, { recursive: true, force: true });
   writeFileSync(join(dir, 'complete'), `${new Date().toISOString()}\n`);
-  pruneSnapshots(name, 2);
+  pruneSnapshots(kind.snapshotAs ?? name, 2);
   log(`  built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   const relay = await startRelay(spec, { ...relayOptions, dbFrom: dir });
   if (!snapshots) rmSync(dir, { recursive: true, force: true });

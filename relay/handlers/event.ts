@@ -68,7 +68,8 @@ async function ingestEvent(ctx: RelayContext, conn: Connection, event: NostrEven
 
   const special = ctx.hooks.kindHandlers.get(event.kind);
   if (special) {
-    const r = await special(verified, conn);
+    // Its synchronous part is a step of the ingest: the lines it logs carry the trace ids.
+    const r = await (t ? t.within(() => special(verified, conn)) : special(verified, conn));
     t?.mark('kind_handled');
     if (!r.accepted) return refuse(r.reason);
     answer(conn, event.id, t, true, r.reason);
@@ -97,7 +98,11 @@ async function ingestEvent(ctx: RelayContext, conn: Connection, event: NostrEven
       answer(conn, event.id, t, true, makeReason('duplicate', 'already have this event'));
       return;
     case 'rejected':
-      if (result.reason.startsWith('error:')) ctx.log.error({ eventId: event.id, reason: result.reason }, 'write failed');
+      if (result.reason.startsWith('error:')) {
+        const line = () => ctx.log.error({ eventId: event.id, reason: result.reason }, 'write failed');
+        if (t) t.within(line);
+        else line();
+      }
       return refuse(result.reason);
   }
 }

@@ -1,3 +1,5 @@
+import { context } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
@@ -44,6 +46,9 @@ describe('end-to-end traces: agent → relay → agent', () => {
   const spansNamed = (name: string, service: string) => receiver.spans.filter((s) => s.name === name && s.service === service);
 
   beforeAll(async () => {
+    // What an application registering an SDK does (NodeTracerProvider.register(), NodeSDK): the
+    // agents' handler spans are active through it. The relay installs none (it passes spans explicitly).
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
     receiver = await startOtlpReceiver();
     relay = await startRelay({
       otelTracesExporter: 'otlp',
@@ -62,6 +67,7 @@ describe('end-to-end traces: agent → relay → agent', () => {
     await relay?.close();
     await receiver?.close();
     for (const h of homes) h.cleanup();
+    context.disable();
   });
 
   it('a public event: client.publish → relay.ingest → the recipient handler, one trace id', async () => {

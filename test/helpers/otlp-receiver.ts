@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-/** One span as an OTLP/HTTP JSON export carries it (ids in hex, as the JSON encoding requires). */
+/** One span as an OTLP/HTTP export carries it (ids in hex). */
 export interface ReceivedSpan {
   service: string;
   name: string;
@@ -14,7 +14,7 @@ export interface ReceivedSpan {
   events: string[];
 }
 
-/** A collector on 127.0.0.1 accepting OTLP/HTTP JSON trace exports at /v1/traces. */
+/** A collector on 127.0.0.1 accepting OTLP/HTTP trace exports at /v1/traces, protobuf or JSON. */
 export interface OtlpReceiver {
   /** Base URL, as OTEL_EXPORTER_OTLP_ENDPOINT takes it. */
   url: string;
@@ -30,7 +30,117 @@ type KeyValue = { key: string; value: AnyValue };
 const readValue = (v: AnyValue): unknown => v.stringValue ?? (v.intValue !== undefined ? Number(v.intValue) : (v.boolValue ?? v.doubleValue));
 const attrs = (kvs: KeyValue[] = []) => Object.fromEntries(kvs.map((kv) => [kv.key, readValue(kv.value)]));
 
-/** Starts a receiver; a body that is not OTLP JSON is answered 400 and fails the test that reads `spans`. */
+// --- OTLP protobuf, decoded from the wire format and the field numbers of opentelemetry-proto
+// (collector/trace/v1, trace/v1, common/v1, resource/v1): written here so the test checks the bytes
+// the relay sends, not the encoder's own view of them.
+
+type Field = { n: number; wire: number; varint: bigint; bytes: Buffer };
+
+/** The fields of one protobuf message, in order. */
+function fields(buf: Buffer): Field[] {
+  const out: Field[] = [];
+  let i = 0;
+  const varint = (): bigint => {
+    let v = 0n;
+    let shift = 0n;
+    for (;;) {
+      const b = buf[i++];
+      if (b === undefined) throw new Error('truncated varint');
+      v |= BigInt(b & 0x7f) << shift;
+      if (b < 0x80) return v;
+      shift += 7n;
+    }
+  };
+  while (i < buf.length) {
+    const key = Number(varint());
+    const n = key >>> 3;
+    const wire = key & 7;
+    if (wire === 0) out.push({ n, wire, varint: varint(), bytes: Buffer.alloc(0) });
+    else if (wire === 1 || wire === 5) {
+      const len = wire === 1 ? 8 : 4;
+      out.push({ n, wire, varint: 0n, bytes: buf.subarray(i, i + len) });
+      i += len;
+    } else if (wire === 2) {
+      const len = Number(varint());
+      if (i + len > buf.length) throw new Error('truncated field');
+      out.push({ n, wire, varint: 0n, bytes: buf.subarray(i, i + len) });
+      i += len;
+    } else throw new Error(`unsupported wire type ${wire}`);
+  }
+  return out;
+}
+const all = (fs: Field[], n: number) => fs.filter((f) => f.n === n);
+const first = (fs: Field[], n: number) => fs.find((f) => f.n === n);
+
+/** AnyValue: string 1, bool 2, int 3, double 4. */
+function protoValue(buf: Buffer): unknown {
+  const f = fields(buf)[0];
+  if (!f) return undefined;
+  if (f.n === 1) return f.bytes.toString('utf8');
+  if (f.n === 2) return f.varint !== 0n;
+  if (f.n === 3) return Number(BigInt.asIntN(64, f.varint));
+  if (f.n === 4) return f.bytes.readDoubleLE(0);
+  return undefined;
+}
+/** repeated KeyValue { key 1, value 2 }. */
+const protoAttrs = (kvs: Field[]) =>
+  Object.fromEntries(
+    kvs.map((kv) => {
+      const f = fields(kv.bytes);
+      const value = first(f, 2);
+      return [first(f, 1)?.bytes.toString('utf8') ?? '', value ? protoValue(value.bytes) : undefined];
+    }),
+  );
+
+/** ExportTraceServiceRequest { resource_spans 1 } → ResourceSpans { resource 1, scope_spans 2 } → ScopeSpans { spans 2 } → Span. */
+function protoSpans(body: Buffer): ReceivedSpan[] {
+  const spans: ReceivedSpan[] = [];
+  for (const rs of all(fields(body), 1)) {
+    const rsf = fields(rs.bytes);
+    const resource = first(rsf, 1);
+    const service = String(protoAttrs(resource ? all(fields(resource.bytes), 1) : [])['service.name']);
+    for (const ss of all(rsf, 2))
+      for (const s of all(fields(ss.bytes), 2)) {
+        // Span: trace_id 1, span_id 2, parent_span_id 4, name 5, attributes 9, events 11 (Event: name 2)
+        const f = fields(s.bytes);
+        spans.push({
+          service,
+          name: first(f, 5)?.bytes.toString('utf8') ?? '',
+          traceId: first(f, 1)?.bytes.toString('hex') ?? '',
+          spanId: first(f, 2)?.bytes.toString('hex') ?? '',
+          parentSpanId: first(f, 4)?.bytes.toString('hex') ?? '',
+          attributes: protoAttrs(all(f, 9)),
+          events: all(f, 11).map((e) => first(fields(e.bytes), 2)?.bytes.toString('utf8') ?? ''),
+        });
+      }
+  }
+  return spans;
+}
+
+/** OTLP JSON: the same messages, ids in hex. */
+function jsonSpans(body: Buffer): ReceivedSpan[] {
+  const spans: ReceivedSpan[] = [];
+  const parsed = JSON.parse(body.toString('utf8')) as {
+    resourceSpans: Array<{ resource?: { attributes?: KeyValue[] }; scopeSpans: Array<{ spans: Array<Record<string, unknown>> }> }>;
+  };
+  for (const rs of parsed.resourceSpans) {
+    const service = String(attrs(rs.resource?.attributes)['service.name']);
+    for (const ss of rs.scopeSpans)
+      for (const s of ss.spans)
+        spans.push({
+          service,
+          name: s.name as string,
+          traceId: s.traceId as string,
+          spanId: s.spanId as string,
+          parentSpanId: (s.parentSpanId as string | undefined) ?? '',
+          attributes: attrs(s.attributes as KeyValue[] | undefined),
+          events: ((s.events as Array<{ name: string }> | undefined) ?? []).map((e) => e.name),
+        });
+  }
+  return spans;
+}
+
+/** Starts a receiver; a body that is not OTLP (protobuf or JSON) is answered 400 and fails the test that reads `spans`. */
 export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   const spans: ReceivedSpan[] = [];
   const contentTypes: string[] = [];
@@ -38,27 +148,25 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      contentTypes.push(String(req.headers['content-type']));
-      if (req.method !== 'POST' || req.url !== '/v1/traces' || !String(req.headers['content-type']).startsWith('application/json')) {
+      const type = String(req.headers['content-type']);
+      contentTypes.push(type);
+      const decode = type.startsWith('application/json') ? jsonSpans : type.startsWith('application/x-protobuf') ? protoSpans : undefined;
+      if (req.method !== 'POST' || req.url !== '/v1/traces' || !decode) {
         res.writeHead(400).end();
         return;
       }
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
-        resourceSpans: Array<{ resource?: { attributes?: KeyValue[] }; scopeSpans: Array<{ spans: Array<Record<string, unknown>> }> }>;
-      };
-      for (const rs of body.resourceSpans) {
-        const service = String(attrs(rs.resource?.attributes)['service.name']);
-        for (const ss of rs.scopeSpans)
-          for (const s of ss.spans)
-            spans.push({
-              service,
-              name: s.name as string,
-              traceId: s.traceId as string,
-              spanId: s.spanId as string,
-              parentSpanId: (s.parentSpanId as string | undefined) ?? '',
-              attributes: attrs(s.attributes as KeyValue[] | undefined),
-              events: ((s.events as Array<{ name: string }> | undefined) ?? []).map((e) => e.name),
-            });
+      let got: ReceivedSpan[];
+      try {
+        got = decode(Buffer.concat(chunks));
+      } catch {
+        res.writeHead(400).end();
+        return;
+      }
+      spans.push(...got);
+      if (type.startsWith('application/x-protobuf')) {
+        // An empty ExportTraceServiceResponse.
+        res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+        return;
       }
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     });

@@ -14,6 +14,8 @@ import type { SendOutcome, WakeSender, WakeTarget } from '../../relay/push/types
 import { makeApnsToken, makeRegistrationEvent } from './push/support.js';
 
 const hex = (n: number) => randomBytes(n).toString('hex');
+/** A push sender that accepts every wake (the relay needs one configured to take wake registrations). */
+const quietApns: WakeSender = { platform: 'apns', send: async (): Promise<SendOutcome> => ({ kind: 'sent' }), close: async () => undefined };
 
 describe('relay tracing over OTLP/HTTP', () => {
   let receiver: OtlpReceiver;
@@ -32,7 +34,7 @@ describe('relay tracing over OTLP/HTTP', () => {
     relay = await startRelay(
       // relay-rooted traces too, so events without a traceparent are traced as well
       { otelTracesExporter: 'otlp', otelExporterOtlpEndpoint: receiver.url, otelServiceName: 'relay-under-test', otelTracesSampler: 'parentbased_always_on' },
-      { log: pino({ level: 'info', mixin: traceLogFields }, sink) },
+      { log: pino({ level: 'info', mixin: traceLogFields }, sink), push: { senders: { apns: quietApns } } },
     );
   });
   afterAll(async () => {
@@ -67,9 +69,37 @@ describe('relay tracing over OTLP/HTTP', () => {
     // One span per event: the steps are its events, in the order they ended (fan-out runs in the commit).
     expect(ingest.events).toEqual(['verified', 'stored', 'fanned_out']);
     expect(spans).toHaveLength(1);
-    expect(receiver.contentTypes.every((t) => t.startsWith('application/json'))).toBe(true);
+    // OTLP protobuf by default (OTEL_EXPORTER_OTLP_PROTOCOL), as OpenTelemetry's exporters do.
+    expect(receiver.contentTypes.length).toBeGreaterThan(0);
+    expect(receiver.contentTypes.every((t) => t.startsWith('application/x-protobuf'))).toBe(true);
     reader.close();
     writer.close();
+  });
+
+  it('OTEL_EXPORTER_OTLP_PROTOCOL=http/json exports the same span as OTLP JSON', async () => {
+    const json = await startOtlpReceiver();
+    const other = await startRelay({
+      otelTracesExporter: 'otlp',
+      otelExporterOtlpEndpoint: json.url,
+      otelExporterOtlpProtocol: 'http/json',
+      otelServiceName: 'relay-json',
+    });
+    try {
+      const sender = { traceId: hex(16), spanId: hex(8), sampled: true };
+      const ev = signEvent(makeKey(), { tags: [makeTraceparentTag(sender)] });
+      const client = await RawClient.connect(other.url);
+      expect(await client.publish(ev)).toEqual(['OK', ev.id, true, '']);
+      client.close();
+      await other.relay.ctx.tracing.flush();
+      await waitFor(() => json.spans.some((s) => s.traceId === sender.traceId), 'JSON span');
+      const ingest = json.spans.find((s) => s.traceId === sender.traceId)!;
+      expect(ingest).toMatchObject({ name: 'relay.ingest', parentSpanId: sender.spanId, service: 'relay-json', events: ['verified', 'stored', 'fanned_out'] });
+      expect(ingest.attributes).toMatchObject({ 'nostr.event.id': ev.id, 'nostr.event.kind': 1, 'nostr.ok': true });
+      expect(json.contentTypes.every((t) => t.startsWith('application/json'))).toBe(true);
+    } finally {
+      await other.close();
+      await json.close();
+    }
   });
 
   it('an ephemeral event: one ingest span, verified then fanned out (nothing stored)', async () => {
@@ -127,21 +157,44 @@ describe('relay tracing over OTLP/HTTP', () => {
     client.close();
   });
 
-  it('log lines written inside a span carry its trace_id and span_id', async () => {
-    const ev = signEvent(makeKey(), { tags: [['traceparent', formatTraceparent({ traceId: hex(16), spanId: hex(8), sampled: true })]] });
-    await relay.relay.ctx.tracing.traceIngest(ev, false, async () => {
-      relay.relay.ctx.log.info({ probe: ev.id }, 'inside');
-    });
-    relay.relay.ctx.log.info({ probe: ev.id }, 'outside');
+  it("log lines an ingest writes carry its span's trace_id and span_id; other lines meanwhile do not", async () => {
+    // A real line of the ingest path: the wake registration handler logs the registration it stored.
+    const info = (await (await fetch(relay.httpUrl, { headers: { accept: 'application/nostr+json' } })).json()) as { pubkey: string };
+    const agent = makeKey();
+    const sender = { traceId: hex(16), spanId: hex(8), sampled: true };
+    const reg = makeRegistrationEvent(
+      { secretKey: agent.sk },
+      info.pubkey,
+      { channels: [{ platform: 'apns', token: makeApnsToken(), topic: 'org.example.agent', environment: 'sandbox', mode: 'background' }] },
+      undefined,
+      [makeTraceparentTag(sender)],
+    );
+    const client = await RawClient.connect(relay.url);
+    expect(await client.publish(reg)).toEqual(['OK', reg.id, true, '']);
+    client.close();
     await relay.relay.ctx.tracing.flush();
-    const span = await (async () => {
-      await waitFor(() => receiver.spans.some((s) => s.attributes['nostr.event.id'] === ev.id), 'probe span');
-      return receiver.spans.find((s) => s.attributes['nostr.event.id'] === ev.id)!;
-    })();
+    await waitFor(() => spansOf(sender.traceId).length >= 1, 'registration span');
+    const ingest = one(spansOf(sender.traceId), 'relay.ingest');
+    const line = logLines.find((l) => l.msg === 'wake registration' && l.event === reg.id)!;
+    expect(line).toMatchObject({ trace_id: sender.traceId, span_id: ingest.spanId });
+
+    // The synchronous part of a traced ingest is its step; a line written while that ingest waits is not.
+    const ev = signEvent(makeKey(), { tags: [['traceparent', formatTraceparent({ traceId: hex(16), spanId: hex(8), sampled: true })]] });
+    let release = () => {};
+    const running = relay.relay.ctx.tracing.traceIngest(ev, false, async () => {
+      relay.relay.ctx.log.info({ probe: ev.id }, 'inside');
+      await new Promise<void>((r) => (release = r));
+    });
+    relay.relay.ctx.log.info({ probe: ev.id }, 'meanwhile');
+    release();
+    await running;
+    await relay.relay.ctx.tracing.flush();
+    await waitFor(() => receiver.spans.some((s) => s.attributes['nostr.event.id'] === ev.id), 'probe span');
+    const span = receiver.spans.find((s) => s.attributes['nostr.event.id'] === ev.id)!;
     const inside = logLines.find((l) => l.probe === ev.id && l.msg === 'inside')!;
-    const outside = logLines.find((l) => l.probe === ev.id && l.msg === 'outside')!;
+    const meanwhile = logLines.find((l) => l.probe === ev.id && l.msg === 'meanwhile')!;
     expect(inside).toMatchObject({ trace_id: span.traceId, span_id: span.spanId });
-    expect(outside.trace_id).toBeUndefined();
+    expect(meanwhile.trace_id).toBeUndefined();
   });
 });
 
@@ -277,6 +330,7 @@ describe('tracing configuration', () => {
         createTracing({
           otelTracesExporter: 'none',
           otelExporterOtlpEndpoint: receiver.url,
+          otelExporterOtlpProtocol: 'http/protobuf',
           otelServiceName: 'x',
           otelTracesSampler: 'parentbased_always_on',
           otelTracesSamplerArg: 1,

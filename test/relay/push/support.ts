@@ -83,12 +83,10 @@ export function makeRegistrationEvent(
   relayPubkey: string,
   payload: unknown,
   createdAt = Math.floor(Date.now() / 1000),
+  tags: string[][] = [],
 ): NostrEvent {
   const key = nip44.v2.utils.getConversationKey(agent.secretKey, relayPubkey);
-  return finalizeEvent(
-    { kind: Kind.WakeRegistration, created_at: createdAt, tags: [], content: nip44.v2.encrypt(JSON.stringify(payload), key) },
-    agent.secretKey,
-  );
+  return finalizeEvent({ kind: Kind.WakeRegistration, created_at: createdAt, tags, content: nip44.v2.encrypt(JSON.stringify(payload), key) }, agent.secretKey);
 }
 
 /** A signed event addressed to the given agents. */
