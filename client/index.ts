@@ -37,7 +37,7 @@ export {
   type WebSocketConstructor,
   type WebSocketLike,
 } from './relay-link.js';
-export { parseRelayMessage } from './relay-message.js';
+export { parseRelayMessage } from '../shared/messages/relay-parse.js';
 export { KeyValueStore, MemoryStore, type AgentStore, type DocState, type OutboxEntry, type ParkedMessage } from './store.js';
 export { MAX_WAKE_CHANNELS, WAKE_REGISTRATION_KIND, checkWakeChannels, makeWakeRegistration, type WakeChannel, type WakeMode } from './wake.js';
 export {

@@ -8,7 +8,7 @@ import { getBackoffDelay, systemTimers, type Timers } from './backoff.js';
 import { Emitter, silentLogger, type ClientLogger } from './emitter.js';
 import { ClientError } from './errors.js';
 import { verifyEvent, type Identity } from './identity.js';
-import { parseRelayMessage } from './relay-message.js';
+import { parseRelayMessage } from '../shared/messages/relay-parse.js';
 
 /**
  * The WebSocket surface a link needs: the browser's `WebSocket` and Node's `ws` both fit. Handlers

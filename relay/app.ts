@@ -17,7 +17,8 @@ import { createStats, observeLatency, recordError, type RelayContext } from './c
 import { dispatch } from './dispatch.js';
 import { InboundGate } from './inbound.js';
 import { closeSubscription } from './handlers/req.js';
-import { getTrustProxy, installOperator, type Operator } from './operator/index.js';
+import { getRateLimits, getTrustProxy, installOperator, type Operator } from './operator/index.js';
+import { SharedRateBudget } from './policies/shared-rate-limit.js';
 import { createClientAddress, installUpgradePath, quietRepeatedEnds } from './upgrade.js';
 import { iceServersInfo } from './plugins/ice-servers.js';
 import { buildRelayInfo, setCorsHeaders, type InfoContributor } from './plugins/nip11.js';
@@ -405,7 +406,10 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     onSocketError(err, this, log);
   }
   // Before the routes, so its connection gate hooks the WebSocket route.
-  const operator = installOperator({ app, ctx, infoContributors, version, log, nowMs: deps.nowMs ?? Date.now });
+  // On a shared store the per-IP and per-pubkey rates hold across instances (relay/policies/shared-rate-limit.ts).
+  const sharedRates = store.provides.sharedRates;
+  const rateBudget = sharedRates && getRateLimits(config) ? await SharedRateBudget.open({ store: sharedRates, nowMs: deps.nowMs ?? Date.now, log }) : undefined;
+  const operator = installOperator({ app, ctx, infoContributors, version, log, nowMs: deps.nowMs ?? Date.now, makeRateBuckets: rateBudget?.makeBuckets });
   // Bans and settings made on other instances of a cluster are in force before the first connection.
   await store.provides.sharedAdmin?.catchUp();
 
@@ -568,6 +572,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       mailbox?.close();
       sharedDocs.close();
       operator.close();
+      await rateBudget?.close().catch((err) => log.warn({ err }, 'giving back rate leases failed'));
       await store.close();
       await verifier.close();
       await tracing.close();

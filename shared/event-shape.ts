@@ -3,8 +3,9 @@ import type { NostrEvent } from './event.js';
 /**
  * The shape of a NIP-01 event on the wire, before its id and signature are checked — one definition
  * for both sides: the relay's zod edge (shared/messages/schema.ts) is built from these patterns and
- * the client's hand-written edge (client/relay-message.ts, no zod in browser bundles) calls
- * {@link isEventShape}; test/shared/event-shape.test.ts holds the two to the same answers.
+ * the hand-written edge for frames from relays (shared/messages/relay-parse.ts: the client's links and
+ * the replicator; no zod in browser bundles) calls {@link isEventShape}; test/shared/event-shape.test.ts
+ * holds the two to the same answers.
  */
 
 /** An event id or public key: 64 lowercase hex characters. */

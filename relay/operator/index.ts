@@ -12,7 +12,7 @@ import type { InfoContributor } from '../plugins/nip11.js';
 import { registerHttpLimits } from '../plugins/http-limits.js';
 import { registerNip86 } from '../plugins/nip86.js';
 import { rejectBannedEvents, rejectBannedPubkeys, rejectByWritePolicy, rejectDisallowedKinds } from '../policies/moderation.js';
-import { RateLimiter, normalizeIp, rejectEventRate, rejectFilterRate, type RateLimits } from '../policies/rate-limit.js';
+import { RateLimiter, normalizeIp, rejectEventRate, rejectFilterRate, type MakeRateBuckets, type RateLimits } from '../policies/rate-limit.js';
 import { openDatabase } from '../store/sqlite.js';
 import { verifyEventSync } from '../verify/index.js';
 import { FigureSampler, createStorageProbe, type DashboardSource } from './figures.js';
@@ -31,6 +31,8 @@ export interface OperatorDeps {
   nowMs: () => number;
   /** Prometheus process metrics (default on). */
   processMetrics?: boolean;
+  /** Makes the rate limiter's buckets (a cluster: budgets shared by every instance); local token buckets by default. */
+  makeRateBuckets?: MakeRateBuckets;
 }
 
 /** A WebSocket upgrade the connection gate refuses, answered in plain HTTP. */
@@ -122,7 +124,7 @@ export function installOperator(deps: OperatorDeps): Operator {
   const db = adminDb ?? openDatabase(':memory:');
   const admin = new AdminStore(db, () => ctx.now());
   const limits = getRateLimits(config);
-  const limiter = limits ? new RateLimiter(limits, deps.nowMs) : undefined;
+  const limiter = limits ? new RateLimiter(limits, deps.nowMs, deps.makeRateBuckets) : undefined;
 
   const writePolicy = rejectByWritePolicy(config.writePolicy, admin, admins);
   ctx.hooks.rejectEvent.unshift(

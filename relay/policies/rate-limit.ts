@@ -14,12 +14,37 @@ interface Bucket {
   at: number;
 }
 
+/** One rate's buckets, keyed by an IP or a pubkey: what the limiter needs from them, local or cluster-wide. */
+export interface RateBuckets {
+  /** Tokens per minute (and the bucket size). */
+  readonly perMinute: number;
+  /** Takes one token if there is one; false means the key is over its rate. */
+  take(key: string): boolean;
+  /** True when the key has a token, without taking it. */
+  has(key: string): boolean;
+  /** Gives back a token taken for work that turned out not to be the key's. */
+  refund(key: string): void;
+}
+
+/** The rates of {@link RateLimits}, by the names NIP-11 advertises them under. */
+export type RateName =
+  | 'connections_per_ip'
+  | 'connections_per_loopback'
+  | 'events_per_ip'
+  | 'events_per_pubkey'
+  | 'reqs_per_ip'
+  | 'reqs_per_pubkey'
+  | 'http_requests_per_ip';
+
+/** Makes the buckets of one rate (the default: {@link TokenBuckets}, local to this process). */
+export type MakeRateBuckets = (name: RateName, perMinute: number) => RateBuckets;
+
 /**
  * Token buckets keyed by a string (an IP, a pubkey): each holds up to `perMinute` tokens and
  * refills at `perMinute` per minute, so a key may burst one minute's worth and then keeps that pace.
  * The clock is injected; the number of keys is bounded (idle, full buckets are forgotten first).
  */
-export class TokenBuckets {
+export class TokenBuckets implements RateBuckets {
   readonly #buckets = new Map<string, Bucket>();
   readonly #perMinute: number;
   readonly #nowMs: () => number;
@@ -113,26 +138,31 @@ export interface RateLimits {
  */
 export class RateLimiter {
   readonly limits: Readonly<RateLimits>;
-  readonly #connIp: TokenBuckets | undefined;
-  readonly #connLoopback: TokenBuckets | undefined;
-  readonly #eventIp: TokenBuckets | undefined;
-  readonly #eventPubkey: TokenBuckets | undefined;
-  readonly #reqIp: TokenBuckets | undefined;
-  readonly #reqPubkey: TokenBuckets | undefined;
-  readonly #httpIp: TokenBuckets | undefined;
+  readonly #connIp: RateBuckets | undefined;
+  readonly #connLoopback: RateBuckets | undefined;
+  readonly #eventIp: RateBuckets | undefined;
+  readonly #eventPubkey: RateBuckets | undefined;
+  readonly #reqIp: RateBuckets | undefined;
+  readonly #reqPubkey: RateBuckets | undefined;
+  readonly #httpIp: RateBuckets | undefined;
   /** Admitted events whose author was charged before the signature was checked. */
   readonly #chargedAuthor = new WeakSet<NostrEvent>();
 
-  constructor(limits: RateLimits, nowMs: () => number) {
+  /**
+   * `makeBuckets` makes each rate's buckets (default: local token buckets; a cluster passes buckets
+   * that spend from a budget shared by every instance).
+   */
+  constructor(limits: RateLimits, nowMs: () => number, makeBuckets?: MakeRateBuckets) {
     this.limits = Object.freeze({ ...limits });
-    const make = (n: number) => (n > 0 ? new TokenBuckets(n, nowMs) : undefined);
-    this.#connIp = make(limits.connectionsPerIp);
-    this.#connLoopback = make(limits.connectionsPerLoopback);
-    this.#eventIp = make(limits.eventsPerIp);
-    this.#eventPubkey = make(limits.eventsPerPubkey);
-    this.#reqIp = make(limits.reqsPerIp);
-    this.#reqPubkey = make(limits.reqsPerPubkey);
-    this.#httpIp = make(limits.httpPerIp);
+    const factory = makeBuckets ?? ((_name: RateName, n: number) => new TokenBuckets(n, nowMs));
+    const make = (name: RateName, n: number) => (n > 0 ? factory(name, n) : undefined);
+    this.#connIp = make('connections_per_ip', limits.connectionsPerIp);
+    this.#connLoopback = make('connections_per_loopback', limits.connectionsPerLoopback);
+    this.#eventIp = make('events_per_ip', limits.eventsPerIp);
+    this.#eventPubkey = make('events_per_pubkey', limits.eventsPerPubkey);
+    this.#reqIp = make('reqs_per_ip', limits.reqsPerIp);
+    this.#reqPubkey = make('reqs_per_pubkey', limits.reqsPerPubkey);
+    this.#httpIp = make('http_requests_per_ip', limits.httpPerIp);
   }
 
   /** A reason to refuse a new connection from `ip`, or undefined (takes a token). */

@@ -1,16 +1,16 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { NostrEvent } from '../../shared/event.js';
 import { makeReason } from '../../shared/reason.js';
-import { parsePublicUrls } from '../relay-url.js';
-import { getRetryDelay, TokenBucket } from './backoff.js';
 import { admitWakeRegistration, ConversationKeyCache, type WakeRegistrationResult } from './registration.js';
 import { createWakeSenders, describeWake, getConfiguredPlatforms, type WakeDescription } from './senders.js';
 import { inTransaction } from '../store/postgres-transaction.js';
 import type { DeliveryRow } from './store.js';
 import type { PushStats, PushWakeConfig } from './wake.js';
-import { systemClock, type PushClock, type SendOutcome, type WakeHint, type WakePlatform, type WakeSenders, type WakeTarget } from './types.js';
+import { WakeLoop, type DueWake, type PushResult, type WakeDecision, type WakeQueueStore } from './loop.js';
+import type { DuePush, WakeWindow } from './rules.js';
+import { systemClock, type PushClock, type WakePlatform, type WakeSenders } from './types.js';
 
 /** Push wake on a database shared by several relays (the cluster's counterpart of wake.ts). */
 export interface SharedPushWake {
@@ -40,18 +40,6 @@ export interface SharedPushWakeDeps {
   random?: () => number;
 }
 
-interface Claimed {
-  owner: string;
-  platform: WakePlatform;
-  token: string;
-  seq: number;
-  queuedAt: number;
-  attempts: number;
-  target: WakeTarget | undefined;
-}
-
-const HOUR_MS = 3_600_000;
-const RELEASE_BATCH = 256;
 const PUMP_MS = 500;
 
 /** The relay's keypair on a shared database: created by the first instance, read by the others. */
@@ -81,40 +69,190 @@ export function createSharedPushWake(deps: SharedPushWakeDeps): SharedPushWake {
   return new SharedPushWakeService(deps);
 }
 
+/**
+ * The wake queue's rows in the shared database, for {@link WakeLoop}: due wakes are taken and due
+ * pushes claimed under `FOR UPDATE SKIP LOCKED`, so each goes out from exactly one instance; other
+ * instances change the queue, so the loop polls it.
+ */
+class PostgresWakeQueue implements WakeQueueStore {
+  readonly #pool: pg.Pool;
+  #pending = { wakes: 0, deliveries: 0 };
+
+  constructor(pool: pg.Pool) {
+    this.#pool = pool;
+  }
+
+  /** Turns due wakes into one delivery per channel; each wake is taken by exactly one instance. */
+  releaseDueWakes(now: number, limit: number, decide: (wake: DueWake, online: boolean, window: WakeWindow | undefined) => WakeDecision): Promise<number> {
+    return inTransaction(this.#pool, async (client) => {
+      const wakes = (
+        await client.query<{ owner: string; seq: number; queued_at: number }>(
+          'SELECT owner, seq, queued_at FROM push_wakes WHERE due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED',
+          [now, limit],
+        )
+      ).rows;
+      for (const w of wakes) {
+        const online = await isOnlineIn(client, w.owner, now);
+        const win = online
+          ? undefined
+          : (
+              await client.query<{ window_start: number; window_count: number }>('SELECT window_start, window_count FROM push_owners WHERE owner = $1', [
+                w.owner,
+              ])
+            ).rows[0];
+        const d = decide(
+          { owner: w.owner, seq: w.seq, queuedAt: w.queued_at },
+          online,
+          win && { windowStart: win.window_start, windowCount: win.window_count },
+        );
+        if (d.kind === 'cancel') {
+          await client.query('DELETE FROM push_wakes WHERE owner = $1', [w.owner]);
+          continue;
+        }
+        if (d.kind === 'hold') {
+          await client.query('UPDATE push_wakes SET due_at = $2 WHERE owner = $1', [w.owner, d.until]);
+          continue;
+        }
+        await client.query(
+          `INSERT INTO push_deliveries (owner, platform, token, seq, queued_at, attempts, due_at)
+           SELECT owner, platform, token, $2, $3, 0, $4 FROM push_channels WHERE owner = $1
+           ON CONFLICT (owner, platform, token) DO UPDATE SET seq = LEAST(push_deliveries.seq, excluded.seq), queued_at = GREATEST(push_deliveries.queued_at, excluded.queued_at)`,
+          [w.owner, w.seq, w.queued_at, now],
+        );
+        await client.query('DELETE FROM push_wakes WHERE owner = $1', [w.owner]);
+        await client.query('UPDATE push_owners SET last_wake_at = $2, window_start = $3, window_count = $4 WHERE owner = $1', [
+          w.owner,
+          now,
+          d.window.windowStart,
+          d.window.windowCount,
+        ]);
+      }
+      return wakes.length;
+    });
+  }
+
+  /**
+   * Claims due pushes: rows another instance is claiming are skipped (SKIP LOCKED), and a claimed
+   * row's due_at moves past the send's lease, so no other instance sends it unless this one dies.
+   */
+  async claimDue(now: number, room: number, leaseUntil: number): Promise<DuePush[]> {
+    const rows = (
+      await this.#pool.query<Omit<DeliveryRow, 'registered_at'>>(
+        `WITH s AS (SELECT owner, platform, token FROM push_deliveries WHERE due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+         u AS (UPDATE push_deliveries d SET due_at = $3, attempts = d.attempts + 1 FROM s
+               WHERE d.owner = s.owner AND d.platform = s.platform AND d.token = s.token RETURNING d.*)
+         SELECT u.owner, u.platform, u.token, u.seq, u.queued_at, u.attempts - 1 AS attempts, c.topic, c.environment, c.mode
+         FROM u LEFT JOIN push_channels c ON c.owner = u.owner AND c.platform = u.platform AND c.token = u.token`,
+        [now, room, leaseUntil],
+      )
+    ).rows;
+    return rows.map((r) => ({
+      owner: r.owner,
+      platform: r.platform,
+      token: r.token,
+      seq: r.seq,
+      queuedAt: r.queued_at,
+      attempts: r.attempts,
+      target: r.mode === null ? undefined : { platform: r.platform, token: r.token, topic: r.topic ?? '', environment: r.environment ?? '', mode: r.mode },
+    }));
+  }
+
+  async unclaim(d: DuePush, at: number): Promise<void> {
+    await this.#pool.query('UPDATE push_deliveries SET due_at = $4, attempts = attempts - 1 WHERE owner = $1 AND platform = $2 AND token = $3', [
+      d.owner,
+      d.platform,
+      d.token,
+      at,
+    ]);
+  }
+
+  isOnline(owner: string, now: number): Promise<boolean> {
+    return isOnlineIn(this.#pool, owner, now);
+  }
+
+  async deleteDelivery(d: DuePush): Promise<void> {
+    await this.#pool.query('DELETE FROM push_deliveries WHERE owner = $1 AND platform = $2 AND token = $3', [d.owner, d.platform, d.token]);
+  }
+
+  async record(results: readonly PushResult[]): Promise<boolean[]> {
+    const out: boolean[] = [];
+    for (const r of results) {
+      if (r.kind === 'schedule') {
+        await this.#pool.query('UPDATE push_deliveries SET due_at = $4, attempts = $5 WHERE owner = $1 AND platform = $2 AND token = $3', [
+          r.d.owner,
+          r.d.platform,
+          r.d.token,
+          r.at,
+          r.attempts,
+        ]);
+        out.push(false);
+        continue;
+      }
+      let pruned = false;
+      if (r.kind === 'prune') {
+        const x = await this.#pool.query('DELETE FROM push_channels WHERE owner = $1 AND platform = $2 AND token = $3 AND registered_at < $4', [
+          r.d.owner,
+          r.d.platform,
+          r.d.token,
+          r.before,
+        ]);
+        pruned = (x.rowCount ?? 0) > 0;
+      }
+      await this.deleteDelivery(r.d);
+      out.push(pruned);
+    }
+    return out;
+  }
+
+  nextDue(now: number): number {
+    return now + PUMP_MS;
+  }
+
+  pending(): { wakes: number; deliveries: number } {
+    return this.#pending;
+  }
+
+  async refreshPending(): Promise<void> {
+    const c = (await this.#pool.query<{ w: number; d: number }>('SELECT (SELECT count(*) FROM push_wakes) AS w, (SELECT count(*) FROM push_deliveries) AS d'))
+      .rows[0]!;
+    this.#pending = { wakes: c.w, deliveries: c.d };
+  }
+}
+
+/** Whether the agent has a live presence row on any instance. */
+async function isOnlineIn(db: pg.Pool | pg.ClientBase, owner: string, now: number): Promise<boolean> {
+  return (await db.query('SELECT 1 FROM presence WHERE pubkey = $1 AND expires_at > $2 LIMIT 1', [owner, now])).rows.length > 0;
+}
+
 class SharedPushWakeService implements SharedPushWake {
   readonly #pool: pg.Pool;
-  readonly #config: PushWakeConfig;
   readonly #log: Logger;
   readonly #keys: ConversationKeyCache;
-  readonly #pubkey: string;
   readonly #senders: WakeSenders;
   readonly #ownsSenders: boolean;
   readonly #configured: ReadonlySet<WakePlatform>;
   readonly #clock: PushClock;
-  readonly #random: () => number;
-  readonly #bucket: TokenBucket;
-  readonly #leaseMs: number;
-  readonly #inFlight = new Map<string, Promise<void>>();
-  readonly #counters = { queued: 0, sent: 0, retried: 0, failed: 0, pruned: 0, cancelled: 0, rateLimited: 0 };
-  #pending = { wakes: 0, deliveries: 0 };
-  #pumping: Promise<void> | undefined;
-  #timer: (() => void) | undefined;
-  #started = false;
+  readonly #loop: WakeLoop;
   #closed = false;
 
   constructor(deps: SharedPushWakeDeps) {
     this.#pool = deps.pool;
-    this.#config = deps.config;
     this.#log = deps.log.child({ module: 'push' });
     this.#keys = new ConversationKeyCache(deps.secretKey);
-    this.#pubkey = deps.pubkey;
     this.#ownsSenders = deps.senders === undefined;
     this.#senders = deps.senders ?? createWakeSenders(deps.config, this.#log);
     this.#configured = new Set(getConfiguredPlatforms(this.#senders));
     this.#clock = deps.clock ?? systemClock;
-    this.#random = deps.random ?? Math.random;
-    this.#bucket = new TokenBucket(deps.config.pushGlobalSendsPerSecond, this.#clock.now());
-    this.#leaseMs = 2 * Math.max(deps.config.pushRequestTimeoutMs, 15_000);
+    this.#loop = new WakeLoop({
+      store: new PostgresWakeQueue(deps.pool),
+      config: deps.config,
+      log: this.#log,
+      senders: this.#senders,
+      clock: this.#clock,
+      random: deps.random ?? Math.random,
+      relayPubkey: deps.pubkey,
+      passOnResult: false,
+    });
   }
 
   async handleWakeRegistration(event: NostrEvent): Promise<WakeRegistrationResult> {
@@ -152,229 +290,17 @@ class SharedPushWakeService implements SharedPushWake {
   }
 
   start(): void {
-    if (this.#started || this.#closed) return;
-    this.#started = true;
-    this.#schedule(0);
-  }
-
-  #schedule(ms: number): void {
-    if (!this.#started || this.#closed) return;
-    this.#timer?.();
-    this.#timer = this.#clock.setTimer(() => {
-      this.#timer = undefined;
-      void this.#pump().finally(() => this.#schedule(PUMP_MS));
-    }, ms);
-  }
-
-  /** One pass: release due wakes, claim due pushes up to the caps, start them. Single flight. */
-  #pump(): Promise<void> {
-    this.#pumping ??= this.#pass()
-      .catch((err) => {
-        if (!this.#closed) this.#log.error({ err }, 'push queue pass failed');
-      })
-      .finally(() => (this.#pumping = undefined));
-    return this.#pumping;
-  }
-
-  async #pass(): Promise<void> {
     if (this.#closed) return;
-    const now = this.#clock.now();
-    await this.#releaseDueWakes(now);
-    const room = this.#config.pushMaxInFlight - this.#inFlight.size;
-    if (room > 0) {
-      for (const d of await this.#claim(now, room)) {
-        if (!(await this.#isSendable(d, now))) continue;
-        if (!this.#bucket.take(now)) {
-          // Over the global rate: give the claim back for the next pass.
-          await this.#pool.query('UPDATE push_deliveries SET due_at = $4, attempts = attempts - 1 WHERE owner = $1 AND platform = $2 AND token = $3', [
-            d.owner,
-            d.platform,
-            d.token,
-            now + this.#bucket.waitMs(now),
-          ]);
-          continue;
-        }
-        this.#startSend(d, now);
-      }
-    }
-    const c = (await this.#pool.query<{ w: number; d: number }>('SELECT (SELECT count(*) FROM push_wakes) AS w, (SELECT count(*) FROM push_deliveries) AS d'))
-      .rows[0]!;
-    this.#pending = { wakes: c.w, deliveries: c.d };
+    // The first pass at the first timer, then every PUMP_MS: other instances queue wakes too.
+    this.#loop.start(true);
   }
 
-  /** Turns due wakes into one delivery per channel; each wake is taken by exactly one instance. */
-  async #releaseDueWakes(now: number): Promise<void> {
-    for (;;) {
-      const n = await inTransaction(this.#pool, async (client) => {
-        const wakes = (
-          await client.query<{ owner: string; seq: number; queued_at: number }>(
-            'SELECT owner, seq, queued_at FROM push_wakes WHERE due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED',
-            [now, RELEASE_BATCH],
-          )
-        ).rows;
-        for (const w of wakes) {
-          if (await this.#isOnline(client, w.owner, now)) {
-            await client.query('DELETE FROM push_wakes WHERE owner = $1', [w.owner]);
-            this.#counters.cancelled++;
-            continue;
-          }
-          const win = (
-            await client.query<{ window_start: number; window_count: number }>('SELECT window_start, window_count FROM push_owners WHERE owner = $1', [w.owner])
-          ).rows[0] ?? { window_start: 0, window_count: 0 };
-          let windowStart = win.window_start;
-          let windowCount = win.window_count;
-          if (now - windowStart >= HOUR_MS) {
-            windowStart = now;
-            windowCount = 0;
-          }
-          if (windowCount >= this.#config.pushAgentWakesPerHour) {
-            await client.query('UPDATE push_wakes SET due_at = $2 WHERE owner = $1', [w.owner, windowStart + HOUR_MS]);
-            this.#counters.rateLimited++;
-            continue;
-          }
-          await client.query(
-            `INSERT INTO push_deliveries (owner, platform, token, seq, queued_at, attempts, due_at)
-             SELECT owner, platform, token, $2, $3, 0, $4 FROM push_channels WHERE owner = $1
-             ON CONFLICT (owner, platform, token) DO UPDATE SET seq = LEAST(push_deliveries.seq, excluded.seq), queued_at = GREATEST(push_deliveries.queued_at, excluded.queued_at)`,
-            [w.owner, w.seq, w.queued_at, now],
-          );
-          await client.query('DELETE FROM push_wakes WHERE owner = $1', [w.owner]);
-          await client.query('UPDATE push_owners SET last_wake_at = $2, window_start = $3, window_count = $4 WHERE owner = $1', [
-            w.owner,
-            now,
-            windowStart,
-            windowCount + 1,
-          ]);
-        }
-        return wakes.length;
-      });
-      if (n < RELEASE_BATCH) return;
-    }
-  }
-
-  async #isOnline(client: pg.ClientBase, owner: string, now: number): Promise<boolean> {
-    return (await client.query('SELECT 1 FROM presence WHERE pubkey = $1 AND expires_at > $2 LIMIT 1', [owner, now])).rows.length > 0;
-  }
-
-  /**
-   * Claims due pushes: rows another instance is claiming are skipped (SKIP LOCKED), and a claimed
-   * row's due_at moves past the send's lease, so no other instance sends it unless this one dies.
-   */
-  async #claim(now: number, room: number): Promise<Claimed[]> {
-    const rows = (
-      await this.#pool.query<Omit<DeliveryRow, 'registered_at'>>(
-        `WITH s AS (SELECT owner, platform, token FROM push_deliveries WHERE due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED),
-         u AS (UPDATE push_deliveries d SET due_at = $3, attempts = d.attempts + 1 FROM s
-               WHERE d.owner = s.owner AND d.platform = s.platform AND d.token = s.token RETURNING d.*)
-         SELECT u.owner, u.platform, u.token, u.seq, u.queued_at, u.attempts - 1 AS attempts, c.topic, c.environment, c.mode
-         FROM u LEFT JOIN push_channels c ON c.owner = u.owner AND c.platform = u.platform AND c.token = u.token`,
-        [now, room, now + this.#leaseMs],
-      )
-    ).rows;
-    return rows.map((r) => ({
-      owner: r.owner,
-      platform: r.platform,
-      token: r.token,
-      seq: r.seq,
-      queuedAt: r.queued_at,
-      attempts: r.attempts,
-      target: r.mode === null ? undefined : { platform: r.platform, token: r.token, topic: r.topic ?? '', environment: r.environment ?? '', mode: r.mode },
-    }));
-  }
-
-  async #isSendable(d: Claimed, now: number): Promise<boolean> {
-    let why: 'removed' | 'online' | 'expired' | 'unconfigured' | undefined;
-    if (!d.target) why = 'removed';
-    else if ((await this.#pool.query('SELECT 1 FROM presence WHERE pubkey = $1 AND expires_at > $2 LIMIT 1', [d.owner, now])).rows.length > 0) why = 'online';
-    else if (now >= d.queuedAt + this.#config.pushWakeTtlSeconds * 1000) why = 'expired';
-    else if (!this.#senders[d.platform]) why = 'unconfigured';
-    if (!why) return true;
-    await this.#deleteDelivery(d);
-    if (why === 'removed' || why === 'online') this.#counters.cancelled++;
-    else this.#counters.failed++;
-    this.#log.info({ agent: d.owner, platform: d.platform, why }, 'wake dropped');
-    return false;
-  }
-
-  #deleteDelivery(d: Pick<Claimed, 'owner' | 'platform' | 'token'>): Promise<unknown> {
-    return this.#pool.query('DELETE FROM push_deliveries WHERE owner = $1 AND platform = $2 AND token = $3', [d.owner, d.platform, d.token]);
-  }
-
-  #startSend(d: Claimed, now: number): void {
-    const attempt = d.attempts + 1;
-    const expiresAtMs = d.queuedAt + this.#config.pushWakeTtlSeconds * 1000;
-    const hint: WakeHint = {
-      relay: parsePublicUrls(this.#config.publicUrl)[0] ?? '',
-      seq: d.seq,
-      collapseId: `roost-${createHash('sha256').update(`${this.#pubkey}\n${this.#config.publicUrl}\n${d.owner}`).digest('hex').slice(0, 32)}`,
-      expiresAt: Math.floor(expiresAtMs / 1000),
-      ttlSeconds: Math.max(0, Math.floor((expiresAtMs - now) / 1000)),
-    };
-    const key = `${d.owner}\u0000${d.platform}\u0000${d.token}`;
-    const p = this.#senders[d.platform]!.send(d.target!, hint)
-      .catch((): SendOutcome => ({ kind: 'retry', code: 'sender:exception' }))
-      .then((outcome) => this.#settle(d, attempt, outcome, this.#clock.now()))
-      .catch((err) => this.#log.error({ err }, 'recording a push result failed (the lease makes it retried)'))
-      .finally(() => this.#inFlight.delete(key));
-    this.#inFlight.set(key, p);
-  }
-
-  async #settle(d: Claimed, attempt: number, outcome: SendOutcome, now: number): Promise<void> {
-    const base = { agent: d.owner, platform: d.platform, attempt };
-    switch (outcome.kind) {
-      case 'sent':
-        await this.#deleteDelivery(d);
-        this.#counters.sent++;
-        this.#log.info({ ...base, seq: d.seq }, 'wake sent');
-        return;
-      case 'retry': {
-        const delay = getRetryDelay(attempt, { baseMs: this.#config.pushRetryBaseMs, maxMs: this.#config.pushRetryMaxMs }, this.#random, outcome.retryAfterMs);
-        if (attempt >= this.#config.pushMaxAttempts || now + delay >= d.queuedAt + this.#config.pushWakeTtlSeconds * 1000) {
-          await this.#deleteDelivery(d);
-          this.#counters.failed++;
-          this.#log.warn({ ...base, code: outcome.code }, 'wake given up');
-          return;
-        }
-        await this.#pool.query('UPDATE push_deliveries SET due_at = $4, attempts = $5 WHERE owner = $1 AND platform = $2 AND token = $3', [
-          d.owner,
-          d.platform,
-          d.token,
-          now + delay,
-          attempt,
-        ]);
-        this.#counters.retried++;
-        return;
-      }
-      case 'prune': {
-        const r = await this.#pool.query('DELETE FROM push_channels WHERE owner = $1 AND platform = $2 AND token = $3 AND registered_at < $4', [
-          d.owner,
-          d.platform,
-          d.token,
-          outcome.unregisteredAt ?? Number.MAX_SAFE_INTEGER,
-        ]);
-        await this.#deleteDelivery(d);
-        if ((r.rowCount ?? 0) > 0) this.#counters.pruned++;
-        else this.#counters.failed++;
-        return;
-      }
-      case 'reject':
-        await this.#deleteDelivery(d);
-        this.#counters.failed++;
-        this.#log.warn({ ...base, code: outcome.code }, 'wake refused by the push service');
-        return;
-    }
-  }
-
-  async runDue(): Promise<void> {
-    for (;;) {
-      await this.#pump();
-      if (this.#inFlight.size === 0) return;
-      await Promise.all(this.#inFlight.values());
-    }
+  runDue(): Promise<void> {
+    return this.#loop.runDue();
   }
 
   stats(): PushStats {
-    return { ...this.#counters, pendingWakes: this.#pending.wakes, pendingDeliveries: this.#pending.deliveries, inFlight: this.#inFlight.size };
+    return this.#loop.stats();
   }
 
   describeWake(): WakeDescription {
@@ -388,9 +314,7 @@ class SharedPushWakeService implements SharedPushWake {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#timer?.();
-    await this.#pumping;
-    await Promise.all(this.#inFlight.values());
+    await this.#loop.close();
     if (this.#ownsSenders) await Promise.all([this.#senders.apns?.close(), this.#senders.fcm?.close()]);
   }
 }

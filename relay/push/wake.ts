@@ -1,16 +1,15 @@
-import { createHash } from 'node:crypto';
-import { parsePublicUrls } from '../relay-url.js';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import type { NostrEvent } from '../../shared/event.js';
 import { makeReason } from '../../shared/reason.js';
 import type { RelayConfig } from '../config.js';
 import type { RelayIdentity } from '../identity.js';
-import { getRetryDelay, TokenBucket } from './backoff.js';
 import { admitWakeRegistration, ConversationKeyCache, type WakeRegistrationResult } from './registration.js';
 import { createWakeSenders, describeWake, getConfiguredPlatforms, type PushConfig, type WakeDescription } from './senders.js';
-import { PushStore, type DueDelivery } from './store.js';
-import { systemClock, type PushClock, type SendOutcome, type WakeHint, type WakePlatform, type WakeSenders } from './types.js';
+import { PushStore } from './store.js';
+import { WakeLoop, type DueWake, type PushResult, type WakeDecision, type WakeQueueStore } from './loop.js';
+import { getPushKey, type DuePush, type WakeWindow } from './rules.js';
+import { systemClock, type PushClock, type WakePlatform, type WakeSenders } from './types.js';
 
 /** Settings push wake reads: every push* key, and the public URL it names in wake hints. */
 export type PushWakeConfig = PushConfig & Pick<RelayConfig, 'publicUrl'>;
@@ -92,9 +91,6 @@ export interface PushWake {
   close(): Promise<void>;
 }
 
-const HOUR_MS = 3_600_000;
-const MAX_TIMER_MS = 60_000;
-const RELEASE_BATCH = 256;
 /** An unchanged registration younger than this is not rewritten. */
 const REGISTRATION_REFRESH_MS = 3_600_000;
 
@@ -103,9 +99,106 @@ export function createPushWake(deps: PushWakeDeps): PushWake {
   return new PushWakeService(deps);
 }
 
+/**
+ * The wake queue's rows in the relay's SQLite database, for {@link WakeLoop}: every answer comes at once,
+ * and each step is one transaction (results of finished pushes commit with the wakes noted this tick).
+ */
+class SqliteWakeQueue implements WakeQueueStore {
+  readonly #store: PushStore;
+  readonly #isOnline: (pubkey: string) => boolean;
+  readonly #registered: Set<string>;
+  readonly #flushWakes: () => void;
+  readonly #hasWakes: () => boolean;
+
+  /** `flushWakes` queues the wakes noted outside a transaction (`hasWakes`: whether there are any). */
+  constructor(store: PushStore, isOnline: (pubkey: string) => boolean, registered: Set<string>, flushWakes: () => void, hasWakes: () => boolean) {
+    this.#store = store;
+    this.#isOnline = isOnline;
+    this.#registered = registered;
+    this.#flushWakes = flushWakes;
+    this.#hasWakes = hasWakes;
+  }
+
+  releaseDueWakes(now: number, limit: number, decide: (wake: DueWake, online: boolean, window: WakeWindow | undefined) => WakeDecision): number {
+    return this.#store.batch(() => {
+      const wakes = this.#store.listDueWakes(now, limit);
+      for (const w of wakes) {
+        const d = decide(w, this.#isOnline(w.owner), this.#store.getWindow(w.owner));
+        if (d.kind === 'cancel') this.#store.deleteWake(w.owner);
+        else if (d.kind === 'hold') this.#store.postponeWake(w.owner, d.until);
+        else this.#store.releaseWake(w, now, { lastWakeAt: now, ...d.window });
+      }
+      return wakes.length;
+    });
+  }
+
+  claimDue(now: number, room: number, leaseUntil: number, inFlight: { has(key: string): boolean; readonly size: number }): DuePush[] {
+    const claimed: DuePush[] = [];
+    this.#store.batch(() => {
+      // Claimed pushes get a future due_at, so each listing shows new rows.
+      for (;;) {
+        const left = room - claimed.length;
+        if (left <= 0) return;
+        const limit = left + inFlight.size;
+        const due = this.#store.listDueDeliveries(now, limit);
+        let progressed = false;
+        for (const d of due) {
+          if (inFlight.has(getPushKey(d))) continue;
+          progressed = true;
+          this.#store.scheduleDelivery(d, leaseUntil, d.attempts + 1);
+          claimed.push(d);
+          if (claimed.length >= room) return;
+        }
+        if (!progressed || due.length < limit) return;
+      }
+    });
+    return claimed;
+  }
+
+  unclaim(d: DuePush, at: number): void {
+    this.#store.scheduleDelivery(d, at, d.attempts);
+  }
+
+  isOnline(owner: string): boolean {
+    return this.#isOnline(owner);
+  }
+
+  deleteDelivery(d: DuePush): void {
+    this.#store.deleteDelivery(d);
+  }
+
+  record(results: readonly PushResult[]): boolean[] {
+    return this.#store.batch(() => {
+      this.#flushWakes();
+      return results.map((r) => {
+        if (r.kind === 'delete') this.#store.deleteDelivery(r.d);
+        else if (r.kind === 'schedule') this.#store.scheduleDelivery(r.d, r.at, r.attempts);
+        else {
+          const pruned = this.#store.pruneChannel(r.d.owner, r.d.platform, r.d.token, r.before);
+          if (pruned && !this.#store.hasChannels(r.d.owner)) this.#registered.delete(r.d.owner);
+          return pruned;
+        }
+        return false;
+      });
+    });
+  }
+
+  nextDue(): number | undefined {
+    return this.#store.getNextDue();
+  }
+
+  pending(): { wakes: number; deliveries: number } {
+    return this.#store.countPending();
+  }
+
+  flush(): void {
+    // Nothing noted, nothing touched (close() runs after the database may be gone).
+    if (this.#hasWakes()) this.#store.batch(this.#flushWakes);
+  }
+}
+
 class PushWakeService implements PushWake {
   readonly #store: PushStore;
-  readonly #identity: PushWakeDeps['identity'];
   readonly #keys: ConversationKeyCache;
   readonly #config: PushWakeConfig;
   readonly #log: Logger;
@@ -115,25 +208,16 @@ class PushWakeService implements PushWake {
   readonly #ownsSenders: boolean;
   readonly #configured: ReadonlySet<WakePlatform>;
   readonly #clock: PushClock;
-  readonly #random: () => number;
-  readonly #bucket: TokenBucket;
-  readonly #leaseMs: number;
   /** Agents with at least one channel: most recipients are skipped without touching SQLite. */
   readonly #registered: Set<string>;
-  readonly #inFlight = new Map<string, Promise<void>>();
-  /** Wakes noted outside a transaction, and finished pushes: written together in one commit. */
+  readonly #loop: WakeLoop;
+  /** Wakes noted outside a transaction: written together in one commit, with finished pushes. */
   #deferredWakes: Array<{ owner: string; seq: number; now: number }> = [];
-  #settled: Array<{ d: DueDelivery; attempt: number; outcome: SendOutcome }> = [];
-  #flushScheduled = false;
-  readonly #counters = { queued: 0, sent: 0, retried: 0, failed: 0, pruned: 0, cancelled: 0, rateLimited: 0 };
   #started = false;
   #closed = false;
-  #timerAt: number | undefined;
-  #cancelTimer: (() => void) | undefined;
 
   constructor(deps: PushWakeDeps) {
     this.#store = new PushStore(deps.db);
-    this.#identity = deps.identity;
     this.#keys = new ConversationKeyCache(deps.identity.secretKey);
     this.#config = deps.config;
     this.#log = deps.log.child({ module: 'push' });
@@ -143,11 +227,24 @@ class PushWakeService implements PushWake {
     this.#senders = deps.senders ?? createWakeSenders(deps.config, this.#log);
     this.#configured = new Set(getConfiguredPlatforms(this.#senders));
     this.#clock = deps.clock ?? systemClock;
-    this.#random = deps.random ?? Math.random;
-    this.#bucket = new TokenBucket(deps.config.pushGlobalSendsPerSecond, this.#clock.now());
-    // A claimed push is not sent again before both libraries' request timeouts (firebase-admin: 15 s) have passed.
-    this.#leaseMs = 2 * Math.max(deps.config.pushRequestTimeoutMs, 15_000);
     this.#registered = new Set(this.#store.listOwnersWithChannels());
+    this.#loop = new WakeLoop({
+      store: new SqliteWakeQueue(
+        this.#store,
+        this.#isOnline,
+        this.#registered,
+        () => this.#flushWakes(),
+        () => this.#deferredWakes.length > 0,
+      ),
+      config: deps.config,
+      log: this.#log,
+      senders: this.#senders,
+      clock: this.#clock,
+      random: deps.random ?? Math.random,
+      relayPubkey: deps.identity.pubkey,
+      tracing: deps.tracing,
+      passOnResult: true,
+    });
   }
 
   handleWakeRegistration(event: NostrEvent): WakeRegistrationResult {
@@ -205,7 +302,7 @@ class PushWakeService implements PushWake {
           // Outside a transaction each write would be its own commit (an fsync with synchronous=FULL):
           // note it and commit all notes of this tick together.
           this.#deferredWakes.push({ owner: pk, seq, now });
-          this.#scheduleFlush();
+          this.#loop.scheduleFlush();
         }
       }
     } catch (err) {
@@ -219,21 +316,16 @@ class PushWakeService implements PushWake {
     this.#flush();
     const pending = this.#store.countPending();
     if (pending.wakes + pending.deliveries > 0) this.#log.info(pending, 'resuming queued wakes');
-    this.#pump();
+    this.#loop.start();
   }
 
-  async runDue(): Promise<void> {
-    for (;;) {
-      this.#pump();
-      if (this.#inFlight.size === 0) return;
-      await Promise.all(this.#inFlight.values());
-    }
+  runDue(): Promise<void> {
+    return this.#loop.runDue();
   }
 
   stats(): PushStats {
     this.#flush();
-    const p = this.#store.countPending();
-    return { ...this.#counters, pendingWakes: p.wakes, pendingDeliveries: p.deliveries, inFlight: this.#inFlight.size };
+    return this.#loop.stats();
   }
 
   describeWake(): WakeDescription {
@@ -242,236 +334,33 @@ class PushWakeService implements PushWake {
 
   async close(): Promise<void> {
     if (this.#closed) return;
-    this.#flush();
     this.#closed = true;
-    this.#cancelTimer?.();
-    this.#cancelTimer = undefined;
-    await Promise.all(this.#inFlight.values());
-    this.#flush();
+    await this.#loop.close();
     if (this.#ownsSenders) await Promise.all([this.#senders.apns?.close(), this.#senders.fcm?.close()]);
+  }
+
+  /** Commits the noted wakes and the results of finished pushes (answered at once on SQLite). */
+  #flush(): void {
+    void this.#loop.flush();
+  }
+
+  /** Queues the noted wakes (inside the caller's transaction). */
+  #flushWakes(): void {
+    if (this.#deferredWakes.length === 0) return;
+    const wakes = this.#deferredWakes;
+    this.#deferredWakes = [];
+    try {
+      for (const w of wakes) this.#queueWake(w.owner, w.seq, w.now);
+    } catch (err) {
+      this.#log.error({ err, wakes: wakes.length }, 'recording push state failed');
+    }
   }
 
   #queueWake(owner: string, seq: number, now: number): void {
     const due = this.#store.queueWake(owner, seq, now, this.#config.pushMinIntervalSeconds * 1000);
     if (due === undefined) return;
-    this.#counters.queued++;
+    this.#loop.counters.queued++;
     this.#log.debug({ agent: owner, seq, due }, 'wake queued');
-    this.#arm(due);
+    this.#loop.arm(due);
   }
-
-  #scheduleFlush(): void {
-    if (this.#flushScheduled) return;
-    this.#flushScheduled = true;
-    setImmediate(() => {
-      this.#flushScheduled = false;
-      if (this.#closed) return; // close() flushes on its own, before the database goes away
-      if (this.#started) this.#pump();
-      else this.#flush();
-    });
-  }
-
-  /** Commits the noted wakes and the results of finished pushes, in one transaction. */
-  #flush(): void {
-    if (this.#deferredWakes.length === 0 && this.#settled.length === 0) return;
-    const wakes = this.#deferredWakes;
-    const settled = this.#settled;
-    this.#deferredWakes = [];
-    this.#settled = [];
-    try {
-      this.#store.batch(() => {
-        for (const w of wakes) this.#queueWake(w.owner, w.seq, w.now);
-        const now = this.#clock.now();
-        for (const s of settled) this.#settle(s.d, s.attempt, s.outcome, now);
-      });
-    } catch (err) {
-      this.#log.error({ err, wakes: wakes.length, results: settled.length }, 'recording push state failed');
-    }
-  }
-
-  /** Commits what is pending, releases due wakes, starts due pushes up to the caps, and sets the timer. */
-  #pump(): void {
-    this.#flush();
-    if (this.#closed) return;
-    let blockedUntil: number | undefined;
-    try {
-      const now = this.#clock.now();
-      this.#releaseDueWakes(now);
-      const toStart: DueDelivery[] = [];
-      this.#store.batch(() => {
-        // Claimed pushes get a future due_at and dropped ones are deleted, so each listing shows new rows.
-        for (;;) {
-          const room = this.#config.pushMaxInFlight - this.#inFlight.size - toStart.length;
-          if (room <= 0 || blockedUntil !== undefined) return;
-          const limit = room + this.#inFlight.size;
-          const due = this.#store.listDueDeliveries(now, limit);
-          let progressed = false;
-          for (const d of due) {
-            if (this.#inFlight.has(keyOf(d))) continue;
-            progressed = true;
-            if (!this.#isSendable(d, now)) continue;
-            if (!this.#bucket.take(now)) {
-              blockedUntil = now + this.#bucket.waitMs(now);
-              break;
-            }
-            this.#store.scheduleDelivery(d, now + this.#leaseMs, d.attempts + 1);
-            toStart.push(d);
-            if (this.#inFlight.size + toStart.length >= this.#config.pushMaxInFlight) break;
-          }
-          if (!progressed || due.length < limit) return;
-        }
-      });
-      for (const d of toStart) this.#startSend(d, now);
-    } catch (err) {
-      this.#log.error({ err }, 'push queue pass failed');
-    }
-    this.#armNext(blockedUntil);
-  }
-
-  #releaseDueWakes(now: number): void {
-    for (;;) {
-      const count = this.#store.batch(() => {
-        const wakes = this.#store.listDueWakes(now, RELEASE_BATCH);
-        for (const w of wakes) {
-          if (this.#isOnline(w.owner)) {
-            this.#store.deleteWake(w.owner);
-            this.#counters.cancelled++;
-            continue;
-          }
-          const win = this.#store.getWindow(w.owner) ?? { lastWakeAt: null, windowStart: 0, windowCount: 0 };
-          let { windowStart, windowCount } = win;
-          if (now - windowStart >= HOUR_MS) {
-            windowStart = now;
-            windowCount = 0;
-          }
-          if (windowCount >= this.#config.pushAgentWakesPerHour) {
-            this.#store.postponeWake(w.owner, windowStart + HOUR_MS);
-            this.#counters.rateLimited++;
-            this.#log.info({ agent: w.owner, until: windowStart + HOUR_MS }, 'wake held by the per-agent cap');
-            continue;
-          }
-          this.#store.releaseWake(w, now, { lastWakeAt: now, windowStart, windowCount: windowCount + 1 });
-        }
-        return wakes.length;
-      });
-      if (count < RELEASE_BATCH) return;
-    }
-  }
-
-  /** Drops a due push that can no longer be sent; true when it should be sent. */
-  #isSendable(d: DueDelivery, now: number): boolean {
-    let why: 'removed' | 'online' | 'expired' | 'unconfigured' | undefined;
-    if (!d.target) why = 'removed';
-    else if (this.#isOnline(d.owner)) why = 'online';
-    else if (now >= d.queuedAt + this.#config.pushWakeTtlSeconds * 1000) why = 'expired';
-    else if (!this.#senders[d.platform]) why = 'unconfigured';
-    if (!why) return true;
-    this.#store.deleteDelivery(d);
-    if (why === 'removed' || why === 'online') this.#counters.cancelled++;
-    else this.#counters.failed++;
-    this.#log.info({ agent: d.owner, platform: d.platform, why }, 'wake dropped');
-    return false;
-  }
-
-  #startSend(d: DueDelivery, now: number): void {
-    const attempt = d.attempts + 1;
-    const sender = this.#senders[d.platform]!;
-    const expiresAtMs = d.queuedAt + this.#config.pushWakeTtlSeconds * 1000;
-    const hint: WakeHint = {
-      // The first public URL: the one agents are told to reconnect to.
-      relay: parsePublicUrls(this.#config.publicUrl)[0] ?? '',
-      seq: d.seq,
-      collapseId: this.#collapseId(d.owner),
-      expiresAt: Math.floor(expiresAtMs / 1000),
-      ttlSeconds: Math.max(0, Math.floor((expiresAtMs - now) / 1000)),
-    };
-    const key = keyOf(d);
-    const traced = this.#tracing?.enabled ? this.#tracing.wakeSend(d.seq, d.platform) : undefined;
-    const p = sender
-      .send(d.target!, hint)
-      .catch((): SendOutcome => ({ kind: 'retry', code: 'sender:exception' }))
-      .then((outcome) => {
-        traced?.(outcome.kind);
-        this.#inFlight.delete(key);
-        this.#settled.push({ d, attempt, outcome });
-        this.#scheduleFlush();
-      });
-    this.#inFlight.set(key, p);
-  }
-
-  #settle(d: DueDelivery, attempt: number, outcome: SendOutcome, now: number): void {
-    const base = { agent: d.owner, platform: d.platform, attempt };
-    switch (outcome.kind) {
-      case 'sent':
-        this.#store.deleteDelivery(d);
-        this.#counters.sent++;
-        this.#log.info({ ...base, seq: d.seq }, 'wake sent');
-        return;
-      case 'retry': {
-        const delay = getRetryDelay(attempt, { baseMs: this.#config.pushRetryBaseMs, maxMs: this.#config.pushRetryMaxMs }, this.#random, outcome.retryAfterMs);
-        const expiresAt = d.queuedAt + this.#config.pushWakeTtlSeconds * 1000;
-        if (attempt >= this.#config.pushMaxAttempts || now + delay >= expiresAt) {
-          this.#store.deleteDelivery(d);
-          this.#counters.failed++;
-          this.#log.warn({ ...base, code: outcome.code }, 'wake given up');
-          return;
-        }
-        this.#store.scheduleDelivery(d, now + delay, attempt);
-        this.#counters.retried++;
-        this.#log.info({ ...base, code: outcome.code, delayMs: delay, retryAfterMs: outcome.retryAfterMs }, 'wake will be retried');
-        this.#arm(now + delay);
-        return;
-      }
-      case 'prune': {
-        const pruned = this.#store.pruneChannel(d.owner, d.platform, d.token, outcome.unregisteredAt ?? Number.MAX_SAFE_INTEGER);
-        if (!pruned) {
-          // Apple's timestamp predates the registration: the device registered this token again since.
-          this.#counters.failed++;
-          this.#log.warn({ ...base, code: outcome.code }, 'token reported dead before its latest registration; kept');
-          return;
-        }
-        if (!this.#store.hasChannels(d.owner)) this.#registered.delete(d.owner);
-        this.#counters.pruned++;
-        this.#log.info({ ...base, code: outcome.code }, 'dead registration pruned');
-        return;
-      }
-      case 'reject':
-        this.#store.deleteDelivery(d);
-        this.#counters.failed++;
-        this.#log.warn({ ...base, code: outcome.code }, 'wake refused by the push service');
-        return;
-    }
-  }
-
-  #armNext(blockedUntil: number | undefined): void {
-    if (!this.#started || this.#closed) return;
-    const now = this.#clock.now();
-    let at = this.#store.getNextDue();
-    if (blockedUntil !== undefined) at = at === undefined ? blockedUntil : Math.max(at, blockedUntil);
-    // Something due but not started waits for a push in flight to finish, which pumps again.
-    if (at === undefined || (at <= now && this.#inFlight.size >= this.#config.pushMaxInFlight)) return;
-    // Anything else still due (a push outliving its lease) is looked at again in a second, not in a spin.
-    this.#arm(at <= now ? now + 1000 : at);
-  }
-
-  #arm(at: number): void {
-    if (!this.#started || this.#closed) return;
-    if (this.#timerAt !== undefined && this.#timerAt <= at) return;
-    this.#cancelTimer?.();
-    const delay = Math.min(Math.max(0, at - this.#clock.now()), MAX_TIMER_MS);
-    this.#timerAt = this.#clock.now() + delay;
-    this.#cancelTimer = this.#clock.setTimer(() => {
-      this.#timerAt = undefined;
-      this.#cancelTimer = undefined;
-      this.#pump();
-    }, delay);
-  }
-
-  #collapseId(owner: string): string {
-    const h = createHash('sha256').update(`${this.#identity.pubkey}\n${this.#config.publicUrl}\n${owner}`).digest('hex');
-    return `roost-${h.slice(0, 32)}`;
-  }
-}
-
-function keyOf(d: Pick<DueDelivery, 'owner' | 'platform' | 'token'>): string {
-  return `${d.owner}\u0000${d.platform}\u0000${d.token}`;
 }

@@ -4,7 +4,7 @@ import WebSocket from 'ws';
 import type { NostrEvent, VerifiedEvent } from '../../shared/event.js';
 import type { Filter } from '../../shared/filter.js';
 import { isHistoryReset } from '../../shared/history-reset.js';
-import { eventSchema } from '../../shared/messages/schema.js';
+import { parseRelayFrame } from '../../shared/messages/relay-parse.js';
 import { bytesToHex, hexToBytes, Negentropy, NegentropySet } from '../../shared/nip77.js';
 import type { ReplicationStore } from '../store/types.js';
 import { makeOriginChain } from './origins.js';
@@ -202,9 +202,9 @@ export class Replicator {
     this.#send(['NEG-OPEN', NEG_ID, this.#o.filter, bytesToHex(neg.session.initiate())]);
   }
 
-  #onNegMsg(hex: unknown): void {
+  #onNegMsg(hex: string): void {
     const neg = this.#neg;
-    if (!neg?.session || typeof hex !== 'string') return;
+    if (!neg?.session) return;
     let round: ReturnType<Negentropy['reconcile']>;
     try {
       round = neg.session.reconcile(hexToBytes(hex));
@@ -241,54 +241,47 @@ export class Replicator {
   }
 
   #onMessage(text: string): void {
-    let m: unknown[];
-    try {
-      m = JSON.parse(text) as unknown[];
-      if (!Array.isArray(m)) return;
-    } catch {
-      return;
-    }
-    switch (m[0]) {
+    const m = parseRelayFrame(text);
+    if (!m) return;
+    switch (m.type) {
       case 'EVENT':
-        if (m[1] === TAIL_ID) {
-          const meta = m[3] as { seq?: unknown; via?: unknown } | undefined;
-          this.#onEvent(m[2], meta?.seq, meta?.via);
-        }
+        if (m.subId === TAIL_ID) this.#onEvent(m.event, m.seq, m.via);
         // Fetched by id: no seq; the cursor moves to the head once all are committed.
-        else if (m[1] === FETCH_ID) this.#onEvent(m[2], 0);
+        else if (m.subId === FETCH_ID) this.#onEvent(m.event, 0);
+        return;
+      case 'EVENT-MALFORMED':
+        if (m.subId === TAIL_ID) this.#onEvent(undefined, m.seq);
+        else if (m.subId === FETCH_ID) this.#onEvent(undefined, 0);
         return;
       case 'NEG-MSG':
-        if (m[1] === NEG_ID) this.#onNegMsg(m[2]);
+        if (m.subId === NEG_ID) this.#onNegMsg(m.message);
         return;
       case 'NEG-ERR':
-        if (m[1] === NEG_ID) this.#abandonFirstSync(String(m[2]));
+        if (m.subId === NEG_ID) this.#abandonFirstSync(m.reason);
         return;
       case 'EOSE':
-        if (m[1] === AUTH_PROBE_ID) return this.#tail();
-        if (m[1] === HEAD_ID) {
-          const cursor = (m[2] as { cursor?: unknown } | undefined)?.cursor;
-          return typeof cursor === 'number' ? this.#openNegentropy(cursor) : this.#abandonFirstSync('no sequence cursor');
-        }
-        if (m[1] === FETCH_ID) return this.#fetchNext();
-        if (m[1] === TAIL_ID) this.#onEose((m[2] as { cursor?: unknown } | undefined)?.cursor);
+        if (m.subId === AUTH_PROBE_ID) return this.#tail();
+        if (m.subId === HEAD_ID) return m.cursor !== undefined ? this.#openNegentropy(m.cursor) : this.#abandonFirstSync('no sequence cursor');
+        if (m.subId === FETCH_ID) return this.#fetchNext();
+        if (m.subId === TAIL_ID) this.#onEose(m.cursor);
         return;
       case 'AUTH':
-        if (typeof m[1] === 'string') this.#authenticate(m[1]);
+        this.#authenticate(m.challenge);
         return;
       case 'OK':
-        if (this.#authId === undefined || m[1] !== this.#authId) return;
+        if (this.#authId === undefined || m.eventId !== this.#authId) return;
         this.#authId = undefined;
-        if (m[2] !== true) this.#o.log.warn({ upstream: this.#o.url, reason: String(m[3]) }, 'upstream refused AUTH; replicating public events only');
+        if (!m.accepted) this.#o.log.warn({ upstream: this.#o.url, reason: m.reason }, 'upstream refused AUTH; replicating public events only');
         this.#tail();
         return;
       case 'CLOSED':
-        if (m[1] === AUTH_PROBE_ID) {
+        if (m.subId === AUTH_PROBE_ID) {
           // auth-required: the AUTH frame came first; the tail starts once its OK... or at once if the probe was refused otherwise.
-          if (!String(m[2]).startsWith('auth-required:')) this.#tail();
+          if (!m.reason.startsWith('auth-required:')) this.#tail();
           return;
         }
-        if (m[1] === TAIL_ID) this.#onClosed(String(m[2]));
-        else if (m[1] === HEAD_ID) this.#abandonFirstSync(String(m[2]));
+        if (m.subId === TAIL_ID) this.#onClosed(m.reason);
+        else if (m.subId === HEAD_ID) this.#abandonFirstSync(m.reason);
         return;
       default:
         return;
@@ -314,19 +307,18 @@ export class Replicator {
     this.#send(['AUTH', auth]);
   }
 
-  #onEvent(raw: unknown, seq: unknown, via?: unknown): void {
-    if (typeof seq !== 'number' || !Number.isSafeInteger(seq)) {
+  /** An event read from the upstream (undefined: malformed, refused and counted) with its sequence number. */
+  #onEvent(ev: NostrEvent | undefined, seq: number | undefined, via?: unknown[]): void {
+    if (seq === undefined) {
       this.#o.log.error({ upstream: this.#o.url }, 'upstream sent an event without a sequence number (not a Roost relay?): closing the link');
       this.#ws?.close();
       return;
     }
     this.stats.pulled++;
-    const shape = eventSchema.safeParse(raw);
     let verdict: Verdict | Promise<Verdict>;
     let id = '';
-    if (!shape.success) verdict = { ok: false, reason: 'invalid: malformed event' };
+    if (!ev) verdict = { ok: false, reason: 'invalid: malformed event' };
     else {
-      const ev = shape.data;
       id = ev.id;
       // Cheapest first: an event already here (it came round a ring of relays, or twice during a first
       // sync) costs one indexed lookup, no verification and no store work; then this relay's own policies.
@@ -443,10 +435,10 @@ export class Replicator {
     }
   }
 
-  #onEose(cursor: unknown): void {
+  #onEose(cursor: number | undefined): void {
     this.#attempt = 0;
     this.stats.live = true;
-    if (typeof cursor !== 'number' || !Number.isSafeInteger(cursor)) return;
+    if (cursor === undefined) return;
     // The upstream examined events up to here that this replica may not read or that were skipped:
     // once everything before it has committed, the cursor moves past them.
     void this.#drained().then(() => {

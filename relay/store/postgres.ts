@@ -10,6 +10,7 @@ import { RoostError } from '../config.js';
 import { createSharedPushWake, loadOrCreateSharedIdentity, QUEUE_WAKES_SQL } from '../push/postgres.js';
 import { systemClock } from '../push/types.js';
 import { migratePostgres } from './postgres-migrate.js';
+import { createPostgresRateStore } from './postgres-rates.js';
 import { buildCountQuery, buildFilterQuery, type SqlFilterOptions, type SqlParam } from './sql-filter.js';
 import type { AdminLogEntry, EventStore, ReadOptions, SeqPage, StoreCapabilities, StoredEvent, WriteResult } from './types.js';
 
@@ -160,6 +161,7 @@ export class PostgresStore implements EventStore {
         },
       },
       relayKey: () => loadOrCreateSharedIdentity(this.pool),
+      sharedRates: createPostgresRateStore(this.pool, instance),
       sharedWake: {
         open: async (deps) => {
           const push = createSharedPushWake({ ...deps, pool: this.pool });

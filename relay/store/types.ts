@@ -119,6 +119,43 @@ export interface StoreCapabilities {
   readonly replication?: ReplicationStore;
   /** The relay's secret key kept in a shared database (one identity for every instance). */
   readonly relayKey?: () => Promise<Uint8Array>;
+  /** Rate-limit budgets shared by every relay on this store (per IP and per pubkey, cluster-wide). */
+  readonly sharedRates?: SharedRateStore;
+}
+
+/** One key's exchange with a shared rate budget (relay/policies/shared-rate-limit.ts). */
+export interface RateExchange {
+  /** The rate (its NIP-11 name). */
+  bucket: string;
+  /** An IP or a pubkey. */
+  key: string;
+  /** Tokens per minute, and the bucket's size. */
+  cap: number;
+  /** Tokens spent on credit since the last exchange (net of refunds): taken from the bucket now, even below zero. */
+  charge: number;
+  /** Tokens of the instance's lease not spent: put back (up to the cap). */
+  back: number;
+  /** Tokens asked for, to spend until the next exchange. */
+  want: number;
+  /** Tokens a grant must leave in the bucket: the credit of every instance. */
+  reserve: number;
+}
+
+/** What one exchange answered, per row in order, and how many instances are alive. */
+export interface RateExchangeResult {
+  granted: number[];
+  /** Tokens left in each bucket after the grant. */
+  tokens: number[];
+  instances: number;
+}
+
+/** Token buckets in a store shared by several relays, spent by each in leases. */
+export interface SharedRateStore {
+  /**
+   * Records this instance as alive and, in one transaction, charges, puts back and grants for every
+   * row (none: only the heartbeat). `aliveMs`: how recently an instance must have exchanged to count.
+   */
+  exchange(rows: readonly RateExchange[], nowMs: number, aliveMs: number): Promise<RateExchangeResult>;
 }
 
 /** Opens push wake on a shared database (and turns on queueing wakes in write transactions). */
