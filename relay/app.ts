@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
 import { pino, type Logger } from 'pino';
-import type { WebSocket } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Socket } from 'node:net';
 import { Kind } from '../shared/kinds.js';
 import { makeAuthFrame, makeNoticeFrame } from '../shared/messages/relay.js';
 import type { RelayConfig } from './config.js';
@@ -18,6 +19,7 @@ import { InboundGate } from './inbound.js';
 import { closeSubscription } from './handlers/req.js';
 import { getRateLimits, getTrustProxy, installOperator, type Operator } from './operator/index.js';
 import { SharedRateBudget } from './policies/shared-rate-limit.js';
+import { createClientAddress, installUpgradePath, quietRepeatedEnds } from './upgrade.js';
 import { iceServersInfo } from './plugins/ice-servers.js';
 import { buildRelayInfo, setCorsHeaders, type InfoContributor } from './plugins/nip11.js';
 import { registerPresence } from './plugins/presence.js';
@@ -419,9 +421,17 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   // parsers routes register (NIP-86's) remain, and plugins/http-limits.ts checks against them before any read.
   app.removeAllContentTypeParsers();
   const connOf = new WeakMap<WebSocket, Connection>();
+  // UTF-8 is checked per frame below so a bad frame gets a NOTICE instead of a closed connection; no
+  // per-message deflate (ws's default for servers, stated: its zlib contexts cost memory per connection).
+  const wsOptions = {
+    noServer: true,
+    clientTracking: false,
+    perMessageDeflate: false,
+    maxPayload: Math.min(config.maxMessageLength * 4, 64 * 1024 * 1024),
+    skipUTF8Validation: true,
+  };
   await app.register(websocket, {
-    // UTF-8 is checked per frame below so a bad frame gets a NOTICE instead of a closed connection.
-    options: { maxPayload: Math.min(config.maxMessageLength * 4, 64 * 1024 * 1024), skipUTF8Validation: true },
+    options: { clientTracking: false, perMessageDeflate: false, maxPayload: wsOptions.maxPayload, skipUTF8Validation: true },
     // Errors on a client's socket: the client's mistakes (a frame over maxPayload, a protocol
     // violation, a reset) are counted and logged briefly; anything else is the relay's fault.
     errorHandler: (err, socket, req) => onSocketError(err, socket, req.log),
@@ -468,15 +478,15 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   }, config.expirySweepSeconds * 1000);
   sweep.unref();
 
-  const alive = new WeakMap<Connection, boolean>();
+  let closed = false;
   const sockets = new Map<Connection, WebSocket>();
   const heartbeat = setInterval(() => {
     for (const [conn, ws] of sockets) {
-      if (alive.get(conn) === false) {
+      if (!conn.alive) {
         ws.terminate();
         continue;
       }
-      alive.set(conn, false);
+      conn.alive = false;
       ws.ping();
     }
   }, 30_000);
@@ -494,68 +504,82 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       reply.type('text/plain; charset=utf-8');
       return `${config.name}: a Nostr relay for agents. Connect with a WebSocket client, or ask for NIP-11 with Accept: application/nostr+json.\n`;
     },
+    // Upgrades fastify routes here (the relay's own path below takes `GET /` before fastify sees it).
     wsHandler: (socket, req) => {
-      const id = random(8).toString('hex');
-      const tcp = req.raw.socket;
-      const isRelayUrl = (url: string) => ctx.isRelayUrl(url, tcp);
-      const conn = new Connection(id, req.ip, socket, random(16).toString('hex'), isRelayUrl, log, {
-        maxBufferedBytes: config.maxOutboundBytes,
-        onOverflow: () => stats.slowClientsCut++,
-        transport: req.raw.socket,
-        onEose: (seconds) => observeLatency(stats, 'eose', seconds),
-      });
-      // What an idle connection keeps: @fastify/websocket's error listener closes over the upgrade's
-      // request and reply, and the HTTP response stays attached to the TCP socket; together several
-      // KiB per connection for its whole life. The same handling without them:
+      // @fastify/websocket's error listener closes over the upgrade's request and reply, and the HTTP
+      // response stays attached to the TCP socket; together several KiB per connection for its whole life.
       socket.removeAllListeners('error');
-      socket.on('error', onOpenSocketError);
-      const res = (tcp as { _httpMessage?: { detachSocket(s: unknown): void } | null })._httpMessage;
-      res?.detachSocket(tcp);
-      stats.connectionsOpened++;
-      connOf.set(socket, conn);
-      ctx.connections.add(conn);
-      sockets.set(conn, socket);
-      alive.set(conn, true);
-      socket.on('pong', () => alive.set(conn, true));
-      const inbound = new InboundGate(socket, config.maxInflightEvents, (text) => dispatch(ctx, conn, text));
-      socket.on('message', (data, isBinary) => {
-        const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
-        if (buf.length > config.maxMessageLength) {
-          logClientMistake(conn.log, conn, stats.clientMistakes, 'oversized', 'debug', { message: `${buf.length} bytes` });
-          conn.send(makeNoticeFrame(makeReason('invalid', `message larger than ${config.maxMessageLength} bytes`)));
-          return;
-        }
-        if (isBinary) {
-          logClientMistake(conn.log, conn, stats.clientMistakes, 'binary', 'debug');
-          conn.send(makeNoticeFrame(makeReason('invalid', 'binary frames are not supported')));
-          return;
-        }
-        if (!isUtf8(buf)) {
-          logClientMistake(conn.log, conn, stats.clientMistakes, 'utf8', 'debug');
-          conn.send(makeNoticeFrame(makeReason('invalid', 'frame is not valid UTF-8')));
-          return;
-        }
-        inbound.push(buf.toString('utf8'));
-      });
-      socket.on('close', () => {
-        inbound.close();
-        for (const sub of [...conn.subs.values()]) closeSubscription(ctx, sub);
-        ctx.negentropy.closeAll(conn);
-        for (const pk of conn.authed) {
-          const n = (ctx.online.get(pk) ?? 1) - 1;
-          if (n > 0) ctx.online.set(pk, n);
-          else {
-            ctx.online.delete(pk);
-            ctx.store.provides.sharedPresence?.markOffline(pk).catch((err) => log.warn({ err }, 'presence update failed'));
-          }
-        }
-        ctx.connections.delete(conn);
-        sockets.delete(conn);
-      });
-      // On demand, the challenge comes with the first refusal that AUTH would lift (handlers/req.ts,
-      // handlers/event.ts): clients that only read and write public events never see one.
-      if (config.authChallenge === 'connect' || config.authRequired) conn.send(makeAuthFrame(conn.challenge));
+      const tcp = req.raw.socket;
+      (tcp as { _httpMessage?: { detachSocket(s: unknown): void } | null })._httpMessage?.detachSocket(tcp);
+      accept(socket, req.ip, tcp);
     },
+  });
+  /** Sets up an accepted WebSocket connection. */
+  function accept(socket: WebSocket, ip: string, tcp: Socket): void {
+    const id = random(8).toString('hex');
+    const conn = new Connection(id, ip, socket, () => random(16).toString('hex'), tcp, ctx.isRelayUrl, log, {
+      maxBufferedBytes: config.maxOutboundBytes,
+      onOverflow: countSlowClient,
+      transport: tcp,
+      onEose: observeEose,
+    });
+    socket.on('error', onOpenSocketError);
+    quietRepeatedEnds(socket, tcp);
+    stats.connectionsOpened++;
+    connOf.set(socket, conn);
+    ctx.connections.add(conn);
+    sockets.set(conn, socket);
+    socket.on('pong', () => (conn.alive = true));
+    const inbound = new InboundGate(socket, config.maxInflightEvents, (text) => dispatch(ctx, conn, text));
+    socket.on('message', (data, isBinary) => {
+      const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+      if (buf.length > config.maxMessageLength) {
+        logClientMistake(conn.log, conn, stats.clientMistakes, 'oversized', 'debug', { message: `${buf.length} bytes` });
+        conn.send(makeNoticeFrame(makeReason('invalid', `message larger than ${config.maxMessageLength} bytes`)));
+        return;
+      }
+      if (isBinary) {
+        logClientMistake(conn.log, conn, stats.clientMistakes, 'binary', 'debug');
+        conn.send(makeNoticeFrame(makeReason('invalid', 'binary frames are not supported')));
+        return;
+      }
+      if (!isUtf8(buf)) {
+        logClientMistake(conn.log, conn, stats.clientMistakes, 'utf8', 'debug');
+        conn.send(makeNoticeFrame(makeReason('invalid', 'frame is not valid UTF-8')));
+        return;
+      }
+      inbound.push(buf.toString('utf8'));
+    });
+    socket.on('close', () => {
+      inbound.close();
+      if (conn.subs.size > 0) for (const sub of [...conn.subs.values()]) closeSubscription(ctx, sub);
+      ctx.negentropy.closeAll(conn);
+      for (const pk of conn.authed) {
+        const n = (ctx.online.get(pk) ?? 1) - 1;
+        if (n > 0) ctx.online.set(pk, n);
+        else {
+          ctx.online.delete(pk);
+          ctx.store.provides.sharedPresence?.markOffline(pk).catch((err) => log.warn({ err }, 'presence update failed'));
+        }
+      }
+      ctx.connections.delete(conn);
+      sockets.delete(conn);
+    });
+    // On demand, the challenge comes with the first refusal that AUTH would lift (handlers/req.ts,
+    // handlers/event.ts): clients that only read and write public events never see one.
+    if (config.authChallenge === 'connect' || config.authRequired) conn.send(makeAuthFrame(conn.challenge));
+  }
+  const countSlowClient = () => stats.slowClientsCut++;
+  const observeEose = (seconds: number) => observeLatency(stats, 'eose', seconds);
+  // The relay's WebSocket route, accepted on the HTTP server's 'upgrade' event (relay/upgrade.ts).
+  const wss = new WebSocketServer(wsOptions);
+  const uninstallUpgrade = installUpgradePath({
+    server: app.server,
+    wss,
+    clientAddress: createClientAddress(getTrustProxy(config.trustProxy)),
+    admit: operator.admitUpgrade,
+    accept,
+    closing: () => closed,
   });
   app.options('/', async (_req, reply) => {
     setCorsHeaders(reply);
@@ -571,7 +595,6 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   if (push) operator.sources.wake = () => push.stats();
   if (mailbox) operator.sources.mailbox = mailboxFigures(mailbox, (err) => log.warn({ err }, 'reading the mailbox backlog failed'));
 
-  let closed = false;
   return {
     app,
     ctx,
@@ -584,6 +607,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     async close() {
       if (closed) return;
       closed = true;
+      uninstallUpgrade();
       operator.beginClose();
       await replication.close();
       clearInterval(sweep);

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Filter } from '../shared/filter.js';
+import type { RelayUrlCheck, SocketAddresses } from './relay-url.js';
 
 /** The socket surface a connection needs (ws.WebSocket satisfies it). */
 export interface SocketLike {
@@ -68,6 +69,8 @@ export class Connection {
    * Never set on SQLite, where every verdict is given at once.
    */
   verdictsPending: Promise<void> | undefined = undefined;
+  /** Answered the last heartbeat ping (or opened since it was sent). */
+  alive = true;
   #socket: SocketLike;
   #maxBuffered: number;
   #onOverflow: (conn: Connection) => void;
@@ -79,14 +82,20 @@ export class Connection {
   #reqStarted: Map<string, number> | undefined;
   #parentLog: Logger;
   #log: Logger | undefined;
+  #challenge: string | (() => string);
+  #addresses: SocketAddresses;
+  #relayUrlCheck: RelayUrlCheck;
 
   constructor(
     readonly id: string,
     readonly ip: string,
     socket: SocketLike,
-    readonly challenge: string,
-    /** True when a URL names this relay for this connection (NIP-42 relay tag; see relay-url.ts). */
-    readonly isRelayUrl: (url: string) => boolean,
+    /** The NIP-42 challenge, or how to make it (on first use: most connections never authenticate). */
+    challenge: string | (() => string),
+    /** The socket's local and remote addresses, for the relay URL check. */
+    addresses: SocketAddresses,
+    /** Whether a URL names this relay for a socket (NIP-42 relay tag; see relay-url.ts). */
+    relayUrlCheck: RelayUrlCheck,
     /** The relay's logger: the connection's child logger (`{ conn: id }`) is made from it on first use. */
     parentLog: Logger,
     opts: {
@@ -100,6 +109,9 @@ export class Connection {
     },
   ) {
     this.#socket = socket;
+    this.#challenge = challenge;
+    this.#addresses = addresses;
+    this.#relayUrlCheck = relayUrlCheck;
     this.#parentLog = parentLog;
     this.#transport = opts.transport;
     this.#maxBuffered = opts.maxBufferedBytes;
@@ -108,23 +120,38 @@ export class Connection {
     this.#clock = opts.clock ?? (() => performance.now());
   }
 
+  /** This connection's NIP-42 challenge (made when first asked for, then fixed). */
+  get challenge(): string {
+    if (typeof this.#challenge === 'function') this.#challenge = this.#challenge();
+    return this.#challenge;
+  }
+
+  /** True when a URL names this relay for this connection (NIP-42 relay tag; see relay-url.ts). */
+  isRelayUrl(url: string): boolean {
+    return this.#relayUrlCheck(url, this.#addresses);
+  }
+
   /** Notes that a REQ arrived, so the time to its EOSE (or CLOSED) can be measured where it is sent. */
   noteReq(subId: string): void {
     if (!this.#onEose) return;
-    // Bounded: a subscription closed before its EOSE leaves an entry behind.
+    // Bounded: a subscription closed before its EOSE leaves an entry behind. Keyed by the JSON-encoded id, as
+    // it appears in the EOSE and CLOSED frames.
     const started = (this.#reqStarted ??= new Map());
     if (started.size >= 256) started.delete(started.keys().next().value!);
-    started.set(subId, this.#clock());
+    started.set(JSON.stringify(subId), this.#clock());
   }
 
   #settleReq(frame: string): void {
-    const eose = frame.startsWith('["EOSE",');
-    if (!eose && !frame.startsWith('["CLOSED",')) return;
-    const subId = (JSON.parse(frame) as unknown[])[1] as string;
-    const start = this.#reqStarted?.get(subId);
-    if (start === undefined) return;
-    this.#reqStarted!.delete(subId);
-    if (eose) this.#onEose?.((this.#clock() - start) / 1000);
+    // `["EOSE",` or `["CLOSED",`, then the subscription id's JSON, then `,` or `]`.
+    const at = frame.startsWith('["EOSE",') ? 8 : frame.startsWith('["CLOSED",') ? 10 : 0;
+    if (at === 0) return;
+    for (const [key, start] of this.#reqStarted!) {
+      const end = at + key.length;
+      if (!frame.startsWith(key, at) || (frame[end] !== ',' && frame[end] !== ']')) continue;
+      this.#reqStarted!.delete(key);
+      if (at === 8) this.#onEose?.((this.#clock() - start) / 1000);
+      return;
+    }
   }
 
   /** This connection's logger (a child with `{ conn: id }`; most connections never log, so it is made on first use). */

@@ -12,6 +12,9 @@ import { isPending, type SeqPage, type StoredEvent } from '../store/types.js';
 /** Backfill chunk size when streaming a sequence range. */
 const SEQ_CHUNK = 500;
 
+/** Bodies of a stored answer read at once (one statement), while the socket takes them. */
+const BODY_BATCH = 32;
+
 /** A reader that drains nothing of a paused answer for this long is cut off. */
 const STALL_LIMIT_MS = 30_000;
 
@@ -189,6 +192,10 @@ function answer(ctx: RelayContext, sub: Subscription, range: SeqRange | undefine
  */
 function sendStored(ctx: RelayContext, sub: Subscription, rows: readonly (StoredEvent | number)[], eose: string, done?: () => void): void {
   const conn = sub.conn;
+  const getRaws = ctx.store.getRaws;
+  // Only a small answer to a socket with nothing queued: a large one is read body by body as the socket
+  // drains, so a reader that stops reading makes the relay read no more than it can send.
+  const batched = getRaws !== undefined && rows.length <= BODY_BATCH && conn.bufferedAmount === 0;
   let i = 0;
   let stalledSince = 0;
   const step = () => {
@@ -200,7 +207,23 @@ function sendStored(ctx: RelayContext, sub: Subscription, rows: readonly (Stored
         break;
       }
       stalledSince = 0;
-      const row = rows[i++]!;
+      const row = rows[i]!;
+      if (typeof row === 'number' && batched) {
+        // A small answer's bodies in one read; those not sent before the socket congests are dropped and read
+        // again when it drains, so nothing is held past this step (at most BODY_BATCH events, briefly).
+        const n = rows.length - i;
+        const seqs = rows.slice(i, i + n) as number[];
+        const raws = getRaws!.call(ctx.store, seqs);
+        for (let k = 0; k < n; k++) {
+          if (k > 0 && conn.isCongested()) break;
+          i++;
+          const raw = raws[k];
+          // Gone since the query (deleted or expired): nothing to send.
+          if (raw !== undefined) deliver(ctx, sub, { seq: seqs[k]!, raw });
+        }
+        continue;
+      }
+      i++;
       if (typeof row !== 'number') deliver(ctx, sub, row);
       else {
         // Gone since the query (deleted or expired): nothing to send.

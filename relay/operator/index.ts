@@ -35,6 +35,15 @@ export interface OperatorDeps {
   makeRateBuckets?: MakeRateBuckets;
 }
 
+/** A WebSocket upgrade the connection gate refuses, answered in plain HTTP. */
+export interface UpgradeRefusal {
+  status: 403 | 429;
+  /** Plain text, ending in a newline. */
+  body: string;
+  /** Seconds, for a rate limit's `Retry-After`. */
+  retryAfter?: string;
+}
+
 /** The operator layer of a relay: moderation, limits, metrics, health and the dashboard. */
 export interface Operator {
   /** Subsystems register their dashboard and metrics figures here (mailbox, wake). */
@@ -45,6 +54,8 @@ export interface Operator {
   readonly metrics: RelayMetrics;
   readonly admins: ReadonlySet<string>;
   readonly ready: ReadinessCheck;
+  /** The connection gate: blocked addresses (403) and the per-IP connection rate (429), before any upgrade. */
+  admitUpgrade(ip: string): UpgradeRefusal | undefined;
   /** Marks the relay as shutting down (/ready answers 503) and ends the dashboard streams. */
   beginClose(): void;
   /** Stops the sampler. */
@@ -128,19 +139,27 @@ export function installOperator(deps: OperatorDeps): Operator {
     ctx.hooks.onEventUnproven.push((ev) => limiter.releaseAuthor(ev));
   }
 
-  // The connection gate runs before the WebSocket upgrade: a refused client gets a plain HTTP answer.
-  app.addHook('onRequest', async (req, reply) => {
-    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return;
-    const ip = normalizeIp(req.ip);
+  // The connection gate runs before the WebSocket upgrade: a refused client gets a plain HTTP answer. The
+  // relay's own upgrade path (relay/upgrade.ts) calls it directly; this hook covers upgrades fastify routes.
+  const admitUpgrade = (address: string): UpgradeRefusal | undefined => {
+    const ip = normalizeIp(address);
     if (admin.isBlockedIp(ip)) {
       countRejection(ctx.stats, 'blocked:');
-      return reply.code(403).send('blocked: your address is blocked\n');
+      return { status: 403, body: 'blocked: your address is blocked\n' };
     }
     const refused = limiter?.admitConnection(ip);
     if (refused) {
       countRejection(ctx.stats, refused);
-      return reply.code(429).header('retry-after', '60').send(`${refused}\n`);
+      return { status: 429, body: `${refused}\n`, retryAfter: '60' };
     }
+    return undefined;
+  };
+  app.addHook('onRequest', async (req, reply) => {
+    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return;
+    const refused = admitUpgrade(req.ip);
+    if (!refused) return;
+    if (refused.retryAfter) reply.header('retry-after', refused.retryAfter);
+    return reply.code(refused.status).send(refused.body);
   });
 
   registerHttpLimits(app, { maxBodyBytes: config.maxHttpBodyBytes, limiter, stats: ctx.stats });
@@ -233,6 +252,7 @@ export function installOperator(deps: OperatorDeps): Operator {
     metrics,
     admins,
     ready,
+    admitUpgrade,
     beginClose() {
       closing = true;
       dashboard?.closeStreams();

@@ -217,6 +217,7 @@ export class SqliteStore implements EventStore {
     return {
       known: db.prepare('SELECT 1 FROM events WHERE id = ?').pluck(),
       rawBySeq: db.prepare('SELECT raw FROM events WHERE seq = ?'),
+      rawsBySeqs: db.prepare('SELECT seq, raw FROM events WHERE seq IN (SELECT value FROM json_each(?))'),
       deleted: db.prepare('SELECT 1 FROM deleted_ids WHERE id = ? AND pubkey = ?').pluck(),
       insert: db.prepare('INSERT INTO events (id, pubkey, created_at, kind, d_tag, expires_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       insertTag: db.prepare('INSERT INTO tags (seq, name, value, created_at) VALUES (?, ?, ?, ?)'),
@@ -447,6 +448,14 @@ export class SqliteStore implements EventStore {
   /** The stored JSON of one event by seq; undefined once it was deleted. */
   getRaw(seq: number): string | undefined {
     return (this.#s.rawBySeq.get(seq) as { raw: string } | undefined)?.raw;
+  }
+
+  /** The stored JSON of several events by seq, in the order asked; undefined for those deleted since. */
+  getRaws(seqs: readonly number[]): (string | undefined)[] {
+    const rows = this.#s.rawsBySeqs.all(JSON.stringify(seqs)) as { seq: number; raw: string }[];
+    const bySeq = new Map<number, string>();
+    for (const r of rows) bySeq.set(r.seq, r.raw);
+    return seqs.map((s) => bySeq.get(s));
   }
 
   #query(filters: readonly Filter[], opts: ReadOptions & { limits?: readonly number[] }, bodies: boolean): Row[] {

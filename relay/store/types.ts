@@ -255,6 +255,11 @@ export interface EventStore {
   querySeqs(filters: readonly Filter[], opts?: ReadOptions & { limits?: readonly number[]; maxSeq?: number }): MaybePromise<number[]>;
   /** One stored event's JSON by seq; undefined once it is gone (deleted or expired since). */
   getRaw(seq: number): MaybePromise<string | undefined>;
+  /**
+   * Several stored events' JSON by seq in one read, in the order asked (undefined for those gone); optional, for
+   * stores with synchronous reads (one statement instead of one per event).
+   */
+  getRaws?(seqs: readonly number[]): (string | undefined)[];
   /** Events with seq in (after, until] matching any filter, ascending, at most `limit`. */
   querySeq(filters: readonly Filter[], after: number, until: number | undefined, limit: number, opts?: ReadOptions): MaybePromise<SeqPage>;
   /**
