@@ -538,7 +538,14 @@ export class Agent extends Emitter<AgentEvents> {
     return this.keyLogs.fetchLog(aid, timeoutMs);
   }
 
-  /** The keys whose mail the inbox reads: the current one, and rotated-out ones until their grace period ends. */
+  /**
+   * The keys whose mail this agent reads: the current one, and its rotated-out keys until their grace period
+   * ends (for a live `#p` subscription of one's own, as `roost agent tail` makes).
+   */
+  get readKeys(): string[] {
+    return this.#readKeys();
+  }
+
   #readKeys(): string[] {
     const nowSec = Math.floor(this.#now() / 1000);
     const keys = [this.pubkey];
