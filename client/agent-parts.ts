@@ -12,11 +12,11 @@ import { getTagValues, type NostrEvent } from '../shared/event.js';
 import type { Filter } from '../shared/filter.js';
 import type { KeyLog } from '../shared/identity-log.js';
 import type { Timers } from './backoff.js';
-import { openAgentDoc, type AgentDoc, type AgentDocOptions, type DocHost } from './crdt-relay.js';
-import { makeDocAddress } from './crdt/wire.js';
+import { getDocOwner, openAgentDoc, type AgentDoc, type AgentDocOptions, type DocHost } from './crdt-relay.js';
+import { makeDocAddress, makeIdentityDocAddress } from './crdt/wire.js';
 import type { ClientLogger } from './emitter.js';
 import { ClientError } from './errors.js';
-import { parsePubkey, type Identity } from './identity.js';
+import type { Identity } from './identity.js';
 import type { KeyLogs } from './key-logs.js';
 import { fetchRelayInfo, type FetchLike, type RelayInfo } from './nip11.js';
 import type { Outbox, PublishResult } from './outbox.js';
@@ -264,12 +264,23 @@ export class Docs {
     random: () => number;
     log: ClientLogger;
     /** Key event logs: a member's successor key is a member (docs/identity.md). */
-    keyLogs?: Pick<KeyLogs, 'priorKeys' | 'lookupMany' | 'lookup' | 'onChange'>;
+    keyLogs?: Pick<KeyLogs, 'priorKeys' | 'lookupMany' | 'lookup' | 'onChange' | 'getByAid' | 'fetchLog'>;
+    /** This agent's own agent id (documents opened with `identity: true`). */
+    aid?: string;
   }) {
     const { identity, outbox, links, keyLogs } = deps;
     const follow = keyLogs ? makeKeyFollowing(keyLogs, deps.now) : {};
+    const owners: Partial<DocHost> = keyLogs
+      ? {
+          ownerLog: (aid) => keyLogs.getByAid(aid),
+          fetchOwnerLog: (aid) => keyLogs.fetchLog(aid),
+          onLogChange: (listener) => keyLogs.onChange(listener),
+        }
+      : {};
     this.#host = {
       ...follow,
+      ...owners,
+      ...(deps.aid === undefined ? {} : { aid: deps.aid }),
       self: identity.pubkey,
       links,
       store: deps.store,
@@ -284,11 +295,11 @@ export class Docs {
 
   /** Opens (or returns the open) document `name` of `opts.owner` (default this agent). */
   open(name: string, opts: AgentDocOptions = {}): Promise<AgentDoc> {
-    const owner = opts.owner === undefined ? this.#host.self : parsePubkey(opts.owner);
-    const address = makeDocAddress(owner, name);
+    const owner = getDocOwner(this.#host, opts);
+    const address = opts.identity === undefined ? makeDocAddress(owner, name) : makeIdentityDocAddress(owner, name);
     let open = this.#open.get(address);
     if (!open) {
-      open = openAgentDoc(this.#host, name, { ...opts, owner });
+      open = openAgentDoc(this.#host, name, opts.identity === undefined ? { ...opts, owner } : { ...opts, identity: owner });
       this.#open.set(address, open);
       open.then(
         (d) => d.onClose(() => this.#open.delete(address)),

@@ -283,7 +283,18 @@ export class Agent extends Emitter<AgentEvents> {
       keyLogs: this.keyLogs,
       keyVersion: () => (this.keyLog ? { aid: this.keyLog.aid, keySeq: this.keyLog.head.seq } : undefined),
     });
-    this.#docs = new Docs({ identity, links, store, outbox, timers, now, random, log, keyLogs: this.keyLogs });
+    this.#docs = new Docs({
+      identity,
+      links,
+      store,
+      outbox,
+      timers,
+      now,
+      random,
+      log,
+      keyLogs: this.keyLogs,
+      ...(this.aid === undefined ? {} : { aid: this.aid }),
+    });
     if (opts.inbox !== false) {
       this.#inbox = new Inbox(
         store,

@@ -17,8 +17,12 @@ import type { LocalUpdateMeta, RemoteUpdateMeta } from './crdt/transport.js';
 import {
   DocKind,
   assembleSnapshot,
+  getMembershipMembers,
   getSnapshotPart,
+  isEnforcedMembership,
   makeDocAddress,
+  makeIdentityDocAddress,
+  makeIdentityMembershipEvent,
   makeMembershipEvent,
   makeSnapshotEvents,
   makeUpdateEvent,
@@ -26,7 +30,11 @@ import {
   parseUpdateEvent,
   type SnapshotEnvelope,
 } from './crdt/wire.js';
+import { getIdentityRecordRank, getRankFloor, getRankTime, isOwnerKeyAt } from '../shared/doc-owner.js';
+import type { KeyLog } from '../shared/identity-log.js';
+import { makeMembership, type MembershipRecord } from './crdt/membership.js';
 import type { ClientLogger } from './emitter.js';
+import { ClientError } from './errors.js';
 import { parsePubkey } from './identity.js';
 import type { PublishResult } from './outbox.js';
 import type { RelayLink } from './relay-link.js';
@@ -52,12 +60,26 @@ export interface DocHost {
   followKeys?(keys: readonly string[], onMoved: (keys: readonly string[]) => void): () => void;
   /** Reads the key event log of `pubkey` (resolves once known, or known to be absent). */
   resolveKey?(pubkey: string): Promise<unknown>;
+  /** This agent's own agent id, when it has a key event log (what `identity: true` opens). */
+  readonly aid?: string;
+  /** The verified key event log of an identity, as known now (documents addressed by agent id). */
+  ownerLog?(aid: string): KeyLog | undefined;
+  /** Reads an identity's key event log from the relays (resolves once read, or failed). */
+  fetchOwnerLog?(aid: string): Promise<unknown>;
+  /** Calls `listener` whenever a known key event log moves; returns the unsubscribe. */
+  onLogChange?(listener: (log: KeyLog) => void): () => void;
 }
 
 /** Options of `agent.doc(name, opts)`. */
 export interface AgentDocOptions {
   /** The document's owner (hex or npub); default this agent. The address is `34337:<owner>:<name>`. */
   owner?: string;
+  /**
+   * Open the document addressed by its owner's agent id instead of a key (`34339:<aid>:<name>`, docs/identity.md):
+   * `true` for this agent's own (it needs a key event log), or another agent's id (64 hex). The address
+   * outlives the owner's key rotations: any key that speaks for the identity signs its membership record.
+   */
+  identity?: true | string;
   /**
    * Owner only: the writers. When they differ from the record in force, the owner publishes a new
    * membership record (through the outbox, so this works offline too).
@@ -98,11 +120,27 @@ let nextSubId = 0;
 
 /** Opens the document `name` for an agent: loads what was saved, then syncs with every relay. */
 export async function openAgentDoc(host: DocHost, name: string, opts: AgentDocOptions = {}): Promise<AgentDoc> {
-  const owner = opts.owner === undefined ? host.self : parsePubkey(opts.owner);
-  const saved = await host.store.getDoc(makeDocAddress(owner, name));
+  const owner = getDocOwner(host, opts);
+  if (opts.identity !== undefined && !host.ownerLog?.(owner)) await host.fetchOwnerLog?.(owner).catch(() => undefined);
+  const saved = await host.store.getDoc(opts.identity === undefined ? makeDocAddress(owner, name) : makeIdentityDocAddress(owner, name));
   const doc = new AgentDoc(host, name, owner, opts, saved);
   doc.start();
   return doc;
+}
+
+/**
+ * The owner a document is addressed by: a key (`owner`, default this agent's), or an agent id (`identity`).
+ * Throws ROOST_ERR_BAD_INPUT for both at once, or `identity: true` without a key event log.
+ */
+export function getDocOwner(host: Pick<DocHost, 'self' | 'aid'>, opts: Pick<AgentDocOptions, 'owner' | 'identity'>): string {
+  if (opts.identity === undefined) return opts.owner === undefined ? host.self : parsePubkey(opts.owner);
+  if (opts.owner !== undefined) throw new ClientError('ROOST_ERR_BAD_INPUT', 'give a document either owner (a key) or identity (an agent id), not both');
+  if (opts.identity === true) {
+    if (host.aid === undefined) throw new ClientError('ROOST_ERR_BAD_INPUT', 'identity: true needs an agent with a key event log');
+    return host.aid;
+  }
+  if (!/^[0-9a-f]{64}$/.test(opts.identity)) throw new ClientError('ROOST_ERR_BAD_INPUT', 'identity must be an agent id (64 hex) or true');
+  return opts.identity;
 }
 
 /**
@@ -116,12 +154,14 @@ export async function openAgentDoc(host: DocHost, name: string, opts: AgentDocOp
 export class AgentDoc {
   /** The document itself (the binding holds it, as a Yjs provider holds its Y.Doc); the methods below forward to it. */
   readonly doc: SharedDoc;
-  /** The document's address, `34337:<owner>:<name>`. */
+  /** The document's address, `34337:<owner>:<name>` (or `34339:<aid>:<name>` for one addressed by agent id). */
   readonly address: string;
   /** The document's name (the membership record's `d` tag). */
   readonly name: string;
-  /** The owner's pubkey. */
+  /** The owner's pubkey, or the owner's agent id when the document is addressed by identity ({@link byIdentity}). */
   readonly owner: string;
+  /** True when the document is addressed by its owner's agent id: its owner is whichever key speaks for that identity now. */
+  readonly byIdentity: boolean;
   readonly #host: DocHost;
   readonly #opts: AgentDocOptions;
   readonly #relays = new Map<string, RelayState>();
@@ -148,8 +188,12 @@ export class AgentDoc {
 
   /** Use `agent.doc(name)` (or {@link openAgentDoc}). */
   constructor(host: DocHost, name: string, owner: string, opts: AgentDocOptions, saved: DocState | undefined) {
-    const address = makeDocAddress(owner, name);
-    const trust = opts.trustSnapshots === 'owner' ? [onlySnapshotsFrom((pk) => pk === owner)] : [];
+    const byIdentity = opts.identity !== undefined;
+    const address = byIdentity ? makeIdentityDocAddress(owner, name) : makeDocAddress(owner, name);
+    this.byIdentity = byIdentity;
+    this.owner = owner;
+    this.#host = host;
+    const trust = opts.trustSnapshots === 'owner' ? [onlySnapshotsFrom((pk) => this.isOwnerKey(pk))] : [];
     this.doc = new SharedDoc({
       docId: address,
       self: host.self,
@@ -159,11 +203,10 @@ export class AgentDoc {
       restore: saved?.state,
       onReject: opts.onReject,
       priorKeys: (pk) => host.priorKeys?.(pk) ?? [],
+      ...(byIdentity ? { isOwner: (pk: string) => this.isOwnerKey(pk) } : {}),
     });
     this.address = address;
     this.name = name;
-    this.owner = owner;
-    this.#host = host;
     this.#opts = opts;
     this.#enforced = saved?.membership?.enforced ?? false;
     this.#recordEvent = saved?.membership?.event;
@@ -267,11 +310,30 @@ export class AgentDoc {
     return this.doc.toJSON();
   }
 
+  /**
+   * True when `pubkey` is the owner: the owner key, or, for a document addressed by identity, a key that
+   * speaks for the owner identity now by its key event log (current, or rotated out and inside its grace
+   * period; never a revoked one).
+   */
+  isOwnerKey(pubkey: string): boolean {
+    if (!this.byIdentity) return pubkey === this.owner;
+    const log = this.#host.ownerLog?.(this.owner);
+    return log !== undefined && isOwnerKeyAt(log, pubkey, this.#nowSeconds());
+  }
+
   /** Starts publishing and reading (called once by {@link openAgentDoc}). */
   start(): void {
     this.doc.connect({ publish: (update, meta) => this.#publishDelta(update, meta) });
+    if (this.byIdentity && this.#host.onLogChange) {
+      // The owner rotated: the new key's deltas this replica refused before it knew are fetched again.
+      this.#unlisten.push(
+        this.#host.onLogChange((log) => {
+          if (log.aid === this.owner && !this.#closed) this.#followWriters();
+        }),
+      );
+    }
     const { members, enforce } = this.#opts;
-    if (this.owner === this.doc.self && (members !== undefined || enforce !== undefined)) {
+    if (this.isOwnerKey(this.doc.self) && (members !== undefined || enforce !== undefined)) {
       this.setMembers(members ?? this.doc.membership.members, { enforce });
     }
     for (const rs of this.#relays.values()) {
@@ -317,16 +379,30 @@ export class AgentDoc {
    * current one) and applies it here at once. Throws ROOST_ERR_CRDT_NOT_OWNER for anyone else.
    */
   setMembers(members: Iterable<string>, opts: { enforce?: boolean } = {}): void {
-    if (this.doc.self !== this.owner) throw new CrdtError('ROOST_ERR_CRDT_NOT_OWNER', `only the owner changes the members of ${this.address}`);
+    if (!this.isOwnerKey(this.doc.self)) throw new CrdtError('ROOST_ERR_CRDT_NOT_OWNER', `only the owner changes the members of ${this.address}`);
     const list = [...new Set([...members].map((m) => parsePubkey(m)))].filter((m) => m !== this.owner).sort();
     const enforce = opts.enforce ?? this.#enforced;
     const current = this.doc.membership;
     if (current.version > 0 && enforce === this.#enforced && list.join() === current.members.join()) return;
-    const createdAt = Math.max(this.#nowSeconds(), current.version + 1);
-    const event = this.#host.sign(makeMembershipEvent(this.name, list, createdAt, { enforce }));
-    const parsed = parseMembershipEvent(event)!;
+    let event: NostrEvent;
+    let record: MembershipRecord;
+    if (this.byIdentity) {
+      // The record's version is its rank: a later key of the identity always outranks an earlier one.
+      const log = this.#host.ownerLog?.(this.owner) as KeyLog;
+      const floor = getRankFloor(log.keys.findIndex((k) => k.pubkey === this.doc.self));
+      if (current.version >= floor + 2 ** 32) {
+        throw new CrdtError('ROOST_ERR_CRDT_NOT_OWNER', `a later key of identity ${this.owner} signed the record in force of ${this.address}`);
+      }
+      const createdAt = Math.max(this.#nowSeconds(), current.version >= floor ? getRankTime(current.version) + 1 : 0);
+      event = this.#host.sign(makeIdentityMembershipEvent(this.address, list, createdAt, { enforce }));
+      record = makeMembership(this.owner, list, floor + createdAt);
+    } else {
+      const createdAt = Math.max(this.#nowSeconds(), current.version + 1);
+      event = this.#host.sign(makeMembershipEvent(this.name, list, createdAt, { enforce }));
+      record = parseMembershipEvent(event)!.record;
+    }
     const before = this.#writers();
-    this.doc.applyMembership(parsed.record, this.doc.self);
+    this.doc.applyMembership(record, this.byIdentity ? this.owner : this.doc.self);
     this.#enforced = enforce;
     this.#recordEvent = event;
     this.#backfillAdded(before);
@@ -438,11 +514,13 @@ export class AgentDoc {
     const snapshots: Filter = { kinds: [DocKind.Snapshot], '#a': [this.address], seq_after: after };
     // The snapshot just resumed after would come again (its parts are stored after the cursor it names).
     if (rs.snapshotSince !== undefined) snapshots.since = rs.snapshotSince;
-    return [
-      { kinds: [DocKind.Membership], authors: [this.owner], '#d': [this.name], seq_after: after },
-      { kinds: [DocKind.Update], '#a': [this.address], seq_after: after },
-      snapshots,
-    ];
+    return [{ ...this.#recordFilter(), seq_after: after }, { kinds: [DocKind.Update], '#a': [this.address], seq_after: after }, snapshots];
+  }
+
+  #recordFilter(): Filter {
+    return this.byIdentity
+      ? { kinds: [DocKind.IdentityMembership], '#a': [this.address] }
+      : { kinds: [DocKind.Membership], authors: [this.owner], '#d': [this.name] };
   }
 
   /**
@@ -459,7 +537,7 @@ export class AgentDoc {
     const current = () => !this.#closed && rs.generation === generation && rs.link.isReady;
     void (async () => {
       try {
-        const records = await rs.link.query([{ kinds: [DocKind.Membership], authors: [this.owner], '#d': [this.name] }]);
+        const records = await rs.link.query([this.#recordFilter()]);
         if (!current()) return;
         for (const ev of records) this.#onMembership(ev);
         await this.#runBackfill(rs, current);
@@ -502,7 +580,7 @@ export class AgentDoc {
 
   #onStreamEvent(rs: RelayState, ev: NostrEvent, seq: number | undefined): void {
     if (this.#closed) return;
-    if (ev.kind === DocKind.Membership) this.#onMembership(ev);
+    if (ev.kind === DocKind.Membership || ev.kind === DocKind.IdentityMembership) this.#onMembership(ev);
     else if (ev.kind === DocKind.Update) this.#onDelta(ev);
     else if (ev.kind === DocKind.Snapshot) this.#onSnapshotPart(rs, ev);
     if (seq !== undefined && seq > rs.cursor) {
@@ -577,11 +655,12 @@ export class AgentDoc {
   }
 
   #onMembership(ev: NostrEvent): void {
-    const parsed = parseMembershipEvent(ev);
+    const parsed = this.byIdentity ? this.#parseIdentityRecord(ev) : parseMembershipEvent(ev);
     if (!parsed || parsed.address !== this.address) return;
     const before = this.#writers();
-    if (!this.doc.applyMembership(parsed.record, ev.pubkey)) {
-      if (parsed.record.version === this.doc.membership.version && this.#recordEvent === undefined && ev.pubkey === this.owner) {
+    const signer = this.byIdentity ? this.owner : ev.pubkey;
+    if (!this.doc.applyMembership(parsed.record, signer)) {
+      if (parsed.record.version === this.doc.membership.version && this.#recordEvent === undefined && signer === this.owner) {
         this.#recordEvent = ev;
         this.#scheduleSave();
       }
@@ -593,8 +672,39 @@ export class AgentDoc {
     this.#scheduleSave();
   }
 
+  /**
+   * An identity membership record, ranked by the owner's key event log (shared/doc-owner.ts); undefined
+   * when its key does not speak for the identity. A key the log does not know yet may be a rotation this
+   * replica has not seen: the log is read again and the record taken then.
+   */
+  #parseIdentityRecord(ev: NostrEvent): ReturnType<typeof parseMembershipEvent> {
+    const log = this.#host.ownerLog?.(this.owner);
+    if (!log?.keys.some((k) => k.pubkey === ev.pubkey)) {
+      if (!this.#resolving.has(`record:${ev.id}`) && this.#host.fetchOwnerLog) {
+        this.#resolving.add(`record:${ev.id}`);
+        void this.#host
+          .fetchOwnerLog(this.owner)
+          .then(() => {
+            if (!this.#closed && this.#host.ownerLog?.(this.owner)?.keys.some((k) => k.pubkey === ev.pubkey)) this.#onMembership(ev);
+          })
+          .catch(() => undefined);
+      }
+      return undefined;
+    }
+    const rank = getIdentityRecordRank(log, ev, this.address);
+    if (rank === undefined) {
+      this.#host.log.info(
+        { address: this.address, eventId: ev.id, author: ev.pubkey },
+        'membership record by a key that does not speak for the owner; ignored',
+      );
+      return undefined;
+    }
+    return { address: this.address, record: makeMembership(this.owner, getMembershipMembers(ev), rank), enforced: isEnforcedMembership(ev) };
+  }
+
   #writers(): Set<string> {
-    return new Set([this.doc.membership.owner, ...this.doc.membership.members]);
+    const owners = this.byIdentity ? (this.#host.ownerLog?.(this.owner)?.keys.map((k) => k.pubkey) ?? []) : [this.doc.membership.owner];
+    return new Set([...owners, ...this.doc.membership.members]);
   }
 
   /** Deltas of new members that a relay sent before the record arrived were refused: fetch them again. */
@@ -641,7 +751,7 @@ export class AgentDoc {
   }
 
   #trusts(author: string): boolean {
-    return this.doc.isMember(author) && (this.#opts.trustSnapshots !== 'owner' || author === this.owner);
+    return this.doc.isMember(author) && (this.#opts.trustSnapshots !== 'owner' || this.isOwnerKey(author));
   }
 
   /**

@@ -3,6 +3,8 @@ import type { Agent, InboxMessage } from '../../client/agent.js';
 import { wrapDirectMessage } from '../../client/dm.js';
 import type { ClientError } from '../../client/errors.js';
 import { Identity } from '../../client/identity.js';
+import { join } from 'node:path';
+import { loadKeyFile } from '../../client/node/key-file.js';
 import { openKeyRing, revokeKeyRing, rotateKeyRing } from '../../client/node/key-ring.js';
 import type { WakeChannel } from '../../client/wake.js';
 import type { SendOutcome, WakeSender, WakeTarget } from '../../relay/push/types.js';
@@ -362,6 +364,76 @@ describe('document membership follows a rotation', () => {
     await waitFor(() => od.map('x').get('after') === 2, 'owner reads the new key');
     expect(od.isMember(member.agent.pubkey)).toBe(true);
     expect(od.membership.members).toEqual([m0]);
+  });
+});
+
+describe('a document addressed by its owner identity outlives the owner’s keys', () => {
+  it('the owner rotates mid-editing: its new key and the members keep converging on one document; a thief with the revoked key changes nothing', async () => {
+    const ownerHome = home();
+    let owner = await agentIn(ownerHome);
+    const aid = owner.agent.aid as string;
+    const member = await agentIn(home());
+    let od = await owner.agent.doc('plan', { identity: true, members: [member.agent.pubkey], enforce: true });
+    expect(od.address).toBe(`34339:${aid}:plan`);
+    const md = await member.agent.doc('plan', { identity: aid });
+    await waitFor(() => md.canWrite && md.enforced, 'member sees the record');
+    od.map('x').set('k0', 0);
+    md.map('x').set('m0', 0);
+    await waitFor(() => md.map('x').get('k0') === 0 && od.map('x').get('m0') === 0, 'both edits converge before the rotation');
+
+    // Planned rotation in the middle of the editing: the member keeps writing meanwhile.
+    await owner.agent.close();
+    const k0 = owner.agent.pubkey;
+    rotateKeyRing(ownerHome);
+    md.map('x').set('m1', 1);
+    owner = await agentIn(ownerHome);
+    const k1 = owner.agent.pubkey;
+    expect(k1).not.toBe(k0);
+    od = await owner.agent.doc('plan', { identity: true });
+    expect(od.address).toBe(`34339:${aid}:plan`);
+    expect(od.canWrite).toBe(true);
+    od.map('x').set('k1', 1);
+    md.map('x').set('m2', 2);
+    await waitFor(
+      () => md.map('x').get('k1') === 1 && od.map('x').get('m1') === 1 && od.map('x').get('m2') === 2,
+      'edits by the new key and the member converge',
+    );
+    expect(md.isOwnerKey(k1)).toBe(true);
+    // The new key changes the membership: the relay and the member take it.
+    od.setMembers([member.agent.pubkey, Identity.generate().pubkey]);
+    await waitFor(() => md.membership.members.length === 2, 'member applies the new key’s record');
+
+    // The key is stolen; the owner revokes it. The thief holds only the revoked key.
+    await owner.agent.close();
+    const thief = loadKeyFile(join(ownerHome, 'agent.key'));
+    expect(thief.pubkey).toBe(k1);
+    revokeKeyRing(ownerHome);
+    owner = await agentIn(ownerHome);
+    od = await owner.agent.doc('plan', { identity: true });
+    await waitFor(async () => typeof (await member.agent.keyLogs.fetchLog(aid)) !== 'string' && !md.isOwnerKey(k1), 'member learns the revocation');
+    const takeover = thief.sign({
+      kind: 34339,
+      created_at: Math.floor(Date.now() / 1000) + 5,
+      tags: [
+        ['d', 'plan'],
+        ['a', `34339:${aid}:plan`],
+        ['p', thief.pubkey],
+        ['enforce', 'members'],
+      ],
+      content: '',
+    });
+    const refused = await publishRaw(relay.url, takeover);
+    expect(refused[2]).toBe(false);
+    expect(refused[3]).toMatch(/^restricted: .* does not speak for identity/);
+    // Nor does the relay take the thief's edits as the owner's.
+    const delta = thief.sign({ kind: 4337, created_at: Math.floor(Date.now() / 1000), tags: [['a', `34339:${aid}:plan`]], content: 'AAA=' });
+    expect((await publishRaw(relay.url, delta))[3]).toMatch(/^restricted: .* is not a member/);
+    od.map('x').set('k2', 2);
+    md.map('x').set('m3', 3);
+    await waitFor(() => md.map('x').get('k2') === 2 && od.map('x').get('m3') === 3, 'the owner’s third key and the member still converge');
+    expect(md.membership.members).toHaveLength(2);
+    expect(md.membership.members).not.toContain(thief.pubkey);
+    expect(od.toJSON()).toEqual(md.toJSON());
   });
 });
 
