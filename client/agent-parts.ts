@@ -62,6 +62,11 @@ export class Wake {
     return Promise.all(ready.map((l) => this.#send(l)));
   }
 
+  /** Registers the channels of this session again (signed by the current key: after a rotation in place); none: nothing. */
+  async reregister(): Promise<OkResult[]> {
+    return this.#channels === undefined ? [] : this.register(this.#channels);
+  }
+
   /** A relay link connected: re-sends the registration; an Error to report when the relay refused it. */
   async onReady(link: RelayLink): Promise<Error | undefined> {
     if (this.#channels === undefined) return undefined;
@@ -118,6 +123,8 @@ export class Presence {
   readonly #keyLogs: Pick<KeyLogs, 'fetchLog'> | undefined;
   #timer: unknown;
   #running = false;
+  /** The card published last in this session (republished by the new key after a rotation in place). */
+  #card: (Omit<AgentCard, 'relays'> & { relays?: string[] }) | undefined;
 
   constructor(deps: {
     identity: Identity;
@@ -153,9 +160,15 @@ export class Presence {
 
   /** Publishes (replaces) the agent's card; `relays` defaults to the agent's relays. */
   async publishCard(card: Omit<AgentCard, 'relays'> & { relays?: string[] }, opts: PublishOptions = {}): Promise<PublishResult> {
+    this.#card = card;
     const full: AgentCard = { ...card, relays: card.relays ?? this.#publisher.relays, ...this.#keyVersion() };
     const stamped = await this.#publisher.stamped(makeAgentCard(full, Math.floor(this.#now() / 1000)));
     return this.#publisher.publishSigned(this.#identity.sign(stamped), opts);
+  }
+
+  /** Publishes the card of this session again (after a rotation in place: signed by the new key, naming the new key version); none: undefined. */
+  async republishCard(opts: PublishOptions = {}): Promise<PublishResult | undefined> {
+    return this.#card === undefined ? undefined : this.publishCard(this.#card, opts);
   }
 
   /** Publishes a heartbeat now (not durable: a stale one is worth nothing). */
@@ -281,7 +294,10 @@ export class Docs {
       ...follow,
       ...owners,
       ...(deps.aid === undefined ? {} : { aid: deps.aid }),
-      self: identity.pubkey,
+      // A getter: after a rotation in place the documents sign as, and are written by, the new key.
+      get self() {
+        return identity.pubkey;
+      },
       links,
       store: deps.store,
       sign: (t) => identity.sign(t),

@@ -11,8 +11,8 @@ import type { AgentDoc, AgentDocOptions } from './crdt-relay.js';
 import { Emitter, silentLogger, type ClientLogger } from './emitter.js';
 import { DecisionClient } from './decisions.js';
 import { ClientError } from './errors.js';
-import { parsePubkey, verifyEvent, type Identity } from './identity.js';
-import { Inbox, type Delivery } from './inbox.js';
+import { Identity, parsePubkey, verifyEvent } from './identity.js';
+import { INBOX_SUB_ID, Inbox, type Delivery } from './inbox.js';
 import { KeyLogs } from './key-logs.js';
 import { fetchReputation } from './reputation.js';
 import type { Reputation } from '../shared/reputation.js';
@@ -109,6 +109,11 @@ export interface AgentOptions {
    */
   keyLog?: { events: readonly NostrEvent[]; retired?: readonly Identity[] };
   /**
+   * Where this agent's keys are kept (Node: the key ring in its home): what `agent.rotate()` and `agent.revoke()`
+   * ask for the signed key event and the key that becomes current. Without it those throw ROOST_ERR_BAD_INPUT.
+   */
+  keySource?: KeySource;
+  /**
    * Follow peers' key event logs (default true): encrypt to a peer's current key and refuse messages
    * signed by keys that no longer speak for their identity. Costs one look-up per new peer key.
    */
@@ -120,6 +125,18 @@ export interface AgentOptions {
    * `LocalDiscovery.relaysFor`); used when the agent is connected to them and the send names none.
    */
   preferRelays?: (peer: string) => readonly string[];
+}
+
+/** One step of the agent's key event log taken by its key store: the signed event and the key it makes current. */
+export interface KeyStep {
+  event: NostrEvent;
+  current: Identity;
+}
+
+/** Where an agent's keys are kept: it signs (and records) a rotation or a revocation of the current key. */
+export interface KeySource {
+  rotate(): KeyStep | Promise<KeyStep>;
+  revoke(reason?: string): KeyStep | Promise<KeyStep>;
 }
 
 /** Creates an agent (not connected yet: call `start()`). */
@@ -134,8 +151,8 @@ export function createAgent(opts: AgentOptions): Agent {
  * a Messenger, Presence, Wake and Docs, each handed the links, store and publisher it needs.
  */
 export class Agent extends Emitter<AgentEvents> {
+  /** The agent's keypair; after `rotate()` / `revoke()` the same object holds the new key. */
   readonly identity: Identity;
-  readonly pubkey: string;
   /** Signed task lifecycles: request, offer, accept, status, result, onRequest (docs/tasks.md). */
   readonly tasks: TaskClient;
   /** Proposals, ballots and tallies (docs/decisions.md). */
@@ -160,14 +177,16 @@ export class Agent extends Emitter<AgentEvents> {
   readonly #tracer: Tracer;
   readonly #preferRelays: ((peer: string) => readonly string[]) | undefined;
   readonly #log: ClientLogger;
-  readonly #keyEvents: readonly NostrEvent[];
+  #keyEvents: readonly NostrEvent[];
+  readonly #keySource: KeySource | undefined;
+  /** Rotations in place run one at a time. */
+  #rotating: Promise<unknown> = Promise.resolve();
   #keyLogPublished: Promise<void>;
   #onKeyLogPublished: () => void = () => undefined;
   readonly #ownKeys = new Map<string, { identity: Identity; until: number }>();
   /** Agent id of this agent's key event log; undefined for a bare key. */
   readonly aid: string | undefined;
-  /** This agent's verified key event log; undefined for a bare key. */
-  readonly keyLog: KeyLog | undefined;
+  #keyLog: KeyLog | undefined;
   /** Peers' key event logs, as this agent follows them. */
   readonly keyLogs: KeyLogs;
   #onMessage: MessageHandler | undefined;
@@ -179,7 +198,7 @@ export class Agent extends Emitter<AgentEvents> {
     const WS = opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (!WS) throw new ClientError('ROOST_ERR_BAD_INPUT', 'no WebSocket implementation: pass one (Node 20: the ws package, or use client/node)');
     this.identity = opts.identity;
-    this.pubkey = opts.identity.pubkey;
+    this.#keySource = opts.keySource;
     const store = (this.#store = opts.store ?? new MemoryStore());
     const timers: Timers = (this.#timers = opts.timers ?? systemTimers);
     const random = (this.#random = opts.random ?? Math.random);
@@ -201,7 +220,7 @@ export class Agent extends Emitter<AgentEvents> {
           `the key event log does not name ${identity.pubkey} as the current key: ${typeof own === 'string' ? own : own.status}`,
         );
       }
-      this.keyLog = own;
+      this.#keyLog = own;
       this.aid = own.aid;
       for (const r of opts.keyLog.retired ?? []) {
         const until = own.keys.find((k) => k.pubkey === r.pubkey)?.until;
@@ -310,6 +329,16 @@ export class Agent extends Emitter<AgentEvents> {
     const work = makeWorkHost(this, now, tracer);
     this.tasks = new TaskClient(work);
     this.decisions = new DecisionClient(work);
+  }
+
+  /** The agent's current public key (hex); it changes with `rotate()` / `revoke()`. */
+  get pubkey(): string {
+    return this.identity.pubkey;
+  }
+
+  /** This agent's verified key event log; undefined for a bare key. */
+  get keyLog(): KeyLog | undefined {
+    return this.#keyLog;
   }
 
   /** The public key as `npub1…`. */
@@ -535,6 +564,75 @@ export class Agent extends Emitter<AgentEvents> {
       }),
     );
     return { close: () => handles.forEach((h) => h.close()) };
+  }
+
+  /**
+   * Rotates this agent's key in place, without a restart (docs/identity.md): the key source signs the rotation
+   * (the current key co-signs, the pre-committed next key becomes current), then on every connected relay the
+   * link authenticates (NIP-42) as the new key and the inbox asks for the new key's mail as well as the old
+   * key's (read until its grace period ends), and only then is the rotation published, so nothing can be sent
+   * to the new key before the agent reads it; wake channels are registered again and the card of this session
+   * is republished by the new key. Resolves with the new log. ROOST_ERR_BAD_INPUT without a key source.
+   */
+  rotate(): Promise<KeyLog> {
+    return this.#takeKeyStep((s) => s.rotate());
+  }
+
+  /**
+   * Revokes the current key in place (compromise): as {@link rotate}, but the old key gets no grace period —
+   * its mail is no longer read, and peers refuse it at once.
+   */
+  revoke(opts: { reason?: string } = {}): Promise<KeyLog> {
+    return this.#takeKeyStep((s) => s.revoke(opts.reason));
+  }
+
+  #takeKeyStep(take: (source: KeySource) => KeyStep | Promise<KeyStep>): Promise<KeyLog> {
+    const run = this.#rotating.then(async () => {
+      const source = this.#keySource;
+      const own = this.#keyLog;
+      if (!source || !own)
+        throw new ClientError('ROOST_ERR_BAD_INPUT', 'rotating in place needs an agent with a key event log and a key source (createNodeAgent on a key ring)');
+      if (this.#state === 'closed') throw new ClientError('ROOST_ERR_CLOSED', 'the agent is closed');
+      const { event, current } = await take(source);
+      return this.#adoptKeyStep(own, event, current);
+    });
+    this.#rotating = run.catch(() => undefined);
+    return run;
+  }
+
+  async #adoptKeyStep(own: KeyLog, event: NostrEvent, current: Identity): Promise<KeyLog> {
+    const events = [...this.#keyEvents, event];
+    const log = verifyKeyLog(own.aid, events);
+    if (typeof log === 'string' || log.current !== current.pubkey || log.head.id !== event.id) {
+      throw new ClientError('ROOST_ERR_KEY_FILE', `the key source's event does not extend this agent's log to ${current.pubkey}`);
+    }
+    // The old key stays readable (and authenticated) until its window ends: the grace period, or now for a revocation.
+    const old = Identity.fromSecretKey(this.identity.exportSecretKey(), this.identity.crypto);
+    const until = log.keys.find((k) => k.pubkey === old.pubkey)?.until;
+    if (until !== undefined) this.#ownKeys.set(old.pubkey, { identity: old, until });
+    this.identity.adopt(current);
+    this.#keyEvents = events;
+    this.#keyLog = log;
+    this.keyLogs.add(log.aid, [event]);
+    this.#log.info({ aid: log.aid.slice(0, 16), seq: log.head.seq, pubkey: current.pubkey }, 'key rotated in place');
+    if (this.#state !== 'running') return log;
+    const ready = [...this.#links.values()].filter((l) => l.isReady);
+    // First read the new key's mail on every relay, then tell the world about it: no message to the new key can
+    // be stored before the inbox asks for it, and the inbox's cursor and seen ids keep everything else exactly once.
+    await Promise.all(
+      ready.map(async (link) => {
+        if (!(await link.reauthenticate())) this.#log.warn({ relay: link.url }, 'relay did not take the new key’s authentication');
+        if (this.#inbox) link.resubscribe(INBOX_SUB_ID);
+      }),
+    );
+    await Promise.all(ready.map((link) => this.#publishKeyLog(link)));
+    const results = await this.#wake.reregister().catch((err: Error) => {
+      this.emit('error', err);
+      return [];
+    });
+    for (const r of results) if (!r.accepted) this.#log.warn({ relay: r.relay, reason: r.reason }, 'relay refused the wake registration of the new key');
+    await this.#presence.republishCard().catch((err: Error) => this.emit('error', err));
+    return log;
   }
 
   /**

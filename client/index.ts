@@ -7,6 +7,8 @@ export {
   createAgent,
   type AgentEvents,
   type AgentOptions,
+  type KeySource,
+  type KeyStep,
   type DirectMessage,
   type InboxEvent,
   type InboxMessage,

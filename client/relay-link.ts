@@ -161,6 +161,8 @@ export class RelayLink extends Emitter<LinkEvents> {
   #pending = new Map<string, PendingOk>();
   #subs = new Map<string, ActiveSub>();
   #readyWaiters = new Set<() => void>();
+  /** AUTH answers awaited by {@link reauthenticate}, by event id. */
+  #authWaiters = new Map<string, (accepted: boolean) => void>();
 
   constructor(url: string, opts: RelayLinkOptions) {
     super();
@@ -422,6 +424,8 @@ export class RelayLink extends Emitter<LinkEvents> {
     this.#authEventId = undefined;
     this.#answered = undefined;
     this.#pingOut = undefined;
+    for (const w of this.#authWaiters.values()) w(false);
+    this.#authWaiters.clear();
     for (const sub of this.#subs.values()) sub.open = false;
     for (const [id, p] of this.#pending) {
       this.#opts.timers.clearTimeout(p.timer);
@@ -498,6 +502,12 @@ export class RelayLink extends Emitter<LinkEvents> {
         return;
       }
       case 'OK': {
+        const waiter = this.#authWaiters.get(msg.eventId);
+        if (waiter) {
+          this.#authWaiters.delete(msg.eventId);
+          waiter(msg.accepted);
+          return;
+        }
         if (msg.eventId === this.#authEventId) {
           this.#authEventId = undefined;
           this.#onAuthResult(msg.accepted, msg.reason);
@@ -529,11 +539,40 @@ export class RelayLink extends Emitter<LinkEvents> {
     }
   }
 
-  #answerChallenge(challenge: string): void {
+  /**
+   * Authenticates (NIP-42) as the link's identity again on the open connection, answering the challenge
+   * already answered: the identity's key was rotated in place, and the relay must know the new key before
+   * the new key's mail is asked for. The keys authenticated before stay authenticated on this connection.
+   * Resolves with whether the relay accepted it (true when the relay never challenged this connection;
+   * false when the connection is not ready, refused or did not answer within `okTimeoutMs`).
+   */
+  reauthenticate(): Promise<boolean> {
     const identity = this.#opts.identity;
-    if (!identity || challenge === this.#answered) return;
-    this.#answered = challenge;
-    const template = {
+    const challenge = this.#answered;
+    if (!identity || !this.isReady) return Promise.resolve(false);
+    if (challenge === undefined) return Promise.resolve(true);
+    const auth = identity.sign(this.#authTemplate(challenge));
+    return new Promise((resolve) => {
+      const timer = this.#after(this.#opts.okTimeoutMs, () => {
+        this.#authWaiters.delete(auth.id);
+        resolve(false);
+      });
+      this.#authWaiters.set(auth.id, (accepted) => {
+        this.#clear(timer);
+        if (!accepted) this.#opts.log.warn({ relay: this.url }, 're-authentication refused');
+        else this.emit('auth', identity.pubkey);
+        resolve(accepted);
+      });
+      if (!this.#send(['AUTH', auth])) {
+        this.#authWaiters.delete(auth.id);
+        this.#clear(timer);
+        resolve(false);
+      }
+    });
+  }
+
+  #authTemplate(challenge: string) {
+    return {
       kind: Kind.ClientAuth,
       created_at: Math.floor(this.#opts.now() / 1000),
       tags: [
@@ -542,6 +581,13 @@ export class RelayLink extends Emitter<LinkEvents> {
       ],
       content: '',
     };
+  }
+
+  #answerChallenge(challenge: string): void {
+    const identity = this.#opts.identity;
+    if (!identity || challenge === this.#answered) return;
+    this.#answered = challenge;
+    const template = this.#authTemplate(challenge);
     // Sent first: the relay has them before the main AUTH's OK makes the link ready (answers are not awaited).
     for (const extra of this.#opts.alsoAuth()) this.#send(['AUTH', extra.sign(template)]);
     const auth = identity.sign(template);

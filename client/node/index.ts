@@ -1,9 +1,9 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { createAgent, type Agent, type AgentOptions } from '../agent.js';
+import { createAgent, type Agent, type AgentOptions, type KeySource } from '../agent.js';
 import { setDefaultCrypto } from '../crypto.js';
 import { loadOrCreateKeyFile } from './key-file.js';
-import { isRotationDue, openKeyRing, readRetiredKeys, readRotationInterval, rotateKeyRing } from './key-ring.js';
+import { isRotationDue, openKeyRing, readRetiredKeys, readRotationInterval, revokeKeyRing, rotateKeyRing } from './key-ring.js';
 import { SqliteAgentStore } from './sqlite-store.js';
 import { wasmCrypto } from './wasm-crypto.js';
 import { NodeWebSocket } from './websocket.js';
@@ -88,7 +88,18 @@ export function createNodeAgent(opts: NodeAgentOptions): Agent {
     if (isRotationDue(ring, every, Math.floor(Date.now() / 1000))) ring = rotateKeyRing(home).ring;
     const store = new SqliteAgentStore(opts.dbFile ?? join(home, 'agent.db'), { synchronous: opts.durability ?? 'full' });
     const keyLog = { events: ring.events, retired: readRetiredKeys(home, ring) };
-    return createAgent({ ...opts, identity: ring.current, keyLog, store, WebSocket: opts.WebSocket ?? NodeWebSocket });
+    // agent.rotate() / revoke() take the step on disk first (fsynced), then switch the running agent to it.
+    const keySource: KeySource = {
+      rotate: () => {
+        const { ring: after, event } = rotateKeyRing(home);
+        return { event, current: after.current };
+      },
+      revoke: (reason) => {
+        const { ring: after, event } = revokeKeyRing(home, reason === undefined ? {} : { reason });
+        return { event, current: after.current };
+      },
+    };
+    return createAgent({ ...opts, identity: ring.current, keyLog, keySource, store, WebSocket: opts.WebSocket ?? NodeWebSocket });
   }
   const identity = opts.identity ?? loadOrCreateKeyFile(opts.keyFile ?? join(home, 'agent.key')).identity;
   const store = new SqliteAgentStore(opts.dbFile ?? join(home, 'agent.db'), { synchronous: opts.durability ?? 'full' });

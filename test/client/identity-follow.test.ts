@@ -250,6 +250,52 @@ describe('DMs follow a rotation', () => {
   });
 });
 
+describe('rotating a running agent in place', () => {
+  it('agent.rotate() switches the key without a restart: DMs sent before, during and after arrive exactly once; the card and log follow', async () => {
+    const bobHome = home();
+    const bob = await agentIn(bobHome);
+    const alice = await agentIn(home());
+    const bob0 = bob.agent.pubkey;
+    await bob.agent.publishCard({ name: 'bob', description: '', capabilities: ['in-place'], version: '1' });
+    const sent: string[] = [];
+    const send = async (text: string) => {
+      sent.push(text);
+      return alice.agent.send(bob0, text);
+    };
+    for (let i = 0; i < 5; i++) await send(`before-${i}`);
+    // During: Alice keeps writing (to whichever key she knows) while Bob rotates.
+    const rotating = bob.agent.rotate();
+    const during = Array.from({ length: 10 }, (_, i) => send(`during-${i}`));
+    const log = await rotating;
+    await Promise.all(during);
+    const bob1 = bob.agent.pubkey;
+    expect(bob1).not.toBe(bob0);
+    expect(log).toMatchObject({ aid: bob.agent.aid, current: bob1 });
+    expect(bob.agent.keyLog?.head.seq).toBe(1);
+    expect(openKeyRing(bobHome).current.pubkey).toBe(bob1);
+    expect(bob.agent.readKeys).toEqual([bob1, bob0]);
+    await waitFor(() => alice.agent.keyLogs.get(bob0)?.current === bob1, 'alice sees the rotation');
+    const after = [];
+    for (let i = 0; i < 5; i++) after.push(await send(`after-${i}`));
+    expect(wrapTarget(relay, (after[4] as { wrapId: string }).wrapId)).toBe(bob1);
+    // A peer that has not seen the rotation still writes to the old key during the grace period.
+    const stranger = Identity.generate();
+    expect((await publishRaw(relay.url, wrapDirectMessage(stranger, bob0, 'late-to-old').wrap))[2]).toBe(true);
+    sent.push('late-to-old');
+    await waitFor(() => dmTexts(bob.got).length >= sent.length, 'bob reads every message', 15_000);
+    await bob.agent.inboxIdle();
+    expect(dmTexts(bob.got).sort()).toEqual([...sent].sort());
+    // Bob answers from the new key; Alice accepts it for the same identity.
+    await bob.agent.send(alice.agent.pubkey, 'from-new');
+    await waitFor(() => dmTexts(alice.got).includes('from-new'), 'alice reads the new key');
+    expect(alice.got.find((m) => m.type === 'dm' && m.content === 'from-new')).toMatchObject({ from: bob1, aid: bob.agent.aid });
+    // The card of the session is republished by the new key, naming key version 1.
+    const seeker = await agentIn(home());
+    await waitFor(async () => (await seeker.agent.discover({ capabilities: ['in-place'] }))[0]?.pubkey === bob1, 'discovery finds the new key');
+    expect([...alice.errors, ...bob.errors]).toEqual([]);
+  });
+});
+
 describe('push registrations follow a rotation', () => {
   it('an agent asleep when it is rotated is woken by mail to its new key and reads all its mail', async () => {
     const pushed: WakeTarget[] = [];
