@@ -12,8 +12,8 @@ import { getTagValues, type NostrEvent } from '../shared/event.js';
 import type { Filter } from '../shared/filter.js';
 import type { KeyLog } from '../shared/identity-log.js';
 import type { Timers } from './backoff.js';
-import { getDocOwner, openAgentDoc, type AgentDoc, type AgentDocOptions, type DocHost } from './crdt-relay.js';
-import { makeDocAddress, makeIdentityDocAddress } from './crdt/wire.js';
+import { getDocOwner, openAgentDoc, type AgentDoc, type AgentDocOptions, type DocHost, type IdentityDocs } from './crdt-relay.js';
+import { makeDocAddress } from './crdt/wire.js';
 import type { ClientLogger } from './emitter.js';
 import { ClientError } from './errors.js';
 import type { Identity } from './identity.js';
@@ -280,20 +280,16 @@ export class Docs {
     keyLogs?: Pick<KeyLogs, 'priorKeys' | 'lookupMany' | 'lookup' | 'onChange' | 'getByAid' | 'fetchLog'>;
     /** This agent's own agent id (documents opened with `identity: true`). */
     aid?: string;
+    /** Documents addressed by agent id (client/identity-docs.ts). */
+    identityDocs?: IdentityDocs;
   }) {
     const { identity, outbox, links, keyLogs } = deps;
     const follow = keyLogs ? makeKeyFollowing(keyLogs, deps.now) : {};
-    const owners: Partial<DocHost> = keyLogs
-      ? {
-          ownerLog: (aid) => keyLogs.getByAid(aid),
-          fetchOwnerLog: (aid) => keyLogs.fetchLog(aid),
-          onLogChange: (listener) => keyLogs.onChange(listener),
-        }
-      : {};
     this.#host = {
       ...follow,
-      ...owners,
+      ...(keyLogs ? { keyLogs } : {}),
       ...(deps.aid === undefined ? {} : { aid: deps.aid }),
+      ...(deps.identityDocs ? { identityDocs: deps.identityDocs } : {}),
       // A getter: after a rotation in place the documents sign as, and are written by, the new key.
       get self() {
         return identity.pubkey;
@@ -312,7 +308,7 @@ export class Docs {
   /** Opens (or returns the open) document `name` of `opts.owner` (default this agent). */
   open(name: string, opts: AgentDocOptions = {}): Promise<AgentDoc> {
     const owner = getDocOwner(this.#host, opts);
-    const address = opts.identity === undefined ? makeDocAddress(owner, name) : makeIdentityDocAddress(owner, name);
+    const address = opts.identity === undefined ? makeDocAddress(owner, name) : `34339:${owner}:${name}`;
     let open = this.#open.get(address);
     if (!open) {
       open = openAgentDoc(this.#host, name, opts.identity === undefined ? { ...opts, owner } : { ...opts, identity: owner });

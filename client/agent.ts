@@ -7,12 +7,12 @@ import { type KeyLog, verifyKeyLog } from '../shared/identity-log.js';
 import { Kind } from '../shared/kinds.js';
 import { Docs, Presence, Wake } from './agent-parts.js';
 import { sleep, systemTimers, type Timers } from './backoff.js';
-import type { AgentDoc, AgentDocOptions } from './crdt-relay.js';
+import type { AgentDoc, AgentDocOptions, IdentityDocs } from './crdt-relay.js';
 import { Emitter, silentLogger, type ClientLogger } from './emitter.js';
 import { DecisionClient } from './decisions.js';
 import { ClientError } from './errors.js';
-import { Identity, parsePubkey, verifyEvent } from './identity.js';
-import { INBOX_SUB_ID, Inbox, type Delivery } from './inbox.js';
+import { parsePubkey, verifyEvent, type Identity } from './identity.js';
+import { Inbox, type Delivery } from './inbox.js';
 import { KeyLogs } from './key-logs.js';
 import { fetchReputation } from './reputation.js';
 import type { Reputation } from '../shared/reputation.js';
@@ -114,6 +114,11 @@ export interface AgentOptions {
    */
   keySource?: KeySource;
   /**
+   * Documents addressed by their owner's agent id (`agent.doc(name, { identity })`): pass `identityDocs`
+   * of client/identity-docs.ts (createNodeAgent does); kept out of bundles that do not open them.
+   */
+  identityDocs?: IdentityDocs;
+  /**
    * Follow peers' key event logs (default true): encrypt to a peer's current key and refuse messages
    * signed by keys that no longer speak for their identity. Costs one look-up per new peer key.
    */
@@ -133,10 +138,29 @@ export interface KeyStep {
   current: Identity;
 }
 
-/** Where an agent's keys are kept: it signs (and records) a rotation or a revocation of the current key. */
+/**
+ * Where an agent's keys are kept: it signs (and records) a rotation or a revocation of the current key, and
+ * `adopt` switches the running agent to it (client/key-step.ts: `adoptKeyStep`; passed in, as the direct
+ * transport is, so browser bundles that cannot rotate do not carry it).
+ */
 export interface KeySource {
   rotate(): KeyStep | Promise<KeyStep>;
   revoke(reason?: string): KeyStep | Promise<KeyStep>;
+  adopt(step: KeyStep, host: KeyStepHost): Promise<KeyLog>;
+}
+
+/** What {@link KeySource.adopt} may touch of the agent (its parts, handed over for the one step). */
+export interface KeyStepHost {
+  agent: Agent;
+  /** The agent's key events so far. */
+  events: readonly NostrEvent[];
+  /** Keeps a rotated-out key to read (and authenticate) until `until` (seconds). */
+  retire(identity: Identity, until: number): void;
+  setLog(events: readonly NostrEvent[], log: KeyLog): void;
+  links: RelayLink[];
+  wake: Pick<Wake, 'reregister'>;
+  presence: Pick<Presence, 'republishCard'>;
+  log: ClientLogger;
 }
 
 /** Creates an agent (not connected yet: call `start()`). */
@@ -244,7 +268,7 @@ export class Agent extends Emitter<AgentEvents> {
         random,
         now,
         verify: opts.verify ?? verifyEvent,
-        alsoAuth: () => this.#readKeys().flatMap((k) => this.#ownKeys.get(k)?.identity ?? []),
+        alsoAuth: () => this.readKeys.flatMap((k) => this.#ownKeys.get(k)?.identity ?? []),
         log,
       });
       if (this.#links.has(link.url)) continue;
@@ -313,11 +337,12 @@ export class Agent extends Emitter<AgentEvents> {
       log,
       keyLogs: this.keyLogs,
       ...(this.aid === undefined ? {} : { aid: this.aid }),
+      ...(opts.identityDocs ? { identityDocs: opts.identityDocs } : {}),
     });
     if (opts.inbox !== false) {
       this.#inbox = new Inbox(
         store,
-        () => this.#readKeys(),
+        () => this.readKeys,
         (ev, d) => this.#handleInbox(ev, d),
         { timers, random, now, log },
       );
@@ -589,50 +614,26 @@ export class Agent extends Emitter<AgentEvents> {
   #takeKeyStep(take: (source: KeySource) => KeyStep | Promise<KeyStep>): Promise<KeyLog> {
     const run = this.#rotating.then(async () => {
       const source = this.#keySource;
-      const own = this.#keyLog;
-      if (!source || !own)
-        throw new ClientError('ROOST_ERR_BAD_INPUT', 'rotating in place needs an agent with a key event log and a key source (createNodeAgent on a key ring)');
+      if (!source || !this.#keyLog) throw new ClientError('ROOST_ERR_BAD_INPUT', 'this agent has no key source');
       if (this.#state === 'closed') throw new ClientError('ROOST_ERR_CLOSED', 'the agent is closed');
-      const { event, current } = await take(source);
-      return this.#adoptKeyStep(own, event, current);
+      const step = await take(source);
+      // The old key stays readable until its window ends (the grace period; none after a revocation).
+      return source.adopt(step, {
+        agent: this,
+        events: this.#keyEvents,
+        retire: (identity, until) => this.#ownKeys.set(identity.pubkey, { identity, until }),
+        setLog: (events, log) => {
+          this.#keyEvents = events;
+          this.#keyLog = log;
+        },
+        links: [...this.#links.values()],
+        wake: this.#wake,
+        presence: this.#presence,
+        log: this.#log,
+      });
     });
     this.#rotating = run.catch(() => undefined);
     return run;
-  }
-
-  async #adoptKeyStep(own: KeyLog, event: NostrEvent, current: Identity): Promise<KeyLog> {
-    const events = [...this.#keyEvents, event];
-    const log = verifyKeyLog(own.aid, events);
-    if (typeof log === 'string' || log.current !== current.pubkey || log.head.id !== event.id) {
-      throw new ClientError('ROOST_ERR_KEY_FILE', `the key source's event does not extend this agent's log to ${current.pubkey}`);
-    }
-    // The old key stays readable (and authenticated) until its window ends: the grace period, or now for a revocation.
-    const old = Identity.fromSecretKey(this.identity.exportSecretKey(), this.identity.crypto);
-    const until = log.keys.find((k) => k.pubkey === old.pubkey)?.until;
-    if (until !== undefined) this.#ownKeys.set(old.pubkey, { identity: old, until });
-    this.identity.adopt(current);
-    this.#keyEvents = events;
-    this.#keyLog = log;
-    this.keyLogs.add(log.aid, [event]);
-    this.#log.info({ aid: log.aid.slice(0, 16), seq: log.head.seq, pubkey: current.pubkey }, 'key rotated in place');
-    if (this.#state !== 'running') return log;
-    const ready = [...this.#links.values()].filter((l) => l.isReady);
-    // First read the new key's mail on every relay, then tell the world about it: no message to the new key can
-    // be stored before the inbox asks for it, and the inbox's cursor and seen ids keep everything else exactly once.
-    await Promise.all(
-      ready.map(async (link) => {
-        if (!(await link.reauthenticate())) this.#log.warn({ relay: link.url }, 'relay did not take the new key’s authentication');
-        if (this.#inbox) link.resubscribe(INBOX_SUB_ID);
-      }),
-    );
-    await Promise.all(ready.map((link) => this.#publishKeyLog(link)));
-    const results = await this.#wake.reregister().catch((err: Error) => {
-      this.emit('error', err);
-      return [];
-    });
-    for (const r of results) if (!r.accepted) this.#log.warn({ relay: r.relay, reason: r.reason }, 'relay refused the wake registration of the new key');
-    await this.#presence.republishCard().catch((err: Error) => this.emit('error', err));
-    return log;
   }
 
   /**
@@ -652,10 +653,6 @@ export class Agent extends Emitter<AgentEvents> {
    * ends (for a live `#p` subscription of one's own, as `roost agent tail` makes).
    */
   get readKeys(): string[] {
-    return this.#readKeys();
-  }
-
-  #readKeys(): string[] {
     const nowSec = Math.floor(this.#now() / 1000);
     const keys = [this.pubkey];
     for (const [pubkey, k] of this.#ownKeys) if (nowSec < k.until) keys.push(pubkey);

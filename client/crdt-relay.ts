@@ -17,12 +17,8 @@ import type { LocalUpdateMeta, RemoteUpdateMeta } from './crdt/transport.js';
 import {
   DocKind,
   assembleSnapshot,
-  getMembershipMembers,
   getSnapshotPart,
-  isEnforcedMembership,
   makeDocAddress,
-  makeIdentityDocAddress,
-  makeIdentityMembershipEvent,
   makeMembershipEvent,
   makeSnapshotEvents,
   makeUpdateEvent,
@@ -30,9 +26,8 @@ import {
   parseUpdateEvent,
   type SnapshotEnvelope,
 } from './crdt/wire.js';
-import { getIdentityRecordRank, getRankFloor, getRankTime, isOwnerKeyAt } from '../shared/doc-owner.js';
-import type { KeyLog } from '../shared/identity-log.js';
-import { makeMembership, type MembershipRecord } from './crdt/membership.js';
+import type { KeyLogs } from './key-logs.js';
+import type { MembershipRecord } from './crdt/membership.js';
 import type { ClientLogger } from './emitter.js';
 import { ClientError } from './errors.js';
 import { parsePubkey } from './identity.js';
@@ -62,12 +57,58 @@ export interface DocHost {
   resolveKey?(pubkey: string): Promise<unknown>;
   /** This agent's own agent id, when it has a key event log (what `identity: true` opens). */
   readonly aid?: string;
-  /** The verified key event log of an identity, as known now (documents addressed by agent id). */
-  ownerLog?(aid: string): KeyLog | undefined;
-  /** Reads an identity's key event log from the relays (resolves once read, or failed). */
-  fetchOwnerLog?(aid: string): Promise<unknown>;
-  /** Calls `listener` whenever a known key event log moves; returns the unsubscribe. */
-  onLogChange?(listener: (log: KeyLog) => void): () => void;
+  /** Peers' key event logs (documents addressed by agent id read their owner's). */
+  readonly keyLogs?: Pick<KeyLogs, 'getByAid' | 'fetchLog' | 'onChange'>;
+  /** Documents addressed by agent id (`identityDocs` of client/identity-docs.ts; createNodeAgent passes it). */
+  readonly identityDocs?: IdentityDocs;
+}
+
+/**
+ * Who owns a document and how its membership records are read and made: by a key (built in), or by an
+ * identity (client/identity-docs.ts, passed in, so browser bundles that do not use it do not carry it).
+ */
+export interface DocOwnership {
+  /** The owner the address names: a key, or an agent id. */
+  readonly owner: string;
+  readonly address: string;
+  /** Whether `pubkey` is the owner now. */
+  isOwner(pubkey: string): boolean;
+  /** The filter of the document's membership records. */
+  records(): Filter;
+  /** The record an event carries (version: its rank); undefined when it is not the owner's. `later` runs if it may count once more is known. */
+  read(ev: NostrEvent, later: () => void): { record: MembershipRecord; enforced: boolean } | undefined;
+  /** A new record signed by this agent (an owner key) above `current`; throws ROOST_ERR_CRDT_NOT_OWNER when it cannot be. */
+  make(members: string[], enforce: boolean, current: MembershipRecord): NostrEvent;
+  /** The owner's keys (their later keys' deltas are fetched again). */
+  keys(): string[];
+  /** Calls `fn` when the owner's keys may have changed; returns the stop. */
+  watch?(fn: () => void): () => void;
+}
+
+/** Documents addressed by agent id (client/identity-docs.ts): which identity `identity` names, and its ownership of a document. */
+export interface IdentityDocs {
+  /** The agent id `identity` names (`true`: the host's own); throws ROOST_ERR_BAD_INPUT when none. */
+  aid(host: DocHost, identity: true | string): string;
+  /** The ownership of document `name` of `aid` (its owner's log read first when unknown). */
+  open(host: DocHost, aid: string, name: string): Promise<DocOwnership>;
+}
+
+/** A document owned by one key: `34337:<owner>:<name>`, records kind 34337 by that key. */
+function keyOwnership(host: DocHost, owner: string, name: string): DocOwnership {
+  const address = makeDocAddress(owner, name);
+  return {
+    owner,
+    address,
+    isOwner: (pk) => pk === owner,
+    records: () => ({ kinds: [DocKind.Membership], authors: [owner], '#d': [name] }),
+    read: (ev) => {
+      const parsed = parseMembershipEvent(ev);
+      return parsed?.address === address ? parsed : undefined;
+    },
+    make: (members, enforce, current) =>
+      host.sign(makeMembershipEvent(name, members, Math.max(Math.floor(host.now() / 1000), current.version + 1), { enforce })),
+    keys: () => [owner],
+  };
 }
 
 /** Options of `agent.doc(name, opts)`. */
@@ -121,26 +162,21 @@ let nextSubId = 0;
 /** Opens the document `name` for an agent: loads what was saved, then syncs with every relay. */
 export async function openAgentDoc(host: DocHost, name: string, opts: AgentDocOptions = {}): Promise<AgentDoc> {
   const owner = getDocOwner(host, opts);
-  if (opts.identity !== undefined && !host.ownerLog?.(owner)) await host.fetchOwnerLog?.(owner).catch(() => undefined);
-  const saved = await host.store.getDoc(opts.identity === undefined ? makeDocAddress(owner, name) : makeIdentityDocAddress(owner, name));
-  const doc = new AgentDoc(host, name, owner, opts, saved);
+  const own = opts.identity === undefined ? keyOwnership(host, owner, name) : await (host.identityDocs as IdentityDocs).open(host, owner, name);
+  const saved = await host.store.getDoc(own.address);
+  const doc = new AgentDoc(host, name, own, opts, saved);
   doc.start();
   return doc;
 }
 
 /**
  * The owner a document is addressed by: a key (`owner`, default this agent's), or an agent id (`identity`).
- * Throws ROOST_ERR_BAD_INPUT for both at once, or `identity: true` without a key event log.
+ * Throws ROOST_ERR_BAD_INPUT for both at once, or for `identity` without identityDocs.
  */
-export function getDocOwner(host: Pick<DocHost, 'self' | 'aid'>, opts: Pick<AgentDocOptions, 'owner' | 'identity'>): string {
+export function getDocOwner(host: DocHost, opts: Pick<AgentDocOptions, 'owner' | 'identity'>): string {
   if (opts.identity === undefined) return opts.owner === undefined ? host.self : parsePubkey(opts.owner);
-  if (opts.owner !== undefined) throw new ClientError('ROOST_ERR_BAD_INPUT', 'give a document either owner (a key) or identity (an agent id), not both');
-  if (opts.identity === true) {
-    if (host.aid === undefined) throw new ClientError('ROOST_ERR_BAD_INPUT', 'identity: true needs an agent with a key event log');
-    return host.aid;
-  }
-  if (!/^[0-9a-f]{64}$/.test(opts.identity)) throw new ClientError('ROOST_ERR_BAD_INPUT', 'identity must be an agent id (64 hex) or true');
-  return opts.identity;
+  if (opts.owner !== undefined || !host.identityDocs) throw new ClientError('ROOST_ERR_BAD_INPUT', 'identity needs identityDocs and no owner');
+  return host.identityDocs.aid(host, opts.identity);
 }
 
 /**
@@ -162,6 +198,7 @@ export class AgentDoc {
   readonly owner: string;
   /** True when the document is addressed by its owner's agent id: its owner is whichever key speaks for that identity now. */
   readonly byIdentity: boolean;
+  readonly #own: DocOwnership;
   readonly #host: DocHost;
   readonly #opts: AgentDocOptions;
   readonly #relays = new Map<string, RelayState>();
@@ -187,11 +224,11 @@ export class AgentDoc {
   #closing: Promise<void> | undefined;
 
   /** Use `agent.doc(name)` (or {@link openAgentDoc}). */
-  constructor(host: DocHost, name: string, owner: string, opts: AgentDocOptions, saved: DocState | undefined) {
-    const byIdentity = opts.identity !== undefined;
-    const address = byIdentity ? makeIdentityDocAddress(owner, name) : makeDocAddress(owner, name);
-    this.byIdentity = byIdentity;
+  constructor(host: DocHost, name: string, own: DocOwnership, opts: AgentDocOptions, saved: DocState | undefined) {
+    const { owner, address } = own;
+    this.byIdentity = opts.identity !== undefined;
     this.owner = owner;
+    this.#own = own;
     this.#host = host;
     const trust = opts.trustSnapshots === 'owner' ? [onlySnapshotsFrom((pk) => this.isOwnerKey(pk))] : [];
     this.doc = new SharedDoc({
@@ -203,7 +240,7 @@ export class AgentDoc {
       restore: saved?.state,
       onReject: opts.onReject,
       priorKeys: (pk) => host.priorKeys?.(pk) ?? [],
-      ...(byIdentity ? { isOwner: (pk: string) => this.isOwnerKey(pk) } : {}),
+      isOwner: (pk) => own.isOwner(pk),
     });
     this.address = address;
     this.name = name;
@@ -316,22 +353,15 @@ export class AgentDoc {
    * period; never a revoked one).
    */
   isOwnerKey(pubkey: string): boolean {
-    if (!this.byIdentity) return pubkey === this.owner;
-    const log = this.#host.ownerLog?.(this.owner);
-    return log !== undefined && isOwnerKeyAt(log, pubkey, this.#nowSeconds());
+    return this.#own.isOwner(pubkey);
   }
 
   /** Starts publishing and reading (called once by {@link openAgentDoc}). */
   start(): void {
     this.doc.connect({ publish: (update, meta) => this.#publishDelta(update, meta) });
-    if (this.byIdentity && this.#host.onLogChange) {
-      // The owner rotated: the new key's deltas this replica refused before it knew are fetched again.
-      this.#unlisten.push(
-        this.#host.onLogChange((log) => {
-          if (log.aid === this.owner && !this.#closed) this.#followWriters();
-        }),
-      );
-    }
+    // The owner rotated: the new key's deltas this replica refused before it knew are fetched again.
+    const stop = this.#own.watch?.(() => this.#closed || this.#followWriters());
+    if (stop) this.#unlisten.push(stop);
     const { members, enforce } = this.#opts;
     if (this.isOwnerKey(this.doc.self) && (members !== undefined || enforce !== undefined)) {
       this.setMembers(members ?? this.doc.membership.members, { enforce });
@@ -384,25 +414,9 @@ export class AgentDoc {
     const enforce = opts.enforce ?? this.#enforced;
     const current = this.doc.membership;
     if (current.version > 0 && enforce === this.#enforced && list.join() === current.members.join()) return;
-    let event: NostrEvent;
-    let record: MembershipRecord;
-    if (this.byIdentity) {
-      // The record's version is its rank: a later key of the identity always outranks an earlier one.
-      const log = this.#host.ownerLog?.(this.owner) as KeyLog;
-      const floor = getRankFloor(log.keys.findIndex((k) => k.pubkey === this.doc.self));
-      if (current.version >= floor + 2 ** 32) {
-        throw new CrdtError('ROOST_ERR_CRDT_NOT_OWNER', `a later key of identity ${this.owner} signed the record in force of ${this.address}`);
-      }
-      const createdAt = Math.max(this.#nowSeconds(), current.version >= floor ? getRankTime(current.version) + 1 : 0);
-      event = this.#host.sign(makeIdentityMembershipEvent(this.address, list, createdAt, { enforce }));
-      record = makeMembership(this.owner, list, floor + createdAt);
-    } else {
-      const createdAt = Math.max(this.#nowSeconds(), current.version + 1);
-      event = this.#host.sign(makeMembershipEvent(this.name, list, createdAt, { enforce }));
-      record = parseMembershipEvent(event)!.record;
-    }
+    const event = this.#own.make(list, enforce, current);
     const before = this.#writers();
-    this.doc.applyMembership(record, this.byIdentity ? this.owner : this.doc.self);
+    this.doc.applyMembership(this.#own.read(event, () => undefined)!.record, this.owner);
     this.#enforced = enforce;
     this.#recordEvent = event;
     this.#backfillAdded(before);
@@ -514,13 +528,7 @@ export class AgentDoc {
     const snapshots: Filter = { kinds: [DocKind.Snapshot], '#a': [this.address], seq_after: after };
     // The snapshot just resumed after would come again (its parts are stored after the cursor it names).
     if (rs.snapshotSince !== undefined) snapshots.since = rs.snapshotSince;
-    return [{ ...this.#recordFilter(), seq_after: after }, { kinds: [DocKind.Update], '#a': [this.address], seq_after: after }, snapshots];
-  }
-
-  #recordFilter(): Filter {
-    return this.byIdentity
-      ? { kinds: [DocKind.IdentityMembership], '#a': [this.address] }
-      : { kinds: [DocKind.Membership], authors: [this.owner], '#d': [this.name] };
+    return [{ ...this.#own.records(), seq_after: after }, { kinds: [DocKind.Update], '#a': [this.address], seq_after: after }, snapshots];
   }
 
   /**
@@ -537,7 +545,7 @@ export class AgentDoc {
     const current = () => !this.#closed && rs.generation === generation && rs.link.isReady;
     void (async () => {
       try {
-        const records = await rs.link.query([this.#recordFilter()]);
+        const records = await rs.link.query([this.#own.records()]);
         if (!current()) return;
         for (const ev of records) this.#onMembership(ev);
         await this.#runBackfill(rs, current);
@@ -655,12 +663,11 @@ export class AgentDoc {
   }
 
   #onMembership(ev: NostrEvent): void {
-    const parsed = this.byIdentity ? this.#parseIdentityRecord(ev) : parseMembershipEvent(ev);
-    if (!parsed || parsed.address !== this.address) return;
+    const parsed = this.#own.read(ev, () => this.#closed || this.#onMembership(ev));
+    if (!parsed) return;
     const before = this.#writers();
-    const signer = this.byIdentity ? this.owner : ev.pubkey;
-    if (!this.doc.applyMembership(parsed.record, signer)) {
-      if (parsed.record.version === this.doc.membership.version && this.#recordEvent === undefined && signer === this.owner) {
+    if (!this.doc.applyMembership(parsed.record, this.owner)) {
+      if (parsed.record.version === this.doc.membership.version && this.#recordEvent === undefined) {
         this.#recordEvent = ev;
         this.#scheduleSave();
       }
@@ -672,39 +679,8 @@ export class AgentDoc {
     this.#scheduleSave();
   }
 
-  /**
-   * An identity membership record, ranked by the owner's key event log (shared/doc-owner.ts); undefined
-   * when its key does not speak for the identity. A key the log does not know yet may be a rotation this
-   * replica has not seen: the log is read again and the record taken then.
-   */
-  #parseIdentityRecord(ev: NostrEvent): ReturnType<typeof parseMembershipEvent> {
-    const log = this.#host.ownerLog?.(this.owner);
-    if (!log?.keys.some((k) => k.pubkey === ev.pubkey)) {
-      if (!this.#resolving.has(`record:${ev.id}`) && this.#host.fetchOwnerLog) {
-        this.#resolving.add(`record:${ev.id}`);
-        void this.#host
-          .fetchOwnerLog(this.owner)
-          .then(() => {
-            if (!this.#closed && this.#host.ownerLog?.(this.owner)?.keys.some((k) => k.pubkey === ev.pubkey)) this.#onMembership(ev);
-          })
-          .catch(() => undefined);
-      }
-      return undefined;
-    }
-    const rank = getIdentityRecordRank(log, ev, this.address);
-    if (rank === undefined) {
-      this.#host.log.info(
-        { address: this.address, eventId: ev.id, author: ev.pubkey },
-        'membership record by a key that does not speak for the owner; ignored',
-      );
-      return undefined;
-    }
-    return { address: this.address, record: makeMembership(this.owner, getMembershipMembers(ev), rank), enforced: isEnforcedMembership(ev) };
-  }
-
   #writers(): Set<string> {
-    const owners = this.byIdentity ? (this.#host.ownerLog?.(this.owner)?.keys.map((k) => k.pubkey) ?? []) : [this.doc.membership.owner];
-    return new Set([...owners, ...this.doc.membership.members]);
+    return new Set([...this.#own.keys(), ...this.doc.membership.members]);
   }
 
   /** Deltas of new members that a relay sent before the record arrived were refused: fetch them again. */

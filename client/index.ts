@@ -9,6 +9,7 @@ export {
   type AgentOptions,
   type KeySource,
   type KeyStep,
+  type KeyStepHost,
   type DirectMessage,
   type InboxEvent,
   type InboxMessage,

@@ -161,8 +161,6 @@ export class RelayLink extends Emitter<LinkEvents> {
   #pending = new Map<string, PendingOk>();
   #subs = new Map<string, ActiveSub>();
   #readyWaiters = new Set<() => void>();
-  /** AUTH answers awaited by {@link reauthenticate}, by event id. */
-  #authWaiters = new Map<string, (accepted: boolean) => void>();
 
   constructor(url: string, opts: RelayLinkOptions) {
     super();
@@ -424,8 +422,6 @@ export class RelayLink extends Emitter<LinkEvents> {
     this.#authEventId = undefined;
     this.#answered = undefined;
     this.#pingOut = undefined;
-    for (const w of this.#authWaiters.values()) w(false);
-    this.#authWaiters.clear();
     for (const sub of this.#subs.values()) sub.open = false;
     for (const [id, p] of this.#pending) {
       this.#opts.timers.clearTimeout(p.timer);
@@ -502,12 +498,6 @@ export class RelayLink extends Emitter<LinkEvents> {
         return;
       }
       case 'OK': {
-        const waiter = this.#authWaiters.get(msg.eventId);
-        if (waiter) {
-          this.#authWaiters.delete(msg.eventId);
-          waiter(msg.accepted);
-          return;
-        }
         if (msg.eventId === this.#authEventId) {
           this.#authEventId = undefined;
           this.#onAuthResult(msg.accepted, msg.reason);
@@ -540,35 +530,14 @@ export class RelayLink extends Emitter<LinkEvents> {
   }
 
   /**
-   * Authenticates (NIP-42) as the link's identity again on the open connection, answering the challenge
-   * already answered: the identity's key was rotated in place, and the relay must know the new key before
-   * the new key's mail is asked for. The keys authenticated before stay authenticated on this connection.
-   * Resolves with whether the relay accepted it (true when the relay never challenged this connection;
-   * false when the connection is not ready, refused or did not answer within `okTimeoutMs`).
+   * Answers the connection's challenge again (NIP-42), as the link's identity and its further keys: the identity's
+   * key was rotated in place. The new key's acceptance is reported by the `auth` event; keys authenticated before
+   * stay authenticated on this connection. Nothing happens when the relay never challenged this connection.
    */
-  reauthenticate(): Promise<boolean> {
-    const identity = this.#opts.identity;
+  reauthenticate(): void {
     const challenge = this.#answered;
-    if (!identity || !this.isReady) return Promise.resolve(false);
-    if (challenge === undefined) return Promise.resolve(true);
-    const auth = identity.sign(this.#authTemplate(challenge));
-    return new Promise((resolve) => {
-      const timer = this.#after(this.#opts.okTimeoutMs, () => {
-        this.#authWaiters.delete(auth.id);
-        resolve(false);
-      });
-      this.#authWaiters.set(auth.id, (accepted) => {
-        this.#clear(timer);
-        if (!accepted) this.#opts.log.warn({ relay: this.url }, 're-authentication refused');
-        else this.emit('auth', identity.pubkey);
-        resolve(accepted);
-      });
-      if (!this.#send(['AUTH', auth])) {
-        this.#authWaiters.delete(auth.id);
-        this.#clear(timer);
-        resolve(false);
-      }
-    });
+    this.#answered = undefined;
+    if (challenge !== undefined) this.#answerChallenge(challenge);
   }
 
   #authTemplate(challenge: string) {

@@ -57,11 +57,11 @@ export function makeIdentityDocAddress(aid: string, name: string): string {
  * Owner and name of a document address; undefined when it is not one. For an identity-addressed
  * document (`34339:…`) `owner` is the agent id and `identity` is true.
  */
-export function parseDocAddress(address: string): { owner: string; name: string; identity: boolean } | undefined {
-  const m = /^(\d+):([0-9a-f]{64}):(.*)$/s.exec(address);
-  const kind = m ? Number(m[1]) : undefined;
-  if (!m || (kind !== DocKind.Membership && kind !== DocKind.IdentityMembership)) return undefined;
-  return { owner: m[2]!, name: m[3]!, identity: kind === DocKind.IdentityMembership };
+export function parseDocAddress(address: string): { owner: string; name: string; identity: boolean; kind: number } | undefined {
+  const m = /^(3433[79]):([0-9a-f]{64}):(.*)$/s.exec(address);
+  if (!m) return undefined;
+  const kind = Number(m[1]);
+  return { owner: m[2]!, name: m[3]!, identity: kind === DocKind.IdentityMembership, kind };
 }
 
 /** The document an identity membership record (kind 34339) is for: its `a` tag, when it names one of that kind with the record's `d`. */

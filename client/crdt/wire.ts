@@ -42,9 +42,7 @@ export {
   getMembershipMembers,
   isEnforcedMembership,
   isRangeCovered,
-  getIdentityRecordAddress,
   makeDocAddress,
-  makeIdentityDocAddress,
   parseDocAddress,
   parseStateVector,
 } from '../../shared/crdt-events.js';
@@ -195,23 +193,6 @@ export function makeMembershipEvent(name: string, members: Iterable<string>, cre
 }
 
 /**
- * Template of a membership record of the document at `address` (`34339:<aid>:<name>`), owned by an
- * identity: signed by whichever of its keys speaks for it now (docs/identity.md). It names its document
- * in `a` and `d` tags; the record in force is the newest by the latest key (shared/doc-owner.ts).
- */
-export function makeIdentityMembershipEvent(address: string, members: Iterable<string>, createdAt: number, opts: { enforce?: boolean } = {}): EventTemplate {
-  const doc = parseDocAddress(address);
-  if (!doc?.identity) throw new Error(`${address} is not an identity document address`);
-  const tags = [
-    ['d', doc.name],
-    ['a', address],
-  ];
-  for (const m of new Set(members)) tags.push(['p', m]);
-  if (opts.enforce) tags.push([ENFORCE_TAG, 'members']);
-  return { kind: DocKind.IdentityMembership, created_at: createdAt, tags, content: '' };
-}
-
-/**
  * Reads a membership event into a record whose version is its created_at, and whether it asks relays to
  * enforce it; undefined when it is not a membership event of a valid owner.
  */
@@ -274,8 +255,7 @@ export function makeDocFilters(address: string, opts: { since?: number } = {}): 
   if (!doc) return [];
   const deltas: Filter = { kinds: [DocKind.Update, DocKind.Awareness], '#a': [address] };
   if (opts.since !== undefined) deltas.since = opts.since;
-  const record: Filter = doc.identity
-    ? { kinds: [DocKind.IdentityMembership], '#a': [address] }
-    : { kinds: [DocKind.Membership], authors: [doc.owner], '#d': [doc.name] };
+  // A document addressed by agent id (34339) has its records by any key of the identity: named by their `a` tag.
+  const record: Filter = doc.identity ? { kinds: [doc.kind], '#a': [address] } : { kinds: [doc.kind], authors: [doc.owner], '#d': [doc.name] };
   return [record, { kinds: [DocKind.Snapshot], '#a': [address] }, deltas];
 }

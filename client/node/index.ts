@@ -2,6 +2,8 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createAgent, type Agent, type AgentOptions, type KeySource } from '../agent.js';
 import { setDefaultCrypto } from '../crypto.js';
+import { identityDocs } from '../identity-docs.js';
+import { adoptKeyStep } from '../key-step.js';
 import { loadOrCreateKeyFile } from './key-file.js';
 import { isRotationDue, openKeyRing, readRetiredKeys, readRotationInterval, revokeKeyRing, rotateKeyRing } from './key-ring.js';
 import { SqliteAgentStore } from './sqlite-store.js';
@@ -14,6 +16,8 @@ import { NodeWebSocket } from './websocket.js';
  */
 export * from '../index.js';
 export { loadKeyFile, loadOrCreateKeyFile, saveKeyFile } from './key-file.js';
+export { adoptKeyStep } from '../key-step.js';
+export { identityDocs, makeIdentityMembershipEvent } from '../identity-docs.js';
 export {
   isRotationDue,
   type KeyRing,
@@ -98,10 +102,11 @@ export function createNodeAgent(opts: NodeAgentOptions): Agent {
         const { ring: after, event } = revokeKeyRing(home, reason === undefined ? {} : { reason });
         return { event, current: after.current };
       },
+      adopt: adoptKeyStep,
     };
-    return createAgent({ ...opts, identity: ring.current, keyLog, keySource, store, WebSocket: opts.WebSocket ?? NodeWebSocket });
+    return createAgent({ identityDocs, ...opts, identity: ring.current, keyLog, keySource, store, WebSocket: opts.WebSocket ?? NodeWebSocket });
   }
   const identity = opts.identity ?? loadOrCreateKeyFile(opts.keyFile ?? join(home, 'agent.key')).identity;
   const store = new SqliteAgentStore(opts.dbFile ?? join(home, 'agent.db'), { synchronous: opts.durability ?? 'full' });
-  return createAgent({ ...opts, identity, store, WebSocket: opts.WebSocket ?? NodeWebSocket });
+  return createAgent({ identityDocs, ...opts, identity, store, WebSocket: opts.WebSocket ?? NodeWebSocket });
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { getPublicKey } from 'nostr-tools/pure';
 import { describe, expect, it } from 'vitest';
-import { makeIdentityMembershipEvent } from '../../client/crdt/wire.js';
+import { makeIdentityMembershipEvent } from '../../client/identity-docs.js';
 import { makeIdentityDocAddress, parseDocAddress } from '../../shared/crdt-events.js';
 import { getIdentityRecordRank, isOwnerKeyAt, pickIdentityRecord } from '../../shared/doc-owner.js';
 import { getKeyEvent, type KeyEvent, type KeyLog, makeInception, makeRevocation, makeRotation, verifyKeyLog } from '../../shared/identity-log.js';
@@ -21,13 +21,13 @@ const rotation = signEvent(k1, makeRotation({ head: getKeyEvent(inception) as Ke
 const revocation = signEvent(k2, makeRevocation({ head: getKeyEvent(rotation) as KeyEvent, nextKey: k3.pk }, T0 + 200));
 const log = verifyKeyLog(aid, [inception, rotation, revocation]) as KeyLog;
 const address = makeIdentityDocAddress(aid, 'plan');
-const record = (k: Key, at: number, members: string[] = []) => signEvent(k, makeIdentityMembershipEvent(address, members, at));
+const record = (k: Key, at: number, members: string[] = []) => signEvent(k, makeIdentityMembershipEvent(aid, 'plan', members, at));
 
 describe('documents owned by an identity (shared/doc-owner.ts)', () => {
   it('addresses name the agent id with kind 34339 and parse back', () => {
     expect(address).toBe(`34339:${aid}:plan`);
-    expect(parseDocAddress(address)).toEqual({ owner: aid, name: 'plan', identity: true });
-    expect(parseDocAddress(`34337:${k0.pk}:plan`)).toEqual({ owner: k0.pk, name: 'plan', identity: false });
+    expect(parseDocAddress(address)).toEqual({ owner: aid, name: 'plan', identity: true, kind: 34339 });
+    expect(parseDocAddress(`34337:${k0.pk}:plan`)).toEqual({ owner: k0.pk, name: 'plan', identity: false, kind: 34337 });
   });
 
   it('owner keys: the current one, a rotated-out one until its grace ends, never a revoked one or a stranger', () => {
