@@ -7,7 +7,8 @@
 import { DocKind, ENFORCE_TAG, getMembershipMembers, isEnforcedMembership, makeIdentityDocAddress } from '../shared/crdt-events.js';
 import { getIdentityRecordRank, getRankFloor, getRankTime, isOwnerKeyAt } from '../shared/doc-owner.js';
 import type { EventTemplate } from '../shared/event.js';
-import type { DocHost, DocOwnership, IdentityDocs } from './crdt-relay.js';
+import type { Agent } from './agent.js';
+import type { AgentDoc, DocHost, DocOwnership, IdentityDocs } from './crdt-relay.js';
 import { ClientError } from './errors.js';
 import { CrdtError } from './crdt/errors.js';
 import { makeMembership } from './crdt/membership.js';
@@ -104,4 +105,22 @@ export function identityDocOwnership(host: DocHost, aid: string, name: string): 
     keys: () => log()?.keys.map((k) => k.pubkey) ?? [],
     watch: (fn) => logs?.onChange((l) => l.aid === aid && fn()) ?? (() => undefined),
   };
+}
+
+/**
+ * Moves a document addressed by a key (`34337:<from>:<name>`, by default the agent's current key; pass an
+ * earlier key after a rotation) to the agent's identity address (`34339:<aid>:<name>`): reads the old one
+ * to the end, takes its whole state into the new one, gives it the same members (unless it has a record
+ * already) and publishes a snapshot of it, which readers of the new address load. The old document stays
+ * readable where it is. Returns the new document.
+ */
+export async function migrateToIdentityDoc(agent: Agent, name: string, opts: { from?: string; timeoutMs?: number } = {}): Promise<AgentDoc> {
+  const old = await agent.doc(name, { owner: opts.from ?? agent.pubkey });
+  await old.whenSynced(opts.timeoutMs ?? 10_000);
+  const doc = await agent.doc(name, { identity: true });
+  await doc.whenSynced(opts.timeoutMs ?? 10_000);
+  doc.doc.receive(old.diff(doc.stateVector()), { author: agent.pubkey, kind: 'snapshot' });
+  if (doc.membership.version === 0) doc.setMembers(old.membership.members, { enforce: old.enforced });
+  await doc.publishSnapshot();
+  return doc;
 }

@@ -17,7 +17,7 @@ import { NodeWebSocket } from './websocket.js';
 export * from '../index.js';
 export { loadKeyFile, loadOrCreateKeyFile, saveKeyFile } from './key-file.js';
 export { adoptKeyStep } from '../key-step.js';
-export { identityDocs, makeIdentityMembershipEvent } from '../identity-docs.js';
+export { identityDocs, makeIdentityMembershipEvent, migrateToIdentityDoc } from '../identity-docs.js';
 export {
   isRotationDue,
   type KeyRing,

@@ -4,6 +4,7 @@ import { wrapDirectMessage } from '../../client/dm.js';
 import type { ClientError } from '../../client/errors.js';
 import { Identity } from '../../client/identity.js';
 import { join } from 'node:path';
+import { migrateToIdentityDoc } from '../../client/identity-docs.js';
 import { loadKeyFile } from '../../client/node/key-file.js';
 import { openKeyRing, revokeKeyRing, rotateKeyRing } from '../../client/node/key-ring.js';
 import type { WakeChannel } from '../../client/wake.js';
@@ -480,6 +481,35 @@ describe('a document addressed by its owner identity outlives the owner’s keys
     expect(md.membership.members).toHaveLength(2);
     expect(md.membership.members).not.toContain(thief.pubkey);
     expect(od.toJSON()).toEqual(md.toJSON());
+  });
+});
+
+describe('a document addressed by key moves to the owner identity', () => {
+  it('migrateToIdentityDoc carries state and members over after the owner rotated; the old address stays readable', async () => {
+    const ownerHome = home();
+    let owner = await agentIn(ownerHome);
+    const k0 = owner.agent.pubkey;
+    const member = await agentIn(home());
+    const old = await owner.agent.doc('notes', { members: [member.agent.pubkey] });
+    old.map('n').set('a', 1);
+    const mOld = await member.agent.doc('notes', { owner: k0 });
+    await waitFor(() => mOld.canWrite, 'member sees the old record');
+    mOld.map('n').set('b', 2);
+    await waitFor(() => old.map('n').get('b') === 2, 'owner reads the member');
+    await old.flush();
+    await owner.agent.close();
+    rotateKeyRing(ownerHome);
+    owner = await agentIn(ownerHome);
+
+    const doc = await migrateToIdentityDoc(owner.agent, 'notes', { from: k0 });
+    expect(doc.address).toBe(`34339:${owner.agent.aid}:notes`);
+    expect(doc.membership.members).toEqual([member.agent.pubkey]);
+    const moved = await member.agent.doc('notes', { identity: owner.agent.aid as string });
+    await waitFor(() => moved.map('n').get('a') === 1 && moved.map('n').get('b') === 2 && moved.canWrite, 'member reads the moved state');
+    moved.map('n').set('c', 3);
+    await waitFor(() => doc.map('n').get('c') === 3, 'the owner’s new key reads the member at the new address');
+    // The old address is still readable.
+    expect(mOld.map('n').get('a')).toBe(1);
   });
 });
 
