@@ -41,7 +41,8 @@ const HELP = `roost agent — a thin Nostr agent from the command line
 
 Usage:
   roost agent keygen [--force]                 create this agent's key (mode 0600) and print its npub
-  roost agent whoami                           print npub, hex pubkey, key file and relays
+  roost agent whoami                           print npub, hex pubkey, key file and relays; with a key event
+                                               log also the agent id, next-key commitment and retired keys
   roost agent send <to> <message...>           send an end-to-end encrypted direct message
         [--request] [--timeout SEC]            ... and wait for the answer (request/response)
   roost agent inbox [--follow] [--limit N]     print everything addressed to me since the stored
@@ -209,9 +210,29 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
       case 'whoami': {
         if (!existsSync(keyFile)) throw new UsageError(`no key in ${home}: run \`${keygenHint}\` first`);
         const id = loadKeyFile(keyFile);
-        out(`${id.npub}\npubkey  ${id.pubkey}\nkey     ${keyFile}\nrelays  ${relays.join(' ') || '(none)'}`, {
-          npub: id.npub,
-          pubkey: id.pubkey,
+        let human = `${id.npub}\npubkey  ${id.pubkey}\nkey     ${keyFile}\nrelays  ${relays.join(' ') || '(none)'}`;
+        // With a key event log: the identity, its current key, the next-key commitment and the keys still read.
+        if (!existsSync(join(home, 'agent.kel.jsonl'))) {
+          out(human, { npub: id.npub, pubkey: id.pubkey, keyFile, relays });
+          return 0;
+        }
+        const ring = openKeyRing(home);
+        const nowSec = Math.floor(Date.now() / 1000);
+        const retired = ring.log.keys
+          .filter((k) => k.pubkey !== ring.current.pubkey)
+          .map((k) => ({ pubkey: k.pubkey, end: k.end ?? 'current', until: k.until ?? null, read: k.end === 'rotated' && (k.until ?? 0) > nowSec }));
+        human = `${ring.current.npub}\naid     ${ring.aid}\npubkey  ${ring.current.pubkey} (key event ${ring.log.head.seq})\nnext    sha256 commitment ${ring.log.head.next}\nkey     ${keyFile}\nrelays  ${relays.join(' ') || '(none)'}`;
+        for (const r of retired) {
+          const when = r.until === null ? '' : ` ${new Date(r.until * 1000).toISOString()}`;
+          human += `\nretired ${r.pubkey} ${r.end}${r.end === 'rotated' ? `, grace ${r.read ? 'ends' : 'ended'}${when}` : when}`;
+        }
+        out(human, {
+          npub: ring.current.npub,
+          pubkey: ring.current.pubkey,
+          aid: ring.aid,
+          seq: ring.log.head.seq,
+          nextKeyDigest: ring.log.head.next,
+          retired,
           keyFile,
           relays,
         });
@@ -409,7 +430,9 @@ async function tail(agent: Agent, values: Values, io: CliIo, out: Out): Promise<
   const filter: Filter = { since: Math.floor(Date.now() / 1000) - 5 };
   if (kinds) filter.kinds = kinds;
   if (authors) filter.authors = authors;
-  if (!kinds && !authors) filter['#p'] = [agent.pubkey];
+  // Mail to a rotated-out key is still for this agent until its grace period ends (as the inbox reads it).
+  const mine = agent.readKeys;
+  if (!kinds && !authors) filter['#p'] = mine;
   let count = 0;
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
@@ -429,7 +452,7 @@ async function tail(agent: Agent, values: Values, io: CliIo, out: Out): Promise<
   };
   // Gift wraps carry a blurred created_at, so they are tailed without `since`, from now on.
   const filters = [filter];
-  if (!kinds && !authors) filters.push({ kinds: [Kind.GiftWrap], '#p': [agent.pubkey], limit: 0 });
+  if (!kinds && !authors) filters.push({ kinds: [Kind.GiftWrap], '#p': mine, limit: 0 });
   let eose = 0;
   const sub = agent.subscribe(filters, show, {
     onEose: () => {

@@ -12,11 +12,11 @@ import { getTagValues, type NostrEvent } from '../shared/event.js';
 import type { Filter } from '../shared/filter.js';
 import type { KeyLog } from '../shared/identity-log.js';
 import type { Timers } from './backoff.js';
-import { openAgentDoc, type AgentDoc, type AgentDocOptions, type DocHost } from './crdt-relay.js';
+import { getDocOwner, openAgentDoc, type AgentDoc, type AgentDocOptions, type DocHost, type IdentityDocs } from './crdt-relay.js';
 import { makeDocAddress } from './crdt/wire.js';
 import type { ClientLogger } from './emitter.js';
 import { ClientError } from './errors.js';
-import { parsePubkey, type Identity } from './identity.js';
+import type { Identity } from './identity.js';
 import type { KeyLogs } from './key-logs.js';
 import { fetchRelayInfo, type FetchLike, type RelayInfo } from './nip11.js';
 import type { Outbox, PublishResult } from './outbox.js';
@@ -60,6 +60,11 @@ export class Wake {
     this.#channels = checkWakeChannels(channels);
     const ready = [...this.#links.values()].filter((l) => l.isReady);
     return Promise.all(ready.map((l) => this.#send(l)));
+  }
+
+  /** Registers the channels of this session again (signed by the current key: after a rotation in place); none: nothing. */
+  async reregister(): Promise<OkResult[]> {
+    return this.#channels === undefined ? [] : this.register(this.#channels);
   }
 
   /** A relay link connected: re-sends the registration; an Error to report when the relay refused it. */
@@ -118,6 +123,8 @@ export class Presence {
   readonly #keyLogs: Pick<KeyLogs, 'fetchLog'> | undefined;
   #timer: unknown;
   #running = false;
+  /** The card published last in this session (republished by the new key after a rotation in place). */
+  #card: (Omit<AgentCard, 'relays'> & { relays?: string[] }) | undefined;
 
   constructor(deps: {
     identity: Identity;
@@ -153,9 +160,15 @@ export class Presence {
 
   /** Publishes (replaces) the agent's card; `relays` defaults to the agent's relays. */
   async publishCard(card: Omit<AgentCard, 'relays'> & { relays?: string[] }, opts: PublishOptions = {}): Promise<PublishResult> {
+    this.#card = card;
     const full: AgentCard = { ...card, relays: card.relays ?? this.#publisher.relays, ...this.#keyVersion() };
     const stamped = await this.#publisher.stamped(makeAgentCard(full, Math.floor(this.#now() / 1000)));
     return this.#publisher.publishSigned(this.#identity.sign(stamped), opts);
+  }
+
+  /** Publishes the card of this session again (after a rotation in place: signed by the new key, naming the new key version); none: undefined. */
+  async republishCard(opts: PublishOptions = {}): Promise<PublishResult | undefined> {
+    return this.#card === undefined ? undefined : this.publishCard(this.#card, opts);
   }
 
   /** Publishes a heartbeat now (not durable: a stale one is worth nothing). */
@@ -264,13 +277,23 @@ export class Docs {
     random: () => number;
     log: ClientLogger;
     /** Key event logs: a member's successor key is a member (docs/identity.md). */
-    keyLogs?: Pick<KeyLogs, 'priorKeys' | 'lookupMany' | 'lookup' | 'onChange'>;
+    keyLogs?: Pick<KeyLogs, 'priorKeys' | 'lookupMany' | 'lookup' | 'onChange' | 'getByAid' | 'fetchLog'>;
+    /** This agent's own agent id (documents opened with `identity: true`). */
+    aid?: string;
+    /** Documents addressed by agent id (client/identity-docs.ts). */
+    identityDocs?: IdentityDocs;
   }) {
     const { identity, outbox, links, keyLogs } = deps;
     const follow = keyLogs ? makeKeyFollowing(keyLogs, deps.now) : {};
     this.#host = {
       ...follow,
-      self: identity.pubkey,
+      ...(keyLogs ? { keyLogs } : {}),
+      ...(deps.aid === undefined ? {} : { aid: deps.aid }),
+      ...(deps.identityDocs ? { identityDocs: deps.identityDocs } : {}),
+      // A getter: after a rotation in place the documents sign as, and are written by, the new key.
+      get self() {
+        return identity.pubkey;
+      },
       links,
       store: deps.store,
       sign: (t) => identity.sign(t),
@@ -284,11 +307,11 @@ export class Docs {
 
   /** Opens (or returns the open) document `name` of `opts.owner` (default this agent). */
   open(name: string, opts: AgentDocOptions = {}): Promise<AgentDoc> {
-    const owner = opts.owner === undefined ? this.#host.self : parsePubkey(opts.owner);
-    const address = makeDocAddress(owner, name);
+    const owner = getDocOwner(this.#host, opts);
+    const address = opts.identity === undefined ? makeDocAddress(owner, name) : `34339:${owner}:${name}`;
     let open = this.#open.get(address);
     if (!open) {
-      open = openAgentDoc(this.#host, name, { ...opts, owner });
+      open = openAgentDoc(this.#host, name, opts.identity === undefined ? { ...opts, owner } : { ...opts, identity: owner });
       this.#open.set(address, open);
       open.then(
         (d) => d.onClose(() => this.#open.delete(address)),

@@ -7,7 +7,7 @@ import { type KeyLog, verifyKeyLog } from '../shared/identity-log.js';
 import { Kind } from '../shared/kinds.js';
 import { Docs, Presence, Wake } from './agent-parts.js';
 import { sleep, systemTimers, type Timers } from './backoff.js';
-import type { AgentDoc, AgentDocOptions } from './crdt-relay.js';
+import type { AgentDoc, AgentDocOptions, IdentityDocs } from './crdt-relay.js';
 import { Emitter, silentLogger, type ClientLogger } from './emitter.js';
 import { DecisionClient } from './decisions.js';
 import { ClientError } from './errors.js';
@@ -109,6 +109,16 @@ export interface AgentOptions {
    */
   keyLog?: { events: readonly NostrEvent[]; retired?: readonly Identity[] };
   /**
+   * Where this agent's keys are kept (Node: the key ring in its home): what `agent.rotate()` and `agent.revoke()`
+   * ask for the signed key event and the key that becomes current. Without it those throw ROOST_ERR_BAD_INPUT.
+   */
+  keySource?: KeySource;
+  /**
+   * Documents addressed by their owner's agent id (`agent.doc(name, { identity })`): pass `identityDocs`
+   * of client/identity-docs.ts (createNodeAgent does); kept out of bundles that do not open them.
+   */
+  identityDocs?: IdentityDocs;
+  /**
    * Follow peers' key event logs (default true): encrypt to a peer's current key and refuse messages
    * signed by keys that no longer speak for their identity. Costs one look-up per new peer key.
    */
@@ -120,6 +130,37 @@ export interface AgentOptions {
    * `LocalDiscovery.relaysFor`); used when the agent is connected to them and the send names none.
    */
   preferRelays?: (peer: string) => readonly string[];
+}
+
+/** One step of the agent's key event log taken by its key store: the signed event and the key it makes current. */
+export interface KeyStep {
+  event: NostrEvent;
+  current: Identity;
+}
+
+/**
+ * Where an agent's keys are kept: it signs (and records) a rotation or a revocation of the current key, and
+ * `adopt` switches the running agent to it (client/key-step.ts: `adoptKeyStep`; passed in, as the direct
+ * transport is, so browser bundles that cannot rotate do not carry it).
+ */
+export interface KeySource {
+  rotate(): KeyStep | Promise<KeyStep>;
+  revoke(reason?: string): KeyStep | Promise<KeyStep>;
+  adopt(step: KeyStep, host: KeyStepHost): Promise<KeyLog>;
+}
+
+/** What {@link KeySource.adopt} may touch of the agent (its parts, handed over for the one step). */
+export interface KeyStepHost {
+  agent: Agent;
+  /** The agent's key events so far. */
+  events: readonly NostrEvent[];
+  /** Keeps a rotated-out key to read (and authenticate) until `until` (seconds). */
+  retire(identity: Identity, until: number): void;
+  setLog(events: readonly NostrEvent[], log: KeyLog): void;
+  links: RelayLink[];
+  wake: Pick<Wake, 'reregister'>;
+  presence: Pick<Presence, 'republishCard'>;
+  log: ClientLogger;
 }
 
 /** Creates an agent (not connected yet: call `start()`). */
@@ -134,8 +175,8 @@ export function createAgent(opts: AgentOptions): Agent {
  * a Messenger, Presence, Wake and Docs, each handed the links, store and publisher it needs.
  */
 export class Agent extends Emitter<AgentEvents> {
+  /** The agent's keypair; after `rotate()` / `revoke()` the same object holds the new key. */
   readonly identity: Identity;
-  readonly pubkey: string;
   /** Signed task lifecycles: request, offer, accept, status, result, onRequest (docs/tasks.md). */
   readonly tasks: TaskClient;
   /** Proposals, ballots and tallies (docs/decisions.md). */
@@ -160,14 +201,16 @@ export class Agent extends Emitter<AgentEvents> {
   readonly #tracer: Tracer;
   readonly #preferRelays: ((peer: string) => readonly string[]) | undefined;
   readonly #log: ClientLogger;
-  readonly #keyEvents: readonly NostrEvent[];
+  #keyEvents: readonly NostrEvent[];
+  readonly #keySource: KeySource | undefined;
+  /** Rotations in place run one at a time. */
+  #rotating: Promise<unknown> = Promise.resolve();
   #keyLogPublished: Promise<void>;
   #onKeyLogPublished: () => void = () => undefined;
   readonly #ownKeys = new Map<string, { identity: Identity; until: number }>();
   /** Agent id of this agent's key event log; undefined for a bare key. */
   readonly aid: string | undefined;
-  /** This agent's verified key event log; undefined for a bare key. */
-  readonly keyLog: KeyLog | undefined;
+  #keyLog: KeyLog | undefined;
   /** Peers' key event logs, as this agent follows them. */
   readonly keyLogs: KeyLogs;
   #onMessage: MessageHandler | undefined;
@@ -179,7 +222,7 @@ export class Agent extends Emitter<AgentEvents> {
     const WS = opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (!WS) throw new ClientError('ROOST_ERR_BAD_INPUT', 'no WebSocket implementation: pass one (Node 20: the ws package, or use client/node)');
     this.identity = opts.identity;
-    this.pubkey = opts.identity.pubkey;
+    this.#keySource = opts.keySource;
     const store = (this.#store = opts.store ?? new MemoryStore());
     const timers: Timers = (this.#timers = opts.timers ?? systemTimers);
     const random = (this.#random = opts.random ?? Math.random);
@@ -201,7 +244,7 @@ export class Agent extends Emitter<AgentEvents> {
           `the key event log does not name ${identity.pubkey} as the current key: ${typeof own === 'string' ? own : own.status}`,
         );
       }
-      this.keyLog = own;
+      this.#keyLog = own;
       this.aid = own.aid;
       for (const r of opts.keyLog.retired ?? []) {
         const until = own.keys.find((k) => k.pubkey === r.pubkey)?.until;
@@ -225,7 +268,7 @@ export class Agent extends Emitter<AgentEvents> {
         random,
         now,
         verify: opts.verify ?? verifyEvent,
-        alsoAuth: () => this.#readKeys().flatMap((k) => this.#ownKeys.get(k)?.identity ?? []),
+        alsoAuth: () => this.readKeys.flatMap((k) => this.#ownKeys.get(k)?.identity ?? []),
         log,
       });
       if (this.#links.has(link.url)) continue;
@@ -283,11 +326,23 @@ export class Agent extends Emitter<AgentEvents> {
       keyLogs: this.keyLogs,
       keyVersion: () => (this.keyLog ? { aid: this.keyLog.aid, keySeq: this.keyLog.head.seq } : undefined),
     });
-    this.#docs = new Docs({ identity, links, store, outbox, timers, now, random, log, keyLogs: this.keyLogs });
+    this.#docs = new Docs({
+      identity,
+      links,
+      store,
+      outbox,
+      timers,
+      now,
+      random,
+      log,
+      keyLogs: this.keyLogs,
+      ...(this.aid === undefined ? {} : { aid: this.aid }),
+      ...(opts.identityDocs ? { identityDocs: opts.identityDocs } : {}),
+    });
     if (opts.inbox !== false) {
       this.#inbox = new Inbox(
         store,
-        () => this.#readKeys(),
+        () => this.readKeys,
         (ev, d) => this.#handleInbox(ev, d),
         { timers, random, now, log },
       );
@@ -299,6 +354,16 @@ export class Agent extends Emitter<AgentEvents> {
     const work = makeWorkHost(this, now, tracer);
     this.tasks = new TaskClient(work);
     this.decisions = new DecisionClient(work);
+  }
+
+  /** The agent's current public key (hex); it changes with `rotate()` / `revoke()`. */
+  get pubkey(): string {
+    return this.identity.pubkey;
+  }
+
+  /** This agent's verified key event log; undefined for a bare key. */
+  get keyLog(): KeyLog | undefined {
+    return this.#keyLog;
   }
 
   /** The public key as `npub1…`. */
@@ -527,6 +592,51 @@ export class Agent extends Emitter<AgentEvents> {
   }
 
   /**
+   * Rotates this agent's key in place, without a restart (docs/identity.md): the key source signs the rotation
+   * (the current key co-signs, the pre-committed next key becomes current), then on every connected relay the
+   * link authenticates (NIP-42) as the new key and the inbox asks for the new key's mail as well as the old
+   * key's (read until its grace period ends), and only then is the rotation published, so nothing can be sent
+   * to the new key before the agent reads it; wake channels are registered again and the card of this session
+   * is republished by the new key. Resolves with the new log. ROOST_ERR_BAD_INPUT without a key source.
+   */
+  rotate(): Promise<KeyLog> {
+    return this.#takeKeyStep((s) => s.rotate());
+  }
+
+  /**
+   * Revokes the current key in place (compromise): as {@link rotate}, but the old key gets no grace period —
+   * its mail is no longer read, and peers refuse it at once.
+   */
+  revoke(opts: { reason?: string } = {}): Promise<KeyLog> {
+    return this.#takeKeyStep((s) => s.revoke(opts.reason));
+  }
+
+  #takeKeyStep(take: (source: KeySource) => KeyStep | Promise<KeyStep>): Promise<KeyLog> {
+    const run = this.#rotating.then(async () => {
+      const source = this.#keySource;
+      if (!source || !this.#keyLog) throw new ClientError('ROOST_ERR_BAD_INPUT', 'this agent has no key source');
+      if (this.#state === 'closed') throw new ClientError('ROOST_ERR_CLOSED', 'the agent is closed');
+      const step = await take(source);
+      // The old key stays readable until its window ends (the grace period; none after a revocation).
+      return source.adopt(step, {
+        agent: this,
+        events: this.#keyEvents,
+        retire: (identity, until) => this.#ownKeys.set(identity.pubkey, { identity, until }),
+        setLog: (events, log) => {
+          this.#keyEvents = events;
+          this.#keyLog = log;
+        },
+        links: [...this.#links.values()],
+        wake: this.#wake,
+        presence: this.#presence,
+        log: this.#log,
+      });
+    });
+    this.#rotating = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
    * Reads an agent's key event log from the connected relays and verifies it here (docs/identity.md),
    * by agent id or by any key the log revealed. Resolves with the log, or with why there is none.
    */
@@ -538,8 +648,11 @@ export class Agent extends Emitter<AgentEvents> {
     return this.keyLogs.fetchLog(aid, timeoutMs);
   }
 
-  /** The keys whose mail the inbox reads: the current one, and rotated-out ones until their grace period ends. */
-  #readKeys(): string[] {
+  /**
+   * The keys whose mail this agent reads: the current one, and its rotated-out keys until their grace period
+   * ends (for a live `#p` subscription of one's own, as `roost agent tail` makes).
+   */
+  get readKeys(): string[] {
     const nowSec = Math.floor(this.#now() / 1000);
     const keys = [this.pubkey];
     for (const [pubkey, k] of this.#ownKeys) if (nowSec < k.until) keys.push(pubkey);

@@ -26,7 +26,10 @@ import {
   parseUpdateEvent,
   type SnapshotEnvelope,
 } from './crdt/wire.js';
+import type { KeyLogs } from './key-logs.js';
+import type { MembershipRecord } from './crdt/membership.js';
 import type { ClientLogger } from './emitter.js';
+import { ClientError } from './errors.js';
 import { parsePubkey } from './identity.js';
 import type { PublishResult } from './outbox.js';
 import type { RelayLink } from './relay-link.js';
@@ -52,12 +55,72 @@ export interface DocHost {
   followKeys?(keys: readonly string[], onMoved: (keys: readonly string[]) => void): () => void;
   /** Reads the key event log of `pubkey` (resolves once known, or known to be absent). */
   resolveKey?(pubkey: string): Promise<unknown>;
+  /** This agent's own agent id, when it has a key event log (what `identity: true` opens). */
+  readonly aid?: string;
+  /** Peers' key event logs (documents addressed by agent id read their owner's). */
+  readonly keyLogs?: Pick<KeyLogs, 'getByAid' | 'fetchLog' | 'onChange'>;
+  /** Documents addressed by agent id (`identityDocs` of client/identity-docs.ts; createNodeAgent passes it). */
+  readonly identityDocs?: IdentityDocs;
+}
+
+/**
+ * Who owns a document and how its membership records are read and made: by a key (built in), or by an
+ * identity (client/identity-docs.ts, passed in, so browser bundles that do not use it do not carry it).
+ */
+export interface DocOwnership {
+  /** The owner the address names: a key, or an agent id. */
+  readonly owner: string;
+  readonly address: string;
+  /** Whether `pubkey` is the owner now. */
+  isOwner(pubkey: string): boolean;
+  /** The filter of the document's membership records. */
+  records(): Filter;
+  /** The record an event carries (version: its rank); undefined when it is not the owner's. `later` runs if it may count once more is known. */
+  read(ev: NostrEvent, later: () => void): { record: MembershipRecord; enforced: boolean } | undefined;
+  /** A new record signed by this agent (an owner key) above `current`; throws ROOST_ERR_CRDT_NOT_OWNER when it cannot be. */
+  make(members: string[], enforce: boolean, current: MembershipRecord): NostrEvent;
+  /** The owner's keys (their later keys' deltas are fetched again). */
+  keys(): string[];
+  /** Calls `fn` when the owner's keys may have changed; returns the stop. */
+  watch?(fn: () => void): () => void;
+}
+
+/** Documents addressed by agent id (client/identity-docs.ts): which identity `identity` names, and its ownership of a document. */
+export interface IdentityDocs {
+  /** The agent id `identity` names (`true`: the host's own); throws ROOST_ERR_BAD_INPUT when none. */
+  aid(host: DocHost, identity: true | string): string;
+  /** The ownership of document `name` of `aid` (its owner's log read first when unknown). */
+  open(host: DocHost, aid: string, name: string): Promise<DocOwnership>;
+}
+
+/** A document owned by one key: `34337:<owner>:<name>`, records kind 34337 by that key. */
+function keyOwnership(host: DocHost, owner: string, name: string): DocOwnership {
+  const address = makeDocAddress(owner, name);
+  return {
+    owner,
+    address,
+    isOwner: (pk) => pk === owner,
+    records: () => ({ kinds: [DocKind.Membership], authors: [owner], '#d': [name] }),
+    read: (ev) => {
+      const parsed = parseMembershipEvent(ev);
+      return parsed?.address === address ? parsed : undefined;
+    },
+    make: (members, enforce, current) =>
+      host.sign(makeMembershipEvent(name, members, Math.max(Math.floor(host.now() / 1000), current.version + 1), { enforce })),
+    keys: () => [owner],
+  };
 }
 
 /** Options of `agent.doc(name, opts)`. */
 export interface AgentDocOptions {
   /** The document's owner (hex or npub); default this agent. The address is `34337:<owner>:<name>`. */
   owner?: string;
+  /**
+   * Open the document addressed by its owner's agent id instead of a key (`34339:<aid>:<name>`, docs/identity.md):
+   * `true` for this agent's own (it needs a key event log), or another agent's id (64 hex). The address
+   * outlives the owner's key rotations: any key that speaks for the identity signs its membership record.
+   */
+  identity?: true | string;
   /**
    * Owner only: the writers. When they differ from the record in force, the owner publishes a new
    * membership record (through the outbox, so this works offline too).
@@ -98,11 +161,22 @@ let nextSubId = 0;
 
 /** Opens the document `name` for an agent: loads what was saved, then syncs with every relay. */
 export async function openAgentDoc(host: DocHost, name: string, opts: AgentDocOptions = {}): Promise<AgentDoc> {
-  const owner = opts.owner === undefined ? host.self : parsePubkey(opts.owner);
-  const saved = await host.store.getDoc(makeDocAddress(owner, name));
-  const doc = new AgentDoc(host, name, owner, opts, saved);
+  const owner = getDocOwner(host, opts);
+  const own = opts.identity === undefined ? keyOwnership(host, owner, name) : await (host.identityDocs as IdentityDocs).open(host, owner, name);
+  const saved = await host.store.getDoc(own.address);
+  const doc = new AgentDoc(host, name, own, opts, saved);
   doc.start();
   return doc;
+}
+
+/**
+ * The owner a document is addressed by: a key (`owner`, default this agent's), or an agent id (`identity`).
+ * Throws ROOST_ERR_BAD_INPUT for both at once, or for `identity` without identityDocs.
+ */
+export function getDocOwner(host: DocHost, opts: Pick<AgentDocOptions, 'owner' | 'identity'>): string {
+  if (opts.identity === undefined) return opts.owner === undefined ? host.self : parsePubkey(opts.owner);
+  if (opts.owner !== undefined || !host.identityDocs) throw new ClientError('ROOST_ERR_BAD_INPUT', 'identity needs identityDocs and no owner');
+  return host.identityDocs.aid(host, opts.identity);
 }
 
 /**
@@ -116,12 +190,15 @@ export async function openAgentDoc(host: DocHost, name: string, opts: AgentDocOp
 export class AgentDoc {
   /** The document itself (the binding holds it, as a Yjs provider holds its Y.Doc); the methods below forward to it. */
   readonly doc: SharedDoc;
-  /** The document's address, `34337:<owner>:<name>`. */
+  /** The document's address, `34337:<owner>:<name>` (or `34339:<aid>:<name>` for one addressed by agent id). */
   readonly address: string;
   /** The document's name (the membership record's `d` tag). */
   readonly name: string;
-  /** The owner's pubkey. */
+  /** The owner's pubkey, or the owner's agent id when the document is addressed by identity ({@link byIdentity}). */
   readonly owner: string;
+  /** True when the document is addressed by its owner's agent id: its owner is whichever key speaks for that identity now. */
+  readonly byIdentity: boolean;
+  readonly #own: DocOwnership;
   readonly #host: DocHost;
   readonly #opts: AgentDocOptions;
   readonly #relays = new Map<string, RelayState>();
@@ -147,9 +224,13 @@ export class AgentDoc {
   #closing: Promise<void> | undefined;
 
   /** Use `agent.doc(name)` (or {@link openAgentDoc}). */
-  constructor(host: DocHost, name: string, owner: string, opts: AgentDocOptions, saved: DocState | undefined) {
-    const address = makeDocAddress(owner, name);
-    const trust = opts.trustSnapshots === 'owner' ? [onlySnapshotsFrom((pk) => pk === owner)] : [];
+  constructor(host: DocHost, name: string, own: DocOwnership, opts: AgentDocOptions, saved: DocState | undefined) {
+    const { owner, address } = own;
+    this.byIdentity = opts.identity !== undefined;
+    this.owner = owner;
+    this.#own = own;
+    this.#host = host;
+    const trust = opts.trustSnapshots === 'owner' ? [onlySnapshotsFrom((pk) => this.isOwnerKey(pk))] : [];
     this.doc = new SharedDoc({
       docId: address,
       self: host.self,
@@ -159,11 +240,10 @@ export class AgentDoc {
       restore: saved?.state,
       onReject: opts.onReject,
       priorKeys: (pk) => host.priorKeys?.(pk) ?? [],
+      isOwner: (pk) => own.isOwner(pk),
     });
     this.address = address;
     this.name = name;
-    this.owner = owner;
-    this.#host = host;
     this.#opts = opts;
     this.#enforced = saved?.membership?.enforced ?? false;
     this.#recordEvent = saved?.membership?.event;
@@ -267,11 +347,23 @@ export class AgentDoc {
     return this.doc.toJSON();
   }
 
+  /**
+   * True when `pubkey` is the owner: the owner key, or, for a document addressed by identity, a key that
+   * speaks for the owner identity now by its key event log (current, or rotated out and inside its grace
+   * period; never a revoked one).
+   */
+  isOwnerKey(pubkey: string): boolean {
+    return this.#own.isOwner(pubkey);
+  }
+
   /** Starts publishing and reading (called once by {@link openAgentDoc}). */
   start(): void {
     this.doc.connect({ publish: (update, meta) => this.#publishDelta(update, meta) });
+    // The owner rotated: the new key's deltas this replica refused before it knew are fetched again.
+    const stop = this.#own.watch?.(() => this.#closed || this.#followWriters());
+    if (stop) this.#unlisten.push(stop);
     const { members, enforce } = this.#opts;
-    if (this.owner === this.doc.self && (members !== undefined || enforce !== undefined)) {
+    if (this.isOwnerKey(this.doc.self) && (members !== undefined || enforce !== undefined)) {
       this.setMembers(members ?? this.doc.membership.members, { enforce });
     }
     for (const rs of this.#relays.values()) {
@@ -317,16 +409,14 @@ export class AgentDoc {
    * current one) and applies it here at once. Throws ROOST_ERR_CRDT_NOT_OWNER for anyone else.
    */
   setMembers(members: Iterable<string>, opts: { enforce?: boolean } = {}): void {
-    if (this.doc.self !== this.owner) throw new CrdtError('ROOST_ERR_CRDT_NOT_OWNER', `only the owner changes the members of ${this.address}`);
+    if (!this.isOwnerKey(this.doc.self)) throw new CrdtError('ROOST_ERR_CRDT_NOT_OWNER', `only the owner changes the members of ${this.address}`);
     const list = [...new Set([...members].map((m) => parsePubkey(m)))].filter((m) => m !== this.owner).sort();
     const enforce = opts.enforce ?? this.#enforced;
     const current = this.doc.membership;
     if (current.version > 0 && enforce === this.#enforced && list.join() === current.members.join()) return;
-    const createdAt = Math.max(this.#nowSeconds(), current.version + 1);
-    const event = this.#host.sign(makeMembershipEvent(this.name, list, createdAt, { enforce }));
-    const parsed = parseMembershipEvent(event)!;
+    const event = this.#own.make(list, enforce, current);
     const before = this.#writers();
-    this.doc.applyMembership(parsed.record, this.doc.self);
+    this.doc.applyMembership(this.#own.read(event, () => undefined)!.record, this.owner);
     this.#enforced = enforce;
     this.#recordEvent = event;
     this.#backfillAdded(before);
@@ -438,11 +528,7 @@ export class AgentDoc {
     const snapshots: Filter = { kinds: [DocKind.Snapshot], '#a': [this.address], seq_after: after };
     // The snapshot just resumed after would come again (its parts are stored after the cursor it names).
     if (rs.snapshotSince !== undefined) snapshots.since = rs.snapshotSince;
-    return [
-      { kinds: [DocKind.Membership], authors: [this.owner], '#d': [this.name], seq_after: after },
-      { kinds: [DocKind.Update], '#a': [this.address], seq_after: after },
-      snapshots,
-    ];
+    return [{ ...this.#own.records(), seq_after: after }, { kinds: [DocKind.Update], '#a': [this.address], seq_after: after }, snapshots];
   }
 
   /**
@@ -459,7 +545,7 @@ export class AgentDoc {
     const current = () => !this.#closed && rs.generation === generation && rs.link.isReady;
     void (async () => {
       try {
-        const records = await rs.link.query([{ kinds: [DocKind.Membership], authors: [this.owner], '#d': [this.name] }]);
+        const records = await rs.link.query([this.#own.records()]);
         if (!current()) return;
         for (const ev of records) this.#onMembership(ev);
         await this.#runBackfill(rs, current);
@@ -502,7 +588,7 @@ export class AgentDoc {
 
   #onStreamEvent(rs: RelayState, ev: NostrEvent, seq: number | undefined): void {
     if (this.#closed) return;
-    if (ev.kind === DocKind.Membership) this.#onMembership(ev);
+    if (ev.kind === DocKind.Membership || ev.kind === DocKind.IdentityMembership) this.#onMembership(ev);
     else if (ev.kind === DocKind.Update) this.#onDelta(ev);
     else if (ev.kind === DocKind.Snapshot) this.#onSnapshotPart(rs, ev);
     if (seq !== undefined && seq > rs.cursor) {
@@ -577,11 +663,11 @@ export class AgentDoc {
   }
 
   #onMembership(ev: NostrEvent): void {
-    const parsed = parseMembershipEvent(ev);
-    if (!parsed || parsed.address !== this.address) return;
+    const parsed = this.#own.read(ev, () => this.#closed || this.#onMembership(ev));
+    if (!parsed) return;
     const before = this.#writers();
-    if (!this.doc.applyMembership(parsed.record, ev.pubkey)) {
-      if (parsed.record.version === this.doc.membership.version && this.#recordEvent === undefined && ev.pubkey === this.owner) {
+    if (!this.doc.applyMembership(parsed.record, this.owner)) {
+      if (parsed.record.version === this.doc.membership.version && this.#recordEvent === undefined) {
         this.#recordEvent = ev;
         this.#scheduleSave();
       }
@@ -594,7 +680,7 @@ export class AgentDoc {
   }
 
   #writers(): Set<string> {
-    return new Set([this.doc.membership.owner, ...this.doc.membership.members]);
+    return new Set([...this.#own.keys(), ...this.doc.membership.members]);
   }
 
   /** Deltas of new members that a relay sent before the record arrived were refused: fetch them again. */
@@ -641,7 +727,7 @@ export class AgentDoc {
   }
 
   #trusts(author: string): boolean {
-    return this.doc.isMember(author) && (this.#opts.trustSnapshots !== 'owner' || author === this.owner);
+    return this.doc.isMember(author) && (this.#opts.trustSnapshots !== 'owner' || this.isOwnerKey(author));
   }
 
   /**

@@ -12,15 +12,30 @@ const HEX64 = /^[0-9a-f]{64}$/;
  * or logged (`toJSON` and `inspect` show the public key only); `exportSecretKey` is the one way out.
  */
 export class Identity {
-  readonly pubkey: string;
   /** The secp256k1 backend this identity signs and derives keys with. */
   readonly crypto: NostrCrypto;
-  readonly #secretKey: Uint8Array;
+  #secretKey: Uint8Array;
+  #pubkey: string;
 
   private constructor(secretKey: Uint8Array, crypto: NostrCrypto) {
     this.#secretKey = secretKey;
     this.crypto = crypto;
-    this.pubkey = crypto.getPublicKey(secretKey);
+    this.#pubkey = crypto.getPublicKey(secretKey);
+  }
+
+  /** The x-only public key, 64 lowercase hex characters. */
+  get pubkey(): string {
+    return this.#pubkey;
+  }
+
+  /**
+   * Takes the keypair of `successor`: a key rotated in place (`agent.rotate()`, docs/identity.md). Every part
+   * of an agent holding this identity (relay links, publisher, messenger) signs and decrypts with the new key
+   * from then on; keep a separate Identity of the old key to read what was sent to it.
+   */
+  adopt(successor: Identity): void {
+    this.#secretKey = successor.exportSecretKey();
+    this.#pubkey = successor.pubkey;
   }
 
   /** A fresh random keypair. */

@@ -529,11 +529,19 @@ export class RelayLink extends Emitter<LinkEvents> {
     }
   }
 
-  #answerChallenge(challenge: string): void {
-    const identity = this.#opts.identity;
-    if (!identity || challenge === this.#answered) return;
-    this.#answered = challenge;
-    const template = {
+  /**
+   * Answers the connection's challenge again (NIP-42), as the link's identity and its further keys: the identity's
+   * key was rotated in place. The new key's acceptance is reported by the `auth` event; keys authenticated before
+   * stay authenticated on this connection. Nothing happens when the relay never challenged this connection.
+   */
+  reauthenticate(): void {
+    const challenge = this.#answered;
+    this.#answered = undefined;
+    if (challenge !== undefined) this.#answerChallenge(challenge);
+  }
+
+  #authTemplate(challenge: string) {
+    return {
       kind: Kind.ClientAuth,
       created_at: Math.floor(this.#opts.now() / 1000),
       tags: [
@@ -542,6 +550,13 @@ export class RelayLink extends Emitter<LinkEvents> {
       ],
       content: '',
     };
+  }
+
+  #answerChallenge(challenge: string): void {
+    const identity = this.#opts.identity;
+    if (!identity || challenge === this.#answered) return;
+    this.#answered = challenge;
+    const template = this.#authTemplate(challenge);
     // Sent first: the relay has them before the main AUTH's OK makes the link ready (answers are not awaited).
     for (const extra of this.#opts.alsoAuth()) this.#send(['AUTH', extra.sign(template)]);
     const auth = identity.sign(template);

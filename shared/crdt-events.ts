@@ -4,7 +4,7 @@
  * coverage rule. Pure and Yjs-free: the relay's membership policy and compaction use it, and
  * client/crdt/wire.ts re-exports it next to the encoders.
  */
-import { getTagValue, type NostrEvent } from './event.js';
+import { getDTag, getTagValue, type NostrEvent } from './event.js';
 
 /** Event kinds of shared documents (regular / ephemeral / addressable per NIP-01). */
 export const DocKind = {
@@ -12,6 +12,8 @@ export const DocKind = {
   Awareness: 24337,
   Membership: 34337,
   Snapshot: 34338,
+  /** The membership record of a document addressed by its owner's agent id (docs/identity.md), signed by a key of that identity. */
+  IdentityMembership: 34339,
 } as const;
 
 /** Kinds whose `a` tag names the document they write to (the membership record itself is signed by the owner). */
@@ -43,11 +45,32 @@ export function makeDocAddress(owner: string, name: string): string {
   return `${DocKind.Membership}:${owner}:${name}`;
 }
 
-/** Owner and name of a document address; undefined when it is not one. */
-export function parseDocAddress(address: string): { owner: string; name: string } | undefined {
-  const m = /^(\d+):([0-9a-f]{64}):(.*)$/s.exec(address);
-  if (!m || Number(m[1]) !== DocKind.Membership) return undefined;
-  return { owner: m[2]!, name: m[3]! };
+/**
+ * The address of document `name` owned by the identity `aid` (the agent id of a key event log):
+ * `34339:<aid>:<name>`. It outlives the owner's rotations: any key speaking for `aid` signs its record.
+ */
+export function makeIdentityDocAddress(aid: string, name: string): string {
+  return `${DocKind.IdentityMembership}:${aid}:${name}`;
+}
+
+/**
+ * Owner and name of a document address; undefined when it is not one. For an identity-addressed
+ * document (`34339:…`) `owner` is the agent id and `identity` is true.
+ */
+export function parseDocAddress(address: string): { owner: string; name: string; identity: boolean; kind: number } | undefined {
+  const m = /^(3433[79]):([0-9a-f]{64}):(.*)$/s.exec(address);
+  if (!m) return undefined;
+  const kind = Number(m[1]);
+  return { owner: m[2]!, name: m[3]!, identity: kind === DocKind.IdentityMembership, kind };
+}
+
+/** The document an identity membership record (kind 34339) is for: its `a` tag, when it names one of that kind with the record's `d`. */
+export function getIdentityRecordAddress(ev: Pick<NostrEvent, 'kind' | 'tags'>): { address: string; aid: string; name: string } | undefined {
+  if (ev.kind !== DocKind.IdentityMembership) return undefined;
+  const address = getTagValue(ev, 'a');
+  const doc = address === undefined ? undefined : parseDocAddress(address);
+  if (!doc?.identity || getDTag(ev) !== doc.name) return undefined;
+  return { address: address as string, aid: doc.owner, name: doc.name };
 }
 
 /** `client:clock,...` sorted by client: the text form of a state vector carried in a tag. */

@@ -46,6 +46,11 @@ export interface SharedDocOptions {
   onReject?: (reason: string, meta: RemoteUpdateMeta) => void;
   /** The earlier keys of `pubkey`'s identity (its key event log): a listed member's successor key is a member. */
   priorKeys?: (pubkey: string) => readonly string[];
+  /**
+   * For a document owned by an identity rather than a key (the record's `owner` is then its agent id):
+   * whether `pubkey` speaks for the owner now (per its key event log).
+   */
+  isOwner?: (pubkey: string) => boolean;
 }
 
 /** A full-state update plus the state vector it covers: what a newcomer loads instead of the whole history. */
@@ -84,6 +89,7 @@ export class SharedDoc {
   #membership: MembershipRecord;
   readonly #policies: readonly UpdatePolicy[];
   readonly #priorKeys: (pubkey: string) => readonly string[];
+  readonly #isOwner: (pubkey: string) => boolean;
   readonly #now: () => number;
   readonly #onReject: ((reason: string, meta: RemoteUpdateMeta) => void) | undefined;
   readonly #transports = new Map<DocTransport, (() => void) | undefined>();
@@ -99,6 +105,7 @@ export class SharedDoc {
     this.#membership = 'version' in m ? makeMembership(m.owner, m.members, m.version) : makeMembership(m.owner, m.members ?? []);
     this.#policies = options.policies ?? defaultPolicies;
     this.#priorKeys = options.priorKeys ?? (() => []);
+    this.#isOwner = options.isOwner ?? (() => false);
     this.#now = options.now ?? Date.now;
     this.#onReject = options.onReject;
     this.ydoc = new Y.Doc();
@@ -180,7 +187,7 @@ export class SharedDoc {
 
   /** True when `pubkey` is the owner or a member, or the successor key of a member (`priorKeys`). */
   isMember(pubkey: string): boolean {
-    if (isMemberOf(this.#membership, pubkey)) return true;
+    if (isMemberOf(this.#membership, pubkey) || this.#isOwner(pubkey)) return true;
     const record = this.#membership;
     return this.#priorKeys(pubkey).some((k) => isMemberOf(record, k));
   }

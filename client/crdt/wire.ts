@@ -255,5 +255,7 @@ export function makeDocFilters(address: string, opts: { since?: number } = {}): 
   if (!doc) return [];
   const deltas: Filter = { kinds: [DocKind.Update, DocKind.Awareness], '#a': [address] };
   if (opts.since !== undefined) deltas.since = opts.since;
-  return [{ kinds: [DocKind.Membership], authors: [doc.owner], '#d': [doc.name] }, { kinds: [DocKind.Snapshot], '#a': [address] }, deltas];
+  // A document addressed by agent id (34339) has its records by any key of the identity: named by their `a` tag.
+  const record: Filter = doc.identity ? { kinds: [doc.kind], '#a': [address] } : { kinds: [doc.kind], authors: [doc.owner], '#d': [doc.name] };
+  return [record, { kinds: [DocKind.Snapshot], '#a': [address] }, deltas];
 }

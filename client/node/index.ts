@@ -1,9 +1,11 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { createAgent, type Agent, type AgentOptions } from '../agent.js';
+import { createAgent, type Agent, type AgentOptions, type KeySource } from '../agent.js';
 import { setDefaultCrypto } from '../crypto.js';
+import { identityDocs } from '../identity-docs.js';
+import { adoptKeyStep } from '../key-step.js';
 import { loadOrCreateKeyFile } from './key-file.js';
-import { isRotationDue, openKeyRing, readRetiredKeys, readRotationInterval, rotateKeyRing } from './key-ring.js';
+import { isRotationDue, openKeyRing, readRetiredKeys, readRotationInterval, revokeKeyRing, rotateKeyRing } from './key-ring.js';
 import { SqliteAgentStore } from './sqlite-store.js';
 import { wasmCrypto } from './wasm-crypto.js';
 import { NodeWebSocket } from './websocket.js';
@@ -14,6 +16,8 @@ import { NodeWebSocket } from './websocket.js';
  */
 export * from '../index.js';
 export { loadKeyFile, loadOrCreateKeyFile, saveKeyFile } from './key-file.js';
+export { adoptKeyStep } from '../key-step.js';
+export { identityDocs, makeIdentityMembershipEvent, migrateToIdentityDoc } from '../identity-docs.js';
 export {
   isRotationDue,
   type KeyRing,
@@ -88,9 +92,21 @@ export function createNodeAgent(opts: NodeAgentOptions): Agent {
     if (isRotationDue(ring, every, Math.floor(Date.now() / 1000))) ring = rotateKeyRing(home).ring;
     const store = new SqliteAgentStore(opts.dbFile ?? join(home, 'agent.db'), { synchronous: opts.durability ?? 'full' });
     const keyLog = { events: ring.events, retired: readRetiredKeys(home, ring) };
-    return createAgent({ ...opts, identity: ring.current, keyLog, store, WebSocket: opts.WebSocket ?? NodeWebSocket });
+    // agent.rotate() / revoke() take the step on disk first (fsynced), then switch the running agent to it.
+    const keySource: KeySource = {
+      rotate: () => {
+        const { ring: after, event } = rotateKeyRing(home);
+        return { event, current: after.current };
+      },
+      revoke: (reason) => {
+        const { ring: after, event } = revokeKeyRing(home, reason === undefined ? {} : { reason });
+        return { event, current: after.current };
+      },
+      adopt: adoptKeyStep,
+    };
+    return createAgent({ identityDocs, ...opts, identity: ring.current, keyLog, keySource, store, WebSocket: opts.WebSocket ?? NodeWebSocket });
   }
   const identity = opts.identity ?? loadOrCreateKeyFile(opts.keyFile ?? join(home, 'agent.key')).identity;
   const store = new SqliteAgentStore(opts.dbFile ?? join(home, 'agent.db'), { synchronous: opts.durability ?? 'full' });
-  return createAgent({ ...opts, identity, store, WebSocket: opts.WebSocket ?? NodeWebSocket });
+  return createAgent({ identityDocs, ...opts, identity, store, WebSocket: opts.WebSocket ?? NodeWebSocket });
 }

@@ -1,7 +1,8 @@
 import type { Database } from 'better-sqlite3';
 import { isPending, type DocCompaction, type MaybePromise, type PolicyClaims, type SyncEventReads } from '../store/types.js';
 import { runWithLaterReads, type ReplayedReads } from '../policies/later-reads.js';
-import { DocKind, getSnapshotPart, makeDocAddress, parseDocAddress, parseStateVector } from '../../shared/crdt-events.js';
+import { DocKind, getIdentityRecordAddress, getSnapshotPart, makeDocAddress, parseDocAddress, parseStateVector } from '../../shared/crdt-events.js';
+import { IDENTITY_KINDS } from '../../shared/identity-log.js';
 import { getDTag, getTagValue, type NostrEvent, type VerifiedEvent } from '../../shared/event.js';
 import { Kind } from '../../shared/kinds.js';
 import { recordError, type RelayContext } from '../context.js';
@@ -58,7 +59,13 @@ export function installSharedDocs(
   const book = new MembershipBook((filters) => reads?.query(filters) ?? [], replayed ? 0 : undefined);
   if (config.crdtMembership !== 'off' && reads) {
     const isStored = (id: string) => reads.isKnown(id) === 'stored';
-    const policy = rejectNonMemberDocWrites((a) => book.get(a), config.crdtMembership, isStored, priorKeys);
+    const policy = rejectNonMemberDocWrites(
+      (a) => book.get(a),
+      config.crdtMembership,
+      isStored,
+      priorKeys,
+      (aid) => book.keyLog(aid),
+    );
     ctx.hooks.rejectEvent.push(replayed ? runWithLaterReads(replayed, policy) : policy);
   }
 
@@ -77,8 +84,9 @@ export function installSharedDocs(
     const doc = parseDocAddress(address);
     if (!doc) return false;
     if (author === doc.owner) return true;
-    if (config.crdtCompaction !== 'members') return false;
     const record = book.get(address);
+    if (doc.identity && record?.ownerKeyAt?.(author, ctx.now())) return true;
+    if (config.crdtCompaction !== 'members') return false;
     return record !== undefined && isDocMember(record, author);
   };
 
@@ -167,14 +175,23 @@ export function installSharedDocs(
 
   ctx.hooks.onEventSaved.push(function trackSharedDocs(event, seq) {
     if (event.kind === DocKind.Membership) book.forget(makeDocAddress(event.pubkey, getDTag(event)));
-    else if (event.kind === Kind.Deletion) book.clear();
+    else if (event.kind === DocKind.IdentityMembership) {
+      const doc = getIdentityRecordAddress(event);
+      if (doc) book.forget(doc.address);
+    } else if (event.kind === Kind.Deletion || IDENTITY_KINDS.includes(event.kind)) book.clear();
     else if (event.kind === DocKind.Snapshot) onSnapshotStored(event, seq);
   });
 
   infoContributors.push(() => ({
     roost: {
       crdt: {
-        kinds: { update: DocKind.Update, awareness: DocKind.Awareness, membership: DocKind.Membership, snapshot: DocKind.Snapshot },
+        kinds: {
+          update: DocKind.Update,
+          awareness: DocKind.Awareness,
+          membership: DocKind.Membership,
+          snapshot: DocKind.Snapshot,
+          identity_membership: DocKind.IdentityMembership,
+        },
         membership: reads ? config.crdtMembership : 'off',
         compaction: compactor ? config.crdtCompaction : 'off',
         compaction_grace: config.crdtCompactionGraceSeconds,

@@ -1,5 +1,7 @@
 import { npubEncode } from 'nostr-tools/nip19';
-import { DOC_WRITE_KINDS, getDocAddresses } from '../../shared/crdt-events.js';
+import { DOC_WRITE_KINDS, DocKind, getDocAddresses, getIdentityRecordAddress } from '../../shared/crdt-events.js';
+import { isOwnerKeyAt } from '../../shared/doc-owner.js';
+import type { KeyLog } from '../../shared/identity-log.js';
 import { makeReason } from '../../shared/reason.js';
 import { isDocMember, type StoredMembership } from '../crdt/membership.js';
 import type { RejectEvent } from './types.js';
@@ -20,14 +22,31 @@ export function rejectNonMemberDocWrites(
   mode: DocMembershipMode,
   isStored: (id: string) => boolean = () => false,
   priorKeys: (pubkey: string) => readonly string[] = () => [],
+  keyLog: (aid: string) => KeyLog | undefined = () => undefined,
 ): RejectEvent {
   const kinds = new Set(DOC_WRITE_KINDS);
-  return function rejectNonMemberDocWrites(ev) {
-    const reason = check(ev);
+  return function rejectNonMemberDocWrites(ev, ctx) {
+    const reason = ev.kind === DocKind.IdentityMembership ? checkRecord(ev, ctx.now) : check(ev, ctx.now);
     return reason !== undefined && isStored(ev.id) ? undefined : reason;
   };
 
-  function check(ev: Parameters<RejectEvent>[0]): string | undefined {
+  /**
+   * A membership record of a document addressed by agent id: it must name its document (`a` and `d`), and,
+   * when the identity's log is stored here, be signed by a key that speaks for it now (a revoked key, or a
+   * rotated-out key past its grace period, is refused). With no log here it is stored unchecked: readers
+   * and this relay's enforcement only honour a record whose key the log backs.
+   */
+  function checkRecord(ev: Parameters<RejectEvent>[0], now: number): string | undefined {
+    const doc = getIdentityRecordAddress(ev);
+    if (!doc) return makeReason('invalid', 'an identity membership record needs an a tag naming its 34339 document and the same d tag');
+    const log = keyLog(doc.aid);
+    if (log && !isOwnerKeyAt(log, ev.pubkey, Math.max(now, ev.created_at))) {
+      return makeReason('restricted', `${safeNpub(ev.pubkey)} does not speak for identity ${doc.aid} (not its key, revoked, or past its grace period)`);
+    }
+    return undefined;
+  }
+
+  function check(ev: Parameters<RejectEvent>[0], now: number): string | undefined {
     if (!kinds.has(ev.kind)) return undefined;
     const addresses = getDocAddresses(ev);
     if (addresses.length === 0) return mode === 'all' ? makeReason('invalid', 'a shared-document event must name its document in an a tag') : undefined;
@@ -37,8 +56,13 @@ export function rejectNonMemberDocWrites(
         if (mode === 'all') return makeReason('restricted', `document ${address} has no membership record on this relay`);
         continue;
       }
-      // A member's successor key (its key event log, stored here) writes for it.
-      if ((mode === 'all' || record.enforced) && !isDocMember(record, ev.pubkey) && !priorKeys(ev.pubkey).some((k) => isDocMember(record, k))) {
+      // A member's successor key (its key event log, stored here) writes for it; an identity owner's keys
+      // are checked by their windows in isDocMember (an earlier owner key lends nothing to a revoked one).
+      if (
+        (mode === 'all' || record.enforced) &&
+        !isDocMember(record, ev.pubkey, now) &&
+        !priorKeys(ev.pubkey).some((k) => k === record.owner || record.members.has(k))
+      ) {
         return makeReason('restricted', `${safeNpub(ev.pubkey)} is not a member of document ${address}`);
       }
     }

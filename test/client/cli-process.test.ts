@@ -1,10 +1,14 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../helpers/process.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
 import { tempDir } from './helpers.js';
+import { wrapDirectMessage } from '../../client/dm.js';
+import { Identity } from '../../client/identity.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { waitFor } from '../helpers/wait.js';
 
 const BIN = join(ROOT, 'dist/cli/main.js');
 
@@ -124,5 +128,63 @@ describe('the roost binary: a newcomer’s mistakes get clear answers', () => {
     expect((await run(['agent', 'outbox', '--home', dir])).stdout.trim().split('\n')).toHaveLength(2);
     expect((await run(['agent', 'outbox', '--home', dir, '--purge'])).stdout).toBe('purged 2 pending deliveries\n');
     expect((await run(['agent', 'outbox', '--home', dir])).stdout).toBe('outbox empty\n');
+  });
+});
+
+describe('roost agent tail after a rotation (the binary)', () => {
+  let relay: TestRelay;
+  let peer: RawClient;
+  const home = tempDir();
+  beforeAll(async () => {
+    relay = await startRelay();
+    peer = await RawClient.connect(relay.url);
+  });
+  afterAll(async () => {
+    peer.close();
+    await relay.close();
+    home.cleanup();
+  });
+
+  it('follows mail to the retired key live during its grace period, and whoami lists that key with its grace end', async () => {
+    const env = { ROOST_RELAYS: relay.url };
+    const old = JSON.parse((await run(['agent', 'keygen', '--home', home.dir, '--json'], { env })).stdout) as { pubkey: string };
+    expect((await run(['agent', 'identity', '--home', home.dir], { env })).code).toBe(0);
+    const rotated = JSON.parse((await run(['agent', 'rotate', '--home', home.dir, '--json'], { env })).stdout) as { pubkey: string; aid: string };
+    expect(rotated.pubkey).not.toBe(old.pubkey);
+
+    const who = JSON.parse((await run(['agent', 'whoami', '--home', home.dir, '--json'], { env })).stdout);
+    expect(who).toMatchObject({ aid: rotated.aid, pubkey: rotated.pubkey, seq: 1, nextKeyDigest: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(who.retired).toEqual([{ pubkey: old.pubkey, end: 'rotated', until: expect.any(Number), read: true }]);
+
+    const child = spawn(process.execPath, [BIN, 'agent', 'tail', '--home', home.dir, '--limit', '2', '--json'], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      await waitFor(() => stderr.includes('tailing '), 'the tail subscribed', 15_000);
+      const sender = Identity.generate();
+      // One peer still writes to the retired key (it has not seen the rotation), one to the current key.
+      expect((await peer.publish(wrapDirectMessage(sender, old.pubkey, 'to the retired key').wrap))[2]).toBe(true);
+      expect((await peer.publish(wrapDirectMessage(sender, rotated.pubkey, 'to the current key').wrap))[2]).toBe(true);
+      // Both printed: the tail exits by itself (--limit 2); without the retired key it waits for ever.
+      await waitFor(() => stdout.trim().split('\n').length >= 2, 'the tail printed both messages', 15_000).catch(() => undefined);
+      expect(stdout).toContain('to the retired key');
+      expect(await exited).toBe(0);
+      const got = stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { type: string; content: string });
+      expect(got.map((m) => [m.type, m.content]).sort()).toEqual([
+        ['dm', 'to the current key'],
+        ['dm', 'to the retired key'],
+      ]);
+    } finally {
+      child.kill();
+    }
   });
 });

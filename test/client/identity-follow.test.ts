@@ -3,6 +3,9 @@ import type { Agent, InboxMessage } from '../../client/agent.js';
 import { wrapDirectMessage } from '../../client/dm.js';
 import type { ClientError } from '../../client/errors.js';
 import { Identity } from '../../client/identity.js';
+import { join } from 'node:path';
+import { migrateToIdentityDoc } from '../../client/identity-docs.js';
+import { loadKeyFile } from '../../client/node/key-file.js';
 import { openKeyRing, revokeKeyRing, rotateKeyRing } from '../../client/node/key-ring.js';
 import type { WakeChannel } from '../../client/wake.js';
 import type { SendOutcome, WakeSender, WakeTarget } from '../../relay/push/types.js';
@@ -248,6 +251,52 @@ describe('DMs follow a rotation', () => {
   });
 });
 
+describe('rotating a running agent in place', () => {
+  it('agent.rotate() switches the key without a restart: DMs sent before, during and after arrive exactly once; the card and log follow', async () => {
+    const bobHome = home();
+    const bob = await agentIn(bobHome);
+    const alice = await agentIn(home());
+    const bob0 = bob.agent.pubkey;
+    await bob.agent.publishCard({ name: 'bob', description: '', capabilities: ['in-place'], version: '1' });
+    const sent: string[] = [];
+    const send = async (text: string) => {
+      sent.push(text);
+      return alice.agent.send(bob0, text);
+    };
+    for (let i = 0; i < 5; i++) await send(`before-${i}`);
+    // During: Alice keeps writing (to whichever key she knows) while Bob rotates.
+    const rotating = bob.agent.rotate();
+    const during = Array.from({ length: 10 }, (_, i) => send(`during-${i}`));
+    const log = await rotating;
+    await Promise.all(during);
+    const bob1 = bob.agent.pubkey;
+    expect(bob1).not.toBe(bob0);
+    expect(log).toMatchObject({ aid: bob.agent.aid, current: bob1 });
+    expect(bob.agent.keyLog?.head.seq).toBe(1);
+    expect(openKeyRing(bobHome).current.pubkey).toBe(bob1);
+    expect(bob.agent.readKeys).toEqual([bob1, bob0]);
+    await waitFor(() => alice.agent.keyLogs.get(bob0)?.current === bob1, 'alice sees the rotation');
+    const after = [];
+    for (let i = 0; i < 5; i++) after.push(await send(`after-${i}`));
+    expect(wrapTarget(relay, (after[4] as { wrapId: string }).wrapId)).toBe(bob1);
+    // A peer that has not seen the rotation still writes to the old key during the grace period.
+    const stranger = Identity.generate();
+    expect((await publishRaw(relay.url, wrapDirectMessage(stranger, bob0, 'late-to-old').wrap))[2]).toBe(true);
+    sent.push('late-to-old');
+    await waitFor(() => dmTexts(bob.got).length >= sent.length, 'bob reads every message', 15_000);
+    await bob.agent.inboxIdle();
+    expect(dmTexts(bob.got).sort()).toEqual([...sent].sort());
+    // Bob answers from the new key; Alice accepts it for the same identity.
+    await bob.agent.send(alice.agent.pubkey, 'from-new');
+    await waitFor(() => dmTexts(alice.got).includes('from-new'), 'alice reads the new key');
+    expect(alice.got.find((m) => m.type === 'dm' && m.content === 'from-new')).toMatchObject({ from: bob1, aid: bob.agent.aid });
+    // The card of the session is republished by the new key, naming key version 1.
+    const seeker = await agentIn(home());
+    await waitFor(async () => (await seeker.agent.discover({ capabilities: ['in-place'] }))[0]?.pubkey === bob1, 'discovery finds the new key');
+    expect([...alice.errors, ...bob.errors]).toEqual([]);
+  });
+});
+
 describe('push registrations follow a rotation', () => {
   it('an agent asleep when it is rotated is woken by mail to its new key and reads all its mail', async () => {
     const pushed: WakeTarget[] = [];
@@ -362,6 +411,105 @@ describe('document membership follows a rotation', () => {
     await waitFor(() => od.map('x').get('after') === 2, 'owner reads the new key');
     expect(od.isMember(member.agent.pubkey)).toBe(true);
     expect(od.membership.members).toEqual([m0]);
+  });
+});
+
+describe('a document addressed by its owner identity outlives the owner’s keys', () => {
+  it('the owner rotates mid-editing: its new key and the members keep converging on one document; a thief with the revoked key changes nothing', async () => {
+    const ownerHome = home();
+    let owner = await agentIn(ownerHome);
+    const aid = owner.agent.aid as string;
+    const member = await agentIn(home());
+    let od = await owner.agent.doc('plan', { identity: true, members: [member.agent.pubkey], enforce: true });
+    expect(od.address).toBe(`34339:${aid}:plan`);
+    const md = await member.agent.doc('plan', { identity: aid });
+    await waitFor(() => md.canWrite && md.enforced, 'member sees the record');
+    od.map('x').set('k0', 0);
+    md.map('x').set('m0', 0);
+    await waitFor(() => md.map('x').get('k0') === 0 && od.map('x').get('m0') === 0, 'both edits converge before the rotation');
+
+    // Planned rotation in the middle of the editing: the member keeps writing meanwhile.
+    await owner.agent.close();
+    const k0 = owner.agent.pubkey;
+    rotateKeyRing(ownerHome);
+    md.map('x').set('m1', 1);
+    owner = await agentIn(ownerHome);
+    const k1 = owner.agent.pubkey;
+    expect(k1).not.toBe(k0);
+    od = await owner.agent.doc('plan', { identity: true });
+    expect(od.address).toBe(`34339:${aid}:plan`);
+    expect(od.canWrite).toBe(true);
+    od.map('x').set('k1', 1);
+    md.map('x').set('m2', 2);
+    await waitFor(
+      () => md.map('x').get('k1') === 1 && od.map('x').get('m1') === 1 && od.map('x').get('m2') === 2,
+      'edits by the new key and the member converge',
+    );
+    expect(md.isOwnerKey(k1)).toBe(true);
+    // The new key changes the membership: the relay and the member take it.
+    od.setMembers([member.agent.pubkey, Identity.generate().pubkey]);
+    await waitFor(() => md.membership.members.length === 2, 'member applies the new key’s record');
+
+    // The key is stolen; the owner revokes it. The thief holds only the revoked key.
+    await owner.agent.close();
+    const thief = loadKeyFile(join(ownerHome, 'agent.key'));
+    expect(thief.pubkey).toBe(k1);
+    revokeKeyRing(ownerHome);
+    owner = await agentIn(ownerHome);
+    od = await owner.agent.doc('plan', { identity: true });
+    await waitFor(async () => typeof (await member.agent.keyLogs.fetchLog(aid)) !== 'string' && !md.isOwnerKey(k1), 'member learns the revocation');
+    const takeover = thief.sign({
+      kind: 34339,
+      created_at: Math.floor(Date.now() / 1000) + 5,
+      tags: [
+        ['d', 'plan'],
+        ['a', `34339:${aid}:plan`],
+        ['p', thief.pubkey],
+        ['enforce', 'members'],
+      ],
+      content: '',
+    });
+    const refused = await publishRaw(relay.url, takeover);
+    expect(refused[2]).toBe(false);
+    expect(refused[3]).toMatch(/^restricted: .* does not speak for identity/);
+    // Nor does the relay take the thief's edits as the owner's.
+    const delta = thief.sign({ kind: 4337, created_at: Math.floor(Date.now() / 1000), tags: [['a', `34339:${aid}:plan`]], content: 'AAA=' });
+    expect((await publishRaw(relay.url, delta))[3]).toMatch(/^restricted: .* is not a member/);
+    od.map('x').set('k2', 2);
+    md.map('x').set('m3', 3);
+    await waitFor(() => md.map('x').get('k2') === 2 && od.map('x').get('m3') === 3, 'the owner’s third key and the member still converge');
+    expect(md.membership.members).toHaveLength(2);
+    expect(md.membership.members).not.toContain(thief.pubkey);
+    expect(od.toJSON()).toEqual(md.toJSON());
+  });
+});
+
+describe('a document addressed by key moves to the owner identity', () => {
+  it('migrateToIdentityDoc carries state and members over after the owner rotated; the old address stays readable', async () => {
+    const ownerHome = home();
+    let owner = await agentIn(ownerHome);
+    const k0 = owner.agent.pubkey;
+    const member = await agentIn(home());
+    const old = await owner.agent.doc('notes', { members: [member.agent.pubkey] });
+    old.map('n').set('a', 1);
+    const mOld = await member.agent.doc('notes', { owner: k0 });
+    await waitFor(() => mOld.canWrite, 'member sees the old record');
+    mOld.map('n').set('b', 2);
+    await waitFor(() => old.map('n').get('b') === 2, 'owner reads the member');
+    await old.flush();
+    await owner.agent.close();
+    rotateKeyRing(ownerHome);
+    owner = await agentIn(ownerHome);
+
+    const doc = await migrateToIdentityDoc(owner.agent, 'notes', { from: k0 });
+    expect(doc.address).toBe(`34339:${owner.agent.aid}:notes`);
+    expect(doc.membership.members).toEqual([member.agent.pubkey]);
+    const moved = await member.agent.doc('notes', { identity: owner.agent.aid as string });
+    await waitFor(() => moved.map('n').get('a') === 1 && moved.map('n').get('b') === 2 && moved.canWrite, 'member reads the moved state');
+    moved.map('n').set('c', 3);
+    await waitFor(() => doc.map('n').get('c') === 3, 'the owner’s new key reads the member at the new address');
+    // The old address is still readable.
+    expect(mOld.map('n').get('a')).toBe(1);
   });
 });
 

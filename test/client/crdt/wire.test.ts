@@ -57,9 +57,10 @@ describe('kinds and addresses', () => {
   });
 
   it.each([
-    { address: ADDRESS, want: { owner: OWNER, name: 'mesh/status' } },
-    { address: `34337:${OWNER}:`, want: { owner: OWNER, name: '' } },
-    { address: `34337:${OWNER}:a:b`, want: { owner: OWNER, name: 'a:b' } },
+    { address: ADDRESS, want: { owner: OWNER, name: 'mesh/status', identity: false, kind: 34337 } },
+    { address: `34337:${OWNER}:`, want: { owner: OWNER, name: '', identity: false, kind: 34337 } },
+    { address: `34337:${OWNER}:a:b`, want: { owner: OWNER, name: 'a:b', identity: false, kind: 34337 } },
+    { address: `34339:${OWNER}:a`, want: { owner: OWNER, name: 'a', identity: true, kind: 34339 } },
     { address: `30023:${OWNER}:x`, want: undefined },
     { address: `34337:${OWNER.toUpperCase()}:x`, want: undefined },
     { address: `34337:abc:x`, want: undefined },
