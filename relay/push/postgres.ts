@@ -6,7 +6,7 @@ import { makeReason } from '../../shared/reason.js';
 import { admitWakeRegistration, ConversationKeyCache, type WakeRegistrationResult } from './registration.js';
 import { createWakeSenders, describeWake, getConfiguredPlatforms, type WakeDescription } from './senders.js';
 import { inTransaction } from '../store/postgres-transaction.js';
-import type { DeliveryRow } from './store.js';
+import { readDuePush, type DeliveryRow } from './store.js';
 import type { PushStats, PushWakeConfig } from './wake.js';
 import { WakeLoop, type DueWake, type PushResult, type WakeDecision, type WakeQueueStore } from './loop.js';
 import type { DuePush, WakeWindow } from './rules.js';
@@ -148,15 +148,7 @@ class PostgresWakeQueue implements WakeQueueStore {
         [now, room, leaseUntil],
       )
     ).rows;
-    return rows.map((r) => ({
-      owner: r.owner,
-      platform: r.platform,
-      token: r.token,
-      seq: r.seq,
-      queuedAt: r.queued_at,
-      attempts: r.attempts,
-      target: r.mode === null ? undefined : { platform: r.platform, token: r.token, topic: r.topic ?? '', environment: r.environment ?? '', mode: r.mode },
-    }));
+    return rows.map(readDuePush);
   }
 
   async unclaim(d: DuePush, at: number): Promise<void> {

@@ -14,12 +14,19 @@ const HOUR_MS = 3_600_000;
 
 /** Counters since start (the {@link PushStats} figures each queue keeps). */
 export interface WakeCounters {
+  /** Wakes queued (at most one pending per agent). */
   queued: number;
+  /** Pushes accepted by APNs or FCM. */
   sent: number;
+  /** Pushes rescheduled after 429, 5xx or a network error. */
   retried: number;
+  /** Pushes given up: attempts or TTL exhausted, or a permanent error that keeps the token. */
   failed: number;
+  /** Registrations removed because the push service called their token dead. */
   pruned: number;
+  /** Wakes and pushes dropped because the agent came online or removed the device first. */
   cancelled: number;
+  /** Wakes held back by the per-agent hourly cap. */
   rateLimited: number;
 }
 

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import type { DuePush } from './rules.js';
 import type { WakePlatform, WakeTarget } from './types.js';
 
 /** A pending per-agent wake. */
@@ -9,14 +10,7 @@ export interface PendingWake {
 }
 
 /** A released wake for one device, joined with the channel it goes to (absent when it was removed). */
-export interface DueDelivery {
-  owner: string;
-  platform: WakePlatform;
-  token: string;
-  seq: number;
-  queuedAt: number;
-  attempts: number;
-  target: WakeTarget | undefined;
+export interface DueDelivery extends DuePush {
   registeredAt: number | undefined;
 }
 
@@ -39,6 +33,19 @@ export interface DeliveryRow {
   environment: WakeTarget['environment'] | null;
   mode: WakeTarget['mode'] | null;
   registered_at: number | null;
+}
+
+/** A delivery row (either queue's: SQLite or PostgreSQL) as the loop reads it. */
+export function readDuePush(r: Omit<DeliveryRow, 'registered_at'>): DuePush {
+  return {
+    owner: r.owner,
+    platform: r.platform,
+    token: r.token,
+    seq: r.seq,
+    queuedAt: r.queued_at,
+    attempts: r.attempts,
+    target: r.mode === null ? undefined : { platform: r.platform, token: r.token, topic: r.topic ?? '', environment: r.environment ?? '', mode: r.mode },
+  };
 }
 
 /** Every SQL statement of the push subsystem (tables from migrations/0003_push.sql), prepared once. */
@@ -208,16 +215,7 @@ export class PushStore {
 
   /** Deliveries due by `now`, oldest first. */
   listDueDeliveries(now: number, limit: number): DueDelivery[] {
-    return this.#s.dueDeliveries.all(now, limit).map((r) => ({
-      owner: r.owner,
-      platform: r.platform,
-      token: r.token,
-      seq: r.seq,
-      queuedAt: r.queued_at,
-      attempts: r.attempts,
-      target: r.mode === null ? undefined : { platform: r.platform, token: r.token, topic: r.topic ?? '', environment: r.environment ?? '', mode: r.mode },
-      registeredAt: r.registered_at ?? undefined,
-    }));
+    return this.#s.dueDeliveries.all(now, limit).map((r) => ({ ...readDuePush(r), registeredAt: r.registered_at ?? undefined }));
   }
 
   /** Sets a delivery's next attempt time and attempt count (a claim before sending, or a retry). */

@@ -8,7 +8,7 @@ import { admitWakeRegistration, ConversationKeyCache, type WakeRegistrationResul
 import { createWakeSenders, describeWake, getConfiguredPlatforms, type PushConfig, type WakeDescription } from './senders.js';
 import { PushStore } from './store.js';
 import { WakeLoop, type DueWake, type PushResult, type WakeDecision, type WakeQueueStore } from './loop.js';
-import { getPushKey, type DuePush, type WakeWindow } from './rules.js';
+import { getPushKey, type DuePush, type WakeCounters, type WakeWindow } from './rules.js';
 import { systemClock, type PushClock, type WakePlatform, type WakeSenders } from './types.js';
 
 /** Settings push wake reads: every push* key, and the public URL it names in wake hints. */
@@ -42,21 +42,7 @@ export interface WakeTracing {
 }
 
 /** Counters since start, and the current queue. */
-export interface PushStats {
-  /** Wakes queued (at most one pending per agent). */
-  queued: number;
-  /** Pushes accepted by APNs or FCM. */
-  sent: number;
-  /** Pushes rescheduled after 429, 5xx or a network error. */
-  retried: number;
-  /** Pushes given up: attempts or TTL exhausted, or a permanent error that keeps the token. */
-  failed: number;
-  /** Registrations removed because the push service called their token dead. */
-  pruned: number;
-  /** Wakes and pushes dropped because the agent came online or removed the device first. */
-  cancelled: number;
-  /** Wakes held back by the per-agent hourly cap. */
-  rateLimited: number;
+export interface PushStats extends WakeCounters {
   pendingWakes: number;
   pendingDeliveries: number;
   inFlight: number;
