@@ -118,6 +118,9 @@ it('a browser agent exchanges encrypted messages with a Node agent through the r
   // OpenTelemetry API with the client's spans (publish, DMs, handlers, task and decision lifecycles:
   // about 4.1 KiB; main without them 75.9 KiB, with them 80.0 KiB, measured together), and identity that
   // outlives its keys (key event log verifier, following peers' logs for DMs, cards, documents and
-  // electorates, reputation: about 6 KiB; 88,121 bytes gzipped with everything).
-  expect(bundleGzip).toBeLessThan(87 * 1024);
+  // electorates, reputation: about 6 KiB; 88,121 bytes gzipped with everything). Then documents
+  // addressed by an agent id (+0.7 KiB: the record ranking shared with the relay) and the relay-frame
+  // parser shared with the replicator (+0.1 KiB): 89,196 bytes. Next cut: reputation and tracing as
+  // optional entry points (about 1.2 and 1.6 KiB gzipped).
+  expect(bundleGzip).toBeLessThan(88 * 1024);
 });
