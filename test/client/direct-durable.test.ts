@@ -165,7 +165,11 @@ describe('durable direct messages', () => {
 
     const again = runChild({ ...aliceEnv, MODE: 'drain' });
     await waitFor(() => again.output().includes('drained'), 'restarted alice published what she had parked', 20_000);
-    expect(again.output()).toContain(`outbox ${N - K}`);
+    // The parked messages went to the outbox; beside them may be Alice's own publications (card, relay
+    // list, key event log) not yet acknowledged when she was killed or queued by her restart.
+    const queued = Number(/outbox (\d+)/.exec(again.output())?.[1]);
+    expect(queued).toBeGreaterThanOrEqual(N - K);
+    expect(queued).toBeLessThanOrEqual(N - K + 3);
     const bob2 = bobAgent(false);
     cleanups.push(() => bob2.close());
     await bob2.start();
