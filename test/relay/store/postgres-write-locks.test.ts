@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { VerifiedEvent } from '../../../shared/event.js';
+import type { NostrEvent, VerifiedEvent } from '../../../shared/event.js';
 import { PostgresStore } from '../../../relay/store/postgres.js';
 import { postgresSkipReason, startPostgres, type PgServer } from '../../helpers/postgres.js';
 import { createRng } from '../../helpers/prng.js';
@@ -19,15 +19,7 @@ if (skip) console.warn(skip);
 const hex = (n: number) => n.toString(16).padStart(64, '0');
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-interface Ev {
-  id: string;
-  pubkey: string;
-  created_at: number;
-  kind: number;
-  tags: string[][];
-  content: string;
-  sig: string;
-}
+type Ev = NostrEvent;
 
 const newer = (a: Ev, b: Ev) => a.created_at > b.created_at || (a.created_at === b.created_at && a.id < b.id);
 
