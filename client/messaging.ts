@@ -87,6 +87,12 @@ export type RecordMode = 'now' | 'soon' | 'never';
 /** Keys handed over are written together, at most this long after the oldest of them. */
 export const RECORD_DELAY_MS = 1;
 
+/**
+ * At most this many messages are handed over and not yet recorded at any moment: the next handler
+ * waits for the write. It bounds what a crash hands over twice whatever the machine's load.
+ */
+export const MAX_UNRECORDED = 32;
+
 /** The key a message is de-duplicated under: rumor ids are unique per sender. */
 export function getMessageKey(from: string, id: string): string {
   return `${from}:${id}`;
@@ -98,7 +104,8 @@ export function getMessageKey(from: string, id: string): string {
  * arriving while the first is in its handler waits for that handler's outcome. Records are written
  * in batches: a burst a data channel delivers in one go runs its handlers back to back where no
  * timer fires, so the batch is also written from the message path once its oldest key is
- * RECORD_DELAY_MS old — a crash repeats at most what was handled in that last moment.
+ * RECORD_DELAY_MS old — a crash repeats at most what was handled in that last moment, and never
+ * more than MAX_UNRECORDED: a handler does not start while that many are handed over but not durable.
  */
 export class DeliveryGate {
   readonly #memory = new Set<string>();
@@ -112,6 +119,9 @@ export class DeliveryGate {
   #unrecordedSince = 0;
   #timer: unknown;
   #recording: Promise<void> = Promise.resolve();
+  /** Handlers started whose keys are not durable yet (running, waiting for the batch, or being written). */
+  #undurable = 0;
+  #room: Array<() => void> = [];
 
   constructor(opts: { record?: DeliveryRecord; timers: Timers; now: () => number; log: ClientLogger; max?: number }) {
     this.#record = opts.record;
@@ -135,8 +145,23 @@ export class DeliveryGate {
     if (this.#memory.size > this.#max) this.#memory.delete(this.#memory.values().next().value!);
     const durable = this.#record;
     const run = (async () => {
-      if (durable && (await durable.has(key))) return false;
-      await handle();
+      if (!durable) {
+        await handle();
+        return true;
+      }
+      if (await durable.has(key)) return false;
+      while (this.#undurable >= MAX_UNRECORDED) {
+        if (this.#unrecorded.length > 0) void this.flush();
+        await new Promise<void>((resolve) => this.#room.push(resolve));
+      }
+      this.#undurable++;
+      try {
+        await handle();
+      } catch (err) {
+        this.#release(1);
+        throw err;
+      }
+      if (record === 'never') this.#release(1);
       return true;
     })();
     this.#inflight.set(key, run);
@@ -177,9 +202,16 @@ export class DeliveryGate {
       } catch (err) {
         // Acknowledged anyway: the sender keeps nothing more, and the copy was handled once.
         this.#log.error({ keys: keys.length, err: String(err) }, 'recording handled direct messages failed');
+      } finally {
+        this.#release(keys.length);
       }
     });
     return this.#recording;
+  }
+
+  #release(n: number): void {
+    this.#undurable -= n;
+    for (const resolve of this.#room.splice(0)) resolve();
   }
 }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { systemTimers } from '../../client/backoff.js';
 import { silentLogger } from '../../client/emitter.js';
-import { DeliveryGate, getMessageKey, type DeliveryRecord } from '../../client/messaging.js';
+import { DeliveryGate, MAX_UNRECORDED, getMessageKey, type DeliveryRecord } from '../../client/messaging.js';
 
 /** A durable record in memory, with its writes counted (the agent's store in production). */
 function memoryRecord(initial: string[] = []): DeliveryRecord & { keys: Set<string>; writes: number } {
@@ -90,5 +90,37 @@ describe('DeliveryGate (the one de-duplication gate of direct messages)', () => 
     let recorded = 0;
     for (let i = 0; i < 1000; i++) if (record.keys.has(key(i))) recorded++;
     expect(recorded).toBeGreaterThanOrEqual(1000 - 11);
+  });
+
+  it('while a record write is slow, at most 32 messages (MAX_UNRECORDED) are handed over and not yet durable', async () => {
+    // The store's write takes as long as the test holds it (a loaded machine's fsync).
+    const durable = new Set<string>();
+    let hold: (() => void) | undefined;
+    const record: DeliveryRecord = {
+      has: (k) => durable.has(k),
+      add: (ks) =>
+        new Promise<void>((resolve) => {
+          hold = () => {
+            for (const k of ks) durable.add(k);
+            resolve();
+          };
+        }),
+    };
+    const gate = new DeliveryGate({ record, timers: systemTimers, now: Date.now, log: silentLogger });
+    const handled: string[] = [];
+    // Every copy arrives at once, as a data channel's burst does.
+    const passes = Array.from({ length: 200 }, (_, i) => gate.pass(key(i), () => void handled.push(key(i)), 'soon'));
+    let maxExposed = 0;
+    while (durable.size < 200) {
+      await new Promise((r) => setTimeout(r, 3));
+      maxExposed = Math.max(maxExposed, handled.filter((k) => !durable.has(k)).length);
+      hold?.();
+      hold = undefined;
+    }
+    expect(await Promise.all(passes)).toEqual(passes.map(() => true));
+    expect(handled).toHaveLength(200);
+    expect(maxExposed).toBeGreaterThan(0);
+    expect(maxExposed).toBeLessThanOrEqual(32);
+    expect(maxExposed).toBeLessThanOrEqual(MAX_UNRECORDED);
   });
 });

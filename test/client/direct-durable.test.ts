@@ -4,6 +4,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createNodeAgent, type Agent } from '../../client/node/index.js';
 import { loadNodeRtc } from '../../client/node/rtc.js';
+import { MAX_UNRECORDED } from '../../client/messaging.js';
 import * as direct from '../../client/transport/index.js';
 import type { RtcFactory } from '../../client/transport/rtc.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
@@ -28,7 +29,7 @@ afterEach(async () => {
 });
 
 /** The most messages a receiver killed mid-burst may hand over twice (docs/direct.md). */
-const REPEAT_BOUND = 50;
+const REPEAT_BOUND = MAX_UNRECORDED;
 
 const fastDirect = { pingIntervalMs: 200, deadAfterMs: 1500, connectTimeoutMs: 8000 };
 
