@@ -158,6 +158,11 @@ export const configSchema = z.object({
       'Integrity check (PRAGMA quick_check, ~2 ms per MiB) at start: full refuses a corrupt file before listening; background checks while serving and fails /ready if it finds damage; auto = full up to 1 GiB, else background.',
     ),
   syncMode: z.enum(['full', 'normal']).default('full').describe('SQLite synchronous mode; full fsyncs each commit so OK true survives power loss.'),
+  warmupMs: int(0, 10000)
+    .default(500)
+    .describe(
+      'Start-up warm-up budget (ms): before listening, synthetic read-only agents are served over loopback through the real connection path and the hot index pages are touched, so the first clients meet a warm process; 0 turns it off.',
+    ),
   expirySweepSeconds: int(1).default(60).describe('How often expired events (NIP-40) are deleted from disk.'),
 
   // --- federation (issue 21): NIP-77 and replication ---
