@@ -98,13 +98,13 @@ export const configSchema = z.object({
     .describe('Extra headers on every OTLP export request, `key=value` pairs comma-separated (values URL-encoded), e.g. a collector API key.'),
   otelBspScheduleDelay: z.coerce.number().int().min(0).default(5000).describe('Milliseconds between exports of a partial batch of spans.'),
   otelBspMaxQueueSize: z.coerce.number().int().min(1).default(2048).describe('Ended spans held for export; more are dropped (never events).'),
-  otelBspMaxExportBatchSize: z.coerce
+  otelBspMaxExportBatchSize: z.coerce.number().int().min(1).default(512).describe('Spans per export request; a full batch is exported at once.'),
+  otelBspExportTimeout: z.coerce
     .number()
     .int()
     .min(1)
-    .default(512)
-    .describe('Spans per export request; a full batch is exported at once.'),
-  otelBspExportTimeout: z.coerce.number().int().min(1).default(30000).describe('Milliseconds an export request may take before it is abandoned (its spans dropped).'),
+    .default(30000)
+    .describe('Milliseconds an export request may take before it is abandoned (its spans dropped).'),
   traceUrl: z
     .string()
     .default('')

@@ -73,6 +73,8 @@ export interface SpanRecorder {
 // --- ids: hex cut from a pool of random bytes (one randomFillSync per 4 KiB, not per span) ---
 
 const POOL = 4096;
+const ZERO_TRACE_ID = '0'.repeat(32);
+const ZERO_SPAN_ID = '0'.repeat(16);
 let pool = '';
 let poolAt = POOL * 2;
 function randomHex(bytes: number): string {
@@ -83,7 +85,7 @@ function randomHex(bytes: number): string {
   const out = pool.slice(poolAt, poolAt + bytes * 2);
   poolAt += bytes * 2;
   // An all-zero id is invalid (W3C); at these odds it is a fresh draw.
-  return /^0+$/.test(out) ? randomHex(bytes) : out;
+  return out === ZERO_TRACE_ID || out === ZERO_SPAN_ID ? randomHex(bytes) : out;
 }
 
 // --- time: epoch milliseconds (fractional), as the API's clock ---
@@ -163,7 +165,10 @@ class RecordedSpan implements Span {
   addEvent(name: string, attributesOrStartTime?: Attributes | TimeInput, startTime?: TimeInput): this {
     if (this.#ended) return this;
     let attributes: Attributes | undefined;
-    if (attributesOrStartTime !== undefined && (typeof attributesOrStartTime === 'number' || attributesOrStartTime instanceof Date || Array.isArray(attributesOrStartTime)))
+    if (
+      attributesOrStartTime !== undefined &&
+      (typeof attributesOrStartTime === 'number' || attributesOrStartTime instanceof Date || Array.isArray(attributesOrStartTime))
+    )
       startTime = attributesOrStartTime as TimeInput;
     else attributes = attributesOrStartTime as Attributes | undefined;
     (this.events ??= []).push({ name, ms: toMs(startTime), attributes });
@@ -235,22 +240,27 @@ export function createSpanRecorder(options: RecorderOptions): SpanRecorder {
     void p.finally(() => inFlight.delete(p));
     return p;
   };
-  const drain = (): void => {
+  /** Exports the queue in batches: every span (the timer, a flush) or only full batches (a batch filled). */
+  const drain = (all: boolean): void => {
+    if (timer) clearTimeout(timer);
     timer = undefined;
-    while (queue.length > 0) {
-      const batch = queue.length <= options.maxExportBatchSize ? queue : queue.slice(0, options.maxExportBatchSize);
-      queue = batch === queue ? [] : queue.slice(batch.length);
+    const size = options.maxExportBatchSize;
+    while (queue.length >= size || (all && queue.length > 0)) {
+      const batch = queue.length <= size ? queue : queue.slice(0, size);
+      queue = batch === queue ? [] : queue.slice(size);
       void exportBatch(batch);
     }
+    if (queue.length > 0) schedule();
   };
-  const schedule = (delay: number): void => {
-    if (timer) {
-      if (delay > 0) return;
-      clearTimeout(timer);
-    }
-    timer = setTimeout(drain, delay);
+  const drainAll = () => drain(true);
+  const drainFull = () => drain(false);
+  /** The timer for a partial batch (at most one). */
+  const schedule = (): void => {
+    if (timer) return;
+    timer = setTimeout(drainAll, options.scheduleDelayMs);
     timer.unref();
   };
+  let fullPending = false;
   const ended = (span: RecordedSpan): void => {
     if (closed) return;
     if (queue.length >= options.maxQueueSize) {
@@ -259,7 +269,15 @@ export function createSpanRecorder(options: RecorderOptions): SpanRecorder {
     }
     queue.push(span);
     // A full batch goes out on the next turn (off the ingest's stack); a partial one waits for the timer.
-    schedule(queue.length >= options.maxExportBatchSize ? 0 : options.scheduleDelayMs);
+    if (queue.length >= options.maxExportBatchSize) {
+      if (!fullPending) {
+        fullPending = true;
+        setImmediate(() => {
+          fullPending = false;
+          drainFull();
+        });
+      }
+    } else schedule();
   };
 
   const tracer: Tracer = {
@@ -281,8 +299,7 @@ export function createSpanRecorder(options: RecorderOptions): SpanRecorder {
   };
 
   const forceFlush = async (): Promise<void> => {
-    if (timer) clearTimeout(timer);
-    drain();
+    drainAll();
     await Promise.all([...inFlight]);
   };
   return {
@@ -321,8 +338,8 @@ function post(url: string, body: Buffer, contentType: string, headers: Record<st
 
 /**
  * A protobuf writer into one growing buffer, reused across batches. A nested message's length is
- * written in front of it once it is known: one byte is reserved, and the rare message of 128 bytes or
- * more is moved along to make room for a longer varint.
+ * written in front of it once it is known, in bytes reserved for the usual size of that message; one
+ * of another size is moved along to fit (so every length is a minimal varint).
  */
 class Writer {
   buf = Buffer.allocUnsafe(64 * 1024);
@@ -347,18 +364,46 @@ class Writer {
   tag(field: number, wire: number): void {
     this.varint((field << 3) | wire);
   }
+  /**
+   * A string field. ASCII (every name, key and id the relay writes) is copied a char at a time: for
+   * short strings that is several times faster than `Buffer.byteLength` and `buf.write`, which cost
+   * a few hundred ns a call; anything else takes that path.
+   */
   string(field: number, s: string): void {
+    const n = s.length;
+    if (n < 0x80) {
+      const at = this.pos;
+      this.ensure(n + 6);
+      const buf = this.buf;
+      buf[at] = (field << 3) | 2; // every field number written here is below 16
+      buf[at + 1] = n;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 0x7f) break;
+        buf[at + 2 + i] = c;
+      }
+      if (i === n) {
+        this.pos = at + 2 + n;
+        return;
+      }
+    }
     const len = Buffer.byteLength(s);
     this.tag(field, 2);
     this.varint(len);
     this.ensure(len);
     this.pos += this.buf.write(s, this.pos, 'utf8');
   }
+  /** A bytes field from lower-case or upper-case hex (an id), parsed a char at a time. */
   hex(field: number, h: string): void {
-    this.tag(field, 2);
-    this.varint(h.length >> 1);
-    this.ensure(h.length >> 1);
-    this.pos += this.buf.write(h, this.pos, 'hex');
+    const n = h.length >> 1;
+    this.ensure(n + 6);
+    const buf = this.buf;
+    let at = this.pos;
+    buf[at++] = (field << 3) | 2;
+    buf[at++] = n; // ids are 8 or 16 bytes
+    for (let i = 0; i < n; i++) buf[at++] = (HEX[h.charCodeAt(2 * i)]! << 4) | HEX[h.charCodeAt(2 * i + 1)]!;
+    this.pos = at;
   }
   /** fixed64 of epoch ms as nanoseconds, exactly (no 2^53 overflow: split into 32-bit halves). */
   nanos(field: number, ms: number): void {
@@ -395,32 +440,41 @@ class Writer {
       this.buf[this.pos++] = Number(b);
     }
   }
-  /** Starts a nested message (field, length reserved); returns where its content begins. */
-  begin(field: number): number {
+  /**
+   * Starts a nested message: its tag, then `reserve` bytes for its length (1 for small messages, 2 for
+   * a span, 3 for a batch); returns where its content begins.
+   */
+  begin(field: number, reserve = 1): number {
     this.tag(field, 2);
-    this.ensure(1);
-    this.pos++;
+    this.ensure(reserve);
+    this.pos += reserve;
     return this.pos;
   }
-  end(start: number): void {
+  /** Writes the length reserved by {@link begin}; content of another varint size is moved to fit (rare). */
+  end(start: number, reserved = 1): void {
     const len = this.pos - start;
-    if (len < 0x80) {
-      this.buf[start - 1] = len;
-      return;
+    let size = 1;
+    for (let v = len >>> 7; v > 0; v >>>= 7) size++;
+    if (size !== reserved) {
+      this.ensure(size - reserved);
+      this.buf.copy(this.buf, start + size - reserved, start, this.pos);
+      this.pos += size - reserved;
     }
-    let extra = 0;
-    for (let v = len >> 7; v > 0; v >>= 7) extra++;
-    this.ensure(extra);
-    this.buf.copy(this.buf, start + extra, start, this.pos);
-    let at = start - 1;
+    let at = start - reserved;
     let v = len;
     while (v > 0x7f) {
       this.buf[at++] = (v & 0x7f) | 0x80;
       v >>>= 7;
     }
     this.buf[at] = v;
-    this.pos += extra;
   }
+}
+
+/** The value of each hex digit by char code (0 for anything else). */
+const HEX = new Uint8Array(128);
+for (let i = 0; i < 16; i++) {
+  HEX['0123456789abcdef'.charCodeAt(i)] = i;
+  HEX['0123456789ABCDEF'.charCodeAt(i)] = i;
 }
 
 /** AnyValue: string 1, bool 2, int 3, double 4, array 5 (ArrayValue: values 1). */
@@ -460,18 +514,18 @@ const writer = new Writer();
 export function encodeProtobuf(spans: RecordedSpan[], resource: Attributes, scope: string): Buffer {
   const w = writer;
   w.pos = 0;
-  const rs = w.begin(1);
+  const rs = w.begin(1, 3);
   const res = w.begin(1);
   writeAttributes(w, 1, resource);
   w.end(res);
-  const ss = w.begin(2);
+  const ss = w.begin(2, 3);
   const sc = w.begin(1);
   w.string(1, scope);
   w.end(sc);
   for (const s of spans) {
     // Span: trace_id 1, span_id 2, trace_state 3, parent_span_id 4, name 5, kind 6, start 7, end 8,
     // attributes 9, events 11, links 13, status 15 (message 2, code 3)
-    const sp = w.begin(2);
+    const sp = w.begin(2, 2);
     w.hex(1, s.traceId);
     w.hex(2, s.spanId);
     if (s.traceState) w.string(3, s.traceState);
@@ -509,10 +563,10 @@ export function encodeProtobuf(spans: RecordedSpan[], resource: Attributes, scop
       w.varint(s.statusCode);
       w.end(st);
     }
-    w.end(sp);
+    w.end(sp, 2);
   }
-  w.end(ss);
-  w.end(rs);
+  w.end(ss, 3);
+  w.end(rs, 3);
   return Buffer.from(w.buf.subarray(0, w.pos)); // a copy: the writer's buffer is reused by the next batch
 }
 
