@@ -24,7 +24,7 @@ import {
 /**
  * A light span recorder behind the OpenTelemetry API, for the relay (docs/performance.md, "Tracing"):
  * a {@link Tracer} whose spans are plain records (hex ids cut from a pool of random bytes, times from
- * one clock read, attributes in a plain object), queued when they end and exported in batches as
+ * one clock read, attributes as a flat key, value list), queued when they end and exported in batches as
  * OTLP/HTTP protobuf (written straight into one reused buffer) or JSON. The relay uses a handful of
  * span shapes and needs no span processors, resource detectors or context manager; the standard SDK
  * pays for those on every span (about 3 µs a span and 5.5–8 µs to export it, measured), this one a
@@ -128,7 +128,8 @@ class RecordedSpan implements Span {
   readonly kind: SpanKind;
   readonly startMs: number;
   endMs = 0;
-  attributes: Attributes;
+  /** Attributes as key, value, key, value… (adding one is a push, not a new object shape; encoding walks it in order). */
+  attributes: Array<string | AttributeValue>;
   events: RecordedEvent[] | undefined;
   links: Link[] | undefined;
   statusCode: SpanStatusCode = SpanStatusCode.UNSET;
@@ -145,7 +146,14 @@ class RecordedSpan implements Span {
     this.name = name;
     this.kind = options.kind ?? SpanKind.INTERNAL;
     this.startMs = toMs(options.startTime);
-    this.attributes = options.attributes ? { ...options.attributes } : {};
+    const attrs: Array<string | AttributeValue> = [];
+    const given = options.attributes;
+    if (given)
+      for (const k in given) {
+        const v = given[k];
+        if (v !== undefined && v !== null) attrs.push(k, v);
+      }
+    this.attributes = attrs;
     this.links = options.links?.length ? [...options.links] : undefined;
     this.#done = done;
   }
@@ -155,7 +163,14 @@ class RecordedSpan implements Span {
     return this.#ctx;
   }
   setAttribute(key: string, value: SpanAttributes[string]): this {
-    if (!this.#ended && value !== undefined && value !== null) this.attributes[key] = value;
+    if (this.#ended || value === undefined || value === null) return this;
+    const a = this.attributes;
+    for (let i = 0; i < a.length; i += 2)
+      if (a[i] === key) {
+        a[i + 1] = value;
+        return this;
+      }
+    a.push(key, value);
     return this;
   }
   setAttributes(attributes: SpanAttributes): this {
@@ -496,6 +511,16 @@ function writeAnyValue(w: Writer, field: number, v: AttributeValue | undefined):
 }
 
 /** repeated KeyValue { key 1, value 2 } as field `field`. */
+/** A span's attributes (key, value, …) as repeated KeyValue. */
+function writeAttributeList(w: Writer, field: number, a: Array<string | AttributeValue>): void {
+  for (let i = 0; i < a.length; i += 2) {
+    const at = w.begin(field);
+    w.string(1, a[i] as string);
+    writeAnyValue(w, 2, a[i + 1] as AttributeValue);
+    w.end(at);
+  }
+}
+
 function writeAttributes(w: Writer, field: number, attributes: Attributes | undefined): void {
   if (!attributes) return;
   for (const key in attributes) {
@@ -535,7 +560,7 @@ export function encodeProtobuf(spans: RecordedSpan[], resource: Attributes, scop
     w.varint(s.kind + 1); // the API's kinds start at INTERNAL = 0, OTLP's at UNSPECIFIED = 0
     w.nanos(7, s.startMs);
     w.nanos(8, s.endMs);
-    writeAttributes(w, 9, s.attributes);
+    writeAttributeList(w, 9, s.attributes);
     if (s.events)
       for (const e of s.events) {
         // Event: time_unix_nano 1, name 2, attributes 3
@@ -593,6 +618,12 @@ const jsonAttributes = (a: Attributes | undefined) =>
     .filter(([, v]) => v !== undefined && v !== null)
     .map(([key, value]) => ({ key, value: jsonValue(value) }));
 
+const jsonAttributeList = (a: Array<string | AttributeValue>) => {
+  const out: Array<{ key: string; value: Record<string, unknown> }> = [];
+  for (let i = 0; i < a.length; i += 2) out.push({ key: a[i] as string, value: jsonValue(a[i + 1] as AttributeValue) });
+  return out;
+};
+
 export function encodeJson(spans: RecordedSpan[], resource: Attributes, scope: string): Buffer {
   return Buffer.from(
     JSON.stringify({
@@ -611,7 +642,7 @@ export function encodeJson(spans: RecordedSpan[], resource: Attributes, scope: s
                 kind: s.kind + 1,
                 startTimeUnixNano: jsonNanos(s.startMs),
                 endTimeUnixNano: jsonNanos(s.endMs),
-                attributes: jsonAttributes(s.attributes),
+                attributes: jsonAttributeList(s.attributes),
                 events: (s.events ?? []).map((e) => ({ timeUnixNano: jsonNanos(e.ms), name: e.name, attributes: jsonAttributes(e.attributes) })),
                 links: (s.links ?? []).map((l) => ({ traceId: l.context.traceId, spanId: l.context.spanId, attributes: jsonAttributes(l.attributes) })),
                 status: s.statusCode === SpanStatusCode.UNSET ? {} : { code: s.statusCode, ...(s.statusMessage ? { message: s.statusMessage } : {}) },
