@@ -4,9 +4,10 @@
 // relay's shape) and, for comparison, the four spans of the earlier shape (relay.ingest with verify,
 // store and fan-out children), with the batch span processor, and with it exporting OTLP/HTTP protobuf
 // (the relay's default) or JSON to a collector in another process (which keeps nothing). See
-// docs/performance.md ("Tracing").
+// docs/performance.md ("Tracing"). Then the same with the relay's own recorder (relay/span-recorder.ts),
+// which the relay uses instead of the SDK.
 //
-//   node bench/tracing.mjs [--events N]
+//   npm run build && node bench/tracing.mjs [--events N]
 import { spawn } from 'node:child_process';
 import { ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
 import { OTLPTraceExporter as OTLPJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
