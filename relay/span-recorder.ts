@@ -231,6 +231,9 @@ class RecordedSpan implements Span {
   }
 }
 
+/** Export requests at once; more batches wait in the queue (OTEL_BSP_MAX_QUEUE_SIZE bounds it). */
+const MAX_IN_FLIGHT = 2;
+
 /** Builds the recorder; the batch timer is unref'd (it never keeps the process alive). */
 export function createSpanRecorder(options: RecorderOptions): SpanRecorder {
   let queue: RecordedSpan[] = [];
@@ -238,6 +241,7 @@ export function createSpanRecorder(options: RecorderOptions): SpanRecorder {
   let closed = false;
   let timer: NodeJS.Timeout | undefined;
   const inFlight = new Set<Promise<void>>();
+  let sent = 0; // spans handed to an export request, ever
   const encode = options.protocol === 'http/json' ? encodeJson : encodeProtobuf;
   const contentType = options.protocol === 'http/json' ? 'application/json' : 'application/x-protobuf';
 
@@ -252,7 +256,12 @@ export function createSpanRecorder(options: RecorderOptions): SpanRecorder {
       },
     );
     inFlight.add(p);
-    void p.finally(() => inFlight.delete(p));
+    sent += batch.length;
+    void p.finally(() => {
+      inFlight.delete(p);
+      // the queue filled while the collector was busy: the next full batch goes now
+      if (queue.length >= options.maxExportBatchSize) drain(false);
+    });
     return p;
   };
   /** Exports the queue in batches: every span (the timer, a flush) or only full batches (a batch filled). */
@@ -260,7 +269,9 @@ export function createSpanRecorder(options: RecorderOptions): SpanRecorder {
     if (timer) clearTimeout(timer);
     timer = undefined;
     const size = options.maxExportBatchSize;
-    while (queue.length >= size || (all && queue.length > 0)) {
+    // At most MAX_IN_FLIGHT requests at once: a slow collector makes the queue fill and drop spans, it
+    // does not pile up requests (and their bodies) in the relay.
+    while (inFlight.size < MAX_IN_FLIGHT && (queue.length >= size || (all && queue.length > 0))) {
       const batch = queue.length <= size ? queue : queue.slice(0, size);
       queue = batch === queue ? [] : queue.slice(size);
       void exportBatch(batch);
@@ -313,8 +324,14 @@ export function createSpanRecorder(options: RecorderOptions): SpanRecorder {
     },
   };
 
+  /** Exports what is queued now (not what keeps arriving meanwhile) and waits for the answers. */
   const forceFlush = async (): Promise<void> => {
-    drainAll();
+    const target = sent + queue.length;
+    for (;;) {
+      drainAll();
+      if (sent >= target || inFlight.size === 0) break;
+      await Promise.race([...inFlight]);
+    }
     await Promise.all([...inFlight]);
   };
   return {

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace } from '@opentelemetry/api';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSpanRecorder, type RecorderOptions, type SpanRecorder } from '../../relay/span-recorder.js';
@@ -112,6 +114,48 @@ describe('span recorder: OTLP export', () => {
     const timed = await start({ scheduleDelayMs: 20 });
     timed.rec.tracer.startSpan('by-timer').end();
     await waitFor(() => timed.receiver.spans.length === 1, 'the partial batch exported after the schedule delay');
+  });
+
+  it('a slow collector: at most two requests at once, the queue bound drops the rest, a flush sends what was held', async () => {
+    // A collector that answers only when told to.
+    const held: Array<() => void> = [];
+    let requests = 0;
+    const server = createServer((req, res) => {
+      requests++;
+      req.resume();
+      req.on('end', () => held.push(() => res.writeHead(200).end()));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const rec = createSpanRecorder({
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`,
+      protocol: 'http/protobuf',
+      resource: {},
+      scope: 'test',
+      sampler: { name: 'always_on', ratio: 1 },
+      scheduleDelayMs: 3_600_000,
+      maxQueueSize: 6,
+      maxExportBatchSize: 2,
+      exportTimeoutMs: 10_000,
+    });
+    try {
+      for (let i = 0; i < 20; i++) {
+        rec.tracer.startSpan(`s${i}`).end();
+        await new Promise((r) => setImmediate(r));
+      }
+      await waitFor(() => held.length === 2, 'two requests held');
+      expect(requests).toBe(2);
+      expect(rec.dropped).toBe(20 - 2 * 2 - 6);
+      const flushed = rec.forceFlush();
+      for (let answered = 0; answered < 5; answered++) {
+        await waitFor(() => held.length > 0, 'a request to answer');
+        held.shift()!();
+      }
+      await flushed;
+      expect(requests).toBe(5); // the two held, then the six queued in three
+      expect(rec.dropped).toBe(10);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('OTEL_EXPORTER_OTLP_HEADERS reach the collector; a collector that is down costs the spans, nothing else', async () => {
