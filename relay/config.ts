@@ -83,7 +83,19 @@ export const configSchema = z.object({
     .enum(['http/protobuf', 'http/json'])
     .default('http/protobuf')
     .describe('OTLP/HTTP encoding of exported spans: `http/protobuf` (default, as in OpenTelemetry; cheaper for the relay) or `http/json`.'),
+  otelExporterOtlpTracesEndpoint: z
+    .string()
+    .default('')
+    .refine((v) => v === '' || /^https?:\/\/[^/]/.test(v), 'must be an http(s):// URL')
+    .describe('Full OTLP/HTTP URL for spans, used as given (instead of `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`).'),
   otelServiceName: z.string().min(1).default('roost-relay').describe("`service.name` of the relay's spans."),
+  otelResourceAttributes: z
+    .string()
+    .default('')
+    .refine((v) => v.split(',').every((p) => !p.trim() || /^[^=]+=/.test(p)), 'must be key=value pairs, comma-separated')
+    .describe(
+      "More resource attributes of the relay's spans, `key=value` pairs comma-separated (values URL-encoded), e.g. `deployment.environment=prod`; `OTEL_SERVICE_NAME` wins over a `service.name` here.",
+    ),
   otelTracesSampler: z
     .enum(['parentbased_always_off', 'parentbased_always_on', 'parentbased_traceidratio', 'always_on', 'always_off', 'traceidratio'])
     .default('parentbased_always_off')

@@ -100,9 +100,20 @@ export type TracingConfig = Pick<
   RelayConfig,
   'otelTracesExporter' | 'otelExporterOtlpEndpoint' | 'otelExporterOtlpProtocol' | 'otelServiceName' | 'otelTracesSampler' | 'otelTracesSamplerArg'
 > &
-  Partial<Pick<RelayConfig, 'otelExporterOtlpHeaders' | 'otelBspScheduleDelay' | 'otelBspMaxQueueSize' | 'otelBspMaxExportBatchSize' | 'otelBspExportTimeout'>>;
+  Partial<
+    Pick<
+      RelayConfig,
+      | 'otelExporterOtlpTracesEndpoint'
+      | 'otelResourceAttributes'
+      | 'otelExporterOtlpHeaders'
+      | 'otelBspScheduleDelay'
+      | 'otelBspMaxQueueSize'
+      | 'otelBspMaxExportBatchSize'
+      | 'otelBspExportTimeout'
+    >
+  >;
 
-/** `OTEL_EXPORTER_OTLP_HEADERS`: `key=value` pairs, comma-separated, values URL-encoded. */
+/** `OTEL_EXPORTER_OTLP_HEADERS` and `OTEL_RESOURCE_ATTRIBUTES`: `key=value` pairs, comma-separated, values URL-encoded. */
 export function parseOtlpHeaders(value: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const pair of value.split(',')) {
@@ -127,9 +138,14 @@ export function createTracing(config: TracingConfig): RelayTracing {
   if (config.otelTracesExporter === 'none' || config.otelTracesSampler === 'always_off') return tracingOff;
   const base = config.otelExporterOtlpEndpoint.replace(/\/+$/, '');
   const recorder = createSpanRecorder({
-    url: `${base}/v1/traces`,
+    url: config.otelExporterOtlpTracesEndpoint || `${base}/v1/traces`,
     protocol: config.otelExporterOtlpProtocol,
-    resource: { 'service.name': config.otelServiceName, 'telemetry.sdk.language': 'nodejs', 'telemetry.sdk.name': 'roost' },
+    resource: {
+      ...parseOtlpHeaders(config.otelResourceAttributes ?? ''),
+      'service.name': config.otelServiceName,
+      'telemetry.sdk.language': 'nodejs',
+      'telemetry.sdk.name': 'roost',
+    },
     scope: 'roost-relay',
     sampler: { name: config.otelTracesSampler, ratio: config.otelTracesSamplerArg },
     headers: parseOtlpHeaders(config.otelExporterOtlpHeaders ?? ''),

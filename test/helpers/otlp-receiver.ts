@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 /** One span as an OTLP/HTTP export carries it (ids in hex). */
 export interface ReceivedSpan {
   service: string;
+  /** The attributes of the span's resource (service.name among them). */
+  resource: Record<string, unknown>;
   name: string;
   traceId: string;
   spanId: string;
@@ -114,7 +116,8 @@ function protoSpans(body: Buffer): ReceivedSpan[] {
   for (const rs of all(fields(body), 1)) {
     const rsf = fields(rs.bytes);
     const resource = first(rsf, 1);
-    const service = String(protoAttrs(resource ? all(fields(resource.bytes), 1) : [])['service.name']);
+    const resourceAttrs = protoAttrs(resource ? all(fields(resource.bytes), 1) : []);
+    const service = String(resourceAttrs['service.name']);
     for (const ss of all(rsf, 2))
       for (const s of all(fields(ss.bytes), 2)) {
         // Span: trace_id 1, span_id 2, parent_span_id 4, name 5, kind 6, start 7, end 8, attributes 9,
@@ -123,6 +126,7 @@ function protoSpans(body: Buffer): ReceivedSpan[] {
         const status = first(f, 15);
         spans.push({
           service,
+          resource: resourceAttrs,
           name: first(f, 5)?.bytes.toString('utf8') ?? '',
           traceId: first(f, 1)?.bytes.toString('hex') ?? '',
           spanId: first(f, 2)?.bytes.toString('hex') ?? '',
@@ -146,11 +150,13 @@ function jsonSpans(body: Buffer): ReceivedSpan[] {
     resourceSpans: Array<{ resource?: { attributes?: KeyValue[] }; scopeSpans: Array<{ spans: Array<Record<string, unknown>> }> }>;
   };
   for (const rs of parsed.resourceSpans) {
-    const service = String(attrs(rs.resource?.attributes)['service.name']);
+    const resourceAttrs = attrs(rs.resource?.attributes);
+    const service = String(resourceAttrs['service.name']);
     for (const ss of rs.scopeSpans)
       for (const s of ss.spans)
         spans.push({
           service,
+          resource: resourceAttrs,
           name: s.name as string,
           traceId: s.traceId as string,
           spanId: s.spanId as string,
