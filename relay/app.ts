@@ -207,16 +207,30 @@ function sharedRelayIdentity(secretKey: Uint8Array): RelayIdentity {
   return { secretKey, pubkey: getPublicKey(secretKey), path: undefined, created: false };
 }
 
+/** The most of the relay's time the dashboard's backlog reads may take (the read walks every agent's mail). */
+const BACKLOG_READ_SHARE = 0.01;
+
 /**
  * The dashboard's mailbox figures (sampled about once a second, synchronously): a backlog that answers
- * later is shown from the last answer, one read at a time.
+ * later is shown from the last answer, one read at a time. A read that took d ms is not repeated for
+ * d / BACKLOG_READ_SHARE ms (the last figures are shown meanwhile), so with many agents the sampler
+ * never costs the relay more than 1 % of its time (it was 1.7 % of a private reconnect storm's CPU).
  */
-function mailboxFigures(mailbox: Mailbox, onError: (err: unknown) => void): () => MailboxBacklog {
+export function mailboxFigures(
+  mailbox: Pick<Mailbox, 'backlog'>,
+  onError: (err: unknown) => void,
+  now: () => number = performance.now.bind(performance),
+): () => MailboxBacklog {
   let last: MailboxBacklog = { agents: 0, waiting: 0, undelivered: 0 };
   let reading = false;
+  let nextAt = -Infinity;
   return () => {
     if (reading) return last;
+    const start = now();
+    if (start < nextAt) return last;
     const r = mailbox.backlog();
+    const end = now();
+    nextAt = end + (end - start) / BACKLOG_READ_SHARE;
     if (!isPending(r)) return (last = r);
     reading = true;
     r.then((v) => void (last = v), onError).finally(() => (reading = false));
