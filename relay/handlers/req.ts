@@ -145,7 +145,11 @@ function answer(ctx: RelayContext, sub: Subscription, range: SeqRange | undefine
     // Only the answer's seqs are held (8 bytes an event): bodies are read as the socket drains, so a
     // reader that stops reading pins no stored events, whatever it asked for. A store without
     // synchronous reads answers with bodies (one round trip instead of one per event).
-    const rows = store.provides.syncReads ? store.querySeqs(filters, { viewer, limits, maxSeq: from }) : store.query(filters, { viewer, limits, maxSeq: from });
+    // A small answer to a socket with nothing queued is read whole, bodies included, in one statement per filter.
+    const small =
+      store.querySmall !== undefined && conn.bufferedAmount === 0 ? store.querySmall(filters, BODY_BATCH, { viewer, limits, maxSeq: from }) : undefined;
+    const rows =
+      small ?? (store.provides.syncReads ? store.querySeqs(filters, { viewer, limits, maxSeq: from }) : store.query(filters, { viewer, limits, maxSeq: from }));
     if (!isPending(rows)) {
       goLive(ctx, sub, from);
       sendStored(ctx, sub, rows, makeEoseFrame(subId));
@@ -190,8 +194,9 @@ function answer(ctx: RelayContext, sub: Subscription, range: SeqRange | undefine
  * a slow link is paced rather than cut off. Live frames for the subscription are held meanwhile
  * and follow EOSE in order. `done` runs once EOSE has been written.
  */
-function sendStored(ctx: RelayContext, sub: Subscription, rows: readonly (StoredEvent | number)[], eose: string, done?: () => void): void {
+function sendStored(ctx: RelayContext, sub: Subscription, answer: readonly (StoredEvent | number)[], eose: string, done?: () => void): void {
   const conn = sub.conn;
+  let rows = answer;
   const getRaws = ctx.store.getRaws;
   // Only a small answer to a socket with nothing queued: a large one is read body by body as the socket
   // drains, so a reader that stops reading makes the relay read no more than it can send.
@@ -243,6 +248,10 @@ function sendStored(ctx: RelayContext, sub: Subscription, rows: readonly (Stored
       }
     }
     if (paused) {
+      // Bodies read whole with a small answer are not held while the socket drains: the rest is read again by seq.
+      if (ctx.store.provides.syncReads && i < rows.length && typeof rows[i] !== 'number') {
+        rows = rows.map((r) => (typeof r === 'number' ? r : r.seq));
+      }
       sub.held ??= { frames: [], bytes: 0 };
       stalledSince ||= Date.now();
       if (Date.now() - stalledSince > STALL_LIMIT_MS) return conn.cutOff('stopped reading a stored answer');

@@ -413,9 +413,9 @@ export class SqliteStore implements EventStore {
    * Runs one filter. The LIMIT written into the SQL is rounded up to a power of two, so few distinct
    * statements serve every limit, and the rows past the limit are dropped here.
    */
-  #run(f: Filter, opts: SqlFilterOptions): Row[] {
+  #run(f: Filter, opts: SqlFilterOptions, exact = false): Row[] {
     const want = opts.order.limit;
-    const fetch = roundLimit(want);
+    const fetch = exact ? want : roundLimit(want);
     const q = buildFilterQuery(f, { ...opts, order: { ...opts.order, limit: fetch } });
     let rows = this.#stmt(q.sql).all(...q.params) as Row[];
     if (q.mayRepeat && rows.length > 1) {
@@ -423,7 +423,7 @@ export class SqliteStore implements EventStore {
       const unique = rows.filter((r) => !seen.has(r.seq) && seen.add(r.seq));
       // An event repeating the driving tag took more than one row: ask the general plan instead.
       if (unique.length < rows.length && rows.length >= fetch && fetch >= 0 && unique.length < want) {
-        return this.#run(f, { ...opts, tagDriver: false });
+        return this.#run(f, { ...opts, tagDriver: false }, exact);
       }
       rows = unique;
     }
@@ -443,6 +443,34 @@ export class SqliteStore implements EventStore {
     // Asked on the turn that reads lastSeq (the relay's REQ), nothing newer exists: no filtering.
     const max = opts.maxSeq;
     return max === undefined || max >= this.#lastSeq ? rows.map((r) => r.seq) : rows.filter((r) => r.seq <= max).map((r) => r.seq);
+  }
+
+  /**
+   * The answer `query` would give, bodies included, when it holds at most `max` events, else undefined. A filter
+   * whose limit is above `max` is read with LIMIT `max + 1` (one statement text per shape), so an answer that turns
+   * out large reads no more than `max + 1` bodies per filter before the caller streams it by seq instead.
+   */
+  querySmall(filters: readonly Filter[], max: number, opts: ReadOptions & { limits?: readonly number[]; maxSeq?: number } = {}): StoredEvent[] | undefined {
+    const now = this.#now();
+    const bySeq = new Map<number, Row>();
+    let only: Row[] | undefined;
+    for (let i = 0; i < filters.length; i++) {
+      const f = filters[i]!;
+      const want = opts.limits?.[i] ?? f.limit ?? 500;
+      if (want === 0) continue;
+      const capped = want > max || want < 0;
+      const rows = capped
+        ? this.#run(f, { now, viewer: opts.viewer, order: { by: 'created', limit: max + 1 } }, true)
+        : this.#run(f, { now, viewer: opts.viewer, order: { by: 'created', limit: want } });
+      if (capped && rows.length > max) return undefined;
+      if (filters.length === 1) only = rows;
+      else for (const r of rows) bySeq.set(r.seq, r);
+    }
+    let rows = only ?? [...bySeq.values()].sort((a, b) => b.created_at - a.created_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    if (rows.length > max) return undefined;
+    const top = opts.maxSeq;
+    if (top !== undefined && top < this.#lastSeq) rows = rows.filter((r) => r.seq <= top);
+    return rows.map((r) => ({ seq: r.seq, raw: r.raw }));
   }
 
   /** The stored JSON of one event by seq; undefined once it was deleted. */

@@ -142,6 +142,15 @@ describe.each(backends)('SQL filter builder vs matchFilter ($name)', (backend) =
         expect(got, `case ${i}: ${JSON.stringify({ filters, limits, viewer: [...viewer] })}`).toEqual(want);
         if (want.length > 0) nonEmpty++;
 
+        // A small answer read whole (bodies in the query): the same events when they are at most `max`, else none.
+        if (store.querySmall) {
+          const max = (i % 24) + 1;
+          const small = store.querySmall(filters, max, opts)?.map((r) => (JSON.parse(r.raw) as NostrEvent).id);
+          expect(small, `small case ${i} (max ${max}): ${JSON.stringify({ filters, limits, viewer: [...viewer] })}`).toEqual(
+            want.length > max ? undefined : want,
+          );
+        }
+
         const countAll = await store.count(filters, opts);
         const wantCount = corpus.filter((e) => filters.some((f) => matchFilter(f, e)) && visible(e, viewer)).length;
         expect(countAll, `count case ${i}`).toBe(wantCount);
