@@ -145,11 +145,17 @@ function answer(ctx: RelayContext, sub: Subscription, range: SeqRange | undefine
     // Only the answer's seqs are held (8 bytes an event): bodies are read as the socket drains, so a
     // reader that stops reading pins no stored events, whatever it asked for. A store without
     // synchronous reads answers with bodies (one round trip instead of one per event).
-    // A small answer to a socket with nothing queued is read whole, bodies included, in one statement per filter.
-    const small =
-      store.querySmall !== undefined && conn.bufferedAmount === 0 ? store.querySmall(filters, BODY_BATCH, { viewer, limits, maxSeq: from }) : undefined;
+    // To a socket with nothing queued, a small answer (or a large one's first events) comes with its bodies in one
+    // statement per filter; the rest of a large one as seqs, its bodies read as the socket drains.
     const rows =
-      small ?? (store.provides.syncReads ? store.querySeqs(filters, { viewer, limits, maxSeq: from }) : store.query(filters, { viewer, limits, maxSeq: from }));
+      store.querySmall !== undefined && conn.bufferedAmount === 0
+        ? headAndSeqs(
+            store.querySmall(filters, BODY_BATCH, { viewer, limits, maxSeq: from }),
+            () => store.querySeqs(filters, { viewer, limits, maxSeq: from }) as number[],
+          )
+        : store.provides.syncReads
+          ? store.querySeqs(filters, { viewer, limits, maxSeq: from })
+          : store.query(filters, { viewer, limits, maxSeq: from });
     if (!isPending(rows)) {
       goLive(ctx, sub, from);
       sendStored(ctx, sub, rows, makeEoseFrame(subId));
@@ -187,6 +193,18 @@ function answer(ctx: RelayContext, sub: Subscription, range: SeqRange | undefine
   }
 
   streamBackfill(ctx, sub, range.after, viewer);
+}
+
+/** A whole small answer as read, or a large one's head (bodies read) followed by the seqs of the rest. */
+function headAndSeqs(head: { events: StoredEvent[]; whole: boolean }, seqs: () => number[]): (StoredEvent | number)[] {
+  if (head.whole) return head.events;
+  const all = seqs();
+  const n = head.events.length;
+  // Read in the same turn, so the head is the answer's start; if it were not, the seqs alone are the answer.
+  for (let k = 0; k < n; k++) if (all[k] !== head.events[k]!.seq) return all;
+  const rows: (StoredEvent | number)[] = head.events;
+  for (let k = n; k < all.length; k++) rows.push(all[k]!);
+  return rows;
 }
 
 /**

@@ -446,14 +446,20 @@ export class SqliteStore implements EventStore {
   }
 
   /**
-   * The answer `query` would give, bodies included, when it holds at most `max` events, else undefined. A filter
-   * whose limit is above `max` is read with LIMIT `max + 1` (one statement text per shape), so an answer that turns
-   * out large reads no more than `max + 1` bodies per filter before the caller streams it by seq instead.
+   * The first events of the answer `query` would give, at most `max`, bodies included, and whether that is the whole
+   * answer. A filter whose limit is above `max` is read with LIMIT `max + 1` (one statement text per shape), so a
+   * large answer costs at most `max + 1` rows with bodies per filter here; its first `max` events are its first
+   * `max` (newest first, as `query` orders them).
    */
-  querySmall(filters: readonly Filter[], max: number, opts: ReadOptions & { limits?: readonly number[]; maxSeq?: number } = {}): StoredEvent[] | undefined {
+  querySmall(
+    filters: readonly Filter[],
+    max: number,
+    opts: ReadOptions & { limits?: readonly number[]; maxSeq?: number } = {},
+  ): { events: StoredEvent[]; whole: boolean } {
     const now = this.#now();
     const bySeq = new Map<number, Row>();
     let only: Row[] | undefined;
+    let whole = true;
     for (let i = 0; i < filters.length; i++) {
       const f = filters[i]!;
       const want = opts.limits?.[i] ?? f.limit ?? 500;
@@ -462,15 +468,18 @@ export class SqliteStore implements EventStore {
       const rows = capped
         ? this.#run(f, { now, viewer: opts.viewer, order: { by: 'created', limit: max + 1 } }, true)
         : this.#run(f, { now, viewer: opts.viewer, order: { by: 'created', limit: want } });
-      if (capped && rows.length > max) return undefined;
+      if (capped && rows.length > max) whole = false;
       if (filters.length === 1) only = rows;
       else for (const r of rows) bySeq.set(r.seq, r);
     }
     let rows = only ?? [...bySeq.values()].sort((a, b) => b.created_at - a.created_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    if (rows.length > max) return undefined;
     const top = opts.maxSeq;
     if (top !== undefined && top < this.#lastSeq) rows = rows.filter((r) => r.seq <= top);
-    return rows.map((r) => ({ seq: r.seq, raw: r.raw }));
+    if (rows.length > max) {
+      whole = false;
+      rows = rows.slice(0, max);
+    }
+    return { events: rows.map((r) => ({ seq: r.seq, raw: r.raw })), whole };
   }
 
   /** The stored JSON of one event by seq; undefined once it was deleted. */
@@ -506,13 +515,16 @@ export class SqliteStore implements EventStore {
   querySeq(filters: readonly Filter[], after: number, until: number | undefined, limit: number, opts: ReadOptions = {}): SeqPage {
     const now = this.#now();
     const take = limit + 1;
-    const bySeq = new Map<number, Row>();
-    for (const f of filters) {
-      for (const r of this.#run(f, { now, viewer: opts.viewer, order: { by: 'seq', after, until, limit: take } })) {
-        bySeq.set(r.seq, r);
+    let rows: Row[];
+    // One filter's rows come in seq order, each event once (the query groups by seq).
+    if (filters.length === 1) rows = this.#run(filters[0]!, { now, viewer: opts.viewer, order: { by: 'seq', after, until, limit: take } });
+    else {
+      const bySeq = new Map<number, Row>();
+      for (const f of filters) {
+        for (const r of this.#run(f, { now, viewer: opts.viewer, order: { by: 'seq', after, until, limit: take } })) bySeq.set(r.seq, r);
       }
+      rows = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
     }
-    const rows = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
     const more = rows.length > limit;
     const events = rows.slice(0, limit).map((r) => ({ seq: r.seq, raw: r.raw }));
     const last = events.length > 0 ? events[events.length - 1]!.seq : after;

@@ -261,11 +261,15 @@ export interface EventStore {
    */
   getRaws?(seqs: readonly number[]): (string | undefined)[];
   /**
-   * The answer `query` would give, bodies included, when it holds at most `max` events; undefined when it holds more
-   * (then no more than `max + 1` rows per filter were read). Optional, for stores with synchronous reads: a small
-   * answer in one statement per filter instead of its seqs and then its bodies.
+   * The first `max` events (at most) of the answer `query` would give, bodies included, and whether they are all of
+   * it. Optional, for stores with synchronous reads: a small answer, or the head of a large one, in one statement per
+   * filter instead of its seqs and then its bodies.
    */
-  querySmall?(filters: readonly Filter[], max: number, opts?: ReadOptions & { limits?: readonly number[]; maxSeq?: number }): StoredEvent[] | undefined;
+  querySmall?(
+    filters: readonly Filter[],
+    max: number,
+    opts?: ReadOptions & { limits?: readonly number[]; maxSeq?: number },
+  ): { events: StoredEvent[]; whole: boolean };
   /** Events with seq in (after, until] matching any filter, ascending, at most `limit`. */
   querySeq(filters: readonly Filter[], after: number, until: number | undefined, limit: number, opts?: ReadOptions): MaybePromise<SeqPage>;
   /**
