@@ -656,7 +656,7 @@ export async function buildRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       clearInterval(sweep);
       clearInterval(heartbeat);
       clearInterval(presenceTimer);
-      for (const ws of sockets.values()) ws.close(1001, 'relay shutting down');
+      for (const conn of sockets.keys()) conn.close(1001, 'relay shutting down');
       await app.close();
       await push?.close();
       await mailbox?.close();

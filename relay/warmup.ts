@@ -236,7 +236,7 @@ function sampleTargets(db: Database, n: number): Target[] {
 }
 
 /**
- * Walks the tag index mail is read by (name, value, seq) and the events table, so their pages are in the
+ * Walks the tag indexes mail is read by ((name, value, seq) and (name, value, created_at, seq)) and the events table, so their pages are in the
  * process's memory map before the first reader needs them; stops at `until`.
  */
 function touchPages(db: Database, until: number, clock: () => number): number {
@@ -244,6 +244,8 @@ function touchPages(db: Database, until: number, clock: () => number): number {
   const walks = [
     // Covering index scans (no table rows): the index pages only.
     "SELECT seq FROM tags INDEXED BY tags_value_seq WHERE name = 'p'",
+    // The index newest-first reads (`since`) walk (migration 0008).
+    "SELECT seq FROM tags INDEXED BY tags_created_seq WHERE name = 'p'",
     // No index covers these columns: the table's own pages, in rowid order.
     'SELECT d_tag, expires_at FROM events',
   ];
