@@ -1,4 +1,5 @@
 import WebSocket from 'ws';
+import { expect } from 'vitest';
 import { waitFor } from './wait.js';
 
 /** A bare WebSocket client that records every frame, for wire-level assertions. */
@@ -112,4 +113,24 @@ export async function publishSpread(clients: RawClient[], events: Array<{ id: st
       }
     }),
   );
+}
+
+/**
+ * Waits until each subscription in `subIds` received `total` events, then checks (a moment later, so a
+ * late duplicate shows) that each has every event exactly once; those whose id starts with `q` (the
+ * sequence-cursor ones) in sequence order.
+ */
+export async function expectEachComplete(sub: RawClient, subIds: readonly string[], total: number, timeoutMs: number): Promise<void> {
+  for (const id of subIds) await waitFor(() => sub.of('EVENT', id).length >= total, `${id} complete`, timeoutMs);
+  await new Promise((r) => setTimeout(r, 200));
+  for (const id of subIds) {
+    const frames = sub.of('EVENT', id);
+    const ids = frames.map((f) => (f[2] as { id: string }).id);
+    expect(new Set(ids).size, `${id} has no duplicates`).toBe(ids.length);
+    expect(ids.length, `${id} has every event`).toBe(total);
+    if (id.startsWith('q')) {
+      const seqs = frames.map((f) => (f[3] as { seq: number }).seq);
+      expect(seqs, `${id} in sequence order`).toEqual([...seqs].sort((x, y) => x - y));
+    }
+  }
 }

@@ -4,9 +4,8 @@ import { PostgresStore } from '../../relay/store/postgres.js';
 import { createPgDatabase } from '../helpers/backends.js';
 import { makeKey, nowSeconds, signEvent } from '../helpers/events.js';
 import { postgresSkipReason } from '../helpers/postgres.js';
-import { publishSpread, RawClient } from '../helpers/raw-client.js';
+import { expectEachComplete, publishSpread, RawClient } from '../helpers/raw-client.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
-import { waitFor } from '../helpers/wait.js';
 
 // Live fan-out across instances: three relays on one PostgreSQL database. Events are published
 // through two of them while subscriptions open, at random moments, on the third; each must end up
@@ -50,18 +49,7 @@ describe.skipIf(skip !== undefined)('cluster: stored → live across instances',
     }
     await publishing;
     expect(subIds.length).toBeGreaterThan(4);
-    for (const id of subIds) await waitFor(() => sub.of('EVENT', id).length >= TOTAL, `${id} complete`, 20_000);
-    await new Promise((r) => setTimeout(r, 200));
-    for (const id of subIds) {
-      const frames = sub.of('EVENT', id);
-      const ids = frames.map((f) => (f[2] as NostrEvent).id);
-      expect(new Set(ids).size, `${id} has no duplicates`).toBe(ids.length);
-      expect(ids.length, `${id} has every event`).toBe(TOTAL);
-      if (id.startsWith('q')) {
-        const seqs = frames.map((f) => (f[3] as { seq: number }).seq);
-        expect(seqs, `${id} in sequence order`).toEqual([...seqs].sort((x, y) => x - y));
-      }
-    }
+    await expectEachComplete(sub, subIds, TOTAL, 20_000);
     for (const p of pubs) p.close();
     sub.close();
   }, 60_000);

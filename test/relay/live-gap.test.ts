@@ -1,10 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { NostrEvent } from '../../shared/event.js';
 import { makeKey, nowSeconds, signEvent } from '../helpers/events.js';
-import { publishSpread, RawClient } from '../helpers/raw-client.js';
+import { expectEachComplete, publishSpread, RawClient } from '../helpers/raw-client.js';
 import type { TestRelay } from '../helpers/relay.js';
 import { testBackends } from '../helpers/backends.js';
-import { waitFor } from '../helpers/wait.js';
 
 // History then live, with no gap and no duplicate: subscriptions open at random moments while
 // publishers write at full speed; each must end up with every matching event exactly once.
@@ -38,20 +36,7 @@ describe.each(testBackends())('stored → live hand-over ($name)', (backend) => 
     }
     await publishing;
     expect(subIds.length).toBeGreaterThan(6);
-    for (const id of subIds) {
-      await waitFor(() => sub.of('EVENT', id).length >= TOTAL, `${id} complete`, 15_000);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-    for (const id of subIds) {
-      const frames = sub.of('EVENT', id);
-      const ids = frames.map((f) => (f[2] as NostrEvent).id);
-      expect(new Set(ids).size, `${id} has no duplicates`).toBe(ids.length);
-      expect(ids.length, `${id} has every event`).toBe(TOTAL);
-      if (id.startsWith('q')) {
-        const seqs = frames.map((f) => (f[3] as { seq: number }).seq);
-        expect(seqs, `${id} in sequence order`).toEqual([...seqs].sort((a, b) => a - b));
-      }
-    }
+    await expectEachComplete(sub, subIds, TOTAL, 15_000);
     for (const p of pubs) p.close();
     sub.close();
   });

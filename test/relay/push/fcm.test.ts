@@ -1,14 +1,23 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
+import { getPublicKey } from 'nostr-tools/pure';
+import type pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { loadConfig, type RelayConfig } from '../../../relay/config.js';
-import { loadOrCreateRelayIdentity, type RelayIdentity } from '../../../relay/identity.js';
-import { createPushWake, type PushWake } from '../../../relay/push/wake.js';
+import { loadOrCreateRelayIdentity } from '../../../relay/identity.js';
+import { createSharedPushWake, loadOrCreateSharedIdentity, queueWakesSql } from '../../../relay/push/postgres.js';
+import { createPushWake } from '../../../relay/push/wake.js';
+import { PostgresStore } from '../../../relay/store/postgres.js';
+import type { NostrEvent } from '../../../shared/event.js';
+import { createPgDatabase } from '../../helpers/backends.js';
 import { makeSelfSignedCert } from '../../helpers/fake-apns.js';
 import { fcmError, makeServiceAccount, startFakeFcm, type FakeFcm, type FcmReply } from '../../helpers/fake-fcm.js';
+import { postgresSkipReason } from '../../helpers/postgres.js';
 import { makeAddressedEvent, makeAgent, makeFcmToken, makeLogger, makeRegistrationEvent, makeTempDir, ManualClock, openPushDb } from './support.js';
 
+// The wake loop (relay/push/loop.ts) against the fake FCM HTTP/2 server, on each queue store: the
+// relay's SQLite file and the PostgreSQL queue a cluster shares. The same cases run on both.
 const PROJECT = 'roost-test-project';
 const tmp = makeTempDir();
 let fake: FakeFcm;
@@ -33,51 +42,116 @@ afterAll(async () => {
   tmp.remove();
 });
 
+/** What every case needs from a queue store: one wake service at a time, and the store's view of it. */
+interface Harness {
+  wake: { runDue(): Promise<void>; stats(): Record<string, number>; close(): Promise<void> };
+  clock: ManualClock;
+  logs: ReturnType<typeof makeLogger>;
+  register(agent: ReturnType<typeof makeAgent>, token: string, mode?: 'background' | 'alert'): Promise<void>;
+  /** Queues the wakes the store's write transaction queues for `event` stored at `seq`. */
+  queue(event: NostrEvent, seq: number): Promise<void>;
+  channelCount(): Promise<number>;
+  /** Closes the wake service and opens a fresh one on an empty queue with `cfg`. */
+  reopen(cfg: RelayConfig): Promise<void>;
+  close(): Promise<void>;
+}
+
+const registration = (agent: ReturnType<typeof makeAgent>, relayPubkey: string, token: string, mode: 'background' | 'alert') =>
+  makeRegistrationEvent(agent, relayPubkey, { channels: [{ platform: 'fcm', token, mode }] });
+
 let n = 0;
-let db: Database.Database;
-let identity: RelayIdentity;
-let clock: ManualClock;
-let wake: PushWake;
-let logs: ReturnType<typeof makeLogger>;
-
-function open(cfg: RelayConfig = config): void {
-  const file = join(tmp.dir, `fcm-${++n}.db`);
-  db = openPushDb(file);
-  identity = loadOrCreateRelayIdentity(file);
-  clock = new ManualClock();
-  logs = makeLogger();
-  wake = createPushWake({ db, identity, config: cfg, log: logs.log, isOnline: () => false, clock, random: () => 0.5 });
+async function sqliteHarness(): Promise<Harness> {
+  let db: Database.Database;
+  const h = {} as Harness & { open(cfg: RelayConfig): void };
+  h.open = (cfg) => {
+    const file = join(tmp.dir, `fcm-${++n}.db`);
+    db = openPushDb(file);
+    const identity = loadOrCreateRelayIdentity(file);
+    h.clock = new ManualClock();
+    h.logs = makeLogger();
+    const wake = createPushWake({ db, identity, config: cfg, log: h.logs.log, isOnline: () => false, clock: h.clock, random: () => 0.5 });
+    h.wake = wake as unknown as Harness['wake'];
+    h.register = async (agent, token, mode = 'background') => {
+      expect(wake.handleWakeRegistration(registration(agent, identity.pubkey, token, mode))).toEqual({ ok: true });
+    };
+    h.queue = async (event, seq) => wake.onEventStored(event, seq);
+  };
+  h.channelCount = async () => (db.prepare('SELECT count(*) AS n FROM push_channels').get() as { n: number }).n;
+  h.close = async () => {
+    await h.wake.close();
+    db.close();
+  };
+  h.reopen = async (cfg) => {
+    await h.close();
+    h.open(cfg);
+  };
+  h.open(config);
+  return h;
 }
 
-beforeEach(() => {
-  open();
-  fake.requests.length = 0;
-  fake.reply((req) => ({ status: 200, body: { name: `projects/${req.projectId}/messages/1` } }));
-});
-
-afterEach(async () => {
-  await wake.close();
-  db.close();
-});
-
-function register(agent: ReturnType<typeof makeAgent>, token: string, mode: 'background' | 'alert' = 'background') {
-  const ev = makeRegistrationEvent(agent, identity.pubkey, { channels: [{ platform: 'fcm', token, mode }] });
-  expect(wake.handleWakeRegistration(ev)).toEqual({ ok: true });
+async function postgresHarness(): Promise<Harness> {
+  // The store's own pool (its type parsers: counts as numbers), as the relay wires it.
+  const store = await PostgresStore.open({ url: await createPgDatabase() });
+  const pool: pg.Pool = store.pool;
+  const secretKey = await loadOrCreateSharedIdentity(pool);
+  const pubkey = getPublicKey(secretKey);
+  const h = {} as Harness & { open(cfg: RelayConfig): Promise<void> };
+  h.open = async (cfg) => {
+    await pool.query('TRUNCATE push_owners, push_channels, push_wakes, push_deliveries, presence');
+    h.clock = new ManualClock();
+    h.logs = makeLogger();
+    const wake = createSharedPushWake({ pool, secretKey, pubkey, config: cfg, log: h.logs.log, clock: h.clock, random: () => 0.5 });
+    h.wake = wake as unknown as Harness['wake'];
+    h.register = async (agent, token, mode = 'background') => {
+      expect(await wake.handleWakeRegistration(registration(agent, pubkey, token, mode))).toEqual({ ok: true });
+    };
+    h.queue = async (event, seq) => {
+      const owners = event.tags.filter((t) => t[0] === 'p').map((t) => t[1]!);
+      await pool.query(queueWakesSql('unnest($1::text[], $2::bigint[]) AS x(owner, seq)', '$3', '$4'), [owners, owners.map(() => seq), h.clock.now(), 0]);
+    };
+  };
+  h.channelCount = async () => (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM push_channels')).rows[0]!.n;
+  h.reopen = async (cfg) => {
+    await h.wake.close();
+    await h.open(cfg);
+  };
+  h.close = async () => {
+    await h.wake.close();
+    await store.close();
+  };
+  await h.open(config);
+  return h;
 }
 
-function channelCount(): number {
-  return (db.prepare('SELECT count(*) AS n FROM push_channels').get() as { n: number }).n;
-}
+const pgSkip = postgresSkipReason();
+if (pgSkip) console.warn(pgSkip);
+const stores = [
+  { name: 'SQLite', open: sqliteHarness, skip: undefined },
+  { name: 'PostgreSQL', open: postgresHarness, skip: pgSkip },
+];
 
-describe('FCM wake through firebase-admin against a local HTTP server', () => {
+describe.each(stores)('FCM wake through firebase-admin against a local HTTP server, queue on $name', ({ open, skip }) => {
+  let h: Harness;
+  beforeEach(async (ctx) => {
+    if (skip) ctx.skip();
+    h = await open();
+    fake.requests.length = 0;
+    fake.reply((req) => ({ status: 200, body: { name: `projects/${req.projectId}/messages/1` } }));
+  }, 60_000);
+
+  afterEach(async () => {
+    await h?.close();
+  });
+
   test('a wake is a data-only message with normal priority, a collapse key and a TTL, authorized via token_uri', async () => {
     const agent = makeAgent();
     const sender = makeAgent();
     const token = makeFcmToken();
-    register(agent, token);
+    await h.register(agent, token);
     const event = makeAddressedEvent(sender, [agent.pubkey], 'the secret plan');
-    wake.onEventStored(event, 42);
-    await wake.runDue();
+    await h.queue(event, 42);
+    await h.wake.runDue();
+    await h.wake.runDue();
 
     expect(fake.requests).toHaveLength(1);
     const req = fake.requests[0]!;
@@ -91,22 +165,20 @@ describe('FCM wake through firebase-admin against a local HTTP server', () => {
     });
     const raw = JSON.stringify(req.message);
     for (const secret of ['the secret plan', event.id, sender.pubkey]) expect(raw).not.toContain(secret);
-    expect(wake.stats()).toMatchObject({ queued: 1, sent: 1, retried: 0, failed: 0, pruned: 0 });
-    expect(logs.lines.join('')).not.toContain(token);
+    expect(h.wake.stats()).toMatchObject({ sent: 1, retried: 0, failed: 0, pruned: 0, pendingDeliveries: 0 });
+    expect(h.logs.lines.join('')).not.toContain(token);
   });
 
   test('an alert wake carries the generic notification (ROOST_PUSH_ALERT_TITLE/BODY) and high Android priority, nothing of the event', async () => {
     const cfg = loadConfig({ ...config, pushAlertTitle: 'Agent mail', pushAlertBody: 'Something arrived' });
-    await wake.close();
-    db.close();
-    open(cfg);
+    await h.reopen(cfg);
     const agent = makeAgent();
     const sender = makeAgent();
     const token = makeFcmToken();
-    register(agent, token, 'alert');
+    await h.register(agent, token, 'alert');
     const event = makeAddressedEvent(sender, [agent.pubkey], 'the secret plan');
-    wake.onEventStored(event, 3);
-    await wake.runDue();
+    await h.queue(event, 3);
+    await h.wake.runDue();
     expect(fake.requests).toHaveLength(1);
     expect(fake.requests[0]!.message).toEqual({
       token,
@@ -120,9 +192,9 @@ describe('FCM wake through firebase-admin against a local HTTP server', () => {
 
   test('a background wake has no notification block', async () => {
     const agent = makeAgent();
-    register(agent, makeFcmToken(), 'background');
-    wake.onEventStored(makeAddressedEvent(makeAgent(), [agent.pubkey]), 4);
-    await wake.runDue();
+    await h.register(agent, makeFcmToken(), 'background');
+    await h.queue(makeAddressedEvent(makeAgent(), [agent.pubkey]), 4);
+    await h.wake.runDue();
     expect(fake.requests[0]!.message).not.toHaveProperty('notification');
   });
 
@@ -143,70 +215,76 @@ describe('FCM wake through firebase-admin against a local HTTP server', () => {
   for (const c of permanent) {
     test(`${c.name}: token ${c.pruned ? 'pruned' : 'kept'}, no retry`, async () => {
       const agent = makeAgent();
-      register(agent, makeFcmToken());
+      await h.register(agent, makeFcmToken());
       fake.reply(() => c.reply);
-      wake.onEventStored(makeAddressedEvent(makeAgent(), [agent.pubkey]), 1);
-      await wake.runDue();
-      clock.advance(3_600_000);
-      await wake.runDue();
+      await h.queue(makeAddressedEvent(makeAgent(), [agent.pubkey]), 1);
+      await h.wake.runDue();
+      h.clock.advance(3_600_000);
+      await h.wake.runDue();
       expect(fake.requests).toHaveLength(1);
-      expect(channelCount()).toBe(c.pruned ? 0 : 1);
-      expect(wake.stats()).toMatchObject(c.pruned ? { pruned: 1, failed: 0, retried: 0 } : { pruned: 0, failed: 1, retried: 0 });
-      expect(wake.stats().pendingDeliveries).toBe(0);
+      expect(await h.channelCount()).toBe(c.pruned ? 0 : 1);
+      expect(h.wake.stats()).toMatchObject(c.pruned ? { pruned: 1, failed: 0, retried: 0 } : { pruned: 0, failed: 1, retried: 0 });
+      expect(h.wake.stats().pendingDeliveries).toBe(0);
     });
   }
 
   test('429 with Retry-After waits for the server, not for the (shorter) backoff', async () => {
     const agent = makeAgent();
-    register(agent, makeFcmToken());
+    await h.register(agent, makeFcmToken());
     fake.reply((_req, i) =>
       i === 0
         ? { ...fcmError(429, 'RESOURCE_EXHAUSTED', 'Quota exceeded.', 'QUOTA_EXCEEDED'), headers: { 'retry-after': '120' } }
         : { status: 200, body: { name: 'm' } },
     );
-    wake.onEventStored(makeAddressedEvent(makeAgent(), [agent.pubkey]), 1);
-    await wake.runDue();
+    await h.queue(makeAddressedEvent(makeAgent(), [agent.pubkey]), 1);
+    await h.wake.runDue();
     expect(fake.requests).toHaveLength(1);
-    expect(wake.stats()).toMatchObject({ retried: 1, pendingDeliveries: 1 });
-    clock.advance(119_999);
-    await wake.runDue();
+    expect(h.wake.stats()).toMatchObject({ retried: 1, pendingDeliveries: 1 });
+    h.clock.advance(119_999);
+    await h.wake.runDue();
     expect(fake.requests).toHaveLength(1);
-    clock.advance(1);
-    await wake.runDue();
+    h.clock.advance(1);
+    await h.wake.runDue();
     expect(fake.requests).toHaveLength(2);
-    expect(wake.stats()).toMatchObject({ retried: 1, sent: 1, pendingDeliveries: 0 });
-    expect(channelCount()).toBe(1);
+    expect(h.wake.stats()).toMatchObject({ retried: 1, sent: 1, pendingDeliveries: 0 });
+    expect(await h.channelCount()).toBe(1);
   });
 
   test('under concurrency each send gets its own status and Retry-After', async () => {
     const agents = Array.from({ length: 8 }, () => makeAgent());
     const limited = new Set<string>();
-    agents.forEach((a, i) => {
+    for (const [i, a] of agents.entries()) {
       const token = makeFcmToken();
       if (i % 2 === 0) limited.add(token);
-      register(a, token);
-    });
+      await h.register(a, token);
+    }
     fake.reply((req, i) =>
       limited.has(req.message.token!) && i < 8
         ? { ...fcmError(429, 'RESOURCE_EXHAUSTED', 'Quota exceeded.', 'QUOTA_EXCEEDED'), headers: { 'retry-after': '60' }, delayMs: 5 * (i % 3) }
         : { status: 200, body: { name: 'm' }, delayMs: 5 * (i % 3) },
     );
-    for (const a of agents) wake.onEventStored(makeAddressedEvent(makeAgent(), [a.pubkey]), 1);
-    await wake.runDue();
+    await h.queue(
+      makeAddressedEvent(
+        makeAgent(),
+        agents.map((a) => a.pubkey),
+      ),
+      1,
+    );
+    await h.wake.runDue();
     expect(fake.requests).toHaveLength(8);
-    expect(wake.stats()).toMatchObject({ sent: 4, retried: 4 });
-    clock.advance(59_999);
-    await wake.runDue();
+    expect(h.wake.stats()).toMatchObject({ sent: 4, retried: 4 });
+    h.clock.advance(59_999);
+    await h.wake.runDue();
     expect(fake.requests).toHaveLength(8);
-    clock.advance(1);
-    await wake.runDue();
+    h.clock.advance(1);
+    await h.wake.runDue();
     expect(
       fake.requests
         .slice(8)
         .map((r) => r.message.token)
         .sort(),
     ).toEqual([...limited].sort());
-    expect(wake.stats()).toMatchObject({ sent: 8, retried: 4 });
+    expect(h.wake.stats()).toMatchObject({ sent: 8, retried: 4 });
   });
 
   for (const reply of [
@@ -216,19 +294,19 @@ describe('FCM wake through firebase-admin against a local HTTP server', () => {
   ]) {
     test(`${reply.status} is retried by the relay only (firebase-admin's own retry is off)`, async () => {
       const agent = makeAgent();
-      register(agent, makeFcmToken());
+      await h.register(agent, makeFcmToken());
       fake.reply((_req, i) => (i === 0 ? reply : { status: 200, body: { name: 'm' } }));
-      wake.onEventStored(makeAddressedEvent(makeAgent(), [agent.pubkey]), 1);
-      await wake.runDue();
+      await h.queue(makeAddressedEvent(makeAgent(), [agent.pubkey]), 1);
+      await h.wake.runDue();
       expect(fake.requests).toHaveLength(1);
-      clock.advance(499);
-      await wake.runDue();
+      h.clock.advance(499);
+      await h.wake.runDue();
       expect(fake.requests).toHaveLength(1);
-      clock.advance(1);
-      await wake.runDue();
+      h.clock.advance(1);
+      await h.wake.runDue();
       expect(fake.requests).toHaveLength(2);
-      expect(wake.stats()).toMatchObject({ retried: 1, sent: 1, failed: 0 });
-      expect(channelCount()).toBe(1);
+      expect(h.wake.stats()).toMatchObject({ retried: 1, sent: 1, failed: 0 });
+      expect(await h.channelCount()).toBe(1);
     });
   }
 
@@ -237,9 +315,7 @@ describe('FCM wake through firebase-admin against a local HTTP server', () => {
     writeFileSync(join(tmp.dir, 'fcm-ca.pem'), tls.cert);
     const secure = await startFakeFcm({ accessToken: 'fixed-token', tls });
     try {
-      await wake.close();
-      db.close();
-      open(
+      await h.reopen(
         loadConfig({
           publicUrl: '',
           pushFcmAccessToken: 'fixed-token',
@@ -250,9 +326,9 @@ describe('FCM wake through firebase-admin against a local HTTP server', () => {
       );
       const agent = makeAgent();
       const token = makeFcmToken();
-      register(agent, token);
-      wake.onEventStored(makeAddressedEvent(makeAgent(), [agent.pubkey]), 5);
-      await wake.runDue();
+      await h.register(agent, token);
+      await h.queue(makeAddressedEvent(makeAgent(), [agent.pubkey]), 5);
+      await h.wake.runDue();
       expect(secure.requests).toHaveLength(1);
       expect(secure.requests[0]!.projectId).toBe('p2');
       expect(secure.requests[0]!.headers.authorization).toBe('Bearer fixed-token');
@@ -265,18 +341,30 @@ describe('FCM wake through firebase-admin against a local HTTP server', () => {
   test('a service account the token endpoint refuses: retried, then given up, nothing sent', async () => {
     const other = makeServiceAccount(PROJECT, `${fake.url}/token`);
     writeFileSync(join(tmp.dir, 'wrong-account.json'), JSON.stringify(other.json));
-    await wake.close();
-    db.close();
-    open(loadConfig({ ...config, pushFcmServiceAccountFile: join(tmp.dir, 'wrong-account.json') }));
+    await h.reopen(loadConfig({ ...config, pushFcmServiceAccountFile: join(tmp.dir, 'wrong-account.json') }));
     const agent = makeAgent();
-    register(agent, makeFcmToken());
-    wake.onEventStored(makeAddressedEvent(makeAgent(), [agent.pubkey]), 1);
+    await h.register(agent, makeFcmToken());
+    await h.queue(makeAddressedEvent(makeAgent(), [agent.pubkey]), 1);
     for (let i = 0; i < 4; i++) {
-      await wake.runDue();
-      clock.advance(config.pushRetryMaxMs);
+      await h.wake.runDue();
+      h.clock.advance(config.pushRetryMaxMs);
     }
     expect(fake.requests).toHaveLength(0);
-    expect(wake.stats()).toMatchObject({ sent: 0, retried: config.pushMaxAttempts - 1, failed: 1 });
-    expect(channelCount()).toBe(1);
+    expect(h.wake.stats()).toMatchObject({ sent: 0, retried: config.pushMaxAttempts - 1, failed: 1 });
+    expect(await h.channelCount()).toBe(1);
+  });
+
+  test('5xx is retried with backoff, then given up after the attempts allowed', async () => {
+    const agent = makeAgent();
+    await h.register(agent, makeFcmToken());
+    fake.reply(() => fcmError(503, 'UNAVAILABLE', 'The service is unavailable.', 'UNAVAILABLE'));
+    await h.queue(makeAddressedEvent(makeAgent(), [agent.pubkey]), 1);
+    for (let i = 0; i < 4; i++) {
+      await h.wake.runDue();
+      h.clock.advance(config.pushRetryMaxMs);
+    }
+    expect(fake.requests).toHaveLength(config.pushMaxAttempts);
+    expect(h.wake.stats()).toMatchObject({ sent: 0, retried: config.pushMaxAttempts - 1, failed: 1, pendingDeliveries: 0 });
+    expect(await h.channelCount()).toBe(1);
   });
 });
