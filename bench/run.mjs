@@ -375,7 +375,8 @@ async function benchFanout(targets, data, size, notes) {
 }
 
 async function benchIdle(target, size) {
-  const relay = await startRelay(target.spec);
+  // Without Roost's start-up warm-up: its heap growth would be in the baseline RSS and shrink the per-connection figure.
+  const relay = await startRelay(target.spec, { env: { ROOST_WARMUP_MS: '0' } });
   try {
     if (relay.pid === null) return { perConnectionKiB: NaN, note: 'external relay: memory n/a' };
     log(`[${relay.label}] idle: ${size.idleConnections} connections`);

@@ -4,14 +4,16 @@
 // relay's shape) and, for comparison, the four spans of the earlier shape (relay.ingest with verify,
 // store and fan-out children), with the batch span processor, and with it exporting OTLP/HTTP protobuf
 // (the relay's default) or JSON to a collector in another process (which keeps nothing). See
-// docs/performance.md ("Tracing").
+// docs/performance.md ("Tracing"). Then the same with the relay's own recorder (relay/span-recorder.ts),
+// which the relay uses instead of the SDK.
 //
-//   node bench/tracing.mjs [--events N]
+//   npm run build && node bench/tracing.mjs [--events N]
 import { spawn } from 'node:child_process';
 import { ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
 import { OTLPTraceExporter as OTLPJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as OTLPProtobufTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { AlwaysOnSampler, BatchSpanProcessor, NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { createSpanRecorder } from '../dist/relay/span-recorder.js';
 
 const i = process.argv.indexOf('--events');
 const N = i > 0 ? Number(process.argv[i + 1]) : 40_000;
@@ -23,13 +25,32 @@ async function startSink() {
   return { url: `http://127.0.0.1:${port}/v1/traces`, stop: () => child.kill() };
 }
 
+/** The relay's own recorder (relay/span-recorder.ts; `npm run build` first), same queue and batch sizes. */
+function recorder(url, protocol) {
+  return createSpanRecorder({
+    url: url ?? 'http://127.0.0.1:9/v1/traces',
+    protocol: protocol ?? 'http/protobuf',
+    resource: { 'service.name': 'bench' },
+    scope: 'bench',
+    sampler: { name: 'always_on', ratio: 1 },
+    scheduleDelayMs: 5000,
+    // without a collector, an ended span is dropped at once (create and end only, as the SDK's discarding exporter)
+    maxQueueSize: url ? 4 * N : 0,
+    maxExportBatchSize: 2048,
+    exportTimeoutMs: 30_000,
+  });
+}
+
 async function measure(exporter, shape) {
   // A queue that holds a whole round, so nothing is dropped and every span is paid for.
-  const provider = new NodeTracerProvider({
-    sampler: new AlwaysOnSampler(),
-    spanProcessors: [new BatchSpanProcessor(exporter, { maxQueueSize: 4 * N, maxExportBatchSize: 2048 })],
-  });
-  const tracer = provider.getTracer('bench');
+  const provider =
+    exporter.tracer !== undefined
+      ? exporter
+      : new NodeTracerProvider({
+          sampler: new AlwaysOnSampler(),
+          spanProcessors: [new BatchSpanProcessor(exporter, { maxQueueSize: 4 * N, maxExportBatchSize: 2048 })],
+        });
+  const tracer = exporter.tracer ?? provider.getTracer('bench');
   const id = 'a'.repeat(64);
   const t0 = process.cpuUsage();
   for (let n = 0; n < N; n++) {
@@ -60,7 +81,18 @@ try {
     const proto = await measure(new OTLPProtobufTraceExporter({ url: sink.url }), shape);
     const json = await measure(new OTLPJsonTraceExporter({ url: sink.url }), shape);
     console.log(
-      `${label} per event, ${N} events: ${made.toFixed(1)} µs/event to create and end; exporting ${proto.toFixed(1)} µs/event as OTLP protobuf, ${json.toFixed(1)} as JSON`,
+      `SDK, ${label} per event, ${N} events: ${made.toFixed(1)} µs/event to create and end; exporting ${proto.toFixed(1)} µs/event as OTLP protobuf, ${json.toFixed(1)} as JSON`,
+    );
+  }
+  for (const [shape, label] of [
+    ['events', '1 span with 3 events'],
+    ['spans', '4 spans'],
+  ]) {
+    const made = await measure(recorder(), shape);
+    const proto = await measure(recorder(sink.url, 'http/protobuf'), shape);
+    const json = await measure(recorder(sink.url, 'http/json'), shape);
+    console.log(
+      `Roost's recorder, ${label} per event, ${N} events: ${made.toFixed(1)} µs/event to create and end; exporting ${proto.toFixed(1)} µs/event as OTLP protobuf, ${json.toFixed(1)} as JSON`,
     );
   }
 } finally {

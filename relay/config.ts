@@ -83,7 +83,19 @@ export const configSchema = z.object({
     .enum(['http/protobuf', 'http/json'])
     .default('http/protobuf')
     .describe('OTLP/HTTP encoding of exported spans: `http/protobuf` (default, as in OpenTelemetry; cheaper for the relay) or `http/json`.'),
+  otelExporterOtlpTracesEndpoint: z
+    .string()
+    .default('')
+    .refine((v) => v === '' || /^https?:\/\/[^/]/.test(v), 'must be an http(s):// URL')
+    .describe('Full OTLP/HTTP URL for spans, used as given (instead of `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`).'),
   otelServiceName: z.string().min(1).default('roost-relay').describe("`service.name` of the relay's spans."),
+  otelResourceAttributes: z
+    .string()
+    .default('')
+    .refine((v) => v.split(',').every((p) => !p.trim() || /^[^=]+=/.test(p)), 'must be key=value pairs, comma-separated')
+    .describe(
+      "More resource attributes of the relay's spans, `key=value` pairs comma-separated (values URL-encoded), e.g. `deployment.environment=prod`; `OTEL_SERVICE_NAME` wins over a `service.name` here.",
+    ),
   otelTracesSampler: z
     .enum(['parentbased_always_off', 'parentbased_always_on', 'parentbased_traceidratio', 'always_on', 'always_off', 'traceidratio'])
     .default('parentbased_always_off')
@@ -91,6 +103,20 @@ export const configSchema = z.object({
       'Which events get spans: by default only those whose sender sampled its trace (a sampled `traceparent` tag); `parentbased_always_on` also starts a trace for every other event, `parentbased_traceidratio` for a share of them (`OTEL_TRACES_SAMPLER_ARG`).',
     ),
   otelTracesSamplerArg: z.coerce.number().min(0).max(1).default(1).describe('Share of relay-rooted traces for the `*traceidratio` samplers (0–1).'),
+  otelExporterOtlpHeaders: z
+    .string()
+    .default('')
+    .refine((v) => v.split(',').every((p) => !p.trim() || /^[^=]+=/.test(p)), 'must be key=value pairs, comma-separated')
+    .describe('Extra headers on every OTLP export request, `key=value` pairs comma-separated (values URL-encoded), e.g. a collector API key.'),
+  otelBspScheduleDelay: z.coerce.number().int().min(0).default(5000).describe('Milliseconds between exports of a partial batch of spans.'),
+  otelBspMaxQueueSize: z.coerce.number().int().min(1).default(2048).describe('Ended spans held for export; more are dropped (never events).'),
+  otelBspMaxExportBatchSize: z.coerce.number().int().min(1).default(512).describe('Spans per export request; a full batch is exported at once.'),
+  otelBspExportTimeout: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(30000)
+    .describe('Milliseconds an export request may take before it is abandoned (its spans dropped).'),
   traceUrl: z
     .string()
     .default('')
@@ -158,6 +184,11 @@ export const configSchema = z.object({
       'Integrity check (PRAGMA quick_check, ~2 ms per MiB) at start: full refuses a corrupt file before listening; background checks while serving and fails /ready if it finds damage; auto = full up to 1 GiB, else background.',
     ),
   syncMode: z.enum(['full', 'normal']).default('full').describe('SQLite synchronous mode; full fsyncs each commit so OK true survives power loss.'),
+  warmupMs: int(0, 10000)
+    .default(500)
+    .describe(
+      'Start-up warm-up budget (ms): before listening, synthetic read-only agents are served over loopback through the real connection path and the hot index pages are touched, so the first clients meet a warm process; 0 turns it off.',
+    ),
   expirySweepSeconds: int(1).default(60).describe('How often expired events (NIP-40) are deleted from disk.'),
 
   // --- federation (issue 21): NIP-77 and replication ---

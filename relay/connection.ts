@@ -36,6 +36,8 @@ export interface Subscription {
 export interface Corkable {
   cork(): void;
   uncork(): void;
+  /** Writes bytes as they are (several WebSocket frames already framed). */
+  write?(data: Buffer): boolean;
 }
 
 const OPEN = 1;
@@ -49,6 +51,40 @@ function uncorkAll(): void {
   uncorkQueued = false;
   const list = corked.splice(0);
   for (const conn of list) conn.uncorkTurn();
+}
+
+/** Bytes of an unmasked RFC 6455 frame header for a payload of `n` bytes. */
+function headerBytes(n: number): number {
+  return n < 126 ? 2 : n < 65536 ? 4 : 10;
+}
+
+/**
+ * The frames as unmasked RFC 6455 text frames (a server never masks), one after the other in one buffer: one
+ * socket write for a turn's frames instead of a header and a payload write per frame through `ws`.
+ */
+export function encodeTextFrames(frames: readonly (string | Buffer)[], bytes: readonly number[], total: number): Buffer {
+  const out = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (let k = 0; k < frames.length; k++) {
+    const f = frames[k]!;
+    const n = bytes[k]!;
+    out[at] = 0x81; // FIN, text
+    if (n < 126) {
+      out[at + 1] = n;
+      at += 2;
+    } else if (n < 65536) {
+      out[at + 1] = 126;
+      out.writeUInt16BE(n, at + 2);
+      at += 4;
+    } else {
+      out[at + 1] = 127;
+      out.writeUInt32BE(Math.floor(n / 2 ** 32), at + 2);
+      out.writeUInt32BE(n >>> 0, at + 6);
+      at += 10;
+    }
+    at += typeof f === 'string' ? out.write(f, at, n, 'utf8') : f.copy(out, at);
+  }
+  return out;
 }
 
 /** One WebSocket client: its subscriptions, its NIP-42 identities, and a guarded send. */
@@ -78,6 +114,11 @@ export class Connection {
   #onEose: ((seconds: number) => void) | undefined;
   #clock: () => number;
   #corkedThisTurn = false;
+  /** Frames sent this turn, written together when it ends (only with a transport that takes raw writes). */
+  #pending: Array<string | Buffer> | undefined;
+  /** Their UTF-8 sizes, and the sum of those plus frame headers. */
+  #pendingSizes: number[] | undefined;
+  #pendingBytes = 0;
   /** REQs waiting for their EOSE: subscription id → arrival time (ms). */
   #reqStarted: Map<string, number> | undefined;
   #parentLog: Logger;
@@ -166,7 +207,7 @@ export class Connection {
 
   /** Bytes queued in the socket and not yet written to the network. */
   get bufferedAmount(): number {
-    return this.#socket.bufferedAmount;
+    return this.#socket.bufferedAmount + this.#pendingBytes;
   }
 
   /**
@@ -176,48 +217,82 @@ export class Connection {
    */
   send(frame: string | Buffer): boolean {
     if (this.#socket.readyState !== OPEN) return false;
-    if (this.#socket.bufferedAmount > this.#maxBuffered) {
+    if (this.bufferedAmount > this.#maxBuffered) {
       this.cutOff('outbound buffer full');
       return false;
     }
     this.bytesOut += frame.length;
-    // Every frame sent to this socket in one turn of the event loop (a group commit's fan-out, a
-    // burst of OKs) leaves in one write instead of one system call per frame.
-    if (!this.#corkedThisTurn && this.#transport !== undefined) {
-      this.#transport.cork();
-      this.#corkedThisTurn = true;
-      corked.push(this);
-      if (!uncorkQueued) {
-        uncorkQueued = true;
-        queueMicrotask(uncorkAll);
+    // Every frame sent to this socket in one turn of the event loop (a stored answer and its EOSE, a group
+    // commit's fan-out, a burst of OKs) leaves in one write instead of one system call per frame.
+    const transport = this.#transport;
+    if (transport !== undefined) {
+      if (!this.#corkedThisTurn) {
+        this.#corkedThisTurn = true;
+        corked.push(this);
+        if (!uncorkQueued) {
+          uncorkQueued = true;
+          queueMicrotask(uncorkAll);
+        }
+        if (transport.write === undefined) transport.cork();
       }
-    }
-    this.#socket.send(frame, TEXT);
+      if (transport.write !== undefined) {
+        // Framed here at the end of the turn, all in one buffer (counted in bufferedAmount meanwhile).
+        const n = typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
+        (this.#pending ??= []).push(frame);
+        (this.#pendingSizes ??= []).push(n);
+        this.#pendingBytes += n + headerBytes(n);
+      } else this.#socket.send(frame, TEXT);
+    } else this.#socket.send(frame, TEXT);
     if (this.#reqStarted !== undefined && this.#reqStarted.size > 0 && typeof frame === 'string') this.#settleReq(frame);
     return true;
   }
 
   /** True when the socket has more unsent bytes than the given share of the cap: time to pause a stream. */
   isCongested(share = 0.5): boolean {
-    return this.#socket.bufferedAmount > this.#maxBuffered * share;
+    return this.bufferedAmount > this.#maxBuffered * share;
   }
 
   /** Cuts the connection off as a slow client (its unsent data would exceed the cap). */
   cutOff(why: string): void {
-    this.log.warn({ buffered: this.#socket.bufferedAmount, why }, 'slow client cut off at the outbound cap');
+    this.log.warn({ buffered: this.bufferedAmount, why }, 'slow client cut off at the outbound cap');
     this.#onOverflow(this);
+    this.#dropPending();
     this.#socket.terminate();
   }
 
-  /** Ends the current turn's cork (called once per turn, after the turn's sends). */
+  /** Ends the current turn's cork (called once per turn, after the turn's sends): writes the turn's frames. */
   uncorkTurn(): void {
     if (!this.#corkedThisTurn) return;
     this.#corkedThisTurn = false;
-    this.#transport?.uncork();
+    const transport = this.#transport;
+    if (transport?.write === undefined) {
+      transport?.uncork();
+      return;
+    }
+    this.#flush(transport as Required<Corkable>);
   }
 
-  /** Closes the socket. */
+  #flush(transport: Required<Corkable>): void {
+    const frames = this.#pending;
+    const sizes = this.#pendingSizes;
+    if (frames === undefined || sizes === undefined) return;
+    const total = this.#pendingBytes;
+    this.#dropPending();
+    // Closing or closed since (a close frame may be out already): nothing more may follow it.
+    if (this.#socket.readyState !== OPEN) return;
+    if (frames.length === 1) this.#socket.send(frames[0]!, TEXT);
+    else transport.write(encodeTextFrames(frames, sizes, total));
+  }
+
+  #dropPending(): void {
+    this.#pending = undefined;
+    this.#pendingSizes = undefined;
+    this.#pendingBytes = 0;
+  }
+
+  /** Closes the socket, after the frames sent before. */
   close(code = 1000, reason = ''): void {
+    if (this.#transport?.write !== undefined) this.#flush(this.#transport as Required<Corkable>);
     this.#socket.close(code, reason);
   }
 }

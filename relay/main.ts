@@ -41,6 +41,15 @@ export async function runRelay(argv: readonly string[] = process.argv.slice(2)):
   } catch (err) {
     fail(err, log);
   }
+  // Before listening (and so before /ready answers): the first clients meet a warm process.
+  if (config.warmupMs > 0) {
+    try {
+      const r = await relay.warmUp(config.warmupMs);
+      log.info(r, 'warmed up');
+    } catch (err) {
+      log.warn({ err }, 'start-up warm-up failed (the relay starts anyway)');
+    }
+  }
   let address: string;
   try {
     address = await relay.app.listen({ port: config.port, host: config.host });

@@ -1,20 +1,9 @@
 import { context, ROOT_CONTEXT, type Context, type Span, SpanKind, SpanStatusCode, type Tracer, TraceFlags, trace } from '@opentelemetry/api';
-import { OTLPTraceExporter as OTLPJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { OTLPTraceExporter as OTLPProtobufTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import {
-  AlwaysOffSampler,
-  AlwaysOnSampler,
-  BatchSpanProcessor,
-  NodeTracerProvider,
-  ParentBasedSampler,
-  type Sampler,
-  TraceIdRatioBasedSampler,
-} from '@opentelemetry/sdk-trace-node';
 import type { NostrEvent } from '../shared/event.js';
 import { getTraceparent } from '../shared/trace-context.js';
 import type { RelayConfig } from './config.js';
 import type { WakeTracing } from './push/wake.js';
+import { createSpanRecorder } from './span-recorder.js';
 
 /** A step of the ingest pipeline, recorded as an event on `relay.ingest` when it ends. */
 export type IngestStep = 'verified' | 'kind_handled' | 'stored' | 'fanned_out';
@@ -106,37 +95,66 @@ export const tracingOff: RelayTracing = Object.freeze({
   close: async () => undefined,
 }) as RelayTracing;
 
-/** The SDK sampler for a configured name and ratio. */
-function makeSampler(name: TraceSamplerName, ratio: number): Sampler {
-  const root = name.endsWith('always_off') ? new AlwaysOffSampler() : name.endsWith('always_on') ? new AlwaysOnSampler() : new TraceIdRatioBasedSampler(ratio);
-  return name.startsWith('parentbased_') ? new ParentBasedSampler({ root }) : root;
-}
-
-/** The tracing settings of the relay's config. */
+/** The tracing settings of the relay's config (the batch and header settings have their defaults when left out). */
 export type TracingConfig = Pick<
   RelayConfig,
   'otelTracesExporter' | 'otelExporterOtlpEndpoint' | 'otelExporterOtlpProtocol' | 'otelServiceName' | 'otelTracesSampler' | 'otelTracesSamplerArg'
->;
+> &
+  Partial<
+    Pick<
+      RelayConfig,
+      | 'otelExporterOtlpTracesEndpoint'
+      | 'otelResourceAttributes'
+      | 'otelExporterOtlpHeaders'
+      | 'otelBspScheduleDelay'
+      | 'otelBspMaxQueueSize'
+      | 'otelBspMaxExportBatchSize'
+      | 'otelBspExportTimeout'
+    >
+  >;
+
+/** `OTEL_EXPORTER_OTLP_HEADERS` and `OTEL_RESOURCE_ATTRIBUTES`: `key=value` pairs, comma-separated, values URL-encoded. */
+export function parseOtlpHeaders(value: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of value.split(',')) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) continue;
+    out[pair.slice(0, eq).trim()] = decodeURIComponent(pair.slice(eq + 1).trim());
+  }
+  return out;
+}
 
 /**
- * Builds the relay's tracing from its config: OTLP over HTTP to `OTEL_EXPORTER_OTLP_ENDPOINT`
- * `/v1/traces`, batched, as protobuf (the default: it is written straight from the spans, where the
- * JSON encoding builds an object tree and a string first) or JSON (`OTEL_EXPORTER_OTLP_PROTOCOL`). No async context manager is installed: the relay passes its spans
- * explicitly, and an `AsyncLocalStorage` in use makes Node run its hook on every promise of the
- * process, traced or not (docs/performance.md, "Tracing"). Log lines get the ids from the ingest step
- * that writes them ({@link IngestTrace.within}, {@link traceLogFields}).
+ * Builds the relay's tracing from its config: spans recorded by the relay's light recorder behind the
+ * OpenTelemetry API (relay/span-recorder.ts: the SDK's span and export cost the relay more than the
+ * 10 % the issue allows when every event is traced, docs/performance.md "Tracing"), exported in
+ * batches over OTLP/HTTP to `OTEL_EXPORTER_OTLP_ENDPOINT` `/v1/traces` as protobuf (the default) or
+ * JSON (`OTEL_EXPORTER_OTLP_PROTOCOL`), with the standard `OTEL_BSP_*` batch settings. No async
+ * context manager is installed: the relay passes its spans explicitly, and an `AsyncLocalStorage` in
+ * use makes Node run its hook on every promise of the process, traced or not. Log lines get the ids
+ * from the ingest step that writes them ({@link IngestTrace.within}, {@link traceLogFields}).
  */
 export function createTracing(config: TracingConfig): RelayTracing {
   if (config.otelTracesExporter === 'none' || config.otelTracesSampler === 'always_off') return tracingOff;
   const base = config.otelExporterOtlpEndpoint.replace(/\/+$/, '');
-  const url = `${base}/v1/traces`;
-  const exporter = config.otelExporterOtlpProtocol === 'http/json' ? new OTLPJsonTraceExporter({ url }) : new OTLPProtobufTraceExporter({ url });
-  const provider = new NodeTracerProvider({
-    resource: resourceFromAttributes({ 'service.name': config.otelServiceName }),
-    sampler: makeSampler(config.otelTracesSampler, config.otelTracesSamplerArg),
-    spanProcessors: [new BatchSpanProcessor(exporter)],
+  const recorder = createSpanRecorder({
+    url: config.otelExporterOtlpTracesEndpoint || `${base}/v1/traces`,
+    protocol: config.otelExporterOtlpProtocol,
+    resource: {
+      ...parseOtlpHeaders(config.otelResourceAttributes ?? ''),
+      'service.name': config.otelServiceName,
+      'telemetry.sdk.language': 'nodejs',
+      'telemetry.sdk.name': 'roost',
+    },
+    scope: 'roost-relay',
+    sampler: { name: config.otelTracesSampler, ratio: config.otelTracesSamplerArg },
+    headers: parseOtlpHeaders(config.otelExporterOtlpHeaders ?? ''),
+    scheduleDelayMs: config.otelBspScheduleDelay ?? 5000,
+    maxQueueSize: config.otelBspMaxQueueSize ?? 2048,
+    maxExportBatchSize: config.otelBspMaxExportBatchSize ?? 512,
+    exportTimeoutMs: config.otelBspExportTimeout ?? 30_000,
   });
-  return createTracingWith(provider.getTracer('roost-relay'), provider, config.otelTracesSampler);
+  return createTracingWith(recorder.tracer, recorder, config.otelTracesSampler);
 }
 
 /**

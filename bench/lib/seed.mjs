@@ -19,7 +19,7 @@ function hashTree(hash, root, path) {
   return hash;
 }
 
-/** Keeps the `keep` newest complete snapshots of a relay kind; each can be hundreds of MB. */
+/** Keeps the `keep` newest complete snapshots of a relay kind and corpus (`name` = kind-corpus); each can be hundreds of MB. */
 function pruneSnapshots(name, keep) {
   const root = join(CACHE_DIR, 'snapshots');
   const mine = readdirSync(root)
@@ -80,7 +80,7 @@ export async function startSeeded(spec, corpus, { log = () => {}, snapshots = tr
   for (const f of readdirSync(built)) if (f.startsWith('relay.db')) cpSync(join(built, f), join(dir, f));
   rmSync(built, { recursive: true, force: true });
   writeFileSync(join(dir, 'complete'), `${new Date().toISOString()}\n`);
-  pruneSnapshots(kind.snapshotAs ?? name, 2);
+  pruneSnapshots(`${kind.snapshotAs ?? name}-${corpus.key}`, 2);
   log(`  built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   const relay = await startRelay(spec, { ...relayOptions, dbFrom: dir });
   if (!snapshots) rmSync(dir, { recursive: true, force: true });

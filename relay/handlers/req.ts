@@ -145,7 +145,17 @@ function answer(ctx: RelayContext, sub: Subscription, range: SeqRange | undefine
     // Only the answer's seqs are held (8 bytes an event): bodies are read as the socket drains, so a
     // reader that stops reading pins no stored events, whatever it asked for. A store without
     // synchronous reads answers with bodies (one round trip instead of one per event).
-    const rows = store.provides.syncReads ? store.querySeqs(filters, { viewer, limits, maxSeq: from }) : store.query(filters, { viewer, limits, maxSeq: from });
+    // To a socket with nothing queued, a small answer (or a large one's first events) comes with its bodies in one
+    // statement per filter; the rest of a large one as seqs, its bodies read as the socket drains.
+    const rows =
+      store.querySmall !== undefined && conn.bufferedAmount === 0
+        ? headAndSeqs(
+            store.querySmall(filters, BODY_BATCH, { viewer, limits, maxSeq: from }),
+            () => store.querySeqs(filters, { viewer, limits, maxSeq: from }) as number[],
+          )
+        : store.provides.syncReads
+          ? store.querySeqs(filters, { viewer, limits, maxSeq: from })
+          : store.query(filters, { viewer, limits, maxSeq: from });
     if (!isPending(rows)) {
       goLive(ctx, sub, from);
       sendStored(ctx, sub, rows, makeEoseFrame(subId));
@@ -185,13 +195,26 @@ function answer(ctx: RelayContext, sub: Subscription, range: SeqRange | undefine
   streamBackfill(ctx, sub, range.after, viewer);
 }
 
+/** A whole small answer as read, or a large one's head (bodies read) followed by the seqs of the rest. */
+function headAndSeqs(head: { events: StoredEvent[]; whole: boolean }, seqs: () => number[]): (StoredEvent | number)[] {
+  if (head.whole) return head.events;
+  const all = seqs();
+  const n = head.events.length;
+  // Read in the same turn, so the head is the answer's start; if it were not, the seqs alone are the answer.
+  for (let k = 0; k < n; k++) if (all[k] !== head.events[k]!.seq) return all;
+  const rows: (StoredEvent | number)[] = head.events;
+  for (let k = n; k < all.length; k++) rows.push(all[k]!);
+  return rows;
+}
+
 /**
  * Writes a stored answer (events, or seqs whose bodies are read as it goes), pausing while the socket is congested so a large answer to a reader on
  * a slow link is paced rather than cut off. Live frames for the subscription are held meanwhile
  * and follow EOSE in order. `done` runs once EOSE has been written.
  */
-function sendStored(ctx: RelayContext, sub: Subscription, rows: readonly (StoredEvent | number)[], eose: string, done?: () => void): void {
+function sendStored(ctx: RelayContext, sub: Subscription, answer: readonly (StoredEvent | number)[], eose: string, done?: () => void): void {
   const conn = sub.conn;
+  let rows = answer;
   const getRaws = ctx.store.getRaws;
   // Only a small answer to a socket with nothing queued: a large one is read body by body as the socket
   // drains, so a reader that stops reading makes the relay read no more than it can send.
@@ -243,6 +266,10 @@ function sendStored(ctx: RelayContext, sub: Subscription, rows: readonly (Stored
       }
     }
     if (paused) {
+      // Bodies read whole with a small answer are not held while the socket drains: the rest is read again by seq.
+      if (ctx.store.provides.syncReads && i < rows.length && typeof rows[i] !== 'number') {
+        rows = rows.map((r) => (typeof r === 'number' ? r : r.seq));
+      }
       sub.held ??= { frames: [], bytes: 0 };
       stalledSince ||= Date.now();
       if (Date.now() - stalledSince > STALL_LIMIT_MS) return conn.cutOff('stopped reading a stored answer');

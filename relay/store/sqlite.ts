@@ -54,11 +54,22 @@ interface PendingWrite {
   replica?: ReplicaWrite;
 }
 
-interface Row {
+/** The newest stored version of a replaceable or addressable event. */
+interface Newest {
   seq: number;
-  raw: string;
   created_at: number;
   id: string;
+}
+
+/**
+ * A row of a filter read, as better-sqlite3's raw mode returns it (an array, no object made per row): seq, the body
+ * (null when bodies were not asked for), created_at, id.
+ */
+type Row = [seq: number, raw: string, created_at: number, id: string];
+
+/** Newest first, ties by id ascending (NIP-01). */
+function newestFirst(a: Row, b: Row): number {
+  return b[2] - a[2] || (a[3] < b[3] ? -1 : a[3] > b[3] ? 1 : 0);
 }
 
 /**
@@ -123,6 +134,7 @@ export class SqliteStore implements EventStore {
   #onStored: SqliteStoreOptions['onStored'];
   #inTransaction: Array<(event: VerifiedEvent, seq: number) => void> = [];
   #stmtCache = new Map<string, Statement>();
+  #rowStmtCache = new Map<string, Statement>();
   #s: ReturnType<SqliteStore['prepareWrites']>;
   #checkpointer: Checkpointer | undefined;
   #checkpointTimer: NodeJS.Timeout | undefined;
@@ -342,7 +354,7 @@ export class SqliteStore implements EventStore {
     }
     let dTag: string | null = null;
     if (isReplaceableKind(ev.kind)) {
-      const newest = s.newestReplaceable.get(ev.pubkey, ev.kind) as Row | undefined;
+      const newest = s.newestReplaceable.get(ev.pubkey, ev.kind) as Newest | undefined;
       if (newest && !isNewer(ev, newest)) {
         return { status: 'rejected', reason: makeReason('duplicate', 'a newer version of this replaceable event is stored') };
       }
@@ -353,7 +365,7 @@ export class SqliteStore implements EventStore {
       if (until !== undefined && ev.created_at <= until) {
         return { status: 'rejected', reason: makeReason('blocked', 'this address was deleted by its author') };
       }
-      const newest = s.newestAddressable.get(ev.kind, ev.pubkey, dTag) as Row | undefined;
+      const newest = s.newestAddressable.get(ev.kind, ev.pubkey, dTag) as Newest | undefined;
       if (newest && !isNewer(ev, newest)) {
         return { status: 'rejected', reason: makeReason('duplicate', 'a newer version of this addressable event is stored') };
       }
@@ -405,6 +417,17 @@ export class SqliteStore implements EventStore {
     }
   }
 
+  /** A cached filter read in raw mode (rows as arrays). */
+  #rowStmt(sql: string): Statement {
+    let st = this.#rowStmtCache.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql).raw(true);
+      if (this.#rowStmtCache.size > 500) this.#rowStmtCache.clear();
+      this.#rowStmtCache.set(sql, st);
+    }
+    return st;
+  }
+
   #stmt(sql: string): Statement {
     let st = this.#stmtCache.get(sql);
     if (!st) {
@@ -419,17 +442,17 @@ export class SqliteStore implements EventStore {
    * Runs one filter. The LIMIT written into the SQL is rounded up to a power of two, so few distinct
    * statements serve every limit, and the rows past the limit are dropped here.
    */
-  #run(f: Filter, opts: SqlFilterOptions): Row[] {
+  #run(f: Filter, opts: SqlFilterOptions, exact = false): Row[] {
     const want = opts.order.limit;
-    const fetch = roundLimit(want);
+    const fetch = exact ? want : roundLimit(want);
     const q = buildFilterQuery(f, { ...opts, order: { ...opts.order, limit: fetch } });
-    let rows = this.#stmt(q.sql).all(...q.params) as Row[];
+    let rows = this.#rowStmt(q.sql).all(...q.params) as Row[];
     if (q.mayRepeat && rows.length > 1) {
       const seen = new Set<number>();
-      const unique = rows.filter((r) => !seen.has(r.seq) && seen.add(r.seq));
+      const unique = rows.filter((r) => !seen.has(r[0]) && seen.add(r[0]));
       // An event repeating the driving tag took more than one row: ask the general plan instead.
       if (unique.length < rows.length && rows.length >= fetch && fetch >= 0 && unique.length < want) {
-        return this.#run(f, { ...opts, tagDriver: false });
+        return this.#run(f, { ...opts, tagDriver: false }, exact);
       }
       rows = unique;
     }
@@ -440,7 +463,8 @@ export class SqliteStore implements EventStore {
   query(filters: readonly Filter[], opts: ReadOptions & { limits?: readonly number[]; maxSeq?: number } = {}): StoredEvent[] {
     const rows = this.#query(filters, opts, true);
     const max = opts.maxSeq;
-    return max === undefined || max >= this.#lastSeq ? rows : rows.filter((r) => r.seq <= max);
+    const kept = max === undefined || max >= this.#lastSeq ? rows : rows.filter((r) => r[0] <= max);
+    return kept.map((r) => ({ seq: r[0], raw: r[1] }));
   }
 
   /** The seqs `query` would answer, in its order, without reading a body (streamed later with `getRaw`). */
@@ -448,7 +472,44 @@ export class SqliteStore implements EventStore {
     const rows = this.#query(filters, opts, false);
     // Asked on the turn that reads lastSeq (the relay's REQ), nothing newer exists: no filtering.
     const max = opts.maxSeq;
-    return max === undefined || max >= this.#lastSeq ? rows.map((r) => r.seq) : rows.filter((r) => r.seq <= max).map((r) => r.seq);
+    return max === undefined || max >= this.#lastSeq ? rows.map((r) => r[0]) : rows.filter((r) => r[0] <= max).map((r) => r[0]);
+  }
+
+  /**
+   * The first events of the answer `query` would give, at most `max`, bodies included, and whether that is the whole
+   * answer. A filter whose limit is above `max` is read with LIMIT `max + 1` (one statement text per shape), so a
+   * large answer costs at most `max + 1` rows with bodies per filter here; its first `max` events are its first
+   * `max` (newest first, as `query` orders them).
+   */
+  querySmall(
+    filters: readonly Filter[],
+    max: number,
+    opts: ReadOptions & { limits?: readonly number[]; maxSeq?: number } = {},
+  ): { events: StoredEvent[]; whole: boolean } {
+    const now = this.#now();
+    const bySeq = new Map<number, Row>();
+    let only: Row[] | undefined;
+    let whole = true;
+    for (let i = 0; i < filters.length; i++) {
+      const f = filters[i]!;
+      const want = opts.limits?.[i] ?? f.limit ?? 500;
+      if (want === 0) continue;
+      const capped = want > max || want < 0;
+      const rows = capped
+        ? this.#run(f, { now, viewer: opts.viewer, order: { by: 'created', limit: max + 1 } }, true)
+        : this.#run(f, { now, viewer: opts.viewer, order: { by: 'created', limit: want } });
+      if (capped && rows.length > max) whole = false;
+      if (filters.length === 1) only = rows;
+      else for (const r of rows) bySeq.set(r[0], r);
+    }
+    let rows = only ?? [...bySeq.values()].sort(newestFirst);
+    const top = opts.maxSeq;
+    if (top !== undefined && top < this.#lastSeq) rows = rows.filter((r) => r[0] <= top);
+    if (rows.length > max) {
+      whole = false;
+      rows = rows.slice(0, max);
+    }
+    return { events: rows.map((r) => ({ seq: r[0], raw: r[1] })), whole };
   }
 
   /** The stored JSON of one event by seq; undefined once it was deleted. */
@@ -475,24 +536,29 @@ export class SqliteStore implements EventStore {
     filters.forEach((f, i) => {
       const limit = opts.limits?.[i] ?? f.limit ?? 500;
       if (limit === 0) return;
-      for (const r of this.#run(f, { now, viewer: opts.viewer, order: { by: 'created', limit }, bodies })) bySeq.set(r.seq, r);
+      for (const r of this.#run(f, { now, viewer: opts.viewer, order: { by: 'created', limit }, bodies })) bySeq.set(r[0], r);
     });
-    return [...bySeq.values()].sort((a, b) => b.created_at - a.created_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return [...bySeq.values()].sort(newestFirst);
   }
 
   /** Events with seq in (after, until] matching any filter, ascending by seq, at most `limit`. */
   querySeq(filters: readonly Filter[], after: number, until: number | undefined, limit: number, opts: ReadOptions = {}): SeqPage {
     const now = this.#now();
     const take = limit + 1;
-    const bySeq = new Map<number, Row>();
-    for (const f of filters) {
-      for (const r of this.#run(f, { now, viewer: opts.viewer, order: { by: 'seq', after, until, limit: take } })) {
-        bySeq.set(r.seq, r);
+    let rows: Row[];
+    // One filter's rows come in seq order, each event once (the query groups by seq).
+    if (filters.length === 1) rows = this.#run(filters[0]!, { now, viewer: opts.viewer, order: { by: 'seq', after, until, limit: take } });
+    else {
+      const bySeq = new Map<number, Row>();
+      for (const f of filters) {
+        for (const r of this.#run(f, { now, viewer: opts.viewer, order: { by: 'seq', after, until, limit: take } })) bySeq.set(r[0], r);
       }
+      rows = [...bySeq.values()].sort((a, b) => a[0] - b[0]);
     }
-    const rows = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
     const more = rows.length > limit;
-    const events = rows.slice(0, limit).map((r) => ({ seq: r.seq, raw: r.raw }));
+    const n = Math.min(rows.length, limit);
+    const events: StoredEvent[] = new Array(n);
+    for (let k = 0; k < n; k++) events[k] = { seq: rows[k]![0], raw: rows[k]![1] };
     const last = events.length > 0 ? events[events.length - 1]!.seq : after;
     // Caught up: the cursor is the newest committed (or bound) seq, so an idle mailbox advances.
     const cursor = more ? last : Math.max(last, Math.min(until ?? this.#lastSeq, this.#lastSeq));
@@ -555,7 +621,7 @@ export class SqliteStore implements EventStore {
   negentropyItems(filter: Filter, max: number, opts: ReadOptions = {}): Array<{ timestamp: number; id: string }> | undefined {
     const rows = this.#run(filter, { now: this.#now(), viewer: opts.viewer, order: { by: 'created', limit: max + 1 }, bodies: false });
     if (rows.length > max) return undefined;
-    return rows.map((r) => ({ timestamp: r.created_at, id: r.id }));
+    return rows.map((r) => ({ timestamp: r[2], id: r[3] }));
   }
 
   /** NIP-45 count over the union of the filters: one SQL COUNT, no event body read. */

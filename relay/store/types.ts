@@ -260,6 +260,16 @@ export interface EventStore {
    * stores with synchronous reads (one statement instead of one per event).
    */
   getRaws?(seqs: readonly number[]): (string | undefined)[];
+  /**
+   * The first `max` events (at most) of the answer `query` would give, bodies included, and whether they are all of
+   * it. Optional, for stores with synchronous reads: a small answer, or the head of a large one, in one statement per
+   * filter instead of its seqs and then its bodies.
+   */
+  querySmall?(
+    filters: readonly Filter[],
+    max: number,
+    opts?: ReadOptions & { limits?: readonly number[]; maxSeq?: number },
+  ): { events: StoredEvent[]; whole: boolean };
   /** Events with seq in (after, until] matching any filter, ascending, at most `limit`. */
   querySeq(filters: readonly Filter[], after: number, until: number | undefined, limit: number, opts?: ReadOptions): MaybePromise<SeqPage>;
   /**

@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 /** One span as an OTLP/HTTP export carries it (ids in hex). */
 export interface ReceivedSpan {
   service: string;
+  /** The attributes of the span's resource (service.name among them). */
+  resource: Record<string, unknown>;
   name: string;
   traceId: string;
   spanId: string;
@@ -12,6 +14,13 @@ export interface ReceivedSpan {
   attributes: Record<string, unknown>;
   /** Names of the span's events, in order. */
   events: string[];
+  /** OTLP's SpanKind (SERVER 2, CLIENT 3, …). */
+  kind: number;
+  /** Start and end, ns since the epoch. */
+  startNs: bigint;
+  endNs: bigint;
+  /** Status code (0 unset, 1 ok, 2 error). */
+  statusCode: number;
 }
 
 /** A collector on 127.0.0.1 accepting OTLP/HTTP trace exports at /v1/traces, protobuf or JSON. */
@@ -21,13 +30,21 @@ export interface OtlpReceiver {
   spans: ReceivedSpan[];
   /** Content types of the export requests, in order. */
   contentTypes: string[];
+  /** Headers of the export requests, in order. */
+  headers: Array<Record<string, string | string[] | undefined>>;
+  /** Spans per export request, in order. */
+  batches: number[];
   close(): Promise<void>;
 }
 
 type AnyValue = { stringValue?: string; intValue?: string | number; boolValue?: boolean; doubleValue?: number };
 type KeyValue = { key: string; value: AnyValue };
 
-const readValue = (v: AnyValue): unknown => v.stringValue ?? (v.intValue !== undefined ? Number(v.intValue) : (v.boolValue ?? v.doubleValue));
+type AnyValueOrArray = AnyValue & { arrayValue?: { values?: AnyValueOrArray[] } };
+const readValue = (v: AnyValueOrArray): unknown =>
+  v.arrayValue
+    ? (v.arrayValue.values ?? []).map(readValue)
+    : (v.stringValue ?? (v.intValue !== undefined ? Number(v.intValue) : (v.boolValue ?? v.doubleValue)));
 const attrs = (kvs: KeyValue[] = []) => Object.fromEntries(kvs.map((kv) => [kv.key, readValue(kv.value)]));
 
 // --- OTLP protobuf, decoded from the wire format and the field numbers of opentelemetry-proto
@@ -72,7 +89,7 @@ function fields(buf: Buffer): Field[] {
 const all = (fs: Field[], n: number) => fs.filter((f) => f.n === n);
 const first = (fs: Field[], n: number) => fs.find((f) => f.n === n);
 
-/** AnyValue: string 1, bool 2, int 3, double 4. */
+/** AnyValue: string 1, bool 2, int 3, double 4, array 5 (ArrayValue: values 1). */
 function protoValue(buf: Buffer): unknown {
   const f = fields(buf)[0];
   if (!f) return undefined;
@@ -80,6 +97,7 @@ function protoValue(buf: Buffer): unknown {
   if (f.n === 2) return f.varint !== 0n;
   if (f.n === 3) return Number(BigInt.asIntN(64, f.varint));
   if (f.n === 4) return f.bytes.readDoubleLE(0);
+  if (f.n === 5) return all(fields(f.bytes), 1).map((v) => protoValue(v.bytes));
   return undefined;
 }
 /** repeated KeyValue { key 1, value 2 }. */
@@ -98,19 +116,27 @@ function protoSpans(body: Buffer): ReceivedSpan[] {
   for (const rs of all(fields(body), 1)) {
     const rsf = fields(rs.bytes);
     const resource = first(rsf, 1);
-    const service = String(protoAttrs(resource ? all(fields(resource.bytes), 1) : [])['service.name']);
+    const resourceAttrs = protoAttrs(resource ? all(fields(resource.bytes), 1) : []);
+    const service = String(resourceAttrs['service.name']);
     for (const ss of all(rsf, 2))
       for (const s of all(fields(ss.bytes), 2)) {
-        // Span: trace_id 1, span_id 2, parent_span_id 4, name 5, attributes 9, events 11 (Event: name 2)
+        // Span: trace_id 1, span_id 2, parent_span_id 4, name 5, kind 6, start 7, end 8, attributes 9,
+        // events 11 (Event: name 2), status 15 (code 3)
         const f = fields(s.bytes);
+        const status = first(f, 15);
         spans.push({
           service,
+          resource: resourceAttrs,
           name: first(f, 5)?.bytes.toString('utf8') ?? '',
           traceId: first(f, 1)?.bytes.toString('hex') ?? '',
           spanId: first(f, 2)?.bytes.toString('hex') ?? '',
           parentSpanId: first(f, 4)?.bytes.toString('hex') ?? '',
           attributes: protoAttrs(all(f, 9)),
           events: all(f, 11).map((e) => first(fields(e.bytes), 2)?.bytes.toString('utf8') ?? ''),
+          kind: Number(first(f, 6)?.varint ?? 0n),
+          startNs: first(f, 7)?.bytes.readBigUInt64LE(0) ?? 0n,
+          endNs: first(f, 8)?.bytes.readBigUInt64LE(0) ?? 0n,
+          statusCode: Number((status && first(fields(status.bytes), 3)?.varint) ?? 0n),
         });
       }
   }
@@ -124,17 +150,23 @@ function jsonSpans(body: Buffer): ReceivedSpan[] {
     resourceSpans: Array<{ resource?: { attributes?: KeyValue[] }; scopeSpans: Array<{ spans: Array<Record<string, unknown>> }> }>;
   };
   for (const rs of parsed.resourceSpans) {
-    const service = String(attrs(rs.resource?.attributes)['service.name']);
+    const resourceAttrs = attrs(rs.resource?.attributes);
+    const service = String(resourceAttrs['service.name']);
     for (const ss of rs.scopeSpans)
       for (const s of ss.spans)
         spans.push({
           service,
+          resource: resourceAttrs,
           name: s.name as string,
           traceId: s.traceId as string,
           spanId: s.spanId as string,
           parentSpanId: (s.parentSpanId as string | undefined) ?? '',
           attributes: attrs(s.attributes as KeyValue[] | undefined),
           events: ((s.events as Array<{ name: string }> | undefined) ?? []).map((e) => e.name),
+          kind: Number(s.kind ?? 0),
+          startNs: BigInt(s.startTimeUnixNano as string),
+          endNs: BigInt(s.endTimeUnixNano as string),
+          statusCode: Number((s.status as { code?: number } | undefined)?.code ?? 0),
         });
   }
   return spans;
@@ -144,12 +176,15 @@ function jsonSpans(body: Buffer): ReceivedSpan[] {
 export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   const spans: ReceivedSpan[] = [];
   const contentTypes: string[] = [];
+  const headers: OtlpReceiver['headers'] = [];
+  const batches: number[] = [];
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const type = String(req.headers['content-type']);
       contentTypes.push(type);
+      headers.push({ ...req.headers });
       const decode = type.startsWith('application/json') ? jsonSpans : type.startsWith('application/x-protobuf') ? protoSpans : undefined;
       if (req.method !== 'POST' || req.url !== '/v1/traces' || !decode) {
         res.writeHead(400).end();
@@ -163,6 +198,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
         return;
       }
       spans.push(...got);
+      batches.push(got.length);
       if (type.startsWith('application/x-protobuf')) {
         // An empty ExportTraceServiceResponse.
         res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
@@ -177,6 +213,8 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     url: `http://127.0.0.1:${port}`,
     spans,
     contentTypes,
+    headers,
+    batches,
     close: () => new Promise((r) => server.close(() => r())),
   };
 }

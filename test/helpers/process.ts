@@ -53,7 +53,7 @@ export async function spawnRelay(env: Record<string, string>, args: string[] = [
   if (!existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` (npm test does)`);
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const child = spawn(process.execPath, [main, ...args], {
-    env: { ...process.env, HOST: '127.0.0.1', ROOST_LOG_LEVEL: 'info', ROOST_RATE_LIMIT: 'false', ...env, PORT: String(port) },
+    env: { ...process.env, HOST: '127.0.0.1', ROOST_LOG_LEVEL: 'info', ROOST_RATE_LIMIT: 'false', ROOST_WARMUP_MS: '0', ...env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

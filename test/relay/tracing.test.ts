@@ -321,6 +321,36 @@ describe('tracing configuration', () => {
     expect(() => loadConfig({ otelTracesExporter: 'zipkin' })).toThrow(expect.objectContaining({ code: 'ROOST_ERR_CONFIG' }));
   });
 
+  it('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as given; OTEL_RESOURCE_ATTRIBUTES join the resource, OTEL_SERVICE_NAME wins', async () => {
+    const receiver = await startOtlpReceiver();
+    const relay = await startRelay({
+      otelTracesExporter: 'otlp',
+      otelExporterOtlpEndpoint: 'http://127.0.0.1:1', // nothing listens: spans reach the collector only by the full URL
+      otelExporterOtlpTracesEndpoint: `${receiver.url}/v1/traces`,
+      otelServiceName: 'relay-named',
+      otelResourceAttributes: 'deployment.environment=stag%2Cing,service.name=ignored',
+    });
+    try {
+      const sender = { traceId: hex(16), spanId: hex(8), sampled: true };
+      const client = await RawClient.connect(relay.url);
+      expect((await client.publish(signEvent(makeKey(), { tags: [makeTraceparentTag(sender)] })))[2]).toBe(true);
+      client.close();
+      await relay.relay.ctx.tracing.flush();
+      await waitFor(() => receiver.spans.some((s) => s.traceId === sender.traceId), 'span at the full URL');
+      const span = receiver.spans.find((s) => s.traceId === sender.traceId)!;
+      expect(span.resource).toMatchObject({ 'service.name': 'relay-named', 'deployment.environment': 'stag,ing' });
+    } finally {
+      await relay.close();
+      await receiver.close();
+    }
+    expect(() => loadConfig({ otelExporterOtlpTracesEndpoint: 'collector:4318' })).toThrow(expect.objectContaining({ code: 'ROOST_ERR_CONFIG' }));
+    expect(() => loadConfig({ otelResourceAttributes: 'no-equals' })).toThrow(expect.objectContaining({ code: 'ROOST_ERR_CONFIG' }));
+    expect(loadConfig(readConfigSources({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c:4318/t', OTEL_RESOURCE_ATTRIBUTES: 'a=b' }, []))).toMatchObject({
+      otelExporterOtlpTracesEndpoint: 'http://c:4318/t',
+      otelResourceAttributes: 'a=b',
+    });
+  });
+
   it('off: the shared no-op, and nothing reaches a collector', async () => {
     const receiver = await startOtlpReceiver();
     const relay = await startRelay({ otelExporterOtlpEndpoint: receiver.url });

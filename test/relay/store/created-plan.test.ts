@@ -7,7 +7,7 @@ import { matchFilter, type Filter } from '../../../shared/filter.js';
 import { buildFilterQuery } from '../../../relay/store/sql-filter.js';
 import { SqliteStore } from '../../../relay/store/sqlite.js';
 
-// Newest-first tag queries (the standard way to read a mailbox) walk the (name, value, created_at)
+// Newest-first tag queries (the standard way to read a mailbox) walk the (name, value, created_at, seq)
 // index and stop at the limit, so a page costs the page, not the mailbox; and the answers stay
 // exact where an event fills two index rows: a tag repeated in a database written before repeats
 // were folded, or an event found by two of the filter's values.
@@ -48,11 +48,12 @@ describe('newest-first tag queries', () => {
       .map((e) => e.id);
   const got = (f: Filter, limit: number) => store.query([f], { limits: [limit] }).map((r) => (JSON.parse(r.raw) as NostrEvent).id);
 
-  it('walks tags_lookup from the newest entry (or from until) with no scan and no full sort', () => {
+  it('walks tags_created_seq from the newest entry (or from until) with no scan, no full sort and no tags row read', () => {
     for (const f of [{ '#p': [AGENT] }, { '#p': [AGENT], kinds: [1], until: NOW - 100, since: NOW - 600 }] as Filter[]) {
       const q = buildFilterQuery(f, { now: NOW, order: { by: 'created', limit: 500 } });
       const text = (store.db.prepare(`EXPLAIN QUERY PLAN ${q.sql}`).all(...q.params) as Array<{ detail: string }>).map((r) => r.detail).join('\n');
-      expect(text).toMatch(/SEARCH d USING INDEX tags_lookup \(name=\? AND value=\?/);
+      // Covering: each match's seq comes from the index, not from a lookup in the tags table.
+      expect(text).toMatch(/SEARCH d USING COVERING INDEX tags_created_seq \(name=\? AND value=\?/);
       expect(text, text).not.toMatch(/\bSCAN\b/);
       expect(text, text).not.toMatch(/LIST SUBQUERY|TEMP B-TREE FOR ORDER BY/);
     }

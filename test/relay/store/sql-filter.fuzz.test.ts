@@ -142,6 +142,16 @@ describe.each(backends)('SQL filter builder vs matchFilter ($name)', (backend) =
         expect(got, `case ${i}: ${JSON.stringify({ filters, limits, viewer: [...viewer] })}`).toEqual(want);
         if (want.length > 0) nonEmpty++;
 
+        // An answer's head read with its bodies (in the query): its first `max` events, and whether that is all.
+        if (store.querySmall) {
+          const max = (i % 24) + 1;
+          const small = store.querySmall(filters, max, opts);
+          const head = small.events.map((r) => (JSON.parse(r.raw) as NostrEvent).id);
+          const what = `small case ${i} (max ${max}): ${JSON.stringify({ filters, limits, viewer: [...viewer] })}`;
+          expect(head, what).toEqual(want.slice(0, max));
+          expect(small.whole, what).toBe(want.length <= max);
+        }
+
         const countAll = await store.count(filters, opts);
         const wantCount = corpus.filter((e) => filters.some((f) => matchFilter(f, e)) && visible(e, viewer)).length;
         expect(countAll, `count case ${i}`).toBe(wantCount);
