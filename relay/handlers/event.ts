@@ -8,6 +8,9 @@ import { firstEventRejection } from '../policies/types.js';
 import { isPending } from '../store/types.js';
 import type { IngestTrace } from '../tracing.js';
 
+/** The refusal of an id its author deleted (NIP-09), from the probe below or from the store's write. */
+const DELETED = makeReason('blocked', 'this event was deleted by its author');
+
 /**
  * EVENT: policies, signature, duplicate check, then either a kind handler, live-only delivery
  * (ephemeral) or a group-committed write. `OK true` is sent only after the commit.
@@ -45,7 +48,8 @@ async function ingestEvent(ctx: RelayContext, conn: Connection, event: NostrEven
   // stored here (a forgery reusing the id with a zero signature). Only a sender holding the signed
   // event itself learns that, and it has the content already. A new event is verified anyway, so the
   // order costs only honest re-sends their verification.
-  const checked = await ctx.verifier.verify(event);
+  // The event is the edge schema's output (dispatch), so the verifier does not check its shape again.
+  const checked = await ctx.verifier.verify(event, true);
   t?.mark('verified');
   if (!checked.ok) {
     unproven();
@@ -53,20 +57,25 @@ async function ingestEvent(ctx: RelayContext, conn: Connection, event: NostrEven
   }
   const verified = checked.event;
 
-  const maybeKnown = ctx.store.isKnown(event.id, event.pubkey);
-  const known = isPending(maybeKnown) ? await maybeKnown : maybeKnown;
-  if (known === 'stored') {
-    unproven();
-    ctx.stats.eventsDuplicate++;
-    answer(conn, event.id, t, true, makeReason('duplicate', 'already have this event'));
-    return;
-  }
-  if (known === 'deleted') {
-    unproven();
-    return refuse(makeReason('blocked', 'this event was deleted by its author'));
+  const special = ctx.hooks.kindHandlers.get(event.kind);
+  const ephemeral = special === undefined && isEphemeralKind(event.kind);
+  // A stored kind is not probed here: the write checks duplicates and deleted ids inside its transaction
+  // anyway (it must: the same event may be queued twice), and answers them with the same reasons below.
+  if (special || ephemeral) {
+    const maybeKnown = ctx.store.isKnown(event.id, event.pubkey);
+    const known = isPending(maybeKnown) ? await maybeKnown : maybeKnown;
+    if (known === 'stored') {
+      unproven();
+      ctx.stats.eventsDuplicate++;
+      answer(conn, event.id, t, true, makeReason('duplicate', 'already have this event'));
+      return;
+    }
+    if (known === 'deleted') {
+      unproven();
+      return refuse(DELETED);
+    }
   }
 
-  const special = ctx.hooks.kindHandlers.get(event.kind);
   if (special) {
     // Its synchronous part is a step of the ingest: the lines it logs carry the trace ids.
     const r = await (t ? t.within(() => special(verified, conn)) : special(verified, conn));
@@ -76,7 +85,7 @@ async function ingestEvent(ctx: RelayContext, conn: Connection, event: NostrEven
     return;
   }
 
-  if (isEphemeralKind(event.kind)) {
+  if (ephemeral) {
     ctx.stats.eventsEphemeral++;
     const raw = JSON.stringify(verified);
     ctx.fanOut(verified, raw, undefined);
@@ -98,6 +107,8 @@ async function ingestEvent(ctx: RelayContext, conn: Connection, event: NostrEven
       answer(conn, event.id, t, true, makeReason('duplicate', 'already have this event'));
       return;
     case 'rejected':
+      // A deleted id, found by the write now instead of a probe before it: freed as that probe did.
+      if (result.reason === DELETED) unproven();
       if (result.reason.startsWith('error:')) {
         const line = () => ctx.log.error({ eventId: event.id, reason: result.reason }, 'write failed');
         if (t) t.within(line);

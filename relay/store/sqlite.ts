@@ -232,6 +232,8 @@ export class SqliteStore implements EventStore {
       rawsBySeqs: db.prepare('SELECT seq, raw FROM events WHERE seq IN (SELECT value FROM json_each(?))'),
       deleted: db.prepare('SELECT 1 FROM deleted_ids WHERE id = ? AND pubkey = ?').pluck(),
       insert: db.prepare('INSERT INTO events (id, pubkey, created_at, kind, d_tag, expires_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      // A regular event's duplicate check: the id's UNIQUE index is walked by the insert itself.
+      insertUnlessKnown: db.prepare('INSERT OR IGNORE INTO events (id, pubkey, created_at, kind, d_tag, expires_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       insertTag: db.prepare('INSERT INTO tags (seq, name, value, created_at) VALUES (?, ?, ?, ?)'),
       newestReplaceable: db.prepare('SELECT seq, created_at, id FROM events WHERE pubkey = ? AND kind = ? ORDER BY created_at DESC, id ASC LIMIT 1'),
       newestAddressable: db.prepare(
@@ -343,7 +345,10 @@ export class SqliteStore implements EventStore {
 
   #writeOne(ev: VerifiedEvent): WriteResult {
     const s = this.#s;
-    if (s.known.get(ev.id)) return { status: 'duplicate' };
+    // Replaceable, addressable and deletion events act on other rows before their own insert, so they
+    // are probed first; any other event learns it is a duplicate from its insert (no second index walk).
+    const probe = ev.kind === Kind.Deletion || isReplaceableKind(ev.kind) || isAddressableKind(ev.kind);
+    if (probe && s.known.get(ev.id)) return { status: 'duplicate' };
     if (this.#hasDeletedIds && s.deleted.get(ev.id, ev.pubkey)) {
       return { status: 'rejected', reason: makeReason('blocked', 'this event was deleted by its author') };
     }
@@ -368,7 +373,8 @@ export class SqliteStore implements EventStore {
     }
     if (ev.kind === Kind.Deletion) this.#applyDeletion(ev);
     const raw = JSON.stringify(ev);
-    const info = s.insert.run(ev.id, ev.pubkey, ev.created_at, ev.kind, dTag, getExpiration(ev) ?? null, raw);
+    const info = (probe ? s.insert : s.insertUnlessKnown).run(ev.id, ev.pubkey, ev.created_at, ev.kind, dTag, getExpiration(ev) ?? null, raw);
+    if (info.changes === 0) return { status: 'duplicate' };
     const seq = Number(info.lastInsertRowid);
     // One row per distinct (name, value): a repeated tag would take two rows of a LIMIT.
     let indexed: Set<string> | undefined;

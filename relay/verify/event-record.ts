@@ -46,10 +46,14 @@ export function isIdCorrect(ev: NostrEvent): boolean {
 /**
  * Checks shape and id, then writes the Schnorr record (id, pubkey, sig) at `records[offset]`.
  * Returns the rejection reason, or undefined when only the signature is left to check.
+ * `shapeChecked`: the event is the edge schema's output (`eventSchema`, the same canonical shapes), so
+ * the shape is not checked a second time.
  */
-export function packEvent(ev: NostrEvent, records: Buffer, offset: number): string | undefined {
-  const problem = getShapeProblem(ev);
-  if (problem !== undefined) return VERIFY_REASONS.malformed(problem);
+export function packEvent(ev: NostrEvent, records: Buffer, offset: number, shapeChecked = false): string | undefined {
+  if (!shapeChecked) {
+    const problem = getShapeProblem(ev);
+    if (problem !== undefined) return VERIFY_REASONS.malformed(problem);
+  }
   if (!isIdCorrect(ev)) return VERIFY_REASONS.badId;
   records.write(ev.id, offset, 32, 'hex');
   records.write(ev.pubkey, offset + 32, 32, 'hex');

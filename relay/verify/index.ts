@@ -13,8 +13,12 @@ export { RECORD_SIZE, type CoreLoader, type CoreName, type SchnorrCore } from '.
 
 /** Checks events' ids and signatures; the only producer of {@link VerifiedEvent}. */
 export interface Verifier {
-  /** Checks id (sha256 of the NIP-01 serialisation) and BIP-340 signature. */
-  verify(event: NostrEvent): Promise<VerifyResult>;
+  /**
+   * Checks id (sha256 of the NIP-01 serialisation) and BIP-340 signature. `shapeChecked`: `event` is
+   * the output of the edge schema (`eventSchema`: canonical field shapes, a fresh object holding only
+   * the NIP-01 fields), so its shape is not checked again and it becomes the verified event as is.
+   */
+  verify(event: NostrEvent, shapeChecked?: boolean): Promise<VerifyResult>;
   /** Which implementation runs, e.g. 'native', 'wasm', 'js', 'native×2 workers'. */
   readonly backend: string;
   /** Stops worker threads; verifications still running reject with ROOST_ERR_VERIFY_CLOSED. */
@@ -112,7 +116,8 @@ export function verifyEventSync(ev: NostrEvent): VerifyResult {
   return good ? makeVerified(ev) : BAD_SIG;
 }
 
-function makeVerified(ev: NostrEvent): VerifyResult {
+function makeVerified(ev: NostrEvent, fresh = false): VerifyResult {
+  if (fresh) return { ok: true, event: ev as VerifiedEvent };
   const event = { id: ev.id, pubkey: ev.pubkey, created_at: ev.created_at, kind: ev.kind, tags: ev.tags, content: ev.content, sig: ev.sig };
   return { ok: true, event: event as VerifiedEvent };
 }
@@ -131,11 +136,11 @@ class InlineVerifier implements Verifier {
     this.backend = core.name;
   }
 
-  async verify(ev: NostrEvent): Promise<VerifyResult> {
-    const reason = packEvent(ev, this.#record, 0);
+  async verify(ev: NostrEvent, shapeChecked = false): Promise<VerifyResult> {
+    const reason = packEvent(ev, this.#record, 0, shapeChecked);
     if (reason !== undefined) return { ok: false, reason };
     this.#core.verifyBatch(this.#record, this.#out, 1);
-    return this.#out[0] === 1 ? makeVerified(ev) : BAD_SIG;
+    return this.#out[0] === 1 ? makeVerified(ev, shapeChecked) : BAD_SIG;
   }
 
   async close(): Promise<void> {}
@@ -143,6 +148,7 @@ class InlineVerifier implements Verifier {
 
 interface Waiter {
   ev: NostrEvent;
+  fresh: boolean;
   resolve(r: VerifyResult): void;
   reject(err: Error): void;
 }
@@ -166,12 +172,12 @@ class PooledVerifier implements Verifier {
     this.#maxBatch = maxBatch;
   }
 
-  async verify(ev: NostrEvent): Promise<VerifyResult> {
+  async verify(ev: NostrEvent, shapeChecked = false): Promise<VerifyResult> {
     if (this.#closed) throw new RoostError('ROOST_ERR_VERIFY_CLOSED', 'verifier is closed');
     this.#records ??= Buffer.from(this.#pool.takeBuffer(this.#maxBatch * RECORD_SIZE));
-    const reason = packEvent(ev, this.#records, this.#waiters.length * RECORD_SIZE);
+    const reason = packEvent(ev, this.#records, this.#waiters.length * RECORD_SIZE, shapeChecked);
     if (reason !== undefined) return { ok: false, reason };
-    const result = new Promise<VerifyResult>((resolve, reject) => this.#waiters.push({ ev, resolve, reject }));
+    const result = new Promise<VerifyResult>((resolve, reject) => this.#waiters.push({ ev, fresh: shapeChecked, resolve, reject }));
     if (this.#waiters.length >= this.#maxBatch) this.#flush();
     else if (!this.#scheduled) {
       this.#scheduled = true;
@@ -198,7 +204,10 @@ class PooledVerifier implements Verifier {
     this.#records = undefined;
     this.#pool.run(records.buffer as ArrayBuffer, waiters.length).then(
       (out) => {
-        for (let i = 0; i < waiters.length; i++) waiters[i]!.resolve(out[i] === 1 ? makeVerified(waiters[i]!.ev) : BAD_SIG);
+        for (let i = 0; i < waiters.length; i++) {
+          const w = waiters[i]!;
+          w.resolve(out[i] === 1 ? makeVerified(w.ev, w.fresh) : BAD_SIG);
+        }
       },
       (err: Error) => {
         for (const w of waiters) w.reject(err);

@@ -226,6 +226,14 @@ describe.each(backends)('storage rules ($name)', (backend) => {
     expect(new Set(seqs).size).toBe(300);
   });
 
+  it('an event queued twice in one group commit is stored once and its copy answered as a duplicate', async () => {
+    const tagged = ev(1, { tags: [['p', B]] });
+    const [first, second, other] = await Promise.all([store.write(tagged), store.write({ ...tagged } as VerifiedEvent), store.write(ev(2, {}))]);
+    expect([first.status, second.status, other.status]).toEqual(['stored', 'duplicate', 'stored']);
+    expect((await opened.ids()).map((x) => parseInt(x, 16))).toEqual([1, 2]);
+    expect(await store.count([{ '#p': [B] }])).toBe(1);
+  });
+
   it('expired events are hidden from reads and swept from disk', async () => {
     await store.write(ev(1, { tags: [['expiration', String(NOW - 1)]] }));
     await store.write(ev(2, { tags: [['expiration', String(NOW + 100)]] }));
