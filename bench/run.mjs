@@ -2,11 +2,13 @@
 // `npm run bench` — neutral NIP-01 load generator and comparison harness. Runs the same workloads
 // against the relay under test (Roost by default) and a peer (@nostr-relay/core by default, or any
 // ws:// URL), and prints one table: figure, subject, peer, ratio. See docs/performance.md.
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import os from 'node:os';
 import { startCpuMeter, startRunMeter } from './lib/machine.mjs';
 import { loadFanoutCorpus, loadIngestCorpus, loadStoreCorpus } from './lib/corpus.mjs';
-import { checkTarget, readCpuMs, startRelay, targetLabel, UsageError } from './lib/relay-process.mjs';
+import { checkTarget, readCpuMs, ROOT, startRelay, targetLabel, UsageError } from './lib/relay-process.mjs';
 import { startSeeded } from './lib/seed.mjs';
 import { median, sleep } from './lib/stats.mjs';
 import { probeSeqExtension, runBackfillPaged, runBackfillSeq } from './workloads/backfill.mjs';
@@ -388,6 +390,31 @@ async function benchIdle(target, size) {
   }
 }
 
+/**
+ * The same idle measurement on a bare `ws` server in a fresh process (bench/lib/bare-ws-server.mjs):
+ * Node's own floor per connection, measured in this run beside the relays (medians of `runs`).
+ */
+async function benchBareWsIdle(size, runs = 3) {
+  const perConnection = [];
+  for (let i = 0; i < runs; i++) {
+    const child = spawn(process.execPath, [join(ROOT, 'bench/lib/bare-ws-server.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const port = await new Promise((resolve, reject) => {
+        child.once('exit', () => reject(new Error('bare ws server exited')));
+        child.stdout.on('data', (d) => {
+          const m = /port (\d+)/.exec(String(d));
+          if (m) resolve(m[1]);
+        });
+      });
+      perConnection.push((await runIdle(`ws://127.0.0.1:${port}`, child.pid, { count: size.idleConnections })).perConnectionKiB);
+    } finally {
+      child.kill();
+    }
+  }
+  log(`[bare ws] idle: ${perConnection.map((v) => v.toFixed(1)).join(', ')} KiB per connection (fresh process each)`);
+  return median(perConnection);
+}
+
 // ---- report ----
 
 const fmtRate = (v) => (!Number.isFinite(v) ? 'n/a' : v >= 10_000 ? `${(v / 1000).toFixed(0)}k` : v >= 1000 ? `${(v / 1000).toFixed(1)}k` : v.toFixed(0));
@@ -517,6 +544,7 @@ async function main() {
     }
     if (opts.only.includes('attack')) t.result.attack = await runAttack({ size, spec: t.spec, startRelay, log });
   }
+  const bareIdle = opts.only.includes('idle') ? await benchBareWsIdle(size) : undefined;
   // Roost only (the peer has no replication): figures printed after the table.
   const federation = opts.only.includes('federation') ? await runFederation({ size, startRelay, log }) : undefined;
   if (federation) targets[0].result.federation = federation;
@@ -550,6 +578,10 @@ async function main() {
         `also in these rounds: ${t.label} ingest relay CPU ${cpu.toFixed(0)} µs/event (median), ${(cpu / results.peer.ingest.cpuUs).toFixed(2)}× ${names[1]}`,
       );
   }
+  if (bareIdle !== undefined)
+    console.log(
+      `also in this run: a bare \`ws\` server (REQ answered with EOSE, nothing else) holds ${fmtKiB(bareIdle)} KiB per idle connection (median): Node's floor`,
+    );
   if (loads.size > 0) {
     const parts = [...loads].map(([w, l]) => {
       const v = l.filter(Number.isFinite);
