@@ -5,11 +5,8 @@ import { makeReason } from '../../shared/reason.js';
 import type { Connection } from '../connection.js';
 import { countRejection, type RelayContext } from '../context.js';
 import { firstEventRejection } from '../policies/types.js';
-import { isPending } from '../store/types.js';
+import { DELETED_REASONS, isPending } from '../store/types.js';
 import type { IngestTrace } from '../tracing.js';
-
-/** The refusal of an id its author deleted (NIP-09), from the probe below or from the store's write. */
-const DELETED = makeReason('blocked', 'this event was deleted by its author');
 
 /**
  * EVENT: policies, signature, duplicate check, then either a kind handler, live-only delivery
@@ -72,7 +69,7 @@ async function ingestEvent(ctx: RelayContext, conn: Connection, event: NostrEven
     }
     if (known === 'deleted') {
       unproven();
-      return refuse(DELETED);
+      return refuse(DELETED_REASONS.event);
     }
   }
 
@@ -108,7 +105,7 @@ async function ingestEvent(ctx: RelayContext, conn: Connection, event: NostrEven
       return;
     case 'rejected':
       // A deleted id, found by the write now instead of a probe before it: freed as that probe did.
-      if (result.reason === DELETED) unproven();
+      if (result.reason === DELETED_REASONS.event) unproven();
       if (result.reason.startsWith('error:')) {
         const line = () => ctx.log.error({ eventId: event.id, reason: result.reason }, 'write failed');
         if (t) t.within(line);

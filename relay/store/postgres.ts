@@ -17,7 +17,18 @@ import { createPostgresStorageProbe } from './postgres-figures.js';
 import { migratePostgres } from './postgres-migrate.js';
 import { createPostgresRateStore } from './postgres-rates.js';
 import { buildCountQuery, buildFilterQuery, type SqlFilterOptions } from './sql-filter.js';
-import type { AdminLogEntry, EventStore, ReadOptions, ReplicaWrite, ReplicationStore, SeqPage, StoreCapabilities, StoredEvent, WriteResult } from './types.js';
+import {
+  type AdminLogEntry,
+  DELETED_REASONS,
+  type EventStore,
+  type ReadOptions,
+  type ReplicaWrite,
+  type ReplicationStore,
+  type SeqPage,
+  type StoreCapabilities,
+  type StoredEvent,
+  type WriteResult,
+} from './types.js';
 
 /** Settings of the PostgreSQL store. */
 export interface PostgresStoreOptions {
@@ -836,7 +847,7 @@ class BatchPlan {
     if (replica) this.#cursors.set(replica.upstream, Math.max(this.#cursors.get(replica.upstream) ?? 0, replica.seq));
     const known = this.#byId.get(ev.id);
     if ((known && !known.gone) || this.#inBatch.has(ev.id)) return { status: 'duplicate' };
-    if (this.#deletedIds.has(`${ev.id}:${ev.pubkey}`)) return { status: 'rejected', reason: makeReason('blocked', 'this event was deleted by its author') };
+    if (this.#deletedIds.has(`${ev.id}:${ev.pubkey}`)) return { status: 'rejected', reason: DELETED_REASONS.event };
     let d: string | null = null;
     if (isReplaceableKind(ev.kind) || isAddressableKind(ev.kind)) {
       let key: string;
@@ -845,8 +856,7 @@ class BatchPlan {
         d = getDTag(ev);
         key = addrKey(ev.kind, ev.pubkey, d);
         const until = this.#deletedAddr.get(key);
-        if (until !== undefined && ev.created_at <= until)
-          return { status: 'rejected', reason: makeReason('blocked', 'this address was deleted by its author') };
+        if (until !== undefined && ev.created_at <= until) return { status: 'rejected', reason: DELETED_REASONS.address };
       }
       const newest = this.#newest(key);
       if (newest && !isNewer(ev, newest)) {

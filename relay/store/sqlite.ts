@@ -13,7 +13,7 @@ import { Checkpointer } from './checkpointer.js';
 import { checkInBackground, resolveStartupCheck, type IntegrityState, type StartupCheck } from './integrity.js';
 import { migrate } from './migrate.js';
 import { buildCountQuery, buildFilterQuery, type SqlFilterOptions } from './sql-filter.js';
-import type { EventStore, ReadOptions, SeqPage, StoreCapabilities, StoredEvent, WriteResult } from './types.js';
+import { DELETED_REASONS, type EventStore, type ReadOptions, type SeqPage, type StoreCapabilities, type StoredEvent, type WriteResult } from './types.js';
 
 /** Settings of the SQLite store. */
 export interface SqliteStoreOptions {
@@ -350,7 +350,7 @@ export class SqliteStore implements EventStore {
     const probe = ev.kind === Kind.Deletion || isReplaceableKind(ev.kind) || isAddressableKind(ev.kind);
     if (probe && s.known.get(ev.id)) return { status: 'duplicate' };
     if (this.#hasDeletedIds && s.deleted.get(ev.id, ev.pubkey)) {
-      return { status: 'rejected', reason: makeReason('blocked', 'this event was deleted by its author') };
+      return { status: 'rejected', reason: DELETED_REASONS.event };
     }
     let dTag: string | null = null;
     if (isReplaceableKind(ev.kind)) {
@@ -363,7 +363,7 @@ export class SqliteStore implements EventStore {
       dTag = getDTag(ev);
       const until = s.addressDeletedUntil.get(ev.kind, ev.pubkey, dTag) as number | undefined;
       if (until !== undefined && ev.created_at <= until) {
-        return { status: 'rejected', reason: makeReason('blocked', 'this address was deleted by its author') };
+        return { status: 'rejected', reason: DELETED_REASONS.address };
       }
       const newest = s.newestAddressable.get(ev.kind, ev.pubkey, dTag) as Newest | undefined;
       if (newest && !isNewer(ev, newest)) {

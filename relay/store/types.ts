@@ -1,5 +1,6 @@
 import type { Database } from 'better-sqlite3';
 import type { VerifiedEvent } from '../../shared/event.js';
+import { makeReason } from '../../shared/reason.js';
 import type { Filter } from '../../shared/filter.js';
 import type { SharedPushWake, SharedPushWakeDeps } from '../push/postgres.js';
 import type { IntegrityState } from './integrity.js';
@@ -24,6 +25,12 @@ export interface StoredEvent {
 }
 
 /** What happened to one write. */
+/** The refusals a store's write gives for ids and addresses their author deleted (NIP-09), the same on every store. */
+export const DELETED_REASONS = {
+  event: makeReason('blocked', 'this event was deleted by its author'),
+  address: makeReason('blocked', 'this address was deleted by its author'),
+} as const;
+
 export type WriteResult = { status: 'stored'; seq: number; raw: string } | { status: 'duplicate' } | { status: 'rejected'; reason: string };
 
 /** A page of events in ascending sequence order (the sequence extension). */
