@@ -26,7 +26,7 @@ let server: Promise<PgServer> | undefined;
 export function testBackends(opts: { late?: boolean } = {}): TestBackend[] {
   const pgSkip = postgresSkipReason();
   if (pgSkip) console.warn(pgSkip);
-  else afterAll(async () => (await server)?.stop());
+  else afterAll(stopPgServer);
   const all: TestBackend[] = [
     { name: 'sqlite', start: (o, d) => startRelay(o, d) },
     {
@@ -45,6 +45,13 @@ export function testBackends(opts: { late?: boolean } = {}): TestBackend[] {
     },
   ];
   return all.filter((b) => (b.name !== 'late reads' || opts.late !== false) && (b.name !== 'postgres' || pgSkip === undefined));
+}
+
+/** Stops this test file's PostgreSQL server, if one was started (an `afterAll` of files using {@link createPgDatabase}). */
+export async function stopPgServer(): Promise<void> {
+  const s = server;
+  server = undefined;
+  await (await s)?.stop();
 }
 
 /** A fresh database on this test file's PostgreSQL server (started on first use). */

@@ -10,7 +10,7 @@ import { createSharedPushWake, loadOrCreateSharedIdentity, queueWakesSql } from 
 import { createPushWake } from '../../../relay/push/wake.js';
 import { PostgresStore } from '../../../relay/store/postgres.js';
 import type { NostrEvent } from '../../../shared/event.js';
-import { createPgDatabase } from '../../helpers/backends.js';
+import { createPgDatabase, stopPgServer } from '../../helpers/backends.js';
 import { makeSelfSignedCert } from '../../helpers/fake-apns.js';
 import { fcmError, makeServiceAccount, startFakeFcm, type FakeFcm, type FcmReply } from '../../helpers/fake-fcm.js';
 import { postgresSkipReason } from '../../helpers/postgres.js';
@@ -39,6 +39,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await fake.close();
+  await stopPgServer();
   tmp.remove();
 });
 

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VerifiedEvent } from '../../../shared/event.js';
 import { PostgresStore } from '../../../relay/store/postgres.js';
-import { postgresSkipReason, startPostgres, type PgServer } from '../../helpers/postgres.js';
+import { createPgDatabase, stopPgServer } from '../../helpers/backends.js';
+import { postgresSkipReason } from '../../helpers/postgres.js';
 import { createRng } from '../../helpers/prng.js';
 
 // The sequencer across instances: several stores (separate pools, as separate relay processes
@@ -18,13 +19,11 @@ const hex = (n: number) => n.toString(16).padStart(64, '0');
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 describe.skipIf(skip !== undefined)('PostgreSQL sequencer', () => {
-  let server: PgServer;
   let url: string;
   beforeAll(async () => {
-    server = await startPostgres({ fast: true });
-    url = await server.createDatabase();
+    url = await createPgDatabase();
   }, 60_000);
-  afterAll(async () => server?.stop());
+  afterAll(stopPgServer);
 
   it(`hands out gap-free, commit-ordered numbers to 4 writing instances (seed ${SEED})`, async () => {
     const rng = createRng(SEED);

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NostrEvent, VerifiedEvent } from '../../../shared/event.js';
 import { PostgresStore } from '../../../relay/store/postgres.js';
-import { postgresSkipReason, startPostgres, type PgServer } from '../../helpers/postgres.js';
+import { createPgDatabase, stopPgServer } from '../../helpers/backends.js';
+import { postgresSkipReason } from '../../helpers/postgres.js';
 import { createRng } from '../../helpers/prng.js';
 
 // The write path's per-key locks across instances: three stores (separate pools, as separate relay
@@ -24,13 +25,11 @@ type Ev = NostrEvent;
 const newer = (a: Ev, b: Ev) => a.created_at > b.created_at || (a.created_at === b.created_at && a.id < b.id);
 
 describe.skipIf(skip !== undefined)('PostgreSQL write locks', () => {
-  let server: PgServer;
   let url: string;
   beforeAll(async () => {
-    server = await startPostgres({ fast: true });
-    url = await server.createDatabase();
+    url = await createPgDatabase();
   }, 60_000);
-  afterAll(async () => server?.stop());
+  afterAll(stopPgServer);
 
   it(`mixed batches from 3 instances store what the rules give, once, without deadlock (seed ${SEED})`, async () => {
     const rng = createRng(SEED);
@@ -190,7 +189,7 @@ describe.skipIf(skip !== undefined)('PostgreSQL write locks', () => {
     for (const s of stores) await s.close();
   }, 120_000);
   it('a batch with more keys than one transaction may lock takes the store-wide lock, and its deletions hold', async () => {
-    const db = await server.createDatabase();
+    const db = await createPgDatabase();
     const [a, b] = [await PostgresStore.open({ url: db, pollMs: 50 }), await PostgresStore.open({ url: db, pollMs: 50 })];
     const ev = (id: number, pubkey: string, kind: number, tags: string[][] = []) =>
       ({ id: hex(id), pubkey, created_at: 1000, kind, tags, content: '', sig: '0'.repeat(128) }) as VerifiedEvent;
