@@ -553,7 +553,7 @@ function writeAttributes(w: Writer, field: number, attributes: Attributes | unde
 const writer = new Writer();
 
 /** ExportTraceServiceRequest { resource_spans 1 { resource 1, scope_spans 2 { scope 1, spans 2 } } }. */
-export function encodeProtobuf(spans: RecordedSpan[], resource: Attributes, scope: string): Buffer {
+function encodeProtobuf(spans: RecordedSpan[], resource: Attributes, scope: string): Buffer {
   const w = writer;
   w.pos = 0;
   const rs = w.begin(1, 3);
@@ -641,7 +641,7 @@ const jsonAttributeList = (a: Array<string | AttributeValue>) => {
   return out;
 };
 
-export function encodeJson(spans: RecordedSpan[], resource: Attributes, scope: string): Buffer {
+function encodeJson(spans: RecordedSpan[], resource: Attributes, scope: string): Buffer {
   return Buffer.from(
     JSON.stringify({
       resourceSpans: [
@@ -671,5 +671,3 @@ export function encodeJson(spans: RecordedSpan[], resource: Attributes, scope: s
     }),
   );
 }
-
-export type { RecordedSpan };

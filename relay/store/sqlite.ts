@@ -461,18 +461,12 @@ export class SqliteStore implements EventStore {
 
   /** Stored events matching any filter, newest first; `limits[i]` caps filter i. */
   query(filters: readonly Filter[], opts: ReadOptions & { limits?: readonly number[]; maxSeq?: number } = {}): StoredEvent[] {
-    const rows = this.#query(filters, opts, true);
-    const max = opts.maxSeq;
-    const kept = max === undefined || max >= this.#lastSeq ? rows : rows.filter((r) => r[0] <= max);
-    return kept.map((r) => ({ seq: r[0], raw: r[1] }));
+    return this.#upTo(this.#query(filters, opts, true).rows, opts.maxSeq).map((r) => ({ seq: r[0], raw: r[1] }));
   }
 
   /** The seqs `query` would answer, in its order, without reading a body (streamed later with `getRaw`). */
   querySeqs(filters: readonly Filter[], opts: ReadOptions & { limits?: readonly number[]; maxSeq?: number } = {}): number[] {
-    const rows = this.#query(filters, opts, false);
-    // Asked on the turn that reads lastSeq (the relay's REQ), nothing newer exists: no filtering.
-    const max = opts.maxSeq;
-    return max === undefined || max >= this.#lastSeq ? rows.map((r) => r[0]) : rows.filter((r) => r[0] <= max).map((r) => r[0]);
+    return this.#upTo(this.#query(filters, opts, false).rows, opts.maxSeq).map((r) => r[0]);
   }
 
   /**
@@ -486,30 +480,10 @@ export class SqliteStore implements EventStore {
     max: number,
     opts: ReadOptions & { limits?: readonly number[]; maxSeq?: number } = {},
   ): { events: StoredEvent[]; whole: boolean } {
-    const now = this.#now();
-    const bySeq = new Map<number, Row>();
-    let only: Row[] | undefined;
-    let whole = true;
-    for (let i = 0; i < filters.length; i++) {
-      const f = filters[i]!;
-      const want = opts.limits?.[i] ?? f.limit ?? 500;
-      if (want === 0) continue;
-      const capped = want > max || want < 0;
-      const rows = capped
-        ? this.#run(f, { now, viewer: opts.viewer, order: { by: 'created', limit: max + 1 } }, true)
-        : this.#run(f, { now, viewer: opts.viewer, order: { by: 'created', limit: want } });
-      if (capped && rows.length > max) whole = false;
-      if (filters.length === 1) only = rows;
-      else for (const r of rows) bySeq.set(r[0], r);
-    }
-    let rows = only ?? [...bySeq.values()].sort(newestFirst);
-    const top = opts.maxSeq;
-    if (top !== undefined && top < this.#lastSeq) rows = rows.filter((r) => r[0] <= top);
-    if (rows.length > max) {
-      whole = false;
-      rows = rows.slice(0, max);
-    }
-    return { events: rows.map((r) => ({ seq: r[0], raw: r[1] })), whole };
+    const { rows: all, cut } = this.#query(filters, opts, true, max);
+    const rows = this.#upTo(all, opts.maxSeq);
+    const whole = !cut && rows.length <= max;
+    return { events: (whole ? rows : rows.slice(0, max)).map((r) => ({ seq: r[0], raw: r[1] })), whole };
   }
 
   /** The stored JSON of one event by seq; undefined once it was deleted. */
@@ -525,20 +499,34 @@ export class SqliteStore implements EventStore {
     return seqs.map((s) => bySeq.get(s));
   }
 
-  #query(filters: readonly Filter[], opts: ReadOptions & { limits?: readonly number[] }, bodies: boolean): Row[] {
+  /**
+   * Every filter's rows merged, newest first. With `cap`, a filter whose limit is above it (or unlimited) is read
+   * with LIMIT `cap + 1` only, and `cut` says whether one of them had more.
+   */
+  #query(filters: readonly Filter[], opts: ReadOptions & { limits?: readonly number[] }, bodies: boolean, cap?: number): { rows: Row[]; cut: boolean } {
     const now = this.#now();
-    if (filters.length === 1) {
-      const limit = opts.limits?.[0] ?? filters[0]!.limit ?? 500;
+    let cut = false;
+    const read = (f: Filter, i: number): Row[] => {
+      const limit = opts.limits?.[i] ?? f.limit ?? 500;
       if (limit === 0) return [];
-      return this.#run(filters[0]!, { now, viewer: opts.viewer, order: { by: 'created', limit }, bodies });
-    }
+      if (cap !== undefined && (limit > cap || limit < 0)) {
+        const rows = this.#run(f, { now, viewer: opts.viewer, order: { by: 'created', limit: cap + 1 }, bodies }, true);
+        if (rows.length > cap) cut = true;
+        return rows;
+      }
+      return this.#run(f, { now, viewer: opts.viewer, order: { by: 'created', limit }, bodies });
+    };
+    if (filters.length === 1) return { rows: read(filters[0]!, 0), cut };
     const bySeq = new Map<number, Row>();
     filters.forEach((f, i) => {
-      const limit = opts.limits?.[i] ?? f.limit ?? 500;
-      if (limit === 0) return;
-      for (const r of this.#run(f, { now, viewer: opts.viewer, order: { by: 'created', limit }, bodies })) bySeq.set(r[0], r);
+      for (const r of read(f, i)) bySeq.set(r[0], r);
     });
-    return [...bySeq.values()].sort(newestFirst);
+    return { rows: [...bySeq.values()].sort(newestFirst), cut };
+  }
+
+  /** The rows up to `maxSeq`. Asked on the turn that reads lastSeq (the relay's REQ), nothing newer exists: no filtering. */
+  #upTo(rows: Row[], maxSeq: number | undefined): Row[] {
+    return maxSeq === undefined || maxSeq >= this.#lastSeq ? rows : rows.filter((r) => r[0] <= maxSeq);
   }
 
   /** Events with seq in (after, until] matching any filter, ascending by seq, at most `limit`. */
