@@ -99,7 +99,7 @@ export interface Relay {
    * hot pages, within `budgetMs`, so the first clients do not pay for a cold process (relay/warmup.ts). Call
    * before listening.
    */
-  warmUp(budgetMs: number, opts?: Pick<WarmUpOptions, 'maxAgents' | 'concurrency' | 'clock'>): Promise<WarmUpReport>;
+  warmUp(budgetMs: number, opts?: Pick<WarmUpOptions, 'maxAgents' | 'concurrency' | 'clock' | 'onListening'>): Promise<WarmUpReport>;
   /** Stops accepting, closes connections, flushes pending writes, closes the database. */
   close(): Promise<void>;
 }

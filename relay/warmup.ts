@@ -51,6 +51,8 @@ export interface WarmUpOptions {
   concurrency?: number;
   /** Milliseconds since some origin (tests may replace it). */
   clock?: () => number;
+  /** Told the loopback port once it listens (tests). */
+  onListening?: (port: number) => void;
 }
 
 /** A mailbox to read: a tag value that has mail, and the cursor just before it. */
@@ -81,11 +83,15 @@ export async function warmUp(opts: WarmUpOptions): Promise<WarmUpReport> {
   if (opts.db) report.rows = touchPages(opts.db, start + opts.budgetMs * PREFAULT_SHARE, clock);
 
   const server = createServer();
+  const open = new Set<Socket>();
+  // Only the warm-up's own agents are served: another local process that finds the port is refused.
+  const ownPorts = new Set<number>();
+  const FOREIGN = '';
   const uninstall = installUpgradePath({
     server,
     wss: opts.wss,
-    clientAddress: (req) => req.socket.remoteAddress ?? '',
-    admit: () => undefined,
+    clientAddress: (req) => (ownPorts.has(req.socket.remotePort ?? -1) ? (req.socket.remoteAddress ?? '127.0.0.1') : FOREIGN),
+    admit: (ip) => (ip === FOREIGN ? { status: 403, body: 'this port serves the relay start-up warm-up only' } : undefined),
     accept: opts.accept,
     closing: () => false,
   });
@@ -94,8 +100,8 @@ export async function warmUp(opts: WarmUpOptions): Promise<WarmUpReport> {
     server.listen(0, '127.0.0.1', () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
+  opts.onListening?.(port);
   const url = `ws://127.0.0.1:${port}`;
-  const open = new Set<Socket>();
   const maxAgents = opts.maxAgents ?? 5000;
   const concurrency = opts.concurrency ?? 64;
   let started = 0;
@@ -109,7 +115,7 @@ export async function warmUp(opts: WarmUpOptions): Promise<WarmUpReport> {
           const authed = n % AUTH_EVERY === AUTH_EVERY - 1 && authStarted < MAX_AUTHED;
           if (authed) authStarted++;
           running++;
-          runAgent(port, url, n, authed, targets[n % Math.max(1, targets.length)], open, report).finally(() => {
+          runAgent(port, url, n, authed, targets[n % Math.max(1, targets.length)], open, ownPorts, report).finally(() => {
             running--;
             next();
           });
@@ -158,7 +164,16 @@ function clientFrame(text: string): Buffer {
 }
 
 /** One agent: connect → (AUTH when its REQ asks for it) → REQ → stored events → EOSE → close. */
-function runAgent(port: number, url: string, n: number, authed: boolean, target: Target | undefined, open: Set<Socket>, report: WarmUpReport): Promise<void> {
+function runAgent(
+  port: number,
+  url: string,
+  n: number,
+  authed: boolean,
+  target: Target | undefined,
+  open: Set<Socket>,
+  ownPorts: Set<number>,
+  report: WarmUpReport,
+): Promise<void> {
   return new Promise((resolve) => {
     const key = authed ? generateSecretKey() : undefined;
     // A public read goes to mail that exists, so rows are read and encoded; a private one to the throwaway
@@ -174,7 +189,13 @@ function runAgent(port: number, url: string, n: number, authed: boolean, target:
     open.add(tcp);
     let seen: Buffer = Buffer.alloc(0);
     let state: 'reading' | 'auth' | 'closing' = 'reading';
-    tcp.write(Buffer.concat([Buffer.from(UPGRADE_HEAD(port)), req]));
+    // Known as the warm-up's own before its upgrade request leaves.
+    let ownPort: number | undefined;
+    tcp.once('connect', () => {
+      ownPort = tcp.localPort!;
+      ownPorts.add(ownPort);
+      tcp.write(Buffer.concat([Buffer.from(UPGRADE_HEAD(port)), req]));
+    });
     tcp.on('data', (chunk: Buffer) => {
       if (state === 'closing') return;
       for (let at = chunk.indexOf(EVENT); at >= 0; at = chunk.indexOf(EVENT, at + EVENT.length)) report.events++;
@@ -215,6 +236,7 @@ function runAgent(port: number, url: string, n: number, authed: boolean, target:
     tcp.on('end', () => tcp.end());
     tcp.on('close', () => {
       open.delete(tcp);
+      if (ownPort !== undefined) ownPorts.delete(ownPort);
       resolve();
     });
   });

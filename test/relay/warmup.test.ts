@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { makeKey, nowSeconds, signEvent } from '../helpers/events.js';
 import { spawnRelay } from '../helpers/process.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -33,6 +34,25 @@ async function relayWithMail(): Promise<{ r: TestRelay; agent: ReturnType<typeof
 }
 
 describe('start-up warm-up (relay/warmup.ts)', () => {
+  it("serves only its own agents: another local process that finds the warm-up's port is refused", async () => {
+    const { r } = await relayWithMail();
+    let foreign: Promise<string> | undefined;
+    const report = await r.relay.warmUp(5_000, {
+      maxAgents: 20,
+      concurrency: 1,
+      onListening: (port) => {
+        foreign = new Promise((resolve) => {
+          const ws = new WebSocket(`ws://127.0.0.1:${port}`);
+          ws.on('open', () => resolve('open'));
+          ws.on('unexpected-response', (_req, res) => resolve(`refused ${res.statusCode}`));
+          ws.on('error', (err) => resolve(`error ${err.message}`));
+        });
+      },
+    });
+    expect(report.agents).toBe(20);
+    expect(await foreign).toBe('refused 403');
+  });
+
   it('serves synthetic agents through the real path and changes no state a client or operator can see', async () => {
     const { r } = await relayWithMail();
     const ctx = r.relay.ctx;
