@@ -114,7 +114,7 @@ export type TracingConfig = Pick<
   >;
 
 /** `OTEL_EXPORTER_OTLP_HEADERS` and `OTEL_RESOURCE_ATTRIBUTES`: `key=value` pairs, comma-separated, values URL-encoded. */
-export function parseOtlpHeaders(value: string): Record<string, string> {
+export function parseOtelPairs(value: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const pair of value.split(',')) {
     const eq = pair.indexOf('=');
@@ -141,14 +141,14 @@ export function createTracing(config: TracingConfig): RelayTracing {
     url: config.otelExporterOtlpTracesEndpoint || `${base}/v1/traces`,
     protocol: config.otelExporterOtlpProtocol,
     resource: {
-      ...parseOtlpHeaders(config.otelResourceAttributes ?? ''),
+      ...parseOtelPairs(config.otelResourceAttributes ?? ''),
       'service.name': config.otelServiceName,
       'telemetry.sdk.language': 'nodejs',
       'telemetry.sdk.name': 'roost',
     },
     scope: 'roost-relay',
     sampler: { name: config.otelTracesSampler, ratio: config.otelTracesSamplerArg },
-    headers: parseOtlpHeaders(config.otelExporterOtlpHeaders ?? ''),
+    headers: parseOtelPairs(config.otelExporterOtlpHeaders ?? ''),
     scheduleDelayMs: config.otelBspScheduleDelay ?? 5000,
     maxQueueSize: config.otelBspMaxQueueSize ?? 2048,
     maxExportBatchSize: config.otelBspMaxExportBatchSize ?? 512,

@@ -5,7 +5,7 @@ import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace } from '@open
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSpanRecorder, type RecorderOptions, type SpanRecorder } from '../../relay/span-recorder.js';
 import { loadConfig, readConfigSources } from '../../relay/config.js';
-import { parseOtlpHeaders } from '../../relay/tracing.js';
+import { parseOtelPairs } from '../../relay/tracing.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -159,7 +159,7 @@ describe('span recorder: OTLP export', () => {
   });
 
   it('OTEL_EXPORTER_OTLP_HEADERS reach the collector; a collector that is down costs the spans, nothing else', async () => {
-    const { rec, receiver } = await start({ headers: parseOtlpHeaders('x-api-key=s%3Dcret, x-team = roost') });
+    const { rec, receiver } = await start({ headers: parseOtelPairs('x-api-key=s%3Dcret, x-team = roost') });
     rec.tracer.startSpan('with-headers').end();
     await rec.forceFlush();
     expect(receiver.headers[0]).toMatchObject({ 'x-api-key': 's=cret', 'x-team': 'roost' });
