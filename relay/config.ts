@@ -47,6 +47,13 @@ const pubkeyList = () =>
         .join(','),
     )
     .default('');
+/** An OpenTelemetry `key=value` list, comma-separated (OTEL_EXPORTER_OTLP_HEADERS, OTEL_RESOURCE_ATTRIBUTES). */
+const otelPairs = () =>
+  z
+    .string()
+    .default('')
+    .refine((v) => v.split(',').every((p) => !p.trim() || /^[^=]+=/.test(p)), 'must be key=value pairs, comma-separated');
+
 const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes')]);
 
 export const configSchema = z.object({
@@ -89,13 +96,9 @@ export const configSchema = z.object({
     .refine((v) => v === '' || /^https?:\/\/[^/]/.test(v), 'must be an http(s):// URL')
     .describe('Full OTLP/HTTP URL for spans, used as given (instead of `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`).'),
   otelServiceName: z.string().min(1).default('roost-relay').describe("`service.name` of the relay's spans."),
-  otelResourceAttributes: z
-    .string()
-    .default('')
-    .refine((v) => v.split(',').every((p) => !p.trim() || /^[^=]+=/.test(p)), 'must be key=value pairs, comma-separated')
-    .describe(
-      "More resource attributes of the relay's spans, `key=value` pairs comma-separated (values URL-encoded), e.g. `deployment.environment=prod`; `OTEL_SERVICE_NAME` wins over a `service.name` here.",
-    ),
+  otelResourceAttributes: otelPairs().describe(
+    "More resource attributes of the relay's spans, `key=value` pairs comma-separated (values URL-encoded), e.g. `deployment.environment=prod`; `OTEL_SERVICE_NAME` wins over a `service.name` here.",
+  ),
   otelTracesSampler: z
     .enum(['parentbased_always_off', 'parentbased_always_on', 'parentbased_traceidratio', 'always_on', 'always_off', 'traceidratio'])
     .default('parentbased_always_off')
@@ -103,11 +106,9 @@ export const configSchema = z.object({
       'Which events get spans: by default only those whose sender sampled its trace (a sampled `traceparent` tag); `parentbased_always_on` also starts a trace for every other event, `parentbased_traceidratio` for a share of them (`OTEL_TRACES_SAMPLER_ARG`).',
     ),
   otelTracesSamplerArg: z.coerce.number().min(0).max(1).default(1).describe('Share of relay-rooted traces for the `*traceidratio` samplers (0–1).'),
-  otelExporterOtlpHeaders: z
-    .string()
-    .default('')
-    .refine((v) => v.split(',').every((p) => !p.trim() || /^[^=]+=/.test(p)), 'must be key=value pairs, comma-separated')
-    .describe('Extra headers on every OTLP export request, `key=value` pairs comma-separated (values URL-encoded), e.g. a collector API key.'),
+  otelExporterOtlpHeaders: otelPairs().describe(
+    'Extra headers on every OTLP export request, `key=value` pairs comma-separated (values URL-encoded), e.g. a collector API key.',
+  ),
   otelBspScheduleDelay: z.coerce.number().int().min(0).default(5000).describe('Milliseconds between exports of a partial batch of spans.'),
   otelBspMaxQueueSize: z.coerce.number().int().min(1).default(2048).describe('Ended spans held for export; more are dropped (never events).'),
   otelBspMaxExportBatchSize: z.coerce.number().int().min(1).default(512).describe('Spans per export request; a full batch is exported at once.'),
